@@ -1,0 +1,106 @@
+"""One validated configuration, loaded from YAML with defaults, saved next to every artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from longtail.errors import ConfigError
+
+CONFIG_FILENAME = "config.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ColumnMapping(_Section):
+    """Maps a user's own column names onto the canonical ones, per table."""
+
+    items: dict[str, str] = Field(default_factory=dict, description="source column -> canonical column")
+    events: dict[str, str] = Field(default_factory=dict)
+    users: dict[str, str] = Field(default_factory=dict)
+    judgments: dict[str, str] = Field(default_factory=dict)
+
+
+class DataConfig(_Section):
+    """Where the tables come from and how their columns are named."""
+
+    columns: ColumnMapping = Field(default_factory=ColumnMapping)
+    csv_separator: str = ","
+
+
+class QualityConfig(_Section):
+    """Thresholds of the audit checks and which cleaning rules run."""
+
+    min_rating: float = 1.0
+    max_rating: float = 5.0
+    allowed_currencies: list[str] = Field(default_factory=list, description="empty: any ISO-like 3-letter code")
+    future_tolerance_seconds: int = Field(3600, ge=0, description="clock skew allowed before a timestamp counts as future")
+    reference_time: str | None = Field(None, description="ISO time treated as 'now'; default: the audit's wall clock")
+    catalogue_start: str | None = Field(None, description="ISO date before which no event or item can exist")
+    near_duplicate_threshold: float = Field(0.8, gt=0.0, le=1.0, description="Jaccard similarity of character shingles")
+    near_duplicate_shingle: int = Field(3, ge=1, le=10)
+    price_outlier_ratio: float = Field(20.0, gt=1.0, description="flag prices this many times above/below the category median")
+    price_outlier_min_category_items: int = Field(5, ge=2)
+    bot_window_seconds: int = Field(600, gt=0)
+    bot_max_events_per_window: int = Field(300, gt=0, description="more events than this inside one window marks a bot")
+    bot_robust_z: float = Field(8.0, gt=0, description="robust z-score of a user's peak rate that also marks a bot")
+    quarantine_bots: bool = True
+    fix_html: bool = True
+    fix_mojibake: bool = True
+    drop_unknown_item_events: bool = True
+    stale_after_days: int = Field(30, gt=0)
+
+
+class LongtailConfig(_Section):
+    """The whole configuration; every field has a default."""
+
+    seed: int = 42
+    data: DataConfig = Field(default_factory=DataConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+
+
+def _format_validation_error(path: str, error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"  {location}: unknown key (check its spelling; see docs/configuration.md)")
+        else:
+            lines.append(f"  {location}: {problem['msg']}")
+    return f"{path}: invalid configuration\n" + "\n".join(lines)
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "<config>") -> LongtailConfig:
+    """Validate a plain mapping into a config, naming every bad key."""
+    try:
+        return LongtailConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(source, error)) from None
+
+
+def load_config(path: str | Path | None) -> LongtailConfig:
+    """Load and validate a YAML config; None gives the defaults."""
+    if path is None:
+        return LongtailConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return config_from_dict(raw, str(path))
+
+
+def save_config(config: LongtailConfig, directory: str | Path) -> Path:
+    """Write the config that made an artifact next to it."""
+    target = Path(directory) / CONFIG_FILENAME
+    target.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return target

@@ -1,0 +1,1 @@
+"""Data model, loaders for the canonical formats, adapters for public datasets."""

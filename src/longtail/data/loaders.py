@@ -1,0 +1,197 @@
+"""Read CSV, Parquet and JSON Lines files into canonical tables, with errors that name file, row and column."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import polars as pl
+
+from longtail.data.schema import SOURCE_ROW, UTC_DATETIME, TableSpec
+from longtail.errors import InputDataError
+
+INVALID_FIELDS = "_invalid_fields"
+INVALID_VALUES = "_invalid_values"
+CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+_DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d")
+
+
+def _check_utf8(path: Path, payload: bytes) -> None:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = payload[: error.start].count(b"\n") + 1
+        raise InputDataError(
+            path, f"not UTF-8 text (byte 0x{payload[error.start]:02x} at offset {error.start}); re-save the file as UTF-8", row=line
+        ) from None
+
+
+def _strip_bom(payload: bytes) -> bytes:
+    return payload[3:] if payload.startswith(b"\xef\xbb\xbf") else payload
+
+
+def _locate_csv_problem(path: Path, text: str, separator: str) -> InputDataError:
+    reader = csv.reader(io.StringIO(text), delimiter=separator)
+    header = next(reader, [])
+    for line_number, fields in enumerate(reader, start=2):
+        if fields and len(fields) != len(header):
+            return InputDataError(path, f"expected {len(header)} fields as in the header, found {len(fields)}", row=line_number)
+    return InputDataError(path, "not a readable CSV file")
+
+
+def _read_csv(path: Path, payload: bytes, separator: str) -> pl.DataFrame:
+    if path.suffix == ".tsv":
+        separator = "\t"
+    try:
+        return pl.read_csv(io.BytesIO(payload), separator=separator, infer_schema=False, quote_char='"')
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
+        raise _locate_csv_problem(path, payload.decode("utf-8"), separator) from None
+
+
+def _read_jsonl(path: Path, payload: bytes) -> pl.DataFrame:
+    records = []
+    for line_number, line in enumerate(payload.decode("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputDataError(path, f"malformed JSON ({error.msg} at character {error.colno})", row=line_number) from None
+        if not isinstance(record, dict):
+            raise InputDataError(path, "each line must be a JSON object", row=line_number)
+        records.append({key: _jsonl_scalar(value) for key, value in record.items()})
+    if not records:
+        raise InputDataError(path, "the file has no records")
+    return pl.DataFrame(records, schema_overrides=None, infer_schema_length=None, strict=False)
+
+
+def _jsonl_scalar(value: object) -> object:
+    """Nested values (e.g. an attributes object) are kept as JSON text; scalars as they are."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return value if value is None else str(value)
+
+
+def read_raw(path: str | Path, separator: str = ",") -> pl.DataFrame:
+    """Read a file as it is, choosing the format by suffix; fail with file/row detail."""
+    path = Path(path)
+    if not path.exists():
+        raise InputDataError(path, "file not found")
+    if path.is_dir():
+        raise InputDataError(path, "is a directory, expected a file")
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        if path.stat().st_size == 0:
+            raise InputDataError(path, "the file is empty")
+        try:
+            frame = pl.read_parquet(path)
+        except Exception as error:  # polars raises several unrelated types for corrupt files
+            raise InputDataError(path, f"not a readable Parquet file: {error}") from None
+    elif suffix in CSV_SUFFIXES | JSONL_SUFFIXES:
+        payload = path.read_bytes()
+        if not payload.strip():
+            raise InputDataError(path, "the file is empty")
+        _check_utf8(path, payload)
+        payload = _strip_bom(payload)
+        frame = _read_jsonl(path, payload) if suffix in JSONL_SUFFIXES else _read_csv(path, payload, separator)
+    else:
+        raise InputDataError(path, f"unknown file type '{suffix}'; use .csv, .tsv, .parquet or .jsonl")
+    if frame.height == 0:
+        raise InputDataError(path, "the file has a header but no data rows")
+    return frame
+
+
+def _parse_datetime(column: str) -> pl.Expr:
+    """Parse ISO-8601 text (any offset, or naive = UTC) or epoch seconds/milliseconds into UTC."""
+    text = pl.col(column).cast(pl.String).str.strip_chars()
+    digits = text.str.contains(r"^-?\d+(\.\d+)?$")
+    number = text.cast(pl.Float64, strict=False)
+    epoch_us = pl.when(number.abs() > 1e11).then(number * 1_000).otherwise(number * 1_000_000).cast(pl.Int64, strict=False)
+    from_epoch = pl.when(digits).then(epoch_us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+    attempts = []
+    for fmt in _DATETIME_FORMATS:
+        parsed = text.str.replace(r"Z$", "+00:00").str.to_datetime(fmt, strict=False, time_unit="us")
+        if "%z" in fmt:
+            attempts.append(parsed.dt.convert_time_zone("UTC"))
+        else:
+            attempts.append(parsed.dt.replace_time_zone("UTC"))
+    return pl.coalesce([from_epoch, *attempts])
+
+
+def _cast_column(frame: pl.DataFrame, column: str, dtype: pl.DataType) -> pl.Expr:
+    source = frame.schema[column]
+    if dtype == UTC_DATETIME:
+        if isinstance(source, pl.Datetime):
+            expr = pl.col(column).dt.replace_time_zone("UTC") if source.time_zone is None else pl.col(column).dt.convert_time_zone("UTC")
+            return expr.dt.cast_time_unit("us")
+        if isinstance(source, pl.Date):
+            return pl.col(column).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        return _parse_datetime(column)
+    if dtype == pl.String() and source != pl.String():
+        return pl.col(column).cast(pl.String)
+    if source == pl.String() and dtype.is_numeric():
+        return pl.col(column).str.strip_chars().cast(dtype, strict=False)
+    return pl.col(column).cast(dtype, strict=False)
+
+
+def _fold_extra_columns(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
+    """Columns outside the items schema are kept inside `attributes` as JSON rather than lost."""
+    extra = [c for c in frame.columns if c not in spec.columns and c != SOURCE_ROW]
+    if not extra or spec.free_attributes or "attributes" not in spec.columns:
+        return frame
+    folded = pl.struct([pl.col(c).cast(pl.String) for c in extra]).struct.json_encode()
+    if "attributes" in frame.columns:
+        merged = pl.when(pl.col("attributes").is_null()).then(folded).otherwise(pl.col("attributes"))
+    else:
+        merged = folded
+    return frame.with_columns(merged.alias("attributes")).drop(extra)
+
+
+def to_canonical(frame: pl.DataFrame, spec: TableSpec, path: str | Path, mapping: dict[str, str] | None = None) -> pl.DataFrame:
+    """Rename, check required columns, cast to canonical types; unparseable cells are named in `_invalid_fields`/`_invalid_values`."""
+    mapping = mapping or {}
+    unknown = [source for source in mapping if source not in frame.columns]
+    if unknown:
+        raise InputDataError(path, f"column mapping names columns that are not in the file: {unknown} (found: {frame.columns})")
+    frame = frame.rename(mapping)
+    for column in spec.required:
+        if column not in frame.columns:
+            raise InputDataError(
+                path, f"missing required column '{column}' for the {spec.name} table (found: {frame.columns})", column=column
+            )
+    if SOURCE_ROW not in frame.columns:
+        frame = frame.with_row_index(SOURCE_ROW, offset=1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
+    frame = _fold_extra_columns(frame, spec)
+    casts = []
+    invalid_flags = []
+    invalid_texts = []
+    for column, dtype in spec.columns.items():
+        if column not in frame.columns:
+            casts.append(pl.lit(None, dtype=dtype).alias(column))
+            continue
+        cast = _cast_column(frame, column, dtype)
+        casts.append(cast.alias(column))
+        if frame.schema[column] != dtype:
+            raw_text = pl.col(column).cast(pl.String)
+            unparseable = cast.is_null() & (raw_text.str.strip_chars().fill_null("") != "")
+            invalid_flags.append(pl.when(unparseable).then(pl.lit(column)))
+            invalid_texts.append(pl.when(unparseable).then(pl.format("{}={}", pl.lit(column), raw_text)))
+    if invalid_flags:
+        invalid = pl.concat_list(invalid_flags).list.drop_nulls()
+        invalid_text = pl.concat_list(invalid_texts).list.drop_nulls().list.join("; ")
+    else:
+        invalid = pl.lit([], dtype=pl.List(pl.String))
+        invalid_text = pl.lit("")
+    extras = [c for c in frame.columns if c not in spec.columns and c != SOURCE_ROW] if spec.free_attributes else []
+    return frame.select([pl.col(SOURCE_ROW), *casts, *extras, invalid.alias(INVALID_FIELDS), invalid_text.alias(INVALID_VALUES)])
+
+
+def load_table(
+    path: str | Path, spec: TableSpec, mapping: dict[str, str] | None = None, separator: str = ","
+) -> pl.DataFrame:
+    """Read a file and return its canonical table with `source_row` and `_invalid_fields` columns."""
+    return to_canonical(read_raw(path, separator), spec, path, mapping)

@@ -1,0 +1,40 @@
+"""Exception types that tell the user which file, row and field to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class LongtailError(Exception):
+    """Base class for every error Longtail raises on purpose."""
+
+
+class ConfigError(LongtailError):
+    """The configuration file is missing, malformed or has invalid values."""
+
+
+class InputDataError(LongtailError):
+    """An input file cannot be read as the table it should be."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        problem: str,
+        *,
+        row: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.problem = problem
+        self.row = row
+        self.column = column
+        where = [self.path]
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column '{column}'")
+        super().__init__(f"{', '.join(where)}: {problem}")
+
+
+class ReconciliationError(LongtailError):
+    """Kept plus quarantined rows do not add up to the input rows."""

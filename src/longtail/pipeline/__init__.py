@@ -1,0 +1,1 @@
+"""Pipeline steps that wire loading, auditing and writing together."""

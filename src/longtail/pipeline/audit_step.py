@@ -1,0 +1,40 @@
+"""The audit step: load items and events, audit and clean them, write every artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from longtail.config import LongtailConfig
+from longtail.data.loaders import load_table, to_canonical
+from longtail.data.schema import EVENTS, ITEMS
+from longtail.quality.audit import AUDIT_STEPS, AuditResult, StepCallback, audit
+from longtail.quality.report import write_audit
+
+RUN_AUDIT_STEPS = AUDIT_STEPS + 3
+
+
+def run_audit(
+    items_path: str | Path, events_path: str | Path, out_dir: str | Path, config: LongtailConfig, on_step: StepCallback | None = None
+) -> AuditResult:
+    """Read both files (failing before anything is written), audit them and write the results to out_dir."""
+    step = on_step or (lambda _name: None)
+    columns = config.data.columns
+    step("load items")
+    items = load_table(items_path, ITEMS, columns.items, config.data.csv_separator)
+    step("load events")
+    events = load_table(events_path, EVENTS, columns.events, config.data.csv_separator)
+    result = audit(items, events, config, step)
+    step("write artifacts")
+    write_audit(result, out_dir, config)
+    return result
+
+
+def run_audit_on_tables(
+    items: pl.DataFrame, events: pl.DataFrame, out_dir: str | Path, config: LongtailConfig, on_step: StepCallback | None = None
+) -> AuditResult:
+    """Audit canonical frames already in memory (e.g. from a dataset adapter)."""
+    result = audit(to_canonical(items, ITEMS, "<items>"), to_canonical(events, EVENTS, "<events>"), config, on_step)
+    write_audit(result, out_dir, config)
+    return result

@@ -1,0 +1,1 @@
+"""Data-quality audit, cleaning rules, quarantine and the quality report."""

@@ -1,0 +1,261 @@
+"""Row-level audit checks: each is a pure function from tables to findings (source_row, reason, action, detail)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from longtail.config import QualityConfig
+from longtail.data.loaders import INVALID_FIELDS, INVALID_VALUES
+from longtail.data.schema import EVENT_TYPES, SOURCE_ROW
+from longtail.quality import duplicates, text_noise
+
+QUARANTINE = "quarantine"
+FLAG = "flag"
+FIX = "fix"
+FINDING_SCHEMA = {SOURCE_ROW: pl.Int64, "reason": pl.String, "action": pl.String, "detail": pl.String}
+
+# Order matters: a row quarantined for several reasons is reported under the first one listed here.
+ITEM_QUARANTINE_ORDER = (
+    "unparseable_price",
+    "unparseable_created_at",
+    "missing_item_id",
+    "duplicate_item_id",
+    "missing_title",
+    "invalid_price",
+    "future_timestamp",
+    "timestamp_before_catalogue",
+)
+EVENT_QUARANTINE_ORDER = (
+    "unparseable_timestamp",
+    "unparseable_rating",
+    "missing_user_id",
+    "missing_timestamp",
+    "invalid_event_type",
+    "missing_item_id",
+    "missing_query",
+    "bot_user",
+    "rating_out_of_range",
+    "future_timestamp",
+    "timestamp_before_catalogue",
+    "unknown_item",
+    "quarantined_item",
+    "duplicate_event",
+)
+
+
+def no_findings() -> pl.DataFrame:
+    """An empty findings frame."""
+    return pl.DataFrame(schema=FINDING_SCHEMA)
+
+
+def findings_where(table: pl.DataFrame, mask: pl.Expr, reason: str, action: str, detail: pl.Expr | str = "") -> pl.DataFrame:
+    """One finding per row of `table` matching `mask`."""
+    detail_expr = pl.lit(detail) if isinstance(detail, str) else detail
+    return table.filter(mask).select(
+        pl.col(SOURCE_ROW),
+        pl.lit(reason).alias("reason"),
+        pl.lit(action).alias("action"),
+        detail_expr.cast(pl.String).fill_null("").alias("detail"),
+    )
+
+
+def unparseable_fields(table: pl.DataFrame) -> pl.DataFrame:
+    """Cells whose text could not be read as the column's type (e.g. price 'abc')."""
+    exploded = table.select(SOURCE_ROW, INVALID_FIELDS, INVALID_VALUES).explode(INVALID_FIELDS).drop_nulls(INVALID_FIELDS)
+    return exploded.select(
+        pl.col(SOURCE_ROW),
+        pl.format("unparseable_{}", pl.col(INVALID_FIELDS)).alias("reason"),
+        pl.lit(QUARANTINE).alias("action"),
+        pl.col(INVALID_VALUES).alias("detail"),
+    )
+
+
+def _blank(column: str) -> pl.Expr:
+    return pl.col(column).is_null() | (pl.col(column).str.strip_chars() == "")
+
+
+def _parsed_ok(table: pl.DataFrame, column: str) -> pl.Expr:
+    return ~pl.col(INVALID_FIELDS).list.contains(column)
+
+
+def item_validity(items: pl.DataFrame, config: QualityConfig, now: datetime, catalogue_start: datetime | None) -> pl.DataFrame:
+    """Missing ids and titles, repeated ids, non-positive prices, impossible creation times."""
+    repeated = pl.col("item_id").is_duplicated() & ~pl.col("item_id").is_first_distinct()
+    parts = [
+        findings_where(items, _blank("item_id"), "missing_item_id", QUARANTINE),
+        findings_where(items, repeated & ~_blank("item_id"), "duplicate_item_id", QUARANTINE, pl.format("item_id {} seen earlier", pl.col("item_id"))),
+        findings_where(items, _blank("title"), "missing_title", QUARANTINE),
+        findings_where(
+            items,
+            (pl.col("price") <= 0) | pl.col("price").is_nan() | pl.col("price").is_infinite(),
+            "invalid_price",
+            QUARANTINE,
+            pl.format("price {}", pl.col("price")),
+        ),
+        findings_where(items, pl.col("created_at") > pl.lit(now), "future_timestamp", QUARANTINE, pl.format("created_at {}", pl.col("created_at"))),
+    ]
+    if catalogue_start is not None:
+        parts.append(
+            findings_where(items, pl.col("created_at") < pl.lit(catalogue_start), "timestamp_before_catalogue", QUARANTINE, pl.format("created_at {}", pl.col("created_at")))
+        )
+    if config.allowed_currencies:
+        bad_currency = pl.col("currency").is_not_null() & ~pl.col("currency").is_in(config.allowed_currencies)
+    else:
+        bad_currency = pl.col("currency").is_not_null() & ~pl.col("currency").str.contains(r"^[A-Z]{3}$")
+    parts.append(findings_where(items, bad_currency, "unknown_currency", FLAG, pl.format("currency {}", pl.col("currency"))))
+    return pl.concat(parts)
+
+
+def price_outliers(items: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:
+    """Prices far from their category's median (a robust centre): flagged, since luxury items exist."""
+    priced = items.filter(pl.col("price") > 0, pl.col("category").is_not_null())
+    stats = priced.group_by("category").agg(pl.col("price").median().alias("category_median"), pl.len().alias("category_items"))
+    joined = priced.join(stats.filter(pl.col("category_items") >= config.price_outlier_min_category_items), on="category")
+    ratio = pl.col("price") / pl.col("category_median")
+    mask = (ratio >= config.price_outlier_ratio) | (ratio <= 1.0 / config.price_outlier_ratio)
+    return findings_where(joined, mask, "price_outlier", FLAG, pl.format("price {} is {}x the category median {}", pl.col("price"), ratio.round(1), pl.col("category_median")))
+
+
+def category_consistency(items: pl.DataFrame) -> pl.DataFrame:
+    """Category paths with empty levels, or a leaf name that sits under different parents."""
+    paths = items.select(SOURCE_ROW, "category").drop_nulls("category").with_columns(
+        pl.col("category").str.split(">").list.eval(pl.element().str.strip_chars()).alias("levels")
+    )
+    empty_level = pl.col("levels").list.eval(pl.element() == "").list.any()
+    leaves = paths.with_columns(pl.col("levels").list.last().alias("leaf"), pl.col("levels").list.len().alias("depth"))
+    multi_parent = leaves.filter(pl.col("depth") > 1).group_by("leaf").agg(pl.col("category").n_unique().alias("paths"))
+    ambiguous = leaves.join(multi_parent.filter(pl.col("paths") > 1), on="leaf")
+    return pl.concat(
+        [
+            findings_where(paths, empty_level, "malformed_category", FLAG, pl.col("category")),
+            findings_where(ambiguous, pl.lit(True), "ambiguous_category", FLAG, pl.format("leaf '{}' appears under {} paths", pl.col("leaf"), pl.col("paths"))),
+        ]
+    )
+
+
+def text_noise_findings(table: pl.DataFrame, columns: list[str], config: QualityConfig) -> pl.DataFrame:
+    """HTML and mojibake are repaired (action fix); boilerplate is flagged."""
+    parts = []
+    for column in columns:
+        if column not in table.columns:
+            continue
+        parts.append(findings_where(table, text_noise.html_mask(column), "html_in_text", FIX if config.fix_html else FLAG, pl.lit(column)))
+        parts.append(findings_where(table, text_noise.mojibake_mask(column), "mojibake_text", FIX if config.fix_mojibake else FLAG, pl.lit(column)))
+        parts.append(findings_where(table, text_noise.boilerplate_mask(column), "boilerplate_text", FLAG, pl.lit(column)))
+    return pl.concat(parts) if parts else no_findings()
+
+
+def item_duplicates(items: pl.DataFrame, config: QualityConfig, seed: int) -> pl.DataFrame:
+    """Items whose text equals (exact) or nearly equals (near) an earlier item's; flagged, the first one is kept."""
+    candidates = items.filter(~_blank("item_id"), ~_blank("title"), pl.col("item_id").is_first_distinct()).select(
+        SOURCE_ROW, "item_id", duplicates.item_text(items).alias("text")
+    )
+    ids, texts = candidates["item_id"].to_list(), candidates["text"].to_list()
+    exact = duplicates.exact_duplicates(ids, texts)
+    remaining = [(i, t) for i, t in zip(ids, texts) if i not in exact]
+    near = duplicates.near_duplicates(
+        [i for i, _ in remaining], [t for _, t in remaining], config.near_duplicate_threshold, config.near_duplicate_shingle, seed
+    )
+    exact_frame = pl.DataFrame({"item_id": list(exact), "detail": [f"same text as item {v}" for v in exact.values()]}, schema={"item_id": pl.String, "detail": pl.String})
+    near_frame = pl.DataFrame(
+        {"item_id": list(near), "detail": [f"similar to item {o} (jaccard {s})" for o, s in near.values()]}, schema={"item_id": pl.String, "detail": pl.String}
+    )
+    return pl.concat(
+        [
+            findings_where(candidates.join(exact_frame, on="item_id"), pl.lit(True), "duplicate_item", FLAG, pl.col("detail")),
+            findings_where(candidates.join(near_frame, on="item_id"), pl.lit(True), "near_duplicate_item", FLAG, pl.col("detail")),
+        ]
+    )
+
+
+def event_validity(events: pl.DataFrame, config: QualityConfig, now: datetime, catalogue_start: datetime | None) -> pl.DataFrame:
+    """Missing keys, unknown event types, ratings out of range, impossible times, exact repeats."""
+    needs_item = ~pl.col("event_type").is_in(["search"])
+    keys = ["user_id", "item_id", "event_type", "timestamp", "session_id", "query"]
+    repeated = pl.struct(keys).is_duplicated() & ~pl.struct(keys).is_first_distinct()
+    parts = [
+        findings_where(events, _blank("user_id"), "missing_user_id", QUARANTINE),
+        findings_where(events, pl.col("timestamp").is_null() & _parsed_ok(events, "timestamp"), "missing_timestamp", QUARANTINE),
+        findings_where(events, ~pl.col("event_type").is_in(list(EVENT_TYPES)).fill_null(False) | pl.col("event_type").is_null(), "invalid_event_type", QUARANTINE, pl.format("event_type {}", pl.col("event_type"))),
+        findings_where(events, needs_item & _blank("item_id"), "missing_item_id", QUARANTINE),
+        findings_where(events, (pl.col("event_type") == "search") & _blank("query"), "missing_query", QUARANTINE),
+        findings_where(
+            events,
+            (pl.col("rating") < config.min_rating) | (pl.col("rating") > config.max_rating) | pl.col("rating").is_nan(),
+            "rating_out_of_range",
+            QUARANTINE,
+            pl.format("rating {}", pl.col("rating")),
+        ),
+        findings_where(events, pl.col("timestamp") > pl.lit(now), "future_timestamp", QUARANTINE, pl.format("timestamp {}", pl.col("timestamp"))),
+        findings_where(events, repeated, "duplicate_event", QUARANTINE),
+    ]
+    if catalogue_start is not None:
+        parts.append(findings_where(events, pl.col("timestamp") < pl.lit(catalogue_start), "timestamp_before_catalogue", QUARANTINE, pl.format("timestamp {}", pl.col("timestamp"))))
+    return pl.concat(parts)
+
+
+def event_references(events: pl.DataFrame, items: pl.DataFrame, kept_item_ids: pl.Series) -> pl.DataFrame:
+    """Events on items absent from the catalogue, on quarantined items, or before the item existed."""
+    known = items.select(pl.col("item_id").drop_nulls().unique())["item_id"]
+    has_item = pl.col("item_id").is_not_null()
+    created = items.filter(pl.col("item_id").is_in(kept_item_ids.implode())).select("item_id", "created_at").unique("item_id")
+    early = events.join(created, on="item_id", how="inner").filter(pl.col("timestamp") < pl.col("created_at"))
+    return pl.concat(
+        [
+            findings_where(events, has_item & ~pl.col("item_id").is_in(known.implode()), "unknown_item", QUARANTINE, pl.format("item_id {}", pl.col("item_id"))),
+            findings_where(
+                events,
+                has_item & pl.col("item_id").is_in(known.implode()) & ~pl.col("item_id").is_in(kept_item_ids.implode()),
+                "quarantined_item",
+                QUARANTINE,
+                pl.format("item_id {} was quarantined", pl.col("item_id")),
+            ),
+            findings_where(early, pl.lit(True), "event_before_item_created", FLAG, pl.format("item created {}", pl.col("created_at"))),
+        ]
+    )
+
+
+def user_peak_rates(events: pl.DataFrame, window_seconds: int) -> pl.DataFrame:
+    """Per user: total events and the most events inside any sliding window of the given length."""
+    frame = events.select("user_id", "timestamp").drop_nulls()
+    if frame.height == 0:
+        return pl.DataFrame(schema={"user_id": pl.String, "events": pl.Int64, "peak": pl.Int64})
+    with duckdb.connect() as connection:
+        connection.register("frame", frame.to_arrow())
+        return connection.sql(
+            f"""
+            SELECT user_id, count(*)::BIGINT AS events, max(in_window)::BIGINT AS peak FROM (
+                SELECT user_id, count(*) OVER (
+                    PARTITION BY user_id ORDER BY timestamp
+                    RANGE BETWEEN INTERVAL {int(window_seconds)} SECONDS PRECEDING AND CURRENT ROW) AS in_window
+                FROM frame) GROUP BY user_id
+            """
+        ).pl()
+
+
+def robust_z(values: np.ndarray) -> np.ndarray:
+    """(x - median) / (1.4826 * MAD), with a floor on MAD so constant data gives finite scores."""
+    median = np.median(values)
+    mad = max(float(np.median(np.abs(values - median))) * 1.4826, 1e-9)
+    return (values - median) / mad
+
+
+def bot_users(events: pl.DataFrame, config: QualityConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Users with a burst of activity no person produces; returns (bot findings over events, per-user rates)."""
+    rates = user_peak_rates(events, config.bot_window_seconds)
+    if rates.height == 0:
+        return no_findings(), rates
+    log_peak = np.log1p(rates["peak"].to_numpy().astype(float))
+    rates = rates.with_columns(pl.Series("peak_robust_z", robust_z(log_peak)))
+    is_bot = (pl.col("peak") > config.bot_max_events_per_window) | (
+        (pl.col("peak_robust_z") > config.bot_robust_z) & (pl.col("peak") >= 50)
+    )
+    bots = rates.filter(is_bot)
+    flagged = events.join(bots.select("user_id", "peak"), on="user_id")
+    action = QUARANTINE if config.quarantine_bots else FLAG
+    detail = pl.format("{} events within {}s", pl.col("peak"), pl.lit(config.bot_window_seconds))
+    return findings_where(flagged, pl.lit(True), "bot_user", action, detail), rates

@@ -1,0 +1,69 @@
+"""Find exact and near-duplicate items by their text (character shingles, so Chinese works too)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import numpy as np
+import polars as pl
+from datasketch import MinHash, MinHashLSH
+
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+NUM_PERMUTATIONS = 64
+
+
+def normalise_text(text: str) -> str:
+    """Case-folded, NFKC, punctuation-free text used to compare items."""
+    return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def shingles(text: str, size: int) -> set[bytes]:
+    """Character n-grams of the normalised text (spaces removed so word splits don't matter)."""
+    compact = normalise_text(text).replace(" ", "")
+    if len(compact) <= size:
+        return {compact.encode("utf-8")} if compact else set()
+    return {compact[i : i + size].encode("utf-8") for i in range(len(compact) - size + 1)}
+
+
+def item_text(items: pl.DataFrame) -> pl.Expr:
+    """The text an item is compared by: title, brand and description."""
+    return pl.concat_str([pl.col("title"), pl.col("brand"), pl.col("description")], separator=" ", ignore_nulls=True)
+
+
+def exact_duplicates(ids: list[str], texts: list[str]) -> dict[str, str]:
+    """Map each later item to the first item with the same normalised text."""
+    first_seen: dict[str, str] = {}
+    duplicate_of: dict[str, str] = {}
+    for item_id, text in zip(ids, texts):
+        key = normalise_text(text)
+        if not key:
+            continue
+        if key in first_seen:
+            duplicate_of[item_id] = first_seen[key]
+        else:
+            first_seen[key] = item_id
+    return duplicate_of
+
+
+def near_duplicates(
+    ids: list[str], texts: list[str], threshold: float, shingle_size: int, seed: int = 1
+) -> dict[str, tuple[str, float]]:
+    """Map each later item to an earlier one whose shingle Jaccard similarity reaches the threshold."""
+    shingle_sets = [shingles(t, shingle_size) for t in texts]
+    hashes = MinHash.bulk([list(s) for s in shingle_sets], num_perm=NUM_PERMUTATIONS, seed=seed)
+    index = MinHashLSH(threshold=threshold, num_perm=NUM_PERMUTATIONS)
+    found: dict[str, tuple[str, float]] = {}
+    for position, (item_id, signature, own) in enumerate(zip(ids, hashes, shingle_sets)):
+        if not own:
+            continue
+        best: tuple[str, float] | None = None
+        for other_position in index.query(signature):
+            other = shingle_sets[other_position]
+            similarity = len(own & other) / len(own | other)
+            if similarity >= threshold and (best is None or similarity > best[1]):
+                best = (ids[other_position], similarity)
+        if best is not None:
+            found[item_id] = (best[0], float(np.round(best[1], 3)))
+        index.insert(position, signature)
+    return found
