@@ -1,0 +1,1 @@
+"""Text encoders that turn item and query text into vectors, with an on-disk cache."""
