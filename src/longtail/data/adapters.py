@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
+from longtail.data.expressions import describe
 from longtail.data.schema import EVENTS, ITEMS, TableSpec, empty_table
 from longtail.errors import InputDataError
 
@@ -164,10 +165,10 @@ def load_zh_reviews(root: str | Path) -> Dataset:
         payload = archive.read(member).decode("utf-8-sig")
     raw = pl.read_csv(io.StringIO(payload), infer_schema=False)
     items = raw.with_row_index("row", offset=1).select(
-        pl.format("zh{}", pl.col("row")).alias("item_id"),
+        describe("zh", pl.col("row")).alias("item_id"),
         pl.col("review").alias("title"),
         pl.col("cat").alias("category"),
-        pl.format('{{"label": {}}}', pl.col("label")).alias("attributes"),
+        describe('{"label": ', pl.col("label"), "}").alias("attributes"),
         pl.lit("zh").alias("language"),
     )
     provenance = "ChineseNlpCorpus online_shopping_10_cats (no licence stated; research use); reviews as text documents"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
+from longtail.data.expressions import describe
 from longtail.data.schema import SOURCE_ROW, UTC_DATETIME, TableSpec
 from longtail.errors import InputDataError
 
@@ -179,7 +180,7 @@ def to_canonical(frame: pl.DataFrame, spec: TableSpec, path: str | Path, mapping
             raw_text = pl.col(column).cast(pl.String)
             unparseable = cast.is_null() & (raw_text.str.strip_chars().fill_null("") != "")
             invalid_flags.append(pl.when(unparseable).then(pl.lit(column)))
-            invalid_texts.append(pl.when(unparseable).then(pl.format("{}={}", pl.lit(column), raw_text)))
+            invalid_texts.append(pl.when(unparseable).then(describe(pl.lit(column), "=", raw_text)))
     if invalid_flags:
         invalid = pl.concat_list(invalid_flags).list.drop_nulls()
         invalid_text = pl.concat_list(invalid_texts).list.drop_nulls().list.join("; ")

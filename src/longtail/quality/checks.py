@@ -10,6 +10,7 @@ import polars as pl
 
 from longtail.config import QualityConfig
 from longtail.data.loaders import INVALID_FIELDS, INVALID_VALUES
+from longtail.data.expressions import describe
 from longtail.data.schema import EVENT_TYPES, SOURCE_ROW
 from longtail.quality import duplicates, text_noise
 
@@ -68,7 +69,7 @@ def unparseable_fields(table: pl.DataFrame) -> pl.DataFrame:
     exploded = table.select(SOURCE_ROW, INVALID_FIELDS, INVALID_VALUES).explode(INVALID_FIELDS).drop_nulls(INVALID_FIELDS)
     return exploded.select(
         pl.col(SOURCE_ROW),
-        pl.format("unparseable_{}", pl.col(INVALID_FIELDS)).alias("reason"),
+        describe("unparseable_", pl.col(INVALID_FIELDS)).alias("reason"),
         pl.lit(QUARANTINE).alias("action"),
         pl.col(INVALID_VALUES).alias("detail"),
     )
@@ -87,26 +88,26 @@ def item_validity(items: pl.DataFrame, config: QualityConfig, now: datetime, cat
     repeated = pl.col("item_id").is_duplicated() & ~pl.col("item_id").is_first_distinct()
     parts = [
         findings_where(items, _blank("item_id"), "missing_item_id", QUARANTINE),
-        findings_where(items, repeated & ~_blank("item_id"), "duplicate_item_id", QUARANTINE, pl.format("item_id {} seen earlier", pl.col("item_id"))),
+        findings_where(items, repeated & ~_blank("item_id"), "duplicate_item_id", QUARANTINE, describe("item_id ", pl.col("item_id"), " seen earlier")),
         findings_where(items, _blank("title"), "missing_title", QUARANTINE),
         findings_where(
             items,
             (pl.col("price") <= 0) | pl.col("price").is_nan() | pl.col("price").is_infinite(),
             "invalid_price",
             QUARANTINE,
-            pl.format("price {}", pl.col("price")),
+            describe("price ", pl.col("price")),
         ),
-        findings_where(items, pl.col("created_at") > pl.lit(now), "future_timestamp", QUARANTINE, pl.format("created_at {}", pl.col("created_at"))),
+        findings_where(items, pl.col("created_at") > pl.lit(now), "future_timestamp", QUARANTINE, describe("created_at ", pl.col("created_at"))),
     ]
     if catalogue_start is not None:
         parts.append(
-            findings_where(items, pl.col("created_at") < pl.lit(catalogue_start), "timestamp_before_catalogue", QUARANTINE, pl.format("created_at {}", pl.col("created_at")))
+            findings_where(items, pl.col("created_at") < pl.lit(catalogue_start), "timestamp_before_catalogue", QUARANTINE, describe("created_at ", pl.col("created_at")))
         )
     if config.allowed_currencies:
         bad_currency = pl.col("currency").is_not_null() & ~pl.col("currency").is_in(config.allowed_currencies)
     else:
         bad_currency = pl.col("currency").is_not_null() & ~pl.col("currency").str.contains(r"^[A-Z]{3}$")
-    parts.append(findings_where(items, bad_currency, "unknown_currency", FLAG, pl.format("currency {}", pl.col("currency"))))
+    parts.append(findings_where(items, bad_currency, "unknown_currency", FLAG, describe("currency ", pl.col("currency"))))
     return pl.concat(parts)
 
 
@@ -117,7 +118,7 @@ def price_outliers(items: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:
     joined = priced.join(stats.filter(pl.col("category_items") >= config.price_outlier_min_category_items), on="category")
     ratio = pl.col("price") / pl.col("category_median")
     mask = (ratio >= config.price_outlier_ratio) | (ratio <= 1.0 / config.price_outlier_ratio)
-    return findings_where(joined, mask, "price_outlier", FLAG, pl.format("price {} is {}x the category median {}", pl.col("price"), ratio.round(1), pl.col("category_median")))
+    return findings_where(joined, mask, "price_outlier", FLAG, describe("price ", pl.col("price"), " is ", ratio.round(1), "x the category median ", pl.col("category_median")))
 
 
 def category_consistency(items: pl.DataFrame) -> pl.DataFrame:
@@ -132,7 +133,7 @@ def category_consistency(items: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(
         [
             findings_where(paths, empty_level, "malformed_category", FLAG, pl.col("category")),
-            findings_where(ambiguous, pl.lit(True), "ambiguous_category", FLAG, pl.format("leaf '{}' appears under {} paths", pl.col("leaf"), pl.col("paths"))),
+            findings_where(ambiguous, pl.lit(True), "ambiguous_category", FLAG, describe("leaf '", pl.col("leaf"), "' appears under ", pl.col("paths"), " paths")),
         ]
     )
 
@@ -180,7 +181,7 @@ def event_validity(events: pl.DataFrame, config: QualityConfig, now: datetime, c
     parts = [
         findings_where(events, _blank("user_id"), "missing_user_id", QUARANTINE),
         findings_where(events, pl.col("timestamp").is_null() & _parsed_ok(events, "timestamp"), "missing_timestamp", QUARANTINE),
-        findings_where(events, ~pl.col("event_type").is_in(list(EVENT_TYPES)).fill_null(False) | pl.col("event_type").is_null(), "invalid_event_type", QUARANTINE, pl.format("event_type {}", pl.col("event_type"))),
+        findings_where(events, ~pl.col("event_type").is_in(list(EVENT_TYPES)).fill_null(False) | pl.col("event_type").is_null(), "invalid_event_type", QUARANTINE, describe("event_type ", pl.col("event_type"))),
         findings_where(events, needs_item & _blank("item_id"), "missing_item_id", QUARANTINE),
         findings_where(events, (pl.col("event_type") == "search") & _blank("query"), "missing_query", QUARANTINE),
         findings_where(
@@ -188,13 +189,13 @@ def event_validity(events: pl.DataFrame, config: QualityConfig, now: datetime, c
             (pl.col("rating") < config.min_rating) | (pl.col("rating") > config.max_rating) | pl.col("rating").is_nan(),
             "rating_out_of_range",
             QUARANTINE,
-            pl.format("rating {}", pl.col("rating")),
+            describe("rating ", pl.col("rating")),
         ),
-        findings_where(events, pl.col("timestamp") > pl.lit(now), "future_timestamp", QUARANTINE, pl.format("timestamp {}", pl.col("timestamp"))),
+        findings_where(events, pl.col("timestamp") > pl.lit(now), "future_timestamp", QUARANTINE, describe("timestamp ", pl.col("timestamp"))),
         findings_where(events, repeated, "duplicate_event", QUARANTINE),
     ]
     if catalogue_start is not None:
-        parts.append(findings_where(events, pl.col("timestamp") < pl.lit(catalogue_start), "timestamp_before_catalogue", QUARANTINE, pl.format("timestamp {}", pl.col("timestamp"))))
+        parts.append(findings_where(events, pl.col("timestamp") < pl.lit(catalogue_start), "timestamp_before_catalogue", QUARANTINE, describe("timestamp ", pl.col("timestamp"))))
     return pl.concat(parts)
 
 
@@ -206,15 +207,15 @@ def event_references(events: pl.DataFrame, items: pl.DataFrame, kept_item_ids: p
     early = events.join(created, on="item_id", how="inner").filter(pl.col("timestamp") < pl.col("created_at"))
     return pl.concat(
         [
-            findings_where(events, has_item & ~pl.col("item_id").is_in(known.implode()), "unknown_item", QUARANTINE, pl.format("item_id {}", pl.col("item_id"))),
+            findings_where(events, has_item & ~pl.col("item_id").is_in(known.implode()), "unknown_item", QUARANTINE, describe("item_id ", pl.col("item_id"))),
             findings_where(
                 events,
                 has_item & pl.col("item_id").is_in(known.implode()) & ~pl.col("item_id").is_in(kept_item_ids.implode()),
                 "quarantined_item",
                 QUARANTINE,
-                pl.format("item_id {} was quarantined", pl.col("item_id")),
+                describe("item_id ", pl.col("item_id"), " was quarantined"),
             ),
-            findings_where(early, pl.lit(True), "event_before_item_created", FLAG, pl.format("item created {}", pl.col("created_at"))),
+            findings_where(early, pl.lit(True), "event_before_item_created", FLAG, describe("item created ", pl.col("created_at"))),
         ]
     )
 
@@ -257,5 +258,5 @@ def bot_users(events: pl.DataFrame, config: QualityConfig) -> tuple[pl.DataFrame
     bots = rates.filter(is_bot)
     flagged = events.join(bots.select("user_id", "peak"), on="user_id")
     action = QUARANTINE if config.quarantine_bots else FLAG
-    detail = pl.format("{} events within {}s", pl.col("peak"), pl.lit(config.bot_window_seconds))
+    detail = describe(pl.col("peak"), " events within ", pl.lit(config.bot_window_seconds), "s")
     return findings_where(flagged, pl.lit(True), "bot_user", action, detail), rates

@@ -10,7 +10,10 @@ import polars as pl
 from datasketch import MinHash, MinHashLSH
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
-NUM_PERMUTATIONS = 64
+NUM_PERMUTATIONS = 128
+# LSH only proposes candidates; a looser band threshold keeps recall high near the cut-off,
+# and every candidate is then verified with its exact Jaccard similarity.
+CANDIDATE_SLACK = 0.2
 
 
 def normalise_text(text: str) -> str:
@@ -52,7 +55,7 @@ def near_duplicates(
     """Map each later item to an earlier one whose shingle Jaccard similarity reaches the threshold."""
     shingle_sets = [shingles(t, shingle_size) for t in texts]
     hashes = MinHash.bulk([list(s) for s in shingle_sets], num_perm=NUM_PERMUTATIONS, seed=seed)
-    index = MinHashLSH(threshold=threshold, num_perm=NUM_PERMUTATIONS)
+    index = MinHashLSH(threshold=max(threshold - CANDIDATE_SLACK, 0.3), num_perm=NUM_PERMUTATIONS)
     found: dict[str, tuple[str, float]] = {}
     for position, (item_id, signature, own) in enumerate(zip(ids, hashes, shingle_sets)):
         if not own:
