@@ -85,8 +85,10 @@ def _flag_rows(table: pl.DataFrame, findings: pl.DataFrame) -> pl.DataFrame:
 
 
 def _repair_text(table: pl.DataFrame, columns: list[str], config: LongtailConfig) -> pl.DataFrame:
-    present = [c for c in columns if c in table.columns]
-    return table.with_columns([text_noise.repaired(c, config.quality.fix_html, config.quality.fix_mojibake).alias(c) for c in present])
+    for column in columns:
+        if column in table.columns:
+            table = text_noise.repair_column(table, column, SOURCE_ROW, config.quality.fix_html, config.quality.fix_mojibake)
+    return table
 
 
 def _outcome(spec: TableSpec, table: pl.DataFrame, findings: pl.DataFrame, order: tuple[str, ...], config: LongtailConfig, text_columns: list[str]) -> TableOutcome:

@@ -145,7 +145,8 @@ def text_noise_findings(table: pl.DataFrame, columns: list[str], config: Quality
         if column not in table.columns:
             continue
         parts.append(findings_where(table, text_noise.html_mask(column), "html_in_text", FIX if config.fix_html else FLAG, pl.lit(column)))
-        parts.append(findings_where(table, text_noise.mojibake_mask(column), "mojibake_text", FIX if config.fix_mojibake else FLAG, pl.lit(column)))
+        mojibake = table.join(text_noise.mojibake_rows(table, column, SOURCE_ROW), on=SOURCE_ROW)
+        parts.append(findings_where(mojibake, pl.lit(True), "mojibake_text", FIX if config.fix_mojibake else FLAG, pl.lit(column)))
         parts.append(findings_where(table, text_noise.boilerplate_mask(column), "boilerplate_text", FLAG, pl.lit(column)))
     return pl.concat(parts) if parts else no_findings()
 

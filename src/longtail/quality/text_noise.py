@@ -39,10 +39,16 @@ def html_mask(column: str) -> pl.Expr:
     return pl.col(column).str.contains(HTML_PATTERN).fill_null(False)
 
 
-def mojibake_mask(column: str) -> pl.Expr:
-    """Rows whose text looks like mojibake; only non-ASCII text is examined."""
-    non_ascii = pl.col(column).str.contains(r"[^\x00-\x7f]").fill_null(False)
-    return non_ascii & pl.col(column).map_elements(has_mojibake, return_dtype=pl.Boolean, skip_nulls=True).fill_null(False)
+def non_ascii_mask(column: str) -> pl.Expr:
+    """Rows with any non-ASCII character: the only ones that can hold mojibake (a cheap vectorised pre-filter)."""
+    return pl.col(column).str.contains(r"[^\x00-\x7f]").fill_null(False)
+
+
+def mojibake_rows(table: pl.DataFrame, column: str, key: str) -> pl.DataFrame:
+    """The `key` values of rows whose text looks like mojibake; Python runs only on non-ASCII rows."""
+    candidates = table.filter(non_ascii_mask(column)).select(key, column)
+    bad = candidates[column].map_elements(has_mojibake, return_dtype=pl.Boolean)
+    return candidates.filter(bad).select(key)
 
 
 def boilerplate_mask(column: str) -> pl.Expr:
@@ -50,13 +56,22 @@ def boilerplate_mask(column: str) -> pl.Expr:
     return pl.col(column).str.contains(BOILERPLATE_PATTERN).fill_null(False)
 
 
-def repaired(column: str, fix_html: bool, fix_encoding: bool) -> pl.Expr:
-    """The column with HTML stripped and mojibake undone, as configured."""
-    expr = pl.col(column)
-    if fix_encoding:
-        expr = pl.when(mojibake_mask(column)).then(expr.map_elements(fix_mojibake, return_dtype=pl.String, skip_nulls=True)).otherwise(expr)
-    if fix_html:
-        expr = pl.when(expr.str.contains(HTML_PATTERN).fill_null(False)).then(
-            expr.map_elements(strip_html, return_dtype=pl.String, skip_nulls=True)
-        ).otherwise(expr)
-    return expr
+def repair_text(text: str, fix_html: bool, fix_encoding: bool) -> str:
+    """Text with mojibake undone and HTML stripped, as configured."""
+    if fix_encoding and has_mojibake(text):
+        text = fix_mojibake(text)
+    if fix_html and re.search(HTML_PATTERN, text):
+        text = strip_html(text)
+    return text
+
+
+def repair_column(table: pl.DataFrame, column: str, key: str, fix_html: bool, fix_encoding: bool) -> pl.DataFrame:
+    """The table with one text column repaired; Python runs only on rows the vectorised pre-filters select."""
+    noisy = html_mask(column) | non_ascii_mask(column)
+    candidates = table.filter(noisy).select(key, column)
+    if candidates.height == 0:
+        return table
+    fixed = candidates.with_columns(
+        pl.col(column).map_elements(lambda text: repair_text(text, fix_html, fix_encoding), return_dtype=pl.String)
+    )
+    return table.update(fixed, on=key)
