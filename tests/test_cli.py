@@ -81,3 +81,22 @@ def test_unknown_config_key_fails_before_reading_data(tmp_path: Path, good_files
     result = runner.invoke(app, ["audit", "--items", str(items), "--events", str(events), "--out", str(tmp_path / "o"), "--config", str(config)])
     assert result.exit_code == 2
     assert "qualty: unknown key" in result.output
+
+
+def test_users_and_judgments_are_audited_when_given(tmp_path: Path, good_files: tuple[Path, Path]) -> None:
+    items, events = good_files
+    users = tmp_path / "users.csv"
+    pl.DataFrame({"user_id": ["u9", "u9", None], "segment": ["vip", "vip", "new"]}).write_csv(users)
+    judgments = tmp_path / "judgments.csv"
+    pl.DataFrame(
+        {"query_id": ["q1", "q1", "q2", "q3"], "query": ["保温杯", "保温杯", "bottle", "bottle"], "item_id": ["A1", "A1", "NOPE", "A1"], "grade": ["3", "3", "2", "-1"]}
+    ).write_csv(judgments)
+    out = tmp_path / "out"
+    args = ["audit", "--items", str(items), "--events", str(events), "--out", str(out), "--users", str(users), "--judgments", str(judgments)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["tables"]["users"]["by_reason"] == {"duplicate_user_id": 1, "missing_user_id": 1}
+    assert report["tables"]["events"]["flags_by_reason"] == {"unknown_user": 1}  # the other two events are quarantined
+    assert report["tables"]["judgments"]["by_reason"] == {"duplicate_judgment": 1, "invalid_grade": 1, "unknown_item": 1}
+    assert pl.read_parquet(out / "clean" / "users.parquet")["segment"].to_list() == ["vip"]

@@ -55,6 +55,8 @@ def audit(
     events: Annotated[Path, typer.Option(help="events file (.csv, .tsv, .parquet, .jsonl)")],
     out: Annotated[Path, typer.Option(help="output directory (replaced atomically)")],
     config: Annotated[Path | None, typer.Option(help="YAML config; defaults when omitted")] = None,
+    users: Annotated[Path | None, typer.Option(help="optional users file")] = None,
+    judgments: Annotated[Path | None, typer.Option(help="optional search judgments file")] = None,
 ) -> None:
     """Audit and clean a catalogue and its events; write report, clean tables, quarantine and flags."""
     try:
@@ -65,7 +67,7 @@ def audit(
             def advance(step: str) -> None:
                 progress.update(task, advance=1, description=step)
 
-            result = run_audit(items, events, out, settings, advance)
+            result = run_audit(items, events, out, settings, advance, users, judgments)
             progress.update(task, completed=RUN_AUDIT_STEPS, description="done")
     except LongtailError as error:
         _fail(error)
@@ -104,7 +106,7 @@ def demo(
     """Run the end-to-end demo on the bundled real data (Amazon Industrial & Scientific)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     console.rule("[bold]Longtail demo: data-quality audit")
-    audit(items=DEMO_DATA / "items.csv", events=DEMO_DATA / "events.parquet", out=out / "audit", config=DEMO_DATA / "config.yaml")
+    audit(items=DEMO_DATA / "items.csv", events=DEMO_DATA / "events.parquet", out=out / "audit", config=DEMO_DATA / "config.yaml", users=None, judgments=None)
 
 
 if __name__ == "__main__":

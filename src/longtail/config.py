@@ -52,7 +52,6 @@ class QualityConfig(_Section):
     quarantine_bots: bool = True
     fix_html: bool = True
     fix_mojibake: bool = True
-    drop_unknown_item_events: bool = True
     stale_after_days: int = Field(30, gt=0)
 
 

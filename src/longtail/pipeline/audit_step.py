@@ -8,7 +8,7 @@ import polars as pl
 
 from longtail.config import LongtailConfig
 from longtail.data.loaders import load_table, to_canonical
-from longtail.data.schema import EVENTS, ITEMS
+from longtail.data.schema import EVENTS, ITEMS, JUDGMENTS, USERS
 from longtail.quality.audit import AUDIT_STEPS, AuditResult, StepCallback, audit
 from longtail.quality.report import write_audit
 
@@ -16,16 +16,25 @@ RUN_AUDIT_STEPS = AUDIT_STEPS + 3
 
 
 def run_audit(
-    items_path: str | Path, events_path: str | Path, out_dir: str | Path, config: LongtailConfig, on_step: StepCallback | None = None
+    items_path: str | Path,
+    events_path: str | Path,
+    out_dir: str | Path,
+    config: LongtailConfig,
+    on_step: StepCallback | None = None,
+    users_path: str | Path | None = None,
+    judgments_path: str | Path | None = None,
 ) -> AuditResult:
-    """Read both files (failing before anything is written), audit them and write the results to out_dir."""
+    """Read every file (failing before anything is written), audit them and write the results to out_dir."""
     step = on_step or (lambda _name: None)
     columns = config.data.columns
+    separator = config.data.csv_separator
     step("load items")
-    items = load_table(items_path, ITEMS, columns.items, config.data.csv_separator)
+    items = load_table(items_path, ITEMS, columns.items, separator)
     step("load events")
-    events = load_table(events_path, EVENTS, columns.events, config.data.csv_separator)
-    result = audit(items, events, config, step)
+    events = load_table(events_path, EVENTS, columns.events, separator)
+    users = load_table(users_path, USERS, columns.users, separator) if users_path else None
+    judgments = load_table(judgments_path, JUDGMENTS, columns.judgments, separator) if judgments_path else None
+    result = audit(items, events, config, step, users, judgments)
     step("write artifacts")
     write_audit(result, out_dir, config)
     return result

@@ -11,7 +11,7 @@ import polars as pl
 
 from longtail.config import LongtailConfig
 from longtail.data.loaders import INVALID_FIELDS, INVALID_VALUES
-from longtail.data.schema import CLEAN_CONTRACTS, EVENTS, ITEMS, SOURCE_ROW, TableSpec
+from longtail.data.schema import CLEAN_CONTRACTS, EVENTS, ITEMS, JUDGMENTS, SOURCE_ROW, USERS, TableSpec
 from longtail.errors import ReconciliationError
 from longtail.quality import checks, statistics, text_noise
 
@@ -116,8 +116,15 @@ def reconcile(outcome: TableOutcome) -> None:
         raise ReconciliationError(f"{outcome.name}: a row was quarantined twice")
 
 
-def audit(items: pl.DataFrame, events: pl.DataFrame, config: LongtailConfig, on_step: StepCallback | None = None) -> AuditResult:
-    """Audit and clean canonical items and events (as returned by the loaders)."""
+def audit(
+    items: pl.DataFrame,
+    events: pl.DataFrame,
+    config: LongtailConfig,
+    on_step: StepCallback | None = None,
+    users: pl.DataFrame | None = None,
+    judgments: pl.DataFrame | None = None,
+) -> AuditResult:
+    """Audit and clean canonical items and events, and users and judgments when given (as returned by the loaders)."""
     step = on_step or (lambda _name: None)
     quality = config.quality
     wall_clock = _parse_time(quality.reference_time) or datetime.now(timezone.utc)
@@ -144,10 +151,22 @@ def audit(items: pl.DataFrame, events: pl.DataFrame, config: LongtailConfig, on_
     event_findings.append(checks.event_references(events, items, item_outcome.kept["item_id"]))
     step("events: text noise")
     event_findings.append(checks.text_noise_findings(events, EVENT_TEXT_COLUMNS, quality))
-    all_event_findings = pl.concat(event_findings)
-    event_outcome = _outcome(EVENTS, events, all_event_findings, checks.EVENT_QUARANTINE_ORDER, config, EVENT_TEXT_COLUMNS)
+    outcomes = {"items": item_outcome}
+    inputs = {"items": items, "events": events}
+    findings = {"items": all_item_findings}
+    if users is not None:
+        findings["users"] = pl.concat([checks.unparseable_fields(users), checks.user_validity(users)])
+        outcomes["users"] = _outcome(USERS, users, findings["users"], checks.USER_QUARANTINE_ORDER, config, [])
+        inputs["users"] = users
+        event_findings.append(checks.unknown_users(events, outcomes["users"].kept))
+    findings["events"] = pl.concat(event_findings)
+    outcomes["events"] = _outcome(EVENTS, events, findings["events"], checks.EVENT_QUARANTINE_ORDER, config, EVENT_TEXT_COLUMNS)
+    if judgments is not None:
+        judgment_checks = checks.judgment_validity(judgments, items, item_outcome.kept["item_id"])
+        findings["judgments"] = pl.concat([checks.unparseable_fields(judgments), judgment_checks])
+        outcomes["judgments"] = _outcome(JUDGMENTS, judgments, findings["judgments"], checks.JUDGMENT_QUARANTINE_ORDER, config, ["query"])
+        inputs["judgments"] = judgments
 
     step("statistics")
-    outcomes = {"items": item_outcome, "events": event_outcome}
-    report = statistics.build_report(items, events, outcomes, all_item_findings, all_event_findings, user_rates, wall_clock, config)
+    report = statistics.build_report(inputs, outcomes, findings, user_rates, wall_clock, config)
     return AuditResult(outcomes, report)

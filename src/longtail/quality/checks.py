@@ -30,6 +30,8 @@ ITEM_QUARANTINE_ORDER = (
     "future_timestamp",
     "timestamp_before_catalogue",
 )
+USER_QUARANTINE_ORDER = ("missing_user_id", "duplicate_user_id")
+JUDGMENT_QUARANTINE_ORDER = ("unparseable_grade", "missing_query", "missing_item_id", "missing_grade", "invalid_grade", "unknown_item", "quarantined_item", "duplicate_judgment")
 EVENT_QUARANTINE_ORDER = (
     "unparseable_timestamp",
     "unparseable_rating",
@@ -85,7 +87,7 @@ def _parsed_ok(table: pl.DataFrame, column: str) -> pl.Expr:
 
 def item_validity(items: pl.DataFrame, config: QualityConfig, now: datetime, catalogue_start: datetime | None) -> pl.DataFrame:
     """Missing ids and titles, repeated ids, non-positive prices, impossible creation times."""
-    repeated = pl.col("item_id").is_duplicated() & ~pl.col("item_id").is_first_distinct()
+    repeated = repeated_key(["item_id"])
     parts = [
         findings_where(items, _blank("item_id"), "missing_item_id", QUARANTINE),
         findings_where(items, repeated & ~_blank("item_id"), "duplicate_item_id", QUARANTINE, describe("item_id ", pl.col("item_id"), " seen earlier")),
@@ -177,8 +179,7 @@ def item_duplicates(items: pl.DataFrame, config: QualityConfig, seed: int) -> pl
 def event_validity(events: pl.DataFrame, config: QualityConfig, now: datetime, catalogue_start: datetime | None) -> pl.DataFrame:
     """Missing keys, unknown event types, ratings out of range, impossible times, exact repeats."""
     needs_item = ~pl.col("event_type").is_in(["search"])
-    keys = ["user_id", "item_id", "event_type", "timestamp", "session_id", "query"]
-    repeated = pl.struct(keys).is_duplicated() & ~pl.struct(keys).is_first_distinct()
+    repeated = repeated_key(["user_id", "item_id", "event_type", "timestamp", "session_id", "query"])
     parts = [
         findings_where(events, _blank("user_id"), "missing_user_id", QUARANTINE),
         findings_where(events, pl.col("timestamp").is_null() & _parsed_ok(events, "timestamp"), "missing_timestamp", QUARANTINE),
@@ -261,3 +262,43 @@ def bot_users(events: pl.DataFrame, config: QualityConfig) -> tuple[pl.DataFrame
     action = QUARANTINE if config.quarantine_bots else FLAG
     detail = describe(pl.col("peak"), " events within ", pl.lit(config.bot_window_seconds), "s")
     return findings_where(flagged, pl.lit(True), "bot_user", action, detail), rates
+
+
+def repeated_key(columns: list[str]) -> pl.Expr:
+    """Rows whose key columns equal an earlier row's."""
+    key = pl.struct(columns)
+    return key.is_duplicated() & ~key.is_first_distinct()
+
+
+def user_validity(users: pl.DataFrame) -> pl.DataFrame:
+    """Users without an id, or with an id seen on an earlier row."""
+    return pl.concat(
+        [
+            findings_where(users, _blank("user_id"), "missing_user_id", QUARANTINE),
+            findings_where(users, repeated_key(["user_id"]) & ~_blank("user_id"), "duplicate_user_id", QUARANTINE, describe("user_id ", pl.col("user_id"), " seen earlier")),
+        ]
+    )
+
+
+def unknown_users(events: pl.DataFrame, users: pl.DataFrame) -> pl.DataFrame:
+    """Events whose user is absent from a users table that was supplied (flagged: users are optional)."""
+    known = users["user_id"].drop_nulls().unique().implode()
+    return findings_where(events, pl.col("user_id").is_not_null() & ~pl.col("user_id").is_in(known), "unknown_user", FLAG, describe("user_id ", pl.col("user_id")))
+
+
+def judgment_validity(judgments: pl.DataFrame, items: pl.DataFrame, kept_item_ids: pl.Series) -> pl.DataFrame:
+    """Judgments without query, item or grade, with a negative grade, on unknown items, or repeated."""
+    known = items["item_id"].drop_nulls().unique().implode()
+    kept = kept_item_ids.implode()
+    has_item = ~_blank("item_id")
+    return pl.concat(
+        [
+            findings_where(judgments, _blank("query"), "missing_query", QUARANTINE),
+            findings_where(judgments, ~has_item, "missing_item_id", QUARANTINE),
+            findings_where(judgments, pl.col("grade").is_null() & _parsed_ok(judgments, "grade"), "missing_grade", QUARANTINE),
+            findings_where(judgments, (pl.col("grade") < 0) | pl.col("grade").is_nan(), "invalid_grade", QUARANTINE, describe("grade ", pl.col("grade"))),
+            findings_where(judgments, has_item & ~pl.col("item_id").is_in(known), "unknown_item", QUARANTINE, describe("item_id ", pl.col("item_id"))),
+            findings_where(judgments, has_item & pl.col("item_id").is_in(known) & ~pl.col("item_id").is_in(kept), "quarantined_item", QUARANTINE, describe("item_id ", pl.col("item_id"), " was quarantined")),
+            findings_where(judgments, repeated_key(["query", "item_id"]), "duplicate_judgment", QUARANTINE),
+        ]
+    )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from longtail.config import LongtailConfig
-from longtail.data.schema import EVENTS, ITEMS, SOURCE_ROW
+from longtail.data.schema import SOURCE_ROW, TABLES
 
 if TYPE_CHECKING:
     from longtail.quality.audit import TableOutcome
@@ -16,10 +16,10 @@ if TYPE_CHECKING:
 VALIDITY_REASONS = {
     "unparseable_price", "unparseable_created_at", "unparseable_timestamp", "unparseable_rating", "missing_item_id",
     "missing_title", "missing_user_id", "missing_timestamp", "missing_query", "invalid_price", "invalid_event_type",
-    "rating_out_of_range", "future_timestamp", "timestamp_before_catalogue",
+    "rating_out_of_range", "future_timestamp", "timestamp_before_catalogue", "unparseable_grade", "missing_grade", "invalid_grade",
 }
-CONSISTENCY_REASONS = {"unknown_item", "quarantined_item", "event_before_item_created", "unknown_currency", "malformed_category", "ambiguous_category"}
-UNIQUENESS_REASONS = {"duplicate_item_id", "duplicate_item", "near_duplicate_item", "duplicate_event"}
+CONSISTENCY_REASONS = {"unknown_user", "unknown_item", "quarantined_item", "event_before_item_created", "unknown_currency", "malformed_category", "ambiguous_category"}
+UNIQUENESS_REASONS = {"duplicate_item_id", "duplicate_item", "near_duplicate_item", "duplicate_event", "duplicate_user_id", "duplicate_judgment"}
 OUTLIER_REASONS = {"bot_user", "price_outlier"}
 NOISE_REASONS = {"html_in_text", "mojibake_text", "boilerplate_text"}
 
@@ -110,25 +110,24 @@ def price_summary(items: pl.DataFrame) -> dict[str, Any]:
 
 
 def build_report(
-    items: pl.DataFrame,
-    events: pl.DataFrame,
+    inputs: dict[str, pl.DataFrame],
     outcomes: dict[str, TableOutcome],
-    item_findings: pl.DataFrame,
-    event_findings: pl.DataFrame,
+    findings_by_table: dict[str, pl.DataFrame],
     user_rates: pl.DataFrame,
     now: datetime,
     config: LongtailConfig,
 ) -> dict[str, Any]:
     """The JSON report: per-table counts and reasons, then one section per quality dimension."""
-    findings = pl.concat([item_findings.with_columns(pl.lit("items").alias("table")), event_findings.with_columns(pl.lit("events").alias("table"))])
+    findings = pl.concat([table_findings.with_columns(pl.lit(name).alias("table")) for name, table_findings in findings_by_table.items()])
+    items, events = inputs["items"], inputs["events"]
 
     def by_table(reasons: set[str]) -> dict[str, dict[str, int]]:
-        return {name: _counts(findings.filter(pl.col("table") == name), reasons) for name in ("items", "events")}
+        return {name: _counts(findings.filter(pl.col("table") == name), reasons) for name in findings_by_table}
 
     return {
         "generated_at": now.isoformat(),
         "tables": {name: outcome.summary() for name, outcome in outcomes.items()},
-        "completeness": {"items": completeness(items, ITEMS.column_names), "events": completeness(events, EVENTS.column_names)},
+        "completeness": {name: completeness(table, TABLES[name].column_names) for name, table in inputs.items()},
         "validity": by_table(VALIDITY_REASONS),
         "consistency": {**by_table(CONSISTENCY_REASONS), "categories": int(items["category"].n_unique()), "prices": price_summary(items)},
         "uniqueness": by_table(UNIQUENESS_REASONS),
