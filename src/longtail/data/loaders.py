@@ -153,7 +153,11 @@ def _fold_extra_columns(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
 
 
 def to_canonical(frame: pl.DataFrame, spec: TableSpec, path: str | Path, mapping: dict[str, str] | None = None) -> pl.DataFrame:
-    """Rename, check required columns, cast to canonical types; unparseable cells are named in `_invalid_fields`/`_invalid_values`."""
+    """Rename, check required columns, cast to canonical types.
+
+    Unparseable cells become null and are named in `_invalid_fields` (`;`-joined column names; flat text
+    so batches cross process and engine boundaries unchanged) with their raw text in `_invalid_values`.
+    """
     mapping = mapping or {}
     unknown = [source for source in mapping if source not in frame.columns]
     if unknown:
@@ -182,10 +186,10 @@ def to_canonical(frame: pl.DataFrame, spec: TableSpec, path: str | Path, mapping
             invalid_flags.append(pl.when(unparseable).then(pl.lit(column)))
             invalid_texts.append(pl.when(unparseable).then(describe(pl.lit(column), "=", raw_text)))
     if invalid_flags:
-        invalid = pl.concat_list(invalid_flags).list.drop_nulls()
+        invalid = pl.concat_list(invalid_flags).list.drop_nulls().list.join(";")
         invalid_text = pl.concat_list(invalid_texts).list.drop_nulls().list.join("; ")
     else:
-        invalid = pl.lit([], dtype=pl.List(pl.String))
+        invalid = pl.lit("")
         invalid_text = pl.lit("")
     extras = [c for c in frame.columns if c not in spec.columns and c != SOURCE_ROW] if spec.free_attributes else []
     return frame.select([pl.col(SOURCE_ROW), *casts, *extras, invalid.alias(INVALID_FIELDS), invalid_text.alias(INVALID_VALUES)])

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
 import polars as pl
 
-from longtail.config import LongtailConfig
+from longtail.config import LongtailConfig, QualityConfig
 from longtail.data.loaders import INVALID_FIELDS, INVALID_VALUES
 from longtail.data.schema import CLEAN_CONTRACTS, EVENTS, ITEMS, JUDGMENTS, SOURCE_ROW, USERS, TableSpec
 from longtail.errors import ReconciliationError
@@ -18,7 +19,52 @@ from longtail.quality import checks, statistics, text_noise
 ITEM_TEXT_COLUMNS = ["title", "description"]
 EVENT_TEXT_COLUMNS = ["query", "text"]
 StepCallback = Callable[[str], None]
-AUDIT_STEPS = 9
+BatchFunction = Callable[[pl.DataFrame], pl.DataFrame]
+AUDIT_STEPS = 8
+RATES_SCHEMA = {"user_id": pl.String, "events": pl.Int64, "peak": pl.Int64}
+
+
+class TableMapper(Protocol):
+    """Runs a pure batch function over a table; with `group_key`, all rows sharing a key meet in one call."""
+
+    def __call__(self, table: pl.DataFrame, function: BatchFunction, output_schema: dict[str, pl.DataType], group_key: str | None = None) -> pl.DataFrame: ...
+
+
+def map_in_process(table: pl.DataFrame, function: BatchFunction, output_schema: dict[str, pl.DataType], group_key: str | None = None) -> pl.DataFrame:
+    """The default executor: the whole table is one batch (which also holds every group whole)."""
+    return function(table).cast(output_schema)
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """What every batch of events needs to know; small enough to ship to each worker."""
+
+    items: pl.DataFrame
+    config: QualityConfig
+    now: datetime
+    catalogue_start: datetime | None
+
+
+def event_row_findings(batch: pl.DataFrame, context: EventContext) -> pl.DataFrame:
+    """Checks that need only the row itself (and the item index): validity, references, text noise."""
+    return pl.concat(
+        [
+            checks.unparseable_fields(batch),
+            checks.event_validity(batch, context.config, context.now, context.catalogue_start),
+            checks.event_references(batch, context.items),
+            checks.text_noise_findings(batch, EVENT_TEXT_COLUMNS, context.config),
+        ]
+    )
+
+
+def event_user_rates(batch: pl.DataFrame, window_seconds: int) -> pl.DataFrame:
+    """Per-user activity; needs every event of a user in the same batch."""
+    return checks.user_peak_rates(batch, window_seconds)
+
+
+def event_bot_and_repeat_findings(batch: pl.DataFrame, bots: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:
+    """Bot events and exact repeats; repeats share their user, so grouping by user keeps them together."""
+    return pl.concat([checks.bot_findings(batch, bots, config), checks.event_repeats(batch)])
 
 
 @dataclass
@@ -123,8 +169,14 @@ def audit(
     on_step: StepCallback | None = None,
     users: pl.DataFrame | None = None,
     judgments: pl.DataFrame | None = None,
+    map_table: TableMapper = map_in_process,
 ) -> AuditResult:
-    """Audit and clean canonical items and events, and users and judgments when given (as returned by the loaders)."""
+    """Audit and clean canonical items and events, and users and judgments when given (as returned by the loaders).
+
+    Event checks are pure batch functions run through `map_table`, so an executor (in-process by
+    default, or a cluster) decides where they run; items, users and judgments are small and
+    audited in-process.
+    """
     step = on_step or (lambda _name: None)
     quality = config.quality
     wall_clock = _parse_time(quality.reference_time) or datetime.now(timezone.utc)
@@ -142,15 +194,14 @@ def audit(
     all_item_findings = pl.concat(item_findings)
     item_outcome = _outcome(ITEMS, items, all_item_findings, checks.ITEM_QUARANTINE_ORDER, config, ITEM_TEXT_COLUMNS)
 
-    step("events: validity")
-    event_findings = [checks.unparseable_fields(events), checks.event_validity(events, quality, now, catalogue_start)]
-    step("events: bot-like users")
-    bot_findings, user_rates = checks.bot_users(events, quality)
-    event_findings.append(bot_findings)
-    step("events: references to items")
-    event_findings.append(checks.event_references(events, items, item_outcome.kept["item_id"]))
-    step("events: text noise")
-    event_findings.append(checks.text_noise_findings(events, EVENT_TEXT_COLUMNS, quality))
+    context = EventContext(checks.item_index(items, item_outcome.kept["item_id"]), quality, now, catalogue_start)
+    step("events: validity, references and text noise")
+    event_findings = [map_table(events, partial(event_row_findings, context=context), checks.FINDING_SCHEMA)]
+    step("events: activity per user")
+    user_rates = checks.bot_table(map_table(events, partial(event_user_rates, window_seconds=quality.bot_window_seconds), RATES_SCHEMA, "user_id"), quality)
+    step("events: bot-like users and repeats")
+    bots = user_rates.filter(pl.col("bot")).select("user_id", "peak")
+    event_findings.append(map_table(events, partial(event_bot_and_repeat_findings, bots=bots, config=quality), checks.FINDING_SCHEMA, "user_id"))
     outcomes = {"items": item_outcome}
     inputs = {"items": items, "events": events}
     findings = {"items": all_item_findings}

@@ -68,7 +68,11 @@ def findings_where(table: pl.DataFrame, mask: pl.Expr, reason: str, action: str,
 
 def unparseable_fields(table: pl.DataFrame) -> pl.DataFrame:
     """Cells whose text could not be read as the column's type (e.g. price 'abc')."""
-    exploded = table.select(SOURCE_ROW, INVALID_FIELDS, INVALID_VALUES).explode(INVALID_FIELDS).drop_nulls(INVALID_FIELDS)
+    exploded = (
+        table.select(SOURCE_ROW, pl.col(INVALID_FIELDS).str.split(";"), INVALID_VALUES)
+        .explode(INVALID_FIELDS)
+        .filter(pl.col(INVALID_FIELDS) != "")
+    )
     return exploded.select(
         pl.col(SOURCE_ROW),
         describe("unparseable_", pl.col(INVALID_FIELDS)).alias("reason"),
@@ -82,7 +86,7 @@ def _blank(column: str) -> pl.Expr:
 
 
 def _parsed_ok(table: pl.DataFrame, column: str) -> pl.Expr:
-    return ~pl.col(INVALID_FIELDS).list.contains(column)
+    return ~pl.col(INVALID_FIELDS).str.split(";").list.contains(column)
 
 
 def item_validity(items: pl.DataFrame, config: QualityConfig, now: datetime, catalogue_start: datetime | None) -> pl.DataFrame:
@@ -177,9 +181,8 @@ def item_duplicates(items: pl.DataFrame, config: QualityConfig, seed: int) -> pl
 
 
 def event_validity(events: pl.DataFrame, config: QualityConfig, now: datetime, catalogue_start: datetime | None) -> pl.DataFrame:
-    """Missing keys, unknown event types, ratings out of range, impossible times, exact repeats."""
+    """Missing keys, unknown event types, ratings out of range, impossible times."""
     needs_item = ~pl.col("event_type").is_in(["search"])
-    repeated = repeated_key(["user_id", "item_id", "event_type", "timestamp", "session_id", "query"])
     parts = [
         findings_where(events, _blank("user_id"), "missing_user_id", QUARANTINE),
         findings_where(events, pl.col("timestamp").is_null() & _parsed_ok(events, "timestamp"), "missing_timestamp", QUARANTINE),
@@ -194,32 +197,44 @@ def event_validity(events: pl.DataFrame, config: QualityConfig, now: datetime, c
             describe("rating ", pl.col("rating")),
         ),
         findings_where(events, pl.col("timestamp") > pl.lit(now), "future_timestamp", QUARANTINE, describe("timestamp ", pl.col("timestamp"))),
-        findings_where(events, repeated, "duplicate_event", QUARANTINE),
     ]
     if catalogue_start is not None:
         parts.append(findings_where(events, pl.col("timestamp") < pl.lit(catalogue_start), "timestamp_before_catalogue", QUARANTINE, describe("timestamp ", pl.col("timestamp"))))
     return pl.concat(parts)
 
 
-def event_references(events: pl.DataFrame, items: pl.DataFrame, kept_item_ids: pl.Series) -> pl.DataFrame:
+def item_index(items: pl.DataFrame, kept_item_ids: pl.Series) -> pl.DataFrame:
+    """One row per known item id: its creation time and whether its row survived cleaning."""
+    return (
+        items.drop_nulls("item_id")
+        .unique("item_id", keep="first", maintain_order=True)
+        .select("item_id", "created_at", pl.col("item_id").is_in(kept_item_ids.implode()).alias("kept"))
+    )
+
+
+def event_references(events: pl.DataFrame, index: pl.DataFrame) -> pl.DataFrame:
     """Events on items absent from the catalogue, on quarantined items, or before the item existed."""
-    known = items.select(pl.col("item_id").drop_nulls().unique())["item_id"]
+    joined = events.select(SOURCE_ROW, "item_id", "timestamp").join(index, on="item_id", how="left")
     has_item = pl.col("item_id").is_not_null()
-    created = items.filter(pl.col("item_id").is_in(kept_item_ids.implode())).select("item_id", "created_at").unique("item_id")
-    early = events.join(created, on="item_id", how="inner").filter(pl.col("timestamp") < pl.col("created_at"))
     return pl.concat(
         [
-            findings_where(events, has_item & ~pl.col("item_id").is_in(known.implode()), "unknown_item", QUARANTINE, describe("item_id ", pl.col("item_id"))),
+            findings_where(joined, has_item & pl.col("kept").is_null(), "unknown_item", QUARANTINE, describe("item_id ", pl.col("item_id"))),
+            findings_where(joined, has_item & (pl.col("kept") == False), "quarantined_item", QUARANTINE, describe("item_id ", pl.col("item_id"), " was quarantined")),  # noqa: E712
             findings_where(
-                events,
-                has_item & pl.col("item_id").is_in(known.implode()) & ~pl.col("item_id").is_in(kept_item_ids.implode()),
-                "quarantined_item",
-                QUARANTINE,
-                describe("item_id ", pl.col("item_id"), " was quarantined"),
+                joined,
+                pl.col("kept").fill_null(False) & (pl.col("timestamp") < pl.col("created_at")).fill_null(False),
+                "event_before_item_created",
+                FLAG,
+                describe("item created ", pl.col("created_at")),
             ),
-            findings_where(early, pl.lit(True), "event_before_item_created", FLAG, describe("item created ", pl.col("created_at"))),
         ]
     )
+
+
+def event_repeats(events: pl.DataFrame) -> pl.DataFrame:
+    """Exact repeats of an earlier event (same user, item, type, time, session and query); the first is kept."""
+    ordered = events.sort(SOURCE_ROW)
+    return findings_where(ordered, repeated_key(["user_id", "item_id", "event_type", "timestamp", "session_id", "query"]), "duplicate_event", QUARANTINE)
 
 
 def user_peak_rates(events: pl.DataFrame, window_seconds: int) -> pl.DataFrame:
@@ -247,21 +262,22 @@ def robust_z(values: np.ndarray) -> np.ndarray:
     return (values - median) / mad
 
 
-def bot_users(events: pl.DataFrame, config: QualityConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Users with a burst of activity no person produces; returns (bot findings over events, per-user rates)."""
-    rates = user_peak_rates(events, config.bot_window_seconds)
+def bot_table(rates: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:
+    """Per-user rates with a robust z-score of the peak and whether the user behaves like a bot."""
     if rates.height == 0:
-        return no_findings(), rates
+        return rates.with_columns(pl.lit(None, pl.Float64).alias("peak_robust_z"), pl.lit(None, pl.Boolean).alias("bot"))
     log_peak = np.log1p(rates["peak"].to_numpy().astype(float))
-    rates = rates.with_columns(pl.Series("peak_robust_z", robust_z(log_peak)))
-    is_bot = (pl.col("peak") > config.bot_max_events_per_window) | (
-        (pl.col("peak_robust_z") > config.bot_robust_z) & (pl.col("peak") >= 50)
-    )
-    bots = rates.filter(is_bot)
-    flagged = events.join(bots.select("user_id", "peak"), on="user_id")
+    scored = rates.with_columns(pl.Series("peak_robust_z", robust_z(log_peak)))
+    is_bot = (pl.col("peak") > config.bot_max_events_per_window) | ((pl.col("peak_robust_z") > config.bot_robust_z) & (pl.col("peak") >= 50))
+    return scored.with_columns(is_bot.alias("bot"))
+
+
+def bot_findings(events: pl.DataFrame, bots: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:
+    """Every event of a bot-like user (`bots`: user_id, peak)."""
+    flagged = events.select(SOURCE_ROW, "user_id").join(bots.select("user_id", "peak"), on="user_id")
     action = QUARANTINE if config.quarantine_bots else FLAG
     detail = describe(pl.col("peak"), " events within ", pl.lit(config.bot_window_seconds), "s")
-    return findings_where(flagged, pl.lit(True), "bot_user", action, detail), rates
+    return findings_where(flagged, pl.lit(True), "bot_user", action, detail)
 
 
 def repeated_key(columns: list[str]) -> pl.Expr:
