@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -55,12 +55,24 @@ class QualityConfig(_Section):
     stale_after_days: int = Field(30, gt=0)
 
 
+class PipelineConfig(_Section):
+    """Where batch steps run: in this process (default) or on a Spark cluster."""
+
+    executor: Literal["local", "spark"] = "local"
+    spark_master: str = Field("local[2]", description="local[N] or spark://host:port")
+    spark_partitions: int = Field(8, ge=1)
+    spark_connect_timeout_seconds: float = Field(30.0, gt=0, description="give up on an unreachable master after this long")
+    spark_executor_memory: str = "1g"
+    spark_driver_memory: str = "2g"
+
+
 class LongtailConfig(_Section):
     """The whole configuration; every field has a default."""
 
     seed: int = 42
     data: DataConfig = Field(default_factory=DataConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
 
 def _format_validation_error(path: str, error: ValidationError) -> str:

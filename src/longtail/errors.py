@@ -38,3 +38,7 @@ class InputDataError(LongtailError):
 
 class ReconciliationError(LongtailError):
     """Kept plus quarantined rows do not add up to the input rows."""
+
+
+class ExecutorError(LongtailError):
+    """The configured executor (e.g. a Spark master) cannot run the pipeline."""

@@ -9,6 +9,7 @@ import polars as pl
 from longtail.config import LongtailConfig
 from longtail.data.loaders import load_table, to_canonical
 from longtail.data.schema import EVENTS, ITEMS, JUDGMENTS, USERS
+from longtail.pipeline.executors import table_mapper
 from longtail.quality.audit import AUDIT_STEPS, AuditResult, StepCallback, audit
 from longtail.quality.report import write_audit
 
@@ -34,7 +35,8 @@ def run_audit(
     events = load_table(events_path, EVENTS, columns.events, separator)
     users = load_table(users_path, USERS, columns.users, separator) if users_path else None
     judgments = load_table(judgments_path, JUDGMENTS, columns.judgments, separator) if judgments_path else None
-    result = audit(items, events, config, step, users, judgments)
+    with table_mapper(config.pipeline) as mapper:
+        result = audit(items, events, config, step, users, judgments, mapper)
     step("write artifacts")
     write_audit(result, out_dir, config)
     return result
@@ -44,6 +46,7 @@ def run_audit_on_tables(
     items: pl.DataFrame, events: pl.DataFrame, out_dir: str | Path, config: LongtailConfig, on_step: StepCallback | None = None
 ) -> AuditResult:
     """Audit canonical frames already in memory (e.g. from a dataset adapter)."""
-    result = audit(to_canonical(items, ITEMS, "<items>"), to_canonical(events, EVENTS, "<events>"), config, on_step)
+    with table_mapper(config.pipeline) as mapper:
+        result = audit(to_canonical(items, ITEMS, "<items>"), to_canonical(events, EVENTS, "<events>"), config, on_step, map_table=mapper)
     write_audit(result, out_dir, config)
     return result

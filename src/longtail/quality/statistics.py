@@ -71,7 +71,7 @@ def user_activity(user_rates: pl.DataFrame) -> dict[str, Any]:
     if user_rates.height == 0:
         return {"users": 0}
     counts = user_rates["events"]
-    top = user_rates.sort("peak", descending=True).head(10)
+    top = user_rates.sort(["peak", "events", "user_id"], descending=[True, True, False]).head(10)
     return {
         "users": user_rates.height,
         "events_per_user": {

@@ -1,0 +1,88 @@
+"""The Spark executor: a real standalone cluster on loopback gives the same audit and vectors as in-process runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from longtail.config import LongtailConfig, PipelineConfig
+from longtail.data.loaders import load_table
+from longtail.data.schema import EVENTS, ITEMS
+from longtail.errors import ExecutorError
+from longtail.pipeline.encode_step import run_encode
+from longtail.pipeline.executors import table_mapper
+from longtail.pipeline.spark import StandaloneCluster, check_master_reachable, start_session
+from longtail.quality.audit import audit
+
+pytest.importorskip("pyspark")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[StandaloneCluster]:
+    with StandaloneCluster(worker_cores=2, worker_memory="1g") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def dirty_demo(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The bundled real data plus a few defects of each kind the event checks look for, and a bot."""
+    items = pl.read_csv(demo_data / "items.csv", infer_schema=False)
+    events = pl.read_parquet(demo_data / "events.parquet").with_columns(pl.col(c).cast(pl.String) for c in ("timestamp", "rating"))
+    sample = events.head(20)
+    bot = pl.DataFrame({"user_id": ["BOT"] * 400, "item_id": items["item_id"][:400], "event_type": ["view"] * 400,
+                        "timestamp": [f"2015-01-01T00:{i // 60:02d}:{i % 60:02d}Z" for i in range(400)]})
+    planted = pl.concat(
+        [
+            events,
+            sample.with_columns(pl.lit("GHOST").alias("item_id")),
+            sample.with_columns(pl.lit("7").alias("rating")),
+            sample.with_columns(pl.lit("not a time").alias("timestamp")),
+            sample,
+            bot.with_columns(pl.lit(None, pl.String).alias(c) for c in ("session_id", "query", "rating", "text")).select(events.columns),
+        ]
+    )
+    planted_items = pl.concat([items, items.head(5).with_columns(pl.lit("-3").alias("price"))])
+    folder = tmp_path_factory.mktemp("dirty")
+    planted_items.write_csv(folder / "items.csv")
+    planted.write_csv(folder / "events.csv")
+    return load_table(folder / "items.csv", ITEMS), load_table(folder / "events.csv", EVENTS)
+
+
+@pytest.mark.slow
+def test_cluster_audit_and_encoding_match_the_local_run(cluster: StandaloneCluster, dirty_demo: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    items, events = dirty_demo
+    local_config = LongtailConfig()
+    spark_config = LongtailConfig.model_validate({"pipeline": {"executor": "spark", "spark_master": cluster.master_url, "spark_partitions": 4}})
+    local = audit(items, events, local_config)
+    with table_mapper(spark_config.pipeline) as mapper:
+        remote = audit(items, events, spark_config, map_table=mapper)
+        sample = items.head(64)
+        remote_ids, remote_vectors = run_encode(sample, mapper)
+    local_ids, local_vectors = run_encode(sample)
+
+    for name in ("items", "events"):
+        assert remote.tables[name].kept.equals(local.tables[name].kept), name
+        assert remote.tables[name].quarantine.equals(local.tables[name].quarantine), name
+        assert remote.tables[name].flags.equals(local.tables[name].flags), name
+    reasons = remote.report["tables"]["events"]["by_reason"]
+    assert reasons == {"bot_user": 400, "unknown_item": 20, "rating_out_of_range": 20, "unparseable_timestamp": 20, "duplicate_event": 20}
+    assert remote.report == local.report | {"generated_at": remote.report["generated_at"]}
+    assert remote_ids == local_ids
+    np.testing.assert_allclose(remote_vectors, local_vectors, atol=1e-5)
+
+
+def test_unreachable_master_fails_fast_with_a_clear_message() -> None:
+    config = PipelineConfig(executor="spark", spark_master="spark://127.0.0.1:9", spark_connect_timeout_seconds=2)
+    started = time.monotonic()
+    with pytest.raises(ExecutorError, match=r"spark://127.0.0.1:9 is not reachable .* set pipeline.executor: local"):
+        start_session(config)
+    assert time.monotonic() - started < 10
+
+
+def test_master_check_accepts_local_masters() -> None:
+    check_master_reachable("local[2]", 1.0)
