@@ -50,23 +50,29 @@ def exact_duplicates(ids: list[str], texts: list[str]) -> dict[str, str]:
 
 
 def near_duplicates(
-    ids: list[str], texts: list[str], threshold: float, shingle_size: int, seed: int = 1
+    ids: list[str], texts: list[str], threshold: float, shingle_size: int, seed: int = 1, chunk_size: int = 20_000
 ) -> dict[str, tuple[str, float]]:
-    """Map each later item to an earlier one whose shingle Jaccard similarity reaches the threshold."""
-    shingle_sets = [shingles(t, shingle_size) for t in texts]
-    hashes = MinHash.bulk([list(s) for s in shingle_sets], num_perm=NUM_PERMUTATIONS, seed=seed)
+    """Map each later item to an earlier one whose shingle Jaccard similarity reaches the threshold.
+
+    Signatures are built a chunk at a time and candidates' shingles are recomputed from their text,
+    so memory holds the LSH index rather than every item's shingle set.
+    """
     index = MinHashLSH(threshold=max(threshold - CANDIDATE_SLACK, 0.3), num_perm=NUM_PERMUTATIONS)
     found: dict[str, tuple[str, float]] = {}
-    for position, (item_id, signature, own) in enumerate(zip(ids, hashes, shingle_sets)):
-        if not own:
-            continue
-        best: tuple[str, float] | None = None
-        for other_position in index.query(signature):
-            other = shingle_sets[other_position]
-            similarity = len(own & other) / len(own | other)
-            if similarity >= threshold and (best is None or similarity > best[1]):
-                best = (ids[other_position], similarity)
-        if best is not None:
-            found[item_id] = (best[0], float(np.round(best[1], 3)))
-        index.insert(position, signature)
+    for start in range(0, len(ids), chunk_size):
+        chunk = [shingles(t, shingle_size) for t in texts[start : start + chunk_size]]
+        signatures = MinHash.bulk([list(s) for s in chunk], num_perm=NUM_PERMUTATIONS, seed=seed)
+        for offset, (signature, own) in enumerate(zip(signatures, chunk)):
+            if not own:
+                continue
+            position = start + offset
+            best: tuple[str, float] | None = None
+            for other_position in index.query(signature):
+                other = shingles(texts[other_position], shingle_size)
+                similarity = len(own & other) / len(own | other)
+                if similarity >= threshold and (best is None or similarity > best[1]):
+                    best = (ids[other_position], similarity)
+            if best is not None:
+                found[ids[position]] = (best[0], float(np.round(best[1], 3)))
+            index.insert(position, signature)
     return found
