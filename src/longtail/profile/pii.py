@@ -80,10 +80,10 @@ ADDRESS_PATTERNS = (
     rf"(?i)\bP\.? ?O\.? ?Box ?#?{D}{{1,7}}\b",
 )
 
-_CJK_NAME = r"(?:(?![在住于是的了我你他她家到址送寄从和与及把被给向往近靠离对从也都就还很又在这那个有])[\u4e00-\u9fff])"
+_CJK_NAME = r"(?:(?![在住于是的了我你他她家到址送寄从和与及把被给向往近靠离对从也就还很又在这那个有])[\u4e00-\u9fff])"
 _CN_NUMBER = rf"(?:{D}+|[一二三四五六七八九十百零〇]+)"
 _CN_ADMIN = rf"(?:{_CJK_NAME}{{1,8}}?(?:省|自治区|特别行政区|市|自治州|州|区|县|旗|镇|乡))"
-_CN_UNIT = rf"(?:{D}+|[A-Za-z])(?:号楼|栋|幢|座|楼|层|单元|室|号)"
+_CN_UNIT = rf"(?:(?:{D}+|[A-Za-z])(?:号楼|栋|幢|座|楼|层|单元|室|号))"
 ADDRESS_PATTERNS_ZH = (
     # Street plus house number (Chinese numerals only before 号, so "弄一弄" is not a lane): 北京市朝阳区建国路88号3号楼501室.
     rf"{_CN_ADMIN}*{_CJK_NAME}{{1,8}}?(?:大道|大街|路|街|巷|胡同|弄)(?:[一二三四五六七八九十]+段)?"
