@@ -19,7 +19,8 @@ class Release:
     epsilon: float
     sensitivity: float
     scale: float
-    unit: str
+    unit: str  # what one neighbouring dataset adds or removes: a "user" or an "event"
+    domain: tuple[str, ...]  # the categories, in the order of every released vector
 
 
 def laplace_scale(sensitivity: float, epsilon: float) -> float:
@@ -52,21 +53,20 @@ def bounded_category_contributions(
     events: pl.DataFrame, items: pl.DataFrame, bounds: DifferentialPrivacyConfig, seed: int, domain: list[str]
 ) -> pl.DataFrame:
     """Each user's (user_id, category, contribution) after capping: at most `max_count_per_category` per category
-    and at most `max_categories_per_user` categories (a seeded random choice among the user's own), so removing one
-    user changes the category histogram by at most their product in L1."""
+    and at most `max_categories_per_user` categories (a seeded pseudo-random choice among the user's own), so removing
+    one user changes the category histogram by at most their product in L1."""
     per_pair = (
         _events_with_category(events, items, domain)
         .group_by("user_id", "category")
         .agg(pl.len().clip(upper_bound=bounds.max_count_per_category).alias("contribution"))
-        .sort("user_id", "category")
     )
-    # A random key per (user, category) picks which categories a heavy user keeps; it depends only on that user's rows.
-    keys = np.random.default_rng(seed).random(per_pair.height)
+    # A seeded hash of (user, category) picks which categories a heavy user keeps: it depends on that user's rows only,
+    # so adding or removing someone else never changes this user's choice (the sensitivity bound is exact).
+    key = pl.concat_str("user_id", "category", separator="\x1f").hash(seed)
     return (
-        per_pair.with_columns(pl.Series("key", keys))
-        .filter(pl.col("key").rank("ordinal").over("user_id") <= bounds.max_categories_per_user)
-        .drop("key")
+        per_pair.filter(key.rank("ordinal").over("user_id") <= bounds.max_categories_per_user)
         .with_columns(pl.col("contribution").cast(pl.Int64))
+        .sort("user_id", "category")
     )
 
 
@@ -93,7 +93,7 @@ def dp_category_counts(
     rng = np.random.default_rng([seed, 1])
     noisy = laplace_mechanism(exact.get_column("count").to_numpy(), sensitivity, bounds.epsilon, rng)
     table = exact.with_columns(pl.Series("count", noisy))
-    return Release(table, bounds.epsilon, sensitivity, laplace_scale(sensitivity, bounds.epsilon), "user")
+    return Release(table, bounds.epsilon, sensitivity, laplace_scale(sensitivity, bounds.epsilon), "user", tuple(exact.get_column("category")))
 
 
 def affinity_counts(events: pl.DataFrame, items: pl.DataFrame, domain: list[str]) -> tuple[list[str], np.ndarray]:
@@ -119,16 +119,17 @@ def normalise_affinities(counts: np.ndarray) -> np.ndarray:
 def dp_affinities(
     events: pl.DataFrame, items: pl.DataFrame, epsilon: float, seed: int, domain: list[str] | None = None
 ) -> Release:
-    """Every user's category-affinity vector with event-level ε-DP (adding or removing one event moves one count by 1)."""
+    """Every user's category-affinity vector with event-level ε-DP (adding or removing one event moves one count by 1):
+    one row per user with the noisy counts and the affinities derived from them, in `domain` order."""
     domain = category_domain(items) if domain is None else domain
     users, counts = affinity_counts(events, items, domain)
     noisy = laplace_mechanism(counts, 1.0, epsilon, np.random.default_rng([seed, 2]))
+    width = len(domain)
     table = pl.DataFrame(
         {
-            "user_id": np.repeat(np.array(users, dtype=object), len(domain)),
-            "category": np.tile(np.array(domain, dtype=object), len(users)),
-            "affinity": normalise_affinities(noisy).ravel(),
-        },
-        schema={"user_id": pl.String, "category": pl.String, "affinity": pl.Float64},
+            "user_id": pl.Series(users, dtype=pl.String),
+            "noisy_count": pl.Series(noisy, dtype=pl.Array(pl.Float64, width)),
+            "affinity": pl.Series(normalise_affinities(noisy), dtype=pl.Array(pl.Float64, width)),
+        }
     )
-    return Release(table, epsilon, 1.0, laplace_scale(1.0, epsilon), "event")
+    return Release(table, epsilon, 1.0, laplace_scale(1.0, epsilon), "event", tuple(domain))
