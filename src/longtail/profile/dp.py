@@ -96,10 +96,14 @@ def dp_category_counts(
     return Release(table, bounds.epsilon, sensitivity, laplace_scale(sensitivity, bounds.epsilon), "user", tuple(exact.get_column("category")))
 
 
-def affinity_counts(events: pl.DataFrame, items: pl.DataFrame, domain: list[str]) -> tuple[list[str], np.ndarray]:
-    """Users (sorted) and their event counts per domain category, as a dense users × categories matrix."""
+def affinity_counts(
+    events: pl.DataFrame, items: pl.DataFrame, domain: list[str], users: list[str] | None = None
+) -> tuple[list[str], np.ndarray]:
+    """Users and their event counts per domain category, as a dense users × categories matrix.
+    By default the users are every user in `events`, so a row exists even without any event in the domain."""
+    # The user list must not depend on which categories a user touched, or a row's presence would leak it.
+    users = sorted(events.get_column("user_id").drop_nulls().unique().to_list()) if users is None else users
     pairs = _events_with_category(events, items, domain).group_by("user_id", "category").agg(pl.len().alias("n"))
-    users = sorted(pairs.get_column("user_id").unique().to_list())
     user_index = pl.DataFrame({"user_id": users, "row": np.arange(len(users))}, schema={"user_id": pl.String, "row": pl.Int64})
     category_index = pl.DataFrame({"category": domain, "col": np.arange(len(domain))}, schema={"category": pl.String, "col": pl.Int64})
     located = pairs.join(user_index, on="user_id").join(category_index, on="category")
@@ -117,12 +121,17 @@ def normalise_affinities(counts: np.ndarray) -> np.ndarray:
 
 
 def dp_affinities(
-    events: pl.DataFrame, items: pl.DataFrame, epsilon: float, seed: int, domain: list[str] | None = None
+    events: pl.DataFrame,
+    items: pl.DataFrame,
+    epsilon: float,
+    seed: int,
+    domain: list[str] | None = None,
+    users: list[str] | None = None,
 ) -> Release:
     """Every user's category-affinity vector with event-level ε-DP (adding or removing one event moves one count by 1):
     one row per user with the noisy counts and the affinities derived from them, in `domain` order."""
     domain = category_domain(items) if domain is None else domain
-    users, counts = affinity_counts(events, items, domain)
+    users, counts = affinity_counts(events, items, domain, users)
     noisy = laplace_mechanism(counts, 1.0, epsilon, np.random.default_rng([seed, 2]))
     width = len(domain)
     table = pl.DataFrame(
