@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -114,11 +115,12 @@ def affinity_costs(events: pl.DataFrame, items: pl.DataFrame, repeats: int, coar
         # Scored only on users with an event in the domain; the others' exact profile is empty.
         active = counts.sum(axis=1) > 0
         exact = normalise_affinities(counts[active])
-        for epsilon in EPSILONS:
+        for epsilon, threshold in itertools.product(EPSILONS, ("default", 0.0)):
             distances, agreement = [], []
             for seed in range(repeats):
-                release = dp_affinities(events, items, epsilon, seed, domain).table.get_column("affinity").to_numpy()
-                released = np.stack(release)[active]
+                cut = None if threshold == "default" else threshold
+                release = dp_affinities(events, items, epsilon, seed, domain, threshold=cut).table.get_column("affinity")
+                released = np.stack(release.to_numpy())[active]
                 distances.append(float(np.mean(np.abs(released - exact).sum(axis=1))))
                 # Agreement: the released favourite is one of the user's exact favourites (ties are common in short histories).
                 picked = exact[np.arange(exact.shape[0]), released.argmax(axis=1)]
@@ -129,6 +131,7 @@ def affinity_costs(events: pl.DataFrame, items: pl.DataFrame, repeats: int, coar
                     "categories": len(domain),
                     "users_scored": int(active.sum()),
                     "epsilon": epsilon,
+                    "threshold": "b*ln(categories)" if threshold == "default" else threshold,
                     "mean_l1_distance": float(np.mean(distances)),
                     "top1_agreement": float(np.mean(agreement)),
                 }

@@ -106,3 +106,17 @@ def test_releases_are_reproducible_from_the_seed(scientific: Dataset) -> None:
 def test_non_positive_epsilon_is_refused() -> None:
     with pytest.raises(PrivacyError, match="epsilon"):
         laplace_scale(1.0, 0.0)
+
+
+def test_threshold_keeps_noise_off_the_categories_a_user_never_touched(scientific: Dataset) -> None:
+    _, counts = affinity_counts(scientific.events, scientific.items, category_domain(scientific.items))
+    untouched = counts == 0
+
+    def mass_on_untouched(threshold: float | None) -> float:
+        release = dp_affinities(scientific.events, scientific.items, 8.0, 3, threshold=threshold)
+        affinity = np.stack(release.table.get_column("affinity").to_numpy())
+        return float(np.mean(np.where(untouched, affinity, 0.0).sum(axis=1)))
+
+    # Clipping at zero lets 775 small noisy cells outweigh a 7-event history; b·ln(categories) does not.
+    assert mass_on_untouched(None) < 0.2
+    assert mass_on_untouched(0.0) > 0.8

@@ -112,12 +112,13 @@ def affinity_counts(
     return users, matrix
 
 
-def normalise_affinities(counts: np.ndarray) -> np.ndarray:
-    """Rows clipped at zero and scaled to sum to one (post-processing, so the privacy guarantee is unchanged)."""
-    clipped = np.clip(counts, 0.0, None)
-    totals = clipped.sum(axis=1, keepdims=True)
-    uniform = np.full_like(clipped, 1.0 / max(clipped.shape[1], 1))
-    return np.divide(clipped, totals, out=uniform, where=totals > 0)
+def normalise_affinities(counts: np.ndarray, threshold: float = 0.0) -> np.ndarray:
+    """Rows with cells at or below `threshold` zeroed, scaled to sum to one (uniform when nothing is left).
+    Post-processing of a release, so the privacy guarantee is unchanged."""
+    kept = np.where(counts > threshold, counts, 0.0)
+    totals = kept.sum(axis=1, keepdims=True)
+    uniform = np.full_like(kept, 1.0 / max(kept.shape[1], 1))
+    return np.divide(kept, totals, out=uniform, where=totals > 0)
 
 
 def dp_affinities(
@@ -127,18 +128,23 @@ def dp_affinities(
     seed: int,
     domain: list[str] | None = None,
     users: list[str] | None = None,
+    threshold: float | None = None,
 ) -> Release:
     """Every user's category-affinity vector with event-level ε-DP (adding or removing one event moves one count by 1):
-    one row per user with the noisy counts and the affinities derived from them, in `domain` order."""
+    one row per user with the noisy counts and the affinities derived from them, in `domain` order.
+    Noisy counts at or below `threshold` do not count towards the affinities; the default b·ln(categories) lets
+    through fewer than one empty category per user on average, instead of spreading noise over all of them."""
     domain = category_domain(items) if domain is None else domain
     users, counts = affinity_counts(events, items, domain, users)
+    scale = laplace_scale(1.0, epsilon)
     noisy = laplace_mechanism(counts, 1.0, epsilon, np.random.default_rng([seed, 2]))
+    cut = scale * np.log(max(len(domain), 1)) if threshold is None else threshold
     width = len(domain)
     table = pl.DataFrame(
         {
             "user_id": pl.Series(users, dtype=pl.String),
             "noisy_count": pl.Series(noisy, dtype=pl.Array(pl.Float64, width)),
-            "affinity": pl.Series(normalise_affinities(noisy), dtype=pl.Array(pl.Float64, width)),
+            "affinity": pl.Series(normalise_affinities(noisy, cut), dtype=pl.Array(pl.Float64, width)),
         }
     )
-    return Release(table, epsilon, 1.0, laplace_scale(1.0, epsilon), "event", tuple(domain))
+    return Release(table, epsilon, 1.0, scale, "event", tuple(domain))
