@@ -12,7 +12,7 @@ import polars as pl
 PII_KINDS: tuple[str, ...] = ("EMAIL", "CN_ID", "CARD", "PHONE", "ADDRESS")
 
 # ASCII and full-width digits: Chinese text often writes numbers full-width.
-D = "[0-9０-９]"
+_D = "[0-9０-９]"
 _TO_ASCII_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 # A match must not continue a longer alphanumeric token (part numbers, SKUs).
 _NOT_AFTER_TOKEN = r"(?<![0-9０-９A-Za-z])"
@@ -27,31 +27,31 @@ EMAIL = (
 
 # Region (6) + birth date YYYYMMDD + sequence (3) + check character; spaces between the blocks are tolerated.
 CN_ID = (
-    rf"{_NOT_AFTER_TOKEN}[1-8]{D}{{5}} ?(?:18|19|20){D}{{2}}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]{D}|3[01]) ?{D}{{3}}[0-9０-９Xx]"
+    rf"{_NOT_AFTER_TOKEN}[1-8１-８]{_D}{{5}} ?(?:18|19|20){_D}{{2}}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]{_D}|3[01]) ?{_D}{{3}}[0-9０-９Xx]"
     rf"{_NOT_BEFORE_TOKEN}"
 )
 
 # Groups of four with one consistent separator (16 or 19 digits), Amex 4-6-5, or an unbroken run of 13-19 digits.
 CARD = (
-    rf"{_NOT_AFTER_TOKEN}(?:{D}{{4}}(?P<sep>[ -]){D}{{4}}(?P=sep){D}{{4}}(?P=sep){D}{{4}}(?:(?P=sep){D}{{3}})?"
-    rf"|{D}{{4}}(?P<amex>[ -]){D}{{6}}(?P=amex){D}{{5}}|{D}{{13,19}}){_NOT_BEFORE_TOKEN}"
+    rf"{_NOT_AFTER_TOKEN}(?:{_D}{{4}}(?P<sep>[ -]){_D}{{4}}(?P=sep){_D}{{4}}(?P=sep){_D}{{4}}(?:(?P=sep){_D}{{3}})?"
+    rf"|{_D}{{4}}(?P<amex>[ -]){_D}{{6}}(?P=amex){_D}{{5}}|{_D}{{13,19}}){_NOT_BEFORE_TOKEN}"
 )
 
 _SEP = r"[ .\-‐–]?"
 PHONE_PATTERNS = (
     # Chinese mobile, optionally +86: 13812345678, 138-1234-5678, +86 138 1234 5678.
-    rf"{_NOT_AFTER_TOKEN}(?:(?:\+|00)86{_SEP}|\(\+?86\){_SEP})?1[3-9]{D}(?:[ \-]?{D}{{4}}){{2}}{_NOT_BEFORE_TOKEN}",
+    rf"{_NOT_AFTER_TOKEN}(?:(?:\+|00)86{_SEP}|\(\+?86\){_SEP})?[1１][3-9３-９]{_D}(?:[ \-]?{_D}{{4}}){{2}}{_NOT_BEFORE_TOKEN}",
     # Chinese landline with a separated or bracketed area code: 010-12345678, (0755) 8888 6666.
-    rf"{_NOT_AFTER_TOKEN}(?:(?:\+|00)86{_SEP}|\(\+?86\){_SEP})?(?:\(0{D}{{2,3}}\){_SEP}|0{D}{{2,3}}[ \-])"
-    rf"{D}{{3,4}}[ \-]?{D}{{4}}{_NOT_BEFORE_TOKEN}",
+    rf"{_NOT_AFTER_TOKEN}(?:(?:\+|00)86{_SEP}|\(\+?86\){_SEP})?(?:\(0{_D}{{2,3}}\){_SEP}|0{_D}{{2,3}}[ \-])"
+    rf"{_D}{{3,4}}[ \-]?{_D}{{4}}{_NOT_BEFORE_TOKEN}",
     # North American numbers with separators: (415) 555-0132, 415.555.0132, +1 415 555 0132, 1-800-555-0199.
-    rf"{_NOT_AFTER_TOKEN}(?:(?:\+|00)?1{_SEP})?(?:\([2-9]{D}{{2}}\){_SEP}|[2-9]{D}{{2}}[ .\-])[2-9]{D}{{2}}[ .\-]{D}{{4}}"
+    rf"{_NOT_AFTER_TOKEN}(?:(?:\+|00)?1{_SEP})?(?:\([2-9]{_D}{{2}}\){_SEP}|[2-9]{_D}{{2}}[ .\-])[2-9]{_D}{{2}}[ .\-]{_D}{{4}}"
     rf"{_NOT_BEFORE_TOKEN}",
     # International with a + country code and 7-14 more digits in groups: +44 20 7946 0958, +49 (30) 901820.
-    rf"(?<![0-9A-Za-z+])\+[1-9]{D}{{0,2}}(?:{_SEP}\(?{D}{{1,5}}\)?){{2,6}}{_NOT_BEFORE_TOKEN}",
+    rf"(?<![0-9A-Za-z+])\+[1-9]{_D}{{0,2}}(?:{_SEP}\(?{_D}{{1,5}}\)?){{2,6}}{_NOT_BEFORE_TOKEN}",
     # Any 7-15 digit number right after a phone keyword and a colon or space: "Tel: 2345 6789", "电话：87654321".
     rf"(?i)(?:\btel\b|\bphone\b|\bmobile\b|\bcell\b|\bcall\b|\bfax\b|whatsapp|电话|手机|手机号|联系方式|致电|拨打|热线)"
-    rf"[\s:：,，是为号码#]{{0,4}}(?P<pii>\+?{D}(?:[ .\-]?{D}){{6,14}}){_NOT_BEFORE_TOKEN}",
+    rf"[\s:：,，是为号码#]{{0,4}}(?P<pii>\+?{_D}(?:[ .\-]?{_D}){{6,14}}){_NOT_BEFORE_TOKEN}",
 )
 
 # Street types that rarely mean anything else right after "<number> <Name>".
@@ -76,22 +76,22 @@ ADDRESS_PATTERNS = (
     rf"(?i:{_HOUSE_NUMBER}(?: {_DIRECTION})?(?: {_NAME_WORD}){{1,4}} "
     rf"(?:(?:{_STREET_TYPES})\.?(?![A-Za-z])|(?:{_WEAK_STREET_TYPES})\.?(?![A-Za-z]){_ADDRESS_END})(?: {_DIRECTION}(?![A-Za-z]))?"
     rf"(?:,? (?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|#)\.? ?#?[0-9A-Za-z\-]+)?)"
-    rf"(?:, ?[A-Z][a-z]+(?: [A-Z][a-z]+){{0,2}})?(?:,? [A-Z]{{2}})?(?: {D}{{5}}(?:-{D}{{4}})?)?",
-    rf"(?i)\bP\.? ?O\.? ?Box ?#?{D}{{1,7}}\b",
+    rf"(?:, ?[A-Z][a-z]+(?: [A-Z][a-z]+){{0,2}})?(?:,? [A-Z]{{2}})?(?: {_D}{{5}}(?:-{_D}{{4}})?)?",
+    rf"(?i)\bP\.? ?O\.? ?Box ?#?{_D}{{1,7}}\b",
 )
 
-_CJK_NAME = r"(?:(?![在住于是的了我你他她家到址送寄从和与及把被给向往近靠离对从也就还很又在这那个有])[\u4e00-\u9fff])"
-_CN_NUMBER = rf"(?:{D}+|[一二三四五六七八九十百零〇]+)"
+_CJK_NAME = r"(?:(?![在住于是的了我你他她家到址送寄从和与及把被给向往近靠离对也就还很又这那个有])[\u4e00-\u9fff])"
+_CN_NUMBER = rf"(?:{_D}+|[一二三四五六七八九十百零〇]+)"
 _CN_ADMIN = rf"(?:{_CJK_NAME}{{1,8}}?(?:省|自治区|特别行政区|市|自治州|州|区|县|旗|镇|乡))"
-_CN_UNIT = rf"(?:(?:{D}+|[A-Za-z])(?:号楼|栋|幢|座|楼|层|单元|室|号))"
+_CN_UNIT = rf"(?:(?:{_D}+|[A-Za-z])(?:号楼|栋|幢|座|楼|层|单元|室|号))"
 ADDRESS_PATTERNS_ZH = (
     # Street plus house number (Chinese numerals only before 号, so "弄一弄" is not a lane): 北京市朝阳区建国路88号3号楼501室.
     rf"{_CN_ADMIN}*{_CJK_NAME}{{1,8}}?(?:大道|大街|路|街|巷|胡同|弄)(?:[一二三四五六七八九十]+段)?"
-    rf"(?:{_CN_NUMBER}(?:之{D}+)?号|{D}+弄)(?:{_CN_UNIT})*",
+    rf"(?:{_CN_NUMBER}(?:之{_D}+)?号|{_D}+弄)(?:{_CN_UNIT})*",
     # Residential compound plus building and unit: 阳光花园3栋2单元501室.
     rf"{_CN_ADMIN}*{_CJK_NAME}{{1,10}}?(?:小区|花园|公寓|大厦|新村|家园|苑){_CN_UNIT}{{1,4}}",
     # Building, unit and room without a name: 5号楼2单元301室.
-    rf"{D}+(?:号楼|栋|幢)(?:{D}+单元)?{D}+(?:室|号(?!楼))",
+    rf"{_D}+(?:号楼|栋|幢)(?:{_D}+单元)?{_D}+(?:室|号(?!楼))",
 )
 
 
