@@ -41,7 +41,7 @@ def category_domain(items: pl.DataFrame) -> list[str]:
 
 
 def _events_with_category(events: pl.DataFrame, items: pl.DataFrame, domain: list[str]) -> pl.DataFrame:
-    categories = items.select("item_id", "category").unique("item_id")
+    categories = items.select("item_id", "category").unique("item_id", keep="first", maintain_order=True)
     return (
         events.select("user_id", "item_id")
         .join(categories, on="item_id", how="inner")

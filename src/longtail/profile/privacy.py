@@ -26,7 +26,7 @@ def scrub_tables(tables: Mapping[str, pl.DataFrame], columns: Mapping[str, list[
 
 
 def apply_privacy(
-    tables: Mapping[str, pl.DataFrame], config: PrivacyConfig, environ: dict[str, str] | None = None
+    tables: Mapping[str, pl.DataFrame], config: PrivacyConfig, environ: Mapping[str, str] | None = None
 ) -> dict[str, pl.DataFrame]:
     """Tables ready for the audit: user ids pseudonymised in every table that has them and PII scrubbed, as configured."""
     result = dict(tables)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -49,7 +50,7 @@ class Pseudonymiser:
         )
 
 
-def pseudonymiser_from_config(config: PrivacyConfig, environ: dict[str, str] | None = None) -> Pseudonymiser:
+def pseudonymiser_from_config(config: PrivacyConfig, environ: Mapping[str, str] | None = None) -> Pseudonymiser:
     """The pseudonymiser whose key comes from the config or, failing that, from the environment variable it names."""
     environment = os.environ if environ is None else environ
     secret = config.key.get_secret_value() if config.key is not None else environment.get(config.key_env, "")
