@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from longtail.errors import ConfigError
 
@@ -66,6 +66,31 @@ class PipelineConfig(_Section):
     spark_driver_memory: str = "2g"
 
 
+class DifferentialPrivacyConfig(_Section):
+    """Noise for released aggregates: the privacy budget and the per-user contribution bounds it relies on."""
+
+    epsilon: float = Field(1.0, gt=0, description="privacy budget of one release; smaller is more private and noisier")
+    max_categories_per_user: int = Field(5, ge=1, description="a user counts towards at most this many categories")
+    max_count_per_category: int = Field(1, ge=1, description="a user adds at most this much to one category's count")
+
+
+class PrivacyConfig(_Section):
+    """Pseudonymisation and PII scrubbing at ingestion, and differential privacy for released aggregates."""
+
+    enabled: bool = Field(False, description="run pseudonymisation and PII scrubbing before the audit")
+    pseudonymise: bool = True
+    key_env: str = Field("LONGTAIL_PSEUDONYM_KEY", min_length=1, description="environment variable holding the pseudonym key")
+    # exclude=True: the key must never be written next to the data by save_config.
+    key: SecretStr | None = Field(None, exclude=True, description="pseudonym key; prefer key_env so it stays out of files")
+    pseudonym_prefix: str = "u_"
+    pseudonym_hex_chars: int = Field(16, ge=8, le=64, description="hex digits of HMAC-SHA256 kept (16 = 64 bits)")
+    scrub_pii: bool = True
+    scrub_columns: dict[str, list[str]] = Field(
+        default_factory=lambda: {"events": ["query", "text"]}, description="table -> free-text columns to scrub"
+    )
+    differential_privacy: DifferentialPrivacyConfig = Field(default_factory=DifferentialPrivacyConfig)
+
+
 class LongtailConfig(_Section):
     """The whole configuration; every field has a default."""
 
@@ -73,6 +98,7 @@ class LongtailConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
 
 def _format_validation_error(path: str, error: ValidationError) -> str:

@@ -42,3 +42,7 @@ class ReconciliationError(LongtailError):
 
 class ExecutorError(LongtailError):
     """The configured executor (e.g. a Spark master) cannot run the pipeline."""
+
+
+class PrivacyError(LongtailError):
+    """A privacy step cannot run as configured (e.g. pseudonymisation is on but no key is set)."""

@@ -10,10 +10,20 @@ from longtail.config import LongtailConfig
 from longtail.data.loaders import load_table, to_canonical
 from longtail.data.schema import EVENTS, ITEMS, JUDGMENTS, USERS
 from longtail.pipeline.executors import table_mapper
+from longtail.profile.privacy import apply_privacy
 from longtail.quality.audit import AUDIT_STEPS, AuditResult, StepCallback, audit
 from longtail.quality.report import write_audit
 
 RUN_AUDIT_STEPS = AUDIT_STEPS + 3
+
+
+def _private(
+    items: pl.DataFrame, events: pl.DataFrame, users: pl.DataFrame | None, config: LongtailConfig
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
+    """The tables after the optional privacy step, so raw user ids and PII never reach the audit's artifacts."""
+    tables = {"items": items, "events": events} | ({"users": users} if users is not None else {})
+    private = apply_privacy(tables, config.privacy)
+    return private["items"], private["events"], private.get("users")
 
 
 def run_audit(
@@ -35,6 +45,7 @@ def run_audit(
     events = load_table(events_path, EVENTS, columns.events, separator)
     users = load_table(users_path, USERS, columns.users, separator) if users_path else None
     judgments = load_table(judgments_path, JUDGMENTS, columns.judgments, separator) if judgments_path else None
+    items, events, users = _private(items, events, users, config)
     with table_mapper(config.pipeline) as mapper:
         result = audit(items, events, config, step, users, judgments, mapper)
     step("write artifacts")
@@ -46,7 +57,8 @@ def run_audit_on_tables(
     items: pl.DataFrame, events: pl.DataFrame, out_dir: str | Path, config: LongtailConfig, on_step: StepCallback | None = None
 ) -> AuditResult:
     """Audit canonical frames already in memory (e.g. from a dataset adapter)."""
+    items, events, _ = _private(to_canonical(items, ITEMS, "<items>"), to_canonical(events, EVENTS, "<events>"), None, config)
     with table_mapper(config.pipeline) as mapper:
-        result = audit(to_canonical(items, ITEMS, "<items>"), to_canonical(events, EVENTS, "<events>"), config, on_step, map_table=mapper)
+        result = audit(items, events, config, on_step, map_table=mapper)
     write_audit(result, out_dir, config)
     return result
