@@ -42,3 +42,15 @@ class ReconciliationError(LongtailError):
 
 class ExecutorError(LongtailError):
     """The configured executor (e.g. a Spark master) cannot run the pipeline."""
+
+
+class EventValidationError(LongtailError):
+    """A posted event breaks the canonical events schema; nothing of its batch is written."""
+
+
+class UnknownIdError(LongtailError):
+    """A request names a user or item that the service does not know."""
+
+
+class StoreError(LongtailError):
+    """The event store cannot be opened, migrated or written."""
