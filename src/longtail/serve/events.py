@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from longtail.config import QualityConfig
 from longtail.data.schema import EVENT_TYPES
 from longtail.errors import EventValidationError
-from longtail.serve.text import Identifier, LongText, ShortText
+from longtail.serve.text import Identifier, LongText, NonEmptyText
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]  # the one list of event types lives in data/schema.py
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -27,7 +27,7 @@ class EventIn(BaseModel):
     event_type: EventType  # type: ignore[valid-type]
     timestamp: datetime | None = Field(None, description="ISO 8601; no offset means UTC; omitted means the time it is received")
     session_id: Identifier | None = None
-    query: ShortText | None = Field(None, description="required for search events")
+    query: NonEmptyText | None = Field(None, description="required for search events")
     rating: float | None = Field(None, description="1-5; required for rating events", allow_inf_nan=False)
     text: LongText | None = Field(None, description="review text")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from longtail.serve.text import Identifier, LongText, ShortText
+from longtail.serve.text import Identifier, LongText, NonEmptyText, ShortText
 
 
 class _Model(BaseModel):
@@ -18,7 +18,7 @@ class _Model(BaseModel):
 class SearchRequest(_Model):
     """A text query with optional filters; `user_id` lets a personalising service tailor the ranking."""
 
-    query: ShortText = Field(min_length=1, examples=["sanding roll 120 grit"])
+    query: NonEmptyText = Field(examples=["sanding roll 120 grit"])
     k: int = Field(10, ge=1, le=100, description="how many results")
     user_id: Identifier | None = None
     category: ShortText | None = Field(None, description="keep items whose category contains this text")
@@ -100,7 +100,7 @@ class ItemIn(_Model):
     """An item to add or update; the fields of the canonical items table."""
 
     item_id: Identifier
-    title: ShortText = Field(min_length=1)
+    title: NonEmptyText
     description: LongText | None = None
     category: ShortText | None = Field(None, description='a path such as "Tools > Abrasives > Sanding Rolls"')
     brand: ShortText | None = None

@@ -25,4 +25,5 @@ def _bounded(max_length: int, min_length: int = 0) -> type[str]:
 
 Identifier = _bounded(128, 1)
 ShortText = _bounded(1_000)
+NonEmptyText = _bounded(1_000, 1)
 LongText = _bounded(20_000)
