@@ -4,12 +4,13 @@
 
 import logging
 import math
+from importlib.resources import files
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -39,6 +40,8 @@ from longtail.serve.text import Identifier
 log = logging.getLogger("longtail.serve")
 UserId = Annotated[Identifier, Path(description="user id")]
 ItemId = Annotated[Identifier, Path(description="item id")]
+# The page builds its DOM with textContent only and talks only to this API, so a strict policy costs nothing.
+PAGE_POLICY = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'"
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 429: "rate_limited"}
 
 
@@ -130,6 +133,13 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
 
     read, write_events, admin = Depends(require("read")), Depends(require("write_events")), Depends(require("admin"))
     top_k = Annotated[int, Query(ge=1, le=serve.max_results, description="how many items")]
+
+    page = (files("longtail.serve") / "web" / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/", include_in_schema=False)
+    def web_page() -> HTMLResponse:
+        """The page for people: search with facets, similar items, a user's recommendations and profile (asks for a key)."""
+        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY})
 
     @app.get("/health", tags=["operations"])
     def health() -> Health:

@@ -38,8 +38,8 @@ class DefaultServices:
         self.store = store
         self.catalogue = catalogue
         self.refresh_seconds = popularity_refresh_seconds
-        self._popularity: dict[str, int] = {}
-        self._ranked: list[str] = []
+        # One tuple swapped in whole, so a reader never pairs new counts with an old ranking.
+        self._ranking: tuple[dict[str, int], list[str]] = ({}, [])
         self._refreshed_at = float("-inf")
         self._refresh_lock = threading.Lock()
 
@@ -50,12 +50,11 @@ class DefaultServices:
         if time.monotonic() - self._refreshed_at > self.refresh_seconds and self._refresh_lock.acquire(blocking=False):
             try:
                 counts = dict(self.store.popular_items(max(len(self.catalogue), 1) * 2))
-                self._popularity = counts
-                self._ranked = [item_id for item_id in counts if item_id in self.catalogue]
+                self._ranking = (counts, [item_id for item_id in counts if item_id in self.catalogue])
                 self._refreshed_at = time.monotonic()
             finally:
                 self._refresh_lock.release()
-        return self._popularity, self._ranked
+        return self._ranking
 
     def _fill(self, chosen: list[str], exclude: set[str], k: int) -> list[str]:
         """Top up a list with the most popular items, then any catalogue items, skipping excluded ones."""
