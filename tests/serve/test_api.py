@@ -261,6 +261,7 @@ def test_oversized_bodies_get_413_whether_declared_or_streamed(client: httpx.Cli
         ("POST", "/items", {"items": [{"item_id": "x", "title": "t", "currency": "dollars"}]}, "admin", 422, "invalid_request"),
         ("POST", "/items", b'{"items": [{"item_id": "x", "title": "t", "attributes": {"k": "\\udc00"}}]}', "admin", 422, "invalid_request"),
         ("POST", "/items", b"\x80\x81", "admin", 400, "not_utf8"),
+        ("POST", "/search", "query=glue", "read", 415, "unsupported_media_type"),
         ("GET", "/no/such/route", None, "read", 404, "not_found"),
         ("PUT", "/search", None, "read", 405, "method_not_allowed"),
     ],
@@ -272,6 +273,8 @@ def test_malformed_requests_to_other_endpoints_change_nothing(
     headers = api.headers(key)
     if isinstance(body, bytes):
         response = client.request(method, path, content=body, headers={**headers, "Content-Type": "application/json"})
+    elif isinstance(body, str):
+        response = client.request(method, path, content=body, headers={**headers, "Content-Type": "application/x-www-form-urlencoded"})
     else:
         response = client.request(method, path, json=body, headers=headers)
     assert_error(response, status, code)

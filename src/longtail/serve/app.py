@@ -42,7 +42,7 @@ UserId = Annotated[Identifier, Path(description="user id")]
 ItemId = Annotated[Identifier, Path(description="item id")]
 # The page builds its DOM with textContent only and talks only to this API, so a strict policy costs nothing.
 PAGE_POLICY = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'"
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 429: "rate_limited"}
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
 
 
 class ApiError(Exception):
@@ -68,8 +68,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(error.status, error.code, error.message, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = error.errors()
+        # FastAPI reads a non-JSON content type as "no JSON body"; say that instead of "body: Field required".
+        if "json" not in request.headers.get("content-type", "json") and any(p.get("loc", ())[:1] == ("body",) for p in problems):
+            return _error(415, "unsupported_media_type", "send the request body as JSON with 'Content-Type: application/json'")
         broken_json = [p for p in problems if p.get("type") == "json_invalid"]
         if broken_json:
             reason = (broken_json[0].get("ctx") or {}).get("error", "")

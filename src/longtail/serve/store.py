@@ -117,6 +117,7 @@ class EventStore(ABC):
                 results = []
                 for row in rows:
                     cursor.execute(self._sql(statement), row)
+                    # An INSERT ... RETURNING gives its row back; UPDATE and DELETE report how many rows they touched.
                     results.append(cursor.fetchone() if " RETURNING " in statement else cursor.rowcount)
                 return results
         except self.database_errors as error:
