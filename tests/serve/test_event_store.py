@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -11,13 +12,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import PostgresServer, fresh_postgres_dsn
+from conftest import SLICE_EVENTS, PostgresServer, fresh_postgres_dsn
 
+from longtail.config import LongtailConfig, ServeConfig
 from longtail.errors import StoreError
 from longtail.serve.events import StoredEvent
 from longtail.serve.postgres_store import PostgresEventStore
+from longtail.serve.loading import open_served
 from longtail.serve.sqlite_store import SqliteEventStore
-from longtail.serve.store import EventStore, KeyRecord
+from longtail.serve.store import EventStore, KeyRecord, open_store
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -131,8 +134,20 @@ def test_acknowledged_events_survive_kill_9(tmp_path: Path) -> None:
 
 
 def test_postgres_store_needs_a_dsn() -> None:
-    from longtail.config import ServeConfig
-    from longtail.serve.store import open_store
-
     with pytest.raises(StoreError, match="postgres_dsn"):
         open_store(ServeConfig(store="postgres"))
+
+
+def test_a_served_directory_seeds_its_events_once(served_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "audit" / "clean"
+    data.mkdir(parents=True)
+    shutil.copy(served_dir / "events.parquet", data / "events.parquet")
+    shutil.copy(served_dir / "items.csv", tmp_path / "items.csv")
+    first = open_served(tmp_path, LongtailConfig())
+    assert (first.seeded_events, first.skipped_events) == (SLICE_EVENTS, 0)
+    assert first.store.count() == SLICE_EVENTS
+    first.store.append([event("u-new", "B0000223SI", 0)])
+    first.store.close()
+    again = open_served(tmp_path, LongtailConfig())
+    assert again.seeded_events == 0 and again.store.count() == SLICE_EVENTS + 1
+    again.store.close()

@@ -16,13 +16,12 @@ from longtail.errors import EventValidationError, InputDataError
 from longtail.serve.catalogue import Catalogue
 from longtail.serve.defaults import DefaultServices
 from longtail.serve.events import EventIn, StoredEvent, validate_events
-from longtail.serve.store import EventStore, iter_batches, open_store
+from longtail.serve.store import EventStore, open_store
 
 log = logging.getLogger("longtail.serve")
 # Where a table may sit in a served directory: a plain export, or the clean tables an audit wrote.
 _CANDIDATES = ("{name}.parquet", "clean/{name}.parquet", "audit/clean/{name}.parquet", "{name}.csv", "{name}.jsonl")
 SEEDED_META = "seeded_from"
-SEED_BATCH = 5_000
 
 
 @dataclass
@@ -62,8 +61,8 @@ def seed_store(store: EventStore, events_path: Path, config: LongtailConfig) -> 
     if store.get_meta(SEEDED_META) is not None or store.count() > 0:
         return 0, 0
     events, skipped = _storable_events(load_table(events_path, EVENTS, config.data.columns.events, config.data.csv_separator), config)
-    for batch in iter_batches(events, SEED_BATCH):
-        store.append(batch)
+    # One transaction: a crash mid-seed leaves the store empty and the next start seeds again, never half a history.
+    store.append(events)
     store.set_meta(SEEDED_META, str(events_path))
     if skipped:
         log.warning("%s: %d events failed the event checks and were not seeded", events_path, skipped)

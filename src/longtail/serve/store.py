@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -284,8 +284,3 @@ def open_store(config: ServeConfig, data_dir: str | Path | None = None) -> Event
         raise StoreError("no SQLite path: set serve.sqlite_path or serve a data directory")
     return SqliteEventStore(path)
 
-
-def iter_batches(events: Sequence[StoredEvent], size: int) -> Iterator[Sequence[StoredEvent]]:
-    """Slices of at most `size` events, for bulk loads that should not hold one huge transaction."""
-    for start in range(0, len(events), size):
-        yield events[start : start + size]
