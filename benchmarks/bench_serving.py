@@ -109,7 +109,7 @@ def run_load(url: str, key: str, traffic: Traffic, concurrency: int, max_request
     lock = threading.Lock()
     budget = iter(range(max_requests))
     deadline = time.perf_counter() + max_seconds
-    kinds, weights = zip(*mix)
+    kinds, weights = zip(*mix, strict=True)
 
     def worker(index: int) -> None:
         rng = random.Random(traffic.seed * 1000 + index)

@@ -17,8 +17,8 @@ from conftest import SLICE_EVENTS, PostgresServer, fresh_postgres_dsn
 from longtail.config import LongtailConfig, ServeConfig
 from longtail.errors import StoreError
 from longtail.serve.events import StoredEvent
-from longtail.serve.postgres_store import PostgresEventStore
 from longtail.serve.loading import open_served
+from longtail.serve.postgres_store import PostgresEventStore
 from longtail.serve.sqlite_store import SqliteEventStore
 from longtail.serve.store import EventStore, KeyRecord, open_store
 

@@ -4,8 +4,8 @@
 
 import logging
 import math
-from importlib.resources import files
 from collections.abc import Callable
+from importlib.resources import files
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
