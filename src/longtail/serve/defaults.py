@@ -113,7 +113,7 @@ class DefaultServices:
         categories = Counter(item.category for item in map(self.catalogue.get, seen) if item is not None and item.category)
         favourite = {name for name, _ in categories.most_common(3)}
         _, ranked = self._popular()
-        chosen = []
+        chosen: list[str] = []
         for item_id in ranked:
             if len(chosen) >= k:
                 break

@@ -24,7 +24,7 @@ class EventIn(BaseModel):
 
     user_id: Identifier
     item_id: Identifier | None = Field(None, description="required except for search events")
-    event_type: EventType  # type: ignore[valid-type]
+    event_type: EventType
     timestamp: datetime | None = Field(None, description="ISO 8601; no offset means UTC; omitted means the time it is received")
     session_id: Identifier | None = None
     query: NonEmptyText | None = Field(None, description="required for search events")

@@ -19,11 +19,8 @@ def _storable(value: str) -> str:
     return value
 
 
-def _bounded(max_length: int, min_length: int = 0) -> type[str]:
-    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), AfterValidator(_storable)]  # type: ignore[return-value]
-
-
-Identifier = _bounded(128, 1)
-ShortText = _bounded(1_000)
-NonEmptyText = _bounded(1_000, 1)
-LongText = _bounded(20_000)
+_STORABLE = AfterValidator(_storable)
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128), _STORABLE]
+ShortText = Annotated[str, StringConstraints(max_length=1_000), _STORABLE]
+NonEmptyText = Annotated[str, StringConstraints(min_length=1, max_length=1_000), _STORABLE]
+LongText = Annotated[str, StringConstraints(max_length=20_000), _STORABLE]
