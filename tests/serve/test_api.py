@@ -323,3 +323,19 @@ def test_the_api_runs_on_postgresql(served_dir: Any, postgres: Any) -> None:
         assert http.delete("/users/pg-u", headers=admin).json()["events_deleted"] == 2
         assert http.get("/health").json()["store"] == "PostgresEventStore"
     served.store.close()
+
+
+def test_processes_sharing_postgresql_see_each_others_items(served_dir: Any, postgres: Any) -> None:
+    config = LongtailConfig.model_validate({"serve": {"store": "postgres", "postgres_dsn": fresh_postgres_dsn(postgres), "popularity_refresh_seconds": 0}})
+    first, second = open_served(served_dir, config), open_served(served_dir, config)  # as two server processes would
+    keys = make_keys(first.store)
+    admin, write, read = ({"Authorization": f"Bearer {keys[k]}"} for k in ("admin", "write", "read"))
+    with LiveServer(create_app(config, first.services, first.store)) as one, LiveServer(create_app(config, second.services, second.store)) as two:
+        item = {"item_id": "shared-1", "title": "Qwertz shared catalogue item"}
+        assert httpx.post(f"{one.url}/items", json={"items": [item]}, headers=admin).status_code == 200
+        event = {"user_id": "shared-u", "item_id": "shared-1", "event_type": "view"}
+        assert httpx.post(f"{two.url}/events", json={"events": [event]}, headers=write).status_code == 201
+        hits = httpx.post(f"{two.url}/search", json={"query": "qwertz"}, headers=read).json()["items"]
+        assert [hit["item_id"] for hit in hits] == ["shared-1"]
+    first.store.close()
+    second.store.close()

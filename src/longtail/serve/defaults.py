@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from collections.abc import Iterable, Sequence
 
 from longtail.errors import UnknownIdError
@@ -25,6 +26,9 @@ from longtail.serve.store import EventStore
 
 PROFILE_EVENTS = 500
 FACET_VALUES = 20
+# Items are re-read from a little before the last sync: a clock a bit behind on another server, or a
+# transaction that committed just after we looked, must not hide an item for good. Re-applying is harmless.
+ITEM_SYNC_MARGIN = timedelta(seconds=60)
 
 
 def _hit(item: CatalogueItem, score: float) -> ItemHit:
@@ -35,6 +39,7 @@ class DefaultServices:
     """Search by query terms found in item text, recommend by popularity within a user's categories, profile from recent events."""
 
     def __init__(self, store: EventStore, catalogue: Catalogue, popularity_refresh_seconds: float = 10.0) -> None:
+        """`catalogue` must already hold the store's posted items; later ones are picked up at each refresh."""
         self.store = store
         self.catalogue = catalogue
         self.refresh_seconds = popularity_refresh_seconds
@@ -42,19 +47,28 @@ class DefaultServices:
         self._ranking: tuple[dict[str, int], list[str]] = ({}, [])
         self._refreshed_at = float("-inf")
         self._refresh_lock = threading.Lock()
+        self._items_synced_at = datetime.now(UTC)
 
-    # -- popularity ----------------------------------------------------------------------------
+    # -- popularity and items posted to other processes -----------------------------------------
 
     def _popular(self) -> tuple[dict[str, int], list[str]]:
         # A GROUP BY over every event per request would dominate latency; a ranking a few seconds old is fine.
+        # The same refresh picks up items that other server processes sharing a PostgreSQL store were sent.
         if time.monotonic() - self._refreshed_at > self.refresh_seconds and self._refresh_lock.acquire(blocking=False):
             try:
+                self._sync_items()
                 counts = dict(self.store.popular_items(max(len(self.catalogue), 1) * 2))
                 self._ranking = (counts, [item_id for item_id in counts if item_id in self.catalogue])
                 self._refreshed_at = time.monotonic()
             finally:
                 self._refresh_lock.release()
         return self._ranking
+
+    def _sync_items(self) -> None:
+        """Lay items posted since the last sync (to this or another process) over the catalogue."""
+        synced_at = datetime.now(UTC)
+        self.catalogue.upsert(self.store.items(updated_since=self._items_synced_at - ITEM_SYNC_MARGIN))
+        self._items_synced_at = synced_at
 
     def _fill(self, chosen: list[str], exclude: set[str], k: int) -> list[str]:
         """Top up a list with the most popular items, then any catalogue items, skipping excluded ones."""
@@ -160,8 +174,12 @@ class DefaultServices:
         )
 
     def unknown_items(self, item_ids: Iterable[str]) -> list[str]:
-        """Ids not in the catalogue."""
-        return sorted({item_id for item_id in item_ids if item_id not in self.catalogue})
+        """Ids not in the catalogue, after checking the store for items another process was just sent."""
+        unknown = {item_id for item_id in item_ids if item_id not in self.catalogue}
+        if unknown:
+            self._sync_items()
+            unknown = {item_id for item_id in unknown if item_id not in self.catalogue}
+        return sorted(unknown)
 
     def upsert_items(self, items: Sequence[ItemIn]) -> None:
         """Swap the items into the catalogue; the next search sees them."""

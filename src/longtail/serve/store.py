@@ -213,9 +213,11 @@ class EventStore(ABC):
             rows,
         )
 
-    def items(self) -> list[dict[str, Any]]:
-        """Every item posted to the API, oldest update first, to lay over the served catalogue."""
-        return [json.loads(row[0]) for row in self._read("SELECT record FROM items ORDER BY updated_us, item_id")]
+    def items(self, updated_since: datetime | None = None) -> list[dict[str, Any]]:
+        """Items posted to the API (all, or those updated since a time), oldest update first, to lay over the catalogue."""
+        since = to_micros(updated_since) if updated_since is not None else 0
+        rows = self._read("SELECT record FROM items WHERE updated_us >= ? ORDER BY updated_us, item_id", (since,))
+        return [json.loads(row[0]) for row in rows]
 
     # -- API keys ------------------------------------------------------------------------------
 
