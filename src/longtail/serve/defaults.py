@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 
 from longtail.errors import UnknownIdError
 from longtail.serve.catalogue import Catalogue, CatalogueItem, query_terms

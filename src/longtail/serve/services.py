@@ -6,7 +6,14 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from longtail.serve.events import StoredEvent
-from longtail.serve.schemas import ItemIn, Profile, Recommendations, SearchRequest, SearchResponse, SimilarItems
+from longtail.serve.schemas import (
+    ItemIn,
+    Profile,
+    Recommendations,
+    SearchRequest,
+    SearchResponse,
+    SimilarItems,
+)
 
 
 class Services(Protocol):
