@@ -167,6 +167,22 @@ def test_every_endpoint_checks_its_scope(client: httpx.Client, api: Api, endpoin
     assert snapshot(api) == before
 
 
+@pytest.mark.parametrize("path", ["/events", "/search", "/items"])
+def test_the_key_is_checked_before_the_body_is_parsed(client: httpx.Client, api: Api, path: str) -> None:
+    before = snapshot(api)
+    response = client.post(path, content=b'{"broken": ', headers={"Content-Type": "application/json"})
+    assert_error(response, 401, "missing_api_key")
+    assert snapshot(api) == before
+
+
+def test_the_spec_names_each_routes_scope_and_the_bearer_scheme(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert spec["paths"]["/events"]["post"]["x-required-scope"] == "write_events"
+    assert spec["paths"]["/users/{user_id}"]["delete"]["x-required-scope"] == "admin"
+    assert spec["paths"]["/search"]["post"]["x-required-scope"] == "read"
+
+
 def test_admin_may_use_every_scope(client: httpx.Client, api: Api) -> None:
     assert client.post("/search", json={"query": "glue"}, headers=api.headers("admin")).status_code == 200
 

@@ -4,19 +4,22 @@
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from importlib.resources import files
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from longtail.config import LongtailConfig
 from longtail.errors import EventValidationError, StoreError, UnknownIdError
-from longtail.serve.auth import Principal, verify_key
+from longtail.serve.auth import verify_key
 from longtail.serve.events import EventBatch, validate_events
 from longtail.serve.limits import BodyGuard
 from longtail.serve.metrics import CONTENT_TYPE, ApiMetrics, MetricsMiddleware
@@ -42,6 +45,7 @@ UserId = Annotated[Identifier, Path(description="user id")]
 ItemId = Annotated[Identifier, Path(description="item id")]
 # The page builds its DOM with textContent only and talks only to this API, so a strict policy costs nothing.
 PAGE_POLICY = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'"
+SCOPE_EXTENSION = "x-required-scope"  # each route's scope, in its OpenAPI operation for clients to read
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
 
 
@@ -104,6 +108,26 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal_error", "internal error; it has been logged")
 
 
+def _scoped_route_class(authorize: Callable[[Request, str], None]) -> type[APIRoute]:
+    """Routes that check the key and its scope before FastAPI reads the body, so no unauthenticated input is parsed."""
+
+    class ScopedRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+            scope = (self.openapi_extra or {}).get(SCOPE_EXTENSION)
+            if scope is None:
+                return handler
+
+            async def checked(request: Request) -> Response:
+                # The key lookup is a blocking store read: run it on the thread pool, off the event loop.
+                await run_in_threadpool(authorize, request, scope)
+                return await handler(request)
+
+            return checked
+
+    return ScopedRoute
+
+
 def create_app(config: LongtailConfig, services: Services, store: EventStore) -> FastAPI:
     """Build the API over a services object (search, recommendations, profiles) and an open event store."""
     serve = config.serve
@@ -117,24 +141,26 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
     )
     _install_error_handlers(app)
 
-    def require(scope: str) -> Callable[..., Principal]:
-        def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
-            if credentials is None:
-                raise ApiError(401, "missing_api_key", "send an API key as 'Authorization: Bearer <key>'", {"WWW-Authenticate": "Bearer"})
-            principal = verify_key(store, credentials.credentials)
-            if principal is None:
-                raise ApiError(401, "invalid_api_key", "the API key is unknown, revoked or malformed", {"WWW-Authenticate": "Bearer"})
-            if not principal.allows(scope):
-                raise ApiError(403, "insufficient_scope", f"this API key lacks the '{scope}' scope")
-            wait = limiter.acquire(principal.key_id)
-            if wait > 0:
-                metrics.rate_limited.inc()
-                raise ApiError(429, "rate_limited", f"rate limit of {serve.rate_limit_per_second:g} requests/s exceeded", {"Retry-After": str(math.ceil(wait))})
-            return principal
+    def authorize(request: Request, scope: str) -> None:
+        scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "missing_api_key", "send an API key as 'Authorization: Bearer <key>'", {"WWW-Authenticate": "Bearer"})
+        principal = verify_key(store, token)
+        if principal is None:
+            raise ApiError(401, "invalid_api_key", "the API key is unknown, revoked or malformed", {"WWW-Authenticate": "Bearer"})
+        if not principal.allows(scope):
+            raise ApiError(403, "insufficient_scope", f"this API key lacks the '{scope}' scope")
+        wait = limiter.acquire(principal.key_id)
+        if wait > 0:
+            metrics.rate_limited.inc()
+            raise ApiError(429, "rate_limited", f"rate limit of {serve.rate_limit_per_second:g} requests/s exceeded", {"Retry-After": str(math.ceil(wait))})
 
-        return check
+    app.router.route_class = _scoped_route_class(authorize)
 
-    read, write_events, admin = Depends(require("read")), Depends(require("write_events")), Depends(require("admin"))
+    def needs(scope: str) -> dict[str, Any]:
+        """Route options: the scope the route class checks, and the bearer scheme in the OpenAPI spec."""
+        return {"openapi_extra": {SCOPE_EXTENSION: scope}, "dependencies": [Depends(bearer)]}
+
     top_k = Annotated[int, Query(ge=1, le=serve.max_results, description="how many items")]
 
     page = (files("longtail.serve") / "web" / "index.html").read_text(encoding="utf-8")
@@ -149,12 +175,12 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
         """Liveness without a key: whether the store answers and how many events it holds."""
         return Health(status="ok", store=type(store).__name__, events=store.count())
 
-    @app.get("/metrics", tags=["operations"], response_class=Response, dependencies=[read], responses={200: {"content": {CONTENT_TYPE: {}}}})
+    @app.get("/metrics", tags=["operations"], response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}}, **needs("read"))
     def prometheus() -> Response:
         """Prometheus text format: requests and latency per route, events written, rate-limited requests."""
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.post("/events", status_code=201, tags=["events"], dependencies=[write_events])
+    @app.post("/events", status_code=201, tags=["events"], **needs("write_events"))
     def post_events(batch: EventBatch) -> EventsWritten:
         """Write a batch of events in one transaction; 201 means every one is committed and durable."""
         if len(batch.events) > serve.max_batch_events:
@@ -168,7 +194,7 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
         services.observe(events)
         return EventsWritten(count=len(ids), ids=ids)
 
-    @app.delete("/users/{user_id}", tags=["users"], dependencies=[admin])
+    @app.delete("/users/{user_id}", tags=["users"], **needs("admin"))
     def erase_user(user_id: UserId) -> Erased:
         """Erase every event of a user and anything derived from them."""
         deleted = store.delete_user(user_id)
@@ -177,27 +203,27 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
         services.forget_user(user_id)
         return Erased(user_id=user_id, events_deleted=deleted)
 
-    @app.post("/search", tags=["search"], dependencies=[read])
+    @app.post("/search", tags=["search"], **needs("read"))
     def search(request: SearchRequest) -> SearchResponse:
         """Ranked items for a text query, with category and brand facets."""
         return services.search(request)
 
-    @app.get("/users/{user_id}/recommendations", tags=["users"], dependencies=[read])
+    @app.get("/users/{user_id}/recommendations", tags=["users"], **needs("read"))
     def recommendations(user_id: UserId, k: top_k = 10) -> Recommendations:
         """Items to recommend to a user; a user without events gets popular items."""
         return services.recommend(user_id, k)
 
-    @app.get("/users/{user_id}/profile", tags=["users"], dependencies=[read])
+    @app.get("/users/{user_id}/profile", tags=["users"], **needs("read"))
     def profile(user_id: UserId) -> Profile:
         """A user's profile; 404 for a user without events."""
         return services.profile(user_id)
 
-    @app.get("/items/{item_id}/similar", tags=["items"], dependencies=[read])
+    @app.get("/items/{item_id}/similar", tags=["items"], **needs("read"))
     def similar(item_id: ItemId, k: top_k = 10) -> SimilarItems:
         """Items similar to a catalogue item; 404 for an unknown item."""
         return services.similar(item_id, k)
 
-    @app.post("/items", tags=["items"], dependencies=[admin])
+    @app.post("/items", tags=["items"], **needs("admin"))
     def post_items(batch: ItemBatch) -> ItemsWritten:
         """Add or update items; they are stored, then searchable and recommendable when this returns."""
         store.upsert_items([item.model_dump(mode="json") for item in batch.items])
