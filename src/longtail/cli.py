@@ -1,4 +1,4 @@
-"""The `longtail` command line: audit, convert and demo, with progress bars and readable tables."""
+"""The `longtail` command line: audit, convert, serve, keys and demo, with progress bars and readable tables."""
 
 from __future__ import annotations
 
@@ -16,8 +16,12 @@ from longtail.data.adapters import load_dataset
 from longtail.errors import LongtailError
 from longtail.pipeline.audit_step import RUN_AUDIT_STEPS, run_audit
 from longtail.quality.audit import AuditResult
+from longtail.serve.auth import create_key, key_id_of
+from longtail.serve.store import EventStore, open_store
 
 app = typer.Typer(help="Longtail: e-commerce search and recommendation that serves the long tail.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys (stored hashed in the event store).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 console = Console()
 error_console = Console(stderr=True)
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -97,6 +101,82 @@ def convert(
             frame.write_parquet(target)
         console.print(f"{name}: {frame.height:,} rows -> {target}")
     console.print(f"source: {data.provenance}")
+
+
+DataOption = Annotated[Path, typer.Option("--data", help="served directory: items (and events) tables; the SQLite store lives here")]
+ConfigOption = Annotated[Path | None, typer.Option(help="YAML config; defaults when omitted")]
+
+
+@app.command()
+def serve(
+    data: DataOption,
+    port: Annotated[int | None, typer.Option(help="TCP port (default: serve.port, 8000)")] = None,
+    host: Annotated[str | None, typer.Option(help="interface (default: serve.host, 127.0.0.1)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Serve search, recommendations, events and profiles over HTTP until interrupted."""
+    from longtail.serve.server import serve as run_server
+
+    try:
+        run_server(data, load_config(config), host, port)
+    except LongtailError as error:
+        _fail(error)
+
+
+def _open_key_store(data: Path, config: Path | None) -> EventStore:
+    return open_store(load_config(config).serve, data)
+
+
+@keys_app.command("create")
+def keys_create(
+    data: DataOption,
+    scope: Annotated[list[str], typer.Option("--scope", help="read, write_events or admin; repeat for several")],
+    label: Annotated[str, typer.Option(help="a note saying who or what uses the key")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Create an API key and print it once; only its salted hash is stored."""
+    try:
+        with _open_key_store(data, config) as store:
+            key = create_key(store, scope, label)
+    except LongtailError as error:
+        _fail(error)
+    error_console.print(f"scopes: {', '.join(dict.fromkeys(scope))}. Save the key now: it cannot be shown again.")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(data: DataOption, config: ConfigOption = None) -> None:
+    """List keys by id, scopes and state (never their secrets)."""
+    try:
+        with _open_key_store(data, config) as store:
+            records = store.keys()
+    except LongtailError as error:
+        _fail(error)
+    table = Table(title="API keys")
+    for column in ("key id", "scopes", "label", "created", "revoked"):
+        table.add_column(column)
+    for record in records:
+        revoked = record.revoked_at.isoformat(timespec="seconds") if record.revoked_at else "-"
+        table.add_row(record.key_id, " ".join(record.scopes), record.label, record.created_at.isoformat(timespec="seconds"), revoked)
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="the key id (the part after 'lt_'), or the whole key")],
+    data: DataOption,
+    config: ConfigOption = None,
+) -> None:
+    """Revoke a key; requests with it get 401 from then on."""
+    try:
+        with _open_key_store(data, config) as store:
+            revoked = store.revoke_key(key_id_of(key_id))
+    except LongtailError as error:
+        _fail(error)
+    if not revoked:
+        error_console.print(f"[bold red]error:[/] no active key with id {key_id_of(key_id)!r}")
+        raise typer.Exit(code=2)
+    console.print(f"revoked {key_id_of(key_id)}")
 
 
 @app.command()

@@ -91,6 +91,22 @@ class PrivacyConfig(_Section):
     differential_privacy: DifferentialPrivacyConfig = Field(default_factory=DifferentialPrivacyConfig)
 
 
+class ServeConfig(_Section):
+    """The HTTP API: where events are stored, request limits and per-key rate limits."""
+
+    store: Literal["sqlite", "postgres"] = Field("sqlite", description="postgres for several server processes sharing one store")
+    sqlite_path: str | None = Field(None, description="SQLite file; default: longtail.db inside the served data directory")
+    postgres_dsn: str | None = Field(None, description="libpq connection string, required when store is postgres")
+    host: str = Field("127.0.0.1", description="interface to bind; loopback unless you mean to expose the API")
+    port: int = Field(8000, ge=0, le=65535)
+    max_body_bytes: int = Field(1_048_576, gt=0, description="larger request bodies get 413")
+    max_batch_events: int = Field(1000, ge=1, description="most events in one POST /events")
+    rate_limit_per_second: float = Field(100.0, gt=0, description="tokens each API key regains per second")
+    rate_limit_burst: int = Field(200, ge=1, description="requests a key may make at once before being limited")
+    max_results: int = Field(100, ge=1, description="largest k a search or recommendation may ask for")
+    popularity_refresh_seconds: float = Field(10.0, ge=0, description="how stale the default popularity ranking may get")
+
+
 class LongtailConfig(_Section):
     """The whole configuration; every field has a default."""
 
@@ -99,6 +115,9 @@ class LongtailConfig(_Section):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+
+
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
 
 def _format_validation_error(path: str, error: ValidationError) -> str:

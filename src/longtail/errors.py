@@ -46,3 +46,15 @@ class ExecutorError(LongtailError):
 
 class PrivacyError(LongtailError):
     """A privacy step cannot run as configured (e.g. pseudonymisation is on but no key is set)."""
+
+
+class EventValidationError(LongtailError):
+    """A posted event breaks the canonical events schema; nothing of its batch is written."""
+
+
+class UnknownIdError(LongtailError):
+    """A request names a user or item that the service does not know."""
+
+
+class StoreError(LongtailError):
+    """The event store cannot be opened, migrated or written."""

@@ -1,0 +1,1 @@
+"""The HTTP API: durable event store, scoped API keys, rate limits, metrics and routes."""

@@ -1,0 +1,237 @@
+"""The FastAPI app factory: routes, scope checks, rate limits and one JSON error shape for every failure."""
+
+# No `from __future__ import annotations` here: FastAPI reads the route closures' annotations at runtime.
+
+import logging
+import math
+from collections.abc import Callable, Coroutine, Mapping
+from importlib.resources import files
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from longtail.config import LongtailConfig
+from longtail.errors import EventValidationError, StoreError, UnknownIdError
+from longtail.serve.auth import verify_key
+from longtail.serve.events import EventBatch, validate_events
+from longtail.serve.limits import BodyGuard
+from longtail.serve.metrics import CONTENT_TYPE, ApiMetrics, MetricsMiddleware
+from longtail.serve.ratelimit import RateLimiter
+from longtail.serve.schemas import (
+    Erased,
+    EventsWritten,
+    Health,
+    ItemBatch,
+    ItemsWritten,
+    Profile,
+    Recommendations,
+    SearchRequest,
+    SearchResponse,
+    SimilarItems,
+)
+from longtail.serve.services import Services
+from longtail.serve.store import EventStore
+from longtail.serve.text import Identifier
+
+log = logging.getLogger("longtail.serve")
+UserId = Annotated[Identifier, Path(description="user id")]
+ItemId = Annotated[Identifier, Path(description="item id")]
+# The page builds its DOM with textContent only and talks only to this API, so a strict policy costs nothing.
+PAGE_POLICY = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'"
+SCOPE_EXTENSION = "x-required-scope"  # each route's scope, in its OpenAPI operation for clients to read
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, a stable machine-readable code, and a message saying what to fix."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def _error(status: int, code: str, message: str, details: list[dict[str, str]] | None = None, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every failure becomes {"error": {"code", "message"}}; clients never see a stack trace."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, error: ApiError) -> JSONResponse:
+        return _error(error.status, error.code, error.message, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = error.errors()
+        # FastAPI reads a non-JSON content type as "no JSON body"; say that instead of "body: Field required".
+        if "json" not in request.headers.get("content-type", "json") and any(p.get("loc", ())[:1] == ("body",) for p in problems):
+            return _error(415, "unsupported_media_type", "send the request body as JSON with 'Content-Type: application/json'")
+        broken_json = [p for p in problems if p.get("type") == "json_invalid"]
+        if broken_json:
+            reason = (broken_json[0].get("ctx") or {}).get("error", "")
+            return _error(400, "malformed_json", f"request body is not valid JSON{': ' + str(reason) if reason else ''}")
+        details = [{"location": ".".join(str(part) for part in p.get("loc", ())), "message": str(p.get("msg", ""))} for p in problems]
+        summary = "; ".join(f"{d['location']}: {d['message']}" for d in details[:3])
+        return _error(422, "invalid_request", summary, details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        return _error(error.status_code, _STATUS_CODES.get(error.status_code, "error"), str(error.detail), headers=error.headers)
+
+    @app.exception_handler(EventValidationError)
+    async def invalid_events(_: Request, error: EventValidationError) -> JSONResponse:
+        return _error(422, "invalid_events", f"{error}; nothing was written")
+
+    @app.exception_handler(UnknownIdError)
+    async def unknown_id(_: Request, error: UnknownIdError) -> JSONResponse:
+        return _error(404, "unknown_id", str(error))
+
+    @app.exception_handler(StoreError)
+    async def store_down(_: Request, error: StoreError) -> JSONResponse:
+        log.error("event store error: %s", error)
+        return _error(503, "store_unavailable", "the event store is unavailable; nothing was written; retry later")
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=error)
+        return _error(500, "internal_error", "internal error; it has been logged")
+
+
+def _scoped_route_class(authorize: Callable[[Request, str], None]) -> type[APIRoute]:
+    """Routes that check the key and its scope before FastAPI reads the body, so no unauthenticated input is parsed."""
+
+    class ScopedRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+            scope = (self.openapi_extra or {}).get(SCOPE_EXTENSION)
+            if scope is None:
+                return handler
+
+            async def checked(request: Request) -> Response:
+                # The key lookup is a blocking store read: run it on the thread pool, off the event loop.
+                await run_in_threadpool(authorize, request, scope)
+                return await handler(request)
+
+            return checked
+
+    return ScopedRoute
+
+
+def create_app(config: LongtailConfig, services: Services, store: EventStore) -> FastAPI:
+    """Build the API over a services object (search, recommendations, profiles) and an open event store."""
+    serve = config.serve
+    metrics = ApiMetrics()
+    limiter = RateLimiter(serve.rate_limit_per_second, serve.rate_limit_burst)
+    bearer = HTTPBearer(auto_error=False, description="an API key from `longtail keys create`")
+    app = FastAPI(
+        title="Longtail",
+        version="0.1.0",
+        summary="Product search, recommendations, events and profiles. Authenticate with 'Authorization: Bearer <key>'.",
+    )
+    _install_error_handlers(app)
+
+    def authorize(request: Request, scope: str) -> None:
+        scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "missing_api_key", "send an API key as 'Authorization: Bearer <key>'", {"WWW-Authenticate": "Bearer"})
+        principal = verify_key(store, token)
+        if principal is None:
+            raise ApiError(401, "invalid_api_key", "the API key is unknown, revoked or malformed", {"WWW-Authenticate": "Bearer"})
+        if not principal.allows(scope):
+            raise ApiError(403, "insufficient_scope", f"this API key lacks the '{scope}' scope")
+        wait = limiter.acquire(principal.key_id)
+        if wait > 0:
+            metrics.rate_limited.inc()
+            raise ApiError(429, "rate_limited", f"rate limit of {serve.rate_limit_per_second:g} requests/s exceeded", {"Retry-After": str(math.ceil(wait))})
+
+    app.router.route_class = _scoped_route_class(authorize)
+
+    def needs(scope: str) -> dict[str, Any]:
+        """Route options: the scope the route class checks, and the bearer scheme in the OpenAPI spec."""
+        return {"openapi_extra": {SCOPE_EXTENSION: scope}, "dependencies": [Depends(bearer)]}
+
+    top_k = Annotated[int, Query(ge=1, le=serve.max_results, description="how many items")]
+
+    page = (files("longtail.serve") / "web" / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/", include_in_schema=False)
+    def web_page() -> HTMLResponse:
+        """The page for people: search with facets, similar items, a user's recommendations and profile (asks for a key)."""
+        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY})
+
+    @app.get("/health", tags=["operations"])
+    def health() -> Health:
+        """Liveness without a key: whether the store answers and how many events it holds."""
+        return Health(status="ok", store=type(store).__name__, events=store.count())
+
+    @app.get("/metrics", tags=["operations"], response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}}, **needs("read"))
+    def prometheus() -> Response:
+        """Prometheus text format: requests and latency per route, events written, rate-limited requests."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.post("/events", status_code=201, tags=["events"], **needs("write_events"))
+    def post_events(batch: EventBatch) -> EventsWritten:
+        """Write a batch of events in one transaction; 201 means every one is committed and durable."""
+        if len(batch.events) > serve.max_batch_events:
+            raise ApiError(422, "too_many_events", f"at most {serve.max_batch_events} events per request; split the batch")
+        events = validate_events(batch.events, config.quality)
+        unknown = services.unknown_items(event.item_id for event in events if event.item_id is not None)
+        if unknown:
+            raise ApiError(422, "unknown_items", f"events reference unknown item_id(s) {', '.join(map(repr, unknown[:10]))}; post the items first; nothing was written")
+        ids = store.append(events)
+        metrics.events_written.inc(len(ids))
+        services.observe(events)
+        return EventsWritten(count=len(ids), ids=ids)
+
+    @app.delete("/users/{user_id}", tags=["users"], **needs("admin"))
+    def erase_user(user_id: UserId) -> Erased:
+        """Erase every event of a user and anything derived from them."""
+        deleted = store.delete_user(user_id)
+        if deleted == 0:
+            raise ApiError(404, "unknown_id", f"no events for user_id {user_id!r}; nothing was erased")
+        services.forget_user(user_id)
+        return Erased(user_id=user_id, events_deleted=deleted)
+
+    @app.post("/search", tags=["search"], **needs("read"))
+    def search(request: SearchRequest) -> SearchResponse:
+        """Ranked items for a text query, with category and brand facets."""
+        return services.search(request)
+
+    @app.get("/users/{user_id}/recommendations", tags=["users"], **needs("read"))
+    def recommendations(user_id: UserId, k: top_k = 10) -> Recommendations:
+        """Items to recommend to a user; a user without events gets popular items."""
+        return services.recommend(user_id, k)
+
+    @app.get("/users/{user_id}/profile", tags=["users"], **needs("read"))
+    def profile(user_id: UserId) -> Profile:
+        """A user's profile; 404 for a user without events."""
+        return services.profile(user_id)
+
+    @app.get("/items/{item_id}/similar", tags=["items"], **needs("read"))
+    def similar(item_id: ItemId, k: top_k = 10) -> SimilarItems:
+        """Items similar to a catalogue item; 404 for an unknown item."""
+        return services.similar(item_id, k)
+
+    @app.post("/items", tags=["items"], **needs("admin"))
+    def post_items(batch: ItemBatch) -> ItemsWritten:
+        """Add or update items; they are stored, then searchable and recommendable when this returns."""
+        store.upsert_items([item.model_dump(mode="json") for item in batch.items])
+        services.upsert_items(batch.items)
+        return ItemsWritten(count=len(batch.items), item_ids=[item.item_id for item in batch.items])
+
+    # Outermost first: metrics see every answer, including the guard's 413 and 400.
+    app.add_middleware(BodyGuard, max_bytes=serve.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.state.metrics = metrics
+    return app

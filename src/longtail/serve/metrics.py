@@ -1,0 +1,58 @@
+"""Prometheus metrics of one app: requests and latency per route, events written, requests rate-limited."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# Buckets from 1 ms to 10 s: the API's answers are meant to take milliseconds, timeouts take seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class ApiMetrics:
+    """A registry per app (not the global one) so several apps in one process, e.g. in tests, never collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("longtail_requests", "HTTP requests by route and status", ("method", "route", "status"), registry=self.registry)
+        self.latency = Histogram("longtail_request_seconds", "Time to answer, by route", ("method", "route"), buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.events_written = Counter("longtail_events_written", "Events committed to the store", registry=self.registry)
+        self.rate_limited = Counter("longtail_rate_limited", "Requests refused by the per-key rate limit", registry=self.registry)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request under its route template (/users/{user_id}/profile), not its raw path."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_with_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route: Any = scope.get("route")
+            # Unmatched paths share one label, so scanners cannot blow up the number of series.
+            template = getattr(route, "path", "unmatched")
+            method = scope["method"]
+            self.metrics.requests.labels(method, template, str(status["code"])).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)

@@ -1,0 +1,160 @@
+"""Request and response models of the API; they are its documentation in the served OpenAPI spec."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from longtail.serve.text import Identifier, LongText, NonEmptyText, ShortText
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchRequest(_Model):
+    """A text query with optional filters; `user_id` lets a personalising service tailor the ranking."""
+
+    query: NonEmptyText = Field(examples=["sanding roll 120 grit"])
+    k: int = Field(10, ge=1, le=100, description="how many results")
+    user_id: Identifier | None = None
+    category: ShortText | None = Field(None, description="keep items whose category contains this text")
+    brand: ShortText | None = Field(None, description="keep items of this brand (case-insensitive)")
+    price_min: float | None = Field(None, ge=0, allow_inf_nan=False)
+    price_max: float | None = Field(None, ge=0, allow_inf_nan=False)
+
+
+class ItemHit(_Model):
+    """One item in a result list, with the score that ranked it."""
+
+    item_id: str
+    title: str
+    category: str | None = None
+    brand: str | None = None
+    price: float | None = None
+    score: float
+
+
+class SearchResponse(_Model):
+    """Ranked matches, how many matched in all, and facet counts over every match."""
+
+    query: str
+    total: int
+    items: list[ItemHit]
+    facets: dict[str, dict[str, int]] = Field(description="facet name -> value -> matching items")
+    source: str = Field(description="which service ranked the results")
+
+
+class Recommendations(_Model):
+    """Items recommended to a user."""
+
+    user_id: str
+    items: list[ItemHit]
+    source: str
+
+
+class SimilarItems(_Model):
+    """Items similar to one item."""
+
+    item_id: str
+    items: list[ItemHit]
+    source: str
+
+
+class EventOut(_Model):
+    """A stored event as the API returns it."""
+
+    id: int
+    item_id: str | None
+    event_type: str
+    timestamp: datetime
+    session_id: str | None = None
+    query: str | None = None
+    rating: float | None = None
+
+
+class Share(_Model):
+    """A category or brand with the share of a user's events on it."""
+
+    name: str
+    share: float
+
+
+class Profile(_Model):
+    """What the service knows about a user, and why: the counts and recent events it is built from."""
+
+    user_id: str
+    event_count: int
+    last_seen: datetime
+    event_types: dict[str, int]
+    top_categories: list[Share]
+    top_brands: list[Share]
+    recent_events: list[EventOut]
+    source: str
+
+
+class ItemIn(_Model):
+    """An item to add or update; the fields of the canonical items table."""
+
+    item_id: Identifier
+    title: NonEmptyText
+    description: LongText | None = None
+    category: ShortText | None = Field(None, description='a path such as "Tools > Abrasives > Sanding Rolls"')
+    brand: ShortText | None = None
+    price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    attributes: dict[str, Any] | None = None
+    created_at: datetime | None = None
+    language: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z-]+$")
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes_storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Nested strings escape the Identifier/ShortText checks; a lone surrogate would fail only when stored or sent back.
+        if value is not None:
+            try:
+                text = json.dumps(value, ensure_ascii=False)
+                text.encode("utf-8")
+            except (UnicodeEncodeError, ValueError):
+                raise ValueError("attributes must be JSON-serialisable valid Unicode") from None
+            if len(text) > 20_000:
+                raise ValueError("attributes must be at most 20,000 characters as JSON")
+        return value
+
+
+class ItemBatch(_Model):
+    """Items to add or update together."""
+
+    items: list[ItemIn] = Field(min_length=1, max_length=1000)
+
+
+class ItemsWritten(_Model):
+    """Which items were stored and are searchable now."""
+
+    count: int
+    item_ids: list[str]
+
+
+class EventsWritten(_Model):
+    """Ids of the committed events, in the order posted."""
+
+    count: int
+    ids: list[int]
+
+
+class Erased(_Model):
+    """How much of a user's data was erased."""
+
+    user_id: str
+    events_deleted: int
+
+
+class Health(_Model):
+    """Liveness and whether the store answers."""
+
+    status: str
+    store: str
+    events: int

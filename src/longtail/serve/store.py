@@ -1,0 +1,288 @@
+"""The event store interface and the SQL both backends share: events, API keys, posted items, migrations."""
+
+from __future__ import annotations
+
+import json
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from longtail.config import ServeConfig
+from longtail.errors import StoreError
+from longtail.serve.events import EPOCH, StoredEvent
+
+DEFAULT_SQLITE_NAME = "longtail.db"
+_EVENT_COLUMNS = "user_id, item_id, event_type, ts_us, session_id, query, rating, text"
+
+# Each migration is applied once, in order, inside one transaction; {id} and {float} are filled per dialect.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE events (id {id}, user_id TEXT NOT NULL, item_id TEXT, event_type TEXT NOT NULL, ts_us BIGINT NOT NULL,"
+        " session_id TEXT, query TEXT, rating {float}, text TEXT, received_us BIGINT NOT NULL)",
+        "CREATE INDEX events_by_user ON events (user_id, ts_us)",
+        "CREATE INDEX events_by_item ON events (item_id)",
+        "CREATE TABLE api_keys (key_id TEXT PRIMARY KEY, salt TEXT NOT NULL, digest TEXT NOT NULL, scopes TEXT NOT NULL,"
+        " label TEXT NOT NULL, created_us BIGINT NOT NULL, revoked_us BIGINT)",
+        "CREATE TABLE items (item_id TEXT PRIMARY KEY, record TEXT NOT NULL, updated_us BIGINT NOT NULL)",
+        "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A stored API key: its public id, the salted digest of its secret, and what it may do."""
+
+    key_id: str
+    salt: str
+    digest: str
+    scopes: tuple[str, ...]
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+def to_micros(moment: datetime) -> int:
+    """UTC microseconds since the epoch: one integer type that sorts the same in every backend."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(value: int) -> datetime:
+    """The inverse of to_micros."""
+    return EPOCH + timedelta(microseconds=value)
+
+
+def _now_us() -> int:
+    return to_micros(datetime.now(UTC))
+
+
+class EventStore(ABC):
+    """Durable storage of events, API keys and posted items; every write is one atomic transaction."""
+
+    placeholder = "?"
+    id_column = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    float_column = "REAL"
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- dialect hooks -------------------------------------------------------------------------
+
+    @abstractmethod
+    def _connect(self) -> Any:
+        """A new DB-API connection in autocommit mode."""
+
+    @abstractmethod
+    def _transaction(self, connection: Any) -> AbstractContextManager[Any]:
+        """A context that commits on success and rolls back on any error, yielding a cursor."""
+
+    @abstractmethod
+    def _lock_migrations(self, cursor: Any) -> None:
+        """Keep two processes opening the store at once from migrating it twice."""
+
+    @property
+    @abstractmethod
+    def database_errors(self) -> tuple[type[Exception], ...]:
+        """The driver's exception types, wrapped into StoreError at this interface."""
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _connection(self) -> Any:
+        # One connection per thread: the API runs handlers on a thread pool, and neither driver's
+        # connection may be used by two threads at once.
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            if self._closed:
+                raise StoreError("the event store is closed")
+            connection = self._connect()
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    def _sql(self, statement: str) -> str:
+        return statement.replace("?", self.placeholder) if self.placeholder != "?" else statement
+
+    def _write(self, statement: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        try:
+            with self._transaction(self._connection()) as cursor:
+                results = []
+                for row in rows:
+                    cursor.execute(self._sql(statement), row)
+                    # An INSERT ... RETURNING gives its row back; UPDATE and DELETE report how many rows they touched.
+                    results.append(cursor.fetchone() if " RETURNING " in statement else cursor.rowcount)
+                return results
+        except self.database_errors as error:
+            raise StoreError(f"write failed and was rolled back: {error}") from error
+
+    def _read(self, statement: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            cursor = self._connection().cursor()
+            try:
+                cursor.execute(self._sql(statement), parameters)
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
+        except self.database_errors as error:
+            raise StoreError(f"read failed: {error}") from error
+
+    def migrate(self) -> int:
+        """Bring the schema up to date; return the version it is at."""
+        try:
+            with self._transaction(self._connection()) as cursor:
+                self._lock_migrations(cursor)
+                cursor.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                cursor.execute("SELECT MAX(version) FROM schema_version")
+                current = cursor.fetchone()[0] or 0
+                for version, statements in enumerate(MIGRATIONS, start=1):
+                    if version <= current:
+                        continue
+                    for statement in statements:
+                        cursor.execute(statement.format(id=self.id_column, float=self.float_column))
+                    cursor.execute(self._sql("INSERT INTO schema_version (version) VALUES (?)"), (version,))
+                return len(MIGRATIONS)
+        except self.database_errors as error:
+            raise StoreError(f"cannot migrate the event store: {error}") from error
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._lock:
+            self._closed = True
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+
+    # -- events --------------------------------------------------------------------------------
+
+    def append(self, events: Sequence[StoredEvent]) -> list[int]:
+        """Write a batch in one transaction (all or nothing) and return the new ids in order."""
+        received = _now_us()
+        rows = [
+            (e.user_id, e.item_id, e.event_type, to_micros(e.timestamp), e.session_id, e.query, e.rating, e.text, received)
+            for e in events
+        ]
+        statement = f"INSERT INTO events ({_EVENT_COLUMNS}, received_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+        return [row[0] for row in self._write(statement, rows)]
+
+    def user_events(self, user_id: str, limit: int = 100) -> list[StoredEvent]:
+        """A user's events, most recent first."""
+        rows = self._read(
+            f"SELECT {_EVENT_COLUMNS}, id FROM events WHERE user_id = ? ORDER BY ts_us DESC, id DESC LIMIT ?", (user_id, limit)
+        )
+        return [StoredEvent(r[0], r[1], r[2], from_micros(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows]
+
+    def count(self, user_id: str | None = None) -> int:
+        """How many events are stored, in total or for one user."""
+        if user_id is None:
+            return int(self._read("SELECT COUNT(*) FROM events")[0][0])
+        return int(self._read("SELECT COUNT(*) FROM events WHERE user_id = ?", (user_id,))[0][0])
+
+    def event_ids(self) -> set[int]:
+        """Every stored event id, for checking that acknowledged writes survived a crash."""
+        return {row[0] for row in self._read("SELECT id FROM events")}
+
+    def delete_user(self, user_id: str) -> int:
+        """Erase every event of a user; return how many were deleted."""
+        return int(self._write("DELETE FROM events WHERE user_id = ?", [(user_id,)])[0])
+
+    def popular_items(self, limit: int) -> list[tuple[str, int]]:
+        """Items by how many events reference them, most first."""
+        rows = self._read(
+            "SELECT item_id, COUNT(*) AS n FROM events WHERE item_id IS NOT NULL GROUP BY item_id ORDER BY n DESC, item_id LIMIT ?",
+            (limit,),
+        )
+        return [(row[0], int(row[1])) for row in rows]
+
+    # -- posted items --------------------------------------------------------------------------
+
+    def upsert_items(self, records: Sequence[dict[str, Any]]) -> None:
+        """Store added or updated catalogue items (canonical columns as JSON) in one transaction."""
+        now = _now_us()
+        rows = [(record["item_id"], json.dumps(record, ensure_ascii=False, default=str), now) for record in records]
+        self._write(
+            "INSERT INTO items (item_id, record, updated_us) VALUES (?, ?, ?)"
+            " ON CONFLICT (item_id) DO UPDATE SET record = excluded.record, updated_us = excluded.updated_us",
+            rows,
+        )
+
+    def items(self, updated_since: datetime | None = None) -> list[dict[str, Any]]:
+        """Items posted to the API (all, or those updated since a time), oldest update first, to lay over the catalogue."""
+        since = to_micros(updated_since) if updated_since is not None else 0
+        rows = self._read("SELECT record FROM items WHERE updated_us >= ? ORDER BY updated_us, item_id", (since,))
+        return [json.loads(row[0]) for row in rows]
+
+    # -- API keys ------------------------------------------------------------------------------
+
+    def put_key(self, record: KeyRecord) -> None:
+        """Store a new API key (its digest, never its secret)."""
+        self._write(
+            "INSERT INTO api_keys (key_id, salt, digest, scopes, label, created_us, revoked_us) VALUES (?, ?, ?, ?, ?, ?, NULL)",
+            [(record.key_id, record.salt, record.digest, " ".join(record.scopes), record.label, to_micros(record.created_at))],
+        )
+
+    def get_key(self, key_id: str) -> KeyRecord | None:
+        """The stored key with this id, revoked or not."""
+        rows = self._read(
+            "SELECT key_id, salt, digest, scopes, label, created_us, revoked_us FROM api_keys WHERE key_id = ?", (key_id,)
+        )
+        return _key_record(rows[0]) if rows else None
+
+    def keys(self) -> list[KeyRecord]:
+        """Every stored key, oldest first."""
+        rows = self._read("SELECT key_id, salt, digest, scopes, label, created_us, revoked_us FROM api_keys ORDER BY created_us")
+        return [_key_record(row) for row in rows]
+
+    def revoke_key(self, key_id: str) -> bool:
+        """Mark a key revoked; False when no active key has this id."""
+        return bool(self._write("UPDATE api_keys SET revoked_us = ? WHERE key_id = ? AND revoked_us IS NULL", [(_now_us(), key_id)])[0])
+
+    # -- small settings ------------------------------------------------------------------------
+
+    def get_meta(self, name: str) -> str | None:
+        """A store-level setting, e.g. which file seeded the events."""
+        rows = self._read("SELECT value FROM meta WHERE name = ?", (name,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, name: str, value: str) -> None:
+        """Set a store-level setting."""
+        self._write("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", [(name, value)])
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _key_record(row: Sequence[Any]) -> KeyRecord:
+    return KeyRecord(
+        row[0], row[1], row[2], tuple(row[3].split()), row[4], from_micros(row[5]), None if row[6] is None else from_micros(row[6])
+    )
+
+
+def open_store(config: ServeConfig, data_dir: str | Path | None = None) -> EventStore:
+    """Open (and migrate) the backend the config selects."""
+    if config.store == "postgres":
+        if not config.postgres_dsn:
+            raise StoreError("serve.store is postgres but serve.postgres_dsn is empty; set it to a libpq connection string")
+        from longtail.serve.postgres_store import PostgresEventStore
+
+        return PostgresEventStore(config.postgres_dsn)
+    from longtail.serve.sqlite_store import SqliteEventStore
+
+    if config.sqlite_path:
+        path = Path(config.sqlite_path)
+    elif data_dir is not None:
+        path = Path(data_dir) / DEFAULT_SQLITE_NAME
+    else:
+        raise StoreError("no SQLite path: set serve.sqlite_path or serve a data directory")
+    return SqliteEventStore(path)
+

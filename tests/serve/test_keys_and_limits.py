@@ -1,0 +1,82 @@
+"""API keys are stored hashed and checked by scope; token buckets refill at their rate; the keys CLI prints a key once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from longtail.cli import app
+from longtail.serve.auth import ApiKeyError, create_key, verify_key
+from longtail.serve.ratelimit import RateLimiter
+from longtail.serve.sqlite_store import SqliteEventStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteEventStore:
+    return SqliteEventStore(tmp_path / "keys.db")
+
+
+def test_a_key_is_stored_as_a_salted_digest_never_in_plain(store: SqliteEventStore, tmp_path: Path) -> None:
+    key = create_key(store, ["read", "write_events"], "web shop")
+    secret = key.split("_", 2)[2]
+    record = store.keys()[0]
+    assert record.scopes == ("read", "write_events") and record.label == "web shop"
+    assert secret not in record.digest and len(record.digest) == 64
+    assert secret.encode() not in (tmp_path / "keys.db").read_bytes() + (tmp_path / "keys.db-wal").read_bytes()
+    other = create_key(store, ["read"])
+    assert store.keys()[1].salt != record.salt and other != key
+
+
+def test_verification_accepts_only_the_exact_live_key(store: SqliteEventStore) -> None:
+    key = create_key(store, ["read"])
+    principal = verify_key(store, key)
+    assert principal is not None and principal.allows("read") and not principal.allows("admin")
+    assert verify_key(store, key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+    assert verify_key(store, "lt_" + "0" * 16 + "_secret") is None
+    assert verify_key(store, "garbage") is None
+    store.revoke_key(principal.key_id)
+    assert verify_key(store, key) is None
+
+
+def test_admin_implies_every_scope(store: SqliteEventStore) -> None:
+    principal = verify_key(store, create_key(store, ["admin"]))
+    assert principal is not None and all(principal.allows(scope) for scope in ("read", "write_events", "admin"))
+
+
+def test_unknown_or_missing_scopes_are_refused(store: SqliteEventStore) -> None:
+    with pytest.raises(ApiKeyError, match="unknown scope"):
+        create_key(store, ["read", "superuser"])
+    with pytest.raises(ApiKeyError, match="at least one scope"):
+        create_key(store, [])
+    assert store.keys() == []
+
+
+def test_token_bucket_allows_a_burst_then_refills_at_its_rate() -> None:
+    now = [0.0]
+    limiter = RateLimiter(rate_per_second=2.0, burst=3, clock=lambda: now[0])
+    assert [limiter.acquire("k") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.acquire("k") == pytest.approx(0.5)
+    assert limiter.acquire("other") == 0.0  # one bucket per key
+    now[0] = 0.5
+    assert limiter.acquire("k") == 0.0
+    assert limiter.acquire("k") > 0
+    now[0] = 100.0
+    assert [limiter.acquire("k") for _ in range(4)][-1] > 0  # refills only up to the burst
+
+
+def test_keys_cli_prints_the_key_once_and_revokes_it(tmp_path: Path) -> None:
+    runner = CliRunner()
+    created = runner.invoke(app, ["keys", "create", "--data", str(tmp_path), "--scope", "read", "--scope", "write_events"])
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip().splitlines()[-1]
+    with SqliteEventStore(tmp_path / "longtail.db") as store:
+        principal = verify_key(store, key)
+        assert principal is not None and principal.scopes == {"read", "write_events"}
+    listed = runner.invoke(app, ["keys", "list", "--data", str(tmp_path)])
+    assert principal.key_id in listed.stdout and key.split("_", 2)[2] not in listed.stdout
+    assert runner.invoke(app, ["keys", "revoke", principal.key_id, "--data", str(tmp_path)]).exit_code == 0
+    assert runner.invoke(app, ["keys", "revoke", principal.key_id, "--data", str(tmp_path)]).exit_code == 2
+    bad = runner.invoke(app, ["keys", "create", "--data", str(tmp_path), "--scope", "root"])
+    assert bad.exit_code == 2 and "unknown scope" in bad.output
