@@ -115,8 +115,6 @@ class LongtailConfig(_Section):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
-
-
     serve: ServeConfig = Field(default_factory=ServeConfig)
 
 
