@@ -109,5 +109,5 @@ def summarize(per_query: pl.DataFrame, segments: Mapping[str, Sequence[str]] | N
 
 def aligned_scores(first: pl.DataFrame, second: pl.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-query values of a metric for two runs over the same queries, in the same order (for paired tests)."""
-    joined = first.select("query_id", metric).join(second.select("query_id", metric), on="query_id", suffix="_b")
+    joined = first.select("query_id", metric).join(second.select("query_id", metric), on="query_id", suffix="_b", maintain_order="left")
     return joined[metric].to_numpy(), joined[f"{metric}_b"].to_numpy()
