@@ -111,3 +111,14 @@ def test_chinese_reviews_are_found_from_chinese_queries_lexically_and_densely(da
     assert _ids(engine.search("保温水杯", k=1))[0] == "t-cup"
     hotel = engine.search("酒店 房间 干净", k=10, mode="lexical")
     assert np.mean([engine.items["category"][hit.row] == "酒店" for hit in hotel.hits]) >= 0.7
+
+
+def test_rebuilding_with_a_cache_encodes_nothing_new(catalogue, tmp_path):
+    config = LongtailConfig.model_validate({"encode": {"encoder": "minilm-int8", "cache_dir": str(tmp_path / "cache")}})
+    first = SearchEngine.build(catalogue, config)
+    assert first.encoder.encoded_last_call == catalogue.height
+    changed = catalogue.with_columns(pl.when(pl.col("item_id") == "tape").then(pl.lit("Measuring tape 8 m")).otherwise(pl.col("title")).alias("title"))
+    second = SearchEngine.build(changed, config)
+    assert second.encoder.encoded_last_call == 1  # only the edited title
+    np.testing.assert_array_equal(second.dense.vectors[0], first.dense.vectors[0])
+    assert _ids(second.search("erlenmeyer", k=1)) == ["flask"]

@@ -80,6 +80,8 @@ class OnnxMiniLMEncoder:
         self.dimension = 384
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        # Busy-waiting worker threads steal the CPU from everything else on a small shared machine.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(model_path()), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(_minilm_tokenizer_path()))
         self.tokenizer.enable_truncation(MINILM_MAX_TOKENS)
@@ -174,6 +176,9 @@ class EmbeddingCache:
     def __init__(self, directory: str | Path, encoder: TextEncoder) -> None:
         self.directory = Path(directory) / encoder.name
         self.encoder = encoder
+        # The cache is itself a TextEncoder, so it can stand wherever an encoder is expected.
+        self.name = encoder.name
+        self.dimension = encoder.dimension
         self.directory.mkdir(parents=True, exist_ok=True)
         self._keys_path = self.directory / "keys.txt"
         self._vectors_path = self.directory / "vectors.npy"
@@ -201,6 +206,10 @@ class EmbeddingCache:
             self._index.update({key: start + offset for offset, key in enumerate(missing)})
             self._save()
         return self._vectors[[self._index[k] for k in keys]]
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Queries bypass the cache (most are seen once) and get the wrapped encoder's query form."""
+        return encode_queries(self.encoder, texts)
 
     def _save(self) -> None:
         ordered = sorted(self._index, key=self._index.__getitem__)
