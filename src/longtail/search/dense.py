@@ -54,6 +54,7 @@ class DenseIndex:
 
     @property
     def kind(self) -> str:
+        """Which structure this index is: flat, hnsw or ivf."""
         if isinstance(self.index, faiss.IndexHNSWFlat):
             return "hnsw"
         if isinstance(self.index, faiss.IndexIVFFlat):

@@ -25,6 +25,7 @@ class SearchFilter:
     price_max: float | None = None
 
     def is_empty(self) -> bool:
+        """True when the filter lets every item through."""
         return self.category is None and self.brand is None and self.price_min is None and self.price_max is None
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import tantivy
+from rapidfuzz.distance import OSA
 
 from longtail.search.tokenize import is_latin_word, tokenize
 
@@ -26,21 +27,6 @@ def _schema() -> tantivy.Schema:
 
 def _register_analyzer(index: tantivy.Index) -> None:
     index.register_tokenizer(ANALYZER, tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build())
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance with adjacent transpositions counted as one edit."""
-    previous_previous: list[int] = []
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, start=1):
-        current = [i] + [0] * len(b)
-        for j, char_b in enumerate(b, start=1):
-            cost = 0 if char_a == char_b else 1
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-            if i > 1 and j > 1 and char_a == b[j - 2] and a[i - 2] == char_b:
-                current[j] = min(current[j], previous_previous[j - 2] + 1)
-        previous_previous, previous = previous, current
-    return previous[-1]
 
 
 class LexicalIndex:
@@ -85,10 +71,10 @@ class LexicalIndex:
         candidates = self.searcher.terms_with_prefix(TEXT_FIELD, token[0])
         scored = []
         for term, count in candidates:
-            if abs(len(term) - len(token)) <= budget:
-                distance = edit_distance(token, term)
-                if distance <= budget:
-                    scored.append((distance, -count, term))
+            # Optimal string alignment: an adjacent transposition ("gloevs") counts as one edit.
+            distance = OSA.distance(token, term, score_cutoff=budget)
+            if distance <= budget:
+                scored.append((distance, -count, term))
         scored.sort()
         closest = [term for distance, _, term in scored if distance == scored[0][0]] if scored else []
         return closest[:3]
