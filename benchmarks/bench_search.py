@@ -44,7 +44,7 @@ TUNING_QUERIES = 400
 LATENCY_QUERIES = 200
 # A 2-core shared machine trains at ~3-6 s a step: a small pair budget keeps `make bench` within ~15 minutes.
 TRAIN_PAIRS = 1200
-THROUGHPUT_TEXTS = 1000
+THROUGHPUT_TEXTS = 600
 LATENCY_SIZES = (100_000, 1_000_000)
 _TRAINING = {"epochs": 1, "batch_size": 32, "eval_steps": 8, "early_stopping_patience": 3, "max_seq_length": 32, "validation_fraction": 0.15}
 FINETUNE = {

@@ -45,13 +45,13 @@ def test_ann_recall_at_10_against_exact_is_high_on_clustered_vectors(kind):
     assert recall_at_k(approximate, truth, 10) > 0.9
 
 
-@pytest.mark.parametrize("exact_threshold", [0, 1_000_000])
-def test_filtered_search_returns_only_allowed_rows(monkeypatch, exact_threshold):
+@pytest.mark.parametrize(("kind", "exact_threshold"), [("hnsw", 0), ("ivf", 0), ("hnsw", 1_000_000)])
+def test_filtered_search_returns_only_allowed_rows(monkeypatch, kind, exact_threshold):
     monkeypatch.setattr(dense, "EXACT_FILTER_ROWS", exact_threshold)  # 0: the in-ANN bitmap path; huge: exact subset scan
     vectors = _clustered(5_000)
     allowed = np.zeros(len(vectors), dtype=bool)
     allowed[::7] = True
-    index = DenseIndex.build(vectors, SearchConfig(ann="hnsw"))
+    index = DenseIndex.build(vectors, SearchConfig(ann=kind))
     rows, _ = index.search(vectors[:5], 10, allowed)
     assert (rows >= 0).all() and allowed[rows].all()
     truth, _ = exact_search(vectors, vectors[:5], 10, np.flatnonzero(allowed))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from longtail.errors import LongtailError
-from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, parse_filters
+from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, filter_columns, parse_filters
 from longtail.search.fusion import reciprocal_rank_fusion, tune_lexical_weight
 
 
@@ -44,14 +44,19 @@ def test_parse_filters_reads_category_brand_and_price_range():
 
 
 def test_category_filter_includes_subcategories_and_combines_with_price(catalogue):
-    mask = allowed_rows(catalogue, SearchFilter(category="lab"))
+    mask = allowed_rows(filter_columns(catalogue), SearchFilter(category="lab"))
     assert catalogue.filter(mask)["item_id"].to_list() == ["beaker", "pipette", "gloves", "goggles", "flask"]
-    mask = allowed_rows(catalogue, SearchFilter(category="Lab > Glassware", price_max=10))
+    mask = allowed_rows(filter_columns(catalogue), SearchFilter(category="Lab > Glassware", price_max=10))
     assert catalogue.filter(mask)["item_id"].to_list() == ["pipette", "flask"]
-    mask = allowed_rows(catalogue, SearchFilter(brand="pyrex", price_min=10))
+    mask = allowed_rows(filter_columns(catalogue), SearchFilter(brand="pyrex", price_min=10))
     assert catalogue.filter(mask)["item_id"].to_list() == ["beaker"]
-    assert allowed_rows(catalogue, SearchFilter()) is None
-    assert not allowed_rows(catalogue, SearchFilter(category="Lab > Glass")).any()  # a prefix of a word is not a parent
+    assert allowed_rows(filter_columns(catalogue), SearchFilter()) is None
+    assert not allowed_rows(filter_columns(catalogue), SearchFilter(category="Lab > Glass")).any()  # a prefix of a word is not a parent
+
+
+def test_filters_on_columns_a_catalogue_lacks_match_nothing(catalogue):
+    bare = catalogue.select("item_id", "title")
+    assert not allowed_rows(filter_columns(bare), SearchFilter(brand="pyrex")).any()
 
 
 def test_facet_counts_count_values_among_result_rows(catalogue):

@@ -13,7 +13,7 @@ from longtail.errors import LongtailError
 ANN_FILE = "ann.faiss"
 HNSW_MAX_ITEMS = 300_000
 # Below this many allowed rows an exact scan of just those rows is faster and exact; above it the ANN filters in place.
-EXACT_FILTER_ROWS = 50_000
+EXACT_FILTER_ROWS = 10_000
 
 
 def choose_kind(n_items: int, config: SearchConfig) -> str:

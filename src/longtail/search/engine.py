@@ -13,7 +13,7 @@ from longtail.config import CONFIG_FILENAME, LongtailConfig, load_config, save_c
 from longtail.encode.encoder import EmbeddingCache, TextEncoder, encode_queries, item_texts, load_encoder
 from longtail.errors import LongtailError
 from longtail.search.dense import DenseIndex
-from longtail.search.filters import SearchFilter, allowed_rows, facet_counts
+from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, filter_columns
 from longtail.search.fusion import reciprocal_rank_fusion
 from longtail.search.lexical import LexicalIndex
 
@@ -87,6 +87,7 @@ class SearchEngine:
         self._row_of = {item_id: row for row, item_id in enumerate(items["item_id"].to_list())}
         self._titles = items["title"].to_list()
         self._ids = items["item_id"].to_list()
+        self._filter_columns = filter_columns(items)
 
     @classmethod
     def build(
@@ -166,7 +167,7 @@ class SearchEngine:
         """Rank the catalogue for a query; `mode` picks BM25, dense or both fused; a user's profile re-ranks the candidates."""
         settings = self.config.search
         depth = max(settings.candidates, k)
-        allowed = allowed_rows(self.items, search_filter)
+        allowed = allowed_rows(self._filter_columns, search_filter)
         empty = np.zeros(0, dtype=np.int64)
         lexical_rows, dense_rows = empty, empty
         if mode in ("hybrid", "lexical"):

@@ -53,23 +53,34 @@ def parse_filters(expressions: Sequence[str]) -> SearchFilter:
     return SearchFilter(**fields)  # type: ignore[arg-type]
 
 
-def allowed_rows(items: pl.DataFrame, search_filter: SearchFilter | None) -> np.ndarray | None:
-    """A boolean mask of the catalogue rows that pass the filter; None when there is no filter."""
+def filter_columns(items: pl.DataFrame) -> pl.DataFrame:
+    """The columns filters read, lower-cased once per catalogue (per query it cost ~100 ms at 1M items)."""
+    def column(name: str, dtype: pl.DataType) -> pl.Expr:
+        return pl.col(name).cast(dtype) if name in items.columns else pl.lit(None, dtype=dtype)
+
+    return items.select(
+        column("category", pl.String()).str.to_lowercase().alias("category"),
+        column("brand", pl.String()).str.to_lowercase().alias("brand"),
+        column("price", pl.Float64()).alias("price"),
+    )
+
+
+def allowed_rows(columns: pl.DataFrame, search_filter: SearchFilter | None) -> np.ndarray | None:
+    """A boolean mask of the catalogue rows (given as `filter_columns(items)`) that pass the filter; None when there is no filter."""
     if search_filter is None or search_filter.is_empty():
         return None
     conditions = []
     if search_filter.category is not None:
         wanted = search_filter.category.strip().lower()
-        category = pl.col("category").str.to_lowercase()
         # A category filter also admits its sub-categories: "Lab" matches "Lab > Glassware".
-        conditions.append((category == wanted) | category.str.starts_with(wanted + CATEGORY_SEPARATOR))
+        conditions.append((pl.col("category") == wanted) | pl.col("category").str.starts_with(wanted + CATEGORY_SEPARATOR))
     if search_filter.brand is not None:
-        conditions.append(pl.col("brand").str.to_lowercase() == search_filter.brand.strip().lower())
+        conditions.append(pl.col("brand") == search_filter.brand.strip().lower())
     if search_filter.price_min is not None:
         conditions.append(pl.col("price") >= search_filter.price_min)
     if search_filter.price_max is not None:
         conditions.append(pl.col("price") <= search_filter.price_max)
-    mask = items.select(pl.all_horizontal(conditions).fill_null(False).alias("allowed"))["allowed"]
+    mask = columns.select(pl.all_horizontal(conditions).fill_null(False).alias("allowed"))["allowed"]
     return mask.to_numpy().astype(bool)
 
 

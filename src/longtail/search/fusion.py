@@ -22,7 +22,7 @@ def reciprocal_rank_fusion(rankings: Sequence[np.ndarray], weights: Sequence[flo
 
 
 def tune_lexical_weight(
-    objective: Callable[[float], float], grid: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+    objective: Callable[[float], float], grid: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 ) -> tuple[float, dict[float, float]]:
     """The lexical weight (dense weight fixed at 1) that maximises an objective such as NDCG@10 on training queries."""
     results = {weight: objective(weight) for weight in grid}
