@@ -62,3 +62,23 @@ def test_search_errors_are_clear(tmp_path):
     assert missing.exit_code == 2 and "not a search index" in missing.output
     bad_filter = runner.invoke(app, ["search", "x", "--index", str(tmp_path), "--filter", "colour=red"])
     assert bad_filter.exit_code == 2 and "bad filter" in bad_filter.output
+
+
+@pytest.mark.slow
+def test_finetune_command_writes_a_model_that_index_can_use(tmp_path):
+    items = "item_id,title\n" + "".join(f"p{i},Replacement part ZQ-{i} for series {i % 4} pumps\n" for i in range(40))
+    judgments = "query,item_id,grade\n" + "".join(f"zq{i} part,p{i},3\n" for i in range(40))
+    (tmp_path / "items.csv").write_text(items, encoding="utf-8")
+    (tmp_path / "judgments.csv").write_text(judgments, encoding="utf-8")
+    (tmp_path / "ft.yaml").write_text("finetune:\n  mode: lora\n  epochs: 1\n  batch_size: 16\n  eval_steps: 1\n", encoding="utf-8")
+    runner = CliRunner()
+    tuned = runner.invoke(
+        app, ["finetune", "--items", str(tmp_path / "items.csv"), "--judgments", str(tmp_path / "judgments.csv"), "--out", str(tmp_path / "model"), "--config", str(tmp_path / "ft.yaml")]
+    )
+    assert tuned.exit_code == 0, tuned.output
+    assert "lora: 24 pairs" in tuned.output
+    (tmp_path / "index.yaml").write_text(f"encode:\n  model_path: {tmp_path / 'model'}\n", encoding="utf-8")
+    built = runner.invoke(app, ["index", "--items", str(tmp_path / "items.csv"), "--out", str(tmp_path / "index"), "--config", str(tmp_path / "index.yaml")])
+    assert built.exit_code == 0, built.output
+    found = runner.invoke(app, ["search", "ZQ-7", "--index", str(tmp_path / "index"), "--k", "1"])
+    assert found.exit_code == 0 and "p7" in found.output
