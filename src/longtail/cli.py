@@ -1,4 +1,4 @@
-"""The `longtail` command line: audit, convert, serve, keys and demo, with progress bars and readable tables."""
+"""The `longtail` command line: audit, convert, index, search, finetune, serve, keys and demo, with progress bars and readable tables."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ import os
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from longtail.config import load_config
+from longtail.config import LongtailConfig, load_config
 from longtail.data.adapters import load_dataset
+from longtail.data.loaders import load_table
+from longtail.data.schema import EVENTS, ITEMS, TableSpec
 from longtail.errors import LongtailError
 from longtail.pipeline.audit_step import RUN_AUDIT_STEPS, run_audit
 from longtail.quality.audit import AuditResult
@@ -177,6 +180,120 @@ def keys_revoke(
         error_console.print(f"[bold red]error:[/] no active key with id {key_id_of(key_id)!r}")
         raise typer.Exit(code=2)
     console.print(f"revoked {key_id_of(key_id)}")
+
+
+def _read_canonical(path: Path, spec: TableSpec, mapping: dict[str, str], separator: str) -> pl.DataFrame:
+    return load_table(path, spec, mapping, separator).select(spec.column_names)
+
+
+def _catalogue(items: Path | None, events: Path | None, dataset: str | None, datasets_root: Path, settings: LongtailConfig) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """Items (and optional events) from files in the canonical schema or from a bundled dataset."""
+    if (items is None) == (dataset is None):
+        raise LongtailError("give either --items FILE or --dataset NAME")
+    if dataset is not None:
+        data = load_dataset(dataset, datasets_root)
+        return data.items, data.events
+    columns, separator = settings.data.columns, settings.data.csv_separator
+    item_table = _read_canonical(items, ITEMS, columns.items, separator)  # type: ignore[arg-type]
+    event_table = _read_canonical(events, EVENTS, columns.events, separator) if events is not None else None
+    return item_table, event_table
+
+
+@app.command()
+def index(
+    out: Annotated[Path, typer.Option(help="index folder to write (BM25, vectors, ANN, config)")],
+    items: Annotated[Path | None, typer.Option(help="items file (.csv, .tsv, .parquet, .jsonl)")] = None,
+    events: Annotated[Path | None, typer.Option(help="events file; users' recent items personalise `search --user`")] = None,
+    dataset: Annotated[str | None, typer.Option(help="a bundled dataset instead of --items: scientific, zh-reviews, ...")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (sections encode and search); defaults when omitted")] = None,
+    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+) -> None:
+    """Build a search index folder from a catalogue: BM25 + item vectors + ANN + the config that made them."""
+    from longtail.search.engine import SearchEngine
+
+    try:
+        settings = load_config(config)
+        item_table, event_table = _catalogue(items, events, dataset, datasets_root, settings)
+        console.print(f"indexing {item_table.height:,} items with encoder [bold]{settings.encode.encoder}[/]")
+        engine = SearchEngine.build(item_table, settings, events=event_table, directory=out, show_progress=True)
+    except LongtailError as error:
+        _fail(error)
+    console.print(f"index: [bold]{out}[/]  ({len(engine.lexical):,} documents, ANN: {engine.dense.kind}, users with history: {engine.recent['user_id'].n_unique():,})")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="what to search for (English or Chinese)")],
+    index_dir: Annotated[Path, typer.Option("--index", help="an index folder built by `longtail index`")] = Path("out/index"),
+    user: Annotated[str | None, typer.Option(help="personalise by this user's recent items")] = None,
+    filters: Annotated[list[str] | None, typer.Option("--filter", help="category=A > B, brand=X, price>=N, price<=N (repeatable)")] = None,
+    k: Annotated[int, typer.Option(help="number of results")] = 10,
+    mode: Annotated[str, typer.Option(help="hybrid, lexical or dense")] = "hybrid",
+) -> None:
+    """Search an index and print the results, where each retriever ranked them, and facet counts."""
+    from longtail.search.engine import SearchEngine
+    from longtail.search.filters import parse_filters
+
+    try:
+        if mode not in ("hybrid", "lexical", "dense"):
+            raise LongtailError(f"unknown mode '{mode}'; use hybrid, lexical or dense")
+        search_filter = parse_filters(filters or [])
+        engine = SearchEngine.open(index_dir)
+        results = engine.search(query, k, search_filter, user_id=user, mode=mode)  # type: ignore[arg-type]
+    except LongtailError as error:
+        _fail(error)
+    title = f"'{query}'" + (f" for user {user}" + ("" if results.personalised else " (no history: not personalised)") if user else "")
+    table = Table(title=f"Results for {title}")
+    for column in ("#", "item", "title", "category", "brand", "price", "score", "bm25 #", "dense #"):
+        table.add_column(column, justify="right" if column in ("#", "price", "score", "bm25 #", "dense #") else "left", min_width=24 if column == "title" else None)
+    details = engine.items.select("category", "brand", "price")
+    for position, hit in enumerate(results.hits, start=1):
+        category, brand, price = details.row(hit.row)
+        table.add_row(
+            str(position), hit.item_id, hit.title[:80], (category or "-").split(" > ")[-1], brand or "-",
+            "-" if price is None else f"{price:,.2f}", f"{hit.score:.4f}", str(hit.lexical_rank or "-"), str(hit.dense_rank or "-"),
+        )
+    console.print(table)
+    if results.query_terms:
+        console.print(f"BM25 terms: {' '.join(results.query_terms)}")
+    for field, counts in results.facets.items():
+        if counts:
+            console.print(f"[bold]{field}[/]: " + ", ".join(f"{value} ({count})" for value, count in counts[:6]), highlight=False)
+
+
+@app.command()
+def finetune(
+    out: Annotated[Path, typer.Option(help="folder for the fine-tuned model (load it with encode.model_path)")],
+    judgments: Annotated[Path | None, typer.Option(help="judgments file (query, item_id, grade): pairs with grade >= 2")] = None,
+    events: Annotated[Path | None, typer.Option(help="events file: search followed by click/cart/purchase in a session")] = None,
+    items: Annotated[Path | None, typer.Option(help="items file")] = None,
+    dataset: Annotated[str | None, typer.Option(help="a bundled dataset instead of --items")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (section finetune)")] = None,
+    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+) -> None:
+    """Fine-tune the MiniLM encoder contrastively on the shop's own (query, item) pairs; full or LoRA per config."""
+    from longtail.encode.encoder import item_texts
+    from longtail.encode.finetune import pairs_from_judgments, pairs_from_search_events, finetune_encoder
+    from longtail.evaluate.search_metrics import load_judgments
+
+    try:
+        settings = load_config(config)
+        item_table, _ = _catalogue(items, None, dataset, datasets_root, settings)
+        texts = item_texts(item_table)
+        pairs = []
+        if judgments is not None:
+            pairs += pairs_from_judgments(load_judgments(judgments, settings.data.columns.judgments), item_table, texts)
+        if events is not None:
+            pairs += pairs_from_search_events(_read_canonical(events, EVENTS, settings.data.columns.events, settings.data.csv_separator), item_table, texts)
+        if not pairs:
+            raise LongtailError("no (query, item) pairs: give --judgments and/or --events with searches followed by clicks")
+        report = finetune_encoder(pairs, out, settings, show_progress=True)
+    except LongtailError as error:
+        _fail(error)
+    console.print(
+        f"{report.mode}: {report.train_pairs:,} pairs, {report.steps} steps, validation loss {report.initial_validation_loss:.4f} -> "
+        f"{report.best_validation_loss:.4f} (best step {report.best_step}{', stopped early' if report.stopped_early else ''}); model: [bold]{out}[/]"
+    )
 
 
 @app.command()

@@ -107,6 +107,57 @@ class ServeConfig(_Section):
     popularity_refresh_seconds: float = Field(10.0, ge=0, description="how stale the default popularity ranking may get")
 
 
+class EncodeConfig(_Section):
+    """Which text encoder turns item and query text into vectors, and where its cache lives."""
+
+    encoder: Literal["minilm", "minilm-int8", "e5-multilingual"] = Field(
+        "minilm", description="minilm: stock all-MiniLM-L6-v2; minilm-int8: its int8 ONNX fast path; e5-multilingual: handles Chinese"
+    )
+    model_path: str | None = Field(None, description="a fine-tuned model saved by `longtail finetune` (minilm only)")
+    batch_size: int = Field(64, ge=1)
+    cache_dir: str | None = Field(None, description="embedding cache folder; unchanged texts are never re-encoded")
+
+
+class FinetuneConfig(_Section):
+    """Contrastive fine-tuning of the MiniLM encoder on (query, item) pairs."""
+
+    mode: Literal["full", "lora"] = "full"
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(32, ge=2, description="in-batch negatives: larger batches give harder training")
+    learning_rate: float = Field(3e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    frozen_layers: int = Field(0, ge=0, description="freeze the embeddings and this many lowest transformer layers (full mode)")
+    lora_rank: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    validation_fraction: float = Field(0.1, gt=0, lt=1)
+    eval_steps: int = Field(50, ge=1)
+    early_stopping_patience: int = Field(2, ge=1, description="evaluations without a lower validation loss before stopping")
+    max_seq_length: int = Field(64, ge=8)
+
+
+class SearchConfig(_Section):
+    """Lexical, dense and hybrid retrieval, filters, facets and personalisation."""
+
+    ann: Literal["auto", "flat", "hnsw", "ivf"] = Field("auto", description="auto: exact below ann_min_items, HNSW up to 300k, IVF above")
+    ann_min_items: int = Field(20_000, ge=0)
+    hnsw_m: int = Field(32, ge=4)
+    hnsw_ef_construction: int = Field(80, ge=8)
+    hnsw_ef_search: int = Field(96, ge=8)
+    ivf_lists: int = Field(0, ge=0, description="0: 4*sqrt(items)")
+    ivf_probe: int = Field(24, ge=1)
+    candidates: int = Field(100, ge=1, description="results taken from each retriever before fusion")
+    rrf_k: int = Field(60, ge=1)
+    lexical_weight: float = Field(1.0, ge=0)
+    dense_weight: float = Field(1.0, ge=0)
+    fuzzy: bool = Field(True, description="query words unknown to the index match words within one or two edits")
+    fuzzy_min_length: int = Field(4, ge=1)
+    personal_weight: float = Field(0.3, ge=0, description="weight of a user's profile vector in the final score; 0 disables")
+    recent_items: int = Field(20, ge=1, description="a user's most recent items that make their profile vector")
+    facet_fields: list[str] = Field(default_factory=lambda: ["category", "brand"])
+    facet_depth: int = Field(200, ge=1, description="facets count over this many fused candidates")
+
+
 class LongtailConfig(_Section):
     """The whole configuration; every field has a default."""
 
@@ -116,6 +167,9 @@ class LongtailConfig(_Section):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    encode: EncodeConfig = Field(default_factory=EncodeConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
 
 
 def _format_validation_error(path: str, error: ValidationError) -> str:

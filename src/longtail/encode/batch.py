@@ -13,12 +13,6 @@ VECTOR_COLUMN = "vector"
 _LOADED: dict[tuple[str, str | None], TextEncoder] = {}
 
 
-def item_text(items: pl.DataFrame) -> pl.Expr:
-    """The text an item is encoded from: title, brand, category and description."""
-    present = [c for c in ("title", "brand", "category", "description") if c in items.columns]
-    return pl.concat_str([pl.col(c) for c in present], separator=". ", ignore_nulls=True)
-
-
 def _encoder(name: str, model_path: str | None) -> TextEncoder:
     """Each worker process loads a model once and reuses it for every batch it gets."""
     key = (name, model_path)

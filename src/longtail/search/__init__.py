@@ -1,0 +1,1 @@
+"""Product search: lexical BM25, dense ANN, hybrid fusion, filters, facets and personalisation."""

@@ -1,0 +1,201 @@
+"""Hybrid product search: BM25 and dense ANN fused by reciprocal rank, with filters, facets and personalisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from longtail.config import CONFIG_FILENAME, LongtailConfig, load_config, save_config
+from longtail.encode.encoder import EmbeddingCache, TextEncoder, encode_queries, item_texts, load_encoder
+from longtail.errors import LongtailError
+from longtail.search.dense import DenseIndex
+from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, filter_columns
+from longtail.search.fusion import reciprocal_rank_fusion
+from longtail.search.lexical import LexicalIndex
+
+Mode = Literal["hybrid", "lexical", "dense"]
+ITEMS_FILE = "items.parquet"
+VECTORS_FILE = "vectors.npy"
+LEXICAL_DIR = "lexical"
+RECENT_FILE = "user_recent_items.parquet"
+
+
+@dataclass
+class SearchHit:
+    """One result: the item, its fused score and where each retriever ranked it (None: not retrieved)."""
+
+    item_id: str
+    title: str
+    score: float
+    row: int
+    lexical_rank: int | None
+    dense_rank: int | None
+    fields: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class SearchResults:
+    """Ranked hits, facet counts over the fused candidates, and the index terms the query searched for."""
+
+    hits: list[SearchHit]
+    facets: dict[str, list[tuple[str, int]]]
+    query_terms: list[str]
+    personalised: bool
+
+
+def recent_items_by_user(events: pl.DataFrame, limit: int) -> pl.DataFrame:
+    """Each user's `limit` most recent item interactions (searches excluded), newest first."""
+    return (
+        events.filter(pl.col("item_id").is_not_null() & (pl.col("event_type") != "search"))
+        .sort("timestamp", descending=True)
+        .group_by("user_id", maintain_order=True)
+        .head(limit)
+        .select("user_id", "item_id")
+    )
+
+
+def encoder_for(config: LongtailConfig) -> TextEncoder:
+    """The encoder a config selects, wrapped in its embedding cache when a cache folder is set."""
+    encoder = load_encoder(config.encode.encoder, config.encode.model_path)
+    if config.encode.cache_dir is not None:
+        return EmbeddingCache(config.encode.cache_dir, encoder)
+    return encoder
+
+
+class SearchEngine:
+    """A searchable catalogue: items, their vectors, a BM25 index, an ANN index and users' recent items."""
+
+    def __init__(
+        self,
+        items: pl.DataFrame,
+        lexical: LexicalIndex,
+        dense: DenseIndex,
+        encoder: TextEncoder,
+        config: LongtailConfig,
+        recent: pl.DataFrame | None = None,
+    ) -> None:
+        self.items = items
+        self.lexical = lexical
+        self.dense = dense
+        self.encoder = encoder
+        self.config = config
+        self.recent = recent if recent is not None else pl.DataFrame(schema={"user_id": pl.String, "item_id": pl.String})
+        self._row_of = {item_id: row for row, item_id in enumerate(items["item_id"].to_list())}
+        self._titles = items["title"].to_list()
+        self._ids = items["item_id"].to_list()
+        self._filter_columns = filter_columns(items)
+
+    @classmethod
+    def build(
+        cls,
+        items: pl.DataFrame,
+        config: LongtailConfig | None = None,
+        encoder: TextEncoder | None = None,
+        events: pl.DataFrame | None = None,
+        directory: str | Path | None = None,
+        vectors: np.ndarray | None = None,
+        show_progress: bool = False,
+    ) -> SearchEngine:
+        """Index a catalogue (encoding its texts unless vectors are given); saved to `directory` when one is given."""
+        config = config or LongtailConfig()
+        if items.height == 0:
+            raise LongtailError("cannot build a search index from an empty catalogue")
+        if items["item_id"].n_unique() != items.height:
+            raise LongtailError("item_id values must be unique to build a search index; run `longtail audit` first")
+        encoder = encoder or encoder_for(config)
+        texts = item_texts(items)
+        if vectors is None:
+            vectors = encoder.encode(texts, config.encode.batch_size, show_progress)
+        directory = Path(directory) if directory is not None else None
+        lexical = LexicalIndex.build(texts, None if directory is None else directory / LEXICAL_DIR, config.search.fuzzy, config.search.fuzzy_min_length)
+        dense = DenseIndex.build(vectors, config.search, config.seed)
+        recent = recent_items_by_user(events, config.search.recent_items) if events is not None else None
+        engine = cls(items, lexical, dense, encoder, config, recent)
+        if directory is not None:
+            engine.save(directory)
+        return engine
+
+    def save(self, directory: str | Path) -> None:
+        """Write everything except the BM25 index (written in place by `build`) plus the config that made it."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.items.write_parquet(directory / ITEMS_FILE)
+        np.save(directory / VECTORS_FILE, self.dense.vectors)
+        self.dense.save(directory)
+        self.recent.write_parquet(directory / RECENT_FILE)
+        save_config(self.config, directory)
+
+    @classmethod
+    def open(cls, directory: str | Path, encoder: TextEncoder | None = None) -> SearchEngine:
+        """Load an index folder written by `build(directory=...)`."""
+        directory = Path(directory)
+        if not (directory / CONFIG_FILENAME).is_file() or not (directory / ITEMS_FILE).is_file():
+            raise LongtailError(f"{directory}: not a search index; build one with `longtail index`")
+        config = load_config(directory / CONFIG_FILENAME)
+        vectors = np.load(directory / VECTORS_FILE)
+        lexical = LexicalIndex.open(directory / LEXICAL_DIR, config.search.fuzzy, config.search.fuzzy_min_length)
+        dense = DenseIndex.open(directory, vectors, config.search)
+        recent = pl.read_parquet(directory / RECENT_FILE)
+        return cls(pl.read_parquet(directory / ITEMS_FILE), lexical, dense, encoder or encoder_for(config), config, recent)
+
+    def profile_vector(self, user_id: str | None = None, item_ids: list[str] | None = None) -> np.ndarray | None:
+        """A user's interest vector: the normalised mean of their recent items' vectors (None when unknown)."""
+        if item_ids is None and user_id is not None:
+            item_ids = self.recent.filter(pl.col("user_id") == user_id)["item_id"].to_list()
+        rows = [self._row_of[item] for item in item_ids or [] if item in self._row_of]
+        if not rows:
+            return None
+        mean = self.dense.vectors[rows].mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        return (mean / norm).astype(np.float32) if norm > 0 else None
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        search_filter: SearchFilter | None = None,
+        user_id: str | None = None,
+        profile: np.ndarray | None = None,
+        mode: Mode = "hybrid",
+        query_vector: np.ndarray | None = None,
+        lexical_weight: float | None = None,
+    ) -> SearchResults:
+        """Rank the catalogue for a query; `mode` picks BM25, dense or both fused; a user's profile re-ranks the candidates."""
+        settings = self.config.search
+        depth = max(settings.candidates, k)
+        allowed = allowed_rows(self._filter_columns, search_filter)
+        empty = np.zeros(0, dtype=np.int64)
+        lexical_rows, dense_rows = empty, empty
+        if mode in ("hybrid", "lexical"):
+            lexical_rows, _ = self.lexical.search(query, depth, allowed)
+        if mode in ("hybrid", "dense"):
+            vector = query_vector if query_vector is not None else encode_queries(self.encoder, [query])
+            found, _ = self.dense.search(vector, depth, allowed)
+            dense_rows = found[0][found[0] >= 0]
+        weights = [settings.lexical_weight if lexical_weight is None else lexical_weight, settings.dense_weight]
+        rows, scores = reciprocal_rank_fusion([lexical_rows, dense_rows], weights, settings.rrf_k)
+        if profile is None and user_id is not None:
+            profile = self.profile_vector(user_id)
+        personalised = profile is not None and settings.personal_weight > 0 and len(rows) > 0
+        if personalised:
+            # The profile only re-orders what the query retrieved: it adds one more ranked list, never new items.
+            affinity = self.dense.vectors[rows] @ profile
+            by_affinity = rows[np.argsort(-affinity, kind="stable")]
+            rows, scores = reciprocal_rank_fusion([rows, by_affinity], [1.0, settings.personal_weight], settings.rrf_k)
+        facets = facet_counts(self.items, rows[: settings.facet_depth], settings.facet_fields)
+        lexical_rank = {row: rank for rank, row in enumerate(lexical_rows.tolist(), start=1)}
+        dense_rank = {row: rank for rank, row in enumerate(dense_rows.tolist(), start=1)}
+        hits = [
+            SearchHit(self._ids[row], self._titles[row], float(score), int(row), lexical_rank.get(row), dense_rank.get(row))
+            for row, score in zip(rows[:k].tolist(), scores[:k].tolist())
+        ]
+        terms = self.lexical.query_terms(query) if mode != "dense" else []
+        return SearchResults(hits, facets, terms, personalised)
+
+    def ranked_ids(self, query: str, k: int = 100, mode: Mode = "hybrid", query_vector: np.ndarray | None = None, lexical_weight: float | None = None) -> list[str]:
+        """Just the ranked item ids, for evaluation runs."""
+        return [hit.item_id for hit in self.search(query, k, mode=mode, query_vector=query_vector, lexical_weight=lexical_weight).hits]
