@@ -21,7 +21,7 @@ TORSO_SHARE = 0.3
 def load_judgments(path: str | Path, mapping: dict[str, str] | None = None) -> pl.DataFrame:
     """Read judgments (query_id, query, item_id, grade) from CSV/Parquet/JSONL; a missing query_id becomes the query text."""
     table = load_table(path, JUDGMENTS, mapping)
-    bad = table.filter(pl.col(INVALID_FIELDS).list.len() > 0)
+    bad = table.filter(pl.col(INVALID_FIELDS) != "")
     if bad.height:
         raise InputDataError(path, f"unparseable values: {bad['_invalid_values'][0]}", row=int(bad["source_row"][0]))
     if table["grade"].null_count():
