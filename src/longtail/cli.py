@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import polars as pl
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from longtail.search.engine import SearchEngine, SearchResults
 
 from longtail.config import LongtailConfig, load_config
 from longtail.data.adapters import load_dataset
@@ -221,6 +224,32 @@ def index(
     console.print(f"index: [bold]{out}[/]  ({len(engine.lexical):,} documents, ANN: {engine.dense.kind}, users with history: {engine.recent['user_id'].n_unique():,})")
 
 
+def _tail(text: str, width: int) -> str:
+    """The end of a long label (the most specific part of a category), marked as cut."""
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
+def print_search_results(engine: SearchEngine, query: str, results: SearchResults, user: str | None = None) -> None:
+    """Results as a table (with where each retriever ranked them), the BM25 terms used, and facet counts."""
+    title = f"'{query}'" + (f" for user {user}" + ("" if results.personalised else " (no history: not personalised)") if user else "")
+    table = Table(title=f"Results for {title}")
+    for column in ("#", "item", "title", "category", "brand", "price", "score", "bm25 #", "dense #"):
+        table.add_column(column, justify="right" if column in ("#", "price", "score", "bm25 #", "dense #") else "left", min_width=24 if column == "title" else None)
+    details = engine.items.select("category", "brand", "price")
+    for position, hit in enumerate(results.hits, start=1):
+        category, brand, price = details.row(hit.row)
+        table.add_row(
+            str(position), hit.item_id, hit.title[:80], _tail((category or "-").split(" > ")[-1], 28), brand or "-",
+            "-" if price is None else f"{price:,.2f}", f"{hit.score:.4f}", str(hit.lexical_rank or "-"), str(hit.dense_rank or "-"),
+        )
+    console.print(table)
+    if results.query_terms:
+        console.print(f"BM25 terms: {' '.join(results.query_terms)}")
+    for field, counts in results.facets.items():
+        if counts:
+            console.print(f"[bold]{field}[/]: " + ", ".join(f"{value} ({count})" for value, count in counts[:6]), highlight=False)
+
+
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="what to search for (English or Chinese)")],
@@ -242,23 +271,7 @@ def search(
         results = engine.search(query, k, search_filter, user_id=user, mode=mode)  # type: ignore[arg-type]
     except LongtailError as error:
         _fail(error)
-    title = f"'{query}'" + (f" for user {user}" + ("" if results.personalised else " (no history: not personalised)") if user else "")
-    table = Table(title=f"Results for {title}")
-    for column in ("#", "item", "title", "category", "brand", "price", "score", "bm25 #", "dense #"):
-        table.add_column(column, justify="right" if column in ("#", "price", "score", "bm25 #", "dense #") else "left", min_width=24 if column == "title" else None)
-    details = engine.items.select("category", "brand", "price")
-    for position, hit in enumerate(results.hits, start=1):
-        category, brand, price = details.row(hit.row)
-        table.add_row(
-            str(position), hit.item_id, hit.title[:80], (category or "-").split(" > ")[-1], brand or "-",
-            "-" if price is None else f"{price:,.2f}", f"{hit.score:.4f}", str(hit.lexical_rank or "-"), str(hit.dense_rank or "-"),
-        )
-    console.print(table)
-    if results.query_terms:
-        console.print(f"BM25 terms: {' '.join(results.query_terms)}")
-    for field, counts in results.facets.items():
-        if counts:
-            console.print(f"[bold]{field}[/]: " + ", ".join(f"{value} ({count})" for value, count in counts[:6]), highlight=False)
+    print_search_results(engine, query, results, user)
 
 
 @app.command()
@@ -296,14 +309,41 @@ def finetune(
     )
 
 
+DEMO_QUERIES = ("sanding roll 120 grit", "3d printer filamnet pla", "digital caliper stainless")
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="where the demo writes its artifacts")] = Path("out/demo"),
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="end by serving the API and web page")] = True,
+    port: Annotated[int, typer.Option(help="port for the served demo")] = 8000,
 ) -> None:
-    """Run the end-to-end demo on the bundled real data (Amazon Industrial & Scientific)."""
+    """Run the end-to-end demo on the bundled real data (Amazon Industrial & Scientific): audit, index, search, serve."""
+    from longtail.search.engine import SearchEngine
+    from longtail.search.filters import parse_filters
+    from longtail.serve.server import serve as run_server
+
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    console.rule("[bold]Longtail demo: data-quality audit")
+    settings = load_config(DEMO_DATA / "config.yaml")
+    console.rule("[bold]1. Data-quality audit")
     audit(items=DEMO_DATA / "items.csv", events=DEMO_DATA / "events.parquet", out=out / "audit", config=DEMO_DATA / "config.yaml", users=None, judgments=None)
+    console.rule("[bold]2. Hybrid search index (BM25 + MiniLM vectors) over the clean catalogue")
+    clean_items = pl.read_parquet(out / "audit" / "clean" / "items.parquet")
+    clean_events = pl.read_parquet(out / "audit" / "clean" / "events.parquet")
+    engine = SearchEngine.build(clean_items, settings, events=clean_events, directory=out / "index", show_progress=True)
+    for query in DEMO_QUERIES:
+        print_search_results(engine, query, engine.search(query, 5, parse_filters([])))
+    if not serve_after:
+        return
+    console.rule("[bold]3. Serving the API and web page")
+    with open_store(settings.serve, out / "audit") as store:
+        key = create_key(store, ["read", "write_events", "admin"], "demo")
+    console.print(f"Web page: [bold]http://127.0.0.1:{port}/[/]  API key (read, write_events, admin): [bold]{key}[/]", soft_wrap=True)
+    console.print(f"Try: curl -H 'Authorization: Bearer {key}' 'http://127.0.0.1:{port}/users/A1SWWHE1L3XR3V/recommendations'", soft_wrap=True)
+    try:
+        run_server(out / "audit", settings, None, port)
+    except LongtailError as error:
+        _fail(error)
 
 
 if __name__ == "__main__":
