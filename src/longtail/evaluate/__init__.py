@@ -1,0 +1,1 @@
+"""Full-ranking metrics, segments, significance and reports for recommenders."""
