@@ -11,6 +11,7 @@ from longtail.config import RecommendConfig
 from longtail.data.splits import Split, Stage
 from longtail.evaluate.metrics import catalogue_coverage, exposure_gini, mask_history, novelty, ranking_metrics, target_ranks
 from longtail.evaluate.segments import TAIL, item_segments, user_segments
+from longtail.models.base import top_k
 
 Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]
 BATCH = 1024
@@ -57,16 +58,14 @@ def evaluate_scorer(
     targets = [targets[i] for i in users]
     k_max = max(config.ks)
     ranks: list[np.ndarray] = []
-    top = np.zeros((len(users), k_max), dtype=np.int64)
+    top = np.zeros((len(users), min(k_max, len(train_counts))), dtype=np.int64)
     for start in range(0, len(users), BATCH):
         chunk = slice(start, start + BATCH)
         scores = mask_history(scorer(histories[chunk]), histories[chunk])
         ranks.extend(target_ranks(scores, targets[chunk]))
         if not segments:
             continue
-        best = np.argpartition(-scores, kth=k_max, axis=1)[:, :k_max]
-        order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1, kind="stable")
-        top[chunk] = np.take_along_axis(best, order, axis=1)
+        top[chunk] = top_k(scores, k_max)
     per_user = {"all": ranking_metrics(ranks, config.ks)}
     metrics = _means(per_user["all"])
     if not segments:

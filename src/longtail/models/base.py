@@ -67,9 +67,17 @@ class Recommender(ABC):
         scores = self.score(histories)
         for row, history in enumerate(histories):
             scores[row, history] = -np.inf
-        top = np.argpartition(-scores, kth=min(k, scores.shape[1] - 1), axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-        return np.take_along_axis(top, order, axis=1)
+        return top_k(scores, k)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of each row's k highest scores, best first (k is capped at the number of columns)."""
+    k = min(k, scores.shape[1])
+    if k == 0:
+        return np.zeros((scores.shape[0], 0), dtype=np.int64)
+    top = np.argpartition(-scores, kth=k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
 
 
 REGISTRY: dict[str, type[Recommender]] = {}

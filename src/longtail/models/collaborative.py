@@ -8,6 +8,7 @@ from typing import Self
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from longtail.config import RecommendConfig
 from longtail.models.base import Recommender, TrainData, Validator, interaction_matrix, register
@@ -81,7 +82,9 @@ class ALS(Recommender):
             random_state=data.seed,
             num_threads=2,
         )
-        self.model_.fit(interaction_matrix(data.histories, data.n_items), show_progress=False)
+        # implicit runs its own threads: a second BLAS thread pool under it only adds contention
+        with threadpool_limits(1, "blas"):
+            self.model_.fit(interaction_matrix(data.histories, data.n_items), show_progress=False)
         return self
 
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:

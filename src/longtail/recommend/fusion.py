@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from longtail.config import RecommendConfig
 from longtail.evaluate.metrics import mask_history
 from longtail.errors import LongtailError
-from longtail.models.base import Recommender, TrainData, Validator, make_recommender
+from longtail.models.base import Recommender, TrainData, Validator, make_recommender, top_k
 
 DEFAULT_SOURCES = ("sasrec", "ease", "itemknn", "content", "popularity")
 BATCH = 512
@@ -86,11 +86,9 @@ class FusionRanker(Recommender):
                 # scores differ in scale between models: standardise per user over the catalogue
                 mean, spread = np.nanmean(finite, axis=1, keepdims=True), np.nanstd(finite, axis=1, keepdims=True) + 1e-9
                 standardised.append(np.nan_to_num((finite - mean) / spread, nan=-10.0))
-                top = np.argpartition(-scores, kth=depth, axis=1)[:, :depth]
-                order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-                top = np.take_along_axis(top, order, axis=1)
+                top = top_k(scores, depth)
                 rank = np.full((len(chunk), n_items), depth + 1, dtype=np.float32)
-                np.put_along_axis(rank, top, np.arange(1, depth + 1, dtype=np.float32)[None, :].repeat(len(chunk), 0), axis=1)
+                np.put_along_axis(rank, top, np.arange(1, top.shape[1] + 1, dtype=np.float32)[None, :].repeat(len(chunk), 0), axis=1)
                 ranks.append(rank)
                 tops.append(top)
             profiles = np.asarray(self._side_profile(chunk).todense())
@@ -148,7 +146,7 @@ class FusionRanker(Recommender):
 
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         candidates, features = self._candidates_and_features(histories)
-        predicted = self.ranker_.predict(features) if len(features) else np.zeros(0)
+        predicted = self.ranker_.booster_.predict(features) if len(features) else np.zeros(0)
         output = np.full((len(histories), len(self.item_ids)), -np.inf, dtype=np.float32)
         offsets = np.cumsum([0] + [len(c) for c in candidates])
         for row, chosen in enumerate(candidates):

@@ -10,6 +10,7 @@ from longtail.config import RecommendConfig
 from longtail.data.splits import Split
 from longtail.evaluate.harness import evaluate_split
 from longtail.evaluate.metrics import mask_history
+from longtail.models.base import top_k
 
 Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]
 
@@ -25,7 +26,7 @@ def popularity_penalised(scores: np.ndarray, histories: Sequence[np.ndarray], tr
     if weight == 0:
         return scores
     unpopularity = 1 - np.log1p(train_counts) / np.log1p(max(train_counts.max(), 1))
-    top = np.argpartition(-scores, kth=depth, axis=1)[:, :depth]
+    top = top_k(scores, depth)
     top_scores = np.take_along_axis(scores, top, axis=1)
     finite = np.isfinite(top_scores)
     low = np.where(finite, top_scores, np.inf).min(axis=1, keepdims=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from longtail.errors import LongtailError
+from longtail.models.base import top_k
 
 
 def similar_items(vectors: np.ndarray, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -17,7 +18,5 @@ def similar_items(vectors: np.ndarray, item: int, k: int = 10) -> tuple[np.ndarr
     normalised = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     similarity = normalised @ normalised[item]
     similarity[item] = -np.inf
-    k = min(k, len(vectors) - 1)
-    top = np.argpartition(-similarity, kth=k - 1)[:k] if k > 0 else np.zeros(0, dtype=np.int64)
-    top = top[np.argsort(-similarity[top], kind="stable")]
+    top = top_k(similarity[None, :], min(k, len(vectors) - 1))[0]
     return top, similarity[top]
