@@ -43,6 +43,11 @@ class Split:
         """The held-out items each user is scored on at a stage."""
         return self.valid if stage == "valid" else self.test
 
+    def subset(self, users: np.ndarray) -> Split:
+        """The same catalogue with only the given users (by index), e.g. a quick look at a large set."""
+        pick = lambda rows: [rows[u] for u in users]  # noqa: E731
+        return Split(self.item_ids, pick(self.user_ids), pick(self.train), pick(self.valid), pick(self.test), self.protocol)
+
     def train_counts(self) -> np.ndarray:
         """Training interactions per item (the popularity every segment and baseline uses)."""
         return np.bincount(np.concatenate(self.train), minlength=self.n_items) if self.train else np.zeros(self.n_items, np.int64)
