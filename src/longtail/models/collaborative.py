@@ -74,16 +74,16 @@ class ALS(Recommender):
     def fit(self, data: TrainData, validate: Validator | None = None) -> Self:
         from implicit.cpu.als import AlternatingLeastSquares
 
-        self.model_ = AlternatingLeastSquares(
-            factors=self.factors,
-            regularization=self.regularization,
-            alpha=self.alpha,
-            iterations=self.iterations,
-            random_state=data.seed,
-            num_threads=2,
-        )
         # implicit runs its own threads: a second BLAS thread pool under it only adds contention
         with threadpool_limits(1, "blas"):
+            self.model_ = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=data.seed,
+                num_threads=2,
+            )
             self.model_.fit(interaction_matrix(data.histories, data.n_items), show_progress=False)
         return self
 
