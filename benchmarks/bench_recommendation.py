@@ -141,11 +141,13 @@ def bench_dataset(dataset: str, config: LongtailConfig, stages: set[str], result
     if "fusion" in stages and {"sasrec", "ease", "itemknn", "content", "popularity"} <= set(fitted):
         sources = {name: fitted[name] for name in ("sasrec", "ease", "itemknn", "content", "popularity")}
         ranker, seconds, peak = fit_measured(FusionRanker(sources, settings, data.items, split.item_ids, config.seed, sources_fitted=True), train)
+        fitted["fusion"] = ranker
         evaluate("fusion", ranker, seconds, peak, sources=list(sources), feature_importance=ranker.importance(),
                  candidate_recall_valid=ranker.candidate_recall_)
-    if "longtail" in stages and "sasrec" in fitted:
-        curve = tradeoff_curve(fitted["sasrec"].score, split, settings, weights=[0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0])
-        runs.append({"dataset": dataset, "model": "sasrec+longtail-curve", "protocol": "loo-full", "curve": curve, "metrics": curve[0]["metrics"],
+    if "longtail" in stages and {"fusion", "sasrec"} & set(fitted):
+        base = "fusion" if "fusion" in fitted else "sasrec"
+        curve = tradeoff_curve(fitted[base].score, split, settings, weights=[0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0])
+        runs.append({"dataset": dataset, "model": f"{base}+longtail-curve", "protocol": "loo-full", "curve": curve, "metrics": curve[0]["metrics"],
                      "segments": {}, "train_seconds": 0.0})
         save_runs(runs, results)
     if "textinit" in stages:

@@ -42,3 +42,18 @@ def test_similar_items_are_nearest_by_cosine_and_exclude_the_item() -> None:
     assert similarity[0] == pytest.approx(0.9 / np.hypot(0.9, 0.1)) and similarity[2] == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(LongtailError, match="outside the catalogue"):
         similar_items(vectors, 9)
+
+
+@pytest.mark.slow
+def test_tradeoff_curve_moves_exposure_towards_the_tail(beauty_slice) -> None:
+    from longtail.config import RecommendConfig
+    from longtail.models.base import TrainData, make_recommender
+    from longtail.recommend.longtail import tradeoff_curve
+
+    _, split = beauty_slice
+    config = RecommendConfig(longtail_candidates=50, bootstrap_samples=10)
+    model = make_recommender("ease", config).fit(TrainData(split.n_items, split.train))
+    curve = tradeoff_curve(model.score, split, config, weights=[0.0, 0.3, 1.0])
+    assert [p["weight"] for p in curve] == [0.0, 0.3, 1.0]
+    assert curve[0]["tail_exposure@10"] < curve[1]["tail_exposure@10"] < curve[2]["tail_exposure@10"]
+    assert curve[2]["NDCG@10"] < curve[0]["NDCG@10"]

@@ -8,7 +8,7 @@ import numpy as np
 
 from longtail.config import RecommendConfig
 from longtail.data.splits import Split
-from longtail.evaluate.harness import evaluate_split
+from longtail.evaluate.harness import BATCH, evaluate_scorer
 from longtail.evaluate.metrics import mask_history
 from longtail.models.base import top_k
 
@@ -54,11 +54,21 @@ class LongTailReranker:
 
 
 def tradeoff_curve(scorer: Scorer, split: Split, config: RecommendConfig, weights: Sequence[float]) -> list[dict]:
-    """For each knob value: test NDCG@10 overall and on tail items, tail exposure in the top 10, coverage."""
-    counts = split.train_counts()
+    """For each knob value: test NDCG@10 overall, on head and on tail items, tail exposure in the top 10, coverage.
+
+    The base model scores every user once; each knob value only re-ranks those scores.
+    """
+    histories, targets, counts = split.histories("test"), split.targets("test"), split.train_counts()
+    base = np.vstack([scorer(histories[start : start + BATCH]) for start in range(0, len(histories), BATCH)])
+    row_of = {id(history): row for row, history in enumerate(histories)}
+
+    def precomputed(chunk: Sequence[np.ndarray]) -> np.ndarray:
+        return base[[row_of[id(history)] for history in chunk]]
+
     points = []
     for weight in weights:
-        evaluation = evaluate_split(LongTailReranker(scorer, counts, weight, config.longtail_candidates).score, split, "test", config)
+        reranker = LongTailReranker(precomputed, counts, weight, config.longtail_candidates)
+        evaluation = evaluate_scorer(reranker.score, histories, targets, counts, config)
         metrics = evaluation.metrics
         points.append({
             "weight": weight,
