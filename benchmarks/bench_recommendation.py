@@ -52,13 +52,15 @@ class PeakMemory:
         self.peak_mb = 0.0
         self._stop = threading.Event()
 
+    def _measure(self) -> None:
+        self.peak_mb = max(self.peak_mb, psutil.Process().memory_info().rss / 2**20)
+
     def _sample(self) -> None:
-        process = psutil.Process()
-        while not self._stop.is_set():
-            self.peak_mb = max(self.peak_mb, process.memory_info().rss / 2**20)
-            self._stop.wait(self.interval)
+        while not self._stop.wait(self.interval):
+            self._measure()
 
     def __enter__(self) -> PeakMemory:
+        self._measure()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -66,6 +68,7 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._measure()
 
 
 def run_record(dataset: str, model: str, evaluation: Evaluation, train_seconds: float, peak_mb: float, **extra: object) -> dict:
