@@ -29,7 +29,7 @@ from longtail.encode.encoder import TextEncoder, encode_queries, item_texts, loa
 from longtail.encode.finetune import finetune_encoder  # noqa: E402
 from longtail.evaluate.proxy_search import PROXY_LABEL, known_item_queries  # noqa: E402
 from longtail.evaluate.search_metrics import aligned_scores, evaluate_run, query_segments, summarize  # noqa: E402
-from longtail.evaluate.significance import paired_bootstrap  # noqa: E402
+from longtail.evaluate.significance import paired_comparison  # noqa: E402
 from longtail.search.dense import DenseIndex, exact_search, recall_at_k  # noqa: E402
 from longtail.search.engine import Mode, SearchEngine  # noqa: E402
 from longtail.search.filters import SearchFilter  # noqa: E402
@@ -201,7 +201,7 @@ def relevance_runs(items: pl.DataFrame, popularity: dict[str, int], speed: dict)
     }
     for run in runs:
         run["paired_bootstrap_vs"] = {
-            baseline: {metric: paired_bootstrap(*aligned_scores(per_query[baseline], per_query[run["retriever"]], metric), seed=SEED) for metric in ("NDCG@10", "MRR")}
+            baseline: {metric: paired_comparison(*aligned_scores(per_query[baseline], per_query[run["retriever"]], metric), seed=SEED) for metric in ("NDCG@10", "MRR")}
             for baseline in comparisons.get(run["retriever"], [])
         }
     ndcg = {run["retriever"]: run["metrics"]["NDCG@10"] for run in runs}

@@ -22,3 +22,18 @@ def datasets_root() -> Path:
 @pytest.fixture(scope="session")
 def demo_data() -> Path:
     return DEMO_DATA
+
+
+@pytest.fixture(scope="session")
+def beauty_slice(datasets_root):
+    """Leave-one-out split of the first 800 users of Amazon Beauty (S3-Rec 5-core), with the items they touched."""
+    import polars as pl
+
+    from longtail.data.adapters import load_dataset
+    from longtail.data.splits import leave_one_out
+
+    data = load_dataset("beauty", datasets_root)
+    users = data.events["user_id"].unique(maintain_order=True).head(800)
+    events = data.events.filter(pl.col("user_id").is_in(users.implode()))
+    items = data.items.filter(pl.col("item_id").is_in(events["item_id"].unique().implode()))
+    return items, leave_one_out(items, events)

@@ -313,6 +313,52 @@ DEMO_QUERIES = ("sanding roll 120 grit", "3d printer filamnet pla", "digital cal
 
 
 @app.command()
+def evaluate(
+    out: Annotated[Path, typer.Option(help="output directory for report.html, report.json and config.yaml")],
+    model: Annotated[list[str], typer.Option(help="recommender to evaluate (repeat the option): popularity, itemknn, als, ease, content, sasrec")] = ["popularity", "ease"],  # noqa: B006
+    dataset: Annotated[str | None, typer.Option(help="a bundled public dataset (beauty, sports, toys, scientific, gram-beauty, gram-toys)")] = None,
+    items: Annotated[Path | None, typer.Option(help="your items file, instead of --dataset")] = None,
+    events: Annotated[Path | None, typer.Option(help="your events file, instead of --dataset")] = None,
+    protocol: Annotated[str, typer.Option(help="loo (last item per user) or temporal (one global time cut)")] = "loo",
+    max_users: Annotated[int | None, typer.Option(help="evaluate a random sample of this many users")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config; defaults when omitted")] = None,
+    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+) -> None:
+    """Fit recommenders and evaluate them with full-ranking metrics, segments and bootstrap intervals."""
+    from longtail.data.loaders import load_table
+    from longtail.data.schema import EVENTS, ITEMS
+    from longtail.pipeline.evaluate_step import evaluate_models
+
+    try:
+        settings = load_config(config)
+        if dataset is not None:
+            data = load_dataset(dataset, datasets_root)
+            item_table, event_table = data.items, data.events
+        elif items is not None and events is not None:
+            columns, separator = settings.data.columns, settings.data.csv_separator
+            item_table = load_table(items, ITEMS, columns.items, separator)
+            event_table = load_table(events, EVENTS, columns.events, separator)
+        else:
+            raise LongtailError("give --dataset, or both --items and --events")
+        with _progress() as progress:
+            task = progress.add_task("evaluate", total=2 * len(model))
+            runs = evaluate_models(item_table, event_table, model, settings, out, protocol, max_users,
+                                   advance=lambda step: progress.update(task, advance=1, description=step))
+    except LongtailError as error:
+        _fail(error)
+    table = Table(title=f"Test metrics ({runs[0]['protocol']}, full ranking)")
+    for column in ("model", "HR@10", "NDCG@10", "MRR", "tail HR@10", "tail NDCG@10", "coverage@10", "train s"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for run in runs:
+        tail = run["segments"]["tail"]
+        metrics = run["metrics"]
+        table.add_row(run["model"], f"{metrics['HR@10']:.4f}", f"{metrics['NDCG@10']:.4f}", f"{metrics['MRR']:.4f}",
+                      f"{tail['HR@10']:.4f}", f"{tail['NDCG@10']:.4f}", f"{metrics['coverage@10']:.3f}", f"{run['train_seconds']:.1f}")
+    console.print(table)
+    console.print(f"Report: [bold]{out / 'report.html'}[/]  JSON: {out / 'report.json'}")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="where the demo writes its artifacts")] = Path("out/demo"),
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="end by serving the API and web page")] = True,

@@ -158,6 +158,56 @@ class SearchConfig(_Section):
     facet_depth: int = Field(200, ge=1, description="facets count over this many fused candidates")
 
 
+class SequentialConfig(_Section):
+    """The SASRec-style next-item transformer and how it is trained."""
+
+    hidden: int = Field(64, gt=0)
+    blocks: int = Field(2, gt=0)
+    heads: int = Field(1, gt=0)
+    max_len: int = Field(50, gt=1, description="most recent items the model reads")
+    dropout: float = Field(0.5, ge=0.0, lt=1.0, description="on embeddings, attention and feed-forward layers")
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW decoupled weight decay")
+    batch_size: int = Field(128, gt=0)
+    epochs: int = Field(200, gt=0)
+    patience: int = Field(20, gt=0, description="epochs without a better validation NDCG@10 before stopping")
+    loss: Literal["ce", "sampled"] = Field("ce", description="full softmax over all items, or sampled softmax with logQ correction")
+    negatives: int = Field(512, gt=0, description="shared negatives per batch for the sampled softmax")
+    text_init: Literal["none", "freeze", "project", "finetune"] = Field(
+        "none",
+        description="none: random item embeddings; freeze: fixed PCA of text vectors; project: learned linear map of "
+        "frozen text vectors; finetune: learned map plus a per-item correction (zero for items unseen in training)",
+    )
+    threads: int = Field(2, gt=0)
+    max_train_seconds: float | None = Field(None, gt=0, description="stop training after this much wall time")
+
+
+class RecommendConfig(_Section):
+    """Evaluation protocol, segments, baselines, fusion and long-tail re-ranking for recommendation."""
+
+    model: str = Field("sasrec", description="a registered recommender: popularity, itemknn, als, ease, content, sasrec")
+    ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
+    head_item_share: float = Field(0.2, gt=0.0, lt=1.0, description="head = this share of items, the most interacted with in training")
+    tail_interaction_share: float = Field(
+        0.2, gt=0.0, lt=1.0, description="tail = the least popular items that together hold at most this share of training interactions"
+    )
+    cold_user_max_history: int = Field(4, ge=0, description="users with at most this many history items count as cold")
+    bootstrap_samples: int = Field(1000, gt=0)
+    knn_neighbours: int = Field(100, gt=0)
+    als_factors: int = Field(64, gt=0)
+    als_regularization: float = Field(0.05, ge=0.0)
+    als_alpha: float = Field(10.0, gt=0.0)
+    als_iterations: int = Field(15, gt=0)
+    ease_lambda: float = Field(500.0, gt=0.0)
+    content_recent: int = Field(5, gt=0, description="last history items whose text vectors make the content query")
+    fusion_candidates: int = Field(50, gt=0, description="top items taken from each candidate source")
+    fusion_trees: int = Field(200, gt=0)
+    fusion_train_users: int = Field(10000, gt=0, description="users sampled to train the ranker")
+    longtail_candidates: int = Field(100, gt=0, description="top items the long-tail re-ranker reorders")
+    longtail_weight: float = Field(0.0, ge=0.0, le=1.0, description="the knob: 0 = accuracy only, 1 = least popular first")
+    sequential: SequentialConfig = Field(default_factory=SequentialConfig)
+
+
 class LongtailConfig(_Section):
     """The whole configuration; every field has a default."""
 
@@ -170,6 +220,7 @@ class LongtailConfig(_Section):
     encode: EncodeConfig = Field(default_factory=EncodeConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    recommend: RecommendConfig = Field(default_factory=RecommendConfig)
 
 
 def _format_validation_error(path: str, error: ValidationError) -> str:

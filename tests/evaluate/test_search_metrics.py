@@ -11,7 +11,7 @@ import pytest
 from longtail.errors import InputDataError
 from longtail.evaluate.proxy_search import known_item_queries
 from longtail.evaluate.search_metrics import aligned_scores, evaluate_run, load_judgments, popularity_tiers, query_metrics, query_segments, summarize
-from longtail.evaluate.significance import paired_bootstrap
+from longtail.evaluate.significance import paired_comparison
 
 JUDGMENTS_CSV = """query_id,query,item_id,grade
 q1,glass beaker,beaker,3
@@ -77,13 +77,13 @@ def test_segments_split_queries_by_frequency_and_by_relevant_item_popularity(jud
 def test_paired_bootstrap_interval_contains_the_mean_difference_and_separates_clear_wins():
     rng = np.random.default_rng(0)
     baseline = rng.uniform(0, 0.5, 300)
-    better = paired_bootstrap(baseline, baseline + 0.1 + rng.normal(0, 0.02, 300))
+    better = paired_comparison(baseline, baseline + 0.1 + rng.normal(0, 0.02, 300))
     assert better["ci_low"] > 0.08 and better["ci_high"] < 0.12 and better["p_value"] < 0.01
-    noise = paired_bootstrap(baseline, baseline + rng.normal(0, 0.05, 300))
+    noise = paired_comparison(baseline, baseline + rng.normal(0, 0.05, 300))
     assert noise["ci_low"] < 0 < noise["ci_high"]
-    assert paired_bootstrap(baseline, baseline + 0.1) == paired_bootstrap(baseline, baseline + 0.1)  # seeded
+    assert paired_comparison(baseline, baseline + 0.1) == paired_comparison(baseline, baseline + 0.1)  # seeded
     with pytest.raises(ValueError):
-        paired_bootstrap(baseline, baseline[:5])
+        paired_comparison(baseline, baseline[:5])
 
 
 def test_aligned_scores_pair_queries_by_id():

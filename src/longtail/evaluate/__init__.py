@@ -1,1 +1,1 @@
-"""Evaluation: ranking metrics, segments and significance."""
+"""Evaluation: full-ranking recommender metrics, search metrics, segments, significance and reports."""

@@ -58,3 +58,15 @@ def histogram(values: list[float], title: str, xlabel: str, log_y: bool = True, 
     axis.set_title(title)
     axis.set_xlabel(xlabel)
     return _to_svg(figure)
+
+
+def curve_chart(x: list[float], series: dict[str, list[float]], title: str, xlabel: str, ylabel: str) -> str:
+    """Several named series over the same numeric x, with markers (e.g. a trade-off curve over a knob)."""
+    figure, axis = plt.subplots(figsize=(7, 3.2))
+    for colour, (name, values) in zip(PALETTE, series.items()):
+        axis.plot(x, values, marker="o", color=colour, linewidth=1.2, label=name)
+    axis.set_title(title)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.legend(fontsize=8)
+    return _to_svg(figure)

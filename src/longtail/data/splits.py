@@ -1,0 +1,121 @@
+"""Leave-one-out and global temporal splits of events into per-user histories and held-out targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from longtail.errors import LongtailError
+
+Stage = Literal["valid", "test"]
+
+
+@dataclass
+class Split:
+    """Items and users as integer indices; per user a time-ordered training history and held-out targets.
+
+    At the validation stage a model reads `train` and is scored on `valid`; at the test stage it reads
+    `train` followed by `valid` and is scored on `test`. No held-out item is ever part of `train`.
+    """
+
+    item_ids: list[str]
+    user_ids: list[str]
+    train: list[np.ndarray]
+    valid: list[np.ndarray]
+    test: list[np.ndarray]
+    protocol: str
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def histories(self, stage: Stage) -> list[np.ndarray]:
+        """What each user's model input is at a stage: training items, plus the validation items at test."""
+        if stage == "valid":
+            return self.train
+        return [np.concatenate([t, v]) for t, v in zip(self.train, self.valid)]
+
+    def targets(self, stage: Stage) -> list[np.ndarray]:
+        """The held-out items each user is scored on at a stage."""
+        return self.valid if stage == "valid" else self.test
+
+    def subset(self, users: np.ndarray) -> Split:
+        """The same catalogue with only the given users (by index), e.g. a quick look at a large set."""
+        pick = lambda rows: [rows[u] for u in users]  # noqa: E731
+        return Split(self.item_ids, pick(self.user_ids), pick(self.train), pick(self.valid), pick(self.test), self.protocol)
+
+    def train_counts(self) -> np.ndarray:
+        """Training interactions per item (the popularity every segment and baseline uses)."""
+        return np.bincount(np.concatenate(self.train), minlength=self.n_items) if self.train else np.zeros(self.n_items, np.int64)
+
+
+def _ordered_sequences(items: pl.DataFrame, events: pl.DataFrame) -> tuple[list[str], list[str], list[np.ndarray], list[np.ndarray]]:
+    """Per user the item indices and timestamps of their interactions in time order (input order breaks ties)."""
+    interactions = events.filter(pl.col("item_id").is_not_null()).with_row_index("order")
+    catalogue = list(dict.fromkeys([*items["item_id"].to_list(), *interactions["item_id"].unique(maintain_order=True).to_list()]))
+    index = pl.DataFrame({"item_id": catalogue, "item": np.arange(len(catalogue), dtype=np.int64)})
+    grouped = (
+        interactions.join(index, on="item_id", how="left")
+        .sort(["user_id", "timestamp", "order"])
+        .group_by("user_id", maintain_order=True)
+        .agg(pl.col("item"), pl.col("timestamp").dt.epoch("us").alias("time"))
+    )
+    sequences = [np.asarray(s, dtype=np.int64) for s in grouped["item"].to_list()]
+    times = [np.asarray(t, dtype=np.int64) for t in grouped["time"].to_list()]
+    return catalogue, grouped["user_id"].to_list(), sequences, times
+
+
+def leave_one_out(items: pl.DataFrame, events: pl.DataFrame) -> Split:
+    """Last interaction per user = test, the one before = validation, the rest = training.
+
+    Users with fewer than three interactions keep them all for training and are not evaluated.
+    """
+    catalogue, users, sequences, _ = _ordered_sequences(items, events)
+    empty = np.zeros(0, dtype=np.int64)
+    train, valid, test = [], [], []
+    for sequence in sequences:
+        if len(sequence) < 3:
+            train.append(sequence)
+            valid.append(empty)
+            test.append(empty)
+        else:
+            train.append(sequence[:-2])
+            valid.append(sequence[-2:-1])
+            test.append(sequence[-1:])
+    return Split(catalogue, users, train, valid, test, "loo")
+
+
+def temporal_split(items: pl.DataFrame, events: pl.DataFrame, valid_share: float = 0.1, test_share: float = 0.1) -> Split:
+    """One global time cut: the latest `test_share` of interactions is test, the `valid_share` before it validation.
+
+    Targets are the distinct items a user interacted with inside a window; training holds only events before
+    the validation cut, so nothing from the future leaks into a model's input.
+    """
+    if not (valid_share > 0 and test_share > 0 and valid_share + test_share < 1):
+        raise LongtailError("temporal split: valid_share and test_share must be positive and sum to less than 1")
+    catalogue, users, sequences, times = _ordered_sequences(items, events)
+    every_time = np.concatenate(times) if times else np.zeros(0, np.int64)
+    if every_time.size == 0:
+        raise LongtailError("temporal split: there are no interaction events to split")
+    valid_cut, test_cut = np.quantile(every_time, [1 - valid_share - test_share, 1 - test_share], method="lower")
+    train, valid, test = [], [], []
+    for sequence, time in zip(sequences, times):
+        train.append(sequence[time < valid_cut])
+        valid.append(np.unique(sequence[(time >= valid_cut) & (time < test_cut)]))
+        test.append(np.unique(sequence[time >= test_cut]))
+    day = lambda micros: f"{datetime.fromtimestamp(micros / 1e6, tz=timezone.utc):%Y-%m-%d}"  # noqa: E731
+    protocol = f"temporal (valid from {day(valid_cut)}, test from {day(test_cut)})"
+    return Split(catalogue, users, train, valid, test, protocol)
+
+
+def split_events(items: pl.DataFrame, events: pl.DataFrame, protocol: Literal["loo", "temporal"] = "loo") -> Split:
+    """Split by protocol name."""
+    if protocol == "loo":
+        return leave_one_out(items, events)
+    if protocol == "temporal":
+        return temporal_split(items, events)
+    raise LongtailError(f"unknown split protocol '{protocol}'; use loo or temporal")

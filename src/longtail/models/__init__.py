@@ -1,0 +1,1 @@
+"""Recommenders behind one interface: popularity, collaborative, content and sequential models."""

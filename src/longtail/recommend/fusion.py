@@ -1,0 +1,159 @@
+"""Candidate fusion: the union of several recommenders' top items, re-ranked by a LightGBM LambdaRank model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Self
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from longtail.config import RecommendConfig
+from longtail.evaluate.metrics import mask_history
+from longtail.errors import LongtailError
+from longtail.models.base import Recommender, TrainData, Validator, make_recommender, top_k
+
+DEFAULT_SOURCES = ("sasrec", "ease", "itemknn", "content", "popularity")
+BATCH = 512
+
+
+def item_side_tokens(items: pl.DataFrame, item_ids: list[str]) -> sp.csr_matrix:
+    """Items x side-information tokens (category, brand, S3-Rec attribute ids), each row summing to 1."""
+    by_id = {row["item_id"]: row for row in items.iter_rows(named=True)}
+    vocabulary: dict[str, int] = {}
+    rows, columns = [], []
+    for position, item_id in enumerate(item_ids):
+        row = by_id.get(item_id) or {}
+        tokens = [f"category={row['category']}"] if row.get("category") else []
+        tokens += [f"brand={row['brand']}"] if row.get("brand") else []
+        attributes = json.loads(row["attributes"]) if row.get("attributes") else {}
+        tokens += [f"attribute={a}" for a in attributes.get("attribute_ids", [])]
+        for token in tokens:
+            rows.append(position)
+            columns.append(vocabulary.setdefault(token, len(vocabulary)))
+    matrix = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, columns)), shape=(len(item_ids), max(len(vocabulary), 1)))
+    sums = np.asarray(matrix.sum(axis=1)).ravel()
+    return sp.diags(1 / np.maximum(sums, 1)).astype(np.float32) @ matrix
+
+
+class FusionRanker(Recommender):
+    """Candidates = each source's top `fusion_candidates` items; features = every source's standardised score and
+    rank, item popularity, category/brand/attribute affinity with the user's history, and recency (similarity to
+    the user's latest item). Trained on each user's validation item, so the test item is never seen.
+
+    Items outside the candidate set score -inf: the fused list is the candidate set, re-ordered.
+    """
+
+    name = "fusion"
+
+    def __init__(self, sources: dict[str, Recommender], config: RecommendConfig, items: pl.DataFrame, item_ids: list[str],
+                 seed: int = 42, sources_fitted: bool = False) -> None:
+        self.sources = sources
+        self.config = config
+        self.items = items
+        self.item_ids = item_ids
+        self.seed = seed
+        self.sources_fitted = sources_fitted
+
+    @classmethod
+    def from_config(cls, config: RecommendConfig) -> Self:
+        raise LongtailError("the fusion ranker needs the catalogue: build it with FusionRanker(sources, config, items, item_ids)")
+
+    @classmethod
+    def with_default_sources(cls, config: RecommendConfig, items: pl.DataFrame, item_ids: list[str], seed: int = 42) -> Self:
+        """Unfitted default sources (sequential, EASE, item kNN, content, popularity), fitted by `fit`."""
+        return cls({name: make_recommender(name, config) for name in DEFAULT_SOURCES}, config, items, item_ids, seed)
+
+    def feature_names(self) -> list[str]:
+        """Column names of the feature matrix, in order."""
+        per_source = [f"{name}_{kind}" for name in self.sources for kind in ("score", "rank")]
+        return [*per_source, "log_popularity", "side_affinity", "last_item_text_similarity", "history_length"]
+
+    def _candidates_and_features(self, histories: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Per user the candidate item indices, and one feature row per (user, candidate), users in order."""
+        depth = self.config.fusion_candidates
+        n_items = len(self.item_ids)
+        candidates: list[np.ndarray] = []
+        blocks = []
+        for start in range(0, len(histories), BATCH):
+            chunk = histories[start : start + BATCH]
+            standardised, ranks, tops = [], [], []
+            for source in self.sources.values():
+                scores = mask_history(source.score(chunk).astype(np.float32), chunk)
+                finite = np.where(np.isfinite(scores), scores, np.nan)
+                # scores differ in scale between models: standardise per user over the catalogue
+                mean, spread = np.nanmean(finite, axis=1, keepdims=True), np.nanstd(finite, axis=1, keepdims=True) + 1e-9
+                standardised.append(np.nan_to_num((finite - mean) / spread, nan=-10.0))
+                top = top_k(scores, depth)
+                rank = np.full((len(chunk), n_items), depth + 1, dtype=np.float32)
+                np.put_along_axis(rank, top, np.arange(1, top.shape[1] + 1, dtype=np.float32)[None, :].repeat(len(chunk), 0), axis=1)
+                ranks.append(rank)
+                tops.append(top)
+            profiles = np.asarray(self._side_profile(chunk).todense())
+            for row, history in enumerate(chunk):
+                chosen = np.unique(np.concatenate([top[row] for top in tops]))
+                candidates.append(chosen)
+                columns = []
+                for score, rank in zip(standardised, ranks):
+                    columns += [score[row, chosen], rank[row, chosen]]
+                last = self.text_[history[-1]] @ self.text_[chosen].T if len(history) else np.zeros(len(chosen))
+                affinity = np.asarray(self.side_[chosen] @ profiles[row]).ravel()
+                columns += [self.log_popularity_[chosen], affinity, last, np.full(len(chosen), len(history))]
+                blocks.append(np.column_stack(columns).astype(np.float32))
+        return candidates, np.vstack(blocks) if blocks else np.zeros((0, len(self.feature_names())), np.float32)
+
+    def _side_profile(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
+        """Users x tokens: the share of each side-information token over the user's history."""
+        rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+        picks = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, np.concatenate(histories))), shape=(len(histories), len(self.item_ids)))
+        profile = picks @ self.side_
+        return sp.diags(1 / np.maximum(np.asarray(profile.sum(axis=1)).ravel(), 1e-9)).astype(np.float32) @ profile
+
+    def fit(self, data: TrainData, validate: Validator | None = None) -> Self:
+        import lightgbm
+
+        if data.valid_targets is None:
+            raise LongtailError("the fusion ranker learns from validation targets: pass TrainData.valid_targets")
+        if not self.sources_fitted:
+            for source in self.sources.values():
+                source.fit(data, validate)
+        self.side_ = item_side_tokens(self.items, self.item_ids)
+        counts = data.counts()
+        self.log_popularity_ = np.log1p(counts).astype(np.float32)
+        if data.item_vectors is None:
+            raise LongtailError("the fusion ranker needs item text vectors for its recency feature (TrainData.item_vectors)")
+        self.text_ = np.asarray(data.item_vectors, dtype=np.float32)
+        users = np.array([u for u, t in enumerate(data.valid_targets) if len(t) and len(data.histories[u])])
+        generator = np.random.default_rng(self.seed)
+        users = generator.choice(users, size=min(len(users), self.config.fusion_train_users), replace=False)
+        candidates, features = self._candidates_and_features([data.histories[u] for u in users])
+        labels = np.concatenate([np.isin(c, data.valid_targets[u]).astype(np.int32) for c, u in zip(candidates, users)])
+        groups = np.array([len(c) for c in candidates])
+        # a group without the validation item among its candidates gives LambdaRank no gradient: drop it
+        useful = np.repeat(np.add.reduceat(labels, np.cumsum(groups) - groups) > 0, groups)
+        self.ranker_ = lightgbm.LGBMRanker(
+            objective="lambdarank", n_estimators=self.config.fusion_trees, learning_rate=0.05, num_leaves=31,
+            min_child_samples=50, subsample=0.8, subsample_freq=1, colsample_bytree=0.8, random_state=self.seed, n_jobs=2, verbose=-1,
+            lambdarank_truncation_level=20,
+        )
+        kept_groups = groups[np.add.reduceat(labels, np.cumsum(groups) - groups) > 0]
+        self.ranker_.fit(features[useful], labels[useful], group=kept_groups, feature_name=self.feature_names())
+        self.training_groups_ = int(len(kept_groups))
+        self.candidate_recall_ = float(len(kept_groups) / max(len(groups), 1))
+        return self
+
+    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        candidates, features = self._candidates_and_features(histories)
+        predicted = self.ranker_.booster_.predict(features) if len(features) else np.zeros(0)
+        output = np.full((len(histories), len(self.item_ids)), -np.inf, dtype=np.float32)
+        offsets = np.cumsum([0] + [len(c) for c in candidates])
+        for row, chosen in enumerate(candidates):
+            output[row, chosen] = predicted[offsets[row] : offsets[row + 1]]
+        return output
+
+    def importance(self) -> dict[str, float]:
+        """Share of total split gain per feature: which signals the ranker relies on."""
+        gains = self.ranker_.booster_.feature_importance(importance_type="gain")
+        return {name: round(float(g / max(gains.sum(), 1e-12)), 4) for name, g in zip(self.feature_names(), gains)}

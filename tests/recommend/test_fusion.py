@@ -1,0 +1,36 @@
+"""The fusion ranker on real Beauty users: candidates from several sources, LambdaRank over their features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from longtail.config import RecommendConfig
+from longtail.evaluate.harness import evaluate_split
+from longtail.models.base import TrainData, make_recommender
+from longtail.recommend.fusion import FusionRanker, item_side_tokens
+
+
+def test_side_tokens_split_each_items_weight_over_its_attributes(beauty_slice) -> None:
+    items, split = beauty_slice
+    tokens = item_side_tokens(items, split.item_ids)
+    sums = np.asarray(tokens.sum(axis=1)).ravel()
+    assert tokens.shape[0] == split.n_items and np.allclose(sums[sums > 0], 1.0) and (sums > 0).mean() > 0.9
+
+
+@pytest.mark.slow
+def test_fusion_beats_its_weakest_source_and_ranks_only_candidates(beauty_slice) -> None:
+    items, split = beauty_slice
+    config = RecommendConfig(fusion_candidates=20, fusion_trees=30)
+    vectors = np.random.default_rng(0).normal(size=(split.n_items, 8)).astype(np.float32)
+    train = TrainData(split.n_items, split.train, split.valid, vectors)
+    sources = {name: make_recommender(name, config).fit(train) for name in ("itemknn", "content", "popularity")}
+    ranker = FusionRanker(sources, config, items, split.item_ids, sources_fitted=True).fit(train)
+    fused = evaluate_split(ranker.score, split, "test", config).metrics
+    popularity = evaluate_split(sources["popularity"].score, split, "test", config).metrics
+    assert fused["NDCG@10"] > popularity["NDCG@10"] and fused["HR@10"] > 0.02
+    scores = ranker.score(split.histories("test")[:5])
+    assert all(np.isfinite(row).sum() <= 3 * 20 for row in scores)
+    importance = ranker.importance()
+    assert set(importance) == set(ranker.feature_names()) and abs(sum(importance.values()) - 1) < 1e-3
+    assert ranker.training_groups_ > 0
