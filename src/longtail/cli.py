@@ -364,7 +364,7 @@ def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="end by serving the API and web page")] = True,
     port: Annotated[int, typer.Option(help="port for the served demo")] = 8000,
 ) -> None:
-    """Run the end-to-end demo on the bundled real data (Amazon Industrial & Scientific): audit, index, search, serve."""
+    """Run the end-to-end demo on the bundled real data (Amazon Industrial & Scientific): audit, search, recommend, serve."""
     from longtail.search.engine import SearchEngine
     from longtail.search.filters import parse_filters
     from longtail.serve.server import serve as run_server
@@ -379,9 +379,15 @@ def demo(
     engine = SearchEngine.build(clean_items, settings, events=clean_events, directory=out / "index", show_progress=True)
     for query in DEMO_QUERIES:
         print_search_results(engine, query, engine.search(query, 5, parse_filters([])))
+    console.rule("[bold]3. Recommenders on the clean events: full-ranking metrics, head vs tail")
+    evaluate(
+        out=out / "recommend", model=["popularity", "itemknn", "ease"], dataset=None,
+        items=out / "audit" / "clean" / "items.parquet", events=out / "audit" / "clean" / "events.parquet",
+        protocol="loo", max_users=None, config=DEMO_DATA / "config.yaml", datasets_root=DEFAULT_DATASETS,
+    )
     if not serve_after:
         return
-    console.rule("[bold]3. Serving the API and web page")
+    console.rule("[bold]4. Serving the API and web page")
     with open_store(settings.serve, out / "audit") as store:
         key = create_key(store, ["read", "write_events", "admin"], "demo")
     console.print(f"Web page: [bold]http://127.0.0.1:{port}/[/]  API key (read, write_events, admin): [bold]{key}[/]", soft_wrap=True)
