@@ -1,0 +1,1 @@
+"""Imbalance correction: statistics, re-sampling, weighting and negative sampling of training data."""

@@ -1,0 +1,79 @@
+"""The one interface every balancing and augmentation component implements, and how components compose."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+
+from longtail.errors import ConfigError
+
+SYNTHETIC = "synthetic"
+WEIGHT = "weight"
+
+_REGISTRY: dict[str, type[Component]] = {}
+
+
+class Component(ABC):
+    """A step from one training table to another: re-sample, re-weight or add synthetic rows.
+
+    The table is whatever the model trains on — behaviour sequences (a list column of item indices),
+    a tabular set with a label column, or item texts — plus two bookkeeping columns that
+    `as_training_table` adds: `synthetic` (rows a component made up) and `weight` (per-row loss weight).
+    Components never change an original row's values, only its weight or how often it appears,
+    and every row they create has `synthetic = True`. Parameters go in `__init__`; randomness comes
+    only from the generator passed to `apply`, so a seed reproduces the result.
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+        """The transformed training table (same columns as the input)."""
+
+
+def register(component: type[Component]) -> type[Component]:
+    """Class decorator: make a component buildable by name from config."""
+    _REGISTRY[component.name] = component
+    return component
+
+
+def build(name: str, **parameters: Any) -> Component:
+    """The registered component called `name`, built with `parameters`."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown balancing/augmentation component {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](**parameters)
+
+
+def as_training_table(table: pl.DataFrame) -> pl.DataFrame:
+    """The table with `synthetic` (False) and `weight` (1.0) columns added where missing."""
+    missing = []
+    if SYNTHETIC not in table.columns:
+        missing.append(pl.lit(False).alias(SYNTHETIC))
+    if WEIGHT not in table.columns:
+        missing.append(pl.lit(1.0, dtype=pl.Float64).alias(WEIGHT))
+    return table.with_columns(missing) if missing else table
+
+
+class Chain(Component):
+    """Components applied in order, each to the previous one's output."""
+
+    name = "chain"
+
+    def __init__(self, components: Sequence[Component]) -> None:
+        self.components = list(components)
+
+    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+        for component in self.components:
+            table = component.apply(table, rng)
+        return table
+
+
+def run(component: Component, table: pl.DataFrame, seed: int, on_step: Callable[[str], None] | None = None) -> pl.DataFrame:
+    """Apply `component` to the training table with a generator seeded by `seed`."""
+    if on_step is not None:
+        on_step(component.name)
+    return component.apply(as_training_table(table), np.random.default_rng(seed))
