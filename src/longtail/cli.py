@@ -1,4 +1,4 @@
-"""The `longtail` command line: audit, convert, index, search, finetune, serve, keys and demo, with progress bars and readable tables."""
+"""The `longtail` command line: audit, imbalance, convert, index, search, finetune, serve, keys and demo, with progress bars and readable tables."""
 
 from __future__ import annotations
 
@@ -307,6 +307,58 @@ def finetune(
         f"{report.mode}: {report.train_pairs:,} pairs, {report.steps} steps, validation loss {report.initial_validation_loss:.4f} -> "
         f"{report.best_validation_loss:.4f} (best step {report.best_step}{', stopped early' if report.stopped_early else ''}); model: [bold]{out}[/]"
     )
+
+
+def print_imbalance(report: dict, source: str) -> None:
+    """The headline imbalance figures as a table: popularity, segments, categories, event types, users."""
+    table = Table(title=f"Imbalance: {source}")
+    table.add_column("statistic")
+    table.add_column("value", justify="right")
+    popularity = report["popularity"]
+    if popularity is None:
+        table.add_row("item popularity", "no interactions")
+    else:
+        table.add_row("items / interactions", f"{popularity['items']:,} / {popularity['interactions']:,}")
+        table.add_row("item popularity Gini", f"{popularity['gini']:.3f}")
+        for name, segment in popularity["segments"].items():
+            table.add_row(f"{name} items: share of items / interactions", f"{segment['item_share']:.1%} / {segment['interaction_share']:.1%}")
+    for title, key in (("categories", "categories"), ("event types", "event_types")):
+        balance = report[key]
+        ratio = "-" if balance["imbalance_ratio"] is None else f"{balance['imbalance_ratio']:,}x"
+        table.add_row(f"{title}: values, largest / smallest (ratio)", f"{balance['labels']:,}, {balance['largest']:,} / {balance['smallest']:,} ({ratio})")
+    users = report["users"]
+    if users["users"]:
+        quantiles = users["quantiles"]
+        table.add_row("users / user-activity Gini", f"{users['users']:,} / {users['gini']:.3f}")
+        table.add_row("events per user: median / p90 / p99 / max", f"{quantiles['p50']:g} / {quantiles['p90']:g} / {quantiles['p99']:g} / {users['max']:,}")
+    console.print(table)
+
+
+@app.command()
+def imbalance(
+    out: Annotated[Path, typer.Option(help="output directory for imbalance.json, imbalance.html and config.yaml")],
+    items: Annotated[Path | None, typer.Option(help="items file (.csv, .tsv, .parquet, .jsonl)")] = None,
+    events: Annotated[Path | None, typer.Option(help="events file; without it only category balance is measured")] = None,
+    dataset: Annotated[str | None, typer.Option(help="a bundled dataset instead of --items: scientific, zh-reviews, beauty, ...")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (head/tail buckets from section recommend); defaults when omitted")] = None,
+    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+) -> None:
+    """Measure popularity skew (Gini, head/torso/tail), category, event-type and user-activity imbalance."""
+    from longtail.balance.imbalance import imbalance_report, write_imbalance
+    from longtail.data.schema import empty_table
+
+    try:
+        settings = load_config(config)
+        item_table, event_table = _catalogue(items, events, dataset, datasets_root, settings)
+        buckets = settings.recommend
+        report = imbalance_report(item_table, event_table if event_table is not None else empty_table(EVENTS),
+                                  buckets.head_item_share, buckets.tail_interaction_share)
+        source = dataset or str(items)
+        write_imbalance(report, out, source, settings)
+    except LongtailError as error:
+        _fail(error)
+    print_imbalance(report, source)
+    console.print(f"Report: [bold]{out / 'imbalance.html'}[/]  JSON: {out / 'imbalance.json'}")
 
 
 DEMO_QUERIES = ("sanding roll 120 grit", "3d printer filamnet pla", "digital caliper stainless")

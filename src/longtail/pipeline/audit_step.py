@@ -6,6 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
+from longtail.balance.imbalance import for_json, imbalance_charts, imbalance_report
 from longtail.config import LongtailConfig
 from longtail.data.loaders import load_table, to_canonical
 from longtail.data.schema import EVENTS, ITEMS, JUDGMENTS, USERS
@@ -14,7 +15,16 @@ from longtail.profile.privacy import apply_privacy
 from longtail.quality.audit import AUDIT_STEPS, AuditResult, StepCallback, audit
 from longtail.quality.report import write_audit
 
-RUN_AUDIT_STEPS = AUDIT_STEPS + 3
+RUN_AUDIT_STEPS = AUDIT_STEPS + 4
+
+
+def add_imbalance(result: AuditResult, config: LongtailConfig) -> AuditResult:
+    """Add the imbalance statistics of the kept tables to the report (section `imbalance`) and its charts."""
+    segments = config.recommend
+    report = imbalance_report(result.tables["items"].kept, result.tables["events"].kept, segments.head_item_share, segments.tail_interaction_share)
+    result.report["imbalance"] = for_json(report)
+    result.extra_charts.extend(imbalance_charts(report))
+    return result
 
 
 def _private(
@@ -48,6 +58,8 @@ def run_audit(
     items, events, users = _private(items, events, users, config)
     with table_mapper(config.pipeline) as mapper:
         result = audit(items, events, config, step, users, judgments, mapper)
+    step("imbalance")
+    add_imbalance(result, config)
     step("write artifacts")
     write_audit(result, out_dir, config)
     return result
@@ -60,5 +72,6 @@ def run_audit_on_tables(
     items, events, _ = _private(to_canonical(items, ITEMS, "<items>"), to_canonical(events, EVENTS, "<events>"), None, config)
     with table_mapper(config.pipeline) as mapper:
         result = audit(items, events, config, on_step, map_table=mapper)
+    add_imbalance(result, config)
     write_audit(result, out_dir, config)
     return result

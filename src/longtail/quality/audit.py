@@ -93,10 +93,11 @@ class TableOutcome:
 
 @dataclass
 class AuditResult:
-    """Cleaned tables plus the data-quality report."""
+    """Cleaned tables plus the data-quality report, and charts of report sections added after the audit (title, SVG)."""
 
     tables: dict[str, TableOutcome]
     report: dict[str, Any] = field(default_factory=dict)
+    extra_charts: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _parse_time(value: str | None) -> datetime | None:

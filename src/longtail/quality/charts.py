@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
+# Text stays text in the SVG, so the browser draws Chinese labels with its own fonts (no CJK font ships here).
+matplotlib.rcParams["svg.fonttype"] = "none"
+
 PALETTE = ["#2f6db5", "#d9822b", "#3a9e5b", "#c23b3b", "#7d5ba6", "#8c8c8c"]
 
 
 def _to_svg(figure: plt.Figure) -> str:
     buffer = io.StringIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="svg")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+        figure.tight_layout()
+        figure.savefig(buffer, format="svg")
     plt.close(figure)
     svg = buffer.getvalue()
     return svg[svg.index("<svg") :]

@@ -35,7 +35,7 @@ def _charts(result: AuditResult) -> list[tuple[str, str]]:
         figures.append(
             ("events per user (kept rows; log scale)", charts.histogram([math.log10(v) for v in per_user.to_list()], "events per user", "log10(events)"))
         )
-    return figures
+    return figures + result.extra_charts
 
 
 def render_html(result: AuditResult) -> str:
@@ -55,7 +55,9 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, str]]:
             ("Outliers", "outliers"),
             ("Text noise", "text_noise"),
             ("Timeliness", "timeliness"),
+            ("Imbalance", "imbalance"),
         )
+        if key in report
     ]
 
 
