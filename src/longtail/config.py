@@ -208,6 +208,48 @@ class RecommendConfig(_Section):
     sequential: SequentialConfig = Field(default_factory=SequentialConfig)
 
 
+class ComponentSpec(_Section):
+    """One balancing or augmentation component by registered name, with the parameters its constructor takes."""
+
+    name: str = Field(description="a registered component: random_sample, stratified_sample, weighted_sample, random_under, "
+                                  "random_over, smote, smote_enn, smote_tomek, class_weights, embedding_noise, ctgan, ...")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+def _default_tabular_strategies() -> dict[str, list[ComponentSpec]]:
+    return {
+        "baseline": [],
+        "random_under": [ComponentSpec(name="random_under")],
+        "random_over": [ComponentSpec(name="random_over")],
+        "smote": [ComponentSpec(name="smote")],
+        "smote_tomek": [ComponentSpec(name="smote_tomek")],
+        "smote_enn": [ComponentSpec(name="smote_enn")],
+        "weighted_sample": [ComponentSpec(name="weighted_sample")],
+        "class_weights_inverse": [ComponentSpec(name="class_weights", params={"method": "inverse"})],
+        "class_weights_effective": [ComponentSpec(name="class_weights", params={"method": "effective", "beta": 0.999})],
+    }
+
+
+class TabularBalanceConfig(_Section):
+    """Balancing of tabular training sets (a label column plus numeric features) and the classification experiment that compares them."""
+
+    strategies: dict[str, list[ComponentSpec]] = Field(
+        default_factory=_default_tabular_strategies,
+        description="name -> components applied in order to the training split; an empty list is the unbalanced baseline",
+    )
+    classifier: Literal["logistic", "lightgbm"] = "logistic"
+    sample_fraction: float = Field(0.2, gt=0, le=1, description="share of each zh-reviews category used (keeps the 17x imbalance)")
+    test_fraction: float = Field(0.3, gt=0, lt=1, description="stratified, untouched test split")
+    text_dimensions: int = Field(64, ge=2, description="LSA dimensions of the review-text features (TF-IDF over jieba tokens, then SVD)")
+    bootstrap_samples: int = Field(1000, gt=0)
+
+
+class BalanceConfig(_Section):
+    """Imbalance correction and augmentation of training data."""
+
+    tabular: TabularBalanceConfig = Field(default_factory=TabularBalanceConfig)
+
+
 class LongtailConfig(_Section):
     """The whole configuration; every field has a default."""
 
@@ -221,6 +263,7 @@ class LongtailConfig(_Section):
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
+    balance: BalanceConfig = Field(default_factory=BalanceConfig)
 
 
 def _format_validation_error(path: str, error: ValidationError) -> str:

@@ -58,3 +58,7 @@ class UnknownIdError(LongtailError):
 
 class StoreError(LongtailError):
     """The event store cannot be opened, migrated or written."""
+
+
+class LeakageError(LongtailError):
+    """Training data shares keys with evaluation data (e.g. a re-sampled row copied from the test split)."""

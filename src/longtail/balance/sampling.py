@@ -1,0 +1,106 @@
+"""Random, stratified and weighted sampling of the rows of a labelled training table."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from longtail.balance.component import SYNTHETIC, Component, register
+from longtail.errors import ConfigError
+
+
+def repeat_rows(table: pl.DataFrame, indices: np.ndarray) -> pl.DataFrame:
+    """The table's rows at `indices`, in that order; every repeat of a row after its first is marked synthetic."""
+    indices = np.asarray(indices, dtype=np.int64)
+    _, first = np.unique(indices, return_index=True)
+    repeat = np.ones(len(indices), dtype=bool)
+    repeat[first] = False
+    picked = table[indices]
+    return picked.with_columns((pl.col(SYNTHETIC) | pl.Series(values=repeat)).alias(SYNTHETIC))
+
+
+def class_sizes(labels: np.ndarray) -> dict:
+    """Rows per class label, in label order."""
+    values, counts = np.unique(labels, return_counts=True)
+    return dict(zip(values.tolist(), counts.tolist()))
+
+
+def _target_size(rows: int, fraction: float | None, size: int | None) -> int:
+    if (fraction is None) == (size is None):
+        raise ConfigError("give exactly one of fraction or size for a sampler")
+    return size if size is not None else round(fraction * rows)  # type: ignore[operator]
+
+
+@register
+class RandomSample(Component):
+    """Uniform random rows: `fraction` or `size` of the table, or `per_class` rows of every class (fewer if a class is smaller,
+    unless `replace`); with `replace`, drawing a row again adds a synthetic copy."""
+
+    name = "random_sample"
+
+    def __init__(self, fraction: float | None = None, size: int | None = None, per_class: int | None = None,
+                 label: str = "label", replace: bool = False) -> None:
+        self.fraction, self.size, self.per_class, self.label, self.replace = fraction, size, per_class, label, replace
+
+    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+        if self.per_class is None:
+            target = _target_size(table.height, self.fraction, self.size)
+            if not self.replace:
+                target = min(target, table.height)
+            return repeat_rows(table, rng.choice(table.height, size=target, replace=self.replace))
+        labels = table[self.label].to_numpy()
+        chosen = []
+        for value in class_sizes(labels):
+            members = np.flatnonzero(labels == value)
+            take = self.per_class if self.replace else min(self.per_class, len(members))
+            chosen.append(rng.choice(members, size=take, replace=self.replace))
+        return repeat_rows(table, np.sort(np.concatenate(chosen)))
+
+
+@register
+class StratifiedSample(Component):
+    """A `fraction` or `size` of the table that keeps every class's share (each class keeps at least one row)."""
+
+    name = "stratified_sample"
+
+    def __init__(self, label: str = "label", fraction: float | None = None, size: int | None = None) -> None:
+        self.label, self.fraction, self.size = label, fraction, size
+
+    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+        share = min(_target_size(table.height, self.fraction, self.size) / max(table.height, 1), 1.0)
+        labels = table[self.label].to_numpy()
+        chosen = []
+        for value, count in class_sizes(labels).items():
+            members = np.flatnonzero(labels == value)
+            chosen.append(rng.choice(members, size=min(count, max(1, round(share * count))), replace=False))
+        return repeat_rows(table, np.sort(np.concatenate(chosen)))
+
+
+@register
+class WeightedSample(Component):
+    """`size` rows (default: as many as the table) drawn with replacement, each row's probability proportional to
+    1 / (its class size ** power): power 1 balances the classes in expectation, 0 is plain bootstrap sampling.
+    With `weight_column`, that column's values are the probabilities instead."""
+
+    name = "weighted_sample"
+
+    def __init__(self, label: str = "label", power: float = 1.0, size: int | None = None, weight_column: str | None = None) -> None:
+        self.label, self.power, self.size, self.weight_column = label, power, size, weight_column
+
+    def probabilities(self, table: pl.DataFrame) -> np.ndarray:
+        """Each row's probability of being drawn."""
+        if self.weight_column is not None:
+            weights = table[self.weight_column].cast(pl.Float64).to_numpy()
+        else:
+            labels = table[self.label].to_numpy()
+            sizes = class_sizes(labels)
+            weights = np.array([sizes[value] for value in labels.tolist()], dtype=np.float64) ** -self.power
+        if not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.sum() <= 0:
+            raise ConfigError("weighted sampling needs finite, non-negative weights with a positive sum")
+        return weights / weights.sum()
+
+    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+        size = self.size if self.size is not None else table.height
+        picks = rng.choice(table.height, size=size, replace=True, p=self.probabilities(table))
+        return repeat_rows(table, np.sort(picks))
+
