@@ -15,7 +15,10 @@ def vector_matrix(table: pl.DataFrame, column: str) -> np.ndarray:
     """The vectors of a list/array column as a rows x dimensions float32 matrix."""
     if column not in table.columns:
         raise ConfigError(f"embedding noise: no vector column {column!r}; columns: {', '.join(table.columns)}")
-    return np.asarray(table[column].to_list(), dtype=np.float32).reshape(table.height, -1)
+    vectors = np.asarray(table[column].to_list(), dtype=np.float32).reshape(table.height, -1)
+    if not np.all(np.isfinite(vectors)):
+        raise ConfigError(f"embedding noise: column {column!r} holds missing or non-finite vector values")
+    return vectors
 
 
 def add_gaussian_noise(vectors: np.ndarray, scale: float, spread: np.ndarray, rng: np.random.Generator, renormalise: bool) -> np.ndarray:
