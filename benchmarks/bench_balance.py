@@ -11,6 +11,7 @@ from pathlib import Path
 
 from longtail.balance.classification import run_category_experiment
 from longtail.config import LongtailConfig
+from longtail.pipeline.balance_step import build_strategies
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATASETS = Path(os.environ.get("LONGTAIL_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
@@ -41,7 +42,8 @@ def main() -> None:
     config = LongtailConfig()
     config.balance.tabular.classifier = args.classifier
     started = time.perf_counter()
-    experiment = run_category_experiment(args.datasets, config.balance.tabular, config.seed, on_step=lambda name: print(f"... {name}", flush=True))
+    experiment = run_category_experiment(args.datasets, config.balance.tabular, build_strategies(config.balance.tabular), config.seed,
+                                         on_step=lambda name: print(f"... {name}", flush=True))
     result = {
         "benchmark": "balance",
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},

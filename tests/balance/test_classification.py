@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from longtail.balance.classification import BASELINE, build_strategy, compare_strategies, macro_f1
+from longtail.balance.classification import BASELINE, compare_strategies, macro_f1
 from longtail.config import ComponentSpec, TabularBalanceConfig
+from longtail.pipeline.balance_step import build_chain, build_strategies
 
 
 def test_macro_f1_averages_per_class_f1() -> None:
@@ -19,9 +20,9 @@ def test_macro_f1_averages_per_class_f1() -> None:
 def test_class_weights_raise_minority_recall_over_the_baseline(zh_split) -> None:
     train, test = zh_split
     strategies = {
-        BASELINE: build_strategy([]),
-        "class_weights": build_strategy([ComponentSpec(name="class_weights", params={"method": "inverse"})]),
-        "random_under": build_strategy([ComponentSpec(name="random_under")]),
+        BASELINE: build_chain([]),
+        "class_weights": build_chain([ComponentSpec(name="class_weights", params={"method": "inverse"})]),
+        "random_under": build_chain([ComponentSpec(name="random_under")]),
     }
     # on this slice the baseline finds 3 of the 9 test reviews of the smallest class, inverse class weights 5
     rows = compare_strategies(train, test, strategies, seed=7, bootstrap_samples=200)
@@ -41,5 +42,4 @@ def test_class_weights_raise_minority_recall_over_the_baseline(zh_split) -> None
 def test_default_config_names_a_baseline_first_and_only_registered_components() -> None:
     config = TabularBalanceConfig()
     assert next(iter(config.strategies)) == BASELINE
-    for specs in config.strategies.values():
-        build_strategy(specs)
+    assert list(build_strategies(config)) == list(config.strategies)

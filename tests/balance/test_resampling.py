@@ -10,7 +10,9 @@ from longtail.balance.component import SYNTHETIC, WEIGHT, build, run
 from longtail.balance.leakage import check_disjoint, overlapping_keys
 from longtail.balance.sampling import class_sizes
 from longtail.balance.weights import class_weights
+from longtail.config import ComponentSpec
 from longtail.errors import LeakageError
+from longtail.pipeline.balance_step import balance_training_table
 
 ALL_COMPONENTS = [
     ("random_sample", {"fraction": 0.5}),
@@ -127,3 +129,14 @@ def test_leakage_check_catches_an_evaluation_row_copied_into_training(zh_split) 
         check_disjoint(leaked, test, ["item_id"])
     with pytest.raises(LeakageError, match="missing"):
         check_disjoint(train, test, ["user_id"])
+
+
+def test_the_balance_step_refuses_a_training_split_that_overlaps_evaluation(zh_split) -> None:
+    train, test = zh_split
+    specs = [ComponentSpec(name="random_over", params={"sampling_strategy": "minority"}), ComponentSpec(name="class_weights", params={"method": "inverse"})]
+    balanced = balance_training_table(train, test, ["item_id"], specs, seed=1)
+    assert balanced[SYNTHETIC].sum() == max(sizes(train).values()) - min(sizes(train).values())
+    assert balanced[WEIGHT].min() < 1 < balanced[WEIGHT].max()
+    overlapping = pl.concat([train, test.head(1).with_columns(pl.lit(False).alias(SYNTHETIC), pl.lit(1.0).alias(WEIGHT)).select(train.columns)])
+    with pytest.raises(LeakageError):
+        balance_training_table(overlapping, test, ["item_id"], specs, seed=1)

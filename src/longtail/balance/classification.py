@@ -10,11 +10,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-# Imported for their registrations: every strategy named in config must be buildable.
-from longtail.balance import resample, sampling, weights  # noqa: F401
-from longtail.balance.component import SYNTHETIC, WEIGHT, Chain, Component, as_training_table, build, run
+from longtail.balance.component import SYNTHETIC, WEIGHT, Component, as_training_table, run
 from longtail.balance.leakage import check_disjoint
-from longtail.config import ComponentSpec, TabularBalanceConfig
+from longtail.config import TabularBalanceConfig
 from longtail.data.adapters import load_dataset
 from longtail.evaluate.significance import paired_bootstrap, paired_metric_bootstrap
 from longtail.search.tokenize import tokenize
@@ -22,11 +20,6 @@ from longtail.search.tokenize import tokenize
 KEY, LABEL, TEXT = "item_id", "label", "text"
 FEATURE_PREFIX = "x"
 BASELINE = "baseline"
-
-
-def build_strategy(specs: Sequence[ComponentSpec]) -> Component:
-    """The components of one strategy, chained in order (an empty list changes nothing)."""
-    return Chain([build(spec.name, **spec.params) for spec in specs])
 
 
 def zh_category_table(datasets_root: str | Path, fraction: float, seed: int) -> pl.DataFrame:
@@ -157,13 +150,12 @@ def compare_strategies(
     return rows
 
 
-def run_category_experiment(datasets_root: str | Path, config: TabularBalanceConfig, seed: int = 42,
+def run_category_experiment(datasets_root: str | Path, config: TabularBalanceConfig, strategies: Mapping[str, Component], seed: int = 42,
                             on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The zh-reviews category experiment as configured: data summary and one result row per strategy."""
+    """The zh-reviews category experiment with the configured data and classifier: data summary and one result row per strategy."""
     table = zh_category_table(datasets_root, config.sample_fraction, seed)
     train, test = stratified_split(table, config.test_fraction, seed)
     train, test = text_features(train, test, config.text_dimensions, seed)
-    strategies = {name: build_strategy(specs) for name, specs in config.strategies.items()}
     rows = compare_strategies(as_training_table(train), test, strategies, config.classifier, seed, config.bootstrap_samples, on_step)
     return {
         "task": "zh-reviews category classification (10 classes)",
