@@ -34,7 +34,7 @@ def print_table(experiment: dict) -> None:
 
 
 def main() -> None:
-    """Run the experiment with the default balance.tabular config and write benchmarks/results/balance.json."""
+    """Run the experiment with the default balance.tabular config; write benchmarks/results/balance.json (balance-lightgbm.json for LightGBM)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--datasets", type=Path, default=DATASETS)
     parser.add_argument("--classifier", choices=("logistic", "lightgbm"), default="logistic")
@@ -52,7 +52,7 @@ def main() -> None:
         "seconds": round(time.perf_counter() - started, 1),
     }
     RESULTS.mkdir(exist_ok=True)
-    target = RESULTS / "balance.json"
+    target = RESULTS / ("balance.json" if args.classifier == "logistic" else f"balance-{args.classifier}.json")
     target.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print_table(experiment)
     print(f"wrote {target} in {result['seconds']}s")

@@ -19,11 +19,12 @@ from longtail.search.tokenize import tokenize
 TEMPLATES = ("keywords", "brand", "category", "long", "partial")
 # Function words that TF-IDF can still rank high in short texts; content words are left to the statistics.
 STOPWORDS = frozenset(
-    "a an and or the of for to in on with by from at as is are be this that it its x pcs pc pack set inch inches "
+    "a an and or the of for to in on with by from at as is are be this that it its x pcs pc pack set inch inches type "
     "的 了 是 在 和 与 也 就 都 很 还 有 我 你 他 她 它 这 那 个 吗 吧 呢 啊 不 没 没有 非常 一个 比较 就是 还是 但是 因为 所以".split()
 )
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 MIN_TEXTS_FOR_SHARED_TERMS = 20
+BRAND_TERMS_SKIPPED = 3
 QUERY_SCHEMA = {"item_id": pl.String, "query": pl.String, "template": pl.String, SYNTHETIC: pl.Boolean}
 
 
@@ -42,7 +43,7 @@ def join_terms(terms: Sequence[str]) -> str:
 
 
 def salient_keywords(texts: Sequence[str], top_k: int = 4) -> list[list[str]]:
-    """Per text its `top_k` most distinctive terms by TF-IDF over all texts, in the order they appear in the text.
+    """Per text its `top_k` most distinctive terms by TF-IDF over all texts (words before terms with digits), in text order.
 
     In a catalogue of 20 or more texts, terms of a single text (part numbers, typos) are left out: nobody searches
     for them. A term contained in another term of the same text (jieba's search mode yields '保温' inside '保温杯') is skipped.
@@ -57,7 +58,9 @@ def salient_keywords(texts: Sequence[str], top_k: int = 4) -> list[list[str]]:
     for row, text in enumerate(texts):
         start, end = matrix.indptr[row], matrix.indptr[row + 1]
         terms, scores = vocabulary[matrix.indices[start:end]], matrix.data[start:end]
-        ranked = [str(term) for term in terms[np.lexsort((terms, -scores))]]
+        # words before codes with digits (sizes, part numbers): shoppers type "ball valve" more often than "wog200"
+        has_digit = np.array([any(ch.isdigit() for ch in term) for term in terms], dtype=bool)
+        ranked = [str(term) for term in terms[np.lexsort((terms, -scores, has_digit))]]
         chosen = [term for term in ranked if not any(term != other and term in other for other in ranked)][:top_k]
         in_text = keyword_terms(text)
         # a text made only of its own terms still gets its first terms rather than nothing
@@ -87,14 +90,12 @@ def partial(query: str) -> str | None:
 
 
 def item_queries(keywords: Sequence[str], brand: str | None, category: str | None) -> dict[str, str]:
-    """template -> query for one item (templates whose ingredients are missing are left out)."""
+    """template -> query for one item from its keywords (brand words already removed); templates missing an ingredient are left out."""
     queries: dict[str, str] = {}
     if keywords:
         queries["keywords"] = join_terms(keywords[:2])
-        brand_terms = set(tokenize(brand or ""))
-        product = next((term for term in keywords if term not in brand_terms), None)
-        if brand_terms and product is not None:
-            queries["brand"] = join_terms([brand.lower(), product])  # type: ignore[union-attr]
+        if brand:
+            queries["brand"] = join_terms([brand.lower(), keywords[0]])
         leaf = category_leaf(category)
         if leaf and keywords[0] not in leaf:
             queries["category"] = join_terms([keywords[0], leaf])
@@ -109,12 +110,15 @@ def item_queries(keywords: Sequence[str], brand: str | None, category: str | Non
 def generate_queries(items: pl.DataFrame, per_item: int = 3, keywords: int = 4, templates: Sequence[str] = TEMPLATES) -> pl.DataFrame:
     """`item_id`, `query`, `template`, `synthetic` (True): up to `per_item` distinct queries per item, templates in the given order."""
     texts = [" ".join(part for part in (title, description) if part) for title, description in items.select("title", pl.col("description") if "description" in items.columns else pl.lit(None, pl.String)).rows()]
-    salient = salient_keywords(texts, keywords)
     brands = items["brand"].to_list() if "brand" in items.columns else [None] * items.height
     categories = items["category"].to_list() if "category" in items.columns else [None] * items.height
+    # extra candidates, because the brand's own words are taken out: the brand has a template of its own
+    salient = salient_keywords(texts, keywords + BRAND_TERMS_SKIPPED)
     rows: list[tuple[str, str, str, bool]] = []
     for item_id, terms, brand, category in zip(items["item_id"].to_list(), salient, brands, categories):
-        made = item_queries(terms, brand, category)
+        brand_terms = set(tokenize(brand or ""))
+        product_terms = [t for t in terms if t not in brand_terms] or terms
+        made = item_queries(product_terms[:keywords], brand, category)
         distinct = dict.fromkeys((made[t], t) for t in templates if t in made)
         seen: set[str] = set()
         for query, template in distinct:

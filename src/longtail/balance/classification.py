@@ -58,7 +58,7 @@ def _classifier(kind: str, seed: int) -> Any:
     if kind == "lightgbm":
         import lightgbm
 
-        return lightgbm.LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=31, random_state=seed, n_jobs=2, verbose=-1)
+        return lightgbm.LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=31, random_state=seed, n_jobs=1, verbose=-1)
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
