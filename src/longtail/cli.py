@@ -322,10 +322,10 @@ def print_imbalance(report: dict, source: str) -> None:
         table.add_row("item popularity Gini", f"{popularity['gini']:.3f}")
         for name, segment in popularity["segments"].items():
             table.add_row(f"{name} items: share of items / interactions", f"{segment['item_share']:.1%} / {segment['interaction_share']:.1%}")
-    for title, key in (("categories", "categories"), ("event types", "event_types")):
+    for title, key in (("items per category", "categories"), ("interactions per category", "category_interactions"), ("events per event type", "event_types")):
         balance = report[key]
         ratio = "-" if balance["imbalance_ratio"] is None else f"{balance['imbalance_ratio']:,}x"
-        table.add_row(f"{title}: values, largest / smallest (ratio)", f"{balance['labels']:,}, {balance['largest']:,} / {balance['smallest']:,} ({ratio})")
+        table.add_row(f"{title}: max / min, n", f"{balance['largest']:,} / {balance['smallest']:,} ({ratio}), {balance['labels']:,}")
     users = report["users"]
     if users["users"]:
         quantiles = users["quantiles"]

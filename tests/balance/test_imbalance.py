@@ -48,6 +48,9 @@ def test_scientific_head_items_hold_52_percent_of_interactions(scientific) -> No
     users = report["users"]
     assert users["users"] == 8442 and users["quantiles"]["p50"] == 6.0 and users["max"] == 51
     assert report["categories"]["missing"] == 133
+    interactions = report["category_interactions"]
+    assert sum(interactions["rows"].values()) + interactions["missing"] == 59384
+    assert interactions["imbalance_ratio"] == interactions["largest"] / interactions["smallest"] > 100
 
 
 def test_zh_reviews_categories_are_17x_imbalanced(datasets_root: Path) -> None:
@@ -85,6 +88,7 @@ def test_audit_report_has_an_imbalance_section(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     section = json.loads((out / "report.json").read_text(encoding="utf-8"))["imbalance"]
     assert section["categories"]["rows"] == {"杯": 2, "罐": 1}
+    assert section["category_interactions"]["rows"] == {"杯": 4}
     assert section["event_types"]["rows"] == {"view": 3, "purchase": 1} and section["event_types"]["imbalance_ratio"] == 3.0
     assert section["popularity"]["items_without_interactions"] == 1
     assert "Lorenz" in (out / "report.html").read_text(encoding="utf-8")

@@ -111,10 +111,12 @@ def imbalance_report(
     counts = item_interaction_counts(items, events)["interactions"].to_numpy()
     # Without interactions (a catalogue alone) popularity buckets would be arbitrary: the section is left empty.
     popularity = popularity_skew(counts, head_item_share, tail_interaction_share) if counts.sum() else None
-    categories = items["category"] if items is not None and "category" in items.columns else pl.Series("category", [], pl.String)
+    categories = items.select("item_id", "category") if items is not None and "category" in items.columns else pl.DataFrame(schema={"item_id": pl.String, "category": pl.String})
+    interacted = events.drop_nulls("item_id").select("item_id").join(categories, on="item_id", how="left")
     return {
         "popularity": popularity,
-        "categories": label_balance(categories),
+        "categories": label_balance(categories["category"]),
+        "category_interactions": label_balance(interacted["category"]),
         "event_types": label_balance(events["event_type"]),
         "users": user_activity_skew(events),
     }
