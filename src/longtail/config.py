@@ -238,7 +238,6 @@ class ProfileConfig(_Section):
         5.0, gt=0, description="a user with this many events is recommended half by their profile, half by popularity"
     )
     candidates: int = Field(200, ge=1, description="items taken by profile similarity and by popularity before they are mixed")
-    dp_epsilon: float | None = Field(None, gt=0, description="release category affinities with this ε (event-level Laplace); None: exact")
 
     @field_validator("event_weights")
     @classmethod

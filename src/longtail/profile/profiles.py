@@ -83,6 +83,15 @@ class UserProfile:
     recent: tuple[Moment, ...] = ()  # events inside the intent window, oldest first
 
 
+def profile_items(items: pl.DataFrame, vectors: np.ndarray | None = None) -> dict[str, ProfileItem]:
+    """ProfileItems by id from a canonical items table and, optionally, its text vectors (row i = item i)."""
+    columns = {name: items[name].to_list() if name in items.columns else [None] * items.height for name in ("item_id", "category", "brand", "price")}
+    return {
+        item_id: ProfileItem(item_id, None if vectors is None else vectors[row], category, brand, None if price is None else float(price))
+        for row, (item_id, category, brand, price) in enumerate(zip(*columns.values()))
+    }
+
+
 def _decay(seconds: float, config: ProfileConfig) -> float:
     return float(2.0 ** (-seconds / (config.half_life_days * SECONDS_PER_DAY)))
 
@@ -312,7 +321,7 @@ class ProfileSummary:
     activity: Activity
     intent: dict[str, float]
     intent_events: list[Moment]
-    dp_epsilon: float | None = None
+    dp_epsilon: float | None = None  # set when the category affinities are a differentially private release
 
 
 def _shares(weights: Mapping[str, float], top: int) -> list[Contribution]:

@@ -4,6 +4,7 @@
 
 import logging
 import math
+from dataclasses import replace
 from collections.abc import Callable, Coroutine, Mapping
 from importlib.resources import files
 from typing import Annotated, Any
@@ -17,8 +18,9 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from longtail.config import LongtailConfig
+from longtail.config import LongtailConfig, PrivacyConfig
 from longtail.errors import EventValidationError, StoreError, UnknownIdError
+from longtail.profile.pseudonym import pseudonymiser_from_config
 from longtail.serve.auth import verify_key
 from longtail.serve.events import EventBatch, validate_events
 from longtail.serve.limits import BodyGuard
@@ -128,9 +130,19 @@ def _scoped_route_class(authorize: Callable[[Request, str], None]) -> type[APIRo
     return ScopedRoute
 
 
+def _erasure_ids(privacy: PrivacyConfig) -> Callable[[str], list[str]]:
+    """The spellings of a user id to erase: the id itself and, when ingestion pseudonymises ids, its pseudonym."""
+    if not (privacy.enabled and privacy.pseudonymise):
+        return lambda user_id: [user_id]
+    # Resolved once at start-up, so a missing key stops the server instead of failing an erasure later.
+    pseudonymiser = pseudonymiser_from_config(privacy)
+    return lambda user_id: list(dict.fromkeys([user_id, pseudonymiser.pseudonym(user_id)]))
+
+
 def create_app(config: LongtailConfig, services: Services, store: EventStore) -> FastAPI:
     """Build the API over a services object (search, recommendations, profiles) and an open event store."""
     serve = config.serve
+    erasure_ids = _erasure_ids(config.privacy)
     metrics = ApiMetrics()
     limiter = RateLimiter(serve.rate_limit_per_second, serve.rate_limit_burst)
     bearer = HTTPBearer(auto_error=False, description="an API key from `longtail keys create`")
@@ -191,16 +203,18 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
             raise ApiError(422, "unknown_items", f"events reference unknown item_id(s) {', '.join(map(repr, unknown[:10]))}; post the items first; nothing was written")
         ids = store.append(events)
         metrics.events_written.inc(len(ids))
-        services.observe(events)
+        services.observe([replace(event, id=event_id) for event, event_id in zip(events, ids)])
         return EventsWritten(count=len(ids), ids=ids)
 
     @app.delete("/users/{user_id}", tags=["users"], **needs("admin"))
     def erase_user(user_id: UserId) -> Erased:
-        """Erase every event of a user and anything derived from them."""
-        deleted = store.delete_user(user_id)
+        """Erase every event of a user (under their id and, with pseudonymisation on, their pseudonym) and anything derived from them."""
+        spellings = erasure_ids(user_id)
+        deleted = store.delete_users(spellings)
         if deleted == 0:
             raise ApiError(404, "unknown_id", f"no events for user_id {user_id!r}; nothing was erased")
-        services.forget_user(user_id)
+        for spelling in spellings:
+            services.forget_user(spelling)
         return Erased(user_id=user_id, events_deleted=deleted)
 
     @app.post("/search", tags=["search"], **needs("read"))

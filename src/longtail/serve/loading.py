@@ -1,9 +1,10 @@
-"""Open what `longtail serve --data DIR` serves: the items table, the event store, seeded once from the events table."""
+"""Open what `longtail serve --data DIR [--index DIR]` serves: the items table, the event store seeded once from the events table, the services."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -16,6 +17,7 @@ from longtail.errors import EventValidationError, InputDataError
 from longtail.serve.catalogue import Catalogue
 from longtail.serve.defaults import DefaultServices
 from longtail.serve.events import EventIn, StoredEvent, validate_events
+from longtail.serve.services import Services
 from longtail.serve.store import EventStore, open_store
 
 log = logging.getLogger("longtail.serve")
@@ -26,13 +28,20 @@ SEEDED_META = "seeded_from"
 
 @dataclass
 class Served:
-    """Everything the app factory needs, opened from one data directory."""
+    """Everything the app factory needs, opened from one data directory (and an index folder, when given)."""
 
     config: LongtailConfig
     store: EventStore
-    services: DefaultServices
+    services: Services
     seeded_events: int
     skipped_events: int
+    workdir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        """Close the store and remove the working copy of the BM25 index."""
+        self.store.close()
+        if self.workdir is not None:
+            self.workdir.cleanup()
 
 
 def find_table(data_dir: Path, name: str) -> Path | None:
@@ -69,8 +78,9 @@ def seed_store(store: EventStore, events_path: Path, config: LongtailConfig) -> 
     return len(events), skipped
 
 
-def open_served(data_dir: str | Path, config: LongtailConfig) -> Served:
-    """Load the catalogue (file items overlaid with posted items), open and seed the store, build the default services."""
+def open_served(data_dir: str | Path, config: LongtailConfig, index_dir: str | Path | None = None) -> Served:
+    """Load the catalogue (file items overlaid with posted items), open and seed the store, and build the services:
+    model-backed over a search index when `index_dir` is given, the model-free defaults otherwise."""
     data_dir = Path(data_dir)
     items_path = find_table(data_dir, "items")
     if items_path is None:
@@ -80,5 +90,19 @@ def open_served(data_dir: str | Path, config: LongtailConfig) -> Served:
     catalogue.upsert(store.items())
     events_path = find_table(data_dir, "events")
     seeded, skipped = seed_store(store, events_path, config) if events_path is not None else (0, 0)
-    services = DefaultServices(store, catalogue, config.serve.popularity_refresh_seconds)
-    return Served(config, store, services, seeded, skipped)
+    defaults = DefaultServices(store, catalogue, config.serve.popularity_refresh_seconds)
+    if index_dir is None:
+        return Served(config, store, defaults, seeded, skipped)
+    from longtail.search.engine import SearchEngine
+    from longtail.serve.model_services import ModelServices
+
+    # Items posted later are added to a private copy of the BM25 index; the index folder stays as built.
+    workdir = tempfile.TemporaryDirectory(prefix="longtail-serve-")
+    try:
+        engine = SearchEngine.open(index_dir, lexical_copy=Path(workdir.name) / "lexical")
+        services = ModelServices(engine, store, defaults, config)
+    except BaseException:
+        workdir.cleanup()
+        store.close()
+        raise
+    return Served(config, store, services, seeded, skipped, workdir)
