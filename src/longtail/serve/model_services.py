@@ -22,7 +22,6 @@ from longtail.errors import UnknownIdError
 from longtail.profile.profiles import ProfileItem, UserProfile, build_profile, interest_vector, summarise, update
 from longtail.search.engine import SearchEngine
 from longtail.search.filters import SearchFilter
-from longtail.search.fusion import reciprocal_rank_fusion
 from longtail.serve.defaults import ITEM_SYNC_MARGIN, DefaultServices
 from longtail.serve.events import StoredEvent
 from longtail.serve.schemas import (
@@ -203,25 +202,37 @@ class ModelServices:
         return SearchResponse(query=request.query, total=results.total, items=hits, facets=facets, source=source)
 
     def recommend(self, user_id: str, k: int) -> Recommendations:
-        """Items near the user's blended session and long-term vector, mixed with popularity by how little history there is."""
+        """Score = trust x cosine(item, blended session and long-term vector) + (1 - trust) x log-popularity, where trust
+        grows with the user's history (half at profile.history_prior_events events); never items the user touched."""
         self._sync_items()
         profile = self.live_profile(user_id)
         seen = set(profile.touches) if profile is not None else set()
-        _, ranked = self.fallback.popularity()
+        counts, ranked = self.fallback.popularity()
         depth = self.settings.candidates + len(seen)
         with self._lock:
-            popular = np.array([row for row in map(self.engine.row_of, ranked[:depth]) if row is not None], dtype=np.int64)
+            popular = self._rows_not_seen(ranked[:depth], seen)
             vector = interest_vector(profile, self.settings.short_term_weight) if profile is not None else None
+            ids = self.engine.items.get_column("item_id")
             if vector is None:
-                rows, scores, source = popular, np.zeros(len(popular)), "model:popularity"
+                rows, source, trust = popular, "model:popularity", 0.0
             else:
-                nearest, _ = self.engine.nearest(vector, depth)
-                # Trust in the profile grows with its history: half-and-half at history_prior_events events.
-                trust = profile.events / (profile.events + self.settings.history_prior_events)  # type: ignore[union-attr]
-                rows, scores = reciprocal_rank_fusion([nearest, popular], [trust, 1.0 - trust], self.engine.config.search.rrf_k)
+                nearest = self._rows_not_seen(ids.gather(self.engine.nearest(vector, depth)[0]).to_list(), seen)
+                rows = np.array(list(dict.fromkeys([*nearest.tolist(), *popular.tolist()])), dtype=np.int64)
                 source = "model:profile+popularity"
-            hits = [self._hit(row, score) for row, score in self._unseen(zip(rows.tolist(), scores.tolist()), seen, k)]
+                trust = profile.events / (profile.events + self.settings.history_prior_events)  # type: ignore[union-attr]
+            # Log counts: the head item should not outweigh every other signal by orders of magnitude.
+            ceiling = np.log1p(max(counts.values(), default=0)) or 1.0
+            popularity = np.log1p(np.array([counts.get(item_id, 0) for item_id in ids.gather(rows).to_list()], dtype=np.float64)) / ceiling
+            similarity = self.engine.dense.vectors[rows] @ vector if vector is not None else np.zeros(len(rows))
+            scores = trust * similarity + (1.0 - trust) * popularity
+            order = np.argsort(-scores, kind="stable")
+            ranked_rows = zip(rows[order].tolist(), scores[order].tolist())
+            hits = [self._hit(row, score) for row, score in self._unseen(ranked_rows, seen, k)]
         return Recommendations(user_id=user_id, items=hits, source=source)
+
+    def _rows_not_seen(self, item_ids: Iterable[str], seen: set[str]) -> np.ndarray:
+        """Live rows of the items, in order, leaving out those the user touched."""
+        return np.array([row for row in map(self.engine.row_of, (i for i in item_ids if i not in seen)) if row is not None], dtype=np.int64)
 
     def _unseen(self, ranked: Iterable[tuple[int, float]], seen: set[str], k: int) -> list[tuple[int, float]]:
         """The first k live rows the user has not touched, topped up in catalogue order when the ranking runs short."""
