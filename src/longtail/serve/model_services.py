@@ -49,6 +49,7 @@ class _Live:
 
     profile: UserProfile
     last_event_id: int
+    built_at: float
 
 
 def items_frame(records: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
@@ -139,6 +140,7 @@ class ModelServices:
     def live_profile(self, user_id: str) -> UserProfile | None:
         """The user's profile: from the cache, else built from their latest events in the store (None: no events)."""
         with self._lock:
+            self._expire()
             cached = self._profiles.get(user_id)
             if cached is not None:
                 self._profiles.move_to_end(user_id)
@@ -151,10 +153,16 @@ class ModelServices:
                 schema={"item_id": pl.String, "event_type": pl.String, "timestamp": pl.Datetime("us", "UTC")},
             )
             profile = build_profile(user_id, frame, self._profile_items(e.item_id for e in events), self.settings)
-            self._profiles[user_id] = _Live(profile, max(e.id or 0 for e in events))
+            self._profiles[user_id] = _Live(profile, max(e.id or 0 for e in events), time.monotonic())
             while len(self._profiles) > self.settings.cache_users:
                 self._profiles.popitem(last=False)
             return profile
+
+    def _expire(self) -> None:
+        """Drop profiles older than profile.cache_seconds: another process may have added events or erased the user."""
+        oldest = time.monotonic() - self.settings.cache_seconds
+        for user_id in [user_id for user_id, live in self._profiles.items() if live.built_at < oldest]:
+            del self._profiles[user_id]
 
     def cached_users(self) -> list[str]:
         """Users whose live profile is in memory."""
