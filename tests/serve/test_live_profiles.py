@@ -175,7 +175,8 @@ def postgres_rows_mentioning(dsn: str, text: str) -> list[str]:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_erasure_leaves_no_trace_of_the_user_or_their_pseudonym(backend: str, request: pytest.FixtureRequest, slice_dir: Path, tmp_path: Path) -> None:
-    settings: dict[str, Any] = {**FAST, "privacy": {"enabled": True, "key": PSEUDONYM_KEY}}
+    cache = tmp_path / "vector-cache"
+    settings: dict[str, Any] = {**FAST, "encode": {"encoder": "minilm-int8", "cache_dir": str(cache)}, "privacy": {"enabled": True, "key": PSEUDONYM_KEY}}
     dsn = None
     if backend == "postgres":
         dsn = fresh_postgres_dsn(request.getfixturevalue("postgres"))
@@ -197,8 +198,10 @@ def test_erasure_leaves_no_trace_of_the_user_or_their_pseudonym(backend: str, re
     start = datetime.now(UTC) - timedelta(hours=1)
     with LiveServer(create_app(config, services, opened.store)) as server:
         client = Client(server.url, key)
+        # A posted item goes through the embedding cache, so the cache is one of the places searched below.
+        assert client.http.post("/items", json={"items": [{"item_id": "cached-1", "title": "Qwerty bench vise, 4 inch jaws"}]}).status_code == 200
         for n, user in enumerate((raw, raw, other, other)):
-            client.post_event(user, items[n], "view", start + timedelta(minutes=n))
+            client.post_event(user, (*items[:3], "cached-1")[n], "view", start + timedelta(minutes=n))
         for user in (raw, alias, other):
             client.profile(user)
             client.recommendations(user)
@@ -214,6 +217,8 @@ def test_erasure_leaves_no_trace_of_the_user_or_their_pseudonym(backend: str, re
         assert spelling not in services.cached_users()
         assert services.engine.recent.filter(pl.col("user_id") == spelling).height == 0
         assert pl.read_parquet(index / RECENT_FILE).filter(pl.col("user_id") == spelling).height == 0
+        assert (cache / "minilm-int8" / "keys.txt").is_file()
+        assert all(spelling.encode() not in path.read_bytes() for path in cache.rglob("*") if path.is_file())
         if backend == "sqlite":
             assert sqlite_rows_mentioning(data / "longtail.db", spelling) == []
             # secure_delete and the WAL truncation leave no copy of the erased rows in the files either.
