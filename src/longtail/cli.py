@@ -119,10 +119,10 @@ def serve(
     data: DataOption,
     port: Annotated[int | None, typer.Option(help="TCP port (default: serve.port, 8000)")] = None,
     host: Annotated[str | None, typer.Option(help="interface (default: serve.host, 127.0.0.1)")] = None,
-    index_dir: Annotated[Path | None, typer.Option("--index", help="a search index from `longtail index`: model-backed search, recommendations and live profiles")] = None,
+    index_dir: Annotated[Path | None, typer.Option("--index", help="a search index from `longtail index` (default: DATA/index when built there): model-backed search, recommendations and live profiles")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Serve search, recommendations, events and profiles over HTTP until interrupted (model-free defaults without --index)."""
+    """Serve search, recommendations, events and profiles over HTTP until interrupted (model-free defaults without an index)."""
     from longtail.serve.server import serve as run_server
 
     try:

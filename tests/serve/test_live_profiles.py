@@ -229,3 +229,15 @@ def test_erasure_leaves_no_trace_of_the_user_or_their_pseudonym(backend: str, re
     assert opened.store.count(other) == 2 and other in services.cached_users()
     assert pl.read_parquet(index / RECENT_FILE)["user_id"].n_unique() == SLICE_USERS
     opened.close()
+
+
+def test_an_index_inside_the_served_directory_is_used_and_none_means_defaults(slice_dir: Path, tmp_path: Path) -> None:
+    config = LongtailConfig.model_validate(FAST)
+    data = copy_data(slice_dir, tmp_path / "data")
+    plain = open_served(data, config)
+    assert type(plain.services).__name__ == "DefaultServices"
+    plain.close()
+    shutil.copytree(slice_dir / "index", data / "index")
+    built = open_served(data, config)
+    assert isinstance(built.services, ModelServices) and built.services.engine.directory == data / "index"
+    built.close()

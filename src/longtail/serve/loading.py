@@ -10,10 +10,11 @@ from pathlib import Path
 import polars as pl
 from pydantic import ValidationError
 
-from longtail.config import LongtailConfig
+from longtail.config import CONFIG_FILENAME, LongtailConfig
 from longtail.data.loaders import INVALID_FIELDS, load_table
 from longtail.data.schema import EVENTS, ITEMS
 from longtail.errors import EventValidationError, InputDataError
+from longtail.search.engine import ITEMS_FILE, SearchEngine
 from longtail.serve.catalogue import Catalogue
 from longtail.serve.defaults import DefaultServices
 from longtail.serve.events import EventIn, StoredEvent, validate_events
@@ -24,6 +25,7 @@ log = logging.getLogger("longtail.serve")
 # Where a table may sit in a served directory: a plain export, or the clean tables an audit wrote.
 _CANDIDATES = ("{name}.parquet", "clean/{name}.parquet", "audit/clean/{name}.parquet", "{name}.csv", "{name}.jsonl")
 SEEDED_META = "seeded_from"
+INDEX_DIR = "index"  # a search index inside the served directory is used without being named
 
 
 @dataclass
@@ -78,10 +80,17 @@ def seed_store(store: EventStore, events_path: Path, config: LongtailConfig) -> 
     return len(events), skipped
 
 
+def find_index(data_dir: Path) -> Path | None:
+    """The search index folder inside a served directory, if one was built there."""
+    folder = data_dir / INDEX_DIR
+    return folder if (folder / CONFIG_FILENAME).is_file() and (folder / ITEMS_FILE).is_file() else None
+
+
 def open_served(data_dir: str | Path, config: LongtailConfig, index_dir: str | Path | None = None) -> Served:
     """Load the catalogue (file items overlaid with posted items), open and seed the store, and build the services:
-    model-backed over a search index when `index_dir` is given, the model-free defaults otherwise."""
+    model-backed over a search index (`index_dir`, else DIR/index when built), the model-free defaults otherwise."""
     data_dir = Path(data_dir)
+    index_dir = index_dir if index_dir is not None else find_index(data_dir)
     items_path = find_table(data_dir, "items")
     if items_path is None:
         raise InputDataError(data_dir, "no items table found; expected one of " + ", ".join(p.format(name="items") for p in _CANDIDATES))
@@ -93,7 +102,6 @@ def open_served(data_dir: str | Path, config: LongtailConfig, index_dir: str | P
     defaults = DefaultServices(store, catalogue, config.serve.popularity_refresh_seconds)
     if index_dir is None:
         return Served(config, store, defaults, seeded, skipped)
-    from longtail.search.engine import SearchEngine
     from longtail.serve.model_services import ModelServices
 
     # Items posted later are added to a private copy of the BM25 index; the index folder stays as built.
