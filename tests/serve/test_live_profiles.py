@@ -183,14 +183,15 @@ def test_erasure_leaves_no_trace_of_the_user_or_their_pseudonym(backend: str, re
         settings["serve"] = {"store": "postgres", "postgres_dsn": dsn}
     config = LongtailConfig.model_validate(settings)
     raw, other = "erase-me", "keep-me"
-    alias = pseudonymiser_from_config(config.privacy).pseudonym(raw)
+    pseudonym = pseudonymiser_from_config(config.privacy).pseudonym
+    alias, other_alias = pseudonym(raw), pseudonym(other)
     history = pl.read_parquet(slice_dir / "events.parquet")
     items = history["item_id"].unique(maintain_order=True).to_list()
-    # History ingested with pseudonymisation on holds the alias; events posted to the API hold the raw id.
-    ingested = history.head(3).with_columns(pl.lit(alias).alias("user_id"))
-    data = copy_data(slice_dir, tmp_path / "data", pl.concat([history, ingested]))
+    # Older history holds the user under both spellings: raw (stored before pseudonymisation was on) and pseudonymised.
+    legacy = pl.concat([history.head(3).with_columns(pl.lit(alias).alias("user_id")), history.slice(3, 2).with_columns(pl.lit(raw).alias("user_id"))])
+    data = copy_data(slice_dir, tmp_path / "data", pl.concat([history, legacy]))
     index = tmp_path / "index"
-    SearchEngine.build(pl.read_csv(slice_dir / "items.csv"), config, events=pl.concat([history, ingested]), directory=index, vectors=np.load(slice_dir / "index" / VECTORS_FILE))
+    SearchEngine.build(pl.read_csv(slice_dir / "items.csv"), config, events=pl.concat([history, legacy]), directory=index, vectors=np.load(slice_dir / "index" / VECTORS_FILE))
     opened = open_served(data, config, index)
     services = opened.services
     assert isinstance(services, ModelServices)
@@ -202,22 +203,25 @@ def test_erasure_leaves_no_trace_of_the_user_or_their_pseudonym(backend: str, re
         assert client.http.post("/items", json={"items": [{"item_id": "cached-1", "title": "Qwerty bench vise, 4 inch jaws"}]}).status_code == 200
         for n, user in enumerate((raw, raw, other, other)):
             client.post_event(user, (*items[:3], "cached-1")[n], "view", start + timedelta(minutes=n))
-        for user in (raw, alias, other):
-            client.profile(user)
+        # Posted events are stored under the pseudonym only; the API answers under the id the client sent.
+        assert (opened.store.count(alias), opened.store.count(raw), opened.store.count(other_alias), opened.store.count(other)) == (5, 2, 2, 0)
+        for user in (raw, other):
+            assert client.profile(user)["user_id"] == user and client.profile(user)["event_count"] == opened.store.count(pseudonym(user))
             client.recommendations(user)
         client.http.post("/search", json={"query": "tape", "user_id": raw})
-        assert {raw, alias, other} <= set(services.cached_users())
+        services.live_profile(raw)  # the legacy spelling's profile, as a process that served it before would hold it
+        assert {raw, alias, other_alias} <= set(services.cached_users())
         kept = client.profile(other)
-        assert client.http.delete(f"/users/{raw}").json() == {"user_id": raw, "events_deleted": 2 + 3}
-        for user in (raw, alias):
-            assert client.http.get(f"/users/{user}/profile").status_code == 404
+        assert client.http.delete(f"/users/{raw}").json() == {"user_id": raw, "events_deleted": 5 + 2}
+        not_found = client.http.get(f"/users/{raw}/profile")
+        assert not_found.status_code == 404 and alias not in not_found.text
         assert client.profile(other) == kept  # other users are untouched
         client.http.close()
+    assert (cache / "minilm-int8" / "keys.txt").is_file()
     for spelling in (raw, alias):
         assert spelling not in services.cached_users()
         assert services.engine.recent.filter(pl.col("user_id") == spelling).height == 0
         assert pl.read_parquet(index / RECENT_FILE).filter(pl.col("user_id") == spelling).height == 0
-        assert (cache / "minilm-int8" / "keys.txt").is_file()
         assert all(spelling.encode() not in path.read_bytes() for path in cache.rglob("*") if path.is_file())
         if backend == "sqlite":
             assert sqlite_rows_mentioning(data / "longtail.db", spelling) == []
@@ -226,7 +230,7 @@ def test_erasure_leaves_no_trace_of_the_user_or_their_pseudonym(backend: str, re
                 assert spelling.encode() not in path.read_bytes(), path.name
         else:
             assert postgres_rows_mentioning(dsn, spelling) == []  # type: ignore[arg-type]
-    assert opened.store.count(other) == 2 and other in services.cached_users()
+    assert opened.store.count(other_alias) == 2 and other_alias in services.cached_users()
     assert pl.read_parquet(index / RECENT_FILE)["user_id"].n_unique() == SLICE_USERS
     opened.close()
 

@@ -130,19 +130,18 @@ def _scoped_route_class(authorize: Callable[[Request, str], None]) -> type[APIRo
     return ScopedRoute
 
 
-def _erasure_ids(privacy: PrivacyConfig) -> Callable[[str], list[str]]:
-    """The spellings of a user id to erase: the id itself and, when ingestion pseudonymises ids, its pseudonym."""
+def _stored_id(privacy: PrivacyConfig) -> Callable[[str], str]:
+    """How a user id the API receives is stored: its keyed pseudonym when ingestion pseudonymises ids, else itself."""
     if not (privacy.enabled and privacy.pseudonymise):
-        return lambda user_id: [user_id]
-    # Resolved once at start-up, so a missing key stops the server instead of failing an erasure later.
-    pseudonymiser = pseudonymiser_from_config(privacy)
-    return lambda user_id: list(dict.fromkeys([user_id, pseudonymiser.pseudonym(user_id)]))
+        return lambda user_id: user_id
+    # Resolved once at start-up, so a missing key stops the server instead of failing a request later.
+    return pseudonymiser_from_config(privacy).pseudonym
 
 
 def create_app(config: LongtailConfig, services: Services, store: EventStore) -> FastAPI:
     """Build the API over a services object (search, recommendations, profiles) and an open event store."""
     serve = config.serve
-    erasure_ids = _erasure_ids(config.privacy)
+    stored_id = _stored_id(config.privacy)
     metrics = ApiMetrics()
     limiter = RateLimiter(serve.rate_limit_per_second, serve.rate_limit_burst)
     bearer = HTTPBearer(auto_error=False, description="an API key from `longtail keys create`")
@@ -197,7 +196,7 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
         """Write a batch of events in one transaction; 201 means every one is committed and durable."""
         if len(batch.events) > serve.max_batch_events:
             raise ApiError(422, "too_many_events", f"at most {serve.max_batch_events} events per request; split the batch")
-        events = validate_events(batch.events, config.quality)
+        events = [replace(event, user_id=stored_id(event.user_id)) for event in validate_events(batch.events, config.quality)]
         unknown = services.unknown_items(event.item_id for event in events if event.item_id is not None)
         if unknown:
             raise ApiError(422, "unknown_items", f"events reference unknown item_id(s) {', '.join(map(repr, unknown[:10]))}; post the items first; nothing was written")
@@ -208,8 +207,9 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
 
     @app.delete("/users/{user_id}", tags=["users"], **needs("admin"))
     def erase_user(user_id: UserId) -> Erased:
-        """Erase every event of a user (under their id and, with pseudonymisation on, their pseudonym) and anything derived from them."""
-        spellings = erasure_ids(user_id)
+        """Erase every event of a user and anything derived from them, under their pseudonym and (for data stored before
+        pseudonymisation was switched on) their raw id."""
+        spellings = list(dict.fromkeys([stored_id(user_id), user_id]))
         deleted = store.delete_users(spellings)
         if deleted == 0:
             raise ApiError(404, "unknown_id", f"no events for user_id {user_id!r}; nothing was erased")
@@ -220,17 +220,20 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
     @app.post("/search", tags=["search"], **needs("read"))
     def search(request: SearchRequest) -> SearchResponse:
         """Ranked items for a text query, with category and brand facets."""
-        return services.search(request)
+        return services.search(request if request.user_id is None else request.model_copy(update={"user_id": stored_id(request.user_id)}))
 
     @app.get("/users/{user_id}/recommendations", tags=["users"], **needs("read"))
     def recommendations(user_id: UserId, k: top_k = 10) -> Recommendations:
         """Items to recommend to a user; a user without events gets popular items."""
-        return services.recommend(user_id, k)
+        return services.recommend(stored_id(user_id), k).model_copy(update={"user_id": user_id})
 
     @app.get("/users/{user_id}/profile", tags=["users"], **needs("read"))
     def profile(user_id: UserId) -> Profile:
         """A user's profile; 404 for a user without events."""
-        return services.profile(user_id)
+        try:
+            return services.profile(stored_id(user_id)).model_copy(update={"user_id": user_id})
+        except UnknownIdError:
+            raise UnknownIdError(f"no events for user_id {user_id!r}") from None  # name the id the client sent
 
     @app.get("/items/{item_id}/similar", tags=["items"], **needs("read"))
     def similar(item_id: ItemId, k: top_k = 10) -> SimilarItems:
