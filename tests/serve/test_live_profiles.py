@@ -203,8 +203,11 @@ def test_erasure_leaves_no_trace_of_the_user_or_their_pseudonym(backend: str, re
         assert client.http.post("/items", json={"items": [{"item_id": "cached-1", "title": "Qwerty bench vise, 4 inch jaws"}]}).status_code == 200
         for n, user in enumerate((raw, raw, other, other)):
             client.post_event(user, (*items[:3], "cached-1")[n], "view", start + timedelta(minutes=n))
-        # Posted events are stored under the pseudonym only; the API answers under the id the client sent.
-        assert (opened.store.count(alias), opened.store.count(raw), opened.store.count(other_alias), opened.store.count(other)) == (5, 2, 2, 0)
+        search = {"user_id": raw, "event_type": "search", "query": "vise, mail me at erase.me@example.com", "timestamp": (start + timedelta(minutes=5)).isoformat()}
+        assert client.http.post("/events", json={"events": [search]}).status_code == 201
+        # Posted events are stored under the pseudonym only, PII scrubbed; the API answers under the id the client sent.
+        assert opened.store.user_events(alias, 1)[0].query == "vise, mail me at [EMAIL]"
+        assert (opened.store.count(alias), opened.store.count(raw), opened.store.count(other_alias), opened.store.count(other)) == (6, 2, 2, 0)
         for user in (raw, other):
             assert client.profile(user)["user_id"] == user and client.profile(user)["event_count"] == opened.store.count(pseudonym(user))
             client.recommendations(user)
@@ -212,7 +215,7 @@ def test_erasure_leaves_no_trace_of_the_user_or_their_pseudonym(backend: str, re
         services.live_profile(raw)  # the legacy spelling's profile, as a process that served it before would hold it
         assert {raw, alias, other_alias} <= set(services.cached_users())
         kept = client.profile(other)
-        assert client.http.delete(f"/users/{raw}").json() == {"user_id": raw, "events_deleted": 5 + 2}
+        assert client.http.delete(f"/users/{raw}").json() == {"user_id": raw, "events_deleted": 6 + 2}
         not_found = client.http.get(f"/users/{raw}/profile")
         assert not_found.status_code == 404 and alias not in not_found.text
         assert client.profile(other) == kept  # other users are untouched

@@ -20,9 +20,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from longtail.config import LongtailConfig, PrivacyConfig
 from longtail.errors import EventValidationError, StoreError, UnknownIdError
+from longtail.profile.pii import scrub_text
 from longtail.profile.pseudonym import pseudonymiser_from_config
 from longtail.serve.auth import verify_key
-from longtail.serve.events import EventBatch, validate_events
+from longtail.serve.events import EventBatch, StoredEvent, validate_events
 from longtail.serve.limits import BodyGuard
 from longtail.serve.metrics import CONTENT_TYPE, ApiMetrics, MetricsMiddleware
 from longtail.serve.ratelimit import RateLimiter
@@ -138,10 +139,22 @@ def _stored_id(privacy: PrivacyConfig) -> Callable[[str], str]:
     return pseudonymiser_from_config(privacy).pseudonym
 
 
+def _ingest(privacy: PrivacyConfig, stored_id: Callable[[str], str]) -> Callable[[StoredEvent], StoredEvent]:
+    """A posted event as it is stored: user id pseudonymised and PII scrubbed from free text, as the privacy config asks."""
+    scrubbed = [column for column in privacy.scrub_columns.get("events", []) if column in ("query", "text")] if privacy.enabled and privacy.scrub_pii else []
+
+    def ingest(event: StoredEvent) -> StoredEvent:
+        clean = {column: scrub_text(value)[0] for column in scrubbed if (value := getattr(event, column))}
+        return replace(event, user_id=stored_id(event.user_id), **clean)
+
+    return ingest
+
+
 def create_app(config: LongtailConfig, services: Services, store: EventStore) -> FastAPI:
     """Build the API over a services object (search, recommendations, profiles) and an open event store."""
     serve = config.serve
     stored_id = _stored_id(config.privacy)
+    ingest = _ingest(config.privacy, stored_id)
     metrics = ApiMetrics()
     limiter = RateLimiter(serve.rate_limit_per_second, serve.rate_limit_burst)
     bearer = HTTPBearer(auto_error=False, description="an API key from `longtail keys create`")
@@ -196,7 +209,7 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
         """Write a batch of events in one transaction; 201 means every one is committed and durable."""
         if len(batch.events) > serve.max_batch_events:
             raise ApiError(422, "too_many_events", f"at most {serve.max_batch_events} events per request; split the batch")
-        events = [replace(event, user_id=stored_id(event.user_id)) for event in validate_events(batch.events, config.quality)]
+        events = [ingest(event) for event in validate_events(batch.events, config.quality)]
         unknown = services.unknown_items(event.item_id for event in events if event.item_id is not None)
         if unknown:
             raise ApiError(422, "unknown_items", f"events reference unknown item_id(s) {', '.join(map(repr, unknown[:10]))}; post the items first; nothing was written")
