@@ -1,4 +1,4 @@
-"""The `longtail` command line: audit, convert, index, search, finetune, serve, keys and demo, with progress bars and readable tables."""
+"""The `longtail` command line: audit, convert, index, search, profile, finetune, serve, keys and demo, with progress bars and readable tables."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from longtail.profile.profiles import ProfileSummary
     from longtail.search.engine import SearchEngine, SearchResults
 
 from longtail.config import LongtailConfig, load_config
@@ -118,13 +119,14 @@ def serve(
     data: DataOption,
     port: Annotated[int | None, typer.Option(help="TCP port (default: serve.port, 8000)")] = None,
     host: Annotated[str | None, typer.Option(help="interface (default: serve.host, 127.0.0.1)")] = None,
+    index_dir: Annotated[Path | None, typer.Option("--index", help="a search index from `longtail index` (default: DATA/index when built there): model-backed search, recommendations and live profiles")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Serve search, recommendations, events and profiles over HTTP until interrupted."""
+    """Serve search, recommendations, events and profiles over HTTP until interrupted (model-free defaults without an index)."""
     from longtail.serve.server import serve as run_server
 
     try:
-        run_server(data, load_config(config), host, port)
+        run_server(data, load_config(config), host, port, index_dir)
     except LongtailError as error:
         _fail(error)
 
@@ -274,6 +276,88 @@ def search(
     print_search_results(engine, query, results, user)
 
 
+def print_profile(summary: ProfileSummary, titles: dict[str, str]) -> None:
+    """A profile for people: the headline figures, then each part with the items or events behind it."""
+    def title(item_id: str | None) -> str:
+        return "-" if item_id is None else titles.get(item_id, item_id)[:70]
+
+    band = summary.price_band
+    console.print(
+        f"[bold]{summary.user_id}[/]: {summary.events:,} events, last seen {summary.last_seen:%Y-%m-%d %H:%M} UTC, "
+        f"{summary.activity.level} ({summary.activity.events_per_active_day:.2f} events per active day over {summary.activity.active_days} days), "
+        + (f"price band {band.low:,.2f} / {band.median:,.2f} / {band.high:,.2f} over {band.items} items" if band else "no prices"),
+        highlight=False,
+    )
+    interests = Table(title="Long-term interests (time-decayed): the items behind the vector")
+    for column in ("item", "title", "share"):
+        interests.add_column(column, justify="right" if column == "share" else "left")
+    for contribution in summary.long_term_items:
+        interests.add_row(contribution.item_id, title(contribution.item_id), f"{contribution.share:.1%}")
+    console.print(interests)
+    session = Table(title=f"Current session: {summary.session_events} events since {summary.session_start:%Y-%m-%d %H:%M}")
+    for column in ("time", "event", "item", "title"):
+        session.add_column(column)
+    for moment in summary.session:
+        session.add_row(f"{moment.timestamp:%Y-%m-%d %H:%M}", moment.event_type, moment.item_id or "-", title(moment.item_id))
+    console.print(session)
+    for name, rows in (("Categories", summary.categories), ("Brands", summary.brands)):
+        dp = f" (ε = {summary.dp_epsilon:g} differentially private)" if name == "Categories" and summary.dp_epsilon else ""
+        table = Table(title=f"{name} by affinity{dp}")
+        for column in (name[:-1].lower().replace("categorie", "category"), "affinity", "items behind it"):
+            table.add_column(column, justify="right" if column == "affinity" else "left")
+        for affinity in rows:
+            table.add_row(_tail(affinity.name, 60), f"{affinity.affinity:.1%}", ", ".join(f"{c.item_id} ({c.share:.0%})" for c in affinity.items))
+        console.print(table)
+    console.print("[bold]Intent[/] (event types in the recent window): " + (", ".join(f"{kind} {share:.0%}" for kind, share in summary.intent.items()) or "-"), highlight=False)
+
+
+@app.command()
+def profile(
+    user: Annotated[str, typer.Argument(help="the user id, as it appears in the events")],
+    items: Annotated[Path | None, typer.Option(help="items file (.csv, .tsv, .parquet, .jsonl)")] = None,
+    events: Annotated[Path | None, typer.Option(help="events file")] = None,
+    dataset: Annotated[str | None, typer.Option(help="a bundled dataset instead of --items/--events: scientific, beauty, ...")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (sections profile and encode); defaults when omitted")] = None,
+    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+    dp_epsilon: Annotated[float | None, typer.Option(help="release the category affinities with this ε (event-level differential privacy)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines instead of tables")] = False,
+) -> None:
+    """Build one user's profile from an events file and print it with the items and events behind each part."""
+    import dataclasses
+    import json
+
+    from longtail.encode.encoder import item_texts
+    from longtail.profile.dp import category_domain
+    from longtail.profile.profiles import build_profile, dp_category_shares, profile_items, summarise
+    from longtail.search.engine import encoder_for
+
+    try:
+        settings = load_config(config)
+        if dp_epsilon is not None and dp_epsilon <= 0:
+            raise LongtailError("--dp-epsilon must be positive")
+        item_table, event_table = _catalogue(items, events, dataset, datasets_root, settings)
+        if event_table is None:
+            raise LongtailError("give --events (or --dataset): a profile is built from events")
+        mine = event_table.filter(pl.col("user_id") == user)
+        if mine.height == 0:
+            raise LongtailError(f"no events for user {user!r} in the events")
+        touched = item_table.filter(pl.col("item_id").is_in(mine["item_id"].drop_nulls().unique().implode()))
+        vectors = encoder_for(settings).encode(item_texts(touched), settings.encode.batch_size) if touched.height else None
+        built = build_profile(user, mine, profile_items(touched, vectors), settings.profile)
+        shares = None
+        if dp_epsilon is not None:
+            # The release time is the latest event in the whole file, not this user's own last event.
+            at = event_table["timestamp"].max()
+            shares = dp_category_shares(built, category_domain(item_table), dp_epsilon, at, settings.seed, settings.profile)  # type: ignore[arg-type]
+        summary = summarise(built, settings.profile, shares, dp_epsilon)
+    except LongtailError as error:
+        _fail(error)
+    if as_json:
+        print(json.dumps(dataclasses.asdict(summary), default=str, ensure_ascii=False, indent=2))
+        return
+    print_profile(summary, dict(zip(touched["item_id"].to_list(), touched["title"].to_list())))
+
+
 @app.command()
 def finetune(
     out: Annotated[Path, typer.Option(help="folder for the fine-tuned model (load it with encode.model_path)")],
@@ -393,7 +477,7 @@ def demo(
     console.print(f"Web page: [bold]http://127.0.0.1:{port}/[/]  API key (read, write_events, admin): [bold]{key}[/]", soft_wrap=True)
     console.print(f"Try: curl -H 'Authorization: Bearer {key}' 'http://127.0.0.1:{port}/users/A1SWWHE1L3XR3V/recommendations'", soft_wrap=True)
     try:
-        run_server(out / "audit", settings, None, port)
+        run_server(out / "audit", settings, None, port, out / "index")
     except LongtailError as error:
         _fail(error)
 

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from longtail.data.schema import EVENT_TYPES
 from longtail.errors import ConfigError
 
 CONFIG_FILENAME = "config.yaml"
@@ -208,6 +209,50 @@ class RecommendConfig(_Section):
     sequential: SequentialConfig = Field(default_factory=SequentialConfig)
 
 
+ACTIVITY_LEVELS: tuple[str, ...] = ("occasional", "regular", "frequent", "heavy")
+
+
+class ProfileConfig(_Section):
+    """User profiles (decay, sessions, windows, explanations) and how a live profile drives served recommendations."""
+
+    half_life_days: float = Field(30.0, gt=0, description="an event's weight in the long-term interests halves every this many days")
+    session_gap_minutes: float = Field(30.0, gt=0, description="a longer pause between two events starts a new session")
+    intent_window_days: float = Field(30.0, gt=0, description="the intent distribution counts events this recent (before last seen)")
+    max_recent_events: int = Field(200, ge=1, description="most events the intent window and the session list keep")
+    event_weights: dict[str, float] = Field(
+        default_factory=lambda: {"search": 0.0, "view": 1.0, "click": 1.0, "add_to_cart": 2.0, "purchase": 3.0, "rating": 2.0, "review": 2.0},
+        description="interest weight of one event by type; types not listed weigh 0",
+    )
+    activity_thresholds: list[float] = Field(
+        default_factory=lambda: [2.0, 5.0, 15.0],
+        min_length=len(ACTIVITY_LEVELS) - 1,
+        max_length=len(ACTIVITY_LEVELS) - 1,
+        description="events per active day at which the regular, frequent and heavy levels start",
+    )
+    top: int = Field(5, ge=1, description="categories and brands listed")
+    explain_items: int = Field(5, ge=1, description="items or events shown behind each part of a profile")
+    max_events: int = Field(1000, ge=1, description="most recent events read from the store to build a served profile")
+    cache_users: int = Field(10_000, ge=1, description="live profiles kept in server memory (least recently used leave first)")
+    cache_seconds: float = Field(
+        60.0, gt=0, description="a cached profile is rebuilt from the store after this long, so events and erasures made through other server processes reach it"
+    )
+    short_term_weight: float = Field(0.5, ge=0, le=1, description="share of the session vector in the blend with the long-term one")
+    history_prior_events: float = Field(
+        5.0, gt=0, description="a user with this many events is recommended half by their profile, half by popularity"
+    )
+    candidates: int = Field(200, ge=1, description="items taken by profile similarity and by popularity before they are mixed")
+
+    @field_validator("event_weights")
+    @classmethod
+    def _known_event_types(cls, weights: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(weights) - set(EVENT_TYPES))
+        if unknown:
+            raise ValueError(f"unknown event type(s) {', '.join(unknown)}; use {', '.join(EVENT_TYPES)}")
+        if any(weight < 0 for weight in weights.values()):
+            raise ValueError("event weights must be >= 0")
+        return weights
+
+
 class LongtailConfig(_Section):
     """The whole configuration; every field has a default."""
 
@@ -221,6 +266,7 @@ class LongtailConfig(_Section):
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
+    profile: ProfileConfig = Field(default_factory=ProfileConfig)
 
 
 def _format_validation_error(path: str, error: ValidationError) -> str:
