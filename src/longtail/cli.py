@@ -1,4 +1,4 @@
-"""The `longtail` command line: audit, convert, index, search, finetune, serve, keys and demo, with progress bars and readable tables."""
+"""The `longtail` command line: audit, convert, index, search, finetune, evaluate, intent, update, serve, keys and demo, with progress bars and readable tables."""
 
 from __future__ import annotations
 
@@ -356,6 +356,45 @@ def evaluate(
                       f"{tail['HR@10']:.4f}", f"{tail['NDCG@10']:.4f}", f"{metrics['coverage@10']:.3f}", f"{run['train_seconds']:.1f}")
     console.print(table)
     console.print(f"Report: [bold]{out / 'report.html'}[/]  JSON: {out / 'report.json'}")
+
+
+@app.command()
+def intent(
+    out: Annotated[Path, typer.Option(help="output directory for intent.json, intent.html, the model and config.yaml")],
+    dataset: Annotated[str | None, typer.Option(help="a bundled public dataset (scientific has categories and brands)")] = None,
+    items: Annotated[Path | None, typer.Option(help="your items file, instead of --dataset")] = None,
+    events: Annotated[Path | None, typer.Option(help="your events file, instead of --dataset")] = None,
+    max_users: Annotated[int | None, typer.Option(help="use a random sample of this many users")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (section intent); defaults when omitted")] = None,
+    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+) -> None:
+    """Train the behaviour-intent model (next action, browse/compare/buy) on some users; evaluate it on the others against baselines."""
+    from longtail.pipeline.intent_step import REPORT_FILE, RESULT_FILE, run_intent
+
+    try:
+        settings = load_config(config)
+        item_table, event_table = _catalogue(items, events, dataset, datasets_root, settings)
+        if event_table is None:
+            raise LongtailError("the intent model learns from events: give --events with --items")
+        with _progress() as progress:
+            task = progress.add_task("intent", total=3)
+            result = run_intent(item_table, event_table, settings, out, dataset or str(events), max_users,
+                                advance=lambda step: progress.update(task, advance=1, description=step))
+    except LongtailError as error:
+        _fail(error)
+    for head, outcome in result["heads"].items():
+        table = Table(title=f"{head} on {result['users']['test']:,} held-out users ({result['rows']['test']:,} positions)")
+        for column in ("model", "accuracy", "macro-F1", "macro AUC", *(f"{name} F1" for name in outcome["classes"]), "macro-F1 vs model"):
+            table.add_column(column, justify="left" if column == "model" else "right")
+        for name, metrics in outcome["models"].items():
+            compared = outcome["comparisons"].get(name)
+            interval = f"{compared['difference']:+.4f} [{compared['low']:+.4f}, {compared['high']:+.4f}]" if compared else "-"
+            per_class = [f"{metrics['per_class'][c]['f1']:.3f}" for c in outcome["classes"]]
+            table.add_row(name, f"{metrics['accuracy']:.4f}", f"{metrics['macro_f1']:.4f}", f"{metrics['macro_auc']:.4f}", *per_class, interval)
+        console.print(table)
+    for note in result["notes"][2:]:
+        console.print(note)
+    console.print(f"Report: [bold]{out / REPORT_FILE}[/]  JSON: {out / RESULT_FILE}")
 
 
 @app.command()
