@@ -228,7 +228,7 @@ class IncrementalConfig(_Section):
     """Warm-start updates of the sequential model from new events, and the guard that rolls a worse model back."""
 
     epochs: int = Field(5, gt=0, description="passes over the new events (no early stopping: the recent slice is never seen)")
-    lr: float = Field(5e-4, gt=0.0, description="learning rate of the warm-start passes")
+    lr: float = Field(1e-3, gt=0.0, description="learning rate of the warm-start passes")
     holdout: Literal["last", "time"] = Field(
         "last", description="recent slice: last = each user's newest new event; time = new events after a global time cut"
     )
