@@ -393,8 +393,8 @@ def intent(
             per_class = [f"{metrics['per_class'][c]['f1']:.3f}" for c in outcome["classes"]]
             table.add_row(name, f"{metrics['accuracy']:.4f}", f"{metrics['macro_f1']:.4f}", f"{metrics['macro_auc']:.4f}", *per_class, interval)
         console.print(table)
-    for note in result["notes"][2:]:
-        console.print(note)
+    for note in result["notes"]:
+        console.print(note, highlight=False)
     console.print(f"Report: [bold]{out / REPORT_FILE}[/]  JSON: {out / RESULT_FILE}")
 
 

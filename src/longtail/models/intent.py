@@ -243,10 +243,10 @@ class IntentModel:
 
     def predict_proba(self, table: pl.DataFrame, head: Head = "intent") -> np.ndarray:
         """(rows, len(HEAD_CLASSES[head])) probabilities in canonical class order; classes unseen in training get 0."""
-        canonical = HEAD_CLASSES[head]
-        output = np.zeros((table.height, len(canonical)))
         if not self.classes_.get(head):
             raise LongtailError(f"intent model: head '{head}' had no labelled training rows")
+        canonical = HEAD_CLASSES[head]
+        output = np.zeros((table.height, len(canonical)))
         columns = [canonical.index(name) for name in self.classes_[head]]
         if head in self.boosters_:
             best = self.boosters_[head].best_iteration or None

@@ -100,7 +100,7 @@ def run_intent(
     result = {
         "dataset": dataset, "events": events.height, "event_types": action_types, "window": settings.window,
         "users": {role: part[role]["user_id"].n_unique() for role in part}, "rows": {role: part[role].height for role in part},
-        "trees": {head: booster.best_iteration or booster.num_trees() for head, booster in model.boosters_.items()},
+        "boosting_rounds": {head: booster.best_iteration or booster.current_iteration() for head, booster in model.boosters_.items()},
         "seconds": round(fit_seconds, 1), "heads": heads, "notes": notes,
     }
     out_dir = Path(out_dir)
