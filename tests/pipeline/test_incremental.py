@@ -43,6 +43,7 @@ def _digest(folder) -> dict[str, str]:
     return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in (MODEL_FILE, ITEMS_FILE, HISTORY_FILE)}
 
 
+@pytest.mark.slow
 def test_good_new_events_replace_the_model_and_new_items_get_rows(trained, tmp_path) -> None:
     items, past, new, folder = trained
     folder = _copy(folder, tmp_path)
@@ -58,6 +59,7 @@ def test_good_new_events_replace_the_model_and_new_items_get_rows(trained, tmp_p
     assert written["decision"] == "replaced" and written["config"]["incremental"]["tolerance"] == CONFIG.incremental.tolerance
 
 
+@pytest.mark.slow
 def test_corrupted_new_events_are_rolled_back_and_the_model_stays_untouched(trained, tmp_path) -> None:
     items, _, new, folder = trained
     folder = _copy(folder, tmp_path)
@@ -84,6 +86,8 @@ def test_hold_back_and_recent_slices() -> None:
     events = _frame([("a", "i1", 1), ("a", "i2", 2), ("b", "i3", 5), ("a", "i4", 3), ("b", "i5", 9), ("b", "i6", 7)])
     past, new = hold_back(events, 1)
     assert new["item_id"].to_list() == ["i4", "i5"] and past["item_id"].to_list() == ["i1", "i2", "i3", "i6"]
+    same_time = _frame([("a", "i1", 1), ("a", "i2", 1), ("a", "i3", 1)])
+    assert hold_back(same_time, 1)[1]["item_id"].to_list() == ["i3"]  # equal times: the later row is the newer
     train, recent = recent_slice(events, IncrementalConfig(holdout="last"))
     assert sorted(recent["item_id"].to_list()) == ["i4", "i5"] and train.height == 4
     train, recent = recent_slice(events, IncrementalConfig(holdout="time", holdout_share=0.34))

@@ -43,13 +43,19 @@ def _interactions(events: pl.DataFrame) -> pl.DataFrame:
     return events.filter(pl.col("item_id").is_not_null()).select(HISTORY_COLUMNS)
 
 
+def _with_age(events: pl.DataFrame) -> pl.DataFrame:
+    """Interactions with `order` (input row) and `age` (1 = the user's newest; equal times: the later row is newer)."""
+    return (
+        _interactions(events).with_row_index("order").sort(["user_id", "timestamp", "order"])
+        .with_columns((pl.len().over("user_id") - pl.int_range(pl.len()).over("user_id")).alias("age"))
+    )
+
+
 def hold_back(events: pl.DataFrame, newest: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(past, new): each user's `newest` latest interactions split off, e.g. to replay later as new events."""
-    ranked = _interactions(events).with_row_index("order").with_columns(
-        pl.col("timestamp").rank("ordinal", descending=True).over("user_id").alias("age")  # 1 = the user's newest
-    )
-    past = ranked.filter(pl.col("age") > newest).sort("order").drop("order", "age")
-    return past, ranked.filter(pl.col("age") <= newest).sort("order").drop("order", "age")
+    aged = _with_age(events)
+    part = lambda keep: aged.filter(keep).sort("order").drop("order", "age")  # noqa: E731
+    return part(pl.col("age") > newest), part(pl.col("age") <= newest)
 
 
 def recent_slice(new_events: pl.DataFrame, config: IncrementalConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -58,15 +64,13 @@ def recent_slice(new_events: pl.DataFrame, config: IncrementalConfig) -> tuple[p
     holdout `last`: each user's newest new event; `time`: every new event at or after a global time cut that
     leaves `holdout_share` of the new events after it.
     """
-    events = _interactions(new_events).with_row_index("order")
+    aged = _with_age(new_events)
     if config.holdout == "last":
-        recent = pl.col("timestamp").rank("ordinal", descending=True).over("user_id") == 1
+        recent = pl.col("age") == 1
     else:
-        cut = events["timestamp"].quantile(1 - config.holdout_share, interpolation="higher")
-        recent = pl.col("timestamp") >= cut
-    marked = events.with_columns(recent.alias("recent"))
-    part = lambda keep: marked.filter(pl.col("recent") == keep).sort("order").drop("order", "recent")  # noqa: E731
-    return part(False), part(True)
+        recent = pl.col("timestamp") >= aged["timestamp"].quantile(1 - config.holdout_share, interpolation="higher")
+    part = lambda keep: aged.filter(keep).sort("order").drop("order", "age")  # noqa: E731
+    return part(~recent), part(recent)
 
 
 def _write_folder(directory: Path, model: SASRec, item_ids: list[str], history: pl.DataFrame, config: LongtailConfig) -> None:
