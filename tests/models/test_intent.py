@@ -133,3 +133,14 @@ def test_save_and_load_predict_identically(tmp_path, scientific_slice) -> None:
     np.testing.assert_allclose(restored.predict_proba(table, "intent"), model.predict_proba(table, "intent"))
     assert restored.predict(table, "intent") == model.predict(table, "intent")
     assert restored.decision_weights_ == model.decision_weights_
+
+
+def test_a_weight_column_weights_the_loss(scientific_slice) -> None:
+    items, events = scientific_slice
+    table = intent_table(items, events, IntentConfig())
+    config = IntentConfig(trees=40, threads=1)
+    plain = IntentModel(config).fit(table).predict_proba(table)[:, 1]
+    # a balancing component could up-weight the rare class: compare rows count five times
+    weighted = table.with_columns(pl.when(pl.col("intent") == "compare").then(5.0).otherwise(1.0).alias("weight"))
+    boosted = IntentModel(config).fit(weighted).predict_proba(table)[:, 1]
+    assert boosted.mean() > 2 * plain.mean()

@@ -14,6 +14,7 @@ from typing import Literal, Self
 import numpy as np
 import polars as pl
 
+from longtail.balance.component import WEIGHT
 from longtail.config import IntentConfig
 from longtail.data.schema import EVENT_TYPES
 from longtail.errors import LongtailError
@@ -210,7 +211,10 @@ class IntentModel:
         }
 
     def fit(self, table: pl.DataFrame, valid: pl.DataFrame | None = None) -> Self:
-        """Fit both heads on an `intent_table`; `valid` (other users) drives early stopping."""
+        """Fit both heads on an `intent_table`; `valid` (other users) drives early stopping.
+
+        A `weight` column (as balancing components add) weights each row's loss; without one every row counts 1.
+        """
         import lightgbm
 
         self.classes_: dict[str, list[str]] = {}
@@ -224,7 +228,9 @@ class IntentModel:
                 continue
             labelled = lambda frame: frame.filter(pl.col(head).is_in(self.classes_[head]))  # noqa: E731
             encode = lambda frame: frame[head].replace_strict({n: i for i, n in enumerate(self.classes_[head])}, return_dtype=pl.Int32).to_numpy()  # noqa: E731
-            train_set = lightgbm.Dataset(feature_matrix(rows), encode(rows), feature_name=list(FEATURES), categorical_feature=list(CATEGORICAL))
+            weights = rows[WEIGHT].to_numpy() if WEIGHT in rows.columns else None
+            train_set = lightgbm.Dataset(feature_matrix(rows), encode(rows), weight=weights, feature_name=list(FEATURES),
+                                         categorical_feature=list(CATEGORICAL))
             valid_sets, callbacks = [], []
             if valid is not None and labelled(valid).height:
                 kept = labelled(valid)
