@@ -117,6 +117,7 @@ def _old_model_scorer(model: SASRec, n_items: int) -> Callable[[list[np.ndarray]
 
 def _judge(scorer: Callable[[list[np.ndarray]], np.ndarray], histories: list[np.ndarray], targets: list[np.ndarray],
            config: LongtailConfig) -> Evaluation:
+    """Full-ranking metrics of one scorer on the held-out newest events (no segments: only the guard metric matters)."""
     counts = np.bincount(np.concatenate(histories), minlength=1) if histories else np.zeros(1, np.int64)
     return evaluate_scorer(scorer, histories, targets, counts, config.recommend, segments=False)
 
