@@ -1,4 +1,4 @@
-"""The `longtail` command line: audit, convert, index, search, profile, finetune, serve, keys and demo, with progress bars and readable tables."""
+"""The `longtail` command line: audit, convert, index, search, profile, finetune, evaluate, intent, train, update, serve, keys and demo, with progress bars and readable tables."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from longtail.pipeline.incremental import Encoder
     from longtail.profile.profiles import ProfileSummary
     from longtail.search.engine import SearchEngine, SearchResults
 
@@ -440,6 +441,116 @@ def evaluate(
                       f"{tail['HR@10']:.4f}", f"{tail['NDCG@10']:.4f}", f"{metrics['coverage@10']:.3f}", f"{run['train_seconds']:.1f}")
     console.print(table)
     console.print(f"Report: [bold]{out / 'report.html'}[/]  JSON: {out / 'report.json'}")
+
+
+@app.command()
+def intent(
+    out: Annotated[Path, typer.Option(help="output directory for intent.json, intent.html, the model and config.yaml")],
+    dataset: Annotated[str | None, typer.Option(help="a bundled public dataset (scientific has categories and brands)")] = None,
+    items: Annotated[Path | None, typer.Option(help="your items file, instead of --dataset")] = None,
+    events: Annotated[Path | None, typer.Option(help="your events file, instead of --dataset")] = None,
+    max_users: Annotated[int | None, typer.Option(help="use a random sample of this many users")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (section intent); defaults when omitted")] = None,
+    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+) -> None:
+    """Train the behaviour-intent model (next action, browse/compare/buy) on some users; evaluate it on the others against baselines."""
+    from longtail.pipeline.intent_step import REPORT_FILE, RESULT_FILE, run_intent
+
+    try:
+        settings = load_config(config)
+        item_table, event_table = _catalogue(items, events, dataset, datasets_root, settings)
+        if event_table is None:
+            raise LongtailError("the intent model learns from events: give --events with --items")
+        with _progress() as progress:
+            task = progress.add_task("intent", total=3)
+            result = run_intent(item_table, event_table, settings, out, dataset or str(events), max_users,
+                                advance=lambda step: progress.update(task, advance=1, description=step))
+    except LongtailError as error:
+        _fail(error)
+    for head, outcome in result["heads"].items():
+        table = Table(title=f"{head} on {result['users']['test']:,} held-out users ({result['rows']['test']:,} positions)")
+        for column in ("model", "accuracy", "macro-F1", "macro AUC", *(f"{name} F1" for name in outcome["classes"]), "macro-F1 vs model"):
+            table.add_column(column, justify="left" if column == "model" else "right")
+        for name, metrics in outcome["models"].items():
+            compared = outcome["comparisons"].get(name)
+            interval = f"{compared['difference']:+.4f} [{compared['low']:+.4f}, {compared['high']:+.4f}]" if compared else "-"
+            per_class = [f"{metrics['per_class'][c]['f1']:.3f}" for c in outcome["classes"]]
+            table.add_row(name, f"{metrics['accuracy']:.4f}", f"{metrics['macro_f1']:.4f}", f"{metrics['macro_auc']:.4f}", *per_class, interval)
+        console.print(table)
+    for note in result["notes"]:
+        console.print(note, highlight=False)
+    console.print(f"Report: [bold]{out / REPORT_FILE}[/]  JSON: {out / RESULT_FILE}")
+
+
+def _item_encoder(item_table: pl.DataFrame, settings: LongtailConfig) -> Encoder:
+    """Text vectors for item ids from the catalogue's text, through the embedding cache."""
+    from longtail.encode.item_text import encode_items
+
+    return lambda item_ids: encode_items(item_ids, item_table, settings.encode.cache_dir or ".cache/embeddings")
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option(help="model folder to write (model.pt, items.json, history.parquet, config.yaml)")],
+    dataset: Annotated[str | None, typer.Option(help="a bundled public dataset (beauty, sports, toys, scientific, ...)")] = None,
+    items: Annotated[Path | None, typer.Option(help="your items file, instead of --dataset")] = None,
+    events: Annotated[Path | None, typer.Option(help="your events file, instead of --dataset")] = None,
+    hold_back: Annotated[int, typer.Option(help="keep each user's newest N interactions out of training, to replay with `update`")] = 0,
+    held_back_out: Annotated[Path | None, typer.Option(help="where --hold-back writes those events (parquet)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (recommend.sequential); defaults when omitted")] = None,
+    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+) -> None:
+    """Train the sequential (SASRec) model and write a model folder that `longtail update` can warm-start."""
+    from longtail.pipeline.incremental import hold_back as split_newest
+    from longtail.pipeline.incremental import train_model_folder
+
+    try:
+        settings = load_config(config)
+        item_table, event_table = _catalogue(items, events, dataset, datasets_root, settings)
+        if event_table is None:
+            raise LongtailError("training needs events: give --events with --items")
+        if hold_back and held_back_out is None:
+            raise LongtailError("--hold-back needs --held-back-out FILE for the held-back events")
+        if hold_back:
+            event_table, held = split_newest(event_table, hold_back)
+            held.write_parquet(held_back_out)  # type: ignore[arg-type]
+            console.print(f"held back {held.height:,} events -> {held_back_out}")
+        with console.status("training the sequential model"):
+            model = train_model_folder(item_table, event_table, settings, out, _item_encoder(item_table, settings))
+    except LongtailError as error:
+        _fail(error)
+    console.print(f"model folder: [bold]{out}[/]  ({model.n_items_:,} items, {len(model.history_)} epochs, validation NDCG@10 {model.best_valid_:.4f})")
+
+
+@app.command()
+def update(
+    model: Annotated[Path, typer.Option(help="a model folder written by `longtail train` (replaced only if the update passes)")],
+    events: Annotated[Path, typer.Option(help="the new events file")],
+    dataset: Annotated[str | None, typer.Option(help="the catalogue: a bundled public dataset")] = None,
+    items: Annotated[Path | None, typer.Option(help="the catalogue: your items file (new items get rows from their text)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (section incremental); defaults when omitted")] = None,
+    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+) -> None:
+    """Warm-start the model on new events; keep it only if it is not worse on the newest events (else roll back)."""
+    from longtail.pipeline.incremental import DECISION_FILE, update_model_folder
+
+    try:
+        settings = load_config(config)
+        item_table, _ = _catalogue(items, None, dataset, datasets_root, settings)
+        new_events = _read_canonical(events, EVENTS, settings.data.columns.events, settings.data.csv_separator)
+        with console.status("warm-starting and judging the update"):
+            decision = update_model_folder(model, new_events, item_table, settings, _item_encoder(item_table, settings))
+    except LongtailError as error:
+        _fail(error)
+    table = Table(title=f"Update on {decision['held_out_events']:,} held-out newest events ({decision['evaluated_users']:,} users)")
+    for column in ("metric", "old", "new", "new - old (95% CI)", "tolerance", "decision"):
+        table.add_column(column, justify="left" if column in ("metric", "decision") else "right")
+    ci = decision["new_minus_old_ci"]
+    colour = "green" if decision["decision"] == "replaced" else "yellow"
+    table.add_row(decision["metric"], f"{decision['old']:.4f}", f"{decision['new']:.4f}", f"{decision['difference']:+.4f} [{ci['low']:+.4f}, {ci['high']:+.4f}]",
+                  f"{decision['tolerance']:.4f}", f"[{colour}]{decision['decision']}[/]")
+    console.print(table)
+    console.print(f"trained on {decision['trained_events']:,} new events; {decision['items_added']:,} new items. Decision: {model / DECISION_FILE}")
 
 
 @app.command()

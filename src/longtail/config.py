@@ -251,6 +251,33 @@ class ProfileConfig(_Section):
         if any(weight < 0 for weight in weights.values()):
             raise ValueError("event weights must be >= 0")
         return weights
+class IntentConfig(_Section):
+    """The behaviour-intent model: its window, the user-level split it is evaluated on, and its LightGBM heads."""
+
+    window: int = Field(5, ge=1, description="most recent events the features and the compare label look at")
+    min_history: int = Field(2, ge=1, description="predict only at positions with at least this many earlier events")
+    test_user_share: float = Field(0.2, gt=0.0, lt=1.0, description="users held out entirely for evaluation")
+    valid_user_share: float = Field(0.1, gt=0.0, lt=1.0, description="training users kept aside for early stopping")
+    trees: int = Field(500, gt=0, description="most boosting rounds; early stopping usually ends sooner")
+    learning_rate: float = Field(0.05, gt=0.0)
+    num_leaves: int = Field(31, ge=2)
+    min_child_samples: int = Field(50, ge=1)
+    early_stopping_rounds: int = Field(30, gt=0)
+    bootstrap_samples: int = Field(1000, gt=0, description="user-level resamples for the macro-F1 difference interval")
+    threads: int = Field(2, gt=0)
+
+
+class IncrementalConfig(_Section):
+    """Warm-start updates of the sequential model from new events, and the guard that rolls a worse model back."""
+
+    epochs: int = Field(5, gt=0, description="passes over the new events (no early stopping: the recent slice is never seen)")
+    lr: float = Field(1e-3, gt=0.0, description="learning rate of the warm-start passes")
+    holdout: Literal["last", "time"] = Field(
+        "last", description="recent slice: last = each user's newest new event; time = new events after a global time cut"
+    )
+    holdout_share: float = Field(0.2, gt=0.0, lt=1.0, description="share of new events after the cut (holdout: time)")
+    metric: str = Field("NDCG@10", description="full-ranking metric the guard compares")
+    tolerance: float = Field(0.002, ge=0.0, description="keep the new model unless its metric is lower than the old one's by more than this")
 
 
 class LongtailConfig(_Section):
@@ -267,6 +294,8 @@ class LongtailConfig(_Section):
     search: SearchConfig = Field(default_factory=SearchConfig)
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
     profile: ProfileConfig = Field(default_factory=ProfileConfig)
+    intent: IntentConfig = Field(default_factory=IntentConfig)
+    incremental: IncrementalConfig = Field(default_factory=IncrementalConfig)
 
 
 def _format_validation_error(path: str, error: ValidationError) -> str:
