@@ -1,4 +1,4 @@
-"""The `longtail` command line: audit, imbalance, convert, index, search, finetune, serve, keys and demo, with progress bars and readable tables."""
+"""The `longtail` command line: audit, imbalance, convert, index, search, profile, finetune, evaluate, intent, train, update, serve, keys and demo, with progress bars and readable tables."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from longtail.pipeline.incremental import Encoder
+    from longtail.profile.profiles import ProfileSummary
     from longtail.search.engine import SearchEngine, SearchResults
 
 from longtail.config import LongtailConfig, load_config
@@ -118,13 +120,14 @@ def serve(
     data: DataOption,
     port: Annotated[int | None, typer.Option(help="TCP port (default: serve.port, 8000)")] = None,
     host: Annotated[str | None, typer.Option(help="interface (default: serve.host, 127.0.0.1)")] = None,
+    index_dir: Annotated[Path | None, typer.Option("--index", help="a search index from `longtail index` (default: DATA/index when built there): model-backed search, recommendations and live profiles")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Serve search, recommendations, events and profiles over HTTP until interrupted."""
+    """Serve search, recommendations, events and profiles over HTTP until interrupted (model-free defaults without an index)."""
     from longtail.serve.server import serve as run_server
 
     try:
-        run_server(data, load_config(config), host, port)
+        run_server(data, load_config(config), host, port, index_dir)
     except LongtailError as error:
         _fail(error)
 
@@ -274,6 +277,88 @@ def search(
     print_search_results(engine, query, results, user)
 
 
+def print_profile(summary: ProfileSummary, titles: dict[str, str]) -> None:
+    """A profile for people: the headline figures, then each part with the items or events behind it."""
+    def title(item_id: str | None) -> str:
+        return "-" if item_id is None else titles.get(item_id, item_id)[:70]
+
+    band = summary.price_band
+    console.print(
+        f"[bold]{summary.user_id}[/]: {summary.events:,} events, last seen {summary.last_seen:%Y-%m-%d %H:%M} UTC, "
+        f"{summary.activity.level} ({summary.activity.events_per_active_day:.2f} events per active day over {summary.activity.active_days} days), "
+        + (f"price band {band.low:,.2f} / {band.median:,.2f} / {band.high:,.2f} over {band.items} items" if band else "no prices"),
+        highlight=False,
+    )
+    interests = Table(title="Long-term interests (time-decayed): the items behind the vector")
+    for column in ("item", "title", "share"):
+        interests.add_column(column, justify="right" if column == "share" else "left")
+    for contribution in summary.long_term_items:
+        interests.add_row(contribution.item_id, title(contribution.item_id), f"{contribution.share:.1%}")
+    console.print(interests)
+    session = Table(title=f"Current session: {summary.session_events} events since {summary.session_start:%Y-%m-%d %H:%M}")
+    for column in ("time", "event", "item", "title"):
+        session.add_column(column)
+    for moment in summary.session:
+        session.add_row(f"{moment.timestamp:%Y-%m-%d %H:%M}", moment.event_type, moment.item_id or "-", title(moment.item_id))
+    console.print(session)
+    for name, rows in (("Categories", summary.categories), ("Brands", summary.brands)):
+        dp = f" (ε = {summary.dp_epsilon:g} differentially private)" if name == "Categories" and summary.dp_epsilon else ""
+        table = Table(title=f"{name} by affinity{dp}")
+        for column in (name[:-1].lower().replace("categorie", "category"), "affinity", "items behind it"):
+            table.add_column(column, justify="right" if column == "affinity" else "left")
+        for affinity in rows:
+            table.add_row(_tail(affinity.name, 60), f"{affinity.affinity:.1%}", ", ".join(f"{c.item_id} ({c.share:.0%})" for c in affinity.items))
+        console.print(table)
+    console.print("[bold]Intent[/] (event types in the recent window): " + (", ".join(f"{kind} {share:.0%}" for kind, share in summary.intent.items()) or "-"), highlight=False)
+
+
+@app.command()
+def profile(
+    user: Annotated[str, typer.Argument(help="the user id, as it appears in the events")],
+    items: Annotated[Path | None, typer.Option(help="items file (.csv, .tsv, .parquet, .jsonl)")] = None,
+    events: Annotated[Path | None, typer.Option(help="events file")] = None,
+    dataset: Annotated[str | None, typer.Option(help="a bundled dataset instead of --items/--events: scientific, beauty, ...")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (sections profile and encode); defaults when omitted")] = None,
+    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+    dp_epsilon: Annotated[float | None, typer.Option(help="release the category affinities with this ε (event-level differential privacy)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines instead of tables")] = False,
+) -> None:
+    """Build one user's profile from an events file and print it with the items and events behind each part."""
+    import dataclasses
+    import json
+
+    from longtail.encode.encoder import item_texts
+    from longtail.profile.dp import category_domain
+    from longtail.profile.profiles import build_profile, dp_category_shares, profile_items, summarise
+    from longtail.search.engine import encoder_for
+
+    try:
+        settings = load_config(config)
+        if dp_epsilon is not None and dp_epsilon <= 0:
+            raise LongtailError("--dp-epsilon must be positive")
+        item_table, event_table = _catalogue(items, events, dataset, datasets_root, settings)
+        if event_table is None:
+            raise LongtailError("give --events (or --dataset): a profile is built from events")
+        mine = event_table.filter(pl.col("user_id") == user)
+        if mine.height == 0:
+            raise LongtailError(f"no events for user {user!r} in the events")
+        touched = item_table.filter(pl.col("item_id").is_in(mine["item_id"].drop_nulls().unique().implode()))
+        vectors = encoder_for(settings).encode(item_texts(touched), settings.encode.batch_size) if touched.height else None
+        built = build_profile(user, mine, profile_items(touched, vectors), settings.profile)
+        shares = None
+        if dp_epsilon is not None:
+            # The release time is the latest event in the whole file, not this user's own last event.
+            at = event_table["timestamp"].max()
+            shares = dp_category_shares(built, category_domain(item_table), dp_epsilon, at, settings.seed, settings.profile)  # type: ignore[arg-type]
+        summary = summarise(built, settings.profile, shares, dp_epsilon)
+    except LongtailError as error:
+        _fail(error)
+    if as_json:
+        print(json.dumps(dataclasses.asdict(summary), default=str, ensure_ascii=False, indent=2))
+        return
+    print_profile(summary, dict(zip(touched["item_id"].to_list(), touched["title"].to_list())))
+
+
 @app.command()
 def finetune(
     out: Annotated[Path, typer.Option(help="folder for the fine-tuned model (load it with encode.model_path)")],
@@ -411,6 +496,116 @@ def evaluate(
 
 
 @app.command()
+def intent(
+    out: Annotated[Path, typer.Option(help="output directory for intent.json, intent.html, the model and config.yaml")],
+    dataset: Annotated[str | None, typer.Option(help="a bundled public dataset (scientific has categories and brands)")] = None,
+    items: Annotated[Path | None, typer.Option(help="your items file, instead of --dataset")] = None,
+    events: Annotated[Path | None, typer.Option(help="your events file, instead of --dataset")] = None,
+    max_users: Annotated[int | None, typer.Option(help="use a random sample of this many users")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (section intent); defaults when omitted")] = None,
+    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+) -> None:
+    """Train the behaviour-intent model (next action, browse/compare/buy) on some users; evaluate it on the others against baselines."""
+    from longtail.pipeline.intent_step import REPORT_FILE, RESULT_FILE, run_intent
+
+    try:
+        settings = load_config(config)
+        item_table, event_table = _catalogue(items, events, dataset, datasets_root, settings)
+        if event_table is None:
+            raise LongtailError("the intent model learns from events: give --events with --items")
+        with _progress() as progress:
+            task = progress.add_task("intent", total=3)
+            result = run_intent(item_table, event_table, settings, out, dataset or str(events), max_users,
+                                advance=lambda step: progress.update(task, advance=1, description=step))
+    except LongtailError as error:
+        _fail(error)
+    for head, outcome in result["heads"].items():
+        table = Table(title=f"{head} on {result['users']['test']:,} held-out users ({result['rows']['test']:,} positions)")
+        for column in ("model", "accuracy", "macro-F1", "macro AUC", *(f"{name} F1" for name in outcome["classes"]), "macro-F1 vs model"):
+            table.add_column(column, justify="left" if column == "model" else "right")
+        for name, metrics in outcome["models"].items():
+            compared = outcome["comparisons"].get(name)
+            interval = f"{compared['difference']:+.4f} [{compared['low']:+.4f}, {compared['high']:+.4f}]" if compared else "-"
+            per_class = [f"{metrics['per_class'][c]['f1']:.3f}" for c in outcome["classes"]]
+            table.add_row(name, f"{metrics['accuracy']:.4f}", f"{metrics['macro_f1']:.4f}", f"{metrics['macro_auc']:.4f}", *per_class, interval)
+        console.print(table)
+    for note in result["notes"]:
+        console.print(note, highlight=False)
+    console.print(f"Report: [bold]{out / REPORT_FILE}[/]  JSON: {out / RESULT_FILE}")
+
+
+def _item_encoder(item_table: pl.DataFrame, settings: LongtailConfig) -> Encoder:
+    """Text vectors for item ids from the catalogue's text, through the embedding cache."""
+    from longtail.encode.item_text import encode_items
+
+    return lambda item_ids: encode_items(item_ids, item_table, settings.encode.cache_dir or ".cache/embeddings")
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option(help="model folder to write (model.pt, items.json, history.parquet, config.yaml)")],
+    dataset: Annotated[str | None, typer.Option(help="a bundled public dataset (beauty, sports, toys, scientific, ...)")] = None,
+    items: Annotated[Path | None, typer.Option(help="your items file, instead of --dataset")] = None,
+    events: Annotated[Path | None, typer.Option(help="your events file, instead of --dataset")] = None,
+    hold_back: Annotated[int, typer.Option(help="keep each user's newest N interactions out of training, to replay with `update`")] = 0,
+    held_back_out: Annotated[Path | None, typer.Option(help="where --hold-back writes those events (parquet)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (recommend.sequential); defaults when omitted")] = None,
+    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+) -> None:
+    """Train the sequential (SASRec) model and write a model folder that `longtail update` can warm-start."""
+    from longtail.pipeline.incremental import hold_back as split_newest
+    from longtail.pipeline.incremental import train_model_folder
+
+    try:
+        settings = load_config(config)
+        item_table, event_table = _catalogue(items, events, dataset, datasets_root, settings)
+        if event_table is None:
+            raise LongtailError("training needs events: give --events with --items")
+        if hold_back and held_back_out is None:
+            raise LongtailError("--hold-back needs --held-back-out FILE for the held-back events")
+        if hold_back:
+            event_table, held = split_newest(event_table, hold_back)
+            held.write_parquet(held_back_out)  # type: ignore[arg-type]
+            console.print(f"held back {held.height:,} events -> {held_back_out}")
+        with console.status("training the sequential model"):
+            model = train_model_folder(item_table, event_table, settings, out, _item_encoder(item_table, settings))
+    except LongtailError as error:
+        _fail(error)
+    console.print(f"model folder: [bold]{out}[/]  ({model.n_items_:,} items, {len(model.history_)} epochs, validation NDCG@10 {model.best_valid_:.4f})")
+
+
+@app.command()
+def update(
+    model: Annotated[Path, typer.Option(help="a model folder written by `longtail train` (replaced only if the update passes)")],
+    events: Annotated[Path, typer.Option(help="the new events file")],
+    dataset: Annotated[str | None, typer.Option(help="the catalogue: a bundled public dataset")] = None,
+    items: Annotated[Path | None, typer.Option(help="the catalogue: your items file (new items get rows from their text)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (section incremental); defaults when omitted")] = None,
+    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+) -> None:
+    """Warm-start the model on new events; keep it only if it is not worse on the newest events (else roll back)."""
+    from longtail.pipeline.incremental import DECISION_FILE, update_model_folder
+
+    try:
+        settings = load_config(config)
+        item_table, _ = _catalogue(items, None, dataset, datasets_root, settings)
+        new_events = _read_canonical(events, EVENTS, settings.data.columns.events, settings.data.csv_separator)
+        with console.status("warm-starting and judging the update"):
+            decision = update_model_folder(model, new_events, item_table, settings, _item_encoder(item_table, settings))
+    except LongtailError as error:
+        _fail(error)
+    table = Table(title=f"Update on {decision['held_out_events']:,} held-out newest events ({decision['evaluated_users']:,} users)")
+    for column in ("metric", "old", "new", "new - old (95% CI)", "tolerance", "decision"):
+        table.add_column(column, justify="left" if column in ("metric", "decision") else "right")
+    ci = decision["new_minus_old_ci"]
+    colour = "green" if decision["decision"] == "replaced" else "yellow"
+    table.add_row(decision["metric"], f"{decision['old']:.4f}", f"{decision['new']:.4f}", f"{decision['difference']:+.4f} [{ci['low']:+.4f}, {ci['high']:+.4f}]",
+                  f"{decision['tolerance']:.4f}", f"[{colour}]{decision['decision']}[/]")
+    console.print(table)
+    console.print(f"trained on {decision['trained_events']:,} new events; {decision['items_added']:,} new items. Decision: {model / DECISION_FILE}")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="where the demo writes its artifacts")] = Path("out/demo"),
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="end by serving the API and web page")] = True,
@@ -445,7 +640,7 @@ def demo(
     console.print(f"Web page: [bold]http://127.0.0.1:{port}/[/]  API key (read, write_events, admin): [bold]{key}[/]", soft_wrap=True)
     console.print(f"Try: curl -H 'Authorization: Bearer {key}' 'http://127.0.0.1:{port}/users/A1SWWHE1L3XR3V/recommendations'", soft_wrap=True)
     try:
-        run_server(out / "audit", settings, None, port)
+        run_server(out / "audit", settings, None, port, out / "index")
     except LongtailError as error:
         _fail(error)
 

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from longtail.data.schema import EVENT_TYPES
 from longtail.errors import ConfigError
 
 CONFIG_FILENAME = "config.yaml"
@@ -250,6 +251,77 @@ class BalanceConfig(_Section):
     tabular: TabularBalanceConfig = Field(default_factory=TabularBalanceConfig)
 
 
+ACTIVITY_LEVELS: tuple[str, ...] = ("occasional", "regular", "frequent", "heavy")
+
+
+class ProfileConfig(_Section):
+    """User profiles (decay, sessions, windows, explanations) and how a live profile drives served recommendations."""
+
+    half_life_days: float = Field(30.0, gt=0, description="an event's weight in the long-term interests halves every this many days")
+    session_gap_minutes: float = Field(30.0, gt=0, description="a longer pause between two events starts a new session")
+    intent_window_days: float = Field(30.0, gt=0, description="the intent distribution counts events this recent (before last seen)")
+    max_recent_events: int = Field(200, ge=1, description="most events the intent window and the session list keep")
+    event_weights: dict[str, float] = Field(
+        default_factory=lambda: {"search": 0.0, "view": 1.0, "click": 1.0, "add_to_cart": 2.0, "purchase": 3.0, "rating": 2.0, "review": 2.0},
+        description="interest weight of one event by type; types not listed weigh 0",
+    )
+    activity_thresholds: list[float] = Field(
+        default_factory=lambda: [2.0, 5.0, 15.0],
+        min_length=len(ACTIVITY_LEVELS) - 1,
+        max_length=len(ACTIVITY_LEVELS) - 1,
+        description="events per active day at which the regular, frequent and heavy levels start",
+    )
+    top: int = Field(5, ge=1, description="categories and brands listed")
+    explain_items: int = Field(5, ge=1, description="items or events shown behind each part of a profile")
+    max_events: int = Field(1000, ge=1, description="most recent events read from the store to build a served profile")
+    cache_users: int = Field(10_000, ge=1, description="live profiles kept in server memory (least recently used leave first)")
+    cache_seconds: float = Field(
+        60.0, gt=0, description="a cached profile is rebuilt from the store after this long, so events and erasures made through other server processes reach it"
+    )
+    short_term_weight: float = Field(0.5, ge=0, le=1, description="share of the session vector in the blend with the long-term one")
+    history_prior_events: float = Field(
+        5.0, gt=0, description="a user with this many events is recommended half by their profile, half by popularity"
+    )
+    candidates: int = Field(200, ge=1, description="items taken by profile similarity and by popularity before they are mixed")
+
+    @field_validator("event_weights")
+    @classmethod
+    def _known_event_types(cls, weights: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(weights) - set(EVENT_TYPES))
+        if unknown:
+            raise ValueError(f"unknown event type(s) {', '.join(unknown)}; use {', '.join(EVENT_TYPES)}")
+        if any(weight < 0 for weight in weights.values()):
+            raise ValueError("event weights must be >= 0")
+        return weights
+class IntentConfig(_Section):
+    """The behaviour-intent model: its window, the user-level split it is evaluated on, and its LightGBM heads."""
+
+    window: int = Field(5, ge=1, description="most recent events the features and the compare label look at")
+    min_history: int = Field(2, ge=1, description="predict only at positions with at least this many earlier events")
+    test_user_share: float = Field(0.2, gt=0.0, lt=1.0, description="users held out entirely for evaluation")
+    valid_user_share: float = Field(0.1, gt=0.0, lt=1.0, description="training users kept aside for early stopping")
+    trees: int = Field(500, gt=0, description="most boosting rounds; early stopping usually ends sooner")
+    learning_rate: float = Field(0.05, gt=0.0)
+    num_leaves: int = Field(31, ge=2)
+    min_child_samples: int = Field(50, ge=1)
+    early_stopping_rounds: int = Field(30, gt=0)
+    bootstrap_samples: int = Field(1000, gt=0, description="user-level resamples for the macro-F1 difference interval")
+    threads: int = Field(2, gt=0)
+
+
+class IncrementalConfig(_Section):
+    """Warm-start updates of the sequential model from new events, and the guard that rolls a worse model back."""
+
+    epochs: int = Field(5, gt=0, description="passes over the new events (no early stopping: the recent slice is never seen)")
+    lr: float = Field(1e-3, gt=0.0, description="learning rate of the warm-start passes")
+    holdout: Literal["last", "time"] = Field(
+        "last", description="recent slice: last = each user's newest new event; time = new events after a global time cut"
+    )
+    holdout_share: float = Field(0.2, gt=0.0, lt=1.0, description="share of new events after the cut (holdout: time)")
+    metric: str = Field("NDCG@10", description="full-ranking metric the guard compares")
+    tolerance: float = Field(0.002, ge=0.0, description="keep the new model unless its metric is lower than the old one's by more than this")
+
+
 class LongtailConfig(_Section):
     """The whole configuration; every field has a default."""
 
@@ -264,6 +336,9 @@ class LongtailConfig(_Section):
     search: SearchConfig = Field(default_factory=SearchConfig)
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
     balance: BalanceConfig = Field(default_factory=BalanceConfig)
+    profile: ProfileConfig = Field(default_factory=ProfileConfig)
+    intent: IntentConfig = Field(default_factory=IntentConfig)
+    incremental: IncrementalConfig = Field(default_factory=IncrementalConfig)
 
 
 def _format_validation_error(path: str, error: ValidationError) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ from longtail.balance.component import SYNTHETIC, WEIGHT, Component, as_training
 from longtail.balance.leakage import check_disjoint
 from longtail.config import TabularBalanceConfig
 from longtail.data.adapters import load_dataset
-from longtail.evaluate.significance import paired_bootstrap, paired_metric_bootstrap
+from longtail.evaluate.classification import classification_metrics, macro_f1
+from longtail.evaluate.significance import paired_bootstrap, paired_bootstrap_statistic
 from longtail.search.tokenize import tokenize
 
 KEY, LABEL, TEXT = "item_id", "label", "text"
@@ -66,25 +68,8 @@ def _classifier(kind: str, seed: int) -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
 
 
-def macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """Unweighted mean of per-class F1 over the classes present in truth or predictions (integer codes)."""
-    classes = np.union1d(truth, predicted)
-    hits = np.array([np.sum((truth == c) & (predicted == c)) for c in classes], dtype=np.float64)
-    true_counts = np.array([np.sum(truth == c) for c in classes], dtype=np.float64)
-    predicted_counts = np.array([np.sum(predicted == c) for c in classes], dtype=np.float64)
-    return float(np.mean(2 * hits / np.maximum(true_counts + predicted_counts, 1)))
-
-
-def per_class_scores(truth: np.ndarray, predicted: np.ndarray, classes: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Precision, recall, F1 and support of every class."""
-    from sklearn.metrics import precision_recall_fscore_support
-
-    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=list(classes), zero_division=0)
-    return {c: {"precision": round(float(p), 4), "recall": round(float(r), 4), "f1": round(float(f), 4), "support": int(s)}
-            for c, p, r, f, s in zip(classes, precision, recall, f1, support)}
-
-
-def _fit_predict(training: pl.DataFrame, test: pl.DataFrame, features: list[str], classifier: str, seed: int) -> np.ndarray:
+def _fit_predict(training: pl.DataFrame, test: pl.DataFrame, features: list[str], classifier: str, classes: list[str], seed: int) -> np.ndarray:
+    """Class probabilities for the test rows, columns in `classes` order."""
     from threadpoolctl import threadpool_limits
 
     model = _classifier(classifier, seed)
@@ -92,7 +77,9 @@ def _fit_predict(training: pl.DataFrame, test: pl.DataFrame, features: list[str]
     # Small dense fits: multi-threaded BLAS spins on a busy machine and made one fit 100x slower than single-threaded.
     with threadpool_limits(1, user_api="blas"):
         model.fit(training.select(features).to_numpy(), training[LABEL].to_numpy(), **fit_parameters)
-        return np.asarray(model.predict(test.select(features).to_numpy()))
+        probabilities = model.predict_proba(test.select(features).to_numpy())
+    column = {label: position for position, label in enumerate(model.classes_.tolist())}
+    return probabilities[:, [column[label] for label in classes]]
 
 
 def compare_strategies(
@@ -112,9 +99,10 @@ def compare_strategies(
     sizes = train.group_by(LABEL).len().sort(["len", LABEL])
     minority = sizes[LABEL][0]
     classes = sorted(train[LABEL].unique().to_list())
-    codes = {c: i for i, c in enumerate(classes)}
     truth = test[LABEL].to_numpy()
-    truth_codes = np.array([codes[c] for c in truth])
+    # integer codes keep the thousands of bootstrap macro-F1 evaluations fast
+    truth_codes = np.searchsorted(classes, truth)
+    codes = list(range(len(classes)))
     in_minority = truth == minority
     rows: list[dict[str, Any]] = []
     baseline_codes = baseline_correct = None
@@ -124,26 +112,29 @@ def compare_strategies(
         started = time.perf_counter()
         training = run(strategy, train, seed)
         check_disjoint(training, test, [KEY])
-        predicted = _fit_predict(training, test, features, classifier, seed)
-        predicted_codes = np.array([codes[c] for c in predicted])
-        correct = (predicted == truth).astype(np.float64)
+        probabilities = _fit_predict(training, test, features, classifier, classes, seed)
+        predicted_codes = probabilities.argmax(axis=1)
+        metrics = classification_metrics(truth, probabilities, classes, np.asarray(classes, dtype=object)[predicted_codes])
+        correct = (predicted_codes == truth_codes).astype(np.float64)
         row: dict[str, Any] = {
             "strategy": name,
             "train_rows": training.height,
             "synthetic_rows": int(training[SYNTHETIC].sum()),
             "train_class_rows": dict(training.group_by(LABEL).len().sort(LABEL).iter_rows()),
-            "accuracy": round(float(correct.mean()), 4),
-            "macro_f1": round(macro_f1(truth_codes, predicted_codes), 4),
+            "accuracy": round(metrics["accuracy"], 4),
+            "macro_f1": round(metrics["macro_f1"], 4),
+            "macro_auc": round(metrics["macro_auc"], 4),
             "minority_class": minority,
             "minority_recall": round(float(correct[in_minority].mean()), 4),
-            "per_class": per_class_scores(truth, predicted, classes),
+            "per_class": {label: {key: round(value, 4) for key, value in scores.items()} for label, scores in metrics["per_class"].items()},
             "seconds": round(time.perf_counter() - started, 2),
         }
         if baseline_codes is None:
             baseline_codes, baseline_correct = predicted_codes, correct
         else:
             row["vs_baseline"] = {
-                "macro_f1": paired_metric_bootstrap(macro_f1, truth_codes, baseline_codes, predicted_codes, bootstrap_samples, seed),
+                "macro_f1": paired_bootstrap_statistic(partial(macro_f1, classes=codes), truth_codes, predicted_codes, baseline_codes,
+                                                       np.arange(len(truth_codes)), bootstrap_samples, seed),
                 "minority_recall": paired_bootstrap(correct[in_minority], baseline_correct[in_minority], bootstrap_samples, seed),
             }
         rows.append(row)

@@ -119,3 +119,11 @@ def split_events(items: pl.DataFrame, events: pl.DataFrame, protocol: Literal["l
     if protocol == "temporal":
         return temporal_split(items, events)
     raise LongtailError(f"unknown split protocol '{protocol}'; use loo or temporal")
+
+
+def user_sequences(item_ids: list[str], events: pl.DataFrame) -> tuple[list[str], list[np.ndarray]]:
+    """Per user the time-ordered item indices of their interactions, indexing `item_ids` (which must hold every item)."""
+    catalogue, users, sequences, _ = _ordered_sequences(pl.DataFrame({"item_id": item_ids}), events)
+    if len(catalogue) != len(item_ids):
+        raise LongtailError(f"{len(catalogue) - len(item_ids)} event item(s) are missing from the catalogue")
+    return users, sequences

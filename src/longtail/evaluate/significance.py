@@ -59,19 +59,27 @@ def paired_comparison(baseline: np.ndarray, candidate: np.ndarray, resamples: in
     }
 
 
-def paired_metric_bootstrap(metric: Callable[[np.ndarray, np.ndarray], float], truth: np.ndarray, baseline: np.ndarray, candidate: np.ndarray,
-                            samples: int = 1000, seed: int = 42) -> dict[str, float]:
-    """95% interval of metric(truth, candidate) - metric(truth, baseline), resampling the same rows for both.
+def paired_bootstrap_statistic(
+    statistic: Callable[[np.ndarray, np.ndarray], float],
+    truth: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    groups: np.ndarray,
+    samples: int = 1000,
+    seed: int = 42,
+) -> dict[str, float]:
+    """95% interval of statistic(truth, a) - statistic(truth, b) for a statistic that is not a mean (e.g. macro-F1).
 
-    For metrics that are not a mean over rows (macro-F1, per-class recall over a resampled test set), where
-    `paired_bootstrap` over per-row values does not apply.
+    Whole groups (users) are resampled with replacement, since one user's rows are not independent of each other.
     """
-    truth, baseline, candidate = np.asarray(truth), np.asarray(baseline), np.asarray(candidate)
-    if not len(truth) == len(baseline) == len(candidate) or len(truth) == 0:
-        raise ValueError("paired bootstrap needs predictions of both runs for the same, non-empty set of rows")
+    truth, a, b = np.asarray(truth), np.asarray(a), np.asarray(b)
+    labels, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
+    rows_of_group = np.split(np.argsort(group_of_row, kind="stable"), np.cumsum(np.bincount(group_of_row))[:-1])
     generator = np.random.default_rng(seed)
-    picks = generator.integers(0, len(truth), size=(samples, len(truth)))
-    differences = np.array([metric(truth[p], candidate[p]) - metric(truth[p], baseline[p]) for p in picks])
+    differences = np.empty(samples)
+    for sample in range(samples):
+        rows = np.concatenate([rows_of_group[g] for g in generator.integers(0, len(labels), size=len(labels))])
+        differences[sample] = statistic(truth[rows], a[rows]) - statistic(truth[rows], b[rows])
     low, high = np.percentile(differences, [2.5, 97.5])
-    return {"difference": float(metric(truth, candidate) - metric(truth, baseline)), "low": float(low), "high": float(high),
-            "rows": len(truth), "significant": bool(low > 0 or high < 0)}
+    return {"difference": float(statistic(truth, a) - statistic(truth, b)), "low": float(low), "high": float(high),
+            "users": int(len(labels)), "significant": bool(low > 0 or high < 0)}

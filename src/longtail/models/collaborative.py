@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Self
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
+import torch
 from threadpoolctl import threadpool_limits
 
 from longtail.config import RecommendConfig
@@ -110,7 +110,7 @@ class EASE(Recommender):
         matrix = interaction_matrix(data.histories, data.n_items)
         gram = np.asarray((matrix.T @ matrix).todense(), dtype=np.float64)
         gram[np.diag_indices_from(gram)] += self.l2
-        precision = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
+        precision = spd_inverse(gram)
         weights = precision / -np.diag(precision)
         weights[np.diag_indices_from(weights)] = 0.0
         self.weights_ = weights.astype(np.float32)
@@ -119,3 +119,13 @@ class EASE(Recommender):
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         users = interaction_matrix(histories, self.weights_.shape[0])
         return np.asarray(users @ self.weights_, dtype=np.float32)
+
+
+def spd_inverse(matrix: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric positive-definite matrix, via a Cholesky factor.
+
+    torch's LAPACK does this: the OpenBLAS bundled with scipy crashed (segfault) inverting the
+    18k x 18k Gram matrix of Amazon Sports, and a Cholesky inverse does half the work of a general one.
+    """
+    factor = torch.linalg.cholesky(torch.from_numpy(matrix))
+    return torch.cholesky_inverse(factor).numpy()

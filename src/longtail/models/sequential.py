@@ -53,6 +53,34 @@ class ItemEmbedding(nn.Module):
             self.correction = nn.Parameter(torch.zeros(n_items, hidden))
             self.register_buffer("seen", torch.as_tensor(seen, dtype=torch.float32).unsqueeze(1))
 
+    @torch.no_grad()
+    def grow(self, n_items: int, text: np.ndarray | None, seen: np.ndarray) -> None:
+        """Extend the table to `n_items` rows, keeping every existing row: new items get a vector from their text
+        where the table is built from text, else a fresh random row at the table's own scale.
+
+        `text` covers the whole grown catalogue; `seen` marks items with training interactions (finetune mode).
+        """
+        old = self.forward().shape[0] - 1
+        if n_items < old:
+            raise LongtailError(f"the item table can only grow: it has {old} items, asked for {n_items}")
+        if self.mode == "none":
+            fresh = torch.randn(n_items - old, self.table.shape[1]) * self.table.std()
+            self.table = nn.Parameter(torch.cat([self.table.data, fresh]))
+            return
+        if text is None:
+            raise LongtailError(f"text_init '{self.mode}': items new since training need text vectors to get a row")
+        vectors = torch.as_tensor(np.asarray(text, dtype=np.float32))
+        if self.mode == "freeze":
+            # the fixed table is an affine map of the text vectors (a scaled PCA): recover it and apply it to the new items
+            with_bias = F.pad(vectors[:old], (0, 1), value=1.0)
+            solution = torch.linalg.lstsq(with_bias, self.fixed).solution
+            self.fixed = torch.cat([self.fixed, F.pad(vectors[old:], (0, 1), value=1.0) @ solution])
+            return
+        self.text = torch.cat([self.text, vectors[old:]])
+        if self.mode == "finetune":
+            self.correction = nn.Parameter(torch.cat([self.correction.data, torch.zeros(n_items - old, self.correction.shape[1])]))
+            self.seen = torch.maximum(F.pad(self.seen, (0, 0, 0, n_items - old)), torch.as_tensor(seen, dtype=torch.float32).unsqueeze(1))
+
     def forward(self) -> torch.Tensor:
         """The (n_items + 1, hidden) table with a zero padding row."""
         if self.mode == "none":
@@ -143,10 +171,23 @@ class SASRec(Recommender):
     def from_config(cls, config: RecommendConfig) -> Self:
         return cls(config.sequential)
 
-    def _training_windows(self, histories: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Item indices shifted by one (0 = padding), the newest max_len + 1 items of each history of length >= 2."""
+    def _training_windows(self, histories: Sequence[np.ndarray], learn_from: Sequence[int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(inputs, targets) per history of length >= 2: its newest max_len + 1 items shifted by one (0 = padding).
+
+        With `learn_from`, targets at history positions before it are 0 (context only, no loss); a history with
+        no target left gives no window.
+        """
         span = self.config.max_len + 1
-        return [h[-span:] + 1 for h in histories if len(h) >= 2]
+        windows = []
+        for row, history in enumerate(histories):
+            window = history[-span:] + 1
+            targets = window[1:].copy()
+            if learn_from is not None:
+                # targets[j] is history item (len(history) - len(window)) + j + 1
+                targets[: max(0, learn_from[row] - (len(history) - len(window)) - 1)] = 0
+            if len(history) >= 2 and targets.any():
+                windows.append((window[:-1], targets))
+        return windows
 
     def _loss(self, hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
         """Softmax cross-entropy on non-padded positions only, full or sampled with logQ correction."""
@@ -164,15 +205,31 @@ class SASRec(Recommender):
         return F.cross_entropy(logits, torch.zeros(len(labels), dtype=torch.long))
 
     def fit(self, data: TrainData, validate: Validator | None = None) -> Self:
+        torch.manual_seed(data.seed)
+        self.n_items_ = data.n_items
+        self.network_ = SASRecNetwork(ItemEmbedding(data.n_items, self.config.hidden, self.config.text_init, data.item_vectors, data.counts() > 0), self.config)
+        return self._train(data, validate)
+
+    def partial_fit(self, data: TrainData, validate: Validator | None = None, learn_from: Sequence[int] | None = None) -> Self:
+        """Warm start: continue training the fitted weights on `data` (e.g. new events), with a fresh optimiser.
+
+        `learn_from[u]` is the index of user u's first item to learn to predict: earlier items are context only,
+        so only new events are trained on. `data.n_items` may exceed the fitted catalogue: items appended since
+        get rows first (see `ItemEmbedding.grow`); existing item indices must keep their meaning.
+        """
+        torch.manual_seed(data.seed)
+        self.network_.items.grow(data.n_items, data.item_vectors, data.counts() > 0)
+        self.n_items_ = data.n_items
+        return self._train(data, validate, learn_from)
+
+    def _train(self, data: TrainData, validate: Validator | None, learn_from: Sequence[int] | None = None) -> Self:
+        """The training loop shared by `fit` and `partial_fit`: all-timestep loss, early stopping on `validate`."""
         config = self.config
         torch.set_num_threads(config.threads)
-        torch.manual_seed(data.seed)
         generator = np.random.default_rng(data.seed)
         counts = data.counts()
-        self.n_items_ = data.n_items
-        self.network_ = SASRecNetwork(ItemEmbedding(data.n_items, config.hidden, config.text_init, data.item_vectors, counts > 0), config)
         optimiser = torch.optim.AdamW(self.network_.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.98))
-        windows = self._training_windows(data.histories)
+        windows = self._training_windows(data.histories, learn_from)
         if not windows:
             raise LongtailError("sequential model: no history has two or more items to learn from")
         log_q = torch.log(torch.as_tensor(counts + 1e-9, dtype=torch.float32) / counts.sum())
@@ -185,9 +242,9 @@ class SASRec(Recommender):
             total, steps = 0.0, 0
             for start in range(0, len(order), config.batch_size):
                 chosen = [windows[i] for i in order[start : start + config.batch_size]]
-                length = max(len(w) for w in chosen) - 1
-                inputs = _left_pad([w[:-1] for w in chosen], length)
-                targets = _left_pad([w[1:] for w in chosen], length)
+                length = max(len(inputs) for inputs, _ in chosen)
+                inputs = _left_pad([inputs for inputs, _ in chosen], length)
+                targets = _left_pad([targets for _, targets in chosen], length)
                 table = self.network_.items()
                 loss = self._loss(self.network_(inputs, table), targets, table, log_q)
                 optimiser.zero_grad(set_to_none=True)

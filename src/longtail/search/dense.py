@@ -80,6 +80,12 @@ class DenseIndex:
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
+    def add(self, vectors: np.ndarray) -> None:
+        """Append L2-normalised vectors as the next rows (every kind of structure here accepts additions)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.index.add(vectors)
+        self.vectors = np.vstack([self.vectors, vectors])
+
     def _parameters(self, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
         if self.kind == "hnsw":
             return faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.config.hnsw_ef_search, 1))

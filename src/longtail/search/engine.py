@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -45,6 +46,7 @@ class SearchResults:
     facets: dict[str, list[tuple[str, int]]]
     query_terms: list[str]
     personalised: bool
+    total: int = 0  # fused candidates before the cut to k
 
 
 def recent_items_by_user(events: pl.DataFrame, limit: int) -> pl.DataFrame:
@@ -77,6 +79,7 @@ class SearchEngine:
         encoder: TextEncoder,
         config: LongtailConfig,
         recent: pl.DataFrame | None = None,
+        directory: Path | None = None,
     ) -> None:
         self.items = items
         self.lexical = lexical
@@ -88,6 +91,9 @@ class SearchEngine:
         self._titles = items["title"].to_list()
         self._ids = items["item_id"].to_list()
         self._filter_columns = filter_columns(items)
+        # Rows replaced by a later version of their item stay in both indexes but are never returned.
+        self._live: np.ndarray | None = None
+        self.directory = directory
 
     @classmethod
     def build(
@@ -114,7 +120,7 @@ class SearchEngine:
         lexical = LexicalIndex.build(texts, None if directory is None else directory / LEXICAL_DIR, config.search.fuzzy, config.search.fuzzy_min_length)
         dense = DenseIndex.build(vectors, config.search, config.seed)
         recent = recent_items_by_user(events, config.search.recent_items) if events is not None else None
-        engine = cls(items, lexical, dense, encoder, config, recent)
+        engine = cls(items, lexical, dense, encoder, config, recent, directory)
         if directory is not None:
             engine.save(directory)
         return engine
@@ -130,17 +136,76 @@ class SearchEngine:
         save_config(self.config, directory)
 
     @classmethod
-    def open(cls, directory: str | Path, encoder: TextEncoder | None = None) -> SearchEngine:
-        """Load an index folder written by `build(directory=...)`."""
+    def open(cls, directory: str | Path, encoder: TextEncoder | None = None, lexical_copy: str | Path | None = None) -> SearchEngine:
+        """Load an index folder written by `build(directory=...)`; with `lexical_copy`, the BM25 index is copied
+        there first, so items added later (`add_items`) never change the index folder itself."""
         directory = Path(directory)
         if not (directory / CONFIG_FILENAME).is_file() or not (directory / ITEMS_FILE).is_file():
             raise LongtailError(f"{directory}: not a search index; build one with `longtail index`")
         config = load_config(directory / CONFIG_FILENAME)
         vectors = np.load(directory / VECTORS_FILE)
-        lexical = LexicalIndex.open(directory / LEXICAL_DIR, config.search.fuzzy, config.search.fuzzy_min_length)
+        lexical_dir = directory / LEXICAL_DIR
+        if lexical_copy is not None:
+            shutil.copytree(lexical_dir, lexical_copy, dirs_exist_ok=True)
+            lexical_dir = Path(lexical_copy)
+        lexical = LexicalIndex.open(lexical_dir, config.search.fuzzy, config.search.fuzzy_min_length)
         dense = DenseIndex.open(directory, vectors, config.search)
         recent = pl.read_parquet(directory / RECENT_FILE)
-        return cls(pl.read_parquet(directory / ITEMS_FILE), lexical, dense, encoder or encoder_for(config), config, recent)
+        return cls(pl.read_parquet(directory / ITEMS_FILE), lexical, dense, encoder or encoder_for(config), config, recent, directory)
+
+    def row_of(self, item_id: str) -> int | None:
+        """The live catalogue row of an item, if it is indexed."""
+        return self._row_of.get(item_id)
+
+    def live_rows(self) -> np.ndarray | None:
+        """A mask of the rows that may be returned (None: all of them)."""
+        return self._live
+
+    def nearest(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k live rows whose item vectors are closest to a unit vector, and their cosines, best first."""
+        found, scores = self.dense.search(vector, k, self._live)
+        keep = found[0] >= 0
+        return found[0][keep], scores[0][keep]
+
+    def add_items(self, items: pl.DataFrame, vectors: np.ndarray | None = None) -> None:
+        """Make new or changed items searchable at once, without a rebuild: their texts are encoded (unless vectors
+        are given) and appended to the BM25 and ANN indexes; an earlier row of the same item is retired."""
+        if items.height == 0:
+            return
+        if items["item_id"].n_unique() != items.height:
+            raise LongtailError("item_id values must be unique within one batch of added items")
+        texts = item_texts(items)
+        if vectors is None:
+            vectors = self.encoder.encode(texts, self.config.encode.batch_size)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        first = self.items.height
+        added = items.select([name for name in self.items.columns if name in items.columns])
+        self.lexical.add(texts, first)
+        self.dense.add(vectors)
+        live = np.ones(first + items.height, dtype=bool)
+        if self._live is not None:
+            live[:first] = self._live
+        for row, item_id in enumerate(added["item_id"].to_list(), start=first):
+            previous = self._row_of.get(item_id)
+            if previous is not None:
+                live[previous] = False
+            self._row_of[item_id] = row
+        self._live = None if live.all() else live
+        self.items = pl.concat([self.items, added], how="diagonal_relaxed")
+        self._filter_columns = pl.concat([self._filter_columns, filter_columns(added)])
+        self._titles = [*self._titles, *added["title"].to_list()]
+        self._ids = [*self._ids, *added["item_id"].to_list()]
+
+    def forget_users(self, user_ids: list[str]) -> int:
+        """Drop users' recent items from memory and from the index folder's copy; how many rows left."""
+        kept = self.recent.filter(~pl.col("user_id").is_in(user_ids))
+        removed = self.recent.height - kept.height
+        self.recent = kept
+        if removed and self.directory is not None:
+            temporary = self.directory / f"{RECENT_FILE}.tmp"
+            kept.write_parquet(temporary)
+            temporary.replace(self.directory / RECENT_FILE)
+        return removed
 
     def profile_vector(self, user_id: str | None = None, item_ids: list[str] | None = None) -> np.ndarray | None:
         """A user's interest vector: the normalised mean of their recent items' vectors (None when unknown)."""
@@ -168,6 +233,8 @@ class SearchEngine:
         settings = self.config.search
         depth = max(settings.candidates, k)
         allowed = allowed_rows(self._filter_columns, search_filter)
+        if self._live is not None:
+            allowed = self._live if allowed is None else allowed & self._live
         empty = np.zeros(0, dtype=np.int64)
         lexical_rows, dense_rows = empty, empty
         if mode in ("hybrid", "lexical"):
@@ -194,7 +261,7 @@ class SearchEngine:
             for row, score in zip(rows[:k].tolist(), scores[:k].tolist())
         ]
         terms = self.lexical.query_terms(query) if mode != "dense" else []
-        return SearchResults(hits, facets, terms, personalised)
+        return SearchResults(hits, facets, terms, personalised, len(rows))
 
     def ranked_ids(self, query: str, k: int = 100, mode: Mode = "hybrid", query_vector: np.ndarray | None = None, lexical_weight: float | None = None) -> list[str]:
         """Just the ranked item ids, for evaluation runs."""

@@ -29,6 +29,14 @@ def _register_analyzer(index: tantivy.Index) -> None:
     index.register_tokenizer(ANALYZER, tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build())
 
 
+def _write(index: tantivy.Index, texts: Sequence[str], first_row: int) -> None:
+    writer = index.writer(_WRITER_HEAP_BYTES, 1)
+    for row, text in enumerate(texts, start=first_row):
+        writer.add_document(tantivy.Document(**{TEXT_FIELD: " ".join(tokenize(text)), ROW_FIELD: row}))
+    writer.commit()
+    writer.wait_merging_threads()
+
+
 class LexicalIndex:
     """BM25 (tantivy) over item texts; rows are item positions in the catalogue the index was built from."""
 
@@ -47,12 +55,14 @@ class LexicalIndex:
             Path(directory).mkdir(parents=True, exist_ok=True)
         index = tantivy.Index(_schema(), path=None if directory is None else str(directory), reuse=False)
         _register_analyzer(index)
-        writer = index.writer(_WRITER_HEAP_BYTES, 1)
-        for row, text in enumerate(texts):
-            writer.add_document(tantivy.Document(**{TEXT_FIELD: " ".join(tokenize(text)), ROW_FIELD: row}))
-        writer.commit()
-        writer.wait_merging_threads()
+        _write(index, texts, 0)
         return cls(index, fuzzy, fuzzy_min_length)
+
+    def add(self, texts: Sequence[str], first_row: int) -> None:
+        """Index more texts as rows first_row, first_row + 1, ...; searchable when this returns."""
+        _write(self.index, texts, first_row)
+        self.index.reload()
+        self.searcher = self.index.searcher()
 
     @classmethod
     def open(cls, directory: str | Path, fuzzy: bool = True, fuzzy_min_length: int = 4) -> LexicalIndex:

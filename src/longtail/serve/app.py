@@ -4,6 +4,7 @@
 
 import logging
 import math
+from dataclasses import replace
 from collections.abc import Callable, Coroutine, Mapping
 from importlib.resources import files
 from typing import Annotated, Any
@@ -17,10 +18,12 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from longtail.config import LongtailConfig
+from longtail.config import LongtailConfig, PrivacyConfig
 from longtail.errors import EventValidationError, StoreError, UnknownIdError
+from longtail.profile.pii import scrub_text
+from longtail.profile.pseudonym import pseudonymiser_from_config
 from longtail.serve.auth import verify_key
-from longtail.serve.events import EventBatch, validate_events
+from longtail.serve.events import EventBatch, StoredEvent, validate_events
 from longtail.serve.limits import BodyGuard
 from longtail.serve.metrics import CONTENT_TYPE, ApiMetrics, MetricsMiddleware
 from longtail.serve.ratelimit import RateLimiter
@@ -128,9 +131,30 @@ def _scoped_route_class(authorize: Callable[[Request, str], None]) -> type[APIRo
     return ScopedRoute
 
 
+def _stored_id(privacy: PrivacyConfig) -> Callable[[str], str]:
+    """How a user id the API receives is stored: its keyed pseudonym when ingestion pseudonymises ids, else itself."""
+    if not (privacy.enabled and privacy.pseudonymise):
+        return lambda user_id: user_id
+    # Resolved once at start-up, so a missing key stops the server instead of failing a request later.
+    return pseudonymiser_from_config(privacy).pseudonym
+
+
+def _ingest(privacy: PrivacyConfig, stored_id: Callable[[str], str]) -> Callable[[StoredEvent], StoredEvent]:
+    """A posted event as it is stored: user id pseudonymised and PII scrubbed from free text, as the privacy config asks."""
+    scrubbed = [column for column in privacy.scrub_columns.get("events", []) if column in ("query", "text")] if privacy.enabled and privacy.scrub_pii else []
+
+    def ingest(event: StoredEvent) -> StoredEvent:
+        clean = {column: scrub_text(value)[0] for column in scrubbed if (value := getattr(event, column))}
+        return replace(event, user_id=stored_id(event.user_id), **clean)
+
+    return ingest
+
+
 def create_app(config: LongtailConfig, services: Services, store: EventStore) -> FastAPI:
     """Build the API over a services object (search, recommendations, profiles) and an open event store."""
     serve = config.serve
+    stored_id = _stored_id(config.privacy)
+    ingest = _ingest(config.privacy, stored_id)
     metrics = ApiMetrics()
     limiter = RateLimiter(serve.rate_limit_per_second, serve.rate_limit_burst)
     bearer = HTTPBearer(auto_error=False, description="an API key from `longtail keys create`")
@@ -185,38 +209,44 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
         """Write a batch of events in one transaction; 201 means every one is committed and durable."""
         if len(batch.events) > serve.max_batch_events:
             raise ApiError(422, "too_many_events", f"at most {serve.max_batch_events} events per request; split the batch")
-        events = validate_events(batch.events, config.quality)
+        events = [ingest(event) for event in validate_events(batch.events, config.quality)]
         unknown = services.unknown_items(event.item_id for event in events if event.item_id is not None)
         if unknown:
             raise ApiError(422, "unknown_items", f"events reference unknown item_id(s) {', '.join(map(repr, unknown[:10]))}; post the items first; nothing was written")
         ids = store.append(events)
         metrics.events_written.inc(len(ids))
-        services.observe(events)
+        services.observe([replace(event, id=event_id) for event, event_id in zip(events, ids)])
         return EventsWritten(count=len(ids), ids=ids)
 
     @app.delete("/users/{user_id}", tags=["users"], **needs("admin"))
     def erase_user(user_id: UserId) -> Erased:
-        """Erase every event of a user and anything derived from them."""
-        deleted = store.delete_user(user_id)
+        """Erase every event of a user and anything derived from them, under their pseudonym and (for data stored before
+        pseudonymisation was switched on) their raw id."""
+        spellings = list(dict.fromkeys([stored_id(user_id), user_id]))
+        deleted = store.delete_users(spellings)
         if deleted == 0:
             raise ApiError(404, "unknown_id", f"no events for user_id {user_id!r}; nothing was erased")
-        services.forget_user(user_id)
+        for spelling in spellings:
+            services.forget_user(spelling)
         return Erased(user_id=user_id, events_deleted=deleted)
 
     @app.post("/search", tags=["search"], **needs("read"))
     def search(request: SearchRequest) -> SearchResponse:
         """Ranked items for a text query, with category and brand facets."""
-        return services.search(request)
+        return services.search(request if request.user_id is None else request.model_copy(update={"user_id": stored_id(request.user_id)}))
 
     @app.get("/users/{user_id}/recommendations", tags=["users"], **needs("read"))
     def recommendations(user_id: UserId, k: top_k = 10) -> Recommendations:
         """Items to recommend to a user; a user without events gets popular items."""
-        return services.recommend(user_id, k)
+        return services.recommend(stored_id(user_id), k).model_copy(update={"user_id": user_id})
 
     @app.get("/users/{user_id}/profile", tags=["users"], **needs("read"))
     def profile(user_id: UserId) -> Profile:
         """A user's profile; 404 for a user without events."""
-        return services.profile(user_id)
+        try:
+            return services.profile(stored_id(user_id)).model_copy(update={"user_id": user_id})
+        except UnknownIdError:
+            raise UnknownIdError(f"no events for user_id {user_id!r}") from None  # name the id the client sent
 
     @app.get("/items/{item_id}/similar", tags=["items"], **needs("read"))
     def similar(item_id: ItemId, k: top_k = 10) -> SimilarItems:

@@ -51,7 +51,8 @@ class DefaultServices:
 
     # -- popularity and items posted to other processes -----------------------------------------
 
-    def _popular(self) -> tuple[dict[str, int], list[str]]:
+    def popularity(self) -> tuple[dict[str, int], list[str]]:
+        """Event counts per item and the catalogue items ranked by them, refreshed every few seconds."""
         # A GROUP BY over every event per request would dominate latency; a ranking a few seconds old is fine.
         # The same refresh picks up items that other server processes sharing a PostgreSQL store were sent.
         if time.monotonic() - self._refreshed_at > self.refresh_seconds and self._refresh_lock.acquire(blocking=False):
@@ -72,7 +73,7 @@ class DefaultServices:
 
     def _fill(self, chosen: list[str], exclude: set[str], k: int) -> list[str]:
         """Top up a list with the most popular items, then any catalogue items, skipping excluded ones."""
-        _, ranked = self._popular()
+        _, ranked = self.popularity()
         taken = set(chosen) | exclude
         for item_id in (*ranked, *self.catalogue.snapshot()):
             if len(chosen) >= k:
@@ -83,7 +84,7 @@ class DefaultServices:
         return chosen
 
     def _hits(self, item_ids: Iterable[str]) -> list[ItemHit]:
-        popularity, _ = self._popular()
+        popularity, _ = self.popularity()
         hits = []
         for item_id in item_ids:
             item = self.catalogue.get(item_id)
@@ -96,7 +97,7 @@ class DefaultServices:
     def search(self, request: SearchRequest) -> SearchResponse:
         """Score = 2 per query term in the title + 1 per term in category, brand or description; ties by popularity."""
         terms = query_terms(request.query)
-        popularity, _ = self._popular()
+        popularity, _ = self.popularity()
         category = request.category.lower() if request.category else None
         brand = request.brand.lower() if request.brand else None
         matches: list[tuple[float, int, CatalogueItem]] = []
@@ -126,7 +127,7 @@ class DefaultServices:
         seen = {event.item_id for event in events if event.item_id}
         categories = Counter(item.category for item in map(self.catalogue.get, seen) if item is not None and item.category)
         favourite = {name for name, _ in categories.most_common(3)}
-        _, ranked = self._popular()
+        _, ranked = self.popularity()
         chosen: list[str] = []
         for item_id in ranked:
             if len(chosen) >= k:
@@ -142,7 +143,7 @@ class DefaultServices:
         item = self.catalogue.get(item_id)
         if item is None:
             raise UnknownIdError(f"unknown item_id {item_id!r}")
-        _, ranked = self._popular()
+        _, ranked = self.popularity()
         same_category = [other for other in ranked if other != item_id and item.category and self._field(other, "category") == item.category]
         same_brand = [other for other in ranked if other != item_id and item.brand and self._field(other, "brand") == item.brand]
         chosen = list(dict.fromkeys([*same_category, *same_brand]))[:k]

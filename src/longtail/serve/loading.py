@@ -1,38 +1,49 @@
-"""Open what `longtail serve --data DIR` serves: the items table, the event store, seeded once from the events table."""
+"""Open what `longtail serve --data DIR [--index DIR]` serves: the items table, the event store seeded once from the events table, the services."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 from pydantic import ValidationError
 
-from longtail.config import LongtailConfig
+from longtail.config import CONFIG_FILENAME, LongtailConfig
 from longtail.data.loaders import INVALID_FIELDS, load_table
 from longtail.data.schema import EVENTS, ITEMS
 from longtail.errors import EventValidationError, InputDataError
+from longtail.search.engine import ITEMS_FILE, SearchEngine
 from longtail.serve.catalogue import Catalogue
 from longtail.serve.defaults import DefaultServices
 from longtail.serve.events import EventIn, StoredEvent, validate_events
+from longtail.serve.services import Services
 from longtail.serve.store import EventStore, open_store
 
 log = logging.getLogger("longtail.serve")
 # Where a table may sit in a served directory: a plain export, or the clean tables an audit wrote.
 _CANDIDATES = ("{name}.parquet", "clean/{name}.parquet", "audit/clean/{name}.parquet", "{name}.csv", "{name}.jsonl")
 SEEDED_META = "seeded_from"
+INDEX_DIR = "index"  # a search index inside the served directory is used without being named
 
 
 @dataclass
 class Served:
-    """Everything the app factory needs, opened from one data directory."""
+    """Everything the app factory needs, opened from one data directory (and an index folder, when given)."""
 
     config: LongtailConfig
     store: EventStore
-    services: DefaultServices
+    services: Services
     seeded_events: int
     skipped_events: int
+    workdir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        """Close the store and remove the working copy of the BM25 index."""
+        self.store.close()
+        if self.workdir is not None:
+            self.workdir.cleanup()
 
 
 def find_table(data_dir: Path, name: str) -> Path | None:
@@ -69,9 +80,17 @@ def seed_store(store: EventStore, events_path: Path, config: LongtailConfig) -> 
     return len(events), skipped
 
 
-def open_served(data_dir: str | Path, config: LongtailConfig) -> Served:
-    """Load the catalogue (file items overlaid with posted items), open and seed the store, build the default services."""
+def find_index(data_dir: Path) -> Path | None:
+    """The search index folder inside a served directory, if one was built there."""
+    folder = data_dir / INDEX_DIR
+    return folder if (folder / CONFIG_FILENAME).is_file() and (folder / ITEMS_FILE).is_file() else None
+
+
+def open_served(data_dir: str | Path, config: LongtailConfig, index_dir: str | Path | None = None) -> Served:
+    """Load the catalogue (file items overlaid with posted items), open and seed the store, and build the services:
+    model-backed over a search index (`index_dir`, else DIR/index when built), the model-free defaults otherwise."""
     data_dir = Path(data_dir)
+    index_dir = index_dir if index_dir is not None else find_index(data_dir)
     items_path = find_table(data_dir, "items")
     if items_path is None:
         raise InputDataError(data_dir, "no items table found; expected one of " + ", ".join(p.format(name="items") for p in _CANDIDATES))
@@ -80,5 +99,18 @@ def open_served(data_dir: str | Path, config: LongtailConfig) -> Served:
     catalogue.upsert(store.items())
     events_path = find_table(data_dir, "events")
     seeded, skipped = seed_store(store, events_path, config) if events_path is not None else (0, 0)
-    services = DefaultServices(store, catalogue, config.serve.popularity_refresh_seconds)
-    return Served(config, store, services, seeded, skipped)
+    defaults = DefaultServices(store, catalogue, config.serve.popularity_refresh_seconds)
+    if index_dir is None:
+        return Served(config, store, defaults, seeded, skipped)
+    from longtail.serve.model_services import ModelServices
+
+    # Items posted later are added to a private copy of the BM25 index; the index folder stays as built.
+    workdir = tempfile.TemporaryDirectory(prefix="longtail-serve-")
+    try:
+        engine = SearchEngine.open(index_dir, lexical_copy=Path(workdir.name) / "lexical")
+        services = ModelServices(engine, store, defaults, config)
+    except BaseException:
+        workdir.cleanup()
+        store.close()
+        raise
+    return Served(config, store, services, seeded, skipped, workdir)

@@ -21,7 +21,9 @@ class SearchRequest(_Model):
     query: NonEmptyText = Field(examples=["sanding roll 120 grit"])
     k: int = Field(10, ge=1, le=100, description="how many results")
     user_id: Identifier | None = None
-    category: ShortText | None = Field(None, description="keep items whose category contains this text")
+    category: ShortText | None = Field(
+        None, description="keep items of this category: its path and sub-categories (model-backed), or containing this text (default services)"
+    )
     brand: ShortText | None = Field(None, description="keep items of this brand (case-insensitive)")
     price_min: float | None = Field(None, ge=0, allow_inf_nan=False)
     price_max: float | None = Field(None, ge=0, allow_inf_nan=False)
@@ -83,6 +85,62 @@ class Share(_Model):
     share: float
 
 
+class Contribution(_Model):
+    """An item behind part of a profile, with its share of that part's weight."""
+
+    item_id: str
+    share: float
+
+
+class Affinity(_Model):
+    """A category or brand, the user's time-decayed share of interest in it, and the items behind it."""
+
+    name: str
+    affinity: float
+    items: list[Contribution]
+
+
+class PriceBand(_Model):
+    """Quartiles of the prices of the items a user touched, over this many priced items."""
+
+    low: float
+    median: float
+    high: float
+    items: int
+
+
+class Activity(_Model):
+    """Events per active day, bucketed: occasional, regular, frequent or heavy."""
+
+    level: str
+    events_per_active_day: float
+    active_days: int
+
+
+class Moment(_Model):
+    """An event as a profile remembers it."""
+
+    item_id: str | None
+    event_type: str
+    timestamp: datetime
+
+
+class ProfileDetail(_Model):
+    """The parts of a live profile, each with the items or events behind it."""
+
+    long_term_items: list[Contribution] = Field(description="items weighing most in the time-decayed long-term interest vector")
+    session_start: datetime | None = Field(description="first event after the last pause longer than profile.session_gap_minutes")
+    session_events: int
+    session: list[Moment] = Field(description="the session's latest events")
+    session_items: list[Contribution] = Field(description="items behind the session (short-term) interest vector")
+    categories: list[Affinity]
+    brands: list[Affinity]
+    price_band: PriceBand | None = Field(description="absent when no touched item has a price")
+    activity: Activity
+    intent: dict[str, float] = Field(description="shares of event types within profile.intent_window_days of the last event")
+    intent_events: list[Moment] = Field(description="the latest events in the intent window")
+
+
 class Profile(_Model):
     """What the service knows about a user, and why: the counts and recent events it is built from."""
 
@@ -94,6 +152,7 @@ class Profile(_Model):
     top_brands: list[Share]
     recent_events: list[EventOut]
     source: str
+    detail: ProfileDetail | None = Field(None, description="the live profile with its explanation (model-backed services)")
 
 
 class ItemIn(_Model):

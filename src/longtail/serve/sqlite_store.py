@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,6 +10,8 @@ from pathlib import Path
 
 from longtail.errors import StoreError
 from longtail.serve.store import EventStore
+
+log = logging.getLogger("longtail.serve")
 
 
 class SqliteEventStore(EventStore):
@@ -35,6 +38,8 @@ class SqliteEventStore(EventStore):
             # FULL fsyncs the WAL at every commit; NORMAL (the usual WAL choice) may lose the last commits on power loss.
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA busy_timeout=30000")
+            # Deleted rows are overwritten with zeros, so an erased user cannot be read back from the file's free pages.
+            connection.execute("PRAGMA secure_delete=ON")
         except sqlite3.Error as error:
             raise StoreError(f"{self.path}: cannot open as an SQLite database: {error}") from None
         return connection
@@ -53,6 +58,18 @@ class SqliteEventStore(EventStore):
             cursor.execute("COMMIT")
         finally:
             cursor.close()
+
+    def _after_erasure(self) -> None:
+        """Copy the zeroed pages into the database and truncate the WAL, which still holds the old page images."""
+        try:
+            busy = self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.Error as error:
+            busy, reason = 1, str(error)
+        else:
+            reason = "readers held the WAL"
+        if busy:
+            # The erasure is committed either way; the next checkpoint overwrites what is left in the WAL.
+            log.warning("%s: events were erased but the WAL could not be truncated yet (%s)", self.path, reason)
 
     def _lock_migrations(self, cursor: sqlite3.Cursor) -> None:
         """BEGIN IMMEDIATE already holds the database's single write lock."""

@@ -191,7 +191,17 @@ class EventStore(ABC):
 
     def delete_user(self, user_id: str) -> int:
         """Erase every event of a user; return how many were deleted."""
-        return int(self._write("DELETE FROM events WHERE user_id = ?", [(user_id,)])[0])
+        return self.delete_users([user_id])
+
+    def delete_users(self, user_ids: Sequence[str]) -> int:
+        """Erase every event of several user ids (e.g. an id and its pseudonym) in one transaction; how many were deleted."""
+        deleted = sum(int(count) for count in self._write("DELETE FROM events WHERE user_id = ?", [(user_id,) for user_id in user_ids]))
+        if deleted:
+            self._after_erasure()
+        return deleted
+
+    def _after_erasure(self) -> None:
+        """Backend hook: make erased rows unrecoverable from the database files, where the backend can."""
 
     def popular_items(self, limit: int) -> list[tuple[str, int]]:
         """Items by how many events reference them, most first."""

@@ -1,0 +1,188 @@
+"""The incremental job: warm-start the sequential model on new events, keep it only if the newest events say it is not worse.
+
+A model folder holds `model.pt` (SASRec weights), `items.json` (the catalogue in index order), `history.parquet`
+(the events the model has seen, the context for the next update), `config.yaml`, and after each update
+`update.json` (the latest decision) and `updates.jsonl` (every decision). An update that is rolled back changes
+only the two decision files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from longtail.config import IncrementalConfig, LongtailConfig, save_config
+from longtail.data.splits import leave_one_out, user_sequences
+from longtail.errors import LongtailError
+from longtail.evaluate.harness import Evaluation, evaluate_scorer, make_validator
+from longtail.evaluate.significance import paired_bootstrap
+from longtail.models.base import TrainData
+from longtail.models.sequential import SASRec
+
+log = logging.getLogger(__name__)
+MODEL_FILE = "model.pt"
+ITEMS_FILE = "items.json"
+HISTORY_FILE = "history.parquet"
+DECISION_FILE = "update.json"
+DECISION_LOG = "updates.jsonl"
+HISTORY_COLUMNS = ("user_id", "item_id", "event_type", "timestamp")
+Encoder = Callable[[list[str]], np.ndarray]
+
+
+def _interactions(events: pl.DataFrame) -> pl.DataFrame:
+    """Events with an item, in the columns a model folder keeps."""
+    return events.filter(pl.col("item_id").is_not_null()).select(HISTORY_COLUMNS)
+
+
+def _with_age(events: pl.DataFrame) -> pl.DataFrame:
+    """Interactions with `order` (input row) and `age` (1 = the user's newest; equal times: the later row is newer)."""
+    return (
+        _interactions(events).with_row_index("order").sort(["user_id", "timestamp", "order"])
+        .with_columns((pl.len().over("user_id") - pl.int_range(pl.len()).over("user_id")).alias("age"))
+    )
+
+
+def hold_back(events: pl.DataFrame, newest: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(past, new): each user's `newest` latest interactions split off, e.g. to replay later as new events."""
+    aged = _with_age(events)
+    part = lambda keep: aged.filter(keep).sort("order").drop("order", "age")  # noqa: E731
+    return part(pl.col("age") > newest), part(pl.col("age") <= newest)
+
+
+def recent_slice(new_events: pl.DataFrame, config: IncrementalConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(to_train, recent): the newest new events are held out to judge the update and never trained on.
+
+    holdout `last`: each user's newest new event; `time`: every new event at or after a global time cut that
+    leaves `holdout_share` of the new events after it.
+    """
+    aged = _with_age(new_events)
+    if config.holdout == "last":
+        recent = pl.col("age") == 1
+    else:
+        recent = pl.col("timestamp") >= aged["timestamp"].quantile(1 - config.holdout_share, interpolation="higher")
+    part = lambda keep: aged.filter(keep).sort("order").drop("order", "age")  # noqa: E731
+    return part(~recent), part(recent)
+
+
+def _write_folder(directory: Path, model: SASRec, item_ids: list[str], history: pl.DataFrame, config: LongtailConfig) -> None:
+    """Write a complete model folder beside `directory`, then swap it in, so a reader never sees half of one."""
+    staging = directory.with_name(f".{directory.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    model.save(staging / MODEL_FILE)
+    (staging / ITEMS_FILE).write_text(json.dumps(item_ids), encoding="utf-8")
+    history.write_parquet(staging / HISTORY_FILE)
+    save_config(config, staging)
+    for name in (DECISION_FILE, DECISION_LOG):
+        if (directory / name).is_file():
+            shutil.copyfile(directory / name, staging / name)
+    retired = directory.with_name(f".{directory.name}.retired")
+    shutil.rmtree(retired, ignore_errors=True)
+    if directory.exists():
+        os.replace(directory, retired)
+    os.replace(staging, directory)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def train_model_folder(items: pl.DataFrame, events: pl.DataFrame, config: LongtailConfig, out_dir: str | Path,
+                       encode: Encoder | None = None) -> SASRec:
+    """Fit SASRec on the events (each user's last two interactions pick the epoch) and write a model folder."""
+    split = leave_one_out(items, events)
+    vectors = encode(split.item_ids) if encode is not None and config.recommend.sequential.text_init != "none" else None
+    model = SASRec(config.recommend.sequential)
+    model.fit(TrainData(split.n_items, split.train, split.valid, vectors, config.seed), make_validator(split, config.recommend))
+    _write_folder(Path(out_dir), model, split.item_ids, _interactions(events), config)
+    return model
+
+
+def _old_model_scorer(model: SASRec, n_items: int) -> Callable[[list[np.ndarray]], np.ndarray]:
+    """The fitted model's scores over a grown catalogue: it reads only items it knows and never ranks a new one."""
+
+    def score(histories: list[np.ndarray]) -> np.ndarray:
+        scores = np.full((len(histories), n_items), -np.inf, dtype=np.float32)
+        scores[:, : model.n_items_] = model.score([h[h < model.n_items_] for h in histories])
+        return scores
+
+    return score
+
+
+def _judge(scorer: Callable[[list[np.ndarray]], np.ndarray], histories: list[np.ndarray], targets: list[np.ndarray],
+           config: LongtailConfig) -> Evaluation:
+    """Full-ranking metrics of one scorer on the held-out newest events (no segments: only the guard metric matters)."""
+    counts = np.bincount(np.concatenate(histories), minlength=1) if histories else np.zeros(1, np.int64)
+    return evaluate_scorer(scorer, histories, targets, counts, config.recommend, segments=False)
+
+
+def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: pl.DataFrame, config: LongtailConfig,
+                        encode: Encoder | None = None) -> dict:
+    """Warm-start the folder's model on `new_events`; replace it only if it is not worse on the newest events.
+
+    The newest new events (see `recent_slice`) are held out; the rest train a copy of the model, starting from its
+    saved weights, for `incremental.epochs` passes. Both models then rank the whole grown catalogue for each
+    held-out event, reading the same histories (every earlier event). The new model is kept when its metric is at
+    least the old one's minus `incremental.tolerance`; otherwise the folder keeps the old model. Either way the
+    decision is written to `update.json` (and appended to `updates.jsonl`) and returned.
+    """
+    directory = Path(directory)
+    settings = config.incremental
+    started = time.perf_counter()
+    if not (directory / MODEL_FILE).is_file():
+        raise LongtailError(f"{directory}: no {MODEL_FILE}; train a model folder first (longtail train)")
+    old_ids: list[str] = json.loads((directory / ITEMS_FILE).read_text(encoding="utf-8"))
+    history = pl.read_parquet(directory / HISTORY_FILE)
+    to_train, recent = recent_slice(new_events, settings)
+    if recent.is_empty():
+        raise LongtailError("the new events hold no interaction to judge the update on")
+    known = set(old_ids)
+    added = [i for i in dict.fromkeys([*to_train["item_id"].to_list(), *recent["item_id"].to_list(), *items["item_id"].to_list()]) if i not in known]
+    item_ids = old_ids + added
+    context = pl.concat([history, to_train])
+    context_users, context_sequences = user_sequences(item_ids, context)
+    by_user = dict(zip(context_users, context_sequences))
+    recent_users, recent_targets = user_sequences(item_ids, recent)
+    empty = np.zeros(0, dtype=np.int64)
+    histories = [by_user.get(user, empty) for user in recent_users]
+    targets = [np.unique(t) for t in recent_targets]
+
+    old = SASRec.load(directory / MODEL_FILE)
+    before = _judge(_old_model_scorer(old, len(item_ids)), histories, targets, config)
+    if settings.metric not in before.metrics:
+        raise LongtailError(f"incremental.metric '{settings.metric}' is not measured; choose one of {', '.join(before.metrics)}")
+    candidate = SASRec.load(directory / MODEL_FILE)
+    candidate.config = candidate.config.model_copy(update={"epochs": settings.epochs, "lr": settings.lr})
+    new_per_user = dict(to_train["user_id"].value_counts().iter_rows())
+    trained_users = [user for user in context_users if user in new_per_user]
+    training = [by_user[user] for user in trained_users]
+    learn_from = [len(by_user[user]) - new_per_user[user] for user in trained_users]  # older events are context only
+    vectors = encode(item_ids) if encode is not None and candidate.config.text_init != "none" else None
+    candidate.partial_fit(TrainData(len(item_ids), training, None, vectors, config.seed), learn_from=learn_from)
+    after = _judge(candidate.score, histories, targets, config)
+
+    old_value, new_value = before.metrics[settings.metric], after.metrics[settings.metric]
+    keep = new_value >= old_value - settings.tolerance
+    decision = {
+        "decision": "replaced" if keep else "rolled_back",
+        "metric": settings.metric, "old": old_value, "new": new_value, "difference": new_value - old_value, "tolerance": settings.tolerance,
+        "new_minus_old_ci": paired_bootstrap(after.per_user["all"][settings.metric], before.per_user["all"][settings.metric],
+                                             config.recommend.bootstrap_samples, config.seed),
+        "evaluated_users": len(recent_users), "new_events": new_events.height, "trained_events": to_train.height,
+        "held_out_events": recent.height, "trained_users": len(training), "items_before": len(old_ids), "items_added": len(added),
+        "seconds": round(time.perf_counter() - started, 2), "decided_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": {"incremental": settings.model_dump(), "sequential": candidate.config.model_dump(), "seed": config.seed},
+    }
+    log.info("incremental update %s: %s old %.4f new %.4f (tolerance %.4f)", decision["decision"], settings.metric, old_value, new_value, settings.tolerance)
+    if keep:
+        _write_folder(directory, candidate, item_ids, pl.concat([history, _interactions(new_events)]), config)
+    (directory / DECISION_FILE).write_text(json.dumps(decision, indent=1), encoding="utf-8")
+    with (directory / DECISION_LOG).open("a", encoding="utf-8") as journal:
+        journal.write(json.dumps(decision) + "\n")
+    return decision

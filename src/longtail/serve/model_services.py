@@ -1,0 +1,292 @@
+"""Model-backed services: hybrid search personalised by live profiles, profile-driven recommendations, vector similarity."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from itertools import chain
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from longtail.config import LongtailConfig
+from longtail.data.schema import ITEMS
+from longtail.encode.encoder import item_texts
+from longtail.errors import UnknownIdError
+from longtail.profile.profiles import ProfileItem, UserProfile, build_profile, interest_vector, summarise, update
+from longtail.search.engine import SearchEngine
+from longtail.search.filters import SearchFilter
+from longtail.serve.defaults import ITEM_SYNC_MARGIN, DefaultServices
+from longtail.serve.events import StoredEvent
+from longtail.serve.schemas import (
+    EventOut,
+    ItemHit,
+    ItemIn,
+    Profile,
+    ProfileDetail,
+    Recommendations,
+    SearchRequest,
+    SearchResponse,
+    Share,
+    SimilarItems,
+)
+from longtail.serve.store import EventStore
+
+RECENT_EVENTS = 20
+# Columns of a posted item the engine indexes or shows; created_at is not one of them.
+_INDEXED_COLUMNS = tuple(name for name in ITEMS.column_names if name != "created_at")
+
+
+@dataclass
+class _Live:
+    """A cached profile and the largest store event id folded into it, so no event is counted twice."""
+
+    profile: UserProfile
+    last_event_id: int
+    built_at: float
+
+
+def items_frame(records: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
+    """Posted item records (ItemIn dumps or stored JSON) as a canonical items table the engine can index."""
+    rows = []
+    for record in records:
+        row = {name: record.get(name) for name in _INDEXED_COLUMNS}
+        if row["attributes"] is not None and not isinstance(row["attributes"], str):
+            row["attributes"] = json.dumps(row["attributes"], ensure_ascii=False, sort_keys=True)
+        rows.append(row)
+    return pl.DataFrame(rows, schema={name: ITEMS.columns[name] for name in _INDEXED_COLUMNS})
+
+
+def _record_key(record: Mapping[str, Any]) -> str:
+    return json.dumps({name: record.get(name) for name in _INDEXED_COLUMNS}, sort_keys=True, default=str, ensure_ascii=False)
+
+
+class ModelServices:
+    """Search, recommendations, similar items and profiles from a search index and profiles updated by every event.
+
+    One lock guards the engine and the profile cache: adding items changes the BM25 and ANN structures in place,
+    and a profile must not be rebuilt from the store while an event is being folded into it."""
+
+    def __init__(self, engine: SearchEngine, store: EventStore, fallback: DefaultServices, config: LongtailConfig) -> None:
+        self.engine = engine
+        self.store = store
+        self.fallback = fallback
+        self.settings = config.profile
+        self.refresh_seconds = config.serve.popularity_refresh_seconds
+        self._lock = threading.RLock()
+        self._profiles: OrderedDict[str, _Live] = OrderedDict()
+        self._versions: dict[str, str] = {}
+        self._synced_at = datetime.now(UTC)
+        self._checked_at = time.monotonic()
+        self._add_records(store.items())
+
+    # -- items ---------------------------------------------------------------------------------
+
+    def _add_records(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Encode and index posted items whose content the engine does not have yet."""
+        fresh = {record["item_id"]: record for record in records if self._versions.get(record["item_id"]) != _record_key(record)}
+        if not fresh:
+            return
+        frame = items_frame(fresh.values())
+        # Encoding is the slow part; it runs outside the lock so searches carry on meanwhile.
+        vectors = self.engine.encoder.encode(item_texts(frame), self.engine.config.encode.batch_size)
+        with self._lock:
+            self.engine.add_items(frame, vectors)
+            self._versions.update({item_id: _record_key(record) for item_id, record in fresh.items()})
+
+    def _sync_items(self, force: bool = False) -> None:
+        """Index items another server process was sent (they reach this one through the shared store)."""
+        if not force and time.monotonic() - self._checked_at < self.refresh_seconds:
+            return
+        self._checked_at = time.monotonic()
+        synced_at = datetime.now(UTC)
+        self._add_records(self.store.items(updated_since=self._synced_at - ITEM_SYNC_MARGIN))
+        self._synced_at = synced_at
+
+    def unknown_items(self, item_ids: Iterable[str]) -> list[str]:
+        """Ids in neither the index nor the catalogue, after picking up items other processes were sent."""
+        wanted = list(item_ids)
+        if any(self.engine.row_of(item_id) is None for item_id in wanted):
+            self._sync_items(force=True)
+        return self.fallback.unknown_items(wanted)
+
+    def upsert_items(self, items: Sequence[ItemIn]) -> None:
+        """Encode the items and add them to the BM25 and ANN indexes: searchable and recommendable on return."""
+        records = [item.model_dump() for item in items]
+        self._add_records(records)
+        self.fallback.upsert_items(items)
+
+    def _hit(self, row: int, score: float) -> ItemHit:
+        item = self.engine.items.row(row, named=True)
+        return ItemHit(item_id=item["item_id"], title=item["title"], category=item.get("category"), brand=item.get("brand"), price=item.get("price"), score=round(float(score), 6))
+
+    def _profile_items(self, item_ids: Iterable[str | None]) -> dict[str, ProfileItem]:
+        found = {}
+        for item_id in {item_id for item_id in item_ids if item_id is not None}:
+            row = self.engine.row_of(item_id)
+            if row is not None:
+                item = self.engine.items.row(row, named=True)
+                found[item_id] = ProfileItem(item_id, self.engine.dense.vectors[row], item.get("category"), item.get("brand"), item.get("price"))
+        return found
+
+    # -- live profiles -------------------------------------------------------------------------
+
+    def live_profile(self, user_id: str) -> UserProfile | None:
+        """The user's profile: from the cache, else built from their latest events in the store (None: no events)."""
+        with self._lock:
+            self._expire()
+            cached = self._profiles.get(user_id)
+            if cached is not None:
+                self._profiles.move_to_end(user_id)
+                return cached.profile
+            events = self.store.user_events(user_id, self.settings.max_events)
+            if not events:
+                return None
+            frame = pl.DataFrame(
+                {"item_id": [e.item_id for e in events], "event_type": [e.event_type for e in events], "timestamp": [e.timestamp for e in events]},
+                schema={"item_id": pl.String, "event_type": pl.String, "timestamp": pl.Datetime("us", "UTC")},
+            )
+            profile = build_profile(user_id, frame, self._profile_items(e.item_id for e in events), self.settings)
+            self._profiles[user_id] = _Live(profile, max(e.id or 0 for e in events), time.monotonic())
+            while len(self._profiles) > self.settings.cache_users:
+                self._profiles.popitem(last=False)
+            return profile
+
+    def _expire(self) -> None:
+        """Drop profiles older than profile.cache_seconds: another process may have added events or erased the user."""
+        oldest = time.monotonic() - self.settings.cache_seconds
+        for user_id in [user_id for user_id, live in self._profiles.items() if live.built_at < oldest]:
+            del self._profiles[user_id]
+
+    def cached_users(self) -> list[str]:
+        """Users whose live profile is in memory."""
+        with self._lock:
+            return list(self._profiles)
+
+    def observe(self, events: Sequence[StoredEvent]) -> None:
+        """Fold just-committed events into the cached profiles of their users; others are built on first use."""
+        by_user: dict[str, list[StoredEvent]] = defaultdict(list)
+        for event in events:
+            by_user[event.user_id].append(event)
+        with self._lock:
+            for user_id, batch in by_user.items():
+                live = self._profiles.get(user_id)
+                if live is None:
+                    continue
+                items = self._profile_items(event.item_id for event in batch)
+                for event in batch:
+                    # A profile built from the store after this event committed already holds it.
+                    if event.id is not None and event.id <= live.last_event_id:
+                        continue
+                    live.profile = update(live.profile, event, items.get(event.item_id) if event.item_id else None, self.settings)
+                    live.last_event_id = max(live.last_event_id, event.id or 0)
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop the user's live profile and their recent items in the index (memory and folder)."""
+        with self._lock:
+            self._profiles.pop(user_id, None)
+            self.engine.forget_users([user_id])
+        self.fallback.forget_user(user_id)
+
+    # -- Services ------------------------------------------------------------------------------
+
+    def search(self, request: SearchRequest) -> SearchResponse:
+        """Hybrid BM25 + dense search; with a user id, re-ranked by the user's live interest vector."""
+        self._sync_items()
+        profile = self.live_profile(request.user_id) if request.user_id else None
+        vector = interest_vector(profile, self.settings.short_term_weight) if profile is not None else None
+        search_filter = SearchFilter(request.category, request.brand, request.price_min, request.price_max)
+        with self._lock:
+            results = self.engine.search(request.query, request.k, search_filter, profile=vector)
+            hits = [self._hit(hit.row, hit.score) for hit in results.hits]
+        facets = {name: dict(counts) for name, counts in results.facets.items()}
+        source = "model:hybrid+profile" if results.personalised else "model:hybrid"
+        return SearchResponse(query=request.query, total=results.total, items=hits, facets=facets, source=source)
+
+    def recommend(self, user_id: str, k: int) -> Recommendations:
+        """Score = trust x cosine(item, blended session and long-term vector) + (1 - trust) x log-popularity, where trust
+        grows with the user's history (half at profile.history_prior_events events); never items the user touched."""
+        self._sync_items()
+        profile = self.live_profile(user_id)
+        seen = set(profile.touches) if profile is not None else set()
+        counts, ranked = self.fallback.popularity()
+        depth = self.settings.candidates + len(seen)
+        with self._lock:
+            popular = self._rows_not_seen(ranked[:depth], seen)
+            vector = interest_vector(profile, self.settings.short_term_weight) if profile is not None else None
+            ids = self.engine.items.get_column("item_id")
+            if vector is None:
+                rows, source, trust = popular, "model:popularity", 0.0
+            else:
+                nearest = self._rows_not_seen(ids.gather(self.engine.nearest(vector, depth)[0]).to_list(), seen)
+                rows = np.array(list(dict.fromkeys([*nearest.tolist(), *popular.tolist()])), dtype=np.int64)
+                source = "model:profile+popularity"
+                trust = profile.events / (profile.events + self.settings.history_prior_events)  # type: ignore[union-attr]
+            # Log counts: the head item should not outweigh every other signal by orders of magnitude.
+            ceiling = np.log1p(max(counts.values(), default=0)) or 1.0
+            popularity = np.log1p(np.array([counts.get(item_id, 0) for item_id in ids.gather(rows).to_list()], dtype=np.float64)) / ceiling
+            similarity = self.engine.dense.vectors[rows] @ vector if vector is not None else np.zeros(len(rows))
+            scores = trust * similarity + (1.0 - trust) * popularity
+            order = np.argsort(-scores, kind="stable")
+            ranked_rows = zip(rows[order].tolist(), scores[order].tolist())
+            hits = [self._hit(row, score) for row, score in self._unseen(ranked_rows, seen, k)]
+        return Recommendations(user_id=user_id, items=hits, source=source)
+
+    def _rows_not_seen(self, item_ids: Iterable[str], seen: set[str]) -> np.ndarray:
+        """Live rows of the items, in order, leaving out those the user touched."""
+        return np.array([row for row in map(self.engine.row_of, (i for i in item_ids if i not in seen)) if row is not None], dtype=np.int64)
+
+    def _unseen(self, ranked: Iterable[tuple[int, float]], seen: set[str], k: int) -> list[tuple[int, float]]:
+        """The first k live rows the user has not touched, topped up in catalogue order when the ranking runs short."""
+        ids, live = self.engine.items.get_column("item_id"), self.engine.live_rows()
+        chosen: list[tuple[int, float]] = []
+        taken: set[int] = set()
+        for row, score in chain(ranked, ((row, 0.0) for row in range(len(ids)))):
+            if len(chosen) >= k:
+                break
+            if row not in taken and ids[row] not in seen and (live is None or live[row]):
+                chosen.append((row, score))
+                taken.add(row)
+        return chosen
+
+    def similar(self, item_id: str, k: int) -> SimilarItems:
+        """The items whose text vectors are closest to this item's."""
+        self._sync_items()
+        with self._lock:
+            row = self.engine.row_of(item_id)
+            if row is None:
+                if item_id in self.fallback.catalogue:
+                    return self.fallback.similar(item_id, k)
+                raise UnknownIdError(f"unknown item_id {item_id!r}")
+            rows, scores = self.engine.nearest(self.engine.dense.vectors[row], k + 1)
+            hits = [self._hit(other, score) for other, score in zip(rows.tolist(), scores.tolist()) if other != row][:k]
+        return SimilarItems(item_id=item_id, items=hits, source="model:item-vectors")
+
+    def profile(self, user_id: str) -> Profile:
+        """The live profile with its explanation, plus the user's latest stored events."""
+        profile = self.live_profile(user_id)
+        if profile is None or profile.last_seen is None:
+            raise UnknownIdError(f"no events for user_id {user_id!r}")
+        summary = summarise(profile, self.settings)
+        events = self.store.user_events(user_id, RECENT_EVENTS)
+        detail = {key: value for key, value in asdict(summary).items() if key in ProfileDetail.model_fields}
+        return Profile(
+            user_id=user_id,
+            event_count=self.store.count(user_id),
+            last_seen=profile.last_seen,
+            event_types=dict(profile.event_types),
+            top_categories=[Share(name=a.name, share=a.affinity) for a in summary.categories],
+            top_brands=[Share(name=a.name, share=a.affinity) for a in summary.brands],
+            recent_events=[
+                EventOut(id=e.id or 0, item_id=e.item_id, event_type=e.event_type, timestamp=e.timestamp, session_id=e.session_id, query=e.query, rating=e.rating)
+                for e in events
+            ],
+            source="model:live-profile",
+            detail=ProfileDetail.model_validate(detail),
+        )

@@ -1,0 +1,94 @@
+"""Incremental job on real users: good new events replace the model, corrupted ones are rolled back untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import polars as pl
+import pytest
+
+from longtail.config import IncrementalConfig, LongtailConfig, RecommendConfig, SequentialConfig
+from longtail.data.adapters import load_dataset
+from longtail.models.sequential import SASRec
+from longtail.pipeline.incremental import (
+    DECISION_FILE, DECISION_LOG, HISTORY_FILE, ITEMS_FILE, MODEL_FILE, hold_back, recent_slice, train_model_folder, update_model_folder,
+)
+
+TINY = SequentialConfig(hidden=32, blocks=1, heads=1, max_len=20, dropout=0.2, epochs=15, patience=5, lr=3e-3, threads=1)
+CONFIG = LongtailConfig(recommend=RecommendConfig(sequential=TINY, bootstrap_samples=200), incremental=IncrementalConfig(epochs=10, lr=1e-2))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, datasets_root):
+    """800 real users; each one's 3 newest reviews arrive later as new events. The model knows only the older items."""
+    data = load_dataset("scientific", datasets_root)
+    users = data.events["user_id"].unique().sort().head(800)
+    past, new = hold_back(data.events.filter(pl.col("user_id").is_in(users.implode())), 3)
+    folder = tmp_path_factory.mktemp("incremental") / "model"
+    train_model_folder(data.items.filter(pl.col("item_id").is_in(past["item_id"].implode())), past, CONFIG, folder)
+    return data.items, past, new, folder
+
+
+def _copy(folder, tmp_path):
+    target = tmp_path / "model"
+    shutil.copytree(folder, target)
+    return target
+
+
+def _digest(folder) -> dict[str, str]:
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in (MODEL_FILE, ITEMS_FILE, HISTORY_FILE)}
+
+
+@pytest.mark.slow
+def test_good_new_events_replace_the_model_and_new_items_get_rows(trained, tmp_path) -> None:
+    items, past, new, folder = trained
+    folder = _copy(folder, tmp_path)
+    before = json.loads((folder / ITEMS_FILE).read_text())
+    decision = update_model_folder(folder, new, items, CONFIG)
+    assert decision["decision"] == "replaced" and decision["new"] > decision["old"]
+    assert decision["evaluated_users"] == 800 and decision["held_out_events"] == 800 and decision["trained_events"] == 1600
+    after = json.loads((folder / ITEMS_FILE).read_text())
+    assert after[: len(before)] == before and len(after) == len(before) + decision["items_added"] > len(before)
+    assert SASRec.load(folder / MODEL_FILE).n_items_ == len(after)
+    assert pl.read_parquet(folder / HISTORY_FILE).height == past.height + new.height
+    written = json.loads((folder / DECISION_FILE).read_text())
+    assert written["decision"] == "replaced" and written["config"]["incremental"]["tolerance"] == CONFIG.incremental.tolerance
+
+
+@pytest.mark.slow
+def test_corrupted_new_events_are_rolled_back_and_the_model_stays_untouched(trained, tmp_path) -> None:
+    items, _, new, folder = trained
+    folder = _copy(folder, tmp_path)
+    untouched = _digest(folder)
+    # an id-mapping bug: every trained-on event points at the wrong item (a fixed random relabelling of the catalogue)
+    ids = items["item_id"].to_list()
+    relabel = dict(zip(ids, np.random.default_rng(1).permutation(ids).tolist()))
+    newest = pl.col("timestamp").rank("ordinal", descending=True).over("user_id") == 1
+    corrupted = new.with_columns(pl.when(newest).then(pl.col("item_id")).otherwise(pl.col("item_id").replace_strict(relabel)).alias("item_id"))
+    decision = update_model_folder(folder, corrupted, items, CONFIG)
+    assert decision["decision"] == "rolled_back" and decision["new"] < decision["old"] - decision["tolerance"]
+    assert _digest(folder) == untouched
+    assert json.loads((folder / DECISION_FILE).read_text())["decision"] == "rolled_back"
+    assert len((folder / DECISION_LOG).read_text().splitlines()) == 1
+
+
+def _frame(rows: list[tuple[str, str, int]]) -> pl.DataFrame:
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    return pl.DataFrame({"user_id": [r[0] for r in rows], "item_id": [r[1] for r in rows], "event_type": ["view"] * len(rows),
+                         "timestamp": [start + timedelta(hours=r[2]) for r in rows]}).with_columns(pl.col("timestamp").dt.cast_time_unit("us"))
+
+
+def test_hold_back_and_recent_slices() -> None:
+    events = _frame([("a", "i1", 1), ("a", "i2", 2), ("b", "i3", 5), ("a", "i4", 3), ("b", "i5", 9), ("b", "i6", 7)])
+    past, new = hold_back(events, 1)
+    assert new["item_id"].to_list() == ["i4", "i5"] and past["item_id"].to_list() == ["i1", "i2", "i3", "i6"]
+    same_time = _frame([("a", "i1", 1), ("a", "i2", 1), ("a", "i3", 1)])
+    assert hold_back(same_time, 1)[1]["item_id"].to_list() == ["i3"]  # equal times: the later row is the newer
+    train, recent = recent_slice(events, IncrementalConfig(holdout="last"))
+    assert sorted(recent["item_id"].to_list()) == ["i4", "i5"] and train.height == 4
+    train, recent = recent_slice(events, IncrementalConfig(holdout="time", holdout_share=0.34))
+    assert recent["item_id"].to_list() == ["i5", "i6"] and train["item_id"].to_list() == ["i1", "i2", "i3", "i4"]
