@@ -118,6 +118,12 @@ class SASRecNetwork(nn.Module):
         return self.norm(x)
 
 
+def sampling_log_probabilities(counts: np.ndarray, exponent: float = 1.0) -> torch.Tensor:
+    """log q(i) of the sampled softmax's negative sampler: q proportional to count^exponent (1 = popularity, 0 = uniform)."""
+    weights = (np.asarray(counts, dtype=np.float64) + 1e-9) ** exponent
+    return torch.log(torch.as_tensor(weights / weights.sum(), dtype=torch.float32))
+
+
 def _left_pad(sequences: Sequence[np.ndarray], length: int) -> torch.Tensor:
     batch = np.zeros((len(sequences), length), dtype=np.int64)
     for row, sequence in enumerate(sequences):
@@ -143,25 +149,40 @@ class SASRec(Recommender):
     def from_config(cls, config: RecommendConfig) -> Self:
         return cls(config.sequential)
 
-    def _training_windows(self, histories: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Item indices shifted by one (0 = padding), the newest max_len + 1 items of each history of length >= 2."""
+    def _training_windows(self, data: TrainData) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """Item indices shifted by one (0 = padding, which a masked position becomes), the newest max_len + 1
+        items of each history with two or more unmasked items, and those histories' loss weights."""
         span = self.config.max_len + 1
-        return [h[-span:] + 1 for h in histories if len(h) >= 2]
+        keep = [i for i, h in enumerate(data.histories) if np.count_nonzero(h >= 0) >= 2]
+        weights = None if data.weights is None else np.asarray(data.weights, dtype=np.float32)[keep]
+        return [data.histories[i][-span:] + 1 for i in keep], weights
 
-    def _loss(self, hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-        """Softmax cross-entropy on non-padded positions only, full or sampled with logQ correction."""
-        positions = targets > 0
-        selected = hidden[positions]
-        labels = targets[positions]
+    def _logits(self, selected: torch.Tensor, labels: torch.Tensor, table: torch.Tensor, log_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the column of the true item: over all items, or the positive then the sampled negatives."""
         if self.config.loss == "ce":
-            return F.cross_entropy(selected @ table[1:].T, labels - 1)
+            return selected @ table[1:].T, labels - 1
         negatives = torch.multinomial(log_q.exp(), self.config.negatives, replacement=True)
-        # subtracting log q undoes the sampler's preference for popular items (Yi et al. 2019)
-        positive = (selected * table[labels]).sum(-1) - log_q[labels - 1]
-        negative = selected @ table[negatives + 1].T - log_q[negatives]
+        positive = (selected * table[labels]).sum(-1)
+        negative = selected @ table[negatives + 1].T
+        if self.config.logq:
+            # subtracting log q undoes the sampler's preference for popular items (Yi et al. 2019)
+            positive = positive - log_q[labels - 1]
+            negative = negative - log_q[negatives]
         negative = negative.masked_fill(negatives[None, :] == (labels - 1)[:, None], float("-inf"))
-        logits = torch.cat([positive[:, None], negative], dim=1)
-        return F.cross_entropy(logits, torch.zeros(len(labels), dtype=torch.long))
+        return torch.cat([positive[:, None], negative], dim=1), torch.zeros(len(labels), dtype=torch.long)
+
+    def _loss(self, hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, log_q: torch.Tensor,
+              weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Softmax cross-entropy on non-padded positions only, full or sampled with logQ correction.
+
+        With per-sequence `weights` every position of a sequence carries its weight: a weighted mean.
+        """
+        positions = targets > 0
+        logits, labels = self._logits(hidden[positions], targets[positions], table, log_q)
+        if weights is None:
+            return F.cross_entropy(logits, labels)
+        position_weights = weights[:, None].expand_as(targets)[positions]
+        return (F.cross_entropy(logits, labels, reduction="none") * position_weights).sum() / position_weights.sum()
 
     def fit(self, data: TrainData, validate: Validator | None = None) -> Self:
         config = self.config
@@ -172,10 +193,11 @@ class SASRec(Recommender):
         self.n_items_ = data.n_items
         self.network_ = SASRecNetwork(ItemEmbedding(data.n_items, config.hidden, config.text_init, data.item_vectors, counts > 0), config)
         optimiser = torch.optim.AdamW(self.network_.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.98))
-        windows = self._training_windows(data.histories)
+        windows, window_weights = self._training_windows(data)
         if not windows:
             raise LongtailError("sequential model: no history has two or more items to learn from")
-        log_q = torch.log(torch.as_tensor(counts + 1e-9, dtype=torch.float32) / counts.sum())
+        log_q = sampling_log_probabilities(counts, config.negative_exponent)
+        out_of_time = lambda: config.max_train_seconds is not None and time.perf_counter() - started > config.max_train_seconds  # noqa: E731
         best_score, best_state, stale = -math.inf, None, 0
         self.history_: list[dict[str, float]] = []
         started = time.perf_counter()
@@ -184,12 +206,17 @@ class SASRec(Recommender):
             order = generator.permutation(len(windows))
             total, steps = 0.0, 0
             for start in range(0, len(order), config.batch_size):
-                chosen = [windows[i] for i in order[start : start + config.batch_size]]
+                # the cap binds inside an epoch too, so runs with more training sequences get the same wall time
+                if steps and out_of_time():
+                    break
+                picked = order[start : start + config.batch_size]
+                chosen = [windows[i] for i in picked]
                 length = max(len(w) for w in chosen) - 1
                 inputs = _left_pad([w[:-1] for w in chosen], length)
                 targets = _left_pad([w[1:] for w in chosen], length)
                 table = self.network_.items()
-                loss = self._loss(self.network_(inputs, table), targets, table, log_q)
+                weights = None if window_weights is None else torch.from_numpy(window_weights[picked])
+                loss = self._loss(self.network_(inputs, table), targets, table, log_q, weights)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -204,8 +231,7 @@ class SASRec(Recommender):
                     stale += 1
             self.history_.append(record)
             log.info("epoch %(epoch)d loss %(loss).4f valid %(valid).4f at %(seconds).0fs", {"valid": float("nan"), **record})
-            out_of_time = config.max_train_seconds is not None and record["seconds"] > config.max_train_seconds
-            if stale >= config.patience or out_of_time:
+            if stale >= config.patience or (config.max_train_seconds is not None and record["seconds"] > config.max_train_seconds):
                 break
         if best_state is not None:
             self.network_.load_state_dict(best_state)

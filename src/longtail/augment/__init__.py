@@ -1,0 +1,1 @@
+"""Augmentation: synthetic training rows from text, behaviour sequences, embeddings and generative models."""
