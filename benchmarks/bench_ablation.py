@@ -40,8 +40,7 @@ def main() -> int:
         log.info("%s: NDCG@10 %.4f tail NDCG@10 %.4f (%d epochs, %.0fs)", latest["model"], latest["metrics"]["NDCG@10"],
                  latest["segments"]["tail"]["NDCG@10"], latest["epochs"], latest["train_seconds"])
 
-    result, evaluations = run_ablation(settings, DATASETS, on_step=lambda step: log.info(step), on_arm=save)
-    save(result, evaluations)
+    run_ablation(settings, DATASETS, on_step=lambda step: log.info(step), on_arm=save)
     return 0
 
 

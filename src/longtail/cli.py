@@ -372,7 +372,8 @@ def ablate(
     try:
         settings = load_config(config)
         with _progress() as progress:
-            task = progress.add_task("ablate", total=1 + 3 * (1 + len(settings.ablation.variants)))
+            arms = 2 + len(settings.ablation.variants) + (settings.ablation.combine_best > 1)
+            task = progress.add_task("ablate", total=arms)
             result, evaluations = run_ablation(settings, datasets_root, on_step=lambda step: progress.update(task, advance=1, description=step))
     except LongtailError as error:
         _fail(error)

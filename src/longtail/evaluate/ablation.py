@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -112,7 +113,8 @@ def against_baseline(evaluations: dict[str, Evaluation], config: RecommendConfig
             for metric in METRICS:
                 compared = paired_bootstrap(evaluation.per_user[segment][metric], base.per_user[segment][metric], config.bootstrap_samples)
                 reference = float(np.nanmean(base.per_user[segment][metric]))
-                compared["relative"] = compared["difference"] / reference if reference else float("nan")
+                # from a baseline of 0 any gain is unbounded: +inf, not a silent NaN
+                compared["relative"] = compared["difference"] / reference if reference else math.copysign(math.inf, compared["difference"]) if compared["difference"] else 0.0
                 rows[f"{segment}/{metric}"] = compared
         result[name] = rows
     return result
@@ -129,6 +131,30 @@ def goal_check(compared: dict[str, dict[str, dict]], tail_gain: float, overall_l
             "meets_goal": bool(tail["relative"] >= tail_gain and overall["relative"] >= -overall_loss),
         }
     return verdicts
+
+
+def train_arm(arm: AblationVariant, split: Split, items: pl.DataFrame, settings: LongtailConfig,
+              cache: EmbeddingCache | None) -> tuple[dict, Evaluation]:
+    """Build the arm's training data, train its model under the shared budget, and evaluate it on validation and test."""
+    config = variant_settings(settings.recommend, arm)
+    table = training_table(split, arm, settings.seed)
+    histories, weights = table_histories(table)
+    vectors = item_vectors(split, items, arm, cache, settings.seed) if cache is not None and config.sequential.text_init != "none" else None
+    model = make_recommender(config.model, config)
+    started = time.perf_counter()
+    model.fit(TrainData(split.n_items, histories, None, vectors, settings.seed, weights), make_validator(split, config))
+    seconds = time.perf_counter() - started
+    valid = evaluate_split(model.score, split, "valid", config)
+    test = evaluate_split(model.score, split, "test", config)
+    record = {
+        "model": arm.name, **test.summary(), "train_seconds": round(seconds, 1),
+        "valid": {"NDCG@10": valid.metrics["NDCG@10"], "tail/NDCG@10": valid.segments["tail"]["NDCG@10"]},
+        "epochs": len(getattr(model, "history_", [])), "best_valid_ndcg10": getattr(model, "best_valid_", None),
+        "sequences": [spec.model_dump() for spec in arm.sequences], "item_text": [spec.model_dump() for spec in arm.item_text],
+        "sequential": arm.sequential, "training_rows": len(table), "synthetic_rows": int(table[SYNTHETIC].sum()),
+        "weighted": weights is not None,
+    }
+    return record, test
 
 
 def run_ablation(settings: LongtailConfig, datasets_root: Path, on_step: Step | None = None,
@@ -150,53 +176,33 @@ def run_ablation(settings: LongtailConfig, datasets_root: Path, on_step: Step | 
     step("load and split")
     items, events = first_users(load_dataset(ablation.dataset, datasets_root), ablation.max_users)
     split = split_events(items, events, ablation.protocol)
-    cache = None
+    cache = EmbeddingCache(settings.encode.cache_dir or EMBEDDINGS, load_encoder(settings.encode.encoder, settings.encode.model_path)) \
+        if any(config.sequential.text_init != "none" for config in arm_settings.values()) else None
     runs, evaluations = [], {}
-
-    def train_and_test(arm: AblationVariant) -> None:
-        nonlocal cache
-        config = variant_settings(settings.recommend, arm)
-        step(f"{arm.name}: build training data")
-        table = training_table(split, arm, settings.seed)
-        histories, weights = table_histories(table)
-        vectors = None
-        if config.sequential.text_init != "none":
-            cache = cache or EmbeddingCache(settings.encode.cache_dir or EMBEDDINGS, load_encoder(settings.encode.encoder, settings.encode.model_path))
-            vectors = item_vectors(split, items, arm, cache, settings.seed)
-        step(f"{arm.name}: train")
-        model = make_recommender(config.model, config)
-        started = time.perf_counter()
-        model.fit(TrainData(split.n_items, histories, None, vectors, settings.seed, weights), make_validator(split, config))
-        seconds = time.perf_counter() - started
-        step(f"{arm.name}: validate and test")
-        valid = evaluate_split(model.score, split, "valid", config)
-        evaluations[arm.name] = evaluate_split(model.score, split, "test", config)
-        runs.append({
-            "model": arm.name, **evaluations[arm.name].summary(), "train_seconds": round(seconds, 1),
-            "valid": {"NDCG@10": valid.metrics["NDCG@10"], "tail/NDCG@10": valid.segments["tail"]["NDCG@10"]},
-            "epochs": len(getattr(model, "history_", [])), "best_valid_ndcg10": getattr(model, "best_valid_", None),
-            "sequences": [spec.model_dump() for spec in arm.sequences], "item_text": [spec.model_dump() for spec in arm.item_text],
-            "sequential": arm.sequential, "training_rows": len(table), "synthetic_rows": int(table[SYNTHETIC].sum()),
-            "weighted": weights is not None,
-        })
-
-    def summary() -> dict:
-        compared = against_baseline(evaluations, settings.recommend)
-        return {
-            "dataset": ablation.dataset, "protocol": f"{split.protocol}-full", "users": len(split.user_ids), "items": split.n_items,
-            "seed": settings.seed, "model": settings.recommend.model, "max_train_seconds": settings.recommend.sequential.max_train_seconds,
-            "runs": runs, "vs_baseline": compared, "goal": {"tail_gain": ablation.tail_gain, "overall_loss": ablation.overall_loss,
-                                                             "variants": goal_check(compared, ablation.tail_gain, ablation.overall_loss)},
-        }
-
-    for arm in arms:
-        train_and_test(arm)
+    for arm in [*arms, None]:
+        # the combination arm comes last: it is chosen from the variants' validation results
+        arm = arm or best_combination(runs, ablation.variants, ablation.combine_best, ablation.overall_loss)
+        if arm is None:
+            break
+        step(f"{arm.name}: train and evaluate")
+        record, evaluations[arm.name] = train_arm(arm, split, items, settings, cache)
+        runs.append(record)
         if on_arm is not None:
-            on_arm(summary(), evaluations)
-    combined = best_combination(runs, ablation.variants, ablation.combine_best, ablation.overall_loss)
-    if combined is not None:
-        train_and_test(combined)
-    return summary(), evaluations
+            on_arm(summarise(settings, split, runs, evaluations), evaluations)
+    return summarise(settings, split, runs, evaluations), evaluations
+
+
+def summarise(settings: LongtailConfig, split: Split, runs: list[dict], evaluations: dict[str, Evaluation]) -> dict:
+    """The results file: setup, every arm's record, each variant against the baseline, and the goal check."""
+    ablation = settings.ablation
+    compared = against_baseline(evaluations, settings.recommend)
+    return {
+        "dataset": ablation.dataset, "protocol": f"{split.protocol}-full", "users": len(split.user_ids), "items": split.n_items,
+        "seed": settings.seed, "model": settings.recommend.model, "max_train_seconds": settings.recommend.sequential.max_train_seconds,
+        "runs": runs, "vs_baseline": compared,
+        "goal": {"tail_gain": ablation.tail_gain, "overall_loss": ablation.overall_loss,
+                 "variants": goal_check(compared, ablation.tail_gain, ablation.overall_loss)},
+    }
 
 
 def write_results(result: dict, evaluations: dict[str, Evaluation], settings: LongtailConfig, json_path: Path, html_path: Path) -> None:
