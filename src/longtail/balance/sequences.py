@@ -17,12 +17,13 @@ BUCKETS = (HEAD, TORSO, TAIL)
 
 
 def sequence_table(histories: Sequence[np.ndarray]) -> pl.DataFrame:
-    """One training row per user: `user` (index into the split), `items` (item indices in time order), synthetic, weight."""
+    """One training row per user with a history: `user` (index into the split), `items` (item indices in time order),
+    synthetic, weight. Users without training items (possible under a temporal split) have nothing to learn from."""
     table = pl.DataFrame(
         {USER: np.arange(len(histories), dtype=np.int64), ITEMS: [np.asarray(h, dtype=np.int64) for h in histories]},
         schema={USER: pl.Int64, ITEMS: pl.List(pl.Int64)},
     )
-    return as_training_table(table)
+    return as_training_table(table.filter(pl.col(ITEMS).list.len() > 0))
 
 
 def table_histories(table: pl.DataFrame) -> tuple[list[np.ndarray], np.ndarray | None]:
