@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from longtail.cli import app
 from longtail.config import AblationVariant, RecommendConfig, config_from_dict
 from longtail.errors import ConfigError
-from longtail.evaluate.ablation import BASELINE, SEGMENTS, best_combination, training_table, variant_settings
+from longtail.evaluate.ablation import BASELINE, SEGMENTS, best_combination, goal_check, training_table, variant_settings
 
 TINY = {
     "seed": 3,
@@ -83,3 +83,17 @@ def test_the_combination_is_chosen_on_validation_among_variants_that_keep_accura
     assert combined is not None and combined.name == "best-combination: a + c"
     assert [spec.name for spec in combined.sequences] == ["a", "c"]
     assert best_combination(runs, variants, 1, overall_loss=0.05) is None
+
+
+def test_the_goal_needs_a_tail_gain_whose_interval_excludes_zero_and_little_overall_loss() -> None:
+    def row(difference: float, low: float, high: float, relative: float) -> dict:
+        return {"difference": difference, "low": low, "high": high, "relative": relative, "significant": low > 0 or high < 0}
+
+    compared = {
+        "clear": {"tail/NDCG@10": row(0.002, 0.001, 0.003, 0.2), "all/NDCG@10": row(-0.001, -0.002, 0.0, -0.04)},
+        "noisy": {"tail/NDCG@10": row(0.002, -0.001, 0.005, 0.2), "all/NDCG@10": row(0.0, -0.001, 0.001, 0.0)},
+        "costly": {"tail/NDCG@10": row(0.004, 0.002, 0.006, 0.5), "all/NDCG@10": row(-0.003, -0.004, -0.002, -0.08)},
+        "from-zero": {"tail/NDCG@10": row(0.002, 0.001, 0.003, float("inf")), "all/NDCG@10": row(0.01, 0.008, 0.012, 0.4)},
+    }
+    verdicts = goal_check(compared, tail_gain=0.1, overall_loss=0.05)
+    assert {name: v["meets_goal"] for name, v in verdicts.items()} == {"clear": True, "noisy": False, "costly": False, "from-zero": True}

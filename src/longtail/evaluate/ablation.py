@@ -121,14 +121,14 @@ def against_baseline(evaluations: dict[str, Evaluation], config: RecommendConfig
 
 
 def goal_check(compared: dict[str, dict[str, dict]], tail_gain: float, overall_loss: float) -> dict[str, dict]:
-    """Per variant: does tail NDCG@10 rise by `tail_gain` (relative) while overall NDCG@10 falls by at most `overall_loss`?"""
+    """Per variant: does tail NDCG@10 rise by `tail_gain` (relative, its 95% CI above 0) while overall NDCG@10 falls by at most `overall_loss`?"""
     verdicts = {}
     for name, rows in compared.items():
         tail, overall = rows["tail/NDCG@10"], rows["all/NDCG@10"]
         verdicts[name] = {
             "tail_ndcg10_relative": tail["relative"], "tail_ci": [tail["low"], tail["high"]], "tail_significant": tail["significant"],
             "overall_ndcg10_relative": overall["relative"], "overall_ci": [overall["low"], overall["high"]],
-            "meets_goal": bool(tail["relative"] >= tail_gain and overall["relative"] >= -overall_loss),
+            "meets_goal": bool(tail["low"] > 0 and tail["relative"] >= tail_gain and overall["relative"] >= -overall_loss),
         }
     return verdicts
 
