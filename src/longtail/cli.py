@@ -1,4 +1,4 @@
-"""The `longtail` command line: audit, imbalance, convert, index, search, profile, finetune, evaluate, intent, train, update, serve, keys and demo, with progress bars and readable tables."""
+"""The `longtail` command line: audit, imbalance, convert, index, search, profile, finetune, evaluate, ablate, intent, train, update, serve, keys and demo, with progress bars and readable tables."""
 
 from __future__ import annotations
 
@@ -603,6 +603,42 @@ def update(
                   f"{decision['tolerance']:.4f}", f"[{colour}]{decision['decision']}[/]")
     console.print(table)
     console.print(f"trained on {decision['trained_events']:,} new events; {decision['items_added']:,} new items. Decision: {model / DECISION_FILE}")
+def ablate(
+    config: Annotated[Path, typer.Argument(help="YAML config: the recommend section is the baseline, the ablation section lists dataset and variants")],
+    out: Annotated[Path, typer.Option(help="output directory for ablation.json, ablation.html and config.yaml")] = Path("out/ablation"),
+    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+) -> None:
+    """Train the baseline and every variant alike and compare them overall, per item segment and for cold users."""
+    from longtail.config import save_config
+    from longtail.evaluate.ablation import SEGMENTS, run_ablation, write_results
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        settings = load_config(config)
+        with _progress() as progress:
+            arms = 2 + len(settings.ablation.variants) + (settings.ablation.combine_best > 1)
+            task = progress.add_task("ablate", total=arms)
+            result, evaluations = run_ablation(settings, datasets_root, on_step=lambda step: progress.update(task, advance=1, description=step))
+    except LongtailError as error:
+        _fail(error)
+    write_results(result, evaluations, settings, out / "ablation.json", out / "ablation.html")
+    save_config(settings, out)
+    table = Table(title=f"Ablation on {result['dataset']} ({result['protocol']}, NDCG@10; change vs baseline)")
+    for column in ("variant", *SEGMENTS, "train s", "goal"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    goals = result["goal"]["variants"]
+    for run in result["runs"]:
+        name = run["model"]
+        rows = result["vs_baseline"].get(name, {})
+        cells = []
+        for segment in SEGMENTS:
+            value = run["metrics"]["NDCG@10"] if segment == "all" else run["segments"][segment]["NDCG@10"]
+            change = rows.get(f"{segment}/NDCG@10")
+            cells.append(f"{value:.4f}" + (f" ({change['relative']:+.0%})" if change else ""))
+        goal = "-" if name not in goals else ("met" if goals[name]["meets_goal"] else "no")
+        table.add_row(name, *cells, f"{run['train_seconds']:.0f}", goal)
+    console.print(table)
+    console.print(f"Report: [bold]{out / 'ablation.html'}[/]  JSON: {out / 'ablation.json'}")
 
 
 @app.command()

@@ -174,6 +174,10 @@ class SequentialConfig(_Section):
     patience: int = Field(20, gt=0, description="epochs without a better validation NDCG@10 before stopping")
     loss: Literal["ce", "sampled"] = Field("ce", description="full softmax over all items, or sampled softmax with logQ correction")
     negatives: int = Field(512, gt=0, description="shared negatives per batch for the sampled softmax")
+    negative_exponent: float = Field(
+        1.0, ge=0.0, description="sampled softmax draws negatives with probability proportional to count^exponent: 1 = popularity, 0 = uniform"
+    )
+    logq: bool = Field(True, description="subtract log of each item's sampling probability from its logit (sampled softmax only)")
     text_init: Literal["none", "freeze", "project", "finetune"] = Field(
         "none",
         description="none: random item embeddings; freeze: fixed PCA of text vectors; project: learned linear map of "
@@ -322,6 +326,30 @@ class IncrementalConfig(_Section):
     tolerance: float = Field(0.002, ge=0.0, description="keep the new model unless its metric is lower than the old one's by more than this")
 
 
+class AblationVariant(_Section):
+    """One ablation arm: components applied to the training data and/or overrides of the sequential model."""
+
+    name: str
+    sequences: list[ComponentSpec] = Field(default_factory=list, description="applied in order to the training sequences")
+    item_text: list[ComponentSpec] = Field(default_factory=list, description="applied to item texts before encoding (needs a text_init)")
+    sequential: dict[str, Any] = Field(default_factory=dict, description="recommend.sequential keys this arm changes (never its budget)")
+
+
+class AblationConfig(_Section):
+    """`longtail ablate`: a baseline (the recommend section) and named variants, trained and evaluated alike."""
+
+    dataset: str = Field("gram-beauty", description="a bundled public dataset")
+    protocol: Literal["loo", "temporal"] = "loo"
+    max_users: int | None = Field(None, gt=0, description="only the first N users (quick runs); None: everybody")
+    variants: list[AblationVariant] = Field(default_factory=list)
+    combine_best: int = Field(
+        0, ge=0, description="then also train one arm combining this many variants with the best validation tail NDCG@10 "
+        "among those within overall_loss of the baseline's validation NDCG@10 (0: no combination)"
+    )
+    tail_gain: float = Field(0.10, description="goal: relative gain in tail-item NDCG@10 over the baseline")
+    overall_loss: float = Field(0.05, ge=0.0, description="goal: at most this relative loss in overall NDCG@10")
+
+
 class LongtailConfig(_Section):
     """The whole configuration; every field has a default."""
 
@@ -339,6 +367,7 @@ class LongtailConfig(_Section):
     profile: ProfileConfig = Field(default_factory=ProfileConfig)
     intent: IntentConfig = Field(default_factory=IntentConfig)
     incremental: IncrementalConfig = Field(default_factory=IncrementalConfig)
+    ablation: AblationConfig = Field(default_factory=AblationConfig)
 
 
 def _format_validation_error(path: str, error: ValidationError) -> str:

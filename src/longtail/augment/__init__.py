@@ -1,1 +1,1 @@
-"""Augmentation: text, sequence, noise and generative synthesis that enlarge scarce training data with synthetic rows, flagged, never evaluated."""
+"""Augmentation: synthetic training rows from text, behaviour sequences, embeddings and generative models, flagged and never evaluated."""

@@ -50,17 +50,26 @@ def _charts(runs: list[dict]) -> list[tuple[str, str]]:
     return figures
 
 
-def render_report(title: str, runs: list[dict], evaluations: dict[str, Evaluation], config: RecommendConfig, protocol: str = "leave-one-out") -> str:
-    """One HTML page: metric and segment tables, bootstrap intervals and comparisons, charts."""
+def render_report(title: str, runs: list[dict], evaluations: dict[str, Evaluation], config: RecommendConfig, protocol: str = "leave-one-out",
+                  compared: dict | None = None, notes: list[str] | None = None) -> str:
+    """One HTML page: metric and segment tables, bootstrap intervals and comparisons, charts.
+
+    `compared` replaces the default comparison (the run carrying `compared_with` minus every other) with
+    a prepared one: a heading, rows of paired-bootstrap results per model and metric, the metric names.
+    """
     environment = Environment(loader=PackageLoader("longtail.evaluate", "templates"), autoescape=select_autoescape())
     intervals = {}
     for name, evaluation in evaluations.items():
         ci = bootstrap_ci(evaluation.per_user["all"]["NDCG@10"], config.bootstrap_samples)
         intervals[name] = f"[{ci['low']:.4f}, {ci['high']:.4f}]"
-    compared = next(({"best": r["model"], "rows": r["compared_with"], "metrics": [f"{s}/{m}" for s, m in COMPARED]} for r in runs if r.get("compared_with")), None)
+    compared = compared or next(
+        ({"heading": f"Paired bootstrap: {r['model']} minus each other model (95% CI over users)", "rows": r["compared_with"],
+          "metrics": [f"{s}/{m}" for s, m in COMPARED]} for r in runs if r.get("compared_with")),
+        None,
+    )
     return environment.get_template("report.html").render(
         title=title, runs=runs, config=config, protocol=protocol, metric_names=METRIC_NAMES, segment_names=SEGMENT_NAMES,
-        intervals=intervals, compared=compared, charts=_charts(runs), nan=math.nan,
+        intervals=intervals, compared=compared, charts=_charts(runs), nan=math.nan, notes=notes or [],
     )
 
 

@@ -13,20 +13,32 @@ import scipy.sparse as sp
 from longtail.config import RecommendConfig
 from longtail.errors import ConfigError
 
+# a position whose item an augmentation hid: the model reads it as padding and never predicts it
+MASKED = -1
+
 
 @dataclass
 class TrainData:
-    """What a recommender learns from: per-user item histories over a catalogue of `n_items` indices."""
+    """What a recommender learns from: per-user item histories over a catalogue of `n_items` indices.
+
+    `weights` (one per history) scale each history's share of the loss in models that support it (SASRec);
+    None means every history counts the same. Balancing and augmentation may add histories that are not a
+    real user's (re-sampled copies, crops, masks); a masked position holds `MASKED` (-1).
+    """
 
     n_items: int
     histories: list[np.ndarray]
     valid_targets: list[np.ndarray] | None = None
     item_vectors: np.ndarray | None = None
     seed: int = 42
+    weights: np.ndarray | None = None
 
     def counts(self) -> np.ndarray:
-        """Interactions per item in the histories."""
-        return np.bincount(np.concatenate(self.histories), minlength=self.n_items) if self.histories else np.zeros(self.n_items, np.int64)
+        """Interactions per item in the histories; masked positions (negative indices) are not interactions."""
+        if not self.histories:
+            return np.zeros(self.n_items, np.int64)
+        items = np.concatenate(self.histories)
+        return np.bincount(items[items >= 0], minlength=self.n_items)
 
 
 Validator = Callable[["Recommender"], float]

@@ -146,6 +146,12 @@ class SASRecNetwork(nn.Module):
         return self.norm(x)
 
 
+def sampling_log_probabilities(counts: np.ndarray, exponent: float = 1.0) -> torch.Tensor:
+    """log q(i) of the sampled softmax's negative sampler: q proportional to count^exponent (1 = popularity, 0 = uniform)."""
+    weights = (np.asarray(counts, dtype=np.float64) + 1e-9) ** exponent
+    return torch.log(torch.as_tensor(weights / weights.sum(), dtype=torch.float32))
+
+
 def _left_pad(sequences: Sequence[np.ndarray], length: int) -> torch.Tensor:
     batch = np.zeros((len(sequences), length), dtype=np.int64)
     for row, sequence in enumerate(sequences):
@@ -171,38 +177,53 @@ class SASRec(Recommender):
     def from_config(cls, config: RecommendConfig) -> Self:
         return cls(config.sequential)
 
-    def _training_windows(self, histories: Sequence[np.ndarray], learn_from: Sequence[int] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(inputs, targets) per history of length >= 2: its newest max_len + 1 items shifted by one (0 = padding).
+    def _training_windows(self, data: TrainData, learn_from: Sequence[int] | None = None) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray | None]:
+        """(inputs, targets) per history with two or more unmasked items — its newest max_len + 1 items shifted by
+        one (0 = padding, which a masked position becomes) — and those histories' loss weights.
 
         With `learn_from`, targets at history positions before it are 0 (context only, no loss); a history with
         no target left gives no window.
         """
         span = self.config.max_len + 1
-        windows = []
-        for row, history in enumerate(histories):
+        windows, kept = [], []
+        for row, history in enumerate(data.histories):
             window = history[-span:] + 1
             targets = window[1:].copy()
             if learn_from is not None:
                 # targets[j] is history item (len(history) - len(window)) + j + 1
                 targets[: max(0, learn_from[row] - (len(history) - len(window)) - 1)] = 0
-            if len(history) >= 2 and targets.any():
+            if np.count_nonzero(history >= 0) >= 2 and targets.any():
                 windows.append((window[:-1], targets))
-        return windows
+                kept.append(row)
+        weights = None if data.weights is None else np.asarray(data.weights, dtype=np.float32)[kept]
+        return windows, weights
 
-    def _loss(self, hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-        """Softmax cross-entropy on non-padded positions only, full or sampled with logQ correction."""
-        positions = targets > 0
-        selected = hidden[positions]
-        labels = targets[positions]
+    def _logits(self, selected: torch.Tensor, labels: torch.Tensor, table: torch.Tensor, log_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the column of the true item: over all items, or the positive then the sampled negatives."""
         if self.config.loss == "ce":
-            return F.cross_entropy(selected @ table[1:].T, labels - 1)
+            return selected @ table[1:].T, labels - 1
         negatives = torch.multinomial(log_q.exp(), self.config.negatives, replacement=True)
-        # subtracting log q undoes the sampler's preference for popular items (Yi et al. 2019)
-        positive = (selected * table[labels]).sum(-1) - log_q[labels - 1]
-        negative = selected @ table[negatives + 1].T - log_q[negatives]
+        positive = (selected * table[labels]).sum(-1)
+        negative = selected @ table[negatives + 1].T
+        if self.config.logq:
+            # subtracting log q undoes the sampler's preference for popular items (Yi et al. 2019)
+            positive = positive - log_q[labels - 1]
+            negative = negative - log_q[negatives]
         negative = negative.masked_fill(negatives[None, :] == (labels - 1)[:, None], float("-inf"))
-        logits = torch.cat([positive[:, None], negative], dim=1)
-        return F.cross_entropy(logits, torch.zeros(len(labels), dtype=torch.long))
+        return torch.cat([positive[:, None], negative], dim=1), torch.zeros(len(labels), dtype=torch.long)
+
+    def _loss(self, hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, log_q: torch.Tensor,
+              weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Softmax cross-entropy on non-padded positions only, full or sampled with logQ correction.
+
+        With per-sequence `weights` every position of a sequence carries its weight: a weighted mean.
+        """
+        positions = targets > 0
+        logits, labels = self._logits(hidden[positions], targets[positions], table, log_q)
+        if weights is None:
+            return F.cross_entropy(logits, labels)
+        position_weights = weights[:, None].expand_as(targets)[positions]
+        return (F.cross_entropy(logits, labels, reduction="none") * position_weights).sum() / position_weights.sum()
 
     def fit(self, data: TrainData, validate: Validator | None = None) -> Self:
         torch.manual_seed(data.seed)
@@ -229,10 +250,11 @@ class SASRec(Recommender):
         generator = np.random.default_rng(data.seed)
         counts = data.counts()
         optimiser = torch.optim.AdamW(self.network_.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.98))
-        windows = self._training_windows(data.histories, learn_from)
+        windows, window_weights = self._training_windows(data, learn_from)
         if not windows:
             raise LongtailError("sequential model: no history has two or more items to learn from")
-        log_q = torch.log(torch.as_tensor(counts + 1e-9, dtype=torch.float32) / counts.sum())
+        log_q = sampling_log_probabilities(counts, config.negative_exponent)
+        out_of_time = lambda: config.max_train_seconds is not None and time.perf_counter() - started > config.max_train_seconds  # noqa: E731
         best_score, best_state, stale = -math.inf, None, 0
         self.history_: list[dict[str, float]] = []
         started = time.perf_counter()
@@ -241,12 +263,17 @@ class SASRec(Recommender):
             order = generator.permutation(len(windows))
             total, steps = 0.0, 0
             for start in range(0, len(order), config.batch_size):
-                chosen = [windows[i] for i in order[start : start + config.batch_size]]
+                # the cap binds inside an epoch too, so runs with more training sequences get the same wall time
+                if steps and out_of_time():
+                    break
+                picked = order[start : start + config.batch_size]
+                chosen = [windows[i] for i in picked]
                 length = max(len(inputs) for inputs, _ in chosen)
                 inputs = _left_pad([inputs for inputs, _ in chosen], length)
                 targets = _left_pad([targets for _, targets in chosen], length)
                 table = self.network_.items()
-                loss = self._loss(self.network_(inputs, table), targets, table, log_q)
+                weights = None if window_weights is None else torch.from_numpy(window_weights[picked])
+                loss = self._loss(self.network_(inputs, table), targets, table, log_q, weights)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -261,8 +288,7 @@ class SASRec(Recommender):
                     stale += 1
             self.history_.append(record)
             log.info("epoch %(epoch)d loss %(loss).4f valid %(valid).4f at %(seconds).0fs", {"valid": float("nan"), **record})
-            out_of_time = config.max_train_seconds is not None and record["seconds"] > config.max_train_seconds
-            if stale >= config.patience or out_of_time:
+            if stale >= config.patience or (config.max_train_seconds is not None and record["seconds"] > config.max_train_seconds):
                 break
         if best_state is not None:
             self.network_.load_state_dict(best_state)

@@ -35,3 +35,22 @@ def tokenize(text: str) -> list[str]:
 def is_latin_word(token: str) -> bool:
     """True for tokens where an edit-distance typo makes sense (not Chinese, not pure digits)."""
     return token.isascii() and token.isalpha()
+
+
+def has_chinese(text: str) -> bool:
+    """True when the text holds any Han ideograph or CJK punctuation (so words need jieba, not spaces)."""
+    return _CJK.search(text) is not None
+
+
+def segment(text: str) -> list[str]:
+    """The text's pieces in order, case and punctuation kept: jieba's precise mode for Chinese, whitespace otherwise.
+
+    Joining the pieces ("" for Chinese, " " otherwise) gives the text back (up to runs of spaces), so edits to
+    single words stay local.
+    """
+    return list(_jieba().cut(text)) if has_chinese(text) else text.split()
+
+
+def is_word(token: str) -> bool:
+    """True for a piece made of letters or digits only (not punctuation or spaces)."""
+    return _WORD.fullmatch(token) is not None

@@ -1,0 +1,87 @@
+"""CL4SRec-style sequence augmentation: crop, mask and reorder training sequences into extra synthetic ones."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import numpy as np
+import polars as pl
+
+from longtail.balance.component import SYNTHETIC, Component, register
+from longtail.balance.sequences import ITEMS
+from longtail.errors import LongtailError
+from longtail.models.base import MASKED
+
+
+class SequenceAugmentation(Component):
+    """Adds `copies` transformed copies of every original sequence with at least `min_length` items (Xie et al., CL4SRec).
+
+    Originals stay as they are; every copy is synthetic and built only from its own sequence's items,
+    so nothing outside the user's training history can enter.
+    """
+
+    def __init__(self, rate: float, copies: int = 1, min_length: int = 3) -> None:
+        if not 0 < rate < 1 or copies < 1 or min_length < 2:
+            raise LongtailError(f"{self.name}: need 0 < rate < 1, copies >= 1 and min_length >= 2")
+        self.rate = rate
+        self.copies = copies
+        self.min_length = min_length
+
+    @abstractmethod
+    def transform(self, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One augmented version of a sequence that still has two or more unmasked items to learn from."""
+
+    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+        eligible = table.filter(~pl.col(SYNTHETIC) & (pl.col(ITEMS).list.len() >= self.min_length))
+        sources = pl.concat([eligible] * self.copies) if len(eligible) else eligible
+        augmented = [self.transform(np.asarray(items, dtype=np.int64), rng) for items in sources[ITEMS].to_list()]
+        copies = sources.with_columns(pl.Series(ITEMS, augmented, dtype=pl.List(pl.Int64)), pl.lit(True).alias(SYNTHETIC))
+        return pl.concat([table, copies])
+
+
+@register
+class Crop(SequenceAugmentation):
+    """A random contiguous stretch of `rate` x the sequence (at least two items)."""
+
+    name = "crop"
+
+    def __init__(self, rate: float = 0.6, copies: int = 1, min_length: int = 3) -> None:
+        super().__init__(rate, copies, min_length)
+
+    def transform(self, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        length = max(2, int(self.rate * len(items)))
+        start = int(rng.integers(0, len(items) - length + 1))
+        return items[start : start + length].copy()
+
+
+@register
+class Mask(SequenceAugmentation):
+    """Hide `rate` x the items (at least one) as MASKED; the newest item stays, so the copy keeps its next-item target."""
+
+    name = "mask"
+
+    def __init__(self, rate: float = 0.3, copies: int = 1, min_length: int = 3) -> None:
+        super().__init__(rate, copies, min_length)
+
+    def transform(self, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        hidden = rng.choice(len(items) - 1, size=max(1, int(self.rate * len(items))), replace=False)
+        masked = items.copy()
+        masked[hidden] = MASKED
+        return masked
+
+
+@register
+class Reorder(SequenceAugmentation):
+    """Shuffle a random contiguous stretch of `rate` x the sequence (at least two items)."""
+
+    name = "reorder"
+
+    def __init__(self, rate: float = 0.3, copies: int = 1, min_length: int = 3) -> None:
+        super().__init__(rate, copies, min_length)
+
+    def transform(self, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        length = max(2, int(self.rate * len(items)))
+        start = int(rng.integers(0, len(items) - length + 1))
+        reordered = items.copy()
+        reordered[start : start + length] = rng.permutation(items[start : start + length])
+        return reordered
