@@ -603,6 +603,9 @@ def update(
                   f"{decision['tolerance']:.4f}", f"[{colour}]{decision['decision']}[/]")
     console.print(table)
     console.print(f"trained on {decision['trained_events']:,} new events; {decision['items_added']:,} new items. Decision: {model / DECISION_FILE}")
+
+
+@app.command()
 def ablate(
     config: Annotated[Path, typer.Argument(help="YAML config: the recommend section is the baseline, the ablation section lists dataset and variants")],
     out: Annotated[Path, typer.Option(help="output directory for ablation.json, ablation.html and config.yaml")] = Path("out/ablation"),
