@@ -9,8 +9,8 @@ import platform
 import time
 from pathlib import Path
 
-from longtail.balance.classification import run_category_experiment
 from longtail.config import LongtailConfig
+from longtail.evaluate.balancing import run_category_experiment
 from longtail.pipeline.balance_step import build_strategies
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -33,7 +33,7 @@ from longtail.evaluate.report import comparisons, write_report  # noqa: E402
 from longtail.models.base import Recommender, TrainData, make_recommender  # noqa: E402
 from longtail.models.sequential import SASRec  # noqa: E402
 from longtail.recommend.fusion import FusionRanker  # noqa: E402
-from longtail.recommend.longtail import tradeoff_curve  # noqa: E402
+from longtail.evaluate.tradeoff import tradeoff_curve  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

@@ -11,7 +11,7 @@ import pytest
 from longtail.augment.queries import category_leaf, generate_queries, join_terms, partial, salient_keywords
 from longtail.balance.component import SYNTHETIC, build, run
 from longtail.data.adapters import load_dataset
-from longtail.search.tokenize import tokenize
+from longtail.data.tokenize import tokenize
 
 
 @pytest.fixture(scope="module")

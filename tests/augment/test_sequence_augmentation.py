@@ -11,7 +11,8 @@ from longtail.balance.component import SYNTHETIC, run
 from longtail.balance.sequences import ITEMS, sequence_table
 from longtail.config import SequentialConfig
 from longtail.errors import LongtailError
-from longtail.models.base import MASKED, TrainData
+from longtail.balance.component import MASKED
+from longtail.models.base import TrainData
 from longtail.models.sequential import SASRec
 
 

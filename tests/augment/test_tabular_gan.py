@@ -10,8 +10,8 @@ import pytest
 from longtail.augment.tabular_gan import CtganSynthesis
 from longtail.balance.component import SYNTHETIC, WEIGHT, run
 from longtail.data.adapters import load_dataset
+from longtail.data.segments import item_segments
 from longtail.errors import ConfigError
-from longtail.evaluate.segments import item_segments
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from longtail.augment.text import Synonyms, TextAugmentation, augment_words
 from longtail.balance.component import SYNTHETIC, run
 from longtail.data.adapters import load_dataset
-from longtail.search.tokenize import is_word, segment
+from longtail.data.tokenize import is_word, segment
 
 
 @pytest.fixture(scope="module", params=["en", "zh"])

@@ -7,8 +7,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from longtail.balance.classification import stratified_split, text_features, zh_category_table
 from longtail.balance.component import as_training_table
+from longtail.evaluate.balancing import stratified_split, text_features, zh_category_table
 
 
 @pytest.fixture(scope="session")

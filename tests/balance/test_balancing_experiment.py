@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from longtail.balance.classification import BASELINE, compare_strategies
 from longtail.config import ComponentSpec, TabularBalanceConfig
+from longtail.evaluate.balancing import BASELINE, compare_strategies
 from longtail.pipeline.balance_step import build_chain, build_strategies
 
 

@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from longtail.evaluate.metrics import catalogue_coverage, exposure_gini, mask_history, novelty, ranking_metrics, target_ranks
-from longtail.evaluate.segments import item_segments, user_segments
+from longtail.data.segments import item_segments, user_segments
+from longtail.evaluate.metrics import catalogue_coverage, exposure_gini, novelty, ranking_metrics, target_ranks
 from longtail.evaluate.significance import bootstrap_ci, paired_bootstrap
+from longtail.models.base import mask_history
 
 
 def _ranks(scores: list[list[float]], histories: list[list[int]], targets: list[list[int]]) -> list[np.ndarray]:

@@ -48,7 +48,7 @@ def test_similar_items_are_nearest_by_cosine_and_exclude_the_item() -> None:
 def test_tradeoff_curve_moves_exposure_towards_the_tail(beauty_slice) -> None:
     from longtail.config import RecommendConfig
     from longtail.models.base import TrainData, make_recommender
-    from longtail.recommend.longtail import tradeoff_curve
+    from longtail.evaluate.tradeoff import tradeoff_curve
 
     _, split = beauty_slice
     config = RecommendConfig(longtail_candidates=50, bootstrap_samples=10)

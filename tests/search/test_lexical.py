@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from longtail.data.tokenize import tokenize
 from longtail.encode.encoder import item_texts
 from longtail.search.lexical import LexicalIndex
-from longtail.search.tokenize import tokenize
 
 
 def test_tokenizer_segments_chinese_and_splits_english():

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from longtail.balance.component import SYNTHETIC, WEIGHT, Component, register
-from longtail.search.tokenize import tokenize
+from longtail.data.tokenize import tokenize
 
 TEMPLATES = ("keywords", "brand", "category", "long", "partial")
 # Function words that TF-IDF can still rank high in short texts; content words are left to the statistics.

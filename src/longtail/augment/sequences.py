@@ -7,10 +7,9 @@ from abc import abstractmethod
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import SYNTHETIC, Component, register
+from longtail.balance.component import MASKED, SYNTHETIC, Component, register
 from longtail.balance.sequences import ITEMS
 from longtail.errors import LongtailError
-from longtail.models.base import MASKED
 
 
 class SequenceAugmentation(Component):

@@ -17,8 +17,8 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
 from longtail.balance.component import SYNTHETIC, Component, register
+from longtail.data.tokenize import has_chinese, is_word, segment
 from longtail.errors import LongtailError
-from longtail.search.tokenize import has_chinese, is_word, segment
 
 OPERATIONS = ("synonym", "insert", "swap", "delete")
 

@@ -13,6 +13,8 @@ from longtail.errors import ConfigError
 
 SYNTHETIC = "synthetic"
 WEIGHT = "weight"
+# a position of a behaviour sequence whose item an augmentation hid: models read it as padding and never predict it
+MASKED = -1
 
 _REGISTRY: dict[str, type[Component]] = {}
 

@@ -12,7 +12,7 @@ import polars as pl
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from longtail.config import LongtailConfig, save_config
-from longtail.evaluate.segments import HEAD, TAIL, TORSO, item_segments
+from longtail.data.segments import HEAD, TAIL, TORSO, item_segments
 from longtail.quality import charts
 
 QUANTILES = (0.25, 0.5, 0.75, 0.9, 0.99)

@@ -7,10 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import SYNTHETIC, WEIGHT, Component, as_training_table, register
+from longtail.balance.component import MASKED, SYNTHETIC, WEIGHT, Component, as_training_table, register
+from longtail.data.segments import HEAD, TAIL, TORSO, item_segments
 from longtail.errors import LongtailError
-from longtail.evaluate.segments import HEAD, TAIL, TORSO, item_segments
-from longtail.models.base import MASKED
 
 USER, ITEMS = "user", "items"
 BUCKETS = (HEAD, TORSO, TAIL)

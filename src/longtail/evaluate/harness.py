@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from longtail.config import RecommendConfig
+from longtail.data.segments import TAIL, item_segments, user_segments
 from longtail.data.splits import Split, Stage
-from longtail.evaluate.metrics import catalogue_coverage, exposure_gini, mask_history, novelty, ranking_metrics, target_ranks
-from longtail.evaluate.segments import TAIL, item_segments, user_segments
-from longtail.models.base import top_k
+from longtail.evaluate.metrics import catalogue_coverage, exposure_gini, novelty, ranking_metrics, target_ranks
+from longtail.models.base import mask_history, top_k
 
 Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]
 BATCH = 1024

@@ -12,13 +12,6 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def mask_history(scores: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
-    """Set each user's history items to -inf in place (they are never recommended again)."""
-    for row, history in enumerate(histories):
-        scores[row, history] = -np.inf
-    return scores
-
-
 def target_ranks(masked_scores: np.ndarray, targets: Sequence[np.ndarray]) -> list[np.ndarray]:
     """1-based rank of each target item among all items; ties and excluded targets count against the target."""
     rows = np.repeat(np.arange(len(targets)), [len(t) for t in targets])

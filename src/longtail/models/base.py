@@ -10,11 +10,9 @@ from typing import ClassVar, Self
 import numpy as np
 import scipy.sparse as sp
 
+from longtail.balance.component import MASKED
 from longtail.config import RecommendConfig
 from longtail.errors import ConfigError
-
-# a position whose item an augmentation hid: the model reads it as padding and never predicts it
-MASKED = -1
 
 
 @dataclass
@@ -76,10 +74,14 @@ class Recommender(ABC):
 
     def recommend(self, histories: Sequence[np.ndarray], k: int) -> np.ndarray:
         """Top-k item indices per user, best first, never an item already in the user's history."""
-        scores = self.score(histories)
-        for row, history in enumerate(histories):
-            scores[row, history] = -np.inf
-        return top_k(scores, k)
+        return top_k(mask_history(self.score(histories), histories), k)
+
+
+def mask_history(scores: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+    """Set each user's history items to -inf in place (they are never recommended again)."""
+    for row, history in enumerate(histories):
+        scores[row, history] = -np.inf
+    return scores
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:

@@ -11,9 +11,8 @@ import polars as pl
 import scipy.sparse as sp
 
 from longtail.config import RecommendConfig
-from longtail.evaluate.metrics import mask_history
 from longtail.errors import LongtailError
-from longtail.models.base import Recommender, TrainData, Validator, make_recommender, top_k
+from longtail.models.base import Recommender, TrainData, Validator, make_recommender, mask_history, top_k
 
 DEFAULT_SOURCES = ("sasrec", "ease", "itemknn", "content", "popularity")
 BATCH = 512

@@ -6,11 +6,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from longtail.config import RecommendConfig
-from longtail.data.splits import Split
-from longtail.evaluate.harness import BATCH, evaluate_scorer
-from longtail.evaluate.metrics import mask_history
-from longtail.models.base import top_k
+from longtail.models.base import mask_history, top_k
 
 Scorer = Callable[[Sequence[np.ndarray]], np.ndarray]
 
@@ -51,34 +47,3 @@ class LongTailReranker:
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """Re-ranked scores for these users."""
         return popularity_penalised(self.scorer(histories), histories, self.train_counts, self.weight, self.depth)
-
-
-def tradeoff_curve(scorer: Scorer, split: Split, config: RecommendConfig, weights: Sequence[float]) -> list[dict]:
-    """For each knob value: test NDCG@10 overall, on head and on tail items, tail exposure in the top 10, coverage.
-
-    The base model scores every user once; each knob value only re-ranks those scores.
-    """
-    histories, targets, counts = split.histories("test"), split.targets("test"), split.train_counts()
-    base = np.vstack([scorer(histories[start : start + BATCH]) for start in range(0, len(histories), BATCH)])
-    row_of = {id(history): row for row, history in enumerate(histories)}
-
-    def precomputed(chunk: Sequence[np.ndarray]) -> np.ndarray:
-        return base[[row_of[id(history)] for history in chunk]]
-
-    points = []
-    for weight in weights:
-        reranker = LongTailReranker(precomputed, counts, weight, config.longtail_candidates)
-        evaluation = evaluate_scorer(reranker.score, histories, targets, counts, config)
-        metrics = evaluation.metrics
-        points.append({
-            "weight": weight,
-            "metrics": metrics,
-            "NDCG@10": metrics["NDCG@10"],
-            "HR@10": metrics["HR@10"],
-            "tail_NDCG@10": evaluation.segments["tail"]["NDCG@10"],
-            "tail_HR@10": evaluation.segments["tail"]["HR@10"],
-            "head_NDCG@10": evaluation.segments["head"]["NDCG@10"],
-            "tail_exposure@10": metrics["tail_exposure@10"],
-            "coverage@10": metrics["coverage@10"],
-        })
-    return points

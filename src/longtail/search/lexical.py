@@ -9,7 +9,7 @@ import numpy as np
 import tantivy
 from rapidfuzz.distance import OSA
 
-from longtail.search.tokenize import is_latin_word, tokenize
+from longtail.data.tokenize import is_latin_word, tokenize
 
 TEXT_FIELD = "text"
 ROW_FIELD = "row"

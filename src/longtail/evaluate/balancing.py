@@ -15,9 +15,9 @@ from longtail.balance.component import SYNTHETIC, WEIGHT, Component, as_training
 from longtail.balance.leakage import check_disjoint
 from longtail.config import TabularBalanceConfig
 from longtail.data.adapters import load_dataset
+from longtail.data.tokenize import tokenize
 from longtail.evaluate.classification import classification_metrics, macro_f1
 from longtail.evaluate.significance import paired_bootstrap, paired_bootstrap_statistic
-from longtail.search.tokenize import tokenize
 
 KEY, LABEL, TEXT = "item_id", "label", "text"
 FEATURE_PREFIX = "x"
