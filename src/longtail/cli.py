@@ -611,13 +611,17 @@ def ablate(
     out: Annotated[Path, typer.Option(help="output directory for ablation.json, ablation.html and config.yaml")] = Path("out/ablation"),
     datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
 ) -> None:
-    """Train the baseline and every variant alike and compare them overall, per item segment and for cold users."""
+    """Train the baseline and every variant alike and compare them overall, per item segment and for cold users
+    (or, with `ablation.task: classification`, every balancing strategy per class on an imbalanced classifier)."""
     from longtail.config import save_config
     from longtail.evaluate.ablation import SEGMENTS, run_ablation, write_results
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         settings = load_config(config)
+        if settings.ablation.task == "classification":
+            _classification_ablation(settings, datasets_root, out)
+            return
         with _progress() as progress:
             arms = 2 + len(settings.ablation.variants) + (settings.ablation.combine_best > 1)
             task = progress.add_task("ablate", total=arms)
@@ -640,6 +644,31 @@ def ablate(
             cells.append(f"{value:.4f}" + (f" ({change['relative']:+.0%})" if change else ""))
         goal = "-" if name not in goals else ("met" if goals[name]["meets_goal"] else "no")
         table.add_row(name, *cells, f"{run['train_seconds']:.0f}", goal)
+    console.print(table)
+    console.print(f"Report: [bold]{out / 'ablation.html'}[/]  JSON: {out / 'ablation.json'}")
+
+
+def _classification_ablation(settings: LongtailConfig, datasets_root: Path, out: Path) -> None:
+    """Run and print the classification ablation: macro-F1, minority-class recall and per-class F1 per strategy."""
+    from longtail.pipeline.balance_step import run_classification_ablation
+
+    with _progress() as progress:
+        task = progress.add_task("ablate", total=len(settings.balance.tabular.strategies))
+        experiment = run_classification_ablation(settings, datasets_root, out, on_step=lambda step: progress.update(task, advance=1, description=step))
+    rows = experiment["rows"]
+    minority = rows[0]["minority_class"]
+    table = Table(title=f"{experiment['task']}, {experiment['classifier']}: change vs baseline [95% CI]; every class in the HTML report")
+    for column in ("strategy", "train rows", "macro-F1", f"recall {minority}", f"F1 {minority}"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for row in rows:
+        compared = row.get("vs_baseline", {})
+
+        def cell(value: float, metric: str) -> str:
+            change = compared.get(metric)
+            return f"{value:.3f}" + (f" ({change['difference']:+.3f} [{change['low']:+.3f}, {change['high']:+.3f}])" if change else "")
+
+        table.add_row(row["strategy"], f"{row['train_rows']:,}", cell(row["macro_f1"], "macro_f1"), cell(row["minority_recall"], "minority_recall"),
+                      f"{row['per_class'][minority]['f1']:.3f}")
     console.print(table)
     console.print(f"Report: [bold]{out / 'ablation.html'}[/]  JSON: {out / 'ablation.json'}")
 

@@ -338,6 +338,11 @@ class AblationVariant(_Section):
 class AblationConfig(_Section):
     """`longtail ablate`: a baseline (the recommend section) and named variants, trained and evaluated alike."""
 
+    task: Literal["recommendation", "classification"] = Field(
+        "recommendation",
+        description="recommendation: SASRec arms from `variants`; classification: the imbalanced zh-reviews category task, "
+        "one arm per `balance.tabular.strategies` entry, scored per class",
+    )
     dataset: str = Field("gram-beauty", description="a bundled public dataset")
     protocol: Literal["loo", "temporal"] = "loo"
     max_users: int | None = Field(None, gt=0, description="only the first N users (quick runs); None: everybody")

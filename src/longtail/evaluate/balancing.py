@@ -157,3 +157,17 @@ def run_category_experiment(datasets_root: str | Path, config: TabularBalanceCon
         "train_class_rows": dict(train.group_by(LABEL).len().sort("len", descending=True).iter_rows()),
         "rows": rows,
     }
+
+
+def report_heads(experiment: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The experiment in the shape `render_classification_report` takes: every strategy's per-class scores, and each
+    strategy's macro-F1 difference to the unbalanced baseline."""
+    rows = experiment["rows"]
+    return {"category": {
+        "classes": sorted(rows[0]["per_class"]),
+        "models": {row["strategy"]: row for row in rows},
+        "comparisons": {row["strategy"]: row["vs_baseline"]["macro_f1"] for row in rows if "vs_baseline" in row},
+        "comparison_title": "Macro-F1 difference, strategy minus the unbalanced baseline (95% paired bootstrap over test rows)",
+        "compared_label": "strategy",
+        "sample_label": "test rows",
+    }}
