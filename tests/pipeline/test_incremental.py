@@ -48,14 +48,18 @@ def _text_encoder(items: pl.DataFrame):
 
 @pytest.fixture(scope="module")
 def trained_with_ranker(tmp_path_factory, datasets_root):
-    """The same 800 users and held-back events; the folder also holds a fusion ranker (50 trees)."""
+    """The same 800 users and held-back events; the folder also holds a fusion ranker (50 trees), its catalogue
+    the items these users touch."""
     data = load_dataset("scientific", datasets_root)
     users = data.events["user_id"].unique().sort().head(800)
-    past, new = hold_back(data.events.filter(pl.col("user_id").is_in(users.implode())), 3)
+    events = data.events.filter(pl.col("user_id").is_in(users.implode()))
+    past, new = hold_back(events, 3)
     folder = tmp_path_factory.mktemp("incremental_ranker") / "model"
     encode = _text_encoder(data.items)
-    train_model_folder(data.items.filter(pl.col("item_id").is_in(past["item_id"].implode())), past, RANKED, folder, encode, fusion=True)
-    return data.items, new, folder, encode
+    # the catalogue is the items these users touch: EASE inverts an items x items matrix at every load
+    items = data.items.filter(pl.col("item_id").is_in(events["item_id"].implode()))
+    train_model_folder(items.filter(pl.col("item_id").is_in(past["item_id"].implode())), past, RANKED, folder, encode, fusion=True)
+    return items, new, folder, encode
 
 
 def _copy(folder, tmp_path):
