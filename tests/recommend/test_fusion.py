@@ -36,7 +36,6 @@ def test_fusion_beats_its_weakest_source_and_ranks_only_candidates(beauty_slice)
     assert ranker.training_groups_ > 0
 
 
-@pytest.mark.slow
 def test_a_saved_ranker_reloads_with_refit_sources_and_scores_identically(beauty_slice, tmp_path) -> None:
     items, split = beauty_slice
     config = RecommendConfig(fusion_candidates=20, fusion_trees=20, fusion_train_users=300)
