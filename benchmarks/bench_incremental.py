@@ -3,9 +3,11 @@
 Amazon Industrial & Scientific: each user's 3 newest reviews are held back as "new events"; the model is trained
 on the rest (knowing only the items seen there), then updated twice from the same saved folder — once with the
 new events as they are, once with the trained-on part relabelled by a random bijection of item ids (an id-mapping
-bug). The guard judges both on each user's newest event. Writes benchmarks/results/incremental.json.
+bug). The guard judges both on each user's newest event. Writes benchmarks/results/incremental.json; with
+--fusion the folder also holds the fusion ranker (MiniLM item text vectors), which each update warm-starts and
+judges too, and the results go to benchmarks/results/incremental_fusion.json.
 
-    python benchmarks/bench_incremental.py [--max-train-seconds 180]
+    python benchmarks/bench_incremental.py [--max-train-seconds 180] [--fusion]
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ import polars as pl  # noqa: E402
 
 from longtail.config import LongtailConfig  # noqa: E402
 from longtail.data.adapters import load_dataset  # noqa: E402
+from longtail.encode.item_text import encode_items  # noqa: E402
 from longtail.pipeline.incremental import hold_back, train_model_folder, update_model_folder  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-RESULTS = HERE / "results" / "incremental.json"
+RESULTS = HERE / "results"
 ARTIFACTS = REPO / "out" / "bench" / "incremental"
 DATASETS = Path(os.environ.get("LONGTAIL_DATASETS", REPO.parent / "shared" / "datasets"))
 HELD_BACK = 3
@@ -46,28 +49,32 @@ def main() -> int:
     """Train once, update a copy with clean and with corrupted new events, write both decisions."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-train-seconds", type=float, default=180.0, help="wall-time cap for the initial training")
+    parser.add_argument("--fusion", action="store_true", help="also train, update and judge the fusion ranker")
     arguments = parser.parse_args()
     config = LongtailConfig()
     config.recommend.sequential = config.recommend.sequential.model_copy(update={"max_train_seconds": arguments.max_train_seconds})
     data = load_dataset("scientific", DATASETS)
     past, new = hold_back(data.events, HELD_BACK)
-    base = ARTIFACTS / "base"
+    suffix = "_fusion" if arguments.fusion else ""
+    base = ARTIFACTS / f"base{suffix}"
+    encode = (lambda item_ids: encode_items(item_ids, data.items, REPO / ".cache" / "embeddings")) if arguments.fusion else None
     started = time.perf_counter()
-    model = train_model_folder(data.items.filter(pl.col("item_id").is_in(past["item_id"].implode())), past, config, base)
+    model = train_model_folder(data.items.filter(pl.col("item_id").is_in(past["item_id"].implode())), past, config, base, encode, arguments.fusion)
     result = {
-        "dataset": "scientific", "held_back_per_user": HELD_BACK, "past_events": past.height, "new_events": new.height,
+        "dataset": "scientific", "held_back_per_user": HELD_BACK, "past_events": past.height, "new_events": new.height, "fusion": arguments.fusion,
         "initial_training": {"seconds": round(time.perf_counter() - started, 1), "epochs": len(model.history_),
                              "valid_NDCG@10": model.best_valid_, "items": model.n_items_},
         "updates": {},
     }
     for name, events in (("clean", new), ("relabelled", relabel_trained_part(new, data.items["item_id"].to_list(), config.seed))):
-        folder = ARTIFACTS / name
+        folder = ARTIFACTS / f"{name}{suffix}"
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(base, folder)
-        result["updates"][name] = update_model_folder(folder, events, data.items, config)
-        print(name, {k: result["updates"][name][k] for k in ("decision", "old", "new", "seconds")}, flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1), encoding="utf-8")
+        result["updates"][name] = decision = update_model_folder(folder, events, data.items, config, encode)
+        ranker = {k: decision["ranker"][k] for k in ("passed", "old", "new", "seconds")} if "ranker" in decision else None
+        print(name, {k: decision[k] for k in ("decision", "old", "new", "seconds")}, ranker, flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"incremental{suffix}.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     return 0
 
 

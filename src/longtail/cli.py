@@ -549,10 +549,11 @@ def train(
     events: Annotated[Path | None, typer.Option(help="your events file, instead of --dataset")] = None,
     hold_back: Annotated[int, typer.Option(help="keep each user's newest N interactions out of training, to replay with `update`")] = 0,
     held_back_out: Annotated[Path | None, typer.Option(help="where --hold-back writes those events (parquet)")] = None,
+    fusion: Annotated[bool, typer.Option(help="also train the fusion ranker over SASRec, EASE, item kNN, content and popularity")] = False,
     config: Annotated[Path | None, typer.Option(help="YAML config (recommend.sequential); defaults when omitted")] = None,
     datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
 ) -> None:
-    """Train the sequential (SASRec) model and write a model folder that `longtail update` can warm-start."""
+    """Train the sequential (SASRec) model, and with --fusion the fusion ranker, into a folder `longtail update` can warm-start."""
     from longtail.pipeline.incremental import hold_back as split_newest
     from longtail.pipeline.incremental import train_model_folder
 
@@ -567,11 +568,12 @@ def train(
             event_table, held = split_newest(event_table, hold_back)
             held.write_parquet(held_back_out)  # type: ignore[arg-type]
             console.print(f"held back {held.height:,} events -> {held_back_out}")
-        with console.status("training the sequential model"):
-            model = train_model_folder(item_table, event_table, settings, out, _item_encoder(item_table, settings))
+        with console.status("training the sequential model" + (" and the fusion ranker" if fusion else "")):
+            model = train_model_folder(item_table, event_table, settings, out, _item_encoder(item_table, settings), fusion)
     except LongtailError as error:
         _fail(error)
-    console.print(f"model folder: [bold]{out}[/]  ({model.n_items_:,} items, {len(model.history_)} epochs, validation NDCG@10 {model.best_valid_:.4f})")
+    console.print(f"model folder: [bold]{out}[/]  ({model.n_items_:,} items, {len(model.history_)} epochs, validation NDCG@10 {model.best_valid_:.4f}"
+                  + (", with the fusion ranker)" if fusion else ")"))
 
 
 @app.command()
@@ -583,7 +585,7 @@ def update(
     config: Annotated[Path | None, typer.Option(help="YAML config (section incremental); defaults when omitted")] = None,
     datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
 ) -> None:
-    """Warm-start the model on new events; keep it only if it is not worse on the newest events (else roll back)."""
+    """Warm-start the model (and its fusion ranker, if the folder holds one) on new events; keep them only if not worse on the newest events."""
     from longtail.pipeline.incremental import DECISION_FILE, update_model_folder
 
     try:
@@ -595,13 +597,16 @@ def update(
     except LongtailError as error:
         _fail(error)
     table = Table(title=f"Update on {decision['held_out_events']:,} held-out newest events ({decision['evaluated_users']:,} users)")
-    for column in ("metric", "old", "new", "new - old (95% CI)", "tolerance", "decision"):
-        table.add_column(column, justify="left" if column in ("metric", "decision") else "right")
-    ci = decision["new_minus_old_ci"]
-    colour = "green" if decision["decision"] == "replaced" else "yellow"
-    table.add_row(decision["metric"], f"{decision['old']:.4f}", f"{decision['new']:.4f}", f"{decision['difference']:+.4f} [{ci['low']:+.4f}, {ci['high']:+.4f}]",
-                  f"{decision['tolerance']:.4f}", f"[{colour}]{decision['decision']}[/]")
+    for column in ("model", "metric", "old", "new", "new - old (95% CI)", "tolerance", "passed"):
+        table.add_column(column, justify="left" if column in ("model", "metric", "passed") else "right")
+    for name, part in (("sequential", decision), ("fusion ranker", decision.get("ranker"))):
+        if part is not None:
+            ci = part["new_minus_old_ci"]
+            table.add_row(name, part["metric"], f"{part['old']:.4f}", f"{part['new']:.4f}", f"{part['difference']:+.4f} [{ci['low']:+.4f}, {ci['high']:+.4f}]",
+                          f"{part['tolerance']:.4f}", "[green]yes[/]" if part["passed"] else "[yellow]no[/]")
     console.print(table)
+    colour = "green" if decision["decision"] == "replaced" else "yellow"
+    console.print(f"decision: [{colour}]{decision['decision']}[/]")
     console.print(f"trained on {decision['trained_events']:,} new events; {decision['items_added']:,} new items. Decision: {model / DECISION_FILE}")
 
 

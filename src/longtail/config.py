@@ -314,7 +314,7 @@ class IntentConfig(_Section):
 
 
 class IncrementalConfig(_Section):
-    """Warm-start updates of the sequential model from new events, and the guard that rolls a worse model back."""
+    """Warm-start updates of the sequential model (and the fusion ranker, when saved) from new events, and the guard that rolls a worse model back."""
 
     epochs: int = Field(5, gt=0, description="passes over the new events (no early stopping: the recent slice is never seen)")
     lr: float = Field(1e-3, gt=0.0, description="learning rate of the warm-start passes")
@@ -324,6 +324,7 @@ class IncrementalConfig(_Section):
     holdout_share: float = Field(0.2, gt=0.0, lt=1.0, description="share of new events after the cut (holdout: time)")
     metric: str = Field("NDCG@10", description="full-ranking metric the guard compares")
     tolerance: float = Field(0.002, ge=0.0, description="keep the new model unless its metric is lower than the old one's by more than this")
+    ranker_trees: int = Field(20, gt=0, description="trees an update adds to the fusion ranker's booster")
 
 
 class AblationVariant(_Section):

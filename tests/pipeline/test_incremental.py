@@ -1,4 +1,4 @@
-"""Incremental job on real users: good new events replace the model, corrupted ones are rolled back untouched."""
+"""Incremental job on real users: good new events replace the model (and fusion ranker), corrupted ones are rolled back untouched."""
 
 from __future__ import annotations
 
@@ -13,13 +13,17 @@ import pytest
 
 from longtail.config import IncrementalConfig, LongtailConfig, RecommendConfig, SequentialConfig
 from longtail.data.adapters import load_dataset
+from longtail.encode.item_text import render_item_text
 from longtail.models.sequential import SASRec
 from longtail.pipeline.incremental import (
-    DECISION_FILE, DECISION_LOG, HISTORY_FILE, ITEMS_FILE, MODEL_FILE, hold_back, recent_slice, train_model_folder, update_model_folder,
+    DECISION_FILE, DECISION_LOG, HISTORY_FILE, ITEMS_FILE, MODEL_FILE, hold_back, load_ranker, recent_slice, train_model_folder,
+    update_model_folder,
 )
+from longtail.recommend.fusion import BOOSTER_FILE, STATE_FILE
 
 TINY = SequentialConfig(hidden=32, blocks=1, heads=1, max_len=20, dropout=0.2, epochs=15, patience=5, lr=3e-3, threads=1)
 CONFIG = LongtailConfig(recommend=RecommendConfig(sequential=TINY, bootstrap_samples=200), incremental=IncrementalConfig(epochs=10, lr=1e-2))
+RANKED = CONFIG.model_copy(update={"recommend": CONFIG.recommend.model_copy(update={"fusion_candidates": 20, "fusion_trees": 50})})
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +37,47 @@ def trained(tmp_path_factory, datasets_root):
     return data.items, past, new, folder
 
 
+def _text_encoder(items: pl.DataFrame):
+    """Item text as a hashed bag of words: real text vectors without loading a transformer."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    texts = render_item_text(items)
+    hashing = HashingVectorizer(n_features=256, alternate_sign=False)
+    return lambda item_ids: hashing.transform([texts.get(i, i) for i in item_ids]).toarray().astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def trained_with_ranker(tmp_path_factory, datasets_root):
+    """The same 800 users and held-back events; the folder also holds a fusion ranker (50 trees), its catalogue
+    the items these users touch."""
+    data = load_dataset("scientific", datasets_root)
+    users = data.events["user_id"].unique().sort().head(800)
+    events = data.events.filter(pl.col("user_id").is_in(users.implode()))
+    past, new = hold_back(events, 3)
+    folder = tmp_path_factory.mktemp("incremental_ranker") / "model"
+    encode = _text_encoder(data.items)
+    # the catalogue is the items these users touch: EASE inverts an items x items matrix at every load
+    items = data.items.filter(pl.col("item_id").is_in(events["item_id"].implode()))
+    train_model_folder(items.filter(pl.col("item_id").is_in(past["item_id"].implode())), past, RANKED, folder, encode, fusion=True)
+    return items, new, folder, encode
+
+
 def _copy(folder, tmp_path):
     target = tmp_path / "model"
     shutil.copytree(folder, target)
     return target
 
 
-def _digest(folder) -> dict[str, str]:
-    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in (MODEL_FILE, ITEMS_FILE, HISTORY_FILE)}
+def _digest(folder, names=(MODEL_FILE, ITEMS_FILE, HISTORY_FILE)) -> dict[str, str]:
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in names}
+
+
+def _relabel_trained_on(new: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
+    """An id-mapping bug: every trained-on event points at the wrong item (a fixed random relabelling of the catalogue)."""
+    ids = items["item_id"].to_list()
+    relabel = dict(zip(ids, np.random.default_rng(1).permutation(ids).tolist()))
+    newest = pl.col("timestamp").rank("ordinal", descending=True).over("user_id") == 1
+    return new.with_columns(pl.when(newest).then(pl.col("item_id")).otherwise(pl.col("item_id").replace_strict(relabel)).alias("item_id"))
 
 
 @pytest.mark.slow
@@ -64,16 +101,37 @@ def test_corrupted_new_events_are_rolled_back_and_the_model_stays_untouched(trai
     items, _, new, folder = trained
     folder = _copy(folder, tmp_path)
     untouched = _digest(folder)
-    # an id-mapping bug: every trained-on event points at the wrong item (a fixed random relabelling of the catalogue)
-    ids = items["item_id"].to_list()
-    relabel = dict(zip(ids, np.random.default_rng(1).permutation(ids).tolist()))
-    newest = pl.col("timestamp").rank("ordinal", descending=True).over("user_id") == 1
-    corrupted = new.with_columns(pl.when(newest).then(pl.col("item_id")).otherwise(pl.col("item_id").replace_strict(relabel)).alias("item_id"))
-    decision = update_model_folder(folder, corrupted, items, CONFIG)
+    decision = update_model_folder(folder, _relabel_trained_on(new, items), items, CONFIG)
     assert decision["decision"] == "rolled_back" and decision["new"] < decision["old"] - decision["tolerance"]
     assert _digest(folder) == untouched
     assert json.loads((folder / DECISION_FILE).read_text())["decision"] == "rolled_back"
     assert len((folder / DECISION_LOG).read_text().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_good_new_events_replace_the_ranker_with_more_trees(trained_with_ranker, tmp_path) -> None:
+    items, new, folder, encode = trained_with_ranker
+    folder = _copy(folder, tmp_path)
+    decision = update_model_folder(folder, new, items, RANKED, encode)
+    part = decision["ranker"]
+    assert decision["decision"] == "replaced" and part["passed"] and part["new"] >= part["old"] - part["tolerance"]
+    assert part["trees"] == RANKED.recommend.fusion_trees + RANKED.incremental.ranker_trees and part["training_lists"] > 100
+    assert json.loads((folder / STATE_FILE).read_text())["trees"] == part["trees"]
+    ranker = load_ranker(folder, items, RANKED, encode)
+    assert ranker.booster_.num_trees() == part["trees"] and len(ranker.item_ids) == decision["items_before"] + decision["items_added"]
+    assert json.loads((folder / DECISION_FILE).read_text())["ranker"]["new"] == part["new"]
+
+
+@pytest.mark.slow
+def test_corrupted_new_events_roll_the_ranker_back_byte_for_byte(trained_with_ranker, tmp_path) -> None:
+    items, new, folder, encode = trained_with_ranker
+    folder = _copy(folder, tmp_path)
+    names = (MODEL_FILE, ITEMS_FILE, HISTORY_FILE, BOOSTER_FILE, STATE_FILE)
+    untouched = _digest(folder, names)
+    decision = update_model_folder(folder, _relabel_trained_on(new, items), items, RANKED, encode)
+    part = decision["ranker"]
+    assert decision["decision"] == "rolled_back" and not part["passed"] and part["new"] < part["old"] - part["tolerance"]
+    assert _digest(folder, names) == untouched
 
 
 def _frame(rows: list[tuple[str, str, int]]) -> pl.DataFrame:

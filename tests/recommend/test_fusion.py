@@ -34,3 +34,20 @@ def test_fusion_beats_its_weakest_source_and_ranks_only_candidates(beauty_slice)
     importance = ranker.importance()
     assert set(importance) == set(ranker.feature_names()) and abs(sum(importance.values()) - 1) < 1e-3
     assert ranker.training_groups_ > 0
+
+
+def test_a_saved_ranker_reloads_with_refit_sources_and_scores_identically(beauty_slice, tmp_path) -> None:
+    items, split = beauty_slice
+    config = RecommendConfig(fusion_candidates=20, fusion_trees=20, fusion_train_users=300)
+    vectors = np.random.default_rng(0).normal(size=(split.n_items, 8)).astype(np.float32)
+    train = TrainData(split.n_items, split.train, split.valid, vectors)
+    sources = {name: make_recommender(name, config) for name in ("itemknn", "content", "popularity")}
+    ranker = FusionRanker(sources, config, items, split.item_ids).fit(train)
+    ranker.save(tmp_path)
+    # nothing fitted is handed over: every source is closed-form and is refit on the same histories
+    reloaded = FusionRanker.load(tmp_path, train, config, items, split.item_ids, {})
+    histories = split.histories("test")[:50]
+    scores = ranker.score(histories)
+    assert np.array_equal(scores, reloaded.score(histories)) and np.isfinite(scores).any(axis=1).all()
+    assert reloaded.booster_.num_trees() == 20 and reloaded.training_groups_ == ranker.training_groups_
+    assert list(reloaded.sources) == list(sources) and reloaded.importance() == ranker.importance()

@@ -1,9 +1,10 @@
-"""The incremental job: warm-start the sequential model on new events, keep it only if the newest events say it is not worse.
+"""The incremental job: warm-start the sequential model (and fusion ranker) on new events, keep them only if the newest events say they are not worse.
 
 A model folder holds `model.pt` (SASRec weights), `items.json` (the catalogue in index order), `history.parquet`
-(the events the model has seen, the context for the next update), `config.yaml`, and after each update
-`update.json` (the latest decision) and `updates.jsonl` (every decision). An update that is rolled back changes
-only the two decision files.
+(the events the model has seen, the context for the next update), `config.yaml`, optionally the fusion ranker
+(`ranker.txt`, `ranker.json`: its closed-form sources are refit on `history.parquet` when it is loaded), and after
+each update `update.json` (the latest decision) and `updates.jsonl` (every decision). An update that is rolled back
+changes only the two decision files.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from longtail.data.splits import leave_one_out, user_sequences
 from longtail.errors import LongtailError
 from longtail.evaluate.harness import Evaluation, evaluate_scorer, make_validator
 from longtail.evaluate.significance import paired_bootstrap
-from longtail.models.base import TrainData
+from longtail.models.base import Recommender, TrainData, make_recommender
 from longtail.models.sequential import SASRec
+from longtail.recommend.fusion import BOOSTER_FILE, DEFAULT_SOURCES, FusionRanker
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model.pt"
@@ -73,12 +75,15 @@ def recent_slice(new_events: pl.DataFrame, config: IncrementalConfig) -> tuple[p
     return part(~recent), part(recent)
 
 
-def _write_folder(directory: Path, model: SASRec, item_ids: list[str], history: pl.DataFrame, config: LongtailConfig) -> None:
+def _write_folder(directory: Path, model: SASRec, item_ids: list[str], history: pl.DataFrame, config: LongtailConfig,
+                  ranker: FusionRanker | None = None) -> None:
     """Write a complete model folder beside `directory`, then swap it in, so a reader never sees half of one."""
     staging = directory.with_name(f".{directory.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     model.save(staging / MODEL_FILE)
+    if ranker is not None:
+        ranker.save(staging)
     (staging / ITEMS_FILE).write_text(json.dumps(item_ids), encoding="utf-8")
     history.write_parquet(staging / HISTORY_FILE)
     save_config(config, staging)
@@ -93,23 +98,61 @@ def _write_folder(directory: Path, model: SASRec, item_ids: list[str], history: 
     shutil.rmtree(retired, ignore_errors=True)
 
 
+def _vectors(encode: Encoder | None, item_ids: list[str], text_init: bool, fusion: bool) -> np.ndarray | None:
+    """Text vectors of the items when a model reads them; the fusion ranker always does, so it needs an encoder."""
+    if fusion and encode is None:
+        raise LongtailError("the fusion ranker needs item text vectors: pass an item encoder")
+    return encode(item_ids) if encode is not None and (text_init or fusion) else None
+
+
 def train_model_folder(items: pl.DataFrame, events: pl.DataFrame, config: LongtailConfig, out_dir: str | Path,
-                       encode: Encoder | None = None) -> SASRec:
-    """Fit SASRec on the events (each user's last two interactions pick the epoch) and write a model folder."""
+                       encode: Encoder | None = None, fusion: bool = False) -> SASRec:
+    """Fit SASRec on the events (each user's last two interactions pick the epoch) and write a model folder.
+
+    With `fusion`, the fusion ranker is trained too, as the recommendation benchmark does: its closed-form sources
+    on the same training part, its LambdaRank booster on each user's validation item with SASRec as one source.
+    """
     split = leave_one_out(items, events)
-    vectors = encode(split.item_ids) if encode is not None and config.recommend.sequential.text_init != "none" else None
+    vectors = _vectors(encode, split.item_ids, config.recommend.sequential.text_init != "none", fusion)
     model = SASRec(config.recommend.sequential)
-    model.fit(TrainData(split.n_items, split.train, split.valid, vectors, config.seed), make_validator(split, config.recommend))
-    _write_folder(Path(out_dir), model, split.item_ids, _interactions(events), config)
+    train = TrainData(split.n_items, split.train, split.valid, vectors, config.seed)
+    model.fit(train, make_validator(split, config.recommend))
+    ranker = None
+    if fusion:
+        sources = _sources(model, train, config)
+        ranker = FusionRanker(sources, config.recommend, items, split.item_ids, config.seed, sources_fitted=True).fit(train)
+    _write_folder(Path(out_dir), model, split.item_ids, _interactions(events), config, ranker)
     return model
 
 
-def _old_model_scorer(model: SASRec, n_items: int) -> Callable[[list[np.ndarray]], np.ndarray]:
-    """The fitted model's scores over a grown catalogue: it reads only items it knows and never ranks a new one."""
+def _sources(model: SASRec, data: TrainData, config: LongtailConfig) -> dict[str, Recommender]:
+    """The fusion ranker's default sources: the given SASRec, the closed-form ones fitted on `data`."""
+    return {name: model if name == "sasrec" else make_recommender(name, config.recommend).fit(data) for name in DEFAULT_SOURCES}
+
+
+def _folder_ranker(directory: Path, model: SASRec, item_ids: list[str], events: pl.DataFrame, items: pl.DataFrame,
+                   vectors: np.ndarray, config: LongtailConfig) -> FusionRanker:
+    """The folder's booster around `model`, its closed-form sources refit on `events` over the catalogue `item_ids`."""
+    data = TrainData(len(item_ids), user_sequences(item_ids, events)[1], None, vectors, config.seed)
+    return FusionRanker.load(directory, data, config.recommend, items, item_ids, {"sasrec": model})
+
+
+def load_ranker(directory: str | Path, items: pl.DataFrame, config: LongtailConfig, encode: Encoder) -> FusionRanker:
+    """The fusion ranker a model folder holds, ready to score: its SASRec, booster, and sources refit on its history."""
+    directory = Path(directory)
+    if not (directory / BOOSTER_FILE).is_file():
+        raise LongtailError(f"{directory}: no fusion ranker; train the folder with fusion (longtail train --fusion)")
+    item_ids: list[str] = json.loads((directory / ITEMS_FILE).read_text(encoding="utf-8"))
+    history = pl.read_parquet(directory / HISTORY_FILE)
+    return _folder_ranker(directory, SASRec.load(directory / MODEL_FILE), item_ids, history, items, encode(item_ids), config)
+
+
+def _old_model_scorer(model: SASRec | FusionRanker, known: int, n_items: int) -> Callable[[list[np.ndarray]], np.ndarray]:
+    """The fitted model's scores over a grown catalogue: it reads only the `known` items and never ranks a new one."""
 
     def score(histories: list[np.ndarray]) -> np.ndarray:
         scores = np.full((len(histories), n_items), -np.inf, dtype=np.float32)
-        scores[:, : model.n_items_] = model.score([h[h < model.n_items_] for h in histories])
+        scores[:, :known] = model.score([h[h < known] for h in histories])
         return scores
 
     return score
@@ -122,21 +165,58 @@ def _judge(scorer: Callable[[list[np.ndarray]], np.ndarray], histories: list[np.
     return evaluate_scorer(scorer, histories, targets, counts, config.recommend, segments=False)
 
 
+def _verdict(before: Evaluation, after: Evaluation, config: LongtailConfig) -> dict:
+    """The guard: old and new metric, their difference with a paired-bootstrap interval, and whether new passes."""
+    settings = config.incremental
+    old_value, new_value = before.metrics[settings.metric], after.metrics[settings.metric]
+    return {
+        "metric": settings.metric, "old": old_value, "new": new_value, "difference": new_value - old_value, "tolerance": settings.tolerance,
+        "new_minus_old_ci": paired_bootstrap(after.per_user["all"][settings.metric], before.per_user["all"][settings.metric],
+                                             config.recommend.bootstrap_samples, config.seed),
+        "passed": bool(new_value >= old_value - settings.tolerance),
+    }
+
+
+def _update_ranker(directory: Path, old: SASRec, candidate: SASRec, item_ids: list[str], history: pl.DataFrame, context: pl.DataFrame,
+                   lists: list[np.ndarray], histories: list[np.ndarray], targets: list[np.ndarray], items: pl.DataFrame,
+                   vectors: np.ndarray, config: LongtailConfig) -> tuple[FusionRanker, dict]:
+    """Warm-start the folder's fusion ranker and judge it against the old one on the same held-out events.
+
+    Old: the saved booster over the old SASRec, its closed-form sources fit on the folder's history. New: the same
+    booster over the warm-started SASRec and sources refit on the history plus the trained-on new events, boosted
+    `incremental.ranker_trees` more trees on `lists` (each trained user's sequence; its last item is the label).
+    """
+    started = time.perf_counter()
+    known = old.n_items_
+    previous = _folder_ranker(directory, old, item_ids[:known], history, items, vectors[:known], config)
+    before = _judge(_old_model_scorer(previous, known, len(item_ids)), histories, targets, config)
+    ranker = _folder_ranker(directory, candidate, item_ids, context, items, vectors, config)
+    ranker.warm_start(TrainData(len(item_ids), [s[:-1] for s in lists], [s[-1:] for s in lists], vectors, config.seed),
+                      config.incremental.ranker_trees)
+    after = _judge(ranker.score, histories, targets, config)
+    part = {**_verdict(before, after, config), "trees": ranker.booster_.num_trees(), "training_lists": ranker.training_groups_,
+            "candidate_recall": round(ranker.candidate_recall_, 4), "seconds": round(time.perf_counter() - started, 2)}
+    return ranker, part
+
+
 def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: pl.DataFrame, config: LongtailConfig,
                         encode: Encoder | None = None) -> dict:
-    """Warm-start the folder's model on `new_events`; replace it only if it is not worse on the newest events.
+    """Warm-start the folder's model (and fusion ranker) on `new_events`; replace them only if not worse on the newest events.
 
     The newest new events (see `recent_slice`) are held out; the rest train a copy of the model, starting from its
     saved weights, for `incremental.epochs` passes. Both models then rank the whole grown catalogue for each
-    held-out event, reading the same histories (every earlier event). The new model is kept when its metric is at
-    least the old one's minus `incremental.tolerance`; otherwise the folder keeps the old model. Either way the
-    decision is written to `update.json` (and appended to `updates.jsonl`) and returned.
+    held-out event, reading the same histories (every earlier event). A model passes when its metric is at least
+    the old one's minus `incremental.tolerance`. A folder with a fusion ranker also warm-starts the ranker (see
+    `_update_ranker`) and judges it the same way; as its features come from SASRec, the two are replaced together,
+    only when both pass, else the folder keeps both old ones. Either way the decision (the sequential verdict, and
+    the ranker's under `ranker`) is written to `update.json` (and appended to `updates.jsonl`) and returned.
     """
     directory = Path(directory)
     settings = config.incremental
     started = time.perf_counter()
     if not (directory / MODEL_FILE).is_file():
         raise LongtailError(f"{directory}: no {MODEL_FILE}; train a model folder first (longtail train)")
+    fusion = (directory / BOOSTER_FILE).is_file()
     old_ids: list[str] = json.loads((directory / ITEMS_FILE).read_text(encoding="utf-8"))
     history = pl.read_parquet(directory / HISTORY_FILE)
     to_train, recent = recent_slice(new_events, settings)
@@ -154,7 +234,7 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
     targets = [np.unique(t) for t in recent_targets]
 
     old = SASRec.load(directory / MODEL_FILE)
-    before = _judge(_old_model_scorer(old, len(item_ids)), histories, targets, config)
+    before = _judge(_old_model_scorer(old, old.n_items_, len(item_ids)), histories, targets, config)
     if settings.metric not in before.metrics:
         raise LongtailError(f"incremental.metric '{settings.metric}' is not measured; choose one of {', '.join(before.metrics)}")
     candidate = SASRec.load(directory / MODEL_FILE)
@@ -163,25 +243,29 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
     trained_users = [user for user in context_users if user in new_per_user]
     training = [by_user[user] for user in trained_users]
     learn_from = [len(by_user[user]) - new_per_user[user] for user in trained_users]  # older events are context only
-    vectors = encode(item_ids) if encode is not None and candidate.config.text_init != "none" else None
+    vectors = _vectors(encode, item_ids, candidate.config.text_init != "none", fusion)
     candidate.partial_fit(TrainData(len(item_ids), training, None, vectors, config.seed), learn_from=learn_from)
     after = _judge(candidate.score, histories, targets, config)
+    sequential = _verdict(before, after, config)
+    ranker, ranker_part = None, None
+    if fusion:
+        ranker, ranker_part = _update_ranker(directory, old, candidate, item_ids, history, context, training, histories, targets,
+                                             items, vectors, config)  # type: ignore[arg-type]
 
-    old_value, new_value = before.metrics[settings.metric], after.metrics[settings.metric]
-    keep = new_value >= old_value - settings.tolerance
+    keep = sequential["passed"] and (ranker_part is None or ranker_part["passed"])
     decision = {
-        "decision": "replaced" if keep else "rolled_back",
-        "metric": settings.metric, "old": old_value, "new": new_value, "difference": new_value - old_value, "tolerance": settings.tolerance,
-        "new_minus_old_ci": paired_bootstrap(after.per_user["all"][settings.metric], before.per_user["all"][settings.metric],
-                                             config.recommend.bootstrap_samples, config.seed),
+        "decision": "replaced" if keep else "rolled_back", **sequential,
         "evaluated_users": len(recent_users), "new_events": new_events.height, "trained_events": to_train.height,
         "held_out_events": recent.height, "trained_users": len(training), "items_before": len(old_ids), "items_added": len(added),
         "seconds": round(time.perf_counter() - started, 2), "decided_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": {"incremental": settings.model_dump(), "sequential": candidate.config.model_dump(), "seed": config.seed},
     }
-    log.info("incremental update %s: %s old %.4f new %.4f (tolerance %.4f)", decision["decision"], settings.metric, old_value, new_value, settings.tolerance)
+    if ranker_part is not None:
+        decision["ranker"] = ranker_part
+    log.info("incremental update %s: %s old %.4f new %.4f (tolerance %.4f)%s", decision["decision"], settings.metric, sequential["old"],
+             sequential["new"], settings.tolerance, "" if ranker_part is None else f"; ranker old {ranker_part['old']:.4f} new {ranker_part['new']:.4f}")
     if keep:
-        _write_folder(directory, candidate, item_ids, pl.concat([history, _interactions(new_events)]), config)
+        _write_folder(directory, candidate, item_ids, pl.concat([history, _interactions(new_events)]), config, ranker)
     (directory / DECISION_FILE).write_text(json.dumps(decision, indent=1), encoding="utf-8")
     with (directory / DECISION_LOG).open("a", encoding="utf-8") as journal:
         journal.write(json.dumps(decision) + "\n")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Self
+from pathlib import Path
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 import polars as pl
@@ -14,8 +15,13 @@ from longtail.config import RecommendConfig
 from longtail.errors import LongtailError
 from longtail.models.base import Recommender, TrainData, Validator, make_recommender, mask_history, top_k
 
+if TYPE_CHECKING:
+    import lightgbm
+
 DEFAULT_SOURCES = ("sasrec", "ease", "itemknn", "content", "popularity")
 BATCH = 512
+BOOSTER_FILE = "ranker.txt"
+STATE_FILE = "ranker.json"
 
 
 def item_side_tokens(items: pl.DataFrame, item_ids: list[str]) -> sp.csr_matrix:
@@ -110,20 +116,19 @@ class FusionRanker(Recommender):
         profile = picks @ self.side_
         return sp.diags(1 / np.maximum(np.asarray(profile.sum(axis=1)).ravel(), 1e-9)).astype(np.float32) @ profile
 
-    def fit(self, data: TrainData, validate: Validator | None = None) -> Self:
-        import lightgbm
-
-        if data.valid_targets is None:
-            raise LongtailError("the fusion ranker learns from validation targets: pass TrainData.valid_targets")
-        if not self.sources_fitted:
-            for source in self.sources.values():
-                source.fit(data, validate)
+    def _prepare(self, data: TrainData) -> None:
+        """The per-item state the features read: side tokens, popularity in `data`, text vectors."""
         self.side_ = item_side_tokens(self.items, self.item_ids)
-        counts = data.counts()
-        self.log_popularity_ = np.log1p(counts).astype(np.float32)
+        self.log_popularity_ = np.log1p(data.counts()).astype(np.float32)
         if data.item_vectors is None:
             raise LongtailError("the fusion ranker needs item text vectors for its recency feature (TrainData.item_vectors)")
         self.text_ = np.asarray(data.item_vectors, dtype=np.float32)
+
+    def _lists(self, data: TrainData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(features, labels, group sizes) of up to `fusion_train_users` sampled users' candidate lists, labelled by
+        their validation items; lists without a validation item among the candidates are dropped."""
+        if data.valid_targets is None:
+            raise LongtailError("the fusion ranker learns from validation targets: pass TrainData.valid_targets")
         users = np.array([u for u, t in enumerate(data.valid_targets) if len(t) and len(data.histories[u])])
         generator = np.random.default_rng(self.seed)
         users = generator.choice(users, size=min(len(users), self.config.fusion_train_users), replace=False)
@@ -131,21 +136,67 @@ class FusionRanker(Recommender):
         labels = np.concatenate([np.isin(c, data.valid_targets[u]).astype(np.int32) for c, u in zip(candidates, users)])
         groups = np.array([len(c) for c in candidates])
         # a group without the validation item among its candidates gives LambdaRank no gradient: drop it
-        useful = np.repeat(np.add.reduceat(labels, np.cumsum(groups) - groups) > 0, groups)
-        self.ranker_ = lightgbm.LGBMRanker(
-            objective="lambdarank", n_estimators=self.config.fusion_trees, learning_rate=0.05, num_leaves=31,
+        found = np.add.reduceat(labels, np.cumsum(groups) - groups) > 0
+        useful = np.repeat(found, groups)
+        self.candidate_recall_ = float(found.sum() / max(len(groups), 1))
+        return features[useful], labels[useful], groups[found]
+
+    def _boost(self, data: TrainData, trees: int, start: lightgbm.Booster | None) -> None:
+        """Fit `trees` LambdaRank trees on `data`'s lists, continuing from the booster `start` when given."""
+        import lightgbm
+
+        features, labels, groups = self._lists(data)
+        ranker = lightgbm.LGBMRanker(
+            objective="lambdarank", n_estimators=trees, learning_rate=0.05, num_leaves=31,
             min_child_samples=50, subsample=0.8, subsample_freq=1, colsample_bytree=0.8, random_state=self.seed, n_jobs=2, verbose=-1,
             lambdarank_truncation_level=20,
         )
-        kept_groups = groups[np.add.reduceat(labels, np.cumsum(groups) - groups) > 0]
-        self.ranker_.fit(features[useful], labels[useful], group=kept_groups, feature_name=self.feature_names())
-        self.training_groups_ = int(len(kept_groups))
-        self.candidate_recall_ = float(len(kept_groups) / max(len(groups), 1))
+        ranker.fit(features, labels, group=groups, feature_name=self.feature_names(), init_model=start)
+        self.booster_ = ranker.booster_
+        self.training_groups_ = int(len(groups))
+
+    def fit(self, data: TrainData, validate: Validator | None = None) -> Self:
+        if not self.sources_fitted:
+            for source in self.sources.values():
+                source.fit(data, validate)
+        self._prepare(data)
+        self._boost(data, self.config.fusion_trees, None)
         return self
+
+    def warm_start(self, lists: TrainData, trees: int) -> Self:
+        """Add `trees` trees to the fitted booster, learnt on `lists` (histories and their next items as
+        `valid_targets`); the sources and per-item state stay as they are."""
+        self._boost(lists, trees, self.booster_)
+        return self
+
+    def save(self, directory: str | Path) -> None:
+        """Write the booster (LightGBM's text model) and the state needed to rebuild the ranker around it."""
+        directory = Path(directory)
+        self.booster_.save_model(directory / BOOSTER_FILE)
+        state = {"sources": list(self.sources), "seed": self.seed, "trees": self.booster_.num_trees(),
+                 "training_groups": self.training_groups_, "candidate_recall": self.candidate_recall_}
+        (directory / STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: str | Path, data: TrainData, config: RecommendConfig, items: pl.DataFrame, item_ids: list[str],
+             fitted: dict[str, Recommender]) -> Self:
+        """The ranker `save` wrote, over the catalogue `item_ids`. Sources in `fitted` are used as given (the
+        sequential model is saved on its own); every other source is closed-form and is refit on `data`, which
+        also gives the popularity feature, and `data.item_vectors` the text features."""
+        import lightgbm
+
+        directory = Path(directory)
+        state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+        sources = {name: fitted[name] if name in fitted else make_recommender(name, config).fit(data) for name in state["sources"]}
+        ranker = cls(sources, config, items, item_ids, state["seed"], sources_fitted=True)
+        ranker._prepare(data)
+        ranker.booster_ = lightgbm.Booster(model_file=str(directory / BOOSTER_FILE))
+        ranker.training_groups_, ranker.candidate_recall_ = state["training_groups"], state["candidate_recall"]
+        return ranker
 
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         candidates, features = self._candidates_and_features(histories)
-        predicted = self.ranker_.booster_.predict(features) if len(features) else np.zeros(0)
+        predicted = self.booster_.predict(features) if len(features) else np.zeros(0)
         output = np.full((len(histories), len(self.item_ids)), -np.inf, dtype=np.float32)
         offsets = np.cumsum([0] + [len(c) for c in candidates])
         for row, chosen in enumerate(candidates):
@@ -154,5 +205,5 @@ class FusionRanker(Recommender):
 
     def importance(self) -> dict[str, float]:
         """Share of total split gain per feature: which signals the ranker relies on."""
-        gains = self.ranker_.booster_.feature_importance(importance_type="gain")
+        gains = self.booster_.feature_importance(importance_type="gain")
         return {name: round(float(g / max(gains.sum(), 1e-12)), 4) for name, g in zip(self.feature_names(), gains)}
