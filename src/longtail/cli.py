@@ -35,6 +35,13 @@ error_console = Console(stderr=True)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DATA = REPO_ROOT / "data" / "demo"
 DEFAULT_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+# Options several commands share, declared once so their flags and help read the same everywhere.
+ConfigOption = Annotated[Path | None, typer.Option(help="YAML config; defaults when omitted")]
+DatasetsRootOption = Annotated[Path, typer.Option(help="folder holding the public datasets")]
+ItemsFileOption = Annotated[Path | None, typer.Option(help="your items file (.csv, .tsv, .parquet, .jsonl), instead of --dataset")]
+BundledDatasetOption = Annotated[
+    str | None, typer.Option(help="a bundled public dataset instead of --items/--events: beauty, sports, toys, scientific, zh-reviews, gram-beauty, gram-toys")
+]
 
 
 def _fail(error: LongtailError) -> None:
@@ -66,7 +73,7 @@ def audit(
     items: Annotated[Path, typer.Option(help="items file (.csv, .tsv, .parquet, .jsonl)")],
     events: Annotated[Path, typer.Option(help="events file (.csv, .tsv, .parquet, .jsonl)")],
     out: Annotated[Path, typer.Option(help="output directory (replaced atomically)")],
-    config: Annotated[Path | None, typer.Option(help="YAML config; defaults when omitted")] = None,
+    config: ConfigOption = None,
     users: Annotated[Path | None, typer.Option(help="optional users file")] = None,
     judgments: Annotated[Path | None, typer.Option(help="optional search judgments file")] = None,
 ) -> None:
@@ -91,7 +98,7 @@ def convert(
     dataset: Annotated[str, typer.Argument(help="beauty, sports, toys, scientific, zh-reviews, gram-beauty, gram-toys")],
     out: Annotated[Path, typer.Option(help="directory for items and events files")],
     fmt: Annotated[str, typer.Option("--format", help="csv, parquet or jsonl")] = "parquet",
-    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+    datasets_root: DatasetsRootOption = DEFAULT_DATASETS,
 ) -> None:
     """Convert a bundled public dataset into canonical items and events files."""
     try:
@@ -112,7 +119,6 @@ def convert(
 
 
 DataOption = Annotated[Path, typer.Option("--data", help="served directory: items (and events) tables; the SQLite store lives here")]
-ConfigOption = Annotated[Path | None, typer.Option(help="YAML config; defaults when omitted")]
 
 
 @app.command()
@@ -208,11 +214,11 @@ def _catalogue(items: Path | None, events: Path | None, dataset: str | None, dat
 @app.command()
 def index(
     out: Annotated[Path, typer.Option(help="index folder to write (BM25, vectors, ANN, config)")],
-    items: Annotated[Path | None, typer.Option(help="items file (.csv, .tsv, .parquet, .jsonl)")] = None,
+    items: ItemsFileOption = None,
     events: Annotated[Path | None, typer.Option(help="events file; users' recent items personalise `search --user`")] = None,
-    dataset: Annotated[str | None, typer.Option(help="a bundled dataset instead of --items: scientific, zh-reviews, ...")] = None,
+    dataset: BundledDatasetOption = None,
     config: Annotated[Path | None, typer.Option(help="YAML config (sections encode and search); defaults when omitted")] = None,
-    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+    datasets_root: DatasetsRootOption = DEFAULT_DATASETS,
 ) -> None:
     """Build a search index folder from a catalogue: BM25 + item vectors + ANN + the config that made them."""
     from longtail.search.engine import SearchEngine
@@ -315,11 +321,11 @@ def print_profile(summary: ProfileSummary, titles: dict[str, str]) -> None:
 @app.command()
 def profile(
     user: Annotated[str, typer.Argument(help="the user id, as it appears in the events")],
-    items: Annotated[Path | None, typer.Option(help="items file (.csv, .tsv, .parquet, .jsonl)")] = None,
+    items: ItemsFileOption = None,
     events: Annotated[Path | None, typer.Option(help="events file")] = None,
-    dataset: Annotated[str | None, typer.Option(help="a bundled dataset instead of --items/--events: scientific, beauty, ...")] = None,
+    dataset: BundledDatasetOption = None,
     config: Annotated[Path | None, typer.Option(help="YAML config (sections profile and encode); defaults when omitted")] = None,
-    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+    datasets_root: DatasetsRootOption = DEFAULT_DATASETS,
     dp_epsilon: Annotated[float | None, typer.Option(help="release the category affinities with this ε (event-level differential privacy)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for machines instead of tables")] = False,
 ) -> None:
@@ -364,10 +370,10 @@ def finetune(
     out: Annotated[Path, typer.Option(help="folder for the fine-tuned model (load it with encode.model_path)")],
     judgments: Annotated[Path | None, typer.Option(help="judgments file (query, item_id, grade): pairs with grade >= 2")] = None,
     events: Annotated[Path | None, typer.Option(help="events file: search followed by click/cart/purchase in a session")] = None,
-    items: Annotated[Path | None, typer.Option(help="items file")] = None,
-    dataset: Annotated[str | None, typer.Option(help="a bundled dataset instead of --items")] = None,
+    items: ItemsFileOption = None,
+    dataset: BundledDatasetOption = None,
     config: Annotated[Path | None, typer.Option(help="YAML config (section finetune)")] = None,
-    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+    datasets_root: DatasetsRootOption = DEFAULT_DATASETS,
 ) -> None:
     """Fine-tune the MiniLM encoder contrastively on the shop's own (query, item) pairs; full or LoRA per config."""
     from longtail.encode.encoder import item_texts
@@ -422,11 +428,11 @@ def print_imbalance(report: dict, source: str) -> None:
 @app.command()
 def imbalance(
     out: Annotated[Path, typer.Option(help="output directory for imbalance.json, imbalance.html and config.yaml")],
-    items: Annotated[Path | None, typer.Option(help="items file (.csv, .tsv, .parquet, .jsonl)")] = None,
+    items: ItemsFileOption = None,
     events: Annotated[Path | None, typer.Option(help="events file; without it only category balance is measured")] = None,
-    dataset: Annotated[str | None, typer.Option(help="a bundled dataset instead of --items: scientific, zh-reviews, beauty, ...")] = None,
+    dataset: BundledDatasetOption = None,
     config: Annotated[Path | None, typer.Option(help="YAML config (head/tail buckets from section recommend); defaults when omitted")] = None,
-    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+    datasets_root: DatasetsRootOption = DEFAULT_DATASETS,
 ) -> None:
     """Measure popularity skew (Gini, head/torso/tail), category, event-type and user-activity imbalance."""
     from longtail.balance.imbalance import imbalance_report, write_imbalance
@@ -453,13 +459,13 @@ DEMO_QUERIES = ("sanding roll 120 grit", "3d printer filamnet pla", "digital cal
 def evaluate(
     out: Annotated[Path, typer.Option(help="output directory for report.html, report.json and config.yaml")],
     model: Annotated[list[str], typer.Option(help="recommender to evaluate (repeat the option): popularity, itemknn, als, ease, content, sasrec")] = ["popularity", "ease"],  # noqa: B006
-    dataset: Annotated[str | None, typer.Option(help="a bundled public dataset (beauty, sports, toys, scientific, gram-beauty, gram-toys)")] = None,
-    items: Annotated[Path | None, typer.Option(help="your items file, instead of --dataset")] = None,
+    dataset: BundledDatasetOption = None,
+    items: ItemsFileOption = None,
     events: Annotated[Path | None, typer.Option(help="your events file, instead of --dataset")] = None,
     protocol: Annotated[str, typer.Option(help="loo (last item per user) or temporal (one global time cut)")] = "loo",
     max_users: Annotated[int | None, typer.Option(help="evaluate a random sample of this many users")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML config; defaults when omitted")] = None,
-    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+    config: ConfigOption = None,
+    datasets_root: DatasetsRootOption = DEFAULT_DATASETS,
 ) -> None:
     """Fit recommenders and evaluate them with full-ranking metrics, segments and bootstrap intervals."""
     from longtail.data.loaders import load_table
@@ -498,12 +504,12 @@ def evaluate(
 @app.command()
 def intent(
     out: Annotated[Path, typer.Option(help="output directory for intent.json, intent.html, the model and config.yaml")],
-    dataset: Annotated[str | None, typer.Option(help="a bundled public dataset (scientific has categories and brands)")] = None,
-    items: Annotated[Path | None, typer.Option(help="your items file, instead of --dataset")] = None,
+    dataset: BundledDatasetOption = None,
+    items: ItemsFileOption = None,
     events: Annotated[Path | None, typer.Option(help="your events file, instead of --dataset")] = None,
     max_users: Annotated[int | None, typer.Option(help="use a random sample of this many users")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config (section intent); defaults when omitted")] = None,
-    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+    datasets_root: DatasetsRootOption = DEFAULT_DATASETS,
 ) -> None:
     """Train the behaviour-intent model (next action, browse/compare/buy) on some users; evaluate it on the others against baselines."""
     from longtail.pipeline.intent_step import REPORT_FILE, RESULT_FILE, run_intent
@@ -544,14 +550,14 @@ def _item_encoder(item_table: pl.DataFrame, settings: LongtailConfig) -> Encoder
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="model folder to write (model.pt, items.json, history.parquet, config.yaml)")],
-    dataset: Annotated[str | None, typer.Option(help="a bundled public dataset (beauty, sports, toys, scientific, ...)")] = None,
-    items: Annotated[Path | None, typer.Option(help="your items file, instead of --dataset")] = None,
+    dataset: BundledDatasetOption = None,
+    items: ItemsFileOption = None,
     events: Annotated[Path | None, typer.Option(help="your events file, instead of --dataset")] = None,
     hold_back: Annotated[int, typer.Option(help="keep each user's newest N interactions out of training, to replay with `update`")] = 0,
     held_back_out: Annotated[Path | None, typer.Option(help="where --hold-back writes those events (parquet)")] = None,
     fusion: Annotated[bool, typer.Option(help="also train the fusion ranker over SASRec, EASE, item kNN, content and popularity")] = False,
     config: Annotated[Path | None, typer.Option(help="YAML config (recommend.sequential); defaults when omitted")] = None,
-    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+    datasets_root: DatasetsRootOption = DEFAULT_DATASETS,
 ) -> None:
     """Train the sequential (SASRec) model, and with --fusion the fusion ranker, into a folder `longtail update` can warm-start."""
     from longtail.pipeline.incremental import hold_back as split_newest
@@ -583,7 +589,7 @@ def update(
     dataset: Annotated[str | None, typer.Option(help="the catalogue: a bundled public dataset")] = None,
     items: Annotated[Path | None, typer.Option(help="the catalogue: your items file (new items get rows from their text)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config (section incremental); defaults when omitted")] = None,
-    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+    datasets_root: DatasetsRootOption = DEFAULT_DATASETS,
 ) -> None:
     """Warm-start the model (and its fusion ranker, if the folder holds one) on new events; keep them only if not worse on the newest events."""
     from longtail.pipeline.incremental import DECISION_FILE, update_model_folder
@@ -614,7 +620,7 @@ def update(
 def ablate(
     config: Annotated[Path, typer.Argument(help="YAML config: the recommend section is the baseline, the ablation section lists dataset and variants")],
     out: Annotated[Path, typer.Option(help="output directory for ablation.json, ablation.html and config.yaml")] = Path("out/ablation"),
-    datasets_root: Annotated[Path, typer.Option(help="folder holding the public datasets")] = DEFAULT_DATASETS,
+    datasets_root: DatasetsRootOption = DEFAULT_DATASETS,
 ) -> None:
     """Train the baseline and every variant alike and compare them overall, per item segment and for cold users
     (or, with `ablation.task: classification`, every balancing strategy per class on an imbalanced classifier)."""

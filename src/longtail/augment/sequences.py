@@ -38,6 +38,13 @@ class SequenceAugmentation(Component):
         return pl.concat([table, copies])
 
 
+def _stretch(size: int, rate: float, rng: np.random.Generator) -> slice:
+    """A random contiguous stretch of `rate` x `size` positions (at least two)."""
+    length = max(2, int(rate * size))
+    start = int(rng.integers(0, size - length + 1))
+    return slice(start, start + length)
+
+
 @register
 class Crop(SequenceAugmentation):
     """A random contiguous stretch of `rate` x the sequence (at least two items)."""
@@ -48,9 +55,7 @@ class Crop(SequenceAugmentation):
         super().__init__(rate, copies, min_length)
 
     def transform(self, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        length = max(2, int(self.rate * len(items)))
-        start = int(rng.integers(0, len(items) - length + 1))
-        return items[start : start + length].copy()
+        return items[_stretch(len(items), self.rate, rng)].copy()
 
 
 @register
@@ -79,8 +84,7 @@ class Reorder(SequenceAugmentation):
         super().__init__(rate, copies, min_length)
 
     def transform(self, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        length = max(2, int(self.rate * len(items)))
-        start = int(rng.integers(0, len(items) - length + 1))
+        stretch = _stretch(len(items), self.rate, rng)
         reordered = items.copy()
-        reordered[start : start + length] = rng.permutation(items[start : start + length])
+        reordered[stretch] = rng.permutation(items[stretch])
         return reordered

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from longtail.config import LongtailConfig, save_config
 from longtail.data.segments import HEAD, TAIL, TORSO, item_segments
 from longtail.quality import charts
+from longtail.quality.report import report_environment
 
 QUANTILES = (0.25, 0.5, 0.75, 0.9, 0.99)
 LORENZ_POINTS = 50
@@ -161,7 +161,7 @@ def imbalance_charts(report: dict[str, Any], top_categories: int = 25) -> list[t
 
 def render_html(report: dict[str, Any], source: str) -> str:
     """The imbalance report as one self-contained HTML page."""
-    environment = Environment(loader=PackageLoader("longtail.balance", "templates"), autoescape=select_autoescape())
+    environment = report_environment("longtail.balance")
     return environment.get_template("imbalance.html").render(report=for_json(report), charts=imbalance_charts(report), source=source)
 
 

@@ -6,10 +6,10 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from jinja2 import Environment, PackageLoader, select_autoescape
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
 from longtail.quality import charts
+from longtail.quality.report import report_environment
 
 
 def macro_f1(truth: np.ndarray, predicted: np.ndarray, classes: Sequence[object]) -> float:
@@ -58,7 +58,7 @@ def render_classification_report(title: str, heads: dict[str, dict], notes: list
     `heads` maps a head name to {"classes": [...], "models": {name: classification_metrics(...)}, "comparisons":
     {baseline: paired bootstrap of the macro-F1 difference}}.
     """
-    environment = Environment(loader=PackageLoader("longtail.evaluate", "templates"), autoescape=select_autoescape())
+    environment = report_environment("longtail.evaluate")
     figures = {}
     for head, result in heads.items():
         labels = [f"{model} / {name}" for model, metrics in result["models"].items() for name in result["classes"]]
