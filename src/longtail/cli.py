@@ -34,7 +34,7 @@ console = Console()
 error_console = Console(stderr=True)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DATA = REPO_ROOT / "data" / "demo"
-DEFAULT_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+DEFAULT_DATASETS = Path(os.environ.get("LONGTAIL_DATASETS", REPO_ROOT.parent / "shared" / "datasets"))
 # Options several commands share, declared once so their flags and help read the same everywhere.
 ConfigOption = Annotated[Path | None, typer.Option(help="YAML config; defaults when omitted")]
 DatasetsRootOption = Annotated[Path, typer.Option(help="folder holding the public datasets")]
