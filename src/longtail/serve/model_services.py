@@ -229,7 +229,8 @@ class ModelServices:
                 source = "model:profile+popularity"
                 trust = profile.events / (profile.events + self.settings.history_prior_events)  # type: ignore[union-attr]
             # Log counts: the head item should not outweigh every other signal by orders of magnitude.
-            ceiling = np.log1p(max(counts.values(), default=0)) or 1.0
+            # counts come most popular first, so the first is the largest: no scan of the catalogue per request
+            ceiling = np.log1p(next(iter(counts.values()), 0)) or 1.0
             popularity = np.log1p(np.array([counts.get(item_id, 0) for item_id in ids.gather(rows).to_list()], dtype=np.float64)) / ceiling
             similarity = self.engine.dense.vectors[rows] @ vector if vector is not None else np.zeros(len(rows))
             scores = trust * similarity + (1.0 - trust) * popularity
