@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from longtail.balance.component import build_chain
 from longtail.config import ComponentSpec, TabularBalanceConfig
 from longtail.evaluate.balancing import BASELINE, compare_strategies
-from longtail.pipeline.balance_step import build_chain, build_strategies
+from longtail.pipeline.balance_step import build_strategies
 
 
 def test_class_weights_raise_minority_recall_over_the_baseline(zh_split) -> None:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
+from longtail.config import ComponentSpec
 from longtail.errors import ConfigError
 
 SYNTHETIC = "synthetic"
@@ -48,6 +49,11 @@ def build(name: str, **parameters: Any) -> Component:
     if name not in _REGISTRY:
         raise ConfigError(f"unknown balancing/augmentation component {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name](**parameters)
+
+
+def build_chain(specs: Sequence[ComponentSpec]) -> Chain:
+    """The components a config lists, built by name and chained in order (an empty list changes nothing)."""
+    return Chain([build(spec.name, **spec.params) for spec in specs])
 
 
 def as_training_table(table: pl.DataFrame) -> pl.DataFrame:

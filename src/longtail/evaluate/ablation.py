@@ -14,9 +14,9 @@ import polars as pl
 import longtail.augment.sequences  # noqa: F401  (importing registers the components)
 import longtail.augment.text  # noqa: F401
 import longtail.balance.sequences  # noqa: F401
-from longtail.balance.component import SYNTHETIC, Chain, build, run
+from longtail.balance.component import SYNTHETIC, build_chain, run
 from longtail.balance.sequences import check_training_only, sequence_table, table_histories
-from longtail.config import AblationVariant, ComponentSpec, LongtailConfig, RecommendConfig, SequentialConfig
+from longtail.config import AblationVariant, LongtailConfig, RecommendConfig, SequentialConfig
 from longtail.data.adapters import Dataset, load_dataset
 from longtail.data.splits import Split, split_events
 from longtail.encode.encoder import EmbeddingCache, load_encoder
@@ -59,13 +59,9 @@ def variant_settings(base: RecommendConfig, variant: AblationVariant) -> Recomme
     return base.model_copy(update={"sequential": sequential})
 
 
-def _chain(specs: list[ComponentSpec]) -> Chain:
-    return Chain([build(spec.name, **spec.params) for spec in specs])
-
-
 def training_table(split: Split, variant: AblationVariant, seed: int) -> pl.DataFrame:
     """The arm's training sequences, checked to hold nothing but each user's own training items."""
-    table = run(_chain(variant.sequences), sequence_table(split.train), seed)
+    table = run(build_chain(variant.sequences), sequence_table(split.train), seed)
     check_training_only(table, split.train)
     return table
 
@@ -74,7 +70,7 @@ def item_vectors(split: Split, items: pl.DataFrame, variant: AblationVariant, ca
     """Item text vectors; with text components, each item's vector is the mean over its original and augmented texts."""
     rendered = render_item_text(items)
     texts = pl.DataFrame({"item": np.arange(split.n_items), "text": [rendered.get(i) or f"item {i}" for i in split.item_ids]})
-    table = run(_chain(variant.item_text), texts, seed)
+    table = run(build_chain(variant.item_text), texts, seed)
     vectors = cache.encode(table["text"].to_list(), batch_size=128)
     summed = np.zeros((split.n_items, vectors.shape[1]), dtype=np.float64)
     np.add.at(summed, table["item"].to_numpy(), vectors)

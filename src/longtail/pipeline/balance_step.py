@@ -12,16 +12,11 @@ import polars as pl
 # Imported for their registrations: every built-in component must be buildable by its name from config.
 from longtail.augment import noise, queries, tabular_gan  # noqa: F401
 from longtail.balance import resample, sampling, weights  # noqa: F401
-from longtail.balance.component import Chain, Component, build, run
+from longtail.balance.component import Component, build_chain, run
 from longtail.balance.leakage import check_disjoint
 from longtail.config import ComponentSpec, LongtailConfig, TabularBalanceConfig, save_config
 from longtail.evaluate.balancing import report_heads, run_category_experiment
 from longtail.evaluate.classification import render_classification_report
-
-
-def build_chain(specs: Sequence[ComponentSpec]) -> Component:
-    """The components of one strategy, chained in order (an empty list changes nothing)."""
-    return Chain([build(spec.name, **spec.params) for spec in specs])
 
 
 def build_strategies(config: TabularBalanceConfig) -> dict[str, Component]:
