@@ -16,7 +16,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from longtail.config import load_config  # noqa: E402
+from longtail.core.config import load_config  # noqa: E402
 from longtail.evaluate.ablation import run_ablation, write_results  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

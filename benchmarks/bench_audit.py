@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from longtail.config import LongtailConfig
+from longtail.core.config import LongtailConfig
 from longtail.data.loaders import load_table
 from longtail.data.schema import EVENT_TYPES, EVENTS
 from longtail.pipeline.audit_step import run_audit

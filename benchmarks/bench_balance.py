@@ -9,7 +9,7 @@ import platform
 import time
 from pathlib import Path
 
-from longtail.config import LongtailConfig
+from longtail.core.config import LongtailConfig
 from longtail.evaluate.balancing import run_category_experiment
 from longtail.pipeline.balance_step import build_strategies
 

@@ -25,7 +25,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from longtail.config import LongtailConfig  # noqa: E402
+from longtail.core.config import LongtailConfig  # noqa: E402
 from longtail.data.adapters import load_dataset  # noqa: E402
 from longtail.encode.item_text import encode_items  # noqa: E402
 from longtail.pipeline.incremental import hold_back, train_model_folder, update_model_folder  # noqa: E402

@@ -18,7 +18,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from longtail.config import LongtailConfig  # noqa: E402
+from longtail.core.config import LongtailConfig  # noqa: E402
 from longtail.data.adapters import load_dataset  # noqa: E402
 from longtail.pipeline.intent_step import REPORT_FILE, RESULT_FILE, run_intent  # noqa: E402
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from longtail.config import DifferentialPrivacyConfig
+from longtail.core.config import DifferentialPrivacyConfig
 from longtail.data.adapters import load_dataset
-from longtail.profile.dp import (
+from longtail.privacy.dp import (
     affinity_counts,
     bounded_category_counts,
     category_domain,
@@ -23,7 +23,7 @@ from longtail.profile.dp import (
     dp_category_counts,
     normalise_affinities,
 )
-from longtail.profile.pii import scrub_column
+from longtail.privacy.pii import scrub_column
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATASETS = Path(os.environ.get("LONGTAIL_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))

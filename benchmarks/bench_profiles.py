@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from longtail.config import LongtailConfig, ProfileConfig
-from longtail.profile.dp import category_domain
+from longtail.core.config import LongtailConfig, ProfileConfig
+from longtail.privacy.dp import category_domain
 from longtail.profile.profiles import UserProfile, build_profile, dp_category_shares, profile_items, summarise, update
 from longtail.search.engine import SearchEngine
 from longtail.serve.events import StoredEvent

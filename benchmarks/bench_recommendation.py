@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
-from longtail.config import LongtailConfig, RecommendConfig  # noqa: E402
+from longtail.core.config import LongtailConfig, RecommendConfig  # noqa: E402
 from longtail.data.adapters import load_dataset  # noqa: E402
 from longtail.data.splits import Split, leave_one_out  # noqa: E402
 from longtail.encode.item_text import encode_items  # noqa: E402

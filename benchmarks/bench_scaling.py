@@ -17,7 +17,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_audit import synthetic_events, synthetic_items  # noqa: E402
 
-from longtail.config import LongtailConfig  # noqa: E402
+from longtail.core.config import LongtailConfig  # noqa: E402
 from longtail.data.loaders import to_canonical  # noqa: E402
 from longtail.data.schema import EVENTS, ITEMS  # noqa: E402
 from longtail.pipeline.encode_step import run_encode  # noqa: E402

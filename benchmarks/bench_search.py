@@ -23,7 +23,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from longtail.config import LongtailConfig, SearchConfig  # noqa: E402
+from longtail.core.config import LongtailConfig, SearchConfig  # noqa: E402
 from longtail.data.adapters import load_dataset  # noqa: E402
 from longtail.encode.encoder import TextEncoder, encode_queries, item_texts, load_encoder  # noqa: E402
 from longtail.encode.finetune import finetune_encoder  # noqa: E402

@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 import polars as pl
 
-from longtail.config import LongtailConfig
+from longtail.core.config import LongtailConfig
 from longtail.serve.auth import create_key
 from longtail.serve.sqlite_store import SqliteEventStore
 

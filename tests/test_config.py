@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from longtail.config import LongtailConfig, load_config, save_config
-from longtail.errors import ConfigError
+from longtail.core.config import LongtailConfig, load_config, save_config
+from longtail.core.errors import ConfigError
 
 
 def test_defaults_need_no_file() -> None:

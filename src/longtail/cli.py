@@ -17,11 +17,11 @@ if TYPE_CHECKING:
     from longtail.profile.profiles import ProfileSummary
     from longtail.search.engine import SearchEngine, SearchResults
 
-from longtail.config import LongtailConfig, load_config
+from longtail.core.config import LongtailConfig, load_config
 from longtail.data.adapters import load_dataset
 from longtail.data.loaders import load_table
 from longtail.data.schema import EVENTS, ITEMS, TableSpec
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 from longtail.pipeline.audit_step import RUN_AUDIT_STEPS, run_audit
 from longtail.quality.audit import AuditResult
 from longtail.serve.auth import create_key, key_id_of
@@ -334,7 +334,7 @@ def profile(
     import json
 
     from longtail.encode.encoder import item_texts
-    from longtail.profile.dp import category_domain
+    from longtail.privacy.dp import category_domain
     from longtail.profile.profiles import build_profile, dp_category_shares, profile_items, summarise
     from longtail.search.engine import encoder_for
 
@@ -624,7 +624,7 @@ def ablate(
 ) -> None:
     """Train the baseline and every variant alike and compare them overall, per item segment and for cold users
     (or, with `ablation.task: classification`, every balancing strategy per class on an imbalanced classifier)."""
-    from longtail.config import save_config
+    from longtail.core.config import save_config
     from longtail.evaluate.ablation import SEGMENTS, run_ablation, write_results
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -12,7 +12,7 @@ from longtail.augment.noise import vector_matrix
 from longtail.balance.component import SYNTHETIC, build, run
 from longtail.data.adapters import load_dataset
 from longtail.data.segments import TAIL, item_segments
-from longtail.errors import ConfigError
+from longtail.core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

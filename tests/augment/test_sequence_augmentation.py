@@ -9,8 +9,8 @@ import pytest
 from longtail.augment.sequences import Crop, Mask, Reorder
 from longtail.balance.component import SYNTHETIC, run
 from longtail.balance.sequences import ITEMS, sequence_table
-from longtail.config import SequentialConfig
-from longtail.errors import LongtailError
+from longtail.core.config import SequentialConfig
+from longtail.core.errors import LongtailError
 from longtail.balance.component import MASKED
 from longtail.models.base import TrainData
 from longtail.models.sequential import SASRec

@@ -11,7 +11,7 @@ from longtail.augment.tabular_gan import CtganSynthesis
 from longtail.balance.component import SYNTHETIC, WEIGHT, run
 from longtail.data.adapters import load_dataset
 from longtail.data.segments import item_segments
-from longtail.errors import ConfigError
+from longtail.core.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

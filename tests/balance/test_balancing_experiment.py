@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from longtail.balance.component import build_chain
-from longtail.config import ComponentSpec, TabularBalanceConfig
+from longtail.core.config import ComponentSpec, TabularBalanceConfig
 from longtail.evaluate.balancing import BASELINE, compare_strategies
 from longtail.pipeline.balance_step import build_strategies
 

@@ -10,8 +10,8 @@ from longtail.balance.component import SYNTHETIC, WEIGHT, build, run
 from longtail.balance.leakage import check_disjoint, overlapping_keys
 from longtail.balance.sampling import class_sizes
 from longtail.balance.weights import class_weights
-from longtail.config import ComponentSpec
-from longtail.errors import LeakageError
+from longtail.core.config import ComponentSpec
+from longtail.core.errors import LeakageError
 from longtail.pipeline.balance_step import balance_training_table
 
 ALL_COMPONENTS = [

@@ -21,7 +21,7 @@ from longtail.balance.sequences import (
     sequence_table,
     table_histories,
 )
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 
 
 @pytest.fixture(scope="module")

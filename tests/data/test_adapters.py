@@ -9,7 +9,7 @@ import pytest
 
 from longtail.data.adapters import load_dataset
 from longtail.data.schema import EVENTS, ITEMS
-from longtail.errors import InputDataError
+from longtail.core.errors import InputDataError
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 
 from longtail.data.loaders import INVALID_FIELDS, load_table
 from longtail.data.schema import EVENTS, ITEMS, JUDGMENTS, SOURCE_ROW
-from longtail.errors import InputDataError
+from longtail.core.errors import InputDataError
 
 ITEM_ROWS = [
     {"item_id": "A1", "title": "无线蓝牙耳机 降噪", "category": "电子 > 耳机", "price": "199.0", "created_at": "2024-01-05T10:00:00+08:00"},

@@ -10,7 +10,7 @@ import pytest
 
 from longtail.data.adapters import load_dataset, sequences_to_events
 from longtail.data.splits import leave_one_out, split_events, temporal_split
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 
 
 def _catalogue(ids: list[str]) -> pl.DataFrame:

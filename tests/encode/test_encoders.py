@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from longtail.encode.encoder import EmbeddingCache, encode_queries, item_texts, load_encoder
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 
 TITLES = [
     "Borosilicate glass beaker 500 ml with spout",

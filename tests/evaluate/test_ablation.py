@@ -9,8 +9,8 @@ import yaml
 from typer.testing import CliRunner
 
 from longtail.cli import app
-from longtail.config import AblationVariant, RecommendConfig, config_from_dict
-from longtail.errors import ConfigError
+from longtail.core.config import AblationVariant, RecommendConfig, config_from_dict
+from longtail.core.errors import ConfigError
 from longtail.evaluate.ablation import BASELINE, SEGMENTS, best_combination, goal_check, training_table, variant_settings
 
 TINY = {

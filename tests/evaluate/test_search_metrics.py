@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from longtail.errors import InputDataError
+from longtail.core.errors import InputDataError
 from longtail.evaluate.proxy_search import known_item_queries
 from longtail.evaluate.search_metrics import aligned_scores, evaluate_run, load_judgments, popularity_tiers, query_metrics, query_segments, summarize
 from longtail.evaluate.significance import paired_comparison

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from longtail.config import IntentConfig
+from longtail.core.config import IntentConfig
 from longtail.data.adapters import load_dataset
 from longtail.data.schema import EVENTS
 from longtail.models.intent import (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from longtail.config import RecommendConfig, SequentialConfig
-from longtail.errors import ConfigError
+from longtail.core.config import RecommendConfig, SequentialConfig
+from longtail.core.errors import ConfigError
 from longtail.models.base import REGISTRY, TrainData, interaction_matrix, make_recommender
 
 # two clusters of items: {0, 1, 2} and {3, 4, 5}; item 6 is never interacted with

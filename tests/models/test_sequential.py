@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from longtail.config import RecommendConfig, SequentialConfig
-from longtail.errors import LongtailError
+from longtail.core.config import RecommendConfig, SequentialConfig
+from longtail.core.errors import LongtailError
 from longtail.evaluate.harness import evaluate_split, make_validator
 from longtail.models.base import TrainData, make_recommender
 from longtail.models.sequential import SASRec, ItemEmbedding

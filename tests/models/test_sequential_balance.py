@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from longtail.config import SequentialConfig
+from longtail.core.config import SequentialConfig
 from longtail.models.base import TrainData
 from longtail.models.sequential import SASRec, sampling_log_probabilities
 

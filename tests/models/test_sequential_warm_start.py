@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from longtail.config import SequentialConfig
-from longtail.errors import LongtailError
+from longtail.core.config import SequentialConfig
+from longtail.core.errors import LongtailError
 from longtail.models.base import TrainData
 from longtail.models.sequential import ItemEmbedding, SASRec
 

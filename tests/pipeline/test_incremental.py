@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from longtail.config import IncrementalConfig, LongtailConfig, RecommendConfig, SequentialConfig
+from longtail.core.config import IncrementalConfig, LongtailConfig, RecommendConfig, SequentialConfig
 from longtail.data.adapters import load_dataset
 from longtail.encode.item_text import render_item_text
 from longtail.models.sequential import SASRec

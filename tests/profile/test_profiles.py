@@ -9,9 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from longtail.config import ProfileConfig
+from longtail.core.config import ProfileConfig
 from longtail.encode.encoder import item_texts, load_encoder
-from longtail.profile.dp import category_domain
+from longtail.privacy.dp import category_domain
 from longtail.profile.profiles import (
     Moment,
     ProfileItem,

@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from longtail.config import LongtailConfig
+from longtail.core.config import LongtailConfig
 from longtail.data.adapters import load_dataset
 from longtail.data.loaders import to_canonical
 from longtail.data.schema import EVENTS, ITEMS

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from longtail.config import LongtailConfig
+from longtail.core.config import LongtailConfig
 from longtail.data.adapters import load_dataset
 from longtail.data.expressions import describe
 from longtail.pipeline.audit_step import run_audit

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from longtail.config import RecommendConfig
+from longtail.core.config import RecommendConfig
 from longtail.evaluate.harness import evaluate_split
 from longtail.models.base import TrainData, make_recommender
 from longtail.recommend.fusion import FusionRanker, item_side_tokens

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 from longtail.recommend.longtail import LongTailReranker, popularity_penalised
 from longtail.recommend.similar import similar_items
 
@@ -46,7 +46,7 @@ def test_similar_items_are_nearest_by_cosine_and_exclude_the_item() -> None:
 
 @pytest.mark.slow
 def test_tradeoff_curve_moves_exposure_towards_the_tail(beauty_slice) -> None:
-    from longtail.config import RecommendConfig
+    from longtail.core.config import RecommendConfig
     from longtail.models.base import TrainData, make_recommender
     from longtail.evaluate.tradeoff import tradeoff_curve
 

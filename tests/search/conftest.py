@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from longtail.config import LongtailConfig
+from longtail.core.config import LongtailConfig
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from longtail.config import SearchConfig
+from longtail.core.config import SearchConfig
 from longtail.search import dense
 from longtail.search.dense import DenseIndex, choose_kind, exact_search, recall_at_k
 

@@ -6,9 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from longtail.config import LongtailConfig
+from longtail.core.config import LongtailConfig
 from longtail.data.adapters import load_dataset
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 from longtail.search.engine import SearchEngine, recent_items_by_user
 from longtail.search.filters import SearchFilter
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, filter_columns, parse_filters
 from longtail.search.fusion import reciprocal_rank_fusion, tune_lexical_weight
 

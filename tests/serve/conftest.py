@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from longtail.config import LongtailConfig
+from longtail.core.config import LongtailConfig
 from longtail.serve.app import create_app
 from longtail.serve.auth import create_key
 from longtail.serve.loading import Served, open_served

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from conftest import Api, LiveServer, fresh_postgres_dsn, make_keys
 
-from longtail.config import LongtailConfig
+from longtail.core.config import LongtailConfig
 from longtail.serve.app import create_app
 from longtail.serve.loading import open_served
 

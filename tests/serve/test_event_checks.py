@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from longtail.config import QualityConfig
+from longtail.core.config import QualityConfig
 from longtail.data.schema import EVENT_TYPES, EVENTS
-from longtail.errors import EventValidationError
+from longtail.core.errors import EventValidationError
 from longtail.serve.events import EventIn, StoredEvent, validate_events
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import SLICE_EVENTS, PostgresServer, fresh_postgres_dsn
 
-from longtail.config import LongtailConfig, ServeConfig
-from longtail.errors import StoreError
+from longtail.core.config import LongtailConfig, ServeConfig
+from longtail.core.errors import StoreError
 from longtail.serve.events import StoredEvent
 from longtail.serve.loading import open_served
 from longtail.serve.postgres_store import PostgresEventStore

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 from conftest import LiveServer, fresh_postgres_dsn, make_keys
 
-from longtail.config import LongtailConfig
-from longtail.profile.pseudonym import pseudonymiser_from_config
+from longtail.core.config import LongtailConfig
+from longtail.privacy.pseudonym import pseudonymiser_from_config
 from longtail.search.engine import RECENT_FILE, VECTORS_FILE, SearchEngine
 from longtail.serve.app import create_app
 from longtail.serve.loading import Served, open_served

@@ -9,7 +9,7 @@ import polars as pl
 
 from longtail.balance.component import MASKED, SYNTHETIC, Component, register
 from longtail.balance.sequences import ITEMS
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 
 
 class SequenceAugmentation(Component):

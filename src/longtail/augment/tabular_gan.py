@@ -9,7 +9,7 @@ import polars as pl
 
 from longtail.balance.component import SYNTHETIC, WEIGHT, Component, register
 from longtail.balance.sampling import class_sizes
-from longtail.errors import ConfigError
+from longtail.core.errors import ConfigError
 
 MAX_SAMPLING_ROUNDS = 10
 

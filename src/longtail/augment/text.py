@@ -18,7 +18,7 @@ from scipy.sparse.linalg import svds
 
 from longtail.balance.component import SYNTHETIC, Component, register
 from longtail.data.tokenize import has_chinese, is_word, segment
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 
 OPERATIONS = ("synonym", "insert", "swap", "delete")
 

@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 import numpy as np
 import polars as pl
 
-from longtail.config import ComponentSpec
-from longtail.errors import ConfigError
+from longtail.core.config import ComponentSpec
+from longtail.core.errors import ConfigError
 
 SYNTHETIC = "synthetic"
 WEIGHT = "weight"

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from longtail.config import LongtailConfig, save_config
+from longtail.core.config import LongtailConfig, save_config
 from longtail.data.segments import HEAD, TAIL, TORSO, item_segments
-from longtail.quality import charts
-from longtail.quality.report import report_environment
+from longtail.reporting import charts
+from longtail.reporting.pages import render_page
 
 QUANTILES = (0.25, 0.5, 0.75, 0.9, 0.99)
 LORENZ_POINTS = 50
@@ -161,8 +161,7 @@ def imbalance_charts(report: dict[str, Any], top_categories: int = 25) -> list[t
 
 def render_html(report: dict[str, Any], source: str) -> str:
     """The imbalance report as one self-contained HTML page."""
-    environment = report_environment("longtail.balance")
-    return environment.get_template("imbalance.html").render(report=for_json(report), charts=imbalance_charts(report), source=source)
+    return render_page("imbalance.html", report=for_json(report), charts=imbalance_charts(report), source=source)
 
 
 def write_imbalance(report: dict[str, Any], out_dir: str | Path, source: str, config: LongtailConfig) -> Path:

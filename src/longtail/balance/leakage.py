@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from longtail.errors import LeakageError
+from longtail.core.errors import LeakageError
 
 SHOWN_KEYS = 5
 

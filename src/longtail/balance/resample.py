@@ -11,7 +11,7 @@ import polars as pl
 
 from longtail.balance.component import SYNTHETIC, WEIGHT, Component, register
 from longtail.balance.sampling import repeat_rows
-from longtail.errors import ConfigError
+from longtail.core.errors import ConfigError
 
 SamplingStrategy = str | float | dict[Any, int]
 

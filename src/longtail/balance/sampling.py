@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 
 from longtail.balance.component import SYNTHETIC, Component, register
-from longtail.errors import ConfigError
+from longtail.core.errors import ConfigError
 
 
 def repeat_rows(table: pl.DataFrame, indices: np.ndarray) -> pl.DataFrame:

@@ -9,7 +9,7 @@ import polars as pl
 
 from longtail.balance.component import MASKED, SYNTHETIC, WEIGHT, Component, as_training_table, register
 from longtail.data.segments import HEAD, TAIL, TORSO, item_segments
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 
 USER, ITEMS = "user", "items"
 BUCKETS = (HEAD, TORSO, TAIL)

@@ -13,7 +13,7 @@ import polars as pl
 
 from longtail.data.expressions import describe
 from longtail.data.schema import EVENTS, ITEMS, TableSpec, empty_table
-from longtail.errors import InputDataError
+from longtail.core.errors import InputDataError
 
 S3REC_SETS = {"beauty": "Beauty", "sports": "Sports_and_Outdoors", "toys": "Toys_and_Games"}
 GRAM_SETS = {"beauty": "Beauty", "toys": "Toys"}

@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 
 Stage = Literal["valid", "test"]
 

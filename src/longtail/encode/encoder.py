@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 from rich.progress import track
 
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from longtail.config import FinetuneConfig, LongtailConfig, save_config
-from longtail.errors import LongtailError
+from longtail.core.config import FinetuneConfig, LongtailConfig, save_config
+from longtail.core.errors import LongtailError
 
 REPORT_FILE = "finetune_report.json"
 # BERT's attention projections: the usual LoRA targets, 74k trainable parameters at rank 8 on MiniLM-L6.

@@ -16,12 +16,12 @@ import longtail.augment.text  # noqa: F401
 import longtail.balance.sequences  # noqa: F401
 from longtail.balance.component import SYNTHETIC, build_chain, run
 from longtail.balance.sequences import check_training_only, sequence_table, table_histories
-from longtail.config import AblationVariant, LongtailConfig, RecommendConfig, SequentialConfig
+from longtail.core.config import AblationVariant, LongtailConfig, RecommendConfig, SequentialConfig
 from longtail.data.adapters import Dataset, load_dataset
 from longtail.data.splits import Split, split_events
 from longtail.encode.encoder import EmbeddingCache, load_encoder
 from longtail.encode.item_text import render_item_text
-from longtail.errors import ConfigError
+from longtail.core.errors import ConfigError
 from longtail.evaluate.harness import Evaluation, evaluate_split, make_validator
 from longtail.evaluate.report import render_report
 from longtail.evaluate.significance import paired_bootstrap

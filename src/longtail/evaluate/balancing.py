@@ -13,7 +13,7 @@ import polars as pl
 
 from longtail.balance.component import SYNTHETIC, WEIGHT, Component, as_training_table, run
 from longtail.balance.leakage import check_disjoint
-from longtail.config import TabularBalanceConfig
+from longtail.core.config import TabularBalanceConfig
 from longtail.data.adapters import load_dataset
 from longtail.data.tokenize import tokenize
 from longtail.evaluate.classification import classification_metrics, macro_f1

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
-from longtail.quality import charts
-from longtail.quality.report import report_environment
+from longtail.reporting import charts
+from longtail.reporting.pages import render_page
 
 
 def macro_f1(truth: np.ndarray, predicted: np.ndarray, classes: Sequence[object]) -> float:
@@ -58,10 +58,9 @@ def render_classification_report(title: str, heads: dict[str, dict], notes: list
     `heads` maps a head name to {"classes": [...], "models": {name: classification_metrics(...)}, "comparisons":
     {baseline: paired bootstrap of the macro-F1 difference}}.
     """
-    environment = report_environment("longtail.evaluate")
     figures = {}
     for head, result in heads.items():
         labels = [f"{model} / {name}" for model, metrics in result["models"].items() for name in result["classes"]]
         values = [metrics["per_class"][name]["f1"] for metrics in result["models"].values() for name in result["classes"]]
         figures[head] = charts.bar_chart(labels, values, f"{head}: F1 per class", "F1 (test users)")
-    return environment.get_template("classification.html").render(title=title, heads=heads, notes=notes, figures=figures)
+    return render_page("classification.html", title=title, heads=heads, notes=notes, figures=figures)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from longtail.config import RecommendConfig
+from longtail.core.config import RecommendConfig
 from longtail.data.segments import TAIL, item_segments, user_segments
 from longtail.data.splits import Split, Stage
 from longtail.evaluate.metrics import catalogue_coverage, exposure_gini, novelty, ranking_metrics, target_ranks

@@ -6,11 +6,11 @@ import json
 import math
 from pathlib import Path
 
-from longtail.config import RecommendConfig
+from longtail.core.config import RecommendConfig
 from longtail.evaluate.harness import Evaluation
 from longtail.evaluate.significance import bootstrap_ci, paired_bootstrap
-from longtail.quality import charts
-from longtail.quality.report import report_environment
+from longtail.reporting import charts
+from longtail.reporting.pages import render_page
 
 METRIC_NAMES = ("HR@5", "HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR", "coverage@10", "gini@10", "novelty@10", "tail_exposure@10")
 SEGMENT_NAMES = ("head", "torso", "tail", "unseen", "cold", "active")
@@ -56,7 +56,6 @@ def render_report(title: str, runs: list[dict], evaluations: dict[str, Evaluatio
     `compared` replaces the default comparison (the run carrying `compared_with` minus every other) with
     a prepared one: a heading, rows of paired-bootstrap results per model and metric, the metric names.
     """
-    environment = report_environment("longtail.evaluate")
     intervals = {}
     for name, evaluation in evaluations.items():
         ci = bootstrap_ci(evaluation.per_user["all"]["NDCG@10"], config.bootstrap_samples)
@@ -66,7 +65,7 @@ def render_report(title: str, runs: list[dict], evaluations: dict[str, Evaluatio
           "metrics": [f"{s}/{m}" for s, m in COMPARED]} for r in runs if r.get("compared_with")),
         None,
     )
-    return environment.get_template("report.html").render(
+    return render_page("evaluation.html", 
         title=title, runs=runs, config=config, protocol=protocol, metric_names=METRIC_NAMES, segment_names=SEGMENT_NAMES,
         intervals=intervals, compared=compared, charts=_charts(runs), nan=math.nan, notes=notes or [],
     )

@@ -11,7 +11,7 @@ import polars as pl
 
 from longtail.data.loaders import INVALID_FIELDS, load_table
 from longtail.data.schema import JUDGMENTS
-from longtail.errors import InputDataError
+from longtail.core.errors import InputDataError
 
 METRICS = ("NDCG@10", "MRR", "Recall@100")
 HEAD_SHARE = 0.2

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from longtail.config import RecommendConfig
+from longtail.core.config import RecommendConfig
 from longtail.data.splits import Split
 from longtail.evaluate.harness import BATCH, evaluate_scorer
 from longtail.recommend.longtail import LongTailReranker, Scorer

@@ -11,8 +11,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from longtail.balance.component import MASKED
-from longtail.config import RecommendConfig
-from longtail.errors import ConfigError
+from longtail.core.config import RecommendConfig
+from longtail.core.errors import ConfigError
 
 
 @dataclass

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import torch
 from threadpoolctl import threadpool_limits
 
-from longtail.config import RecommendConfig
+from longtail.core.config import RecommendConfig
 from longtail.models.base import Recommender, TrainData, Validator, interaction_matrix, register
 
 

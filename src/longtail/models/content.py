@@ -7,8 +7,8 @@ from typing import Self
 
 import numpy as np
 
-from longtail.config import RecommendConfig
-from longtail.errors import LongtailError
+from longtail.core.config import RecommendConfig
+from longtail.core.errors import LongtailError
 from longtail.models.base import Recommender, TrainData, Validator, register
 
 

@@ -15,9 +15,9 @@ import numpy as np
 import polars as pl
 
 from longtail.balance.component import WEIGHT
-from longtail.config import IntentConfig
+from longtail.core.config import IntentConfig
 from longtail.data.schema import EVENT_TYPES
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 
 INTENTS: tuple[str, ...] = ("browse", "compare", "buy")
 ACTIONS: tuple[str, ...] = EVENT_TYPES[:5]

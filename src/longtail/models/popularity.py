@@ -7,7 +7,7 @@ from typing import Self
 
 import numpy as np
 
-from longtail.config import RecommendConfig
+from longtail.core.config import RecommendConfig
 from longtail.models.base import Recommender, TrainData, Validator, register
 
 

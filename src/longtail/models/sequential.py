@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from longtail.config import RecommendConfig, SequentialConfig
-from longtail.errors import LongtailError
+from longtail.core.config import RecommendConfig, SequentialConfig
+from longtail.core.errors import LongtailError
 from longtail.models.base import Recommender, TrainData, Validator, register
 
 log = logging.getLogger(__name__)

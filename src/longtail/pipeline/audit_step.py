@@ -7,11 +7,11 @@ from pathlib import Path
 import polars as pl
 
 from longtail.balance.imbalance import for_json, imbalance_charts, imbalance_report
-from longtail.config import LongtailConfig
+from longtail.core.config import LongtailConfig
 from longtail.data.loaders import load_table, to_canonical
 from longtail.data.schema import EVENTS, ITEMS, JUDGMENTS, USERS
 from longtail.pipeline.executors import table_mapper
-from longtail.profile.privacy import apply_privacy
+from longtail.privacy.ingest import apply_privacy
 from longtail.quality.audit import AUDIT_STEPS, AuditResult, StepCallback, audit
 from longtail.quality.report import write_audit
 

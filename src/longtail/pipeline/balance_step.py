@@ -14,7 +14,7 @@ from longtail.augment import noise, queries, tabular_gan  # noqa: F401
 from longtail.balance import resample, sampling, weights  # noqa: F401
 from longtail.balance.component import Component, build_chain, run
 from longtail.balance.leakage import check_disjoint
-from longtail.config import ComponentSpec, LongtailConfig, TabularBalanceConfig, save_config
+from longtail.core.config import ComponentSpec, LongtailConfig, TabularBalanceConfig, save_config
 from longtail.evaluate.balancing import report_heads, run_category_experiment
 from longtail.evaluate.classification import render_classification_report
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from longtail.config import LongtailConfig, save_config
+from longtail.core.config import LongtailConfig, save_config
 from longtail.data.splits import split_events
 from longtail.encode.item_text import encode_items
 from longtail.evaluate.harness import Evaluation, evaluate_split, make_validator

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from longtail.config import PipelineConfig
+from longtail.core.config import PipelineConfig
 from longtail.quality.audit import TableMapper, map_in_process
 
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from longtail.config import IncrementalConfig, LongtailConfig, save_config
+from longtail.core.config import IncrementalConfig, LongtailConfig, save_config
 from longtail.data.splits import leave_one_out, user_sequences
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 from longtail.evaluate.harness import Evaluation, evaluate_scorer, make_validator
 from longtail.evaluate.significance import paired_bootstrap
 from longtail.models.base import Recommender, TrainData, make_recommender

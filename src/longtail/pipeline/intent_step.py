@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from longtail.config import LongtailConfig, save_config
+from longtail.core.config import LongtailConfig, save_config
 from longtail.evaluate.classification import classification_metrics, macro_f1, render_classification_report
 from longtail.evaluate.significance import paired_bootstrap_statistic
 from longtail.models.intent import HEAD_CLASSES, Head, IntentModel, intent_table, latest_step_baseline, majority_baseline

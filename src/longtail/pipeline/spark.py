@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from longtail.config import PipelineConfig
-from longtail.errors import ExecutorError
+from longtail.core.config import PipelineConfig
+from longtail.core.errors import ExecutorError
 from longtail.quality.audit import BatchFunction
 
 if TYPE_CHECKING:

@@ -1,1 +1,1 @@
-"""User profiles and privacy: pseudonymisation, PII scrubbing, differential privacy, erasure."""
+"""Live user profiles and their explanations."""

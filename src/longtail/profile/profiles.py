@@ -11,8 +11,8 @@ from typing import Protocol
 import numpy as np
 import polars as pl
 
-from longtail.config import ACTIVITY_LEVELS, ProfileConfig
-from longtail.profile.dp import laplace_mechanism, laplace_scale, normalise_affinities
+from longtail.core.config import ACTIVITY_LEVELS, ProfileConfig
+from longtail.privacy.dp import laplace_mechanism, laplace_scale, normalise_affinities
 
 SECONDS_PER_DAY = 86_400.0
 PRICE_QUANTILES = (0.25, 0.5, 0.75)

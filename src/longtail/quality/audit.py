@@ -10,10 +10,10 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from longtail.config import LongtailConfig, QualityConfig
+from longtail.core.config import LongtailConfig, QualityConfig
 from longtail.data.loaders import INVALID_FIELDS, INVALID_VALUES
 from longtail.data.schema import CLEAN_CONTRACTS, EVENTS, ITEMS, JUDGMENTS, SOURCE_ROW, USERS, TableSpec
-from longtail.errors import ReconciliationError
+from longtail.core.errors import ReconciliationError
 from longtail.quality import checks, statistics, text_noise
 
 ITEM_TEXT_COLUMNS = ["title", "description"]

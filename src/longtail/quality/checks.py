@@ -8,7 +8,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from longtail.config import QualityConfig
+from longtail.core.config import QualityConfig
 from longtail.data.loaders import INVALID_FIELDS, INVALID_VALUES
 from longtail.data.expressions import describe
 from longtail.data.schema import EVENT_TYPES, SOURCE_ROW

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 
-from longtail.config import LongtailConfig, save_config
-from longtail.quality import charts
+from longtail.core.config import LongtailConfig, save_config
+from longtail.reporting import charts
+from longtail.reporting.pages import render_page
 from longtail.quality.audit import AuditResult
 
 
@@ -38,17 +38,9 @@ def _charts(result: AuditResult) -> list[tuple[str, str]]:
     return figures + result.extra_charts
 
 
-def report_environment(package: str) -> Environment:
-    """Jinja templates of `package`, able to extend the shared page layout `base.html` kept here."""
-    loaders = [PackageLoader(name, "templates") for name in dict.fromkeys([package, "longtail.quality"])]
-    return Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape())
-
-
 def render_html(result: AuditResult) -> str:
     """The report as one self-contained HTML page."""
-    environment = report_environment("longtail.quality")
-    template = environment.get_template("report.html")
-    return template.render(report=result.report, charts=_charts(result), sections=_sections(result.report))
+    return render_page("audit.html", report=result.report, charts=_charts(result), sections=_sections(result.report))
 
 
 def _sections(report: dict[str, Any]) -> list[tuple[str, str]]:

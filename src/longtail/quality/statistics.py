@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from longtail.config import LongtailConfig
+from longtail.core.config import LongtailConfig
 from longtail.data.schema import SOURCE_ROW, TABLES
 
 if TYPE_CHECKING:

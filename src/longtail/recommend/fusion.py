@@ -11,8 +11,8 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from longtail.config import RecommendConfig
-from longtail.errors import LongtailError
+from longtail.core.config import RecommendConfig
+from longtail.core.errors import LongtailError
 from longtail.models.base import Recommender, TrainData, Validator, make_recommender, mask_history, top_k
 
 if TYPE_CHECKING:

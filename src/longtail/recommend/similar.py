@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 from longtail.models.base import top_k
 
 

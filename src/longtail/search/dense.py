@@ -7,8 +7,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from longtail.config import SearchConfig
-from longtail.errors import LongtailError
+from longtail.core.config import SearchConfig
+from longtail.core.errors import LongtailError
 
 ANN_FILE = "ann.faiss"
 HNSW_MAX_ITEMS = 300_000

@@ -10,9 +10,9 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from longtail.config import CONFIG_FILENAME, LongtailConfig, load_config, save_config
+from longtail.core.config import CONFIG_FILENAME, LongtailConfig, load_config, save_config
 from longtail.encode.encoder import EmbeddingCache, TextEncoder, encode_queries, item_texts, load_encoder
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 from longtail.search.dense import DenseIndex
 from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, filter_columns
 from longtail.search.fusion import reciprocal_rank_fusion

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 
 CATEGORY_SEPARATOR = " > "
 _FILTER = re.compile(r"^\s*(category|brand|price)\s*(=|<=|>=)\s*(.+?)\s*$")

@@ -18,10 +18,10 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from longtail.config import LongtailConfig, PrivacyConfig
-from longtail.errors import EventValidationError, StoreError, UnknownIdError
-from longtail.profile.pii import scrub_text
-from longtail.profile.pseudonym import pseudonymiser_from_config
+from longtail.core.config import LongtailConfig, PrivacyConfig
+from longtail.core.errors import EventValidationError, StoreError, UnknownIdError
+from longtail.privacy.pii import scrub_text
+from longtail.privacy.pseudonym import pseudonymiser_from_config
 from longtail.serve.auth import verify_key
 from longtail.serve.events import EventBatch, StoredEvent, validate_events
 from longtail.serve.limits import BodyGuard

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from longtail.errors import LongtailError
+from longtail.core.errors import LongtailError
 from longtail.serve.store import EventStore, KeyRecord
 
 Scope = Literal["read", "write_events", "admin"]

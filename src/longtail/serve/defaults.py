@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from longtail.errors import UnknownIdError
+from longtail.core.errors import UnknownIdError
 from longtail.serve.catalogue import Catalogue, CatalogueItem, query_terms
 from longtail.serve.events import StoredEvent
 from longtail.serve.schemas import (

@@ -8,9 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from longtail.config import QualityConfig
+from longtail.core.config import QualityConfig
 from longtail.data.schema import EVENT_TYPES
-from longtail.errors import EventValidationError
+from longtail.core.errors import EventValidationError
 from longtail.serve.text import Identifier, LongText, NonEmptyText
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]  # the one list of event types lives in data/schema.py

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from longtail.config import LongtailConfig
+from longtail.core.config import LongtailConfig
 from longtail.data.schema import ITEMS
 from longtail.encode.encoder import item_texts
-from longtail.errors import UnknownIdError
+from longtail.core.errors import UnknownIdError
 from longtail.profile.profiles import ProfileItem, UserProfile, build_profile, interest_vector, summarise, update
 from longtail.search.engine import SearchEngine
 from longtail.search.filters import SearchFilter

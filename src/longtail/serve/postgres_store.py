@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import psycopg
 
-from longtail.errors import StoreError
+from longtail.core.errors import StoreError
 from longtail.serve.store import EventStore
 
 _MIGRATION_LOCK = 0x4C6F6E67  # any constant shared by every Longtail process: "Long"

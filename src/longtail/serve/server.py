@@ -7,7 +7,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from longtail.config import LongtailConfig
+from longtail.core.config import LongtailConfig
 from longtail.serve.app import create_app
 from longtail.serve.loading import Served, open_served
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from longtail.errors import StoreError
+from longtail.core.errors import StoreError
 from longtail.serve.store import EventStore
 
 log = logging.getLogger("longtail.serve")

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from longtail.config import ServeConfig
-from longtail.errors import StoreError
+from longtail.core.config import ServeConfig
+from longtail.core.errors import StoreError
 from longtail.serve.events import EPOCH, StoredEvent
 
 DEFAULT_SQLITE_NAME = "longtail.db"

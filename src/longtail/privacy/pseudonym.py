@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from longtail.config import PrivacyConfig
-from longtail.errors import PrivacyError
+from longtail.core.config import PrivacyConfig
+from longtail.core.errors import PrivacyError
 
 # Shorter keys make the pseudonyms guessable by brute force over the key.
 MIN_KEY_BYTES = 16

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from longtail.profile.pseudonym import Pseudonymiser
+from longtail.privacy.pseudonym import Pseudonymiser
 
 
 @dataclass(frozen=True)

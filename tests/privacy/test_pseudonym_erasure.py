@@ -7,12 +7,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from longtail.config import LongtailConfig, PrivacyConfig, save_config
+from longtail.core.config import LongtailConfig, PrivacyConfig, save_config
 from longtail.data.adapters import load_dataset
-from longtail.errors import PrivacyError
-from longtail.profile.erasure import erase_user
-from longtail.profile.privacy import apply_privacy
-from longtail.profile.pseudonym import Pseudonymiser, pseudonymiser_from_config
+from longtail.core.errors import PrivacyError
+from longtail.privacy.erasure import erase_user
+from longtail.privacy.ingest import apply_privacy
+from longtail.privacy.pseudonym import Pseudonymiser, pseudonymiser_from_config
 
 KEY_A = b"a" * 32
 KEY_B = b"b" * 32

@@ -9,7 +9,7 @@ import pytest
 from pii_cases import ADDRESSES, CARDS, CN_IDS, EMAILS, PHONES
 
 from longtail.data.adapters import load_dataset
-from longtail.profile.pii import cn_id_valid, luhn_valid, scrub_column, scrub_text
+from longtail.privacy.pii import cn_id_valid, luhn_valid, scrub_column, scrub_text
 
 CASES = {"EMAIL": EMAILS, "PHONE": PHONES, "ADDRESS": ADDRESSES, "CARD": CARDS, "CN_ID": CN_IDS}
 

@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from longtail.config import DifferentialPrivacyConfig
+from longtail.core.config import DifferentialPrivacyConfig
 from longtail.data.adapters import Dataset, load_dataset
-from longtail.errors import PrivacyError
-from longtail.profile.dp import (
+from longtail.core.errors import PrivacyError
+from longtail.privacy.dp import (
     affinity_counts,
     bounded_category_contributions,
     bounded_category_counts,

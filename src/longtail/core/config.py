@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from longtail.data.schema import EVENT_TYPES
-from longtail.errors import ConfigError
+from longtail.core.errors import ConfigError
 
 CONFIG_FILENAME = "config.yaml"
 

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from longtail.config import PrivacyConfig
-from longtail.profile.pii import PII_KINDS, scrub_column
-from longtail.profile.pseudonym import pseudonymiser_from_config
+from longtail.core.config import PrivacyConfig
+from longtail.privacy.pii import PII_KINDS, scrub_column
+from longtail.privacy.pseudonym import pseudonymiser_from_config
 
 
 def scrub_tables(tables: Mapping[str, pl.DataFrame], columns: Mapping[str, list[str]]) -> tuple[dict[str, pl.DataFrame], dict[str, int]]:

@@ -7,11 +7,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from longtail.config import LongtailConfig
+from longtail.core.config import LongtailConfig
 from longtail.data.adapters import load_dataset
-from longtail.errors import PrivacyError
+from longtail.core.errors import PrivacyError
 from longtail.pipeline.audit_step import run_audit_on_tables
-from longtail.profile.pseudonym import Pseudonymiser
+from longtail.privacy.pseudonym import Pseudonymiser
 
 KEY = "0123456789abcdef0123456789abcdef"
 

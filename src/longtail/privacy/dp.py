@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from longtail.config import DifferentialPrivacyConfig
-from longtail.errors import PrivacyError
+from longtail.core.config import DifferentialPrivacyConfig
+from longtail.core.errors import PrivacyError
 
 
 @dataclass(frozen=True)

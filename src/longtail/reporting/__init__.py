@@ -1,0 +1,1 @@
+"""Reports for every step: charts, the shared page layout and the JSON + HTML writers."""
