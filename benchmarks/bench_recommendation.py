@@ -27,6 +27,7 @@ import psutil  # noqa: E402
 from longtail.core.config import LongtailConfig, RecommendConfig  # noqa: E402
 from longtail.data.adapters import load_dataset  # noqa: E402
 from longtail.data.splits import Split, leave_one_out  # noqa: E402
+from longtail.encode.factory import build_encoder  # noqa: E402
 from longtail.encode.item_text import encode_items  # noqa: E402
 from longtail.evaluate.harness import Evaluation, evaluate_split, make_validator  # noqa: E402
 from longtail.evaluate.report import comparisons, write_report  # noqa: E402
@@ -120,7 +121,7 @@ def bench_dataset(dataset: str, config: LongtailConfig, stages: set[str], result
     split = leave_one_out(data.items, data.events)
     settings = config.recommend
     log.info("%s: %d users, %d items, %d training interactions", dataset, len(split.user_ids), split.n_items, sum(map(len, split.train)))
-    vectors = encode_items(split.item_ids, data.items, REPO / ".cache" / "embeddings")
+    vectors = encode_items(split.item_ids, data.items, build_encoder(config.encode))
     evaluations: dict[str, Evaluation] = {}
     runs: list[dict] = []
     fitted: dict[str, Recommender] = {}

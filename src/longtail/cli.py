@@ -13,7 +13,6 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from longtail.pipeline.incremental import Encoder
     from longtail.profile.profiles import ProfileSummary
     from longtail.search.engine import SearchEngine, SearchResults
 
@@ -333,10 +332,10 @@ def profile(
     import dataclasses
     import json
 
-    from longtail.encode.encoder import item_texts
+    from longtail.encode.factory import build_encoder
+    from longtail.encode.item_text import item_texts
     from longtail.privacy.dp import category_domain
     from longtail.profile.profiles import build_profile, dp_category_shares, profile_items, summarise
-    from longtail.search.engine import encoder_for
 
     try:
         settings = load_config(config)
@@ -349,7 +348,7 @@ def profile(
         if mine.height == 0:
             raise LongtailError(f"no events for user {user!r} in the events")
         touched = item_table.filter(pl.col("item_id").is_in(mine["item_id"].drop_nulls().unique().implode()))
-        vectors = encoder_for(settings).encode(item_texts(touched), settings.encode.batch_size) if touched.height else None
+        vectors = build_encoder(settings.encode).encode(item_texts(touched)) if touched.height else None
         built = build_profile(user, mine, profile_items(touched, vectors), settings.profile)
         shares = None
         if dp_epsilon is not None:
@@ -376,7 +375,7 @@ def finetune(
     datasets_root: DatasetsRootOption = DEFAULT_DATASETS,
 ) -> None:
     """Fine-tune the MiniLM encoder contrastively on the shop's own (query, item) pairs; full or LoRA per config."""
-    from longtail.encode.encoder import item_texts
+    from longtail.encode.item_text import item_texts
     from longtail.encode.finetune import pairs_from_judgments, pairs_from_search_events, finetune_encoder
     from longtail.evaluate.search_metrics import load_judgments
 
@@ -540,13 +539,6 @@ def intent(
     console.print(f"Report: [bold]{out / REPORT_FILE}[/]  JSON: {out / RESULT_FILE}")
 
 
-def _item_encoder(item_table: pl.DataFrame, settings: LongtailConfig) -> Encoder:
-    """Text vectors for item ids from the catalogue's text, through the embedding cache."""
-    from longtail.encode.item_text import encode_items
-
-    return lambda item_ids: encode_items(item_ids, item_table, settings.encode.cache_dir or ".cache/embeddings")
-
-
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="model folder to write (model.pt, items.json, history.parquet, config.yaml)")],
@@ -575,7 +567,7 @@ def train(
             held.write_parquet(held_back_out)  # type: ignore[arg-type]
             console.print(f"held back {held.height:,} events -> {held_back_out}")
         with console.status("training the sequential model" + (" and the fusion ranker" if fusion else "")):
-            model = train_model_folder(item_table, event_table, settings, out, _item_encoder(item_table, settings), fusion)
+            model = train_model_folder(item_table, event_table, settings, out, fusion=fusion)
     except LongtailError as error:
         _fail(error)
     console.print(f"model folder: [bold]{out}[/]  ({model.n_items_:,} items, {len(model.history_)} epochs, validation NDCG@10 {model.best_valid_:.4f}"
@@ -599,7 +591,7 @@ def update(
         item_table, _ = _catalogue(items, None, dataset, datasets_root, settings)
         new_events = _read_canonical(events, EVENTS, settings.data.columns.events, settings.data.csv_separator)
         with console.status("warm-starting and judging the update"):
-            decision = update_model_folder(model, new_events, item_table, settings, _item_encoder(item_table, settings))
+            decision = update_model_folder(model, new_events, item_table, settings)
     except LongtailError as error:
         _fail(error)
     table = Table(title=f"Update on {decision['held_out_events']:,} held-out newest events ({decision['evaluated_users']:,} users)")

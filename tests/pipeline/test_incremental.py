@@ -13,7 +13,7 @@ import pytest
 
 from longtail.core.config import IncrementalConfig, LongtailConfig, RecommendConfig, SequentialConfig
 from longtail.data.adapters import load_dataset
-from longtail.encode.item_text import render_item_text
+from longtail.encode.item_text import texts_for
 from longtail.models.sequential import SASRec
 from longtail.pipeline.incremental import (
     DECISION_FILE, DECISION_LOG, HISTORY_FILE, ITEMS_FILE, MODEL_FILE, hold_back, load_ranker, recent_slice, train_model_folder,
@@ -41,9 +41,8 @@ def _text_encoder(items: pl.DataFrame):
     """Item text as a hashed bag of words: real text vectors without loading a transformer."""
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    texts = render_item_text(items)
     hashing = HashingVectorizer(n_features=256, alternate_sign=False)
-    return lambda item_ids: hashing.transform([texts.get(i, i) for i in item_ids]).toarray().astype(np.float32)
+    return lambda item_ids: hashing.transform(texts_for(item_ids, items)).toarray().astype(np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -115,8 +115,10 @@ class EncodeConfig(_Section):
         "minilm", description="minilm: stock all-MiniLM-L6-v2; minilm-int8: its int8 ONNX fast path; e5-multilingual: handles Chinese"
     )
     model_path: str | None = Field(None, description="a fine-tuned model saved by `longtail finetune` (minilm only)")
-    batch_size: int = Field(64, ge=1)
-    cache_dir: str | None = Field(None, description="embedding cache folder; unchanged texts are never re-encoded")
+    batch_size: int = Field(64, ge=1, description="texts encoded per forward pass")
+    cache_dir: str | None = Field(
+        ".cache/embeddings", description="embedding cache folder (one subfolder per encoder); unchanged texts are never re-encoded; null: no cache"
+    )
 
 
 class FinetuneConfig(_Section):

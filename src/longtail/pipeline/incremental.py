@@ -23,6 +23,7 @@ import polars as pl
 
 from longtail.core.config import IncrementalConfig, LongtailConfig, save_config
 from longtail.data.splits import leave_one_out, user_sequences
+from longtail.encode.item_text import ItemEncoder, catalogue_encoder
 from longtail.core.errors import LongtailError
 from longtail.evaluate.harness import Evaluation, evaluate_scorer, make_validator
 from longtail.evaluate.significance import paired_bootstrap
@@ -37,7 +38,6 @@ HISTORY_FILE = "history.parquet"
 DECISION_FILE = "update.json"
 DECISION_LOG = "updates.jsonl"
 HISTORY_COLUMNS = ("user_id", "item_id", "event_type", "timestamp")
-Encoder = Callable[[list[str]], np.ndarray]
 
 
 def _interactions(events: pl.DataFrame) -> pl.DataFrame:
@@ -98,22 +98,22 @@ def _write_folder(directory: Path, model: SASRec, item_ids: list[str], history: 
     shutil.rmtree(retired, ignore_errors=True)
 
 
-def _vectors(encode: Encoder | None, item_ids: list[str], text_init: bool, fusion: bool) -> np.ndarray | None:
-    """Text vectors of the items when a model reads them; the fusion ranker always does, so it needs an encoder."""
-    if fusion and encode is None:
-        raise LongtailError("the fusion ranker needs item text vectors: pass an item encoder")
-    return encode(item_ids) if encode is not None and (text_init or fusion) else None
+def _vectors(encode: ItemEncoder, item_ids: list[str], text_init: bool, fusion: bool) -> np.ndarray | None:
+    """Text vectors of the items when a model reads them; the fusion ranker always does."""
+    return encode(item_ids) if text_init or fusion else None
 
 
 def train_model_folder(items: pl.DataFrame, events: pl.DataFrame, config: LongtailConfig, out_dir: str | Path,
-                       encode: Encoder | None = None, fusion: bool = False) -> SASRec:
+                       encode: ItemEncoder | None = None, fusion: bool = False) -> SASRec:
     """Fit SASRec on the events (each user's last two interactions pick the epoch) and write a model folder.
+
+    Item text vectors come from `encode`, else from the encoder `config.encode` selects.
 
     With `fusion`, the fusion ranker is trained too, as the recommendation benchmark does: its closed-form sources
     on the same training part, its LambdaRank booster on each user's validation item with SASRec as one source.
     """
     split = leave_one_out(items, events)
-    vectors = _vectors(encode, split.item_ids, config.recommend.sequential.text_init != "none", fusion)
+    vectors = _vectors(encode or catalogue_encoder(items, config.encode), split.item_ids, config.recommend.sequential.text_init != "none", fusion)
     model = SASRec(config.recommend.sequential)
     train = TrainData(split.n_items, split.train, split.valid, vectors, config.seed)
     model.fit(train, make_validator(split, config.recommend))
@@ -137,7 +137,7 @@ def _folder_ranker(directory: Path, model: SASRec, item_ids: list[str], events: 
     return FusionRanker.load(directory, data, config.recommend, items, item_ids, {"sasrec": model})
 
 
-def load_ranker(directory: str | Path, items: pl.DataFrame, config: LongtailConfig, encode: Encoder) -> FusionRanker:
+def load_ranker(directory: str | Path, items: pl.DataFrame, config: LongtailConfig, encode: ItemEncoder) -> FusionRanker:
     """The fusion ranker a model folder holds, ready to score: its SASRec, booster, and sources refit on its history."""
     directory = Path(directory)
     if not (directory / BOOSTER_FILE).is_file():
@@ -200,7 +200,7 @@ def _update_ranker(directory: Path, old: SASRec, candidate: SASRec, item_ids: li
 
 
 def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: pl.DataFrame, config: LongtailConfig,
-                        encode: Encoder | None = None) -> dict:
+                        encode: ItemEncoder | None = None) -> dict:
     """Warm-start the folder's model (and fusion ranker) on `new_events`; replace them only if not worse on the newest events.
 
     The newest new events (see `recent_slice`) are held out; the rest train a copy of the model, starting from its
@@ -210,6 +210,7 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
     `_update_ranker`) and judges it the same way; as its features come from SASRec, the two are replaced together,
     only when both pass, else the folder keeps both old ones. Either way the decision (the sequential verdict, and
     the ranker's under `ranker`) is written to `update.json` (and appended to `updates.jsonl`) and returned.
+    Item text vectors come from `encode`, else from the encoder `config.encode` selects.
     """
     directory = Path(directory)
     settings = config.incremental
@@ -243,6 +244,7 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
     trained_users = [user for user in context_users if user in new_per_user]
     training = [by_user[user] for user in trained_users]
     learn_from = [len(by_user[user]) - new_per_user[user] for user in trained_users]  # older events are context only
+    encode = encode or catalogue_encoder(items, config.encode)
     vectors = _vectors(encode, item_ids, candidate.config.text_init != "none", fusion)
     candidate.partial_fit(TrainData(len(item_ids), training, None, vectors, config.seed), learn_from=learn_from)
     after = _judge(candidate.score, histories, targets, config)

@@ -17,7 +17,7 @@ import polars as pl
 
 from longtail.core.config import LongtailConfig
 from longtail.data.schema import ITEMS
-from longtail.encode.encoder import item_texts
+from longtail.encode.item_text import item_texts
 from longtail.core.errors import UnknownIdError
 from longtail.profile.profiles import ProfileItem, UserProfile, build_profile, interest_vector, summarise, update
 from longtail.search.engine import SearchEngine
@@ -95,7 +95,7 @@ class ModelServices:
             return
         frame = items_frame(fresh.values())
         # Encoding is the slow part; it runs outside the lock so searches carry on meanwhile.
-        vectors = self.engine.encoder.encode(item_texts(frame), self.engine.config.encode.batch_size)
+        vectors = self.engine.encoder.encode(item_texts(frame))
         with self._lock:
             self.engine.add_items(frame, vectors)
             self._versions.update({item_id: _record_key(record) for item_id, record in fresh.items()})
