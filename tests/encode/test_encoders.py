@@ -4,9 +4,8 @@ and the factory builds whatever the `encode` config section says."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
 import polars as pl
+import pytest
 
 from longtail.core.config import EncodeConfig, LongtailConfig
 from longtail.core.errors import ConfigError

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 
@@ -10,12 +12,16 @@ from longtail.data.adapters import load_dataset
 from longtail.data.splits import leave_one_out
 from longtail.encode.item_text import texts_for
 from longtail.pipeline.evaluate_step import evaluate_models
-from longtail.pipeline.incremental import hold_back, train_model_folder, update_model_folder
+from longtail.pipeline.incremental import (
+    hold_back,
+    train_model_folder,
+    update_model_folder,
+)
 
 TINY = {"hidden": 16, "blocks": 1, "heads": 1, "max_len": 10, "epochs": 2, "threads": 1, "text_init": "freeze"}
 
 
-def _config(cache_dir) -> LongtailConfig:  # noqa: ANN001
+def _config(cache_dir: Path) -> LongtailConfig:
     return LongtailConfig.model_validate({
         "encode": {"encoder": "minilm-int8", "cache_dir": str(cache_dir)},
         "recommend": {"bootstrap_samples": 50, "sequential": TINY},
@@ -23,7 +29,7 @@ def _config(cache_dir) -> LongtailConfig:  # noqa: ANN001
     })
 
 
-def _cached_texts(cache_dir) -> int:  # noqa: ANN001
+def _cached_texts(cache_dir: Path) -> int:
     """How many distinct texts the int8 encoder left in a cache folder."""
     return len((cache_dir / "minilm-int8" / "keys.txt").read_text(encoding="utf-8").split())
 
