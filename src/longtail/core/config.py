@@ -8,10 +8,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from longtail.data.schema import EVENT_TYPES
 from longtail.core.errors import ConfigError
 
 CONFIG_FILENAME = "config.yaml"
+# The one list of behaviour event types; it lives here so config can check event weights without importing data/.
+EVENT_TYPES: tuple[str, ...] = ("search", "view", "click", "add_to_cart", "purchase", "rating", "review")
 
 
 class _Section(BaseModel):

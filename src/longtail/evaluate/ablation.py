@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -24,7 +23,8 @@ from longtail.encode.factory import build_encoder
 from longtail.encode.item_text import texts_for
 from longtail.core.errors import ConfigError
 from longtail.evaluate.harness import Evaluation, evaluate_split, make_validator
-from longtail.evaluate.report import render_report
+from longtail.evaluate.report import report_context
+from longtail.reporting.writers import write_report_pair
 from longtail.evaluate.significance import paired_bootstrap
 from longtail.models.base import TrainData, make_recommender
 
@@ -210,9 +210,5 @@ def write_results(result: dict, evaluations: dict[str, Evaluation], settings: Lo
     ]
     compared = {"heading": "Paired bootstrap: each variant minus the baseline (95% CI over users; relative change in brackets)",
                 "rows": result["vs_baseline"], "metrics": [f"{s}/{m}" for s in SEGMENTS for m in METRICS], "relative": True}
-    html = render_report(f"ablation on {result['dataset']}", result["runs"], evaluations, settings.recommend, result["protocol"], compared=compared, notes=notes)
-    for path in (json_path, html_path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {**result, "config": settings.model_dump(mode="json")}
-    json_path.write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
-    html_path.write_text(html, encoding="utf-8")
+    context = report_context(f"ablation on {result['dataset']}", result["runs"], evaluations, settings.recommend, result["protocol"], compared=compared, notes=notes)
+    write_report_pair(json_path, html_path, {**result, "config": settings.model_dump(mode="json")}, "evaluation.html", context)

@@ -160,7 +160,7 @@ def run_category_experiment(datasets_root: str | Path, config: TabularBalanceCon
 
 
 def report_heads(experiment: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The experiment in the shape `render_classification_report` takes: every strategy's per-class scores, and each
+    """The experiment in the shape `classification_context` takes: every strategy's per-class scores, and each
     strategy's macro-F1 difference to the unbalanced baseline."""
     rows = experiment["rows"]
     return {"category": {

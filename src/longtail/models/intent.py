@@ -15,8 +15,7 @@ import numpy as np
 import polars as pl
 
 from longtail.balance.component import WEIGHT
-from longtail.core.config import IntentConfig
-from longtail.data.schema import EVENT_TYPES
+from longtail.core.config import EVENT_TYPES, IntentConfig
 from longtail.core.errors import LongtailError
 
 INTENTS: tuple[str, ...] = ("browse", "compare", "buy")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -21,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from longtail.core.artifacts import atomic_folder, load_json, save_json
 from longtail.core.config import IncrementalConfig, LongtailConfig, save_config
 from longtail.data.splits import leave_one_out, user_sequences
 from longtail.encode.item_text import ItemEncoder, catalogue_encoder
@@ -77,25 +76,14 @@ def recent_slice(new_events: pl.DataFrame, config: IncrementalConfig) -> tuple[p
 
 def _write_folder(directory: Path, model: SASRec, item_ids: list[str], history: pl.DataFrame, config: LongtailConfig,
                   ranker: FusionRanker | None = None) -> None:
-    """Write a complete model folder beside `directory`, then swap it in, so a reader never sees half of one."""
-    staging = directory.with_name(f".{directory.name}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    model.save(staging / MODEL_FILE)
-    if ranker is not None:
-        ranker.save(staging)
-    (staging / ITEMS_FILE).write_text(json.dumps(item_ids), encoding="utf-8")
-    history.write_parquet(staging / HISTORY_FILE)
-    save_config(config, staging)
-    for name in (DECISION_FILE, DECISION_LOG):
-        if (directory / name).is_file():
-            shutil.copyfile(directory / name, staging / name)
-    retired = directory.with_name(f".{directory.name}.retired")
-    shutil.rmtree(retired, ignore_errors=True)
-    if directory.exists():
-        os.replace(directory, retired)
-    os.replace(staging, directory)
-    shutil.rmtree(retired, ignore_errors=True)
+    """Write a complete model folder and swap it in, so a reader never sees half of one; the decision files carry over."""
+    with atomic_folder(directory, carry=(DECISION_FILE, DECISION_LOG)) as staging:
+        model.save(staging / MODEL_FILE)
+        if ranker is not None:
+            ranker.save(staging)
+        save_json(staging / ITEMS_FILE, item_ids, indent=None)
+        history.write_parquet(staging / HISTORY_FILE)
+        save_config(config, staging)
 
 
 def _vectors(encode: ItemEncoder, item_ids: list[str], text_init: bool, fusion: bool) -> np.ndarray | None:
@@ -142,7 +130,7 @@ def load_ranker(directory: str | Path, items: pl.DataFrame, config: LongtailConf
     directory = Path(directory)
     if not (directory / BOOSTER_FILE).is_file():
         raise LongtailError(f"{directory}: no fusion ranker; train the folder with fusion (longtail train --fusion)")
-    item_ids: list[str] = json.loads((directory / ITEMS_FILE).read_text(encoding="utf-8"))
+    item_ids: list[str] = load_json(directory / ITEMS_FILE)
     history = pl.read_parquet(directory / HISTORY_FILE)
     return _folder_ranker(directory, SASRec.load(directory / MODEL_FILE), item_ids, history, items, encode(item_ids), config)
 
@@ -218,7 +206,7 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
     if not (directory / MODEL_FILE).is_file():
         raise LongtailError(f"{directory}: no {MODEL_FILE}; train a model folder first (longtail train)")
     fusion = (directory / BOOSTER_FILE).is_file()
-    old_ids: list[str] = json.loads((directory / ITEMS_FILE).read_text(encoding="utf-8"))
+    old_ids: list[str] = load_json(directory / ITEMS_FILE)
     history = pl.read_parquet(directory / HISTORY_FILE)
     to_train, recent = recent_slice(new_events, settings)
     if recent.is_empty():
@@ -268,7 +256,7 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
              sequential["new"], settings.tolerance, "" if ranker_part is None else f"; ranker old {ranker_part['old']:.4f} new {ranker_part['new']:.4f}")
     if keep:
         _write_folder(directory, candidate, item_ids, pl.concat([history, _interactions(new_events)]), config, ranker)
-    (directory / DECISION_FILE).write_text(json.dumps(decision, indent=1), encoding="utf-8")
+    save_json(directory / DECISION_FILE, decision)
     with (directory / DECISION_LOG).open("a", encoding="utf-8") as journal:
         journal.write(json.dumps(decision) + "\n")
     return decision

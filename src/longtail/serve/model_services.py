@@ -23,9 +23,8 @@ from longtail.profile.profiles import ProfileItem, UserProfile, build_profile, i
 from longtail.search.engine import SearchEngine
 from longtail.search.filters import SearchFilter
 from longtail.serve.defaults import ITEM_SYNC_MARGIN, DefaultServices
-from longtail.serve.events import StoredEvent
+from longtail.serve.events import StoredEvent, returned_event
 from longtail.serve.schemas import (
-    EventOut,
     ItemHit,
     ItemIn,
     Profile,
@@ -284,10 +283,7 @@ class ModelServices:
             event_types=dict(profile.event_types),
             top_categories=[Share(name=a.name, share=a.affinity) for a in summary.categories],
             top_brands=[Share(name=a.name, share=a.affinity) for a in summary.brands],
-            recent_events=[
-                EventOut(id=e.id or 0, item_id=e.item_id, event_type=e.event_type, timestamp=e.timestamp, session_id=e.session_id, query=e.query, rating=e.rating)
-                for e in events
-            ],
+            recent_events=[returned_event(e) for e in events],
             source="model:live-profile",
             detail=ProfileDetail.model_validate(detail),
         )
