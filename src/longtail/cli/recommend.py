@@ -36,7 +36,7 @@ def evaluate_recommenders(out: Path, models: list[str], dataset: str | None, ite
     item_table, event_table = load_catalogue(items, events, dataset, datasets_root, settings)
     with progress() as bar:
         task = bar.add_task("evaluate", total=2 * len(models))
-        return evaluate_models(item_table, event_table, models, settings, out, protocol, max_users,  # type: ignore[arg-type]
+        return evaluate_models(item_table, event_table, models, settings, out, protocol, max_users,
                                advance=lambda step: bar.update(task, advance=1, description=step))
 
 
@@ -57,7 +57,7 @@ def print_evaluation(runs: list[dict[str, Any]], out: Path) -> None:
 @commands.command()
 def evaluate(
     out: Annotated[Path, typer.Option(help="output directory for report.html, report.json and config.yaml")],
-    model: Annotated[list[str], typer.Option(help="recommender to evaluate (repeat the option): popularity, itemknn, als, ease, content, sasrec")] = DEFAULT_MODELS,  # noqa: B006
+    model: Annotated[list[str], typer.Option(help="recommender to evaluate (repeat the option): popularity, itemknn, als, ease, content, sasrec")] = DEFAULT_MODELS,
     dataset: BundledDatasetOption = None,
     items: ItemsFileOption = None,
     events: EventsFileOption = None,
@@ -265,6 +265,11 @@ def run_classification_ablation(settings: LongtailConfig, datasets_root: Path, o
         return run_experiment(settings, datasets_root, out, on_step=lambda step: bar.update(task, advance=1, description=step))
 
 
+def _with_change(value: float, change: dict[str, float] | None) -> str:
+    """A metric with its change vs baseline and the interval, when there is one."""
+    return f"{value:.3f}" + (f" ({change['difference']:+.3f} [{change['low']:+.3f}, {change['high']:+.3f}])" if change else "")
+
+
 def print_classification_ablation(experiment: dict[str, Any], out: Path) -> None:
     """Macro-F1, minority-class recall and F1 per strategy, each with its change vs baseline and interval."""
     rows = experiment["rows"]
@@ -274,13 +279,8 @@ def print_classification_ablation(experiment: dict[str, Any], out: Path) -> None
         table.add_column(column, justify="left" if column == "strategy" else "right")
     for row in rows:
         compared = row.get("vs_baseline", {})
-
-        def cell(value: float, metric: str) -> str:
-            change = compared.get(metric)
-            return f"{value:.3f}" + (f" ({change['difference']:+.3f} [{change['low']:+.3f}, {change['high']:+.3f}])" if change else "")
-
-        table.add_row(row["strategy"], f"{row['train_rows']:,}", cell(row["macro_f1"], "macro_f1"), cell(row["minority_recall"], "minority_recall"),
-                      f"{row['per_class'][minority]['f1']:.3f}")
+        table.add_row(row["strategy"], f"{row['train_rows']:,}", _with_change(row["macro_f1"], compared.get("macro_f1")),
+                      _with_change(row["minority_recall"], compared.get("minority_recall")), f"{row['per_class'][minority]['f1']:.3f}")
     console.print(table)
     console.print(f"Report: [bold]{out / 'ablation.html'}[/]  JSON: {out / 'ablation.json'}")
 
