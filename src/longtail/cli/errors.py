@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 import typer
-from typer.core import TyperGroup
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from longtail.cli.terminal import error_console
 from longtail.core.errors import LongtailError
@@ -24,7 +23,7 @@ def report_error(error: LongtailError) -> None:
 class LongtailGroup(TyperGroup):
     """The `longtail` command group: runs the chosen command and reports any LongtailError it raises."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         """Run the subcommand; a LongtailError from it (or from a nested group) ends in report_error."""
         try:
             return super().invoke(ctx)
