@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from longtail import cli
-from longtail.cli import app
+from longtail.cli import app, terminal
 
 ITEMS = """item_id,title,category,brand,price
 beaker,Borosilicate glass beaker 500 ml,Lab > Glassware,Pyrex,12
@@ -25,8 +24,8 @@ CONFIG = "encode:\n  encoder: minilm-int8\n  cache_dir: null\n"
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch):
     # Rich wraps at the terminal width; a wide console keeps each table row and message on one line.
-    monkeypatch.setattr(cli.console, "width", 200)
-    monkeypatch.setattr(cli.error_console, "width", 200)
+    monkeypatch.setattr(terminal.console, "width", 200)
+    monkeypatch.setattr(terminal.error_console, "width", 200)
 
 
 def test_index_then_search_prints_results_with_ranks_and_facets(tmp_path):
