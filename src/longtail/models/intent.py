@@ -14,10 +14,10 @@ from typing import Literal, Self
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import WEIGHT
 from longtail.core.config import IntentConfig
-from longtail.data.schema import EVENT_TYPES
 from longtail.core.errors import LongtailError
+from longtail.data.columns import WEIGHT
+from longtail.data.schema import EVENT_TYPES
 
 INTENTS: tuple[str, ...] = ("browse", "compare", "buy")
 ACTIONS: tuple[str, ...] = EVENT_TYPES[:5]

@@ -7,9 +7,9 @@ from functools import partial
 import numpy as np
 import polars as pl
 
+from longtail.core.executors import TableMapper, map_in_process
 from longtail.encode.batch import VECTOR_COLUMN, encode_batch, vectors_from_bytes
 from longtail.encode.encoder import DEFAULT_ENCODER, item_texts
-from longtail.quality.audit import TableMapper, map_in_process
 
 ENCODED_SCHEMA = {"id": pl.String, VECTOR_COLUMN: pl.Binary}
 

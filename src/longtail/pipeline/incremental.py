@@ -22,13 +22,13 @@ import numpy as np
 import polars as pl
 
 from longtail.core.config import IncrementalConfig, LongtailConfig, save_config
-from longtail.data.splits import leave_one_out, user_sequences
 from longtail.core.errors import LongtailError
+from longtail.data.splits import leave_one_out, user_sequences
 from longtail.evaluate.harness import Evaluation, evaluate_scorer, make_validator
 from longtail.evaluate.significance import paired_bootstrap
 from longtail.models.base import Recommender, TrainData, make_recommender
+from longtail.models.fusion import BOOSTER_FILE, DEFAULT_SOURCES, FusionRanker
 from longtail.models.sequential import SASRec
-from longtail.recommend.fusion import BOOSTER_FILE, DEFAULT_SOURCES, FusionRanker
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model.pt"
@@ -81,9 +81,9 @@ def _write_folder(directory: Path, model: SASRec, item_ids: list[str], history: 
     staging = directory.with_name(f".{directory.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    model.save(staging / MODEL_FILE)
+    model.save(staging)
     if ranker is not None:
-        ranker.save(staging)
+        ranker.save_booster(staging)
     (staging / ITEMS_FILE).write_text(json.dumps(item_ids), encoding="utf-8")
     history.write_parquet(staging / HISTORY_FILE)
     save_config(config, staging)
@@ -134,7 +134,7 @@ def _folder_ranker(directory: Path, model: SASRec, item_ids: list[str], events: 
                    vectors: np.ndarray, config: LongtailConfig) -> FusionRanker:
     """The folder's booster around `model`, its closed-form sources refit on `events` over the catalogue `item_ids`."""
     data = TrainData(len(item_ids), user_sequences(item_ids, events)[1], None, vectors, config.seed)
-    return FusionRanker.load(directory, data, config.recommend, items, item_ids, {"sasrec": model})
+    return FusionRanker.restore(directory, data, config.recommend, items, item_ids, {"sasrec": model})
 
 
 def load_ranker(directory: str | Path, items: pl.DataFrame, config: LongtailConfig, encode: Encoder) -> FusionRanker:
@@ -144,7 +144,7 @@ def load_ranker(directory: str | Path, items: pl.DataFrame, config: LongtailConf
         raise LongtailError(f"{directory}: no fusion ranker; train the folder with fusion (longtail train --fusion)")
     item_ids: list[str] = json.loads((directory / ITEMS_FILE).read_text(encoding="utf-8"))
     history = pl.read_parquet(directory / HISTORY_FILE)
-    return _folder_ranker(directory, SASRec.load(directory / MODEL_FILE), item_ids, history, items, encode(item_ids), config)
+    return _folder_ranker(directory, SASRec.load(directory), item_ids, history, items, encode(item_ids), config)
 
 
 def _old_model_scorer(model: SASRec | FusionRanker, known: int, n_items: int) -> Callable[[list[np.ndarray]], np.ndarray]:
@@ -233,11 +233,11 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
     histories = [by_user.get(user, empty) for user in recent_users]
     targets = [np.unique(t) for t in recent_targets]
 
-    old = SASRec.load(directory / MODEL_FILE)
+    old = SASRec.load(directory)
     before = _judge(_old_model_scorer(old, old.n_items_, len(item_ids)), histories, targets, config)
     if settings.metric not in before.metrics:
         raise LongtailError(f"incremental.metric '{settings.metric}' is not measured; choose one of {', '.join(before.metrics)}")
-    candidate = SASRec.load(directory / MODEL_FILE)
+    candidate = SASRec.load(directory)
     candidate.config = candidate.config.model_copy(update={"epochs": settings.epochs, "lr": settings.lr})
     new_per_user = dict(to_train["user_id"].value_counts().iter_rows())
     trained_users = [user for user in context_users if user in new_per_user]
