@@ -219,22 +219,22 @@ class RecommendConfig(_Section):
 class ComponentSpec(_Section):
     """One balancing or augmentation component by registered name, with the parameters its constructor takes."""
 
-    name: str = Field(description="a registered component: random_sample, stratified_sample, weighted_sample, random_under, "
-                                  "random_over, smote, smote_enn, smote_tomek, class_weights, embedding_noise, ctgan, ...")
+    name: str = Field(description="a registered component: random-sample, stratified-sample, weighted-sampling, random-under, "
+                                  "random-over, smote, smote-enn, smote-tomek, class-weights, embedding-noise, ctgan, ...")
     params: dict[str, Any] = Field(default_factory=dict)
 
 
 def _default_tabular_strategies() -> dict[str, list[ComponentSpec]]:
     return {
         "baseline": [],
-        "random_under": [ComponentSpec(name="random_under")],
-        "random_over": [ComponentSpec(name="random_over")],
+        "random_under": [ComponentSpec(name="random-under")],
+        "random_over": [ComponentSpec(name="random-over")],
         "smote": [ComponentSpec(name="smote")],
-        "smote_tomek": [ComponentSpec(name="smote_tomek")],
-        "smote_enn": [ComponentSpec(name="smote_enn")],
-        "weighted_sample": [ComponentSpec(name="weighted_sample")],
-        "class_weights_inverse": [ComponentSpec(name="class_weights", params={"method": "inverse"})],
-        "class_weights_effective": [ComponentSpec(name="class_weights", params={"method": "effective", "beta": 0.999})],
+        "smote_tomek": [ComponentSpec(name="smote-tomek")],
+        "smote_enn": [ComponentSpec(name="smote-enn")],
+        "weighted_sample": [ComponentSpec(name="weighted-sampling")],
+        "class_weights_inverse": [ComponentSpec(name="class-weights", params={"method": "inverse"})],
+        "class_weights_effective": [ComponentSpec(name="class-weights", params={"method": "effective", "beta": 0.999})],
     }
 
 

@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-import longtail.augment.sequences  # noqa: F401  (importing registers the components)
-import longtail.augment.text  # noqa: F401
-import longtail.balance.sequences  # noqa: F401
-from longtail.balance.component import SYNTHETIC, build_chain, run
+from longtail.balance.component import build_chain, run
 from longtail.balance.sequences import check_training_only, sequence_table, table_histories
 from longtail.core.config import AblationVariant, LongtailConfig, RecommendConfig, SequentialConfig
+from longtail.core.errors import ConfigError
 from longtail.data.adapters import Dataset, load_dataset
+from longtail.data.columns import SYNTHETIC
 from longtail.data.splits import Split, split_events
 from longtail.encode.encoder import TextEncoder
 from longtail.encode.factory import build_encoder

@@ -21,14 +21,14 @@ import polars as pl
 
 from longtail.core.artifacts import atomic_folder, load_json, save_json
 from longtail.core.config import IncrementalConfig, LongtailConfig, save_config
+from longtail.core.errors import LongtailError
 from longtail.data.splits import leave_one_out, user_sequences
 from longtail.encode.item_text import ItemEncoder, catalogue_encoder
-from longtail.core.errors import LongtailError
 from longtail.evaluate.harness import Evaluation, evaluate_scorer, make_validator
 from longtail.evaluate.significance import paired_bootstrap
 from longtail.models.base import Recommender, TrainData, make_recommender
+from longtail.models.fusion import BOOSTER_FILE, DEFAULT_SOURCES, FusionRanker
 from longtail.models.sequential import SASRec
-from longtail.recommend.fusion import BOOSTER_FILE, DEFAULT_SOURCES, FusionRanker
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model.pt"
@@ -78,9 +78,9 @@ def _write_folder(directory: Path, model: SASRec, item_ids: list[str], history: 
                   ranker: FusionRanker | None = None) -> None:
     """Write a complete model folder and swap it in, so a reader never sees half of one; the decision files carry over."""
     with atomic_folder(directory, carry=(DECISION_FILE, DECISION_LOG)) as staging:
-        model.save(staging / MODEL_FILE)
+        model.save(staging)
         if ranker is not None:
-            ranker.save(staging)
+            ranker.save_booster(staging)
         save_json(staging / ITEMS_FILE, item_ids, indent=None)
         history.write_parquet(staging / HISTORY_FILE)
         save_config(config, staging)
@@ -122,7 +122,7 @@ def _folder_ranker(directory: Path, model: SASRec, item_ids: list[str], events: 
                    vectors: np.ndarray, config: LongtailConfig) -> FusionRanker:
     """The folder's booster around `model`, its closed-form sources refit on `events` over the catalogue `item_ids`."""
     data = TrainData(len(item_ids), user_sequences(item_ids, events)[1], None, vectors, config.seed)
-    return FusionRanker.load(directory, data, config.recommend, items, item_ids, {"sasrec": model})
+    return FusionRanker.restore(directory, data, config.recommend, items, item_ids, {"sasrec": model})
 
 
 def load_ranker(directory: str | Path, items: pl.DataFrame, config: LongtailConfig, encode: ItemEncoder) -> FusionRanker:
@@ -132,7 +132,7 @@ def load_ranker(directory: str | Path, items: pl.DataFrame, config: LongtailConf
         raise LongtailError(f"{directory}: no fusion ranker; train the folder with fusion (longtail train --fusion)")
     item_ids: list[str] = load_json(directory / ITEMS_FILE)
     history = pl.read_parquet(directory / HISTORY_FILE)
-    return _folder_ranker(directory, SASRec.load(directory / MODEL_FILE), item_ids, history, items, encode(item_ids), config)
+    return _folder_ranker(directory, SASRec.load(directory), item_ids, history, items, encode(item_ids), config)
 
 
 def _old_model_scorer(model: SASRec | FusionRanker, known: int, n_items: int) -> Callable[[list[np.ndarray]], np.ndarray]:
@@ -222,11 +222,11 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
     histories = [by_user.get(user, empty) for user in recent_users]
     targets = [np.unique(t) for t in recent_targets]
 
-    old = SASRec.load(directory / MODEL_FILE)
+    old = SASRec.load(directory)
     before = _judge(_old_model_scorer(old, old.n_items_, len(item_ids)), histories, targets, config)
     if settings.metric not in before.metrics:
         raise LongtailError(f"incremental.metric '{settings.metric}' is not measured; choose one of {', '.join(before.metrics)}")
-    candidate = SASRec.load(directory / MODEL_FILE)
+    candidate = SASRec.load(directory)
     candidate.config = candidate.config.model_copy(update={"epochs": settings.epochs, "lr": settings.lr})
     new_per_user = dict(to_train["user_id"].value_counts().iter_rows())
     trained_users = [user for user in context_users if user in new_per_user]
