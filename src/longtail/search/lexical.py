@@ -119,3 +119,14 @@ class LexicalIndex:
             if len(rows) >= k or len(hits) < limit:
                 return rows[:k], scores[:k]
             limit *= 4
+
+    def doc_freq(self, term: str) -> int:
+        """How many indexed rows hold an index term."""
+        return int(self.searcher.doc_freq(TEXT_FIELD, term))
+
+    def count_all(self, terms: Sequence[str]) -> int:
+        """How many indexed rows hold every one of these terms (retired rows included)."""
+        if not terms:
+            return 0
+        clauses = [(tantivy.Occur.Must, tantivy.Query.term_query(self.schema, TEXT_FIELD, term)) for term in terms]
+        return int(self.searcher.search(tantivy.Query.boolean_query(clauses), 1, count=True).count)

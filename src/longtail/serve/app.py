@@ -25,8 +25,10 @@ from longtail.privacy.pseudonym import pseudonymiser_from_config
 from longtail.serve.auth import verify_key
 from longtail.serve.events import EventBatch, StoredEvent, validate_events
 from longtail.serve.limits import BodyGuard
+from longtail.serve.merchandising import RuleBook, merchandised_search
 from longtail.serve.metrics import CONTENT_TYPE, ApiMetrics, MetricsMiddleware
 from longtail.serve.ratelimit import RateLimiter
+from longtail.serve.routers.shop import shop_router
 from longtail.serve.schemas import (
     Erased,
     EventsWritten,
@@ -185,6 +187,8 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
         """Route options: the scope the route class checks, and the bearer scheme in the OpenAPI spec."""
         return {"openapi_extra": {SCOPE_EXTENSION: scope}, "dependencies": [Depends(bearer)]}
 
+    rulebook = RuleBook(store, serve.popularity_refresh_seconds)
+    app.include_router(shop_router(services, store, rulebook, needs, app.router.route_class))
     top_k = Annotated[int, Query(ge=1, le=serve.max_results, description="how many items")]
 
     page = (files("longtail.serve") / "web" / "index.html").read_text(encoding="utf-8")
@@ -232,8 +236,8 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
 
     @app.post("/search", tags=["search"], **needs("read"))
     def search(request: SearchRequest) -> SearchResponse:
-        """Ranked items for a text query, with category and brand facets."""
-        return services.search(request if request.user_id is None else request.model_copy(update={"user_id": stored_id(request.user_id)}))
+        """Ranked items for a text query, with category and brand facets, corrections, relaxation and merchandising rules applied."""
+        return merchandised_search(rulebook, services, request if request.user_id is None else request.model_copy(update={"user_id": stored_id(request.user_id)}))
 
     @app.get("/users/{user_id}/recommendations", tags=["users"], **needs("read"))
     def recommendations(user_id: UserId, k: top_k = 10) -> Recommendations:

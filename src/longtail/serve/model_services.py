@@ -22,6 +22,8 @@ from longtail.core.errors import UnknownIdError
 from longtail.profile.profiles import ProfileItem, UserProfile, build_profile, interest_vector, summarise, update
 from longtail.search.engine import SearchEngine
 from longtail.search.filters import SearchFilter
+from longtail.search.recovery import search_with_recovery
+from longtail.serve.catalogue import Catalogue
 from longtail.serve.defaults import ITEM_SYNC_MARGIN, DefaultServices
 from longtail.serve.events import StoredEvent, returned_event
 from longtail.serve.schemas import (
@@ -36,6 +38,7 @@ from longtail.serve.schemas import (
     SimilarItems,
 )
 from longtail.serve.store import EventStore
+from longtail.serve.recovery import recovery_fields
 
 RECENT_EVENTS = 20
 # Columns of a posted item the engine indexes or shows; created_at is not one of them.
@@ -195,6 +198,11 @@ class ModelServices:
 
     # -- Services ------------------------------------------------------------------------------
 
+    @property
+    def catalogue(self) -> Catalogue:
+        """The served catalogue (the items table with posted items laid over it)."""
+        return self.fallback.catalogue
+
     def search(self, request: SearchRequest) -> SearchResponse:
         """Hybrid BM25 + dense search; with a user id, re-ranked by the user's live interest vector."""
         self._sync_items()
@@ -202,11 +210,11 @@ class ModelServices:
         vector = interest_vector(profile, self.settings.short_term_weight) if profile is not None else None
         search_filter = SearchFilter(request.category, request.brand, request.price_min, request.price_max)
         with self._lock:
-            results = self.engine.search(request.query, request.k, search_filter, profile=vector)
+            results, recovery = search_with_recovery(self.engine, request.query, request.k, search_filter, vector, request.correct)
             hits = [self._hit(hit.row, hit.score) for hit in results.hits]
         facets = {name: dict(counts) for name, counts in results.facets.items()}
-        source = "model:hybrid+profile" if results.personalised else "model:hybrid"
-        return SearchResponse(query=request.query, total=results.total, items=hits, facets=facets, source=source)
+        source = ("model:dense" if recovery.dense_only else "model:hybrid") + ("+profile" if results.personalised else "")
+        return SearchResponse(query=request.query, total=results.total, items=hits, facets=facets, source=source, **recovery_fields(request.query, recovery))
 
     def recommend(self, user_id: str, k: int) -> Recommendations:
         """Score = trust x cosine(item, blended session and long-term vector) + (1 - trust) x log-popularity, where trust

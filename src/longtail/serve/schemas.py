@@ -59,10 +59,36 @@ class SearchRequest(_Model):
     brand: ShortText | None = Field(None, description="keep items of this brand (case-insensitive)")
     price_min: float | None = Field(None, ge=0, allow_inf_nan=False)
     price_max: float | None = Field(None, ge=0, allow_inf_nan=False)
+    correct: bool = Field(True, description="correct misspelt words (false: search exactly as typed, e.g. after 'search instead for')")
 
 
 ItemHit = spec_model("ItemHit", Item, "One item in a result list, with the score that ranked it.", posted=False,
                      include=("item_id", "title", "category", "brand", "price"), after={"score": float})
+
+
+class DidYouMean(_Model):
+    """Words that were corrected before searching; `original` is the query as typed, to offer searching it instead."""
+
+    original: str
+    corrected: str
+    corrections: dict[str, str] = Field(description="typed word -> the word searched for")
+
+
+class Relaxation(_Model):
+    """How a query that matched no item was relaxed: words dropped (rarest first), or dense retrieval alone."""
+
+    searched: str = Field(description="the words the results are for")
+    dropped: list[str]
+    dense_only: bool
+
+
+class AppliedRule(_Model):
+    """A merchandising rule that changed this result list."""
+
+    rule_id: int
+    action: str
+    item_id: str
+    position: int | None = Field(description="the item's place in the returned list (1-based); null when hidden or beyond k")
 
 
 class SearchResponse(_Model):
@@ -73,6 +99,9 @@ class SearchResponse(_Model):
     items: list[ItemHit]
     facets: dict[str, dict[str, int]] = Field(description="facet name -> value -> matching items")
     source: str = Field(description="which service ranked the results")
+    did_you_mean: DidYouMean | None = Field(None, description="set when misspelt words were corrected")
+    relaxed: Relaxation | None = Field(None, description="set when no item matched every word")
+    rules: list[AppliedRule] = Field(default_factory=list, description="merchandising rules applied after ranking")
 
 
 class Recommendations(_Model):

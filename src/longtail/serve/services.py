@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from longtail.serve.catalogue import Catalogue
 from longtail.serve.events import StoredEvent
 from longtail.serve.schemas import (
     ItemIn,
@@ -18,6 +19,10 @@ from longtail.serve.schemas import (
 
 class Services(Protocol):
     """What the API needs from the search, recommendation and profile models; raise UnknownIdError for unknown ids."""
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The served catalogue, for autocomplete and for showing pinned items."""
 
     def search(self, request: SearchRequest) -> SearchResponse:
         """Rank catalogue items for a query, with facet counts."""

@@ -34,6 +34,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE items (item_id TEXT PRIMARY KEY, record TEXT NOT NULL, updated_us BIGINT NOT NULL)",
         "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    (
+        # Merchandising rules and their audit trail (serve/merchandising.py); a deleted rule keeps its row.
+        "CREATE TABLE merch_rules (id {id}, action TEXT NOT NULL, query TEXT, category TEXT, item_id TEXT NOT NULL, position INTEGER,"
+        " factor {float}, starts_us BIGINT, ends_us BIGINT, note TEXT NOT NULL, created_by TEXT NOT NULL, created_us BIGINT NOT NULL, deleted_us BIGINT)",
+        "CREATE TABLE merch_audit (id {id}, rule_id BIGINT NOT NULL, change TEXT NOT NULL, actor TEXT NOT NULL, at_us BIGINT NOT NULL, record TEXT NOT NULL)",
+        "CREATE INDEX events_by_type ON events (event_type, ts_us)",
+    ),
 )
 
 
@@ -208,6 +215,16 @@ class EventStore(ABC):
 
     def _after_erasure(self) -> None:
         """Backend hook: make erased rows unrecoverable from the database files, where the backend can."""
+
+    def events(self, since: datetime | None = None, event_types: Sequence[str] | None = None) -> list[StoredEvent]:
+        """Events (of some types, since a time), oldest first: the input of search analytics and the query log."""
+        clauses = ["ts_us >= ?"]
+        parameters: list[Any] = [to_micros(since) if since is not None else 0]
+        if event_types is not None:
+            clauses.append(f"event_type IN ({', '.join('?' * len(event_types))})")
+            parameters.extend(event_types)
+        rows = self._read(f"SELECT {_EVENT_COLUMNS}, id FROM events WHERE {' AND '.join(clauses)} ORDER BY ts_us, id", parameters)
+        return [StoredEvent(**{name: from_micros(v) if name == "timestamp" else v for name, v in zip(_EVENT_FIELDS, r)}, id=r[-1]) for r in rows]
 
     def popular_items(self, limit: int) -> list[tuple[str, int]]:
         """Items by how many events reference them, most first."""

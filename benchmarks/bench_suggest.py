@@ -1,0 +1,175 @@
+"""Autocomplete benchmark: MRR@5 of the full query after its first 1-5 characters on Home Depot queries (split by query),
+catalogue-only vs query-log suggestions; /suggest latency at 100k items; search latency with 100 active merchandising rules.
+
+Writes benchmarks/results/suggest.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+
+from longtail.core.config import LongtailConfig  # noqa: E402
+from longtail.data.splits import split_queries  # noqa: E402
+from longtail.search.suggest import LoggedQuery, Suggester, normalise  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+DATASETS = Path(os.environ.get("LONGTAIL_DATASETS", HERE.parents[1] / "shared" / "datasets"))
+SEED = 42
+TEST_SHARE = 0.2
+PREFIX_LENGTHS = (1, 2, 3, 4, 5)
+LATENCY_ITEMS = 100_000
+LATENCY_REQUESTS = 2_000
+RULES = 100
+SEARCH_REQUESTS = 300
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def mrr_at_5(suggester: Suggester, queries: list[str]) -> dict[str, float]:
+    """Per prefix length, the mean reciprocal rank of the full (normalised) query among the first 5 suggestions."""
+    scores = {}
+    for length in PREFIX_LENGTHS:
+        total = 0.0
+        for query in queries:
+            texts = [s.text for s in suggester.suggest(query[:length], 5)]
+            target = normalise(query)
+            total += 1.0 / (texts.index(target) + 1) if target in texts else 0.0
+        scores[str(length)] = round(total / len(queries), 5)
+    return scores
+
+
+def quality() -> dict:
+    """Catalogue-only vs catalogue + query-log suggestions, the log being the training queries."""
+    root = DATASETS / "homedepot-search"
+    titles = pl.read_csv(root / "items.csv", schema_overrides={"item_id": pl.String})["title"].to_list()
+    queries = pl.read_csv(root / "judgments.csv", schema_overrides={"item_id": pl.String})["query"].unique(maintain_order=True).to_list()
+    train, test = split_queries(queries, TEST_SHARE, SEED)
+    # The set has no search times: every training query is logged at one moment, so weights are plain frequencies.
+    moment = datetime(2016, 1, 1, tzinfo=UTC)
+    started = time.perf_counter()
+    catalogue_only = Suggester.build(titles)
+    catalogue_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    with_log = Suggester.build(titles, log=[LoggedQuery(query, moment) for query in train])
+    log_seconds = time.perf_counter() - started
+    log(f"built suggesters in {catalogue_seconds:.1f}s / {log_seconds:.1f}s")
+    arms = {"catalogue_only": mrr_at_5(catalogue_only, test), "query_log": mrr_at_5(with_log, test)}
+    return {
+        "dataset": "homedepot-search (real queries, real titles)",
+        "split": f"distinct queries, seeded shuffle (data.splits.split_queries, seed {SEED}), {len(train)} train / {len(test)} test",
+        "metric": "MRR@5 of the full normalised test query among 5 suggestions after typing its first N characters",
+        "note": "test queries never occur in the training log (split by query): a suggestion can only hit by a phrase of "
+        "the catalogue or of past queries equal to the whole test query",
+        "mrr_at_5": arms,
+        "query_log_beats_catalogue": {n: arms["query_log"][n] > arms["catalogue_only"][n] for n in arms["query_log"]},
+        "phrases": {"catalogue_only": len(catalogue_only), "query_log": len(with_log)},
+        "build_seconds": {"catalogue_only": round(catalogue_seconds, 2), "query_log": round(log_seconds, 2)},
+    }
+
+
+def synthetic_items(count: int, seed: int) -> pl.DataFrame:
+    """Synthetic titles from the real Home Depot title vocabulary (random word runs): only for latency."""
+    vocabulary = sorted({w for title in pl.read_csv(DATASETS / "homedepot-search" / "items.csv")["title"].to_list() for w in title.split()})
+    rng = random.Random(seed)
+    titles = [" ".join(rng.choices(vocabulary, k=rng.randint(4, 10))) for _ in range(count)]
+    brands = [f"Brand{rng.randint(1, 500)}" for _ in range(count)]
+    return pl.DataFrame({"item_id": [f"s{i}" for i in range(count)], "title": titles, "brand": brands, "category": [f"Cat{i % 40}" for i in range(count)],
+                         "price": [float(1 + i % 300) for i in range(count)]})
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    milliseconds = np.array(samples) * 1000
+    return {"p50_ms": round(float(np.percentile(milliseconds, 50)), 2), "p99_ms": round(float(np.percentile(milliseconds, 99)), 2), "requests": len(samples)}
+
+
+def latency() -> dict:
+    """/suggest and /search over HTTP on loopback against 100k synthetic items (model-free default services)."""
+    from longtail.serve.app import create_app
+    from longtail.serve.auth import create_key
+    from longtail.serve.loading import open_served
+
+    sys.path.insert(0, str(HERE.parent / "tests" / "serve"))
+    from conftest import LiveServer  # the tests' loopback uvicorn runner
+
+    items = synthetic_items(LATENCY_ITEMS, SEED)
+    rng = random.Random(SEED + 1)
+    with tempfile.TemporaryDirectory() as folder:
+        items.write_csv(Path(folder) / "items.csv")
+        config = LongtailConfig()
+        served = open_served(folder, config)
+        key = create_key(served.store, ["read", "admin"])
+        headers = {"Authorization": f"Bearer {key}"}
+        words = [w for title in items["title"].head(2000).to_list() for w in title.split()]
+        started = time.perf_counter()
+        app = create_app(config, served.services, served.store)
+        with LiveServer(app) as server, httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
+            client.get("/suggest", params={"q": "a"}).raise_for_status()  # builds the suggester
+            build_seconds = time.perf_counter() - started
+            prefixes = [rng.choice(words)[: rng.randint(1, 6)] for _ in range(LATENCY_REQUESTS)]
+            suggest = []
+            for prefix in prefixes:
+                begun = time.perf_counter()
+                client.get("/suggest", params={"q": prefix}).raise_for_status()
+                suggest.append(time.perf_counter() - begun)
+            queries = [" ".join(rng.choices(words, k=2)) for _ in range(SEARCH_REQUESTS)]
+
+            def timed_searches() -> list[float]:
+                samples = []
+                for query in queries:
+                    begun = time.perf_counter()
+                    client.post("/search", json={"query": query, "k": 10}).raise_for_status()
+                    samples.append(time.perf_counter() - begun)
+                return samples
+
+            without_rules = timed_searches()
+            now = datetime.now(UTC)
+            for i in range(RULES):
+                # Rules on the benchmark's own queries, so each search has rules to match and apply.
+                client.post("/merchandising/rules", json={
+                    "action": ["pin", "boost", "bury", "hide"][i % 4], "query": queries[i % len(queries)], "item_id": f"s{rng.randrange(LATENCY_ITEMS)}",
+                    "starts_at": (now - timedelta(hours=1)).isoformat(), "ends_at": (now + timedelta(days=1)).isoformat(),
+                }).raise_for_status()
+            with_rules = timed_searches()
+        served.close()
+    return {
+        "items": LATENCY_ITEMS,
+        "data": "SYNTHETIC titles (random runs of real Home Depot title words): latency only, not quality",
+        "services": "model-free default services (term match); HTTP over loopback, one client, sequential",
+        "suggester_first_build_seconds": round(build_seconds, 1),
+        "suggest": percentiles(suggest),
+        "search_without_rules": percentiles(without_rules),
+        "search_with_100_active_rules": percentiles(with_rules),
+    }
+
+
+def main() -> None:
+    log("suggestion quality on Home Depot queries")
+    result = {"quality": quality()}
+    log(json.dumps(result["quality"]["mrr_at_5"]))
+    log(f"latency at {LATENCY_ITEMS} synthetic items")
+    result["latency"] = latency()
+    result["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count()}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "suggest.json").write_text(json.dumps(result, indent=2) + "\n")
+    log(json.dumps(result["latency"]))
+
+
+if __name__ == "__main__":
+    main()

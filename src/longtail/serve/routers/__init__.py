@@ -1,0 +1,1 @@
+"""FastAPI routers the app factory includes, one module per group of routes."""
