@@ -20,7 +20,7 @@ from longtail.serve.events import StoredEvent
 from longtail.serve.loading import open_served
 from longtail.serve.postgres_store import PostgresEventStore
 from longtail.serve.sqlite_store import SqliteEventStore
-from longtail.serve.store import EventStore, KeyRecord, open_store
+from longtail.serve.store import MIGRATIONS, EventStore, KeyRecord, open_store
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -94,9 +94,9 @@ def test_migration_runs_once_and_reopening_keeps_data(tmp_path: Path) -> None:
         first.append([event("u1", "a", 0)])
     with SqliteEventStore(path) as second:
         assert second.count() == 1
-        assert second.migrate() == 1
+        assert second.migrate() == len(MIGRATIONS)
     versions = sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall()
-    assert versions == [(1,)]
+    assert versions == [(version,) for version in range(1, len(MIGRATIONS) + 1)]
 
 
 def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
