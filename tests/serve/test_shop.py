@@ -40,6 +40,7 @@ class Shop:
     url: str
     store: EventStore
     keys: dict[str, str]
+    folder: Path
 
     def client(self, scope: str) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.keys[scope]}"}, timeout=30)
@@ -70,8 +71,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     SearchEngine.build(ITEMS, config, directory=folder / "index")
     served = open_served(folder, config)
     keys = make_keys(served.store)
-    with LiveServer(create_app(config, served.services, served.store)) as server:
-        shop = Shop(server.url, served.store, keys)
+    with LiveServer(create_app(config, served.services, served.store, reports_dir=folder)) as server:
+        shop = Shop(server.url, served.store, keys, folder)
         with shop.client("write") as client:
             client.post("/events", json={"events": search_events()}).raise_for_status()
         yield shop
@@ -114,7 +115,7 @@ def test_rules_pin_hide_and_expire_and_every_change_is_audited(shop: Shop) -> No
         hide = admin.post("/merchandising/rules", json={"action": "hide", "query": "safety", "item_id": before[0]}).json()
         future = admin.post("/merchandising/rules", json={"action": "hide", "query": "safety", "item_id": before[1], "starts_at": later}).json()
         after = reader.post("/search", json={"query": "safety", "k": 3}).json()
-        assert [item["item_id"] for item in after["items"]][0] == "flask"
+        assert after["items"][0]["item_id"] == "flask"
         assert before[0] not in [item["item_id"] for item in after["items"]] and before[1] in [item["item_id"] for item in after["items"]]
         assert len(after["items"]) == 3
         assert {(rule["rule_id"], rule["action"], rule["position"]) for rule in after["rules"]} == {(pin["id"], "pin", 1), (hide["id"], "hide", None)}

@@ -99,11 +99,11 @@ def catalogue_phrases(titles: Iterable[str], brands: Iterable[str | None] = (), 
 class Suggester:
     """Sorted phrases with weights: a prefix is a range found by binary search, its best completions by weight."""
 
-    def __init__(self, queries: dict[str, float], catalogue: dict[str, float], brands: set[str] | None = None) -> None:
-        """Weight = log(1 + catalogue count) + log(1 + query weight): evidence from both adds up."""
+    def __init__(self, queries: dict[str, float], catalogue: dict[str, float], brands: set[str] | None = None, query_scale: float = 1.0) -> None:
+        """Weight = log(1 + catalogue count) + query_scale x log(1 + query weight): evidence from both adds up."""
         phrases = set(queries) | set(catalogue)
         self.phrases = sorted(phrases)
-        self.weights = np.array([math.log1p(catalogue.get(p, 0.0)) + math.log1p(queries.get(p, 0.0)) for p in self.phrases], dtype=np.float64)
+        self.weights = np.array([math.log1p(catalogue.get(p, 0.0)) + query_scale * math.log1p(queries.get(p, 0.0)) for p in self.phrases], dtype=np.float64)
         self.sources: list[Source] = ["query" if p in queries else "brand" if brands and p in brands else "catalogue" for p in self.phrases]
         self.alphabet = sorted({c for phrase in self.phrases for c in phrase if c.isascii() and c.isalnum()})
 
@@ -115,12 +115,13 @@ class Suggester:
         log: Iterable[LoggedQuery] = (),
         half_life_days: float = 30.0,
         min_items: int = 2,
+        query_scale: float = 1.0,
     ) -> Suggester:
         """A suggester over catalogue titles and brands and, when given, a log of past searches."""
         titles = list(titles)
         vocabulary = {token for title in titles for token in tokenize(title or "")} | {t for b in brands if b for t in tokenize(b)}
         brand_set = {normalise(b) for b in brands if b}
-        return cls(query_weights(log, vocabulary, half_life_days), catalogue_phrases(titles, brands, min_items=min_items), brand_set)
+        return cls(query_weights(log, vocabulary, half_life_days), catalogue_phrases(titles, brands, min_items=min_items), brand_set, query_scale)
 
     def __len__(self) -> int:
         return len(self.phrases)

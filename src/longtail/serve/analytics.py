@@ -82,6 +82,11 @@ def clicked_searches(events: Sequence[StoredEvent]) -> list[tuple[StoredEvent, b
     return found
 
 
+def _failed(answer: Outcome) -> bool:
+    """A zero-result query: nothing matched, or nothing matched every word and the query had to be relaxed."""
+    return answer.total == 0 or answer.relaxed
+
+
 def search_analytics(
     events: Sequence[StoredEvent],
     outcome: Callable[[str], Outcome],
@@ -102,11 +107,10 @@ def search_analytics(
     counts = dict(sorted(every.items(), key=lambda entry: (-entry[1][0], entry[0]))[:max_queries])
     outcomes = {query: outcome(query) for query in counts}
     stats = []
-    for query, (n, clicked) in counts.items():
-        answer = outcomes[query]
-        shown = answer.item_ids
+    for query, (n, engaged) in counts.items():
+        shown = outcomes[query].item_ids
         stats.append(QueryStats(
-            query=query, searches=n, clicked=clicked, ctr=round(clicked / n, 4), zero_result=answer.total == 0 or answer.relaxed,
+            query=query, searches=n, clicked=engaged, ctr=round(engaged / n, 4), zero_result=_failed(outcomes[query]),
             tail_share=round(sum(item in tail_items for item in shown) / len(shown), 4) if shown else 0.0,
         ))
     stats.sort(key=lambda s: (-s.searches, s.query))
@@ -115,8 +119,8 @@ def search_analytics(
         day = days[event.timestamp.date().isoformat()]
         day[0] += 1
         day[1] += clicked
-        answer = outcomes.get(normalise(event.query or ""))
-        day[2] += answer is not None and (answer.total == 0 or answer.relaxed)
+        found = outcomes.get(normalise(event.query or ""))
+        day[2] += found is not None and _failed(found)
     return SearchAnalytics(
         searches=len(searches),
         distinct_queries=len(every),

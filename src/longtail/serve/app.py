@@ -7,6 +7,7 @@ import math
 from dataclasses import replace
 from collections.abc import Callable, Coroutine, Mapping
 from importlib.resources import files
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
@@ -152,8 +153,9 @@ def _ingest(privacy: PrivacyConfig, stored_id: Callable[[str], str]) -> Callable
     return ingest
 
 
-def create_app(config: LongtailConfig, services: Services, store: EventStore) -> FastAPI:
-    """Build the API over a services object (search, recommendations, profiles) and an open event store."""
+def create_app(config: LongtailConfig, services: Services, store: EventStore, reports_dir: str | FilePath | None = None) -> FastAPI:
+    """Build the API over a services object (search, recommendations, profiles) and an open event store; the operator
+    console shows the reports found in `reports_dir` (the served data directory)."""
     serve = config.serve
     stored_id = _stored_id(config.privacy)
     ingest = _ingest(config.privacy, stored_id)
@@ -188,7 +190,7 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
         return {"openapi_extra": {SCOPE_EXTENSION: scope}, "dependencies": [Depends(bearer)]}
 
     rulebook = RuleBook(store, serve.popularity_refresh_seconds)
-    app.include_router(shop_router(services, store, rulebook, needs, app.router.route_class))
+    app.include_router(shop_router(services, store, rulebook, needs, app.router.route_class, stored_id, None if reports_dir is None else FilePath(reports_dir)))
     top_k = Annotated[int, Query(ge=1, le=serve.max_results, description="how many items")]
 
     page = (files("longtail.serve") / "web" / "index.html").read_text(encoding="utf-8")

@@ -6,8 +6,9 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -115,7 +116,7 @@ class RuleBook:
         cursor.execute(self.store._sql(f"SELECT {_RULE_COLUMNS} FROM merch_rules WHERE id = ?"), (rule_id,))  # type: ignore[attr-defined]
         return _rule(cursor.fetchone())  # type: ignore[attr-defined]
 
-    def _transaction(self):  # noqa: ANN202  (the backend's cursor context)
+    def _transaction(self) -> AbstractContextManager[Any]:
         # The store's own transaction: the rule and its audit entry commit together or not at all.
         return self.store._transaction(self.store._connection())
 

@@ -4,10 +4,12 @@
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParameter
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -15,16 +17,26 @@ from pydantic import BaseModel
 from longtail.core.errors import UnknownIdError
 from longtail.data.segments import TAIL, item_segments
 from longtail.search.suggest import Source
-from longtail.serve.analytics import ENGAGEMENTS, Outcome, SearchAnalytics, analytics_csv, search_analytics
+from longtail.serve.analytics import (
+    ENGAGEMENTS,
+    Outcome,
+    SearchAnalytics,
+    analytics_csv,
+    search_analytics,
+)
 from longtail.serve.auth import key_id_of
+from longtail.serve.because import because_you_viewed
+from longtail.serve.console import ConsoleSnapshot, console_snapshot
 from longtail.serve.merchandising import AuditEntry, Rule, RuleBook, RuleIn
-from longtail.serve.schemas import SearchRequest
+from longtail.serve.schemas import ItemHit, SearchRequest
 from longtail.serve.services import Services
 from longtail.serve.store import EventStore
 from longtail.serve.suggestions import LiveSuggester
+from longtail.serve.text import Identifier
 
 # Analytics re-run each distinct query on the live index; this many of the most frequent are enough to act on.
 ANALYSED_QUERIES = 1000
+RECENT_EVENTS = 50  # how far back "because you viewed" looks
 
 
 class SuggestionOut(BaseModel):
@@ -42,13 +54,35 @@ class Suggestions(BaseModel):
     suggestions: list[SuggestionOut]
 
 
+class Reason(BaseModel):
+    """The viewed item a recommendation follows from."""
+
+    item_id: str
+    title: str
+
+
+class ExplainedHit(BaseModel):
+    """A recommendation and, when one is found, the item of the user's history behind it."""
+
+    item: ItemHit
+    because: Reason | None
+
+
+class ExplainedRecommendations(BaseModel):
+    """Recommendations with "because you viewed …" reasons."""
+
+    user_id: str
+    items: list[ExplainedHit]
+    source: str
+
+
 def _actor(request: Request) -> str:
     """The id of the API key that made the request (the route already verified it)."""
     return "key:" + key_id_of(request.headers.get("authorization", "").partition(" ")[2])
 
 
-def shop_router(services: Services, store: EventStore, rulebook: RuleBook, needs: Callable[[str], dict[str, Any]],
-                route_class: type[APIRoute], suggest_refresh_seconds: float = 60.0) -> APIRouter:
+def shop_router(services: Services, store: EventStore, rulebook: RuleBook, needs: Callable[[str], dict[str, Any]], route_class: type[APIRoute],
+                stored_id: Callable[[str], str], reports_dir: Path | None = None, suggest_refresh_seconds: float = 60.0) -> APIRouter:
     """The routes, checked by the app's scoped route class."""
     router = APIRouter(route_class=route_class)
     suggester = LiveSuggester(store, services.catalogue, suggest_refresh_seconds)
@@ -74,7 +108,7 @@ def shop_router(services: Services, store: EventStore, rulebook: RuleBook, needs
         return rulebook.create(rule, _actor(request))
 
     @router.delete("/merchandising/rules/{rule_id}", tags=["merchandising"], **needs("admin"))
-    def delete_rule(rule_id: Annotated[int, Path(ge=1)], request: Request) -> Rule:
+    def delete_rule(rule_id: Annotated[int, PathParameter(ge=1)], request: Request) -> Rule:
         """Delete a rule (it stays listed with `deleted=true` and in the audit trail)."""
         return rulebook.delete(rule_id, _actor(request))
 
@@ -104,5 +138,20 @@ def shop_router(services: Services, store: EventStore, rulebook: RuleBook, needs
         if format == "csv":
             return Response(analytics_csv(result), media_type="text/csv", headers={"Content-Disposition": 'attachment; filename="search-analytics.csv"'})
         return result
+
+    @router.get("/users/{user_id}/recommendations/explained", tags=["users"], **needs("read"))
+    def explained(user_id: Annotated[Identifier, PathParameter(description="user id")], k: Annotated[int, Query(ge=1, le=100)] = 10) -> ExplainedRecommendations:
+        """The user's recommendations, each with the most recent item they touched of its category (else brand)."""
+        stored = stored_id(user_id)
+        recommended = services.recommend(stored, k)
+        touched = [item for event in store.user_events(stored, RECENT_EVENTS) if event.item_id and (item := services.catalogue.get(event.item_id))]
+        reasons = because_you_viewed(recommended.items, touched)
+        items = [ExplainedHit(item=hit, because=None if reason is None else Reason(item_id=reason.item_id, title=reason.title)) for hit, reason in zip(recommended.items, reasons)]
+        return ExplainedRecommendations(user_id=user_id, items=items, source=recommended.source)
+
+    @router.get("/console", tags=["operations"], **needs("admin"))
+    def console() -> ConsoleSnapshot:
+        """The operator console: audit, imbalance and evaluation reports beside the served data, the live model, the rules."""
+        return console_snapshot(reports_dir, services, rulebook.rules())
 
     return router
