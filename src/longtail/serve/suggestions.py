@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 from longtail.search.suggest import LoggedQuery, Suggester, Suggestion
 from longtail.serve.catalogue import Catalogue
 from longtail.serve.store import EventStore
+
+# Searches older than this weigh under 2^-12 of a fresh one at the default 30-day half-life: not worth reading.
+LOG_DAYS = 365
 
 
 class LiveSuggester:
@@ -24,7 +28,8 @@ class LiveSuggester:
 
     def _build(self) -> None:
         items = list(self.catalogue.snapshot().values())
-        log = [LoggedQuery(event.query, event.timestamp) for event in self.store.events(event_types=["search"]) if event.query]
+        since = datetime.now(UTC) - timedelta(days=LOG_DAYS)
+        log = [LoggedQuery(event.query, event.timestamp) for event in self.store.events(since, ["search"]) if event.query]
         suggester = Suggester.build([item.title for item in items], [item.brand for item in items], log, self.half_life_days)
         self._suggester, self._built_at = suggester, time.monotonic()
 
