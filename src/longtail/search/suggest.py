@@ -167,8 +167,11 @@ class Suggester:
         seen = {s.text for s in found}
         fuzzy: dict[int, float] = {}
         for variant in self._variants(prefix):
-            lo, hi = self._range(variant)
-            for i in self._best(lo, hi, k):
+            lo = bisect_left(self.phrases, variant)
+            # Most variants start no phrase at all: one comparison rules them out before the second search.
+            if lo == len(self.phrases) or not self.phrases[lo].startswith(variant):
+                continue
+            for i in self._best(lo, bisect_left(self.phrases, variant + _END, lo), k):
                 if self.phrases[i] not in seen:
                     fuzzy[i] = float(self.weights[i]) * _TYPO_PENALTY
         ranked = sorted(fuzzy, key=lambda i: (-fuzzy[i], self.phrases[i]))[: k - len(found)]

@@ -34,7 +34,7 @@ class ConsoleSnapshot(BaseModel):
     index_built: datetime | None
     reports: list[ReportSummary]
     rules: list[Rule]
-    ab_tests: str = Field("none: this server runs no A/B tests", description="A/B results, when a server runs them")
+    ab_tests: str = "none: this server runs no A/B tests"  # A/B results, when a server runs them
 
 
 def _kind(name: str, report: dict[str, Any]) -> ReportKind:

@@ -118,7 +118,7 @@ def shop_router(services: Services, store: EventStore, rulebook: RuleBook, needs
         return rulebook.audit(limit)
 
     def outcome(query: str) -> Outcome:
-        answer = services.search(SearchRequest(query=query, k=10))
+        answer = services.search(SearchRequest.model_validate({"query": query, "k": 10}))
         return Outcome(answer.total, answer.relaxed is not None, tuple(hit.item_id for hit in answer.items))
 
     def tail_items() -> set[str]:
