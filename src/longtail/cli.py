@@ -95,18 +95,39 @@ def audit(
 
 @app.command()
 def convert(
-    dataset: Annotated[str, typer.Argument(help="beauty, sports, toys, scientific, zh-reviews, gram-beauty, gram-toys")],
     out: Annotated[Path, typer.Option(help="directory for items and events files")],
+    dataset: Annotated[str | None, typer.Argument(help="beauty, sports, toys, scientific, zh-reviews, gram-beauty, gram-toys")] = None,
+    transactions: Annotated[Path | None, typer.Option(help="a shop's line-item log (one row per invoice line) instead of a bundled dataset")] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv, parquet or jsonl")] = "parquet",
+    config: ConfigOption = None,
     datasets_root: DatasetsRootOption = DEFAULT_DATASETS,
 ) -> None:
-    """Convert a bundled public dataset into canonical items and events files."""
+    """Convert a bundled public dataset, or a transaction log, into canonical items and events files."""
+    import json
+    import warnings
+
+    from longtail.core.errors import DataWarning
+    from longtail.data.loaders import read_raw
+    from longtail.data.transactions import convert_transactions
+
     try:
-        data = load_dataset(dataset, datasets_root)
+        if (dataset is None) == (transactions is None):
+            raise LongtailError("give either a dataset NAME or --transactions FILE")
+        if transactions is not None:
+            settings = load_config(config)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", DataWarning)
+                converted = convert_transactions(read_raw(transactions, settings.data.csv_separator, settings.data.encoding), settings.data, transactions)
+            for warning in caught:
+                error_console.print(f"[bold yellow]warning:[/] {warning.message}", highlight=False)
+            frames, provenance = {"items": converted.items, "events": converted.events}, json.dumps(converted.summary, ensure_ascii=False)
+        else:
+            data = load_dataset(dataset, datasets_root)  # type: ignore[arg-type]
+            frames, provenance = {"items": data.items, "events": data.events}, data.provenance
     except LongtailError as error:
         _fail(error)
     out.mkdir(parents=True, exist_ok=True)
-    for name, frame in (("items", data.items), ("events", data.events)):
+    for name, frame in frames.items():
         target = out / f"{name}.{fmt}"
         if fmt == "csv":
             frame.write_csv(target)
@@ -115,7 +136,9 @@ def convert(
         else:
             frame.write_parquet(target)
         console.print(f"{name}: {frame.height:,} rows -> {target}")
-    console.print(f"source: {data.provenance}")
+    if transactions is not None:
+        (out / "conversion.json").write_text(provenance, encoding="utf-8")
+    console.print(f"source: {provenance}", highlight=False)
 
 
 DataOption = Annotated[Path, typer.Option("--data", help="served directory: items (and events) tables; the SQLite store lives here")]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandera.polars as pa
 import polars as pl
 
-EVENT_TYPES: tuple[str, ...] = ("search", "view", "click", "add_to_cart", "purchase", "rating", "review")
+EVENT_TYPES: tuple[str, ...] = ("search", "view", "click", "add_to_cart", "purchase", "rating", "review", "return")
 SOURCE_ROW = "source_row"
 UTC_DATETIME = pl.Datetime("us", "UTC")
 
@@ -56,6 +56,7 @@ EVENTS = TableSpec(
         "query": pl.String(),
         "rating": pl.Float64(),
         "text": pl.String(),
+        "attributes": pl.String(),
     },
     required=("user_id", "item_id", "event_type", "timestamp"),
     key=(),

@@ -54,6 +54,7 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, str]]:
             ("Text noise", "text_noise"),
             ("Timeliness", "timeliness"),
             ("Imbalance", "imbalance"),
+            ("Commerce (transaction lines)", "commerce"),
         )
         if key in report
     ]
@@ -71,6 +72,10 @@ def write_audit(result: AuditResult, out_dir: str | Path, config: LongtailConfig
             outcome.kept.write_parquet(staging / "clean" / f"{name}.parquet")
             outcome.quarantine.write_parquet(staging / "quarantine" / f"{name}.parquet")
             outcome.flags.write_parquet(staging / "flags" / f"{name}.parquet")
+        merges = result.report.get("item_merges", {})
+        pl.DataFrame({"item_id": list(merges), "merged_into": list(merges.values())}, schema={"item_id": pl.String, "merged_into": pl.String}).write_parquet(
+            staging / "clean" / "item_merges.parquet"
+        )
         (staging / "report.json").write_text(json.dumps(result.report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
         (staging / "report.html").write_text(render_html(result), encoding="utf-8")
         save_config(config, staging)
