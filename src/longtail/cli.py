@@ -487,6 +487,7 @@ def evaluate(
     events: Annotated[Path | None, typer.Option(help="your events file, instead of --dataset")] = None,
     protocol: Annotated[str, typer.Option(help="loo (last item per user) or temporal (one global time cut)")] = "loo",
     max_users: Annotated[int | None, typer.Option(help="evaluate a random sample of this many users")] = None,
+    repeats: Annotated[bool | None, typer.Option("--repeats/--no-repeats", help="repeat consumption: history is not masked, re-buying counts as a hit (default: recommend.repeats)")] = None,
     config: ConfigOption = None,
     datasets_root: DatasetsRootOption = DEFAULT_DATASETS,
 ) -> None:
@@ -497,6 +498,8 @@ def evaluate(
 
     try:
         settings = load_config(config)
+        if repeats is not None:
+            settings.recommend.repeats = repeats
         if dataset is not None:
             data = load_dataset(dataset, datasets_root)
             item_table, event_table = data.items, data.events
@@ -512,7 +515,7 @@ def evaluate(
                                    advance=lambda step: progress.update(task, advance=1, description=step))
     except LongtailError as error:
         _fail(error)
-    table = Table(title=f"Test metrics ({runs[0]['protocol']}, full ranking)")
+    table = Table(title=f"Test metrics ({runs[0]['protocol']}, full ranking{', repeats count' if settings.recommend.repeats else ''})")
     for column in ("model", "HR@10", "NDCG@10", "MRR", "tail HR@10", "tail NDCG@10", "coverage@10", "train s"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for run in runs:
