@@ -21,9 +21,9 @@ from longtail.core.config import LongtailConfig, load_config
 from longtail.data.adapters import load_dataset
 from longtail.data.loaders import load_table
 from longtail.data.schema import EVENTS, ITEMS, TableSpec
-from longtail.core.errors import LongtailError
+from longtail.core.errors import LongtailError, UnknownIdError
 from longtail.pipeline.audit_step import RUN_AUDIT_STEPS, run_audit
-from longtail.quality.audit import AuditResult
+from longtail.quality.audit import AuditResult, apply_event_rules
 from longtail.serve.auth import create_key, key_id_of
 from longtail.serve.store import EventStore, open_store
 
@@ -230,7 +230,12 @@ def _catalogue(items: Path | None, events: Path | None, dataset: str | None, dat
         return data.items, data.events
     columns, separator = settings.data.columns, settings.data.csv_separator
     item_table = _read_canonical(items, ITEMS, columns.items, separator)  # type: ignore[arg-type]
-    event_table = _read_canonical(events, EVENTS, columns.events, separator) if events is not None else None
+    if events is None:
+        return item_table, None
+    # The audit's event rules apply here too: a raw file cannot slip in an event type or time the audit would reject.
+    event_table, rejected = apply_event_rules(load_table(events, EVENTS, columns.events, separator, settings.data), settings)
+    if rejected:
+        error_console.print(f"[bold yellow]warning:[/] {events}: skipped events the audit rejects: " + ", ".join(f"{reason} {count:,}" for reason, count in rejected.items()), highlight=False)
     return item_table, event_table
 
 
@@ -300,6 +305,12 @@ def search(
             raise LongtailError(f"unknown mode '{mode}'; use hybrid, lexical or dense")
         search_filter = parse_filters(filters or [])
         engine = SearchEngine.open(index_dir)
+        price_bound = search_filter.price_min if search_filter.price_min is not None else search_filter.price_max
+        for field, value in (("category", search_filter.category), ("brand", search_filter.brand), ("price", price_bound)):
+            if value is not None and (field not in engine.items.columns or engine.items[field].null_count() == engine.items.height):
+                raise LongtailError(f"--filter on {field}: the catalogue in {index_dir} has no {field} values, so nothing could match")
+        if user is not None and engine.recent.filter(pl.col("user_id") == user).height == 0:
+            raise UnknownIdError(f"unknown user {user!r}: the index holds no history for them (build it with --events to personalise)")
         results = engine.search(query, k, search_filter, user_id=user, mode=mode)  # type: ignore[arg-type]
     except LongtailError as error:
         _fail(error)

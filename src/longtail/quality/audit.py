@@ -237,3 +237,15 @@ def audit(
         report["commerce"] = commerce_report
     report["item_merges"] = dict(merges.iter_rows())
     return AuditResult(outcomes, report)
+
+
+def apply_event_rules(events: pl.DataFrame, config: LongtailConfig) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Events (as loaded, with `_invalid_fields`) that pass the audit's row rules, and counts of the others by reason.
+
+    For commands that read raw event files without an audit (profile, index), so they accept nothing the audit rejects.
+    """
+    now = (_parse_time(config.quality.reference_time) or datetime.now(timezone.utc)) + timedelta(seconds=config.quality.future_tolerance_seconds)
+    findings = pl.concat([checks.unparseable_fields(events), checks.event_validity(events, config.quality, now, _parse_time(config.quality.catalogue_start))])
+    rejected = _quarantine_rows(events.select(SOURCE_ROW), findings, checks.EVENT_QUARANTINE_ORDER)
+    kept = events.join(rejected.select(SOURCE_ROW), on=SOURCE_ROW, how="anti").select(EVENTS.column_names)
+    return kept, dict(rejected.group_by("reason").len().sort("reason").iter_rows())

@@ -59,7 +59,8 @@ def _storable_events(events: pl.DataFrame, config: LongtailConfig) -> tuple[list
     """Rows of an events table that pass the same checks as posted events; the rest are counted, not written."""
     valid = events.filter(pl.col(INVALID_FIELDS) == "") if INVALID_FIELDS in events.columns else events
     stored, skipped = [], events.height - valid.height
-    for row in valid.select(EVENTS.column_names).iter_rows(named=True):
+    # Line attributes (quantity, price, ...) are not part of a posted event; the store keeps the posted fields.
+    for row in valid.select([c for c in EVENTS.column_names if c in EventIn.model_fields]).iter_rows(named=True):
         try:
             stored.extend(validate_events([EventIn.model_validate(row)], config.quality))
         except (ValidationError, EventValidationError):
