@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,7 +24,7 @@ from longtail.core.config import LongtailConfig, load_config
 from longtail.data.adapters import load_dataset
 from longtail.data.loaders import load_table
 from longtail.data.schema import EVENTS, ITEMS, TableSpec
-from longtail.core.errors import LongtailError, UnknownIdError
+from longtail.core.errors import DataWarning, LongtailError, UnknownIdError
 from longtail.pipeline.audit_step import RUN_AUDIT_STEPS, run_audit
 from longtail.quality.audit import AuditResult, apply_event_rules
 from longtail.serve.auth import create_key, key_id_of
@@ -47,6 +50,19 @@ BundledDatasetOption = Annotated[
 def _fail(error: LongtailError) -> None:
     error_console.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
     raise typer.Exit(code=2)
+
+
+@contextmanager
+def _data_warnings() -> Iterator[None]:
+    """Print each DataWarning raised while reading input as one readable line, after the block."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        try:
+            yield
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, DataWarning):
+                    error_console.print(f"[bold yellow]warning:[/] {warning.message}", highlight=False)
 
 
 def _progress() -> Progress:
@@ -86,7 +102,8 @@ def audit(
             def advance(step: str) -> None:
                 progress.update(task, advance=1, description=step)
 
-            result = run_audit(items, events, out, settings, advance, users, judgments)
+            with _data_warnings():
+                result = run_audit(items, events, out, settings, advance, users, judgments)
             progress.update(task, completed=RUN_AUDIT_STEPS, description="done")
     except LongtailError as error:
         _fail(error)
@@ -104,9 +121,7 @@ def convert(
 ) -> None:
     """Convert a bundled public dataset, or a transaction log, into canonical items and events files."""
     import json
-    import warnings
 
-    from longtail.core.errors import DataWarning
     from longtail.data.loaders import read_raw
     from longtail.data.transactions import convert_transactions
 
@@ -115,11 +130,8 @@ def convert(
             raise LongtailError("give either a dataset NAME or --transactions FILE")
         if transactions is not None:
             settings = load_config(config)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", DataWarning)
+            with _data_warnings():
                 converted = convert_transactions(read_raw(transactions, settings.data.csv_separator, settings.data.encoding), settings.data, transactions)
-            for warning in caught:
-                error_console.print(f"[bold yellow]warning:[/] {warning.message}", highlight=False)
             frames, provenance = {"items": converted.items, "events": converted.events}, json.dumps(converted.summary, ensure_ascii=False)
         else:
             data = load_dataset(dataset, datasets_root)  # type: ignore[arg-type]

@@ -177,3 +177,13 @@ def test_every_commerce_number_reconciles_with_an_independent_count(retail_slice
     assert events["kept_rows"] + events["quarantined_rows"] == commerce["lines"]
     merges = pl.read_parquet(tmp_path / "audit" / "clean" / "item_merges.parquet")
     assert dict(merges.iter_rows()) == report["item_merges"]
+
+
+def test_float_user_ids_are_audited_as_integers_with_a_warning(tmp_path: Path) -> None:
+    pl.DataFrame({"item_id": ["A"], "title": ["Mug"]}).write_csv(tmp_path / "items.csv")
+    pl.DataFrame({"user_id": ["13085.0", "17850.0"], "item_id": ["A", "A"], "event_type": ["purchase"] * 2,
+                  "timestamp": ["2011-01-05T10:00:00", "2011-01-06T10:00:00"]}).write_csv(tmp_path / "events.csv")
+    result = CliRunner().invoke(app, ["audit", "--items", str(tmp_path / "items.csv"), "--events", str(tmp_path / "events.csv"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "warning: " in result.output and "column 'user_id'" in " ".join(result.output.split())
+    assert pl.read_parquet(tmp_path / "out" / "clean" / "events.parquet")["user_id"].to_list() == ["13085", "17850"]
