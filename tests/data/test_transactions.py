@@ -112,3 +112,16 @@ def test_convert_command_writes_items_events_and_what_it_decided(tmp_path: Path)
     assert pl.read_parquet(tmp_path / "out" / "events.parquet").height == 6
     summary = json.loads((tmp_path / "out" / "conversion.json").read_text())
     assert summary["columns"]["user_id"] == "CustomerID" and summary["timestamp_format"] == "%m/%d/%y %H:%M"
+
+
+def test_another_export_with_other_column_names_needs_no_configuration() -> None:
+    # The later "Online Retail II" spelling: Invoice, Price, "Customer ID" as floats, four-digit years.
+    log = LOG.rename({"InvoiceNo": "Invoice", "UnitPrice": "Price", "CustomerID": "Customer ID"}).with_columns(
+        pl.col("InvoiceDate").str.replace(r"/(\d\d) ", "/20$1 ")
+    )
+    tables, messages = _convert(log)
+    assert tables.summary["columns"] == {"invoice": "Invoice", "item_id": "StockCode", "title": "Description", "quantity": "Quantity",
+                                         "price": "Price", "timestamp": "InvoiceDate", "user_id": "Customer ID"}
+    assert tables.summary["timestamp_format"] == "%m/%d/%Y %H:%M"
+    assert tables.events["user_id"][4] == "13085" and messages
+    assert tables.events["event_type"][3] == "return"
