@@ -138,14 +138,22 @@ def retail_slice(datasets_root: Path) -> pl.DataFrame:
     return raw.filter(pl.col("InvoiceNo").is_in(first.implode()))
 
 
-def test_every_commerce_number_reconciles_with_an_independent_count(retail_slice: pl.DataFrame, tmp_path: Path) -> None:
-    retail_slice.write_parquet(tmp_path / "log.parquet")
+@pytest.fixture(scope="module")
+def retail_audit(retail_slice: pl.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`longtail convert --transactions` then `longtail audit` on the slice, as a user would run them; the audit folder."""
+    folder = tmp_path_factory.mktemp("retail")
+    retail_slice.write_parquet(folder / "log.parquet")
     runner = CliRunner()
-    converted = runner.invoke(app, ["convert", "--transactions", str(tmp_path / "log.parquet"), "--out", str(tmp_path / "canon")])
+    converted = runner.invoke(app, ["convert", "--transactions", str(folder / "log.parquet"), "--out", str(folder / "canon")])
     assert converted.exit_code == 0, converted.output
-    audited = runner.invoke(app, ["audit", "--items", str(tmp_path / "canon" / "items.parquet"), "--events", str(tmp_path / "canon" / "events.parquet"),
-                                  "--out", str(tmp_path / "audit")])
+    audited = runner.invoke(app, ["audit", "--items", str(folder / "canon" / "items.parquet"), "--events", str(folder / "canon" / "events.parquet"),
+                                  "--out", str(folder / "audit")])
     assert audited.exit_code == 0, audited.output
+    return folder / "audit"
+
+
+def test_every_commerce_number_reconciles_with_an_independent_count(retail_slice: pl.DataFrame, retail_audit: Path) -> None:
+    tmp_path = retail_audit.parent
     report = json.loads((tmp_path / "audit" / "report.json").read_text())
     commerce = report["commerce"]
     with duckdb.connect() as db:
@@ -187,3 +195,19 @@ def test_float_user_ids_are_audited_as_integers_with_a_warning(tmp_path: Path) -
     assert result.exit_code == 0, result.output
     assert "warning: " in result.output and "column 'user_id'" in " ".join(result.output.split())
     assert pl.read_parquet(tmp_path / "out" / "clean" / "events.parquet")["user_id"].to_list() == ["13085", "17850"]
+
+
+@pytest.mark.parametrize("protocol", ["loo", "temporal"])
+def test_evaluate_runs_on_the_cleaned_export_with_and_without_repeats(retail_audit: Path, protocol: str) -> None:
+    runner = CliRunner()
+    hit_rates = {}
+    for flag in ("--no-repeats", "--repeats"):
+        out = retail_audit.parent / f"eval-{protocol}{flag}"
+        result = runner.invoke(app, ["evaluate", "--items", str(retail_audit / "clean" / "items.parquet"), "--events", str(retail_audit / "clean" / "events.parquet"),
+                                     "--model", "popularity", "--protocol", protocol, flag, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        run = json.loads((out / "report.json").read_text())[0]
+        assert run["repeats"] is (flag == "--repeats")
+        hit_rates[flag] = run["metrics"]["HR@10"]
+    # Customers re-buy best sellers, so leaving history rankable can only raise popularity's hit rate.
+    assert hit_rates["--repeats"] >= hit_rates["--no-repeats"]

@@ -26,7 +26,7 @@ def apply_expressions(frame: pl.DataFrame, expressions: dict[str, str], path: st
         try:
             expression = pl.sql_expr(text)
             frame.head(1).select(expression)
-        except Exception as error:  # polars raises SQL, column-not-found and compute errors for a bad expression
+        except pl.exceptions.PolarsError as error:  # SQL syntax, unknown column and compute errors alike
             raise InputDataError(path, f"expression for '{target}' cannot be evaluated: {text!r} ({error}); columns: {frame.columns}", column=target) from None
         computed.append(expression.alias(target))
     return frame.with_columns(computed)

@@ -83,7 +83,7 @@ def detect_timestamp_format(values: pl.Series) -> str | None:
     for fmt in TIMESTAMP_CANDIDATES:
         year = sample.str.to_datetime(fmt, strict=False).dt.year()
         # Plausible years only: '%Y' reads '12/1/10' as the year 10.
-        count = year.is_between(1900, 2200).sum()
+        count = int(year.is_between(1900, 2200).sum())
         # A strictly better count wins, so month-first beats day-first only when the data says so (a day above 12).
         if count > best_count:
             best, best_count = fmt, count
