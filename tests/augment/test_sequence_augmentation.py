@@ -7,11 +7,11 @@ import polars as pl
 import pytest
 
 from longtail.augment.sequences import Crop, Mask, Reorder
-from longtail.balance.component import SYNTHETIC, run
+from longtail.balance.component import run
 from longtail.balance.sequences import ITEMS, sequence_table
 from longtail.core.config import SequentialConfig
 from longtail.core.errors import LongtailError
-from longtail.balance.component import MASKED
+from longtail.data.columns import MASKED, SYNTHETIC
 from longtail.models.base import TrainData
 from longtail.models.sequential import SASRec
 

@@ -8,10 +8,11 @@ import polars as pl
 import pytest
 
 from longtail.augment.tabular_gan import CtganSynthesis
-from longtail.balance.component import SYNTHETIC, WEIGHT, run
-from longtail.data.adapters import load_dataset
-from longtail.data.segments import item_segments
+from longtail.balance.component import run
 from longtail.core.errors import ConfigError
+from longtail.data.adapters import load_dataset
+from longtail.data.columns import SYNTHETIC, WEIGHT
+from longtail.data.segments import item_segments
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ import polars as pl
 import pytest
 
 from longtail.augment.text import Synonyms, TextAugmentation, augment_words
-from longtail.balance.component import SYNTHETIC, run
+from longtail.balance.component import run
 from longtail.data.adapters import load_dataset
+from longtail.data.columns import SYNTHETIC
 from longtail.data.tokenize import is_word, segment
 
 

@@ -6,22 +6,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-import longtail.augment.sequences  # noqa: F401  (registers crop, mask and reorder)
-from longtail.balance.component import SYNTHETIC, WEIGHT, build, run
-from longtail.balance.sequences import (
-    BUCKETS,
-    ITEMS,
-    HeadUnderSampling,
-    TailOverSampling,
-    WeightedSequenceSampling,
-    check_training_only,
-    item_counts,
-    last_item_buckets,
-    last_items,
-    sequence_table,
-    table_histories,
-)
+from longtail.balance.component import build, run
+from longtail.balance.sampling import WeightedSampling
+from longtail.balance.sequences import BUCKETS, ITEMS, HeadUnderSampling, TailOverSampling, check_training_only, item_counts, last_item_buckets, last_items, sequence_table, table_histories
 from longtail.core.errors import LongtailError
+from longtail.data.columns import SYNTHETIC, WEIGHT
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +39,7 @@ def test_the_slice_is_skewed_as_the_buckets_say(table) -> None:
 
 
 def test_weighted_sampling_draws_buckets_in_proportion_to_inverse_popularity(table) -> None:
-    sampler = WeightedSequenceSampling(exponent=0.5, size=4.0)
+    sampler = WeightedSampling(by="last-item", exponent=0.5, fraction=4.0)
     probabilities = sampler.probabilities(table)
     labels = last_item_buckets(table)
     promised = {bucket: float(probabilities[labels == bucket].sum()) for bucket in BUCKETS}
@@ -66,7 +55,7 @@ def test_weighted_sampling_draws_buckets_in_proportion_to_inverse_popularity(tab
 
 
 def test_exponent_zero_is_a_plain_bootstrap(table) -> None:
-    probabilities = WeightedSequenceSampling(exponent=0.0).probabilities(table)
+    probabilities = WeightedSampling(by="last-item", exponent=0.0).probabilities(table)
     np.testing.assert_allclose(probabilities, 1 / len(table))
 
 
@@ -110,10 +99,11 @@ def test_inverse_popularity_weights_average_one_and_favour_rare_targets(table) -
     assert table_histories(table)[1] is None  # unweighted tables train the unweighted model
 
 
-@pytest.mark.parametrize("name", ["weighted-sampling", "tail-oversampling", "head-undersampling", "crop", "mask", "reorder"])
-def test_no_component_lets_a_held_out_item_into_training(beauty_slice, table, train, name) -> None:
+@pytest.mark.parametrize(("name", "params"), [("weighted-sampling", {"by": "last-item"}), ("tail-oversampling", {}),
+                                             ("head-undersampling", {}), ("crop", {}), ("mask", {}), ("reorder", {})])
+def test_no_component_lets_a_held_out_item_into_training(beauty_slice, table, train, name, params) -> None:
     split = beauty_slice[1]
-    output = run(build(name), table, seed=11)
+    output = run(build(name, **params), table, seed=11)
     check_training_only(output, train)
     for user, items in zip(output["user"].to_list(), output[ITEMS].to_list()):
         held_out = set(split.valid[user]) | set(split.test[user])

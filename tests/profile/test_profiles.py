@@ -9,8 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from longtail.core.config import ProfileConfig
-from longtail.encode.encoder import item_texts, load_encoder
+from longtail.core.config import EncodeConfig, ProfileConfig
+from longtail.encode.factory import build_encoder
+from longtail.encode.item_text import item_texts
 from longtail.privacy.dp import category_domain
 from longtail.profile.profiles import (
     Moment,
@@ -52,7 +53,7 @@ def user_events(demo: tuple[pl.DataFrame, pl.DataFrame]) -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def items(demo: tuple[pl.DataFrame, pl.DataFrame], user_events: pl.DataFrame) -> dict[str, ProfileItem]:
     touched = demo[0].filter(pl.col("item_id").is_in(user_events["item_id"].drop_nulls().unique().implode()))
-    return profile_items(touched, load_encoder("minilm-int8").encode(item_texts(touched)))
+    return profile_items(touched, build_encoder(EncodeConfig(encoder="minilm-int8", cache_dir=None)).encode(item_texts(touched)))
 
 
 def fold(events: pl.DataFrame, items: dict[str, ProfileItem], config: ProfileConfig) -> UserProfile:

@@ -41,4 +41,4 @@ def catalogue() -> pl.DataFrame:
 
 @pytest.fixture(scope="session")
 def fast_config() -> LongtailConfig:
-    return LongtailConfig.model_validate({"encode": {"encoder": "minilm-int8"}})
+    return LongtailConfig.model_validate({"encode": {"encoder": "minilm-int8", "cache_dir": None}})

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from longtail import cli
-from longtail.cli import app
+from longtail.cli import app, terminal
 
 ITEMS = """item_id,title,category,brand,price
 beaker,Borosilicate glass beaker 500 ml,Lab > Glassware,Pyrex,12
@@ -19,14 +18,14 @@ EVENTS = """user_id,item_id,event_type,timestamp
 u1,caliper,view,2024-01-01T10:00:00Z
 u1,gloves,purchase,2024-01-02T10:00:00Z
 """
-CONFIG = "encode:\n  encoder: minilm-int8\n"
+CONFIG = "encode:\n  encoder: minilm-int8\n  cache_dir: null\n"
 
 
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch):
     # Rich wraps at the terminal width; a wide console keeps each table row and message on one line.
-    monkeypatch.setattr(cli.console, "width", 200)
-    monkeypatch.setattr(cli.error_console, "width", 200)
+    monkeypatch.setattr(terminal.console, "width", 200)
+    monkeypatch.setattr(terminal.error_console, "width", 200)
 
 
 def test_index_then_search_prints_results_with_ranks_and_facets(tmp_path):
@@ -77,7 +76,7 @@ def test_finetune_command_writes_a_model_that_index_can_use(tmp_path):
     )
     assert tuned.exit_code == 0, tuned.output
     assert "lora: 24 pairs" in tuned.output
-    (tmp_path / "index.yaml").write_text(f"encode:\n  model_path: {tmp_path / 'model'}\n", encoding="utf-8")
+    (tmp_path / "index.yaml").write_text(f"encode:\n  model_path: {tmp_path / 'model'}\n  cache_dir: {tmp_path / 'cache'}\n", encoding="utf-8")
     built = runner.invoke(app, ["index", "--items", str(tmp_path / "items.csv"), "--out", str(tmp_path / "index"), "--config", str(tmp_path / "index.yaml")])
     assert built.exit_code == 0, built.output
     found = runner.invoke(app, ["search", "ZQ-7", "--index", str(tmp_path / "index"), "--k", "1"])

@@ -101,7 +101,7 @@ def test_chinese_reviews_are_found_from_chinese_queries_lexically_and_densely(da
         }
     )
     items = pl.concat([sample.select("item_id", "title", "category"), titles])
-    config = LongtailConfig.model_validate({"encode": {"encoder": "e5-multilingual"}})
+    config = LongtailConfig.model_validate({"encode": {"encoder": "e5-multilingual", "cache_dir": None}})
     engine = SearchEngine.build(items, config)
     assert _ids(engine.search("蓝牙耳机", k=1, mode="lexical")) == ["t-earbuds"]
     assert _ids(engine.search("保温杯", k=1, mode="lexical")) == ["t-cup"]

@@ -16,8 +16,7 @@ NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def test_stored_events_carry_every_canonical_column() -> None:
-    # Line attributes of converted transaction logs stay in the files; the store keeps what clients post.
-    assert set(EVENTS.column_names) - {"attributes"} <= set(StoredEvent.__dataclass_fields__)
+    assert set(EVENTS.column_names) <= set(StoredEvent.__dataclass_fields__)
 
 
 def test_event_types_are_the_canonical_ones() -> None:

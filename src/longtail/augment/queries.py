@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import SYNTHETIC, WEIGHT, Component, register
+from longtail.balance.component import Component, register
+from longtail.data.columns import SYNTHETIC, WEIGHT
 from longtail.data.tokenize import tokenize
 
 TEMPLATES = ("keywords", "brand", "category", "long", "partial")
@@ -132,7 +133,7 @@ def generate_queries(items: pl.DataFrame, per_item: int = 3, keywords: int = 4, 
 class SyntheticQueries(Component):
     """Add generated (item_id, query) rows for every catalogue item without a query in the training pairs table."""
 
-    name = "synthetic_queries"
+    name = "synthetic-queries"
 
     def __init__(self, items: pl.DataFrame, per_item: int = 3, keywords: int = 4, templates: Sequence[str] = TEMPLATES) -> None:
         self.items, self.per_item, self.keywords, self.templates = items, per_item, keywords, templates

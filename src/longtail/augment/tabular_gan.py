@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import SYNTHETIC, WEIGHT, Component, register
+from longtail.balance.component import Component, register
 from longtail.balance.sampling import class_sizes
 from longtail.core.errors import ConfigError
+from longtail.data.columns import SYNTHETIC, WEIGHT
 
 MAX_SAMPLING_ROUNDS = 10
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import polars as pl
 from longtail.core.config import LongtailConfig, save_config
 from longtail.data.segments import HEAD, TAIL, TORSO, item_segments
 from longtail.reporting import charts
-from longtail.reporting.pages import render_page
+from longtail.reporting.writers import write_report_pair
 
 QUANTILES = (0.25, 0.5, 0.75, 0.9, 0.99)
 LORENZ_POINTS = 50
@@ -159,16 +158,10 @@ def imbalance_charts(report: dict[str, Any], top_categories: int = 25) -> list[t
     return figures
 
 
-def render_html(report: dict[str, Any], source: str) -> str:
-    """The imbalance report as one self-contained HTML page."""
-    return render_page("imbalance.html", report=for_json(report), charts=imbalance_charts(report), source=source)
-
-
 def write_imbalance(report: dict[str, Any], out_dir: str | Path, source: str, config: LongtailConfig) -> Path:
     """Write imbalance.json, imbalance.html and the config that made them into out_dir."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "imbalance.json").write_text(json.dumps({"source": source, **for_json(report)}, indent=2, ensure_ascii=False), encoding="utf-8")
-    (out_dir / "imbalance.html").write_text(render_html(report, source), encoding="utf-8")
+    write_report_pair(out_dir / "imbalance.json", out_dir / "imbalance.html", {"source": source, **for_json(report)}, "imbalance.html",
+                      {"report": for_json(report), "charts": imbalance_charts(report), "source": source})
     save_config(config, out_dir)
     return out_dir

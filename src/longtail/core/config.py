@@ -8,10 +8,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from longtail.data.schema import EVENT_TYPES
 from longtail.core.errors import ConfigError
 
 CONFIG_FILENAME = "config.yaml"
+# The one list of behaviour event types; it lives here so config can check event weights without importing data/.
+EVENT_TYPES: tuple[str, ...] = ("search", "view", "click", "add_to_cart", "purchase", "rating", "review", "return")
 
 
 class _Section(BaseModel):
@@ -150,8 +151,10 @@ class EncodeConfig(_Section):
         "minilm", description="minilm: stock all-MiniLM-L6-v2; minilm-int8: its int8 ONNX fast path; e5-multilingual: handles Chinese"
     )
     model_path: str | None = Field(None, description="a fine-tuned model saved by `longtail finetune` (minilm only)")
-    batch_size: int = Field(64, ge=1)
-    cache_dir: str | None = Field(None, description="embedding cache folder; unchanged texts are never re-encoded")
+    batch_size: int = Field(64, ge=1, description="texts encoded per forward pass")
+    cache_dir: str | None = Field(
+        ".cache/embeddings", description="embedding cache folder (one subfolder per encoder); unchanged texts are never re-encoded; null: no cache"
+    )
 
 
 class FinetuneConfig(_Section):
@@ -254,22 +257,22 @@ class RecommendConfig(_Section):
 class ComponentSpec(_Section):
     """One balancing or augmentation component by registered name, with the parameters its constructor takes."""
 
-    name: str = Field(description="a registered component: random_sample, stratified_sample, weighted_sample, random_under, "
-                                  "random_over, smote, smote_enn, smote_tomek, class_weights, embedding_noise, ctgan, ...")
+    name: str = Field(description="a registered component: random-sample, stratified-sample, weighted-sampling, random-under, "
+                                  "random-over, smote, smote-enn, smote-tomek, class-weights, embedding-noise, ctgan, ...")
     params: dict[str, Any] = Field(default_factory=dict)
 
 
 def _default_tabular_strategies() -> dict[str, list[ComponentSpec]]:
     return {
         "baseline": [],
-        "random_under": [ComponentSpec(name="random_under")],
-        "random_over": [ComponentSpec(name="random_over")],
+        "random_under": [ComponentSpec(name="random-under")],
+        "random_over": [ComponentSpec(name="random-over")],
         "smote": [ComponentSpec(name="smote")],
-        "smote_tomek": [ComponentSpec(name="smote_tomek")],
-        "smote_enn": [ComponentSpec(name="smote_enn")],
-        "weighted_sample": [ComponentSpec(name="weighted_sample")],
-        "class_weights_inverse": [ComponentSpec(name="class_weights", params={"method": "inverse"})],
-        "class_weights_effective": [ComponentSpec(name="class_weights", params={"method": "effective", "beta": 0.999})],
+        "smote_tomek": [ComponentSpec(name="smote-tomek")],
+        "smote_enn": [ComponentSpec(name="smote-enn")],
+        "weighted_sample": [ComponentSpec(name="weighted-sampling")],
+        "class_weights_inverse": [ComponentSpec(name="class-weights", params={"method": "inverse"})],
+        "class_weights_effective": [ComponentSpec(name="class-weights", params={"method": "effective", "beta": 0.999})],
     }
 
 

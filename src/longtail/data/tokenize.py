@@ -21,6 +21,11 @@ def _jieba():  # noqa: ANN202  (jieba has no type stubs)
     return jieba
 
 
+def words(text: str) -> list[str]:
+    """Lower-cased runs of letters and digits; a run of Chinese characters stays one word (no segmentation)."""
+    return _WORD.findall(text.lower())
+
+
 def tokenize(text: str) -> list[str]:
     """Search tokens of a text: Chinese is segmented by jieba (search mode, so compounds also yield their parts)."""
     if not text:
@@ -28,7 +33,7 @@ def tokenize(text: str) -> list[str]:
     lowered = text.lower()
     if _CJK.search(lowered) is None:
         # Plain-regex path: jieba is ~50x slower and gives the same tokens for text without Chinese.
-        return _WORD.findall(lowered)
+        return words(lowered)
     return [token for token in _jieba().cut_for_search(lowered) if _WORD.fullmatch(token)]
 
 

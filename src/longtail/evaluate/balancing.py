@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import SYNTHETIC, WEIGHT, Component, as_training_table, run
+from longtail.balance.component import Component, as_training_table, run
 from longtail.balance.leakage import check_disjoint
 from longtail.core.config import TabularBalanceConfig
 from longtail.data.adapters import load_dataset
+from longtail.data.columns import SYNTHETIC, WEIGHT
 from longtail.data.tokenize import tokenize
 from longtail.evaluate.classification import classification_metrics, macro_f1
 from longtail.evaluate.significance import paired_bootstrap, paired_bootstrap_statistic
@@ -160,7 +161,7 @@ def run_category_experiment(datasets_root: str | Path, config: TabularBalanceCon
 
 
 def report_heads(experiment: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The experiment in the shape `render_classification_report` takes: every strategy's per-class scores, and each
+    """The experiment in the shape `classification_context` takes: every strategy's per-class scores, and each
     strategy's macro-F1 difference to the unbalanced baseline."""
     rows = experiment["rows"]
     return {"category": {

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
 from longtail.reporting import charts
-from longtail.reporting.pages import render_page
 
 
 def macro_f1(truth: np.ndarray, predicted: np.ndarray, classes: Sequence[object]) -> float:
@@ -52,8 +52,8 @@ def classification_metrics(
     }
 
 
-def render_classification_report(title: str, heads: dict[str, dict], notes: list[str]) -> str:
-    """One self-contained HTML page: per head, a table of every model's metrics, bootstrap comparisons and an F1 chart.
+def classification_context(title: str, heads: dict[str, dict], notes: list[str]) -> dict[str, Any]:
+    """What `classification.html` shows: per head, a table of every model's metrics, bootstrap comparisons and an F1 chart.
 
     `heads` maps a head name to {"classes": [...], "models": {name: classification_metrics(...)}, "comparisons":
     {baseline: paired bootstrap of the macro-F1 difference}}.
@@ -63,4 +63,4 @@ def render_classification_report(title: str, heads: dict[str, dict], notes: list
         labels = [f"{model} / {name}" for model, metrics in result["models"].items() for name in result["classes"]]
         values = [metrics["per_class"][name]["f1"] for metrics in result["models"].values() for name in result["classes"]]
         figures[head] = charts.bar_chart(labels, values, f"{head}: F1 per class", "F1 (test users)")
-    return render_page("classification.html", title=title, heads=heads, notes=notes, figures=figures)
+    return {"title": title, "heads": heads, "notes": notes, "figures": figures}

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
+from typing import Any
 
 from longtail.core.config import RecommendConfig
 from longtail.evaluate.harness import Evaluation
 from longtail.evaluate.significance import bootstrap_ci, paired_bootstrap
 from longtail.reporting import charts
-from longtail.reporting.pages import render_page
+from longtail.reporting.writers import write_report_pair
 
 METRIC_NAMES = ("HR@5", "HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR", "coverage@10", "gini@10", "novelty@10", "tail_exposure@10")
 SEGMENT_NAMES = ("head", "torso", "tail", "unseen", "cold", "active")
@@ -49,9 +49,9 @@ def _charts(runs: list[dict]) -> list[tuple[str, str]]:
     return figures
 
 
-def render_report(title: str, runs: list[dict], evaluations: dict[str, Evaluation], config: RecommendConfig, protocol: str = "leave-one-out",
-                  compared: dict | None = None, notes: list[str] | None = None) -> str:
-    """One HTML page: metric and segment tables, bootstrap intervals and comparisons, charts.
+def report_context(title: str, runs: list[dict], evaluations: dict[str, Evaluation], config: RecommendConfig, protocol: str = "leave-one-out",
+                   compared: dict | None = None, notes: list[str] | None = None) -> dict[str, Any]:
+    """What `evaluation.html` shows: metric and segment tables, bootstrap intervals and comparisons, charts.
 
     `compared` replaces the default comparison (the run carrying `compared_with` minus every other) with
     a prepared one: a heading, rows of paired-bootstrap results per model and metric, the metric names.
@@ -65,7 +65,7 @@ def render_report(title: str, runs: list[dict], evaluations: dict[str, Evaluatio
           "metrics": [f"{s}/{m}" for s, m in COMPARED]} for r in runs if r.get("compared_with")),
         None,
     )
-    return render_page("evaluation.html", 
+    return dict(
         title=title, runs=runs, config=config, protocol=protocol, metric_names=METRIC_NAMES, segment_names=SEGMENT_NAMES,
         intervals=intervals, compared=compared, charts=_charts(runs), nan=math.nan, notes=notes or [],
     )
@@ -74,7 +74,5 @@ def render_report(title: str, runs: list[dict], evaluations: dict[str, Evaluatio
 def write_report(runs: list[dict], evaluations: dict[str, Evaluation], path: str | Path, title: str, config: RecommendConfig | None = None) -> Path:
     """Write the HTML report and, next to it, the runs as JSON."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(title, runs, evaluations, config or RecommendConfig()), encoding="utf-8")
-    path.with_suffix(".json").write_text(json.dumps(runs, indent=1, default=str), encoding="utf-8")
+    write_report_pair(path.with_suffix(".json"), path, runs, "evaluation.html", report_context(title, runs, evaluations, config or RecommendConfig()))
     return path

@@ -14,10 +14,9 @@ from typing import Literal, Self
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import WEIGHT
-from longtail.core.config import IntentConfig
-from longtail.data.schema import EVENT_TYPES
+from longtail.core.config import EVENT_TYPES, IntentConfig
 from longtail.core.errors import LongtailError
+from longtail.data.columns import WEIGHT
 
 INTENTS: tuple[str, ...] = ("browse", "compare", "buy")
 ACTIONS: tuple[str, ...] = EVENT_TYPES[:5]

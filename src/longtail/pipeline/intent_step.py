@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,9 +10,10 @@ import numpy as np
 import polars as pl
 
 from longtail.core.config import LongtailConfig, save_config
-from longtail.evaluate.classification import classification_metrics, macro_f1, render_classification_report
+from longtail.evaluate.classification import classification_context, classification_metrics, macro_f1
 from longtail.evaluate.significance import paired_bootstrap_statistic
 from longtail.models.intent import HEAD_CLASSES, Head, IntentModel, intent_table, latest_step_baseline, majority_baseline
+from longtail.reporting.writers import write_report_pair
 
 RESULT_FILE = "intent.json"
 REPORT_FILE = "intent.html"
@@ -104,9 +104,8 @@ def run_intent(
         "seconds": round(fit_seconds, 1), "heads": heads, "notes": notes,
     }
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / RESULT_FILE).write_text(json.dumps(result, indent=1), encoding="utf-8")
-    (out_dir / REPORT_FILE).write_text(render_classification_report(f"behaviour intent on {dataset}", heads, notes), encoding="utf-8")
+    write_report_pair(out_dir / RESULT_FILE, out_dir / REPORT_FILE, result, "classification.html",
+                      classification_context(f"behaviour intent on {dataset}", heads, notes))
     model.save(out_dir / MODEL_FILE)
     save_config(config, out_dir)
     return result

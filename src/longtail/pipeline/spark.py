@@ -19,7 +19,7 @@ import polars as pl
 
 from longtail.core.config import PipelineConfig
 from longtail.core.errors import ExecutorError
-from longtail.quality.audit import BatchFunction
+from longtail.core.executors import BatchFunction
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,7 +68,7 @@ def _run_partition(batches: Iterator[pd.DataFrame], function: BatchFunction, inp
 
 
 class SparkTableMapper:
-    """A table mapper (see quality.audit.TableMapper) backed by a Spark session."""
+    """A table mapper (see core.executors.TableMapper) backed by a Spark session."""
 
     def __init__(self, session: SparkSession, partitions: int, work_dir: Path) -> None:
         self.session = session

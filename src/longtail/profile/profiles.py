@@ -6,29 +6,16 @@ import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Protocol
 
 import numpy as np
 import polars as pl
 
 from longtail.core.config import ACTIVITY_LEVELS, ProfileConfig
+from longtail.data.schema import Event
 from longtail.privacy.dp import laplace_mechanism, laplace_scale, normalise_affinities
 
 SECONDS_PER_DAY = 86_400.0
 PRICE_QUANTILES = (0.25, 0.5, 0.75)
-
-
-class EventLike(Protocol):
-    """The fields of an event a profile reads (a served StoredEvent has them)."""
-
-    @property
-    def item_id(self) -> str | None: ...
-
-    @property
-    def event_type(self) -> str: ...
-
-    @property
-    def timestamp(self) -> datetime: ...
 
 
 @dataclass(frozen=True)
@@ -114,7 +101,7 @@ def _window(moments: tuple[Moment, ...], last_seen: datetime, config: ProfileCon
     return tuple(m for m in moments if m.timestamp > start)[-config.max_recent_events :]
 
 
-def update(profile: UserProfile, event: EventLike, item: ProfileItem | None, config: ProfileConfig | None = None) -> UserProfile:
+def update(profile: UserProfile, event: Event, item: ProfileItem | None, config: ProfileConfig | None = None) -> UserProfile:
     """The profile with one more event folded in; `item` is the event's item (None for a search or an unknown item)."""
     config = config or ProfileConfig()
     moment = Moment(event.item_id, event.event_type, event.timestamp)

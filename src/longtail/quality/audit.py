@@ -6,34 +6,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 import polars as pl
 
 from longtail.core.config import LongtailConfig, QualityConfig
+from longtail.core.errors import ReconciliationError
+from longtail.core.executors import TableMapper, map_in_process
 from longtail.data.expressions import describe
 from longtail.data.loaders import INVALID_FIELDS, INVALID_VALUES
 from longtail.data.schema import CLEAN_CONTRACTS, EVENTS, ITEMS, JUDGMENTS, SOURCE_ROW, USERS, TableSpec
-from longtail.core.errors import ReconciliationError
 from longtail.quality import checks, commerce, statistics, text_noise
 
 ITEM_TEXT_COLUMNS = ["title", "description"]
 EVENT_TEXT_COLUMNS = ["query", "text"]
 StepCallback = Callable[[str], None]
-BatchFunction = Callable[[pl.DataFrame], pl.DataFrame]
 AUDIT_STEPS = 8
 RATES_SCHEMA = {"user_id": pl.String, "events": pl.Int64, "peak": pl.Int64}
-
-
-class TableMapper(Protocol):
-    """Runs a pure batch function over a table; with `group_key`, all rows sharing a key meet in one call."""
-
-    def __call__(self, table: pl.DataFrame, function: BatchFunction, output_schema: dict[str, pl.DataType], group_key: str | None = None) -> pl.DataFrame: ...
-
-
-def map_in_process(table: pl.DataFrame, function: BatchFunction, output_schema: dict[str, pl.DataType], group_key: str | None = None) -> pl.DataFrame:
-    """The default executor: the whole table is one batch (which also holds every group whole)."""
-    return function(table).cast(output_schema)
 
 
 @dataclass(frozen=True)

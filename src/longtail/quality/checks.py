@@ -8,10 +8,10 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from longtail.core.config import QualityConfig
+from longtail.core.config import EVENT_TYPES, QualityConfig
 from longtail.data.loaders import INVALID_FIELDS, INVALID_VALUES
 from longtail.data.expressions import describe
-from longtail.data.schema import EVENT_TYPES, SOURCE_ROW
+from longtail.data.schema import EVENT_RULES, SOURCE_ROW
 from longtail.quality import duplicates, text_noise
 
 QUARANTINE = "quarantine"
@@ -47,6 +47,7 @@ EVENT_QUARANTINE_ORDER = (
     "cancellation",
     "negative_quantity",
     "non_positive_price",
+    "missing_rating",
     "bot_user",
     "rating_out_of_range",
     "future_timestamp",
@@ -89,7 +90,8 @@ def unparseable_fields(table: pl.DataFrame) -> pl.DataFrame:
 
 
 def _blank(column: str) -> pl.Expr:
-    return pl.col(column).is_null() | (pl.col(column).str.strip_chars() == "")
+    # Cast so a number column (an event's rating) counts as blank only when null.
+    return pl.col(column).is_null() | (pl.col(column).cast(pl.String).str.strip_chars() == "")
 
 
 def _parsed_ok(table: pl.DataFrame, column: str) -> pl.Expr:
@@ -192,13 +194,11 @@ def item_duplicates(items: pl.DataFrame, config: QualityConfig, seed: int) -> pl
 
 def event_validity(events: pl.DataFrame, config: QualityConfig, now: datetime, catalogue_start: datetime | None) -> pl.DataFrame:
     """Missing keys, unknown event types, ratings out of range, impossible times."""
-    needs_item = ~pl.col("event_type").is_in(["search"])
     parts = [
         findings_where(events, _blank("user_id"), "missing_user_id", QUARANTINE),
         findings_where(events, pl.col("timestamp").is_null() & _parsed_ok(events, "timestamp"), "missing_timestamp", QUARANTINE),
         findings_where(events, ~pl.col("event_type").is_in(list(EVENT_TYPES)).fill_null(False) | pl.col("event_type").is_null(), "invalid_event_type", QUARANTINE, describe("event_type ", pl.col("event_type"))),
-        findings_where(events, needs_item & _blank("item_id"), "missing_item_id", QUARANTINE),
-        findings_where(events, (pl.col("event_type") == "search") & _blank("query"), "missing_query", QUARANTINE),
+        *(findings_where(events, rule.applies_expr() & _blank(rule.field), f"missing_{rule.field}", QUARANTINE) for rule in EVENT_RULES),
         findings_where(
             events,
             (pl.col("rating") < config.min_rating) | (pl.col("rating") > config.max_rating) | pl.col("rating").is_nan(),

@@ -1,19 +1,18 @@
-"""Render the audit report as HTML with charts, and write every audit artifact atomically."""
+"""Render the audit report as HTML with charts, and write every audit artifact as one folder, all or nothing."""
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from longtail.core.artifacts import atomic_folder
 from longtail.core.config import LongtailConfig, save_config
 from longtail.reporting import charts
-from longtail.reporting.pages import render_page
+from longtail.reporting.writers import write_report_pair
 from longtail.quality.audit import AuditResult
 
 
@@ -38,9 +37,9 @@ def _charts(result: AuditResult) -> list[tuple[str, str]]:
     return figures + result.extra_charts
 
 
-def render_html(result: AuditResult) -> str:
-    """The report as one self-contained HTML page."""
-    return render_page("audit.html", report=result.report, charts=_charts(result), sections=_sections(result.report))
+def _page_context(result: AuditResult) -> dict[str, Any]:
+    """What the audit page shows: the report, its charts and its sections as indented JSON."""
+    return {"report": result.report, "charts": _charts(result), "sections": _sections(result.report)}
 
 
 def _sections(report: dict[str, Any]) -> list[tuple[str, str]]:
@@ -62,10 +61,7 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, str]]:
 
 def write_audit(result: AuditResult, out_dir: str | Path, config: LongtailConfig) -> Path:
     """Write report.json/html, clean/, quarantine/, flags/ and config.yaml; all or nothing."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as staging:
         for folder in ("clean", "quarantine", "flags"):
             (staging / folder).mkdir()
         for name, outcome in result.tables.items():
@@ -76,13 +72,6 @@ def write_audit(result: AuditResult, out_dir: str | Path, config: LongtailConfig
         pl.DataFrame({"item_id": list(merges), "merged_into": list(merges.values())}, schema={"item_id": pl.String, "merged_into": pl.String}).write_parquet(
             staging / "clean" / "item_merges.parquet"
         )
-        (staging / "report.json").write_text(json.dumps(result.report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-        (staging / "report.html").write_text(render_html(result), encoding="utf-8")
+        write_report_pair(staging / "report.json", staging / "report.html", result.report, "audit.html", _page_context(result))
         save_config(config, staging)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out_dir
+    return Path(out_dir)

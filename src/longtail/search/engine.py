@@ -11,7 +11,9 @@ import numpy as np
 import polars as pl
 
 from longtail.core.config import CONFIG_FILENAME, LongtailConfig, load_config, save_config
-from longtail.encode.encoder import EmbeddingCache, TextEncoder, encode_queries, item_texts, load_encoder
+from longtail.encode.encoder import TextEncoder, encode_queries
+from longtail.encode.factory import build_encoder
+from longtail.encode.item_text import item_texts
 from longtail.core.errors import LongtailError
 from longtail.search.dense import DenseIndex
 from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, filter_columns
@@ -60,14 +62,6 @@ def recent_items_by_user(events: pl.DataFrame, limit: int) -> pl.DataFrame:
     )
 
 
-def encoder_for(config: LongtailConfig) -> TextEncoder:
-    """The encoder a config selects, wrapped in its embedding cache when a cache folder is set."""
-    encoder = load_encoder(config.encode.encoder, config.encode.model_path)
-    if config.encode.cache_dir is not None:
-        return EmbeddingCache(config.encode.cache_dir, encoder)
-    return encoder
-
-
 class SearchEngine:
     """A searchable catalogue: items, their vectors, a BM25 index, an ANN index and users' recent items."""
 
@@ -112,10 +106,10 @@ class SearchEngine:
             raise LongtailError("cannot build a search index from an empty catalogue")
         if items["item_id"].n_unique() != items.height:
             raise LongtailError("item_id values must be unique to build a search index; run `longtail audit` first")
-        encoder = encoder or encoder_for(config)
+        encoder = encoder or build_encoder(config.encode)
         texts = item_texts(items)
         if vectors is None:
-            vectors = encoder.encode(texts, config.encode.batch_size, show_progress)
+            vectors = encoder.encode(texts, show_progress=show_progress)
         directory = Path(directory) if directory is not None else None
         lexical = LexicalIndex.build(texts, None if directory is None else directory / LEXICAL_DIR, config.search.fuzzy, config.search.fuzzy_min_length)
         dense = DenseIndex.build(vectors, config.search, config.seed)
@@ -151,7 +145,7 @@ class SearchEngine:
         lexical = LexicalIndex.open(lexical_dir, config.search.fuzzy, config.search.fuzzy_min_length)
         dense = DenseIndex.open(directory, vectors, config.search)
         recent = pl.read_parquet(directory / RECENT_FILE)
-        return cls(pl.read_parquet(directory / ITEMS_FILE), lexical, dense, encoder or encoder_for(config), config, recent, directory)
+        return cls(pl.read_parquet(directory / ITEMS_FILE), lexical, dense, encoder or build_encoder(config.encode), config, recent, directory)
 
     def row_of(self, item_id: str) -> int | None:
         """The live catalogue row of an item, if it is indexed."""
@@ -176,7 +170,7 @@ class SearchEngine:
             raise LongtailError("item_id values must be unique within one batch of added items")
         texts = item_texts(items)
         if vectors is None:
-            vectors = self.encoder.encode(texts, self.config.encode.batch_size)
+            vectors = self.encoder.encode(texts)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         first = self.items.height
         added = items.select([name for name in self.items.columns if name in items.columns])

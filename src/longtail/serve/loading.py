@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -59,11 +60,12 @@ def _storable_events(events: pl.DataFrame, config: LongtailConfig) -> tuple[list
     """Rows of an events table that pass the same checks as posted events; the rest are counted, not written."""
     valid = events.filter(pl.col(INVALID_FIELDS) == "") if INVALID_FIELDS in events.columns else events
     stored, skipped = [], events.height - valid.height
-    # Line attributes (quantity, price, ...) are not part of a posted event; the store keeps the posted fields.
-    for row in valid.select([c for c in EVENTS.column_names if c in EventIn.model_fields]).iter_rows(named=True):
+    for row in valid.select(EVENTS.column_names).iter_rows(named=True):
         try:
+            # Tables hold attributes as JSON text; a posted event holds the object.
+            row["attributes"] = json.loads(row["attributes"]) if row["attributes"] else None
             stored.extend(validate_events([EventIn.model_validate(row)], config.quality))
-        except (ValidationError, EventValidationError):
+        except (ValidationError, EventValidationError, json.JSONDecodeError):
             skipped += 1
     return stored, skipped
 

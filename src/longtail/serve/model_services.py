@@ -17,15 +17,14 @@ import polars as pl
 
 from longtail.core.config import LongtailConfig
 from longtail.data.schema import ITEMS
-from longtail.encode.encoder import item_texts
+from longtail.encode.item_text import item_texts
 from longtail.core.errors import UnknownIdError
 from longtail.profile.profiles import ProfileItem, UserProfile, build_profile, interest_vector, summarise, update
 from longtail.search.engine import SearchEngine
 from longtail.search.filters import SearchFilter
 from longtail.serve.defaults import ITEM_SYNC_MARGIN, DefaultServices
-from longtail.serve.events import StoredEvent
+from longtail.serve.events import StoredEvent, returned_event
 from longtail.serve.schemas import (
-    EventOut,
     ItemHit,
     ItemIn,
     Profile,
@@ -95,7 +94,7 @@ class ModelServices:
             return
         frame = items_frame(fresh.values())
         # Encoding is the slow part; it runs outside the lock so searches carry on meanwhile.
-        vectors = self.engine.encoder.encode(item_texts(frame), self.engine.config.encode.batch_size)
+        vectors = self.engine.encoder.encode(item_texts(frame))
         with self._lock:
             self.engine.add_items(frame, vectors)
             self._versions.update({item_id: _record_key(record) for item_id, record in fresh.items()})
@@ -284,10 +283,7 @@ class ModelServices:
             event_types=dict(profile.event_types),
             top_categories=[Share(name=a.name, share=a.affinity) for a in summary.categories],
             top_brands=[Share(name=a.name, share=a.affinity) for a in summary.brands],
-            recent_events=[
-                EventOut(id=e.id or 0, item_id=e.item_id, event_type=e.event_type, timestamp=e.timestamp, session_id=e.session_id, query=e.query, rating=e.rating)
-                for e in events
-            ],
+            recent_events=[returned_event(e) for e in events],
             source="model:live-profile",
             detail=ProfileDetail.model_validate(detail),
         )
