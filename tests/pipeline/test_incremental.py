@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import numpy as np
 import polars as pl
 import pytest
+import builders
 
 from longtail.core.config import IncrementalConfig, LongtailConfig, RecommendConfig, SequentialConfig
 from longtail.data.adapters import load_dataset
@@ -131,9 +132,8 @@ def test_corrupted_new_events_roll_the_ranker_back_byte_for_byte(trained_with_ra
 
 
 def _frame(rows: list[tuple[str, str, int]]) -> pl.DataFrame:
-    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    return pl.DataFrame({"user_id": [r[0] for r in rows], "item_id": [r[1] for r in rows], "event_type": ["view"] * len(rows),
-                         "timestamp": [start + timedelta(hours=r[2]) for r in rows]}).with_columns(pl.col("timestamp").dt.cast_time_unit("us"))
+    """Views from (user, item, hours after the start) rows."""
+    return builders.events([(user, item, "view") for user, item, _ in rows], at=[timedelta(hours=hours) for *_, hours in rows])
 
 
 def test_hold_back_and_recent_slices() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+import builders
 
 from longtail.core.config import LongtailConfig
 from longtail.data.adapters import load_dataset
@@ -50,14 +51,7 @@ def test_filters_apply_to_both_retrievers_and_facets_count_the_results(engine):
 
 
 def test_profile_of_recent_items_reorders_candidates_without_adding_new_ones(catalogue, fast_config):
-    events = pl.DataFrame(
-        {
-            "user_id": ["tools_fan"] * 3,
-            "item_id": ["drill", "caliper", "tape"],
-            "event_type": ["view", "purchase", "click"],
-            "timestamp": [1, 2, 3],
-        }
-    )
+    events = builders.events([("tools_fan", "drill", "view"), ("tools_fan", "caliper", "purchase"), ("tools_fan", "tape", "click")])
     engine = SearchEngine.build(catalogue, fast_config, events=events)
     plain = engine.search("steel measuring", k=8, mode="lexical")
     personal = engine.search("steel measuring", k=8, mode="lexical", user_id="tools_fan")
@@ -68,9 +62,7 @@ def test_profile_of_recent_items_reorders_candidates_without_adding_new_ones(cat
 
 
 def test_recent_items_keep_the_newest_and_skip_searches():
-    events = pl.DataFrame(
-        {"user_id": ["u"] * 4, "item_id": ["a", None, "b", "c"], "event_type": ["view", "search", "click", "view"], "timestamp": [1, 2, 3, 4]}
-    )
+    events = builders.events([("u", "a", "view"), ("u", None, "search"), ("u", "b", "click"), ("u", "c", "view")])
     assert recent_items_by_user(events, 2)["item_id"].to_list() == ["c", "b"]
 
 
