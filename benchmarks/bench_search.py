@@ -27,8 +27,8 @@ from longtail.core.config import EncodeConfig, LongtailConfig, SearchConfig  # n
 from longtail.data.adapters import load_dataset  # noqa: E402
 from longtail.encode.encoder import TextEncoder, encode_queries  # noqa: E402
 from longtail.encode.factory import build_encoder  # noqa: E402
-from longtail.encode.item_text import item_texts  # noqa: E402
 from longtail.encode.finetune import finetune_encoder  # noqa: E402
+from longtail.encode.item_text import item_texts  # noqa: E402
 from longtail.evaluate.proxy_search import PROXY_LABEL, known_item_queries  # noqa: E402
 from longtail.evaluate.search_metrics import aligned_scores, evaluate_run, query_segments, summarize  # noqa: E402
 from longtail.evaluate.significance import paired_comparison  # noqa: E402

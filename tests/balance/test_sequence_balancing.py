@@ -8,7 +8,18 @@ import pytest
 
 from longtail.balance.component import build, run
 from longtail.balance.sampling import WeightedSampling
-from longtail.balance.sequences import BUCKETS, ITEMS, HeadUnderSampling, TailOverSampling, check_training_only, item_counts, last_item_buckets, last_items, sequence_table, table_histories
+from longtail.balance.sequences import (
+    BUCKETS,
+    ITEMS,
+    HeadUnderSampling,
+    TailOverSampling,
+    check_training_only,
+    item_counts,
+    last_item_buckets,
+    last_items,
+    sequence_table,
+    table_histories,
+)
 from longtail.core.errors import LongtailError
 from longtail.data.columns import SYNTHETIC, WEIGHT
 

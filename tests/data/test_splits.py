@@ -6,11 +6,12 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-import builders
 
+from longtail.core.errors import LongtailError
 from longtail.data.adapters import load_dataset, sequences_to_events
 from longtail.data.splits import leave_one_out, split_events, temporal_split
-from longtail.core.errors import LongtailError
+
+import builders
 
 
 def test_leave_one_out_holds_out_last_two_items_in_time_order() -> None:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
 import pytest
-import builders
 
 from longtail.core.config import IntentConfig
 from longtail.data.adapters import load_dataset
 from longtail.models.intent import (
-    ACTIONS, FEATURES, IntentModel, intent_table, latest_step_baseline, majority_baseline, step_intents,
+    ACTIONS,
+    FEATURES,
+    IntentModel,
+    intent_table,
+    latest_step_baseline,
+    majority_baseline,
+    step_intents,
 )
 from longtail.pipeline.intent_step import assign_users
 
-START = datetime(2024, 3, 1, tzinfo=timezone.utc)
+import builders
+
+START = datetime(2024, 3, 1, tzinfo=UTC)
 
 
 def _events(rows: list[tuple[str, str | None, str]], minutes: int = 5) -> pl.DataFrame:

@@ -10,14 +10,26 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 import pytest
-import builders
 
 from longtail.core.config import IncrementalConfig, LongtailConfig, RecommendConfig, SequentialConfig
 from longtail.data.adapters import load_dataset
 from longtail.encode.item_text import texts_for
 from longtail.models.fusion import BOOSTER_FILE, STATE_FILE
 from longtail.models.sequential import SASRec
-from longtail.pipeline.incremental import DECISION_FILE, DECISION_LOG, HISTORY_FILE, ITEMS_FILE, MODEL_FILE, hold_back, load_ranker, recent_slice, train_model_folder, update_model_folder
+from longtail.pipeline.incremental import (
+    DECISION_FILE,
+    DECISION_LOG,
+    HISTORY_FILE,
+    ITEMS_FILE,
+    MODEL_FILE,
+    hold_back,
+    load_ranker,
+    recent_slice,
+    train_model_folder,
+    update_model_folder,
+)
+
+import builders
 
 TINY = SequentialConfig(hidden=32, blocks=1, heads=1, max_len=20, dropout=0.2, epochs=15, patience=5, lr=3e-3, threads=1)
 CONFIG = LongtailConfig(recommend=RecommendConfig(sequential=TINY, bootstrap_samples=200), incremental=IncrementalConfig(epochs=10, lr=1e-2))

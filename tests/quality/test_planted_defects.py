@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ def _with_prices(items: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
     return items.with_columns(
         pl.Series("price", np.round(typical * rng.lognormal(0, 0.25, items.height), 2)),
         pl.lit("USD").alias("currency"),
-        pl.lit(datetime(2013, 1, 1, tzinfo=timezone.utc)).dt.cast_time_unit("us").alias("created_at"),
+        pl.lit(datetime(2013, 1, 1, tzinfo=UTC)).dt.cast_time_unit("us").alias("created_at"),
     )
 
 
@@ -90,7 +90,7 @@ def planted(datasets_root: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         "invalid_event_type": e_chunks[3].with_columns(pl.lit("purchased!").alias("event_type")),
         "unparseable_timestamp": e_chunks[4].with_columns(pl.lit("yesterday").alias("timestamp")),
     }
-    start = datetime(2015, 3, 1, tzinfo=timezone.utc)
+    start = datetime(2015, 3, 1, tzinfo=UTC)
     item_pool = items["item_id"].to_list()
     bot_rows = []
     for bot in range(PER_KIND):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-import builders
 
 from longtail.core.config import LongtailConfig
-from longtail.data.adapters import load_dataset
 from longtail.core.errors import LongtailError
+from longtail.data.adapters import load_dataset
 from longtail.search.engine import SearchEngine, recent_items_by_user
 from longtail.search.filters import SearchFilter
+
+import builders
 
 
 @pytest.fixture(scope="module")

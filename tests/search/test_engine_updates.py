@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import builders
 import polars as pl
 
 from longtail.search.engine import RECENT_FILE, SearchEngine
+
+import builders
 
 
 def test_added_and_changed_items_are_searched_without_a_rebuild(catalogue: pl.DataFrame, fast_config, tmp_path: Path) -> None:  # noqa: ANN001

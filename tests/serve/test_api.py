@@ -8,11 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Api, LiveServer, fresh_postgres_dsn, make_keys
 
 from longtail.core.config import LongtailConfig
 from longtail.serve.app import create_app
 from longtail.serve.loading import open_served
+
+from conftest import Api, LiveServer, fresh_postgres_dsn, make_keys
 
 ITEM = "B0000223SI"  # PORTER-CABLE sanding roll, in the demo catalogue
 INJECTION = "x'; DROP TABLE events; --"

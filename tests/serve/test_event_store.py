@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import SLICE_EVENTS, PostgresServer, fresh_postgres_dsn
 
 from longtail.core.config import LongtailConfig, ServeConfig
 from longtail.core.errors import StoreError
@@ -21,6 +20,8 @@ from longtail.serve.loading import open_served
 from longtail.serve.postgres_store import PostgresEventStore
 from longtail.serve.sqlite_store import SqliteEventStore
 from longtail.serve.store import EventStore, KeyRecord, open_store
+
+from conftest import SLICE_EVENTS, PostgresServer, fresh_postgres_dsn
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

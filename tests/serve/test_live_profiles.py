@@ -15,7 +15,6 @@ import numpy as np
 import polars as pl
 import psycopg
 import pytest
-from conftest import LiveServer, fresh_postgres_dsn, make_keys
 
 from longtail.core.config import LongtailConfig
 from longtail.privacy.pseudonym import pseudonymiser_from_config
@@ -23,6 +22,8 @@ from longtail.search.engine import RECENT_FILE, VECTORS_FILE, SearchEngine
 from longtail.serve.app import create_app
 from longtail.serve.loading import Served, open_served
 from longtail.serve.model_services import ModelServices
+
+from conftest import LiveServer, fresh_postgres_dsn, make_keys
 
 SLICE_USERS = 12
 FAST = {"encode": {"encoder": "minilm-int8"}, "profile": {"history_prior_events": 1.0}}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from conftest import free_port
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from conftest import Api
 
 websocket = pytest.importorskip("websocket", reason="websocket-client (dev extra) drives Chromium over the DevTools protocol")

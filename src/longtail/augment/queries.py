@@ -20,8 +20,7 @@ from longtail.data.tokenize import tokenize
 TEMPLATES = ("keywords", "brand", "category", "long", "partial")
 # Function words that TF-IDF can still rank high in short texts; content words are left to the statistics.
 STOPWORDS = frozenset(
-    "a an and or the of for to in on with by from at as is are be this that it its x pcs pc pack set inch inches type "
-    "的 了 是 在 和 与 也 就 都 很 还 有 我 你 他 她 它 这 那 个 吗 吧 呢 啊 不 没 没有 非常 一个 比较 就是 还是 但是 因为 所以".split()
+    ["a", "an", "and", "or", "the", "of", "for", "to", "in", "on", "with", "by", "from", "at", "as", "is", "are", "be", "this", "that", "it", "its", "x", "pcs", "pc", "pack", "set", "inch", "inches", "type", "的", "了", "是", "在", "和", "与", "也", "就", "都", "很", "还", "有", "我", "你", "他", "她", "它", "这", "那", "个", "吗", "吧", "呢", "啊", "不", "没", "没有", "非常", "一个", "比较", "就是", "还是", "但是", "因为", "所以"]
 )
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 MIN_TEXTS_FOR_SHARED_TERMS = 20

@@ -110,8 +110,8 @@ def search(
 def finetune_from_files(out: Path, judgments: Path | None, events: Path | None, items: Path | None, dataset: str | None,
                         config: Path | None, datasets_root: Path | None) -> FinetuneReport:
     """Gather (query, item text) pairs from judgments and/or search events and fine-tune the encoder on them."""
-    from longtail.encode.item_text import item_texts
     from longtail.encode.finetune import finetune_encoder, pairs_from_judgments, pairs_from_search_events
+    from longtail.encode.item_text import item_texts
     from longtail.evaluate.search_metrics import load_judgments
 
     settings = load_config(config)

@@ -6,19 +6,19 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
+from longtail.core.errors import InputDataError
 from longtail.data.expressions import describe
 from longtail.data.schema import EVENTS, ITEMS, TableSpec, empty_table
-from longtail.core.errors import InputDataError
 
 S3REC_SETS = {"beauty": "Beauty", "sports": "Sports_and_Outdoors", "toys": "Toys_and_Games"}
 GRAM_SETS = {"beauty": "Beauty", "toys": "Toys"}
 # The public sequence files keep order but drop time; events get one synthetic day per step, from this date.
-SYNTHETIC_EPOCH = datetime(2014, 1, 1, tzinfo=timezone.utc)
+SYNTHETIC_EPOCH = datetime(2014, 1, 1, tzinfo=UTC)
 
 
 @dataclass

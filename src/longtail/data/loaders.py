@@ -9,9 +9,9 @@ from pathlib import Path
 
 import polars as pl
 
+from longtail.core.errors import InputDataError
 from longtail.data.expressions import describe
 from longtail.data.schema import SOURCE_ROW, UTC_DATETIME, TableSpec
-from longtail.core.errors import InputDataError
 
 INVALID_FIELDS = "_invalid_fields"
 INVALID_VALUES = "_invalid_values"

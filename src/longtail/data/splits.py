@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 import numpy as np
@@ -107,7 +107,7 @@ def temporal_split(items: pl.DataFrame, events: pl.DataFrame, valid_share: float
         train.append(sequence[time < valid_cut])
         valid.append(np.unique(sequence[(time >= valid_cut) & (time < test_cut)]))
         test.append(np.unique(sequence[time >= test_cut]))
-    day = lambda micros: f"{datetime.fromtimestamp(micros / 1e6, tz=timezone.utc):%Y-%m-%d}"  # noqa: E731
+    day = lambda micros: f"{datetime.fromtimestamp(micros / 1e6, tz=UTC):%Y-%m-%d}"  # noqa: E731
     protocol = f"temporal (valid from {day(valid_cut)}, test from {day(test_cut)})"
     return Split(catalogue, users, train, valid, test, protocol)
 

@@ -20,12 +20,11 @@ from longtail.data.splits import Split, split_events
 from longtail.encode.encoder import TextEncoder
 from longtail.encode.factory import build_encoder
 from longtail.encode.item_text import texts_for
-from longtail.core.errors import ConfigError
 from longtail.evaluate.harness import Evaluation, evaluate_split, make_validator
 from longtail.evaluate.report import report_context
-from longtail.reporting.writers import write_report_pair
 from longtail.evaluate.significance import paired_bootstrap
 from longtail.models.base import TrainData, make_recommender
+from longtail.reporting.writers import write_report_pair
 
 BASELINE = "baseline"
 SEGMENTS = ("all", "head", "torso", "tail", "cold")

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from longtail.core.errors import InputDataError
 from longtail.data.loaders import INVALID_FIELDS, load_table
 from longtail.data.schema import JUDGMENTS
-from longtail.core.errors import InputDataError
 
 METRICS = ("NDCG@10", "MRR", "Recall@100")
 HEAD_SHARE = 0.2

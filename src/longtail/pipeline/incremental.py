@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -247,7 +247,7 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
         "decision": "replaced" if keep else "rolled_back", **sequential,
         "evaluated_users": len(recent_users), "new_events": new_events.height, "trained_events": to_train.height,
         "held_out_events": recent.height, "trained_users": len(training), "items_before": len(old_ids), "items_added": len(added),
-        "seconds": round(time.perf_counter() - started, 2), "decided_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - started, 2), "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {"incremental": settings.model_dump(), "sequential": candidate.config.model_dump(), "seed": config.seed},
     }
     if ranker_part is not None:

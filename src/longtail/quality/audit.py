@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -93,7 +93,7 @@ def _parse_time(value: str | None) -> datetime | None:
     if value is None:
         return None
     parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _quarantine_rows(table: pl.DataFrame, findings: pl.DataFrame, order: tuple[str, ...]) -> pl.DataFrame:
@@ -169,7 +169,7 @@ def audit(
     """
     step = on_step or (lambda _name: None)
     quality = config.quality
-    wall_clock = _parse_time(quality.reference_time) or datetime.now(timezone.utc)
+    wall_clock = _parse_time(quality.reference_time) or datetime.now(UTC)
     now = wall_clock + timedelta(seconds=quality.future_tolerance_seconds)
     catalogue_start = _parse_time(quality.catalogue_start)
 

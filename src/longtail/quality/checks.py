@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 
 from longtail.core.config import EVENT_TYPES, QualityConfig
-from longtail.data.loaders import INVALID_FIELDS, INVALID_VALUES
 from longtail.data.expressions import describe
+from longtail.data.loaders import INVALID_FIELDS, INVALID_VALUES
 from longtail.data.schema import EVENT_RULES, SOURCE_ROW
 from longtail.quality import duplicates, text_noise
 

@@ -11,9 +11,9 @@ import polars as pl
 
 from longtail.core.artifacts import atomic_folder
 from longtail.core.config import LongtailConfig, save_config
+from longtail.quality.audit import AuditResult
 from longtail.reporting import charts
 from longtail.reporting.writers import write_report_pair
-from longtail.quality.audit import AuditResult
 
 
 def _charts(result: AuditResult) -> list[tuple[str, str]]:

@@ -11,10 +11,10 @@ import numpy as np
 import polars as pl
 
 from longtail.core.config import CONFIG_FILENAME, LongtailConfig, load_config, save_config
+from longtail.core.errors import LongtailError
 from longtail.encode.encoder import TextEncoder, encode_queries
 from longtail.encode.factory import build_encoder
 from longtail.encode.item_text import item_texts
-from longtail.core.errors import LongtailError
 from longtail.search.dense import DenseIndex
 from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, filter_columns
 from longtail.search.fusion import reciprocal_rank_fusion

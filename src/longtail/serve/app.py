@@ -4,8 +4,8 @@
 
 import logging
 import math
-from dataclasses import replace
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import replace
 from importlib.resources import files
 from typing import Annotated, Any
 

@@ -8,17 +8,17 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from itertools import chain
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from longtail.core.config import LongtailConfig
+from longtail.core.errors import UnknownIdError
 from longtail.data.schema import ITEMS
 from longtail.encode.item_text import item_texts
-from longtail.core.errors import UnknownIdError
 from longtail.profile.profiles import ProfileItem, UserProfile, build_profile, interest_vector, summarise, update
 from longtail.search.engine import SearchEngine
 from longtail.search.filters import SearchFilter
