@@ -25,4 +25,4 @@ def events(rows: Sequence[tuple[str, str | None, str]], at: Sequence[datetime | 
     if len(times) != len(rows):
         raise ValueError(f"{len(rows)} event rows but {len(times)} times")
     columns = ("user_id", "item_id", "event_type", "timestamp")
-    return pl.DataFrame([(*row, when) for row, when in zip(rows, times)], schema={name: EVENTS.columns[name] for name in columns}, orient="row")
+    return pl.DataFrame([(*row, when) for row, when in zip(rows, times, strict=True)], schema={name: EVENTS.columns[name] for name in columns}, orient="row")

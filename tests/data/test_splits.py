@@ -18,7 +18,7 @@ def test_leave_one_out_holds_out_last_two_items_in_time_order() -> None:
     events = sequences_to_events({"u1": ["a", "b", "c", "d"], "u2": ["c", "a", "b"], "u3": ["a", "b"]})
     split = leave_one_out(builders.items(["a", "b", "c", "d", "e"]), events.reverse())
     names = lambda indices: [split.item_ids[i] for i in indices]  # noqa: E731
-    by_user = dict(zip(split.user_ids, range(len(split.user_ids))))
+    by_user = dict(zip(split.user_ids, range(len(split.user_ids)), strict=True))
     u1, u2, u3 = by_user["u1"], by_user["u2"], by_user["u3"]
     assert names(split.train[u1]) == ["a", "b"] and names(split.valid[u1]) == ["c"] and names(split.test[u1]) == ["d"]
     assert names(split.train[u2]) == ["c"] and names(split.valid[u2]) == ["a"] and names(split.test[u2]) == ["b"]
@@ -43,7 +43,7 @@ def test_leave_one_out_on_beauty_reassembles_every_sequence(datasets_root) -> No
 def test_temporal_split_keeps_the_future_out_of_training() -> None:
     days = [*range(10), 9, 0]
     users = ["u1"] * 10 + ["u2", "u2"]
-    events = builders.events([(user, f"i{day}", "view") for user, day in zip(users, days)], at=[timedelta(days=day) for day in days])
+    events = builders.events([(user, f"i{day}", "view") for user, day in zip(users, days, strict=True)], at=[timedelta(days=day) for day in days])
     split = temporal_split(builders.items([f"i{d}" for d in range(10)]), events, valid_share=0.25, test_share=0.25)
     u1, u2 = split.user_ids.index("u1"), split.user_ids.index("u2")
     # 12 sorted times (days 0,0,1,...,8,9,9): the lower 50% and 75% quantiles fall on days 4 and 7

@@ -84,7 +84,7 @@ def _digest(folder, names=(MODEL_FILE, ITEMS_FILE, HISTORY_FILE)) -> dict[str, s
 def _relabel_trained_on(new: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
     """An id-mapping bug: every trained-on event points at the wrong item (a fixed random relabelling of the catalogue)."""
     ids = items["item_id"].to_list()
-    relabel = dict(zip(ids, np.random.default_rng(1).permutation(ids).tolist()))
+    relabel = dict(zip(ids, np.random.default_rng(1).permutation(ids).tolist(), strict=True))
     newest = pl.col("timestamp").rank("ordinal", descending=True).over("user_id") == 1
     return new.with_columns(pl.when(newest).then(pl.col("item_id")).otherwise(pl.col("item_id").replace_strict(relabel)).alias("item_id"))
 

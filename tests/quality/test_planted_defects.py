@@ -22,7 +22,7 @@ REFERENCE_TIME = "2020-01-01T00:00:00+00:00"
 def _with_prices(items: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
     """The real catalogue has no prices: give each category a typical price and items a spread around it."""
     categories = items["category"].fill_null("?").unique().sort().to_list()
-    base = dict(zip(categories, rng.uniform(5, 200, len(categories))))
+    base = dict(zip(categories, rng.uniform(5, 200, len(categories)), strict=True))
     typical = np.array([base[c] for c in items["category"].fill_null("?").to_list()])
     return items.with_columns(
         pl.Series("price", np.round(typical * rng.lognormal(0, 0.25, items.height), 2)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import polars as pl
 import pytest
@@ -29,7 +31,7 @@ def test_hybrid_puts_items_both_retrievers_agree_on_first(engine):
     assert _ids(results)[0] == "beaker"
     top = results.hits[0]
     assert top.lexical_rank == 1 and top.dense_rank == 1
-    assert all(a.score >= b.score for a, b in zip(results.hits, results.hits[1:]))
+    assert all(a.score >= b.score for a, b in pairwise(results.hits))
 
 
 def test_dense_finds_items_that_share_no_word_with_the_query(engine):

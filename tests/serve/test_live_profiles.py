@@ -102,7 +102,7 @@ def test_each_posted_event_changes_the_live_profile_and_the_recommendations_with
     assert cold["source"] == "model:popularity" and len(cold["items"]) == 10
     picks = categories_firsts(slice_dir, 4)
     previous_profile, previous_recommended = None, [hit["item_id"] for hit in cold["items"]]
-    for n, (item, kind) in enumerate(zip(picks, ("view", "click", "add_to_cart", "purchase"))):
+    for n, (item, kind) in enumerate(zip(picks, ("view", "click", "add_to_cart", "purchase"), strict=True)):
         client.post_event(user, item, kind, start + timedelta(minutes=n))
         profile = client.profile(user)
         detail = profile["detail"]

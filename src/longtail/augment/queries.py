@@ -115,7 +115,7 @@ def generate_queries(items: pl.DataFrame, per_item: int = 3, keywords: int = 4, 
     # extra candidates, because the brand's own words are taken out: the brand has a template of its own
     salient = salient_keywords(texts, keywords + BRAND_TERMS_SKIPPED)
     rows: list[tuple[str, str, str, bool]] = []
-    for item_id, terms, brand, category in zip(items["item_id"].to_list(), salient, brands, categories):
+    for item_id, terms, brand, category in zip(items["item_id"].to_list(), salient, brands, categories, strict=True):
         brand_terms = set(tokenize(brand or ""))
         product_terms = [t for t in terms if t not in brand_terms] or terms
         made = item_queries(product_terms[:keywords], brand, category)

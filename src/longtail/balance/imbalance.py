@@ -74,7 +74,7 @@ def label_balance(labels: pl.Series) -> dict[str, Any]:
     """Rows per label (largest first), each label's share, and the imbalance ratio largest/smallest; nulls counted apart."""
     present = labels.drop_nulls()
     counts = present.value_counts(name="rows").sort(["rows", present.name], descending=[True, False])
-    rows = dict(zip(counts[present.name].cast(pl.String).to_list(), counts["rows"].to_list()))
+    rows = dict(zip(counts[present.name].cast(pl.String).to_list(), counts["rows"].to_list(), strict=True))
     largest, smallest = (max(rows.values()), min(rows.values())) if rows else (0, 0)
     return {
         "labels": len(rows),

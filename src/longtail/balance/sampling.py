@@ -26,7 +26,7 @@ def repeat_rows(table: pl.DataFrame, indices: np.ndarray) -> pl.DataFrame:
 def class_sizes(labels: np.ndarray) -> dict:
     """Rows per class label, in label order."""
     values, counts = np.unique(labels, return_counts=True)
-    return dict(zip(values.tolist(), counts.tolist()))
+    return dict(zip(values.tolist(), counts.tolist(), strict=True))
 
 
 def _target_size(rows: int, fraction: float | None, size: int | None) -> int:

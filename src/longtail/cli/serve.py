@@ -120,7 +120,7 @@ def build_profile_summary(user: str, items: Path | None, events: Path | None, da
         at = event_table["timestamp"].max()
         shares = dp_category_shares(built, category_domain(item_table), dp_epsilon, at, settings.seed, settings.profile)  # type: ignore[arg-type]
     summary = summarise(built, settings.profile, shares, dp_epsilon)
-    return summary, dict(zip(touched["item_id"].to_list(), touched["title"].to_list()))
+    return summary, dict(zip(touched["item_id"].to_list(), touched["title"].to_list(), strict=True))
 
 
 def print_profile(summary: ProfileSummary, titles: dict[str, str]) -> None:

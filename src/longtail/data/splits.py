@@ -37,7 +37,7 @@ class Split:
         """What each user's model input is at a stage: training items, plus the validation items at test."""
         if stage == "valid":
             return self.train
-        return [np.concatenate([t, v]) for t, v in zip(self.train, self.valid)]
+        return [np.concatenate([t, v]) for t, v in zip(self.train, self.valid, strict=True)]
 
     def targets(self, stage: Stage) -> list[np.ndarray]:
         """The held-out items each user is scored on at a stage."""
@@ -103,7 +103,7 @@ def temporal_split(items: pl.DataFrame, events: pl.DataFrame, valid_share: float
         raise LongtailError("temporal split: there are no interaction events to split")
     valid_cut, test_cut = np.quantile(every_time, [1 - valid_share - test_share, 1 - test_share], method="lower")
     train, valid, test = [], [], []
-    for sequence, time in zip(sequences, times):
+    for sequence, time in zip(sequences, times, strict=True):
         train.append(sequence[time < valid_cut])
         valid.append(np.unique(sequence[(time >= valid_cut) & (time < test_cut)]))
         test.append(np.unique(sequence[time >= test_cut]))

@@ -175,7 +175,7 @@ class EmbeddingCache:
         """Vectors for texts, encoding only those whose hash is not cached yet, then saving the cache."""
         keys = [text_key(t) for t in texts]
         missing = list(dict.fromkeys(k for k in keys if k not in self._index))
-        first_text = dict(zip(keys, texts))
+        first_text = dict(zip(keys, texts, strict=True))
         self.encoded_last_call = len(missing)
         if missing:
             fresh = self.encoder.encode([first_text[k] for k in missing], batch_size, show_progress)

@@ -41,14 +41,14 @@ class FinetuneReport:
 
 def pairs_from_judgments(judgments: pl.DataFrame, items: pl.DataFrame, texts: Sequence[str], min_grade: float = 2.0) -> list[tuple[str, str]]:
     """(query, item text) pairs from graded judgments with at least `min_grade` (ESCI: Exact 3, Substitute 2)."""
-    text_of = dict(zip(items["item_id"].to_list(), texts))
+    text_of = dict(zip(items["item_id"].to_list(), texts, strict=True))
     positive = judgments.filter(pl.col("grade") >= min_grade)
-    return [(query, text_of[item]) for query, item in zip(positive["query"].to_list(), positive["item_id"].to_list()) if item in text_of]
+    return [(query, text_of[item]) for query, item in zip(positive["query"].to_list(), positive["item_id"].to_list(), strict=True) if item in text_of]
 
 
 def pairs_from_search_events(events: pl.DataFrame, items: pl.DataFrame, texts: Sequence[str]) -> list[tuple[str, str]]:
     """(query, item text) pairs: a search followed, in the same session, by a click, cart or purchase of an item."""
-    text_of = dict(zip(items["item_id"].to_list(), texts))
+    text_of = dict(zip(items["item_id"].to_list(), texts, strict=True))
     ordered = events.filter(pl.col("session_id").is_not_null()).sort("session_id", "timestamp")
     pairs: list[tuple[str, str]] = []
     current_session, current_query = None, None

@@ -75,7 +75,7 @@ def query_segments(
     segments: dict[str, list[str]] = {}
     query_ids = judgments["query_id"].unique(maintain_order=True).to_list()
     if query_counts is not None:
-        text_of = dict(zip(judgments["query_id"].to_list(), judgments["query"].to_list()))
+        text_of = dict(zip(judgments["query_id"].to_list(), judgments["query"].to_list(), strict=True))
         ranked = sorted(query_ids, key=lambda q: -query_counts.get(text_of[q], 0))
         head = set(ranked[: max(1, int(len(ranked) * HEAD_SHARE))])
         segments["head_queries"] = [q for q in query_ids if q in head]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal, Self
 
@@ -144,7 +145,7 @@ def intent_table(items: pl.DataFrame, events: pl.DataFrame, config: IntentConfig
     }
     bounds = np.flatnonzero(np.r_[True, steps["user_id"].to_numpy()[1:] != steps["user_id"].to_numpy()[:-1], True])
     features: list[list[float]] = []
-    for begin, end in zip(bounds[:-1], bounds[1:]):
+    for begin, end in pairwise(bounds):
         features += _user_rows({name: values[begin:end] for name, values in arrays.items()}, config, groups)
     labels = steps.filter(pl.col("position") >= config.min_history).select("user_id", "position", "intent", pl.col("action").alias("next_action"))
     table = pl.DataFrame(np.asarray(features, dtype=np.float64).reshape(-1, len(FEATURES)), schema=list(FEATURES), orient="row")
@@ -269,7 +270,7 @@ class IntentModel:
     def importance(self, head: Head = "intent") -> dict[str, float]:
         """Share of total split gain per feature of a head."""
         gains = self.boosters_[head].feature_importance(importance_type="gain")
-        return {name: round(float(g / max(gains.sum(), 1e-12)), 4) for name, g in zip(FEATURES, gains)}
+        return {name: round(float(g / max(gains.sum(), 1e-12)), 4) for name, g in zip(FEATURES, gains, strict=True)}
 
     def save(self, path: str | Path) -> Path:
         """Write config, classes and boosters as one JSON file; `IntentModel.load` predicts identically."""

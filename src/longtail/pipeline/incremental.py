@@ -216,7 +216,7 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
     item_ids = old_ids + added
     context = pl.concat([history, to_train])
     context_users, context_sequences = user_sequences(item_ids, context)
-    by_user = dict(zip(context_users, context_sequences))
+    by_user = dict(zip(context_users, context_sequences, strict=True))
     recent_users, recent_targets = user_sequences(item_ids, recent)
     empty = np.zeros(0, dtype=np.int64)
     histories = [by_user.get(user, empty) for user in recent_users]

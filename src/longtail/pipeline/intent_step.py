@@ -55,7 +55,7 @@ def _evaluate_head(model: IntentModel, head: Head, train: pl.DataFrame, test: pl
                    for name in ("majority", "latest step")}
     label_shares = {name: round(float(np.mean(truth == name)), 4) for name in classes}
     return {"classes": classes, "models": metrics, "comparisons": comparisons, "test_label_shares": label_shares,
-            "decision_weights": dict(zip(classes, model.decision_weights_[head])), "importance": model.importance(head)}
+            "decision_weights": dict(zip(classes, model.decision_weights_[head], strict=True)), "importance": model.importance(head)}
 
 
 def run_intent(

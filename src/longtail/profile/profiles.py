@@ -75,7 +75,7 @@ def profile_items(items: pl.DataFrame, vectors: np.ndarray | None = None) -> dic
     columns = {name: items[name].to_list() if name in items.columns else [None] * items.height for name in ("item_id", "category", "brand", "price")}
     return {
         item_id: ProfileItem(item_id, None if vectors is None else vectors[row], category, brand, None if price is None else float(price))
-        for row, (item_id, category, brand, price) in enumerate(zip(*columns.values()))
+        for row, (item_id, category, brand, price) in enumerate(zip(*columns.values(), strict=True))
     }
 
 
@@ -193,7 +193,7 @@ def build_profile(user_id: str, events: pl.DataFrame, items: Mapping[str, Profil
     moments = tuple(Moment(*row) for row in frame.iter_rows())
     start = _session_start(times, config)
     session_sum, session_weight = None, 0.0
-    for moment, weight in zip(moments[start:], base[start:].tolist()):
+    for moment, weight in zip(moments[start:], base[start:].tolist(), strict=True):
         item = items.get(moment.item_id) if moment.item_id is not None else None
         if item is not None and item.vector is not None:
             session_sum = _add_vector(session_sum, weight, item.vector)
@@ -423,4 +423,4 @@ def dp_category_shares(profile: UserProfile, domain: list[str], epsilon: float, 
     # As in dp.dp_affinities: noise below b*ln(categories) is mostly noise on empty categories, so it does not count.
     cut = laplace_scale(sensitivity, epsilon) * np.log(max(len(domain), 1))
     shares = normalise_affinities(noisy[None, :], cut)[0]
-    return {name: float(share) for name, share in zip(domain, shares)}
+    return {name: float(share) for name, share in zip(domain, shares, strict=True)}

@@ -166,7 +166,7 @@ def item_duplicates(items: pl.DataFrame, config: QualityConfig, seed: int) -> pl
     )
     ids, texts = candidates["item_id"].to_list(), candidates["text"].to_list()
     exact = duplicates.exact_duplicates(ids, texts)
-    remaining = [(i, t) for i, t in zip(ids, texts) if i not in exact]
+    remaining = [(i, t) for i, t in zip(ids, texts, strict=True) if i not in exact]
     near = duplicates.near_duplicates(
         [i for i, _ in remaining], [t for _, t in remaining], config.near_duplicate_threshold, config.near_duplicate_shingle, seed
     )

@@ -127,5 +127,5 @@ def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int, rows: np.ndar
 
 def recall_at_k(approximate: np.ndarray, exact: np.ndarray, k: int = 10) -> float:
     """Mean share of the exact top-k rows that the approximate top-k also returns."""
-    hits = [len(set(a[:k]) & set(e[:k]) - {-1}) / max(len(set(e[:k]) - {-1}), 1) for a, e in zip(approximate, exact)]
+    hits = [len(set(a[:k]) & set(e[:k]) - {-1}) / max(len(set(e[:k]) - {-1}), 1) for a, e in zip(approximate, exact, strict=True)]
     return float(np.mean(hits)) if hits else 0.0

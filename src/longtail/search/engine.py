@@ -252,7 +252,7 @@ class SearchEngine:
         dense_rank = {row: rank for rank, row in enumerate(dense_rows.tolist(), start=1)}
         hits = [
             SearchHit(self._ids[row], self._titles[row], float(score), int(row), lexical_rank.get(row), dense_rank.get(row))
-            for row, score in zip(rows[:k].tolist(), scores[:k].tolist())
+            for row, score in zip(rows[:k].tolist(), scores[:k].tolist(), strict=True)
         ]
         terms = self.lexical.query_terms(query) if mode != "dense" else []
         return SearchResults(hits, facets, terms, personalised, len(rows))

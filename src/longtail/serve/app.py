@@ -215,7 +215,7 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
             raise ApiError(422, "unknown_items", f"events reference unknown item_id(s) {', '.join(map(repr, unknown[:10]))}; post the items first; nothing was written")
         ids = store.append(events)
         metrics.events_written.inc(len(ids))
-        services.observe([replace(event, id=event_id) for event, event_id in zip(events, ids)])
+        services.observe([replace(event, id=event_id) for event, event_id in zip(events, ids, strict=True)])
         return EventsWritten(count=len(ids), ids=ids)
 
     @app.delete("/users/{user_id}", tags=["users"], **needs("admin"))

@@ -234,7 +234,7 @@ class ModelServices:
             similarity = self.engine.dense.vectors[rows] @ vector if vector is not None else np.zeros(len(rows))
             scores = trust * similarity + (1.0 - trust) * popularity
             order = np.argsort(-scores, kind="stable")
-            ranked_rows = zip(rows[order].tolist(), scores[order].tolist())
+            ranked_rows = zip(rows[order].tolist(), scores[order].tolist(), strict=True)
             hits = [self._hit(row, score) for row, score in self._unseen(ranked_rows, seen, k)]
         return Recommendations(user_id=user_id, items=hits, source=source)
 
@@ -265,7 +265,7 @@ class ModelServices:
                     return self.fallback.similar(item_id, k)
                 raise UnknownIdError(f"unknown item_id {item_id!r}")
             rows, scores = self.engine.nearest(self.engine.dense.vectors[row], k + 1)
-            hits = [self._hit(other, score) for other, score in zip(rows.tolist(), scores.tolist()) if other != row][:k]
+            hits = [self._hit(other, score) for other, score in zip(rows.tolist(), scores.tolist(), strict=True) if other != row][:k]
         return SimilarItems(item_id=item_id, items=hits, source="model:item-vectors")
 
     def profile(self, user_id: str) -> Profile:
