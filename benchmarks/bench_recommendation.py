@@ -103,7 +103,10 @@ def sequential_model(name: str, split: Split, config: RecommendConfig, vectors: 
     meta_path = artifacts / f"{name}.json"
     settings = config.sequential.model_dump()
     # the wall-time cap is a budget, not a model setting: a model trained under another cap is still this model
-    same = lambda saved: {**saved, "max_train_seconds": None} == {**settings, "max_train_seconds": None}  # noqa: E731
+
+    def same(saved: dict) -> bool:
+        return {**saved, "max_train_seconds": None} == {**settings, "max_train_seconds": None}
+
     if (path / WEIGHTS_FILE).is_file() and meta_path.is_file() and same(json.loads(meta_path.read_text())["config"]):
         log.info("%s: loading the model trained earlier from %s", name, path)
         return SASRec.load(path), json.loads(meta_path.read_text())

@@ -17,7 +17,10 @@ import builders
 def test_leave_one_out_holds_out_last_two_items_in_time_order() -> None:
     events = sequences_to_events({"u1": ["a", "b", "c", "d"], "u2": ["c", "a", "b"], "u3": ["a", "b"]})
     split = leave_one_out(builders.items(["a", "b", "c", "d", "e"]), events.reverse())
-    names = lambda indices: [split.item_ids[i] for i in indices]  # noqa: E731
+
+    def names(indices: np.ndarray) -> list[str]:
+        return [split.item_ids[i] for i in indices]
+
     by_user = dict(zip(split.user_ids, range(len(split.user_ids)), strict=True))
     u1, u2, u3 = by_user["u1"], by_user["u2"], by_user["u3"]
     assert names(split.train[u1]) == ["a", "b"] and names(split.valid[u1]) == ["c"] and names(split.test[u1]) == ["d"]

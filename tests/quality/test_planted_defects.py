@@ -72,7 +72,10 @@ def planted(datasets_root: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         pl.when(pl.col("item_id").is_in(html_ids)).then(describe("<b>", pl.col("title"), "</b> &amp; more<br/>")).otherwise(pl.col("title")).alias("title"),
         pl.when(pl.col("item_id").is_in(outlier_ids)).then((pl.col("price").cast(pl.Float64) * 100).cast(pl.String)).otherwise(pl.col("price")).alias("price"),
     )
-    garble = lambda text: (text + " — 5°C café").encode("utf-8").decode("cp1252", errors="ignore")  # noqa: E731
+
+    def garble(text: str) -> str:
+        return (text + " — 5°C café").encode("utf-8").decode("cp1252", errors="ignore")
+
     items = items.with_columns(
         pl.when(pl.col("item_id").is_in(mojibake_ids)).then(pl.col("title").map_elements(garble, return_dtype=pl.String)).otherwise(pl.col("title")).alias("title")
     )

@@ -11,7 +11,7 @@ import pytest
 from longtail.core.config import LongtailConfig
 from longtail.core.errors import LongtailError
 from longtail.data.adapters import load_dataset
-from longtail.search.engine import SearchEngine, recent_items_by_user
+from longtail.search.engine import SearchEngine, SearchResults, recent_items_by_user
 from longtail.search.filters import SearchFilter
 
 import builders
@@ -22,7 +22,7 @@ def engine(catalogue, fast_config) -> SearchEngine:
     return SearchEngine.build(catalogue, fast_config)
 
 
-def _ids(results) -> list[str]:  # noqa: ANN001
+def _ids(results: SearchResults) -> list[str]:
     return [hit.item_id for hit in results.hits]
 
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import polars as pl
 
+from longtail.core.config import LongtailConfig
 from longtail.search.engine import RECENT_FILE, SearchEngine
 
 import builders
 
 
-def test_added_and_changed_items_are_searched_without_a_rebuild(catalogue: pl.DataFrame, fast_config, tmp_path: Path) -> None:  # noqa: ANN001
+def test_added_and_changed_items_are_searched_without_a_rebuild(catalogue: pl.DataFrame, fast_config: LongtailConfig, tmp_path: Path) -> None:
     events = builders.events([("u1", "beaker", "view"), ("u2", "drill", "view")], at=[timedelta(0)] * 2)
     SearchEngine.build(catalogue, fast_config, events=events, directory=tmp_path / "index")
     engine = SearchEngine.open(tmp_path / "index", lexical_copy=tmp_path / "work")

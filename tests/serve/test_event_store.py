@@ -80,7 +80,8 @@ def test_keys_are_stored_revoked_and_listed(store: EventStore) -> None:
     assert store.revoke_key("k1") and not store.revoke_key("k1")
     assert store.get_key("k1").revoked_at is not None  # type: ignore[union-attr]
     assert store.get_key("missing") is None
-    assert [k.key_id for k in store.keys()] == ["k1"]
+    listed = store.keys()
+    assert [k.key_id for k in listed] == ["k1"]
 
 
 def test_items_upsert_replaces_by_id(store: EventStore) -> None:

@@ -9,12 +9,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from longtail.core.config import FinetuneConfig, LongtailConfig, save_config
 from longtail.core.errors import LongtailError
+
+if TYPE_CHECKING:
+    from transformers import BertModel
 
 REPORT_FILE = "finetune_report.json"
 # BERT's attention projections: the usual LoRA targets, 74k trainable parameters at rank 8 on MiniLM-L6.
@@ -62,7 +66,8 @@ def pairs_from_search_events(events: pl.DataFrame, items: pl.DataFrame, texts: S
     return pairs
 
 
-def _freeze_lowest_layers(auto_model, layers: int) -> None:  # noqa: ANN001  (a transformers BertModel)
+def _freeze_lowest_layers(auto_model: BertModel, layers: int) -> None:
+    """Stop gradients through the embeddings and the lowest `layers` encoder layers."""
     for parameter in auto_model.embeddings.parameters():
         parameter.requires_grad = False
     for layer in auto_model.encoder.layer[:layers]:

@@ -51,7 +51,10 @@ def step_intents(items: pl.DataFrame, events: pl.DataFrame, window: int) -> pl.D
         .sort(["user_id", "timestamp", "order"])
     )
     has_item = pl.col("item_id").is_not_null()
-    earlier = lambda column: pl.col(column).is_not_null() & ~pl.col(column).is_first_distinct().over("user_id")  # noqa: E731
+
+    def earlier(column: str) -> pl.Expr:
+        return pl.col(column).is_not_null() & ~pl.col(column).is_first_distinct().over("user_id")
+
     recent_category = pl.any_horizontal(
         [(pl.col("category") == pl.col("category").shift(lag).over("user_id")).fill_null(False) for lag in range(1, window + 1)]
     )
@@ -167,6 +170,16 @@ def feature_matrix(table: pl.DataFrame) -> np.ndarray:
     return table.select(FEATURES).to_numpy().astype(np.float64)
 
 
+def _labelled(frame: pl.DataFrame, head: str, classes: list[str]) -> pl.DataFrame:
+    """The rows whose `head` label is one of the classes the model learned."""
+    return frame.filter(pl.col(head).is_in(classes))
+
+
+def _class_codes(frame: pl.DataFrame, head: str, classes: list[str]) -> np.ndarray:
+    """The `head` labels as indices into `classes` (LightGBM's multiclass target)."""
+    return frame[head].replace_strict({n: i for i, n in enumerate(classes)}, return_dtype=pl.Int32).to_numpy()
+
+
 def tune_decision_weights(probabilities: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Per-class multipliers whose weighted argmax maximises macro-F1 on held-out rows (coordinate ascent).
 
@@ -176,7 +189,10 @@ def tune_decision_weights(probabilities: np.ndarray, truth: np.ndarray) -> np.nd
     from sklearn.metrics import f1_score
 
     present = np.unique(truth)
-    score = lambda weights: f1_score(truth, (probabilities * weights).argmax(axis=1), labels=present, average="macro", zero_division=0)  # noqa: E731
+
+    def score(weights: np.ndarray) -> float:
+        return float(f1_score(truth, (probabilities * weights).argmax(axis=1), labels=present, average="macro", zero_division=0))
+
     weights = np.ones(probabilities.shape[1])
     best = score(weights)
     for _ in range(2):
@@ -226,15 +242,14 @@ class IntentModel:
             self.classes_[head] = [name for name in canonical if name in present]
             if len(self.classes_[head]) < 2:
                 continue
-            labelled = lambda frame: frame.filter(pl.col(head).is_in(self.classes_[head]))  # noqa: E731
-            encode = lambda frame: frame[head].replace_strict({n: i for i, n in enumerate(self.classes_[head])}, return_dtype=pl.Int32).to_numpy()  # noqa: E731
+            classes = self.classes_[head]
             weights = rows[WEIGHT].to_numpy() if WEIGHT in rows.columns else None
-            train_set = lightgbm.Dataset(feature_matrix(rows), encode(rows), weight=weights, feature_name=list(FEATURES),
+            train_set = lightgbm.Dataset(feature_matrix(rows), _class_codes(rows, head, classes), weight=weights, feature_name=list(FEATURES),
                                          categorical_feature=list(CATEGORICAL))
             valid_sets, callbacks = [], []
-            if valid is not None and labelled(valid).height:
-                kept = labelled(valid)
-                valid_sets = [lightgbm.Dataset(feature_matrix(kept), encode(kept), reference=train_set)]
+            if valid is not None and _labelled(valid, head, classes).height:
+                kept = _labelled(valid, head, classes)
+                valid_sets = [lightgbm.Dataset(feature_matrix(kept), _class_codes(kept, head, classes), reference=train_set)]
                 callbacks = [lightgbm.early_stopping(self.config.early_stopping_rounds, verbose=False)]
             self.boosters_[head] = lightgbm.train(self._params(len(self.classes_[head])), train_set, self.config.trees, valid_sets=valid_sets, callbacks=callbacks)
             self.decision_weights_[head] = [1.0] * len(HEAD_CLASSES[head])

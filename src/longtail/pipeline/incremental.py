@@ -44,6 +44,11 @@ def _interactions(events: pl.DataFrame) -> pl.DataFrame:
     return events.filter(pl.col("item_id").is_not_null()).select(HISTORY_COLUMNS)
 
 
+def _part(aged: pl.DataFrame, keep: pl.Expr) -> pl.DataFrame:
+    """The rows of an aged event table that `keep` selects, back in their original order and columns."""
+    return aged.filter(keep).sort("order").drop("order", "age")
+
+
 def _with_age(events: pl.DataFrame) -> pl.DataFrame:
     """Interactions with `order` (input row) and `age` (1 = the user's newest; equal times: the later row is newer)."""
     return (
@@ -55,8 +60,7 @@ def _with_age(events: pl.DataFrame) -> pl.DataFrame:
 def hold_back(events: pl.DataFrame, newest: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(past, new): each user's `newest` latest interactions split off, e.g. to replay later as new events."""
     aged = _with_age(events)
-    part = lambda keep: aged.filter(keep).sort("order").drop("order", "age")  # noqa: E731
-    return part(pl.col("age") > newest), part(pl.col("age") <= newest)
+    return _part(aged, pl.col("age") > newest), _part(aged, pl.col("age") <= newest)
 
 
 def recent_slice(new_events: pl.DataFrame, config: IncrementalConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -70,8 +74,7 @@ def recent_slice(new_events: pl.DataFrame, config: IncrementalConfig) -> tuple[p
         recent = pl.col("age") == 1
     else:
         recent = pl.col("timestamp") >= aged["timestamp"].quantile(1 - config.holdout_share, interpolation="higher")
-    part = lambda keep: aged.filter(keep).sort("order").drop("order", "age")  # noqa: E731
-    return part(~recent), part(recent)
+    return _part(aged, ~recent), _part(aged, recent)
 
 
 def _write_folder(directory: Path, model: SASRec, item_ids: list[str], history: pl.DataFrame, config: LongtailConfig,

@@ -49,7 +49,10 @@ def _evaluate_head(model: IntentModel, head: Head, train: pl.DataFrame, test: pl
     predicted["model"] = np.asarray(model.predict(rows, head), dtype=object)  # weighted argmax, tuned on early-stopping users
     metrics = {name: classification_metrics(truth, p, classes, predicted[name]) for name, p in probabilities.items()}
     codes = {name: np.array([classes.index(c) for c in values]) for name, values in {"truth": truth, **predicted}.items()}
-    score = lambda t, p: macro_f1(t, p, range(len(classes)))  # noqa: E731
+
+    def score(t: np.ndarray, p: np.ndarray) -> float:
+        return macro_f1(t, p, range(len(classes)))
+
     users = rows["user_id"].to_numpy()
     comparisons = {name: paired_bootstrap_statistic(score, codes["truth"], codes["model"], codes[name], users, samples, seed)
                    for name in ("majority", "latest step")}

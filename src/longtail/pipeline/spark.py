@@ -142,13 +142,13 @@ def start_session(config: PipelineConfig, app_name: str = "longtail") -> SparkSe
 
 def _wait_for_executor(session: SparkSession, config: PipelineConfig) -> None:
     deadline = time.monotonic() + config.spark_connect_timeout_seconds
-    status = session.sparkContext._jsc.sc().getExecutorMemoryStatus()  # noqa: SLF001 (no public API for this)
+    status = session.sparkContext._jsc.sc().getExecutorMemoryStatus()  # private: Spark has no public API for this
     while status.size() < 2:  # the driver itself is the first entry
         if time.monotonic() > deadline:
             session.stop()
             raise ExecutorError(f"no Spark executor joined {config.spark_master} within {config.spark_connect_timeout_seconds:.0f}s")
         time.sleep(0.5)
-        status = session.sparkContext._jsc.sc().getExecutorMemoryStatus()  # noqa: SLF001
+        status = session.sparkContext._jsc.sc().getExecutorMemoryStatus()
 
 
 def _free_port() -> int:

@@ -219,7 +219,7 @@ def event_references(events: pl.DataFrame, index: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(
         [
             findings_where(joined, has_item & pl.col("kept").is_null(), "unknown_item", QUARANTINE, describe("item_id ", pl.col("item_id"))),
-            findings_where(joined, has_item & (pl.col("kept") == False), "quarantined_item", QUARANTINE, describe("item_id ", pl.col("item_id"), " was quarantined")),  # noqa: E712
+            findings_where(joined, has_item & ~pl.col("kept"), "quarantined_item", QUARANTINE, describe("item_id ", pl.col("item_id"), " was quarantined")),
             findings_where(
                 joined,
                 pl.col("kept").fill_null(False) & (pl.col("timestamp") < pl.col("created_at")).fill_null(False),

@@ -6,9 +6,10 @@ import io
 import warnings
 
 import matplotlib
+import matplotlib.pyplot as plt
 
+# Reports are drawn headless; pyplot resolves its backend lazily, so choosing it after the import still takes effect.
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 # Text stays text in the SVG, so the browser draws Chinese labels with its own fonts (no CJK font ships here).
 matplotlib.rcParams["svg.fonttype"] = "none"

@@ -208,6 +208,7 @@ class EventStore(ABC):
 
     def _after_erasure(self) -> None:
         """Backend hook: make erased rows unrecoverable from the database files, where the backend can."""
+        return None  # deliberately not abstract: a backend whose deletes leave nothing behind needs no extra step
 
     def popular_items(self, limit: int) -> list[tuple[str, int]]:
         """Items by how many events reference them, most first."""
