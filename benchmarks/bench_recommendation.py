@@ -133,7 +133,9 @@ def bench_dataset(dataset: str, config: LongtailConfig, stages: set[str], result
     def evaluate(name: str, model: Recommender, seconds: float, peak: float, **extra: object) -> None:
         evaluations[name] = evaluate_split(model.score, split, "test", settings)
         runs.append(run_record(dataset, name, evaluations[name], seconds, peak, **extra))
-        log.info("%s %s: HR@10 %.4f NDCG@10 %.4f (train %.0fs)", dataset, name, evaluations[name].metrics["HR@10"], evaluations[name].metrics["NDCG@10"], seconds)
+        log.info(
+            "%s %s: HR@10 %.4f NDCG@10 %.4f (train %.0fs)", dataset, name, evaluations[name].metrics["HR@10"], evaluations[name].metrics["NDCG@10"], seconds
+        )
         save_runs(runs, results)
 
     train = TrainData(split.n_items, split.train, split.valid, vectors, config.seed)

@@ -85,7 +85,9 @@ def single_query_latency_ms(encoder: TextEncoder, queries: list[str]) -> dict[st
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
 
 
-def ranked_run(engine: SearchEngine, judgments: pl.DataFrame, mode: Mode, query_vectors: np.ndarray | None, lexical_weight: float | None = None) -> dict[str, list[str]]:
+def ranked_run(
+    engine: SearchEngine, judgments: pl.DataFrame, mode: Mode, query_vectors: np.ndarray | None, lexical_weight: float | None = None
+) -> dict[str, list[str]]:
     queries = judgments.unique("query_id", maintain_order=True)
     run = {}
     for position, (query_id, query) in enumerate(queries.select("query_id", "query").iter_rows()):
@@ -154,7 +156,10 @@ def relevance_runs(items: pl.DataFrame, popularity: dict[str, int], speed: dict)
             engines[f"finetuned-{name}"] = SearchEngine.build(items, config, encoder, vectors=encoder.encode(texts))
             query_vectors[f"finetuned-{name}"] = encode_queries(encoder, test_queries)
             speed[f"finetune_{name}"] = {k: v for k, v in report.__dict__.items() if k != "curve"} | {"curve": report.curve}
-            log(f"fine-tuned ({name}): {report.steps} steps in {report.seconds:.0f}s, validation loss {report.initial_validation_loss:.3f} -> {report.best_validation_loss:.3f}")
+            log(
+                f"fine-tuned ({name}): {report.steps} steps in {report.seconds:.0f}s, "
+                f"validation loss {report.initial_validation_loss:.3f} -> {report.best_validation_loss:.3f}"
+            )
 
     def tuning_objective(weight: float) -> float:
         run = ranked_run(engines["stock"], tuning, "hybrid", encode_queries(stock, tuning["query"].to_list()), weight)
@@ -208,7 +213,9 @@ def relevance_runs(items: pl.DataFrame, popularity: dict[str, int], speed: dict)
     }
     for run in runs:
         run["paired_bootstrap_vs"] = {
-            baseline: {metric: paired_comparison(*aligned_scores(per_query[baseline], per_query[run["retriever"]], metric), seed=SEED) for metric in ("NDCG@10", "MRR")}
+            baseline: {
+                metric: paired_comparison(*aligned_scores(per_query[baseline], per_query[run["retriever"]], metric), seed=SEED) for metric in ("NDCG@10", "MRR")
+            }
             for baseline in comparisons.get(run["retriever"], [])
         }
     ndcg = {run["retriever"]: run["metrics"]["NDCG@10"] for run in runs}

@@ -33,7 +33,9 @@ def _with_prices(items: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
 
 def _typo(title: str) -> str:
     """A near-duplicate as shops produce them: re-listed upper-cased with a swapped letter pair."""
-    middle = next(i for i in range(len(title) // 2, len(title) - 1) if title[i].isalpha() and title[i + 1].isalpha() and title[i].lower() != title[i + 1].lower())
+    middle = next(
+        i for i in range(len(title) // 2, len(title) - 1) if title[i].isalpha() and title[i + 1].isalpha() and title[i].lower() != title[i + 1].lower()
+    )
     return (title[:middle] + title[middle + 1] + title[middle] + title[middle + 2 :]).upper()
 
 
@@ -77,7 +79,10 @@ def planted(datasets_root: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         return (text + " — 5°C café").encode("utf-8").decode("cp1252", errors="ignore")
 
     items = items.with_columns(
-        pl.when(pl.col("item_id").is_in(mojibake_ids)).then(pl.col("title").map_elements(garble, return_dtype=pl.String)).otherwise(pl.col("title")).alias("title")
+        pl.when(pl.col("item_id").is_in(mojibake_ids))
+        .then(pl.col("title").map_elements(garble, return_dtype=pl.String))
+        .otherwise(pl.col("title"))
+        .alias("title")
     )
     all_items = pl.concat(
         [items.with_columns(pl.lit(None, pl.String).alias("planted"), pl.lit(None, pl.String).alias("origin")),

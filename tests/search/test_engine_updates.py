@@ -17,7 +17,9 @@ def test_added_and_changed_items_are_searched_without_a_rebuild(catalogue: pl.Da
     events = builders.events([("u1", "beaker", "view"), ("u2", "drill", "view")], at=[timedelta(0)] * 2)
     SearchEngine.build(catalogue, fast_config, events=events, directory=tmp_path / "index")
     engine = SearchEngine.open(tmp_path / "index", lexical_copy=tmp_path / "work")
-    added = pl.DataFrame({"item_id": ["torque"], "title": ["Click torque wrench, 1/2 inch drive"], "category": ["Tools > Wrenches"], "brand": ["Zyx"], "price": [45.0]})
+    added = pl.DataFrame(
+        {"item_id": ["torque"], "title": ["Click torque wrench, 1/2 inch drive"], "category": ["Tools > Wrenches"], "brand": ["Zyx"], "price": [45.0]}
+    )
     engine.add_items(added)
     assert [hit.item_id for hit in engine.search("torque wrench", k=1).hits] == ["torque"]
     assert engine.search("wrench", k=3, mode="lexical").total == 1

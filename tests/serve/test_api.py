@@ -121,7 +121,17 @@ def test_metrics_count_requests_per_route_and_events_written(client: httpx.Clien
 
 def test_openapi_spec_is_served(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
-    assert {"/search", "/events", "/users/{user_id}", "/users/{user_id}/recommendations", "/users/{user_id}/profile", "/items", "/items/{item_id}/similar", "/health", "/metrics"} <= set(spec["paths"])
+    assert {
+        "/search",
+        "/events",
+        "/users/{user_id}",
+        "/users/{user_id}/recommendations",
+        "/users/{user_id}/profile",
+        "/items",
+        "/items/{item_id}/similar",
+        "/health",
+        "/metrics",
+    } <= set(spec["paths"])
 
 
 # -- scopes ------------------------------------------------------------------------------------
@@ -334,7 +344,11 @@ def test_the_api_runs_on_postgresql(served_dir: Any, postgres: Any) -> None:
         before = served.store.count()
         response = http.post("/events", json={"events": [{"user_id": "pg-u", "item_id": ITEM, "event_type": "add_to_cart"}] * 2}, headers=write)
         assert response.status_code == 201 and served.store.count() == before + 2
-        bad = http.post("/events", json={"events": [{"user_id": "pg-u", "item_id": ITEM, "event_type": "view"}, {"user_id": "pg-u", "item_id": INJECTION, "event_type": "view"}]}, headers=write)
+        bad = http.post(
+            "/events",
+            json={"events": [{"user_id": "pg-u", "item_id": ITEM, "event_type": "view"}, {"user_id": "pg-u", "item_id": INJECTION, "event_type": "view"}]},
+            headers=write,
+        )
         assert bad.status_code == 422 and served.store.count() == before + 2
         assert http.get("/users/pg-u/profile", headers=read).json()["event_types"] == {"add_to_cart": 2}
         assert http.delete("/users/pg-u", headers=admin).json()["events_deleted"] == 2

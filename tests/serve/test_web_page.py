@@ -68,7 +68,15 @@ class DevTools:
         self.call("Input.insertText", text=text)
         if enter:
             for kind in ("keyDown", "keyUp"):
-                self.call("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter", windowsVirtualKeyCode=13, nativeVirtualKeyCode=13, text="\r" if kind == "keyDown" else "")
+                self.call(
+                    "Input.dispatchKeyEvent",
+                    type=kind,
+                    key="Enter",
+                    code="Enter",
+                    windowsVirtualKeyCode=13,
+                    nativeVirtualKeyCode=13,
+                    text="\r" if kind == "keyDown" else "",
+                )
 
 
 @pytest.fixture

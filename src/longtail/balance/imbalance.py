@@ -110,7 +110,11 @@ def imbalance_report(
     counts = item_interaction_counts(items, events)["interactions"].to_numpy()
     # Without interactions (a catalogue alone) popularity buckets would be arbitrary: the section is left empty.
     popularity = popularity_skew(counts, head_item_share, tail_interaction_share) if counts.sum() else None
-    categories = items.select("item_id", "category") if items is not None and "category" in items.columns else pl.DataFrame(schema={"item_id": pl.String, "category": pl.String})
+    categories = (
+        items.select("item_id", "category")
+        if items is not None and "category" in items.columns
+        else pl.DataFrame(schema={"item_id": pl.String, "category": pl.String})
+    )
     interacted = events.drop_nulls("item_id").select("item_id").join(categories, on="item_id", how="left")
     return {
         "popularity": popularity,

@@ -53,7 +53,9 @@ def print_evaluation(runs: list[dict[str, Any]], out: Path) -> None:
 @commands.command()
 def evaluate(
     out: Annotated[Path, typer.Option(help="output directory for report.html, report.json and config.yaml")],
-    model: Annotated[list[str], typer.Option(help="recommender to evaluate (repeat the option): popularity, itemknn, als, ease, content, sasrec")] = DEFAULT_MODELS,
+    model: Annotated[
+        list[str], typer.Option(help="recommender to evaluate (repeat the option): popularity, itemknn, als, ease, content, sasrec")
+    ] = DEFAULT_MODELS,
     dataset: BundledDatasetOption = None,
     items: ItemsFileOption = None,
     events: EventsFileOption = None,

@@ -77,7 +77,9 @@ def print_search_results(engine: SearchEngine, query: str, results: SearchResult
     title = f"'{query}'" + (f" for user {user}" + ("" if results.personalised else " (no history: not personalised)") if user else "")
     table = Table(title=f"Results for {title}")
     for column in ("#", "item", "title", "category", "brand", "price", "score", "bm25 #", "dense #"):
-        table.add_column(column, justify="right" if column in ("#", "price", "score", "bm25 #", "dense #") else "left", min_width=24 if column == "title" else None)
+        table.add_column(
+            column, justify="right" if column in ("#", "price", "score", "bm25 #", "dense #") else "left", min_width=24 if column == "title" else None
+        )
     details = engine.items.select("category", "brand", "price")
     for position, hit in enumerate(results.hits, start=1):
         category, brand, price = details.row(hit.row)

@@ -107,7 +107,9 @@ def against_baseline(evaluations: dict[str, Evaluation], config: RecommendConfig
                 compared = paired_bootstrap(evaluation.per_user[segment][metric], base.per_user[segment][metric], config.bootstrap_samples)
                 reference = float(np.nanmean(base.per_user[segment][metric]))
                 # from a baseline of 0 any gain is unbounded: +inf, not a silent NaN
-                compared["relative"] = compared["difference"] / reference if reference else math.copysign(math.inf, compared["difference"]) if compared["difference"] else 0.0
+                compared["relative"] = (
+                    compared["difference"] / reference if reference else math.copysign(math.inf, compared["difference"]) if compared["difference"] else 0.0
+                )
                 rows[f"{segment}/{metric}"] = compared
         result[name] = rows
     return result
@@ -208,5 +210,7 @@ def write_results(result: dict, evaluations: dict[str, Evaluation], settings: Lo
     ]
     compared = {"heading": "Paired bootstrap: each variant minus the baseline (95% CI over users; relative change in brackets)",
                 "rows": result["vs_baseline"], "metrics": [f"{s}/{m}" for s in SEGMENTS for m in METRICS], "relative": True}
-    context = report_context(f"ablation on {result['dataset']}", result["runs"], evaluations, settings.recommend, result["protocol"], compared=compared, notes=notes)
+    context = report_context(
+        f"ablation on {result['dataset']}", result["runs"], evaluations, settings.recommend, result["protocol"], compared=compared, notes=notes
+    )
     write_report_pair(json_path, html_path, {**result, "config": settings.model_dump(mode="json")}, "evaluation.html", context)

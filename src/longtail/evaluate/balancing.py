@@ -1,4 +1,7 @@
-"""The balancing experiment: one classifier trained on an imbalanced real task with and without each balancing strategy, scored per class on an untouched test split."""
+"""The balancing experiment: one classifier trained on an imbalanced real task with and without each balancing strategy.
+
+Each run is scored per class on an untouched test split.
+"""
 
 from __future__ import annotations
 

@@ -11,7 +11,10 @@ PROXY_LABEL = "proxy: known-item search, query = 2-4 words of one item's title, 
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 # Words that say nothing about which item is meant; a query made of them would be unanswerable.
 _STOPWORDS = frozenset(
-    ["and", "the", "for", "with", "from", "pack", "set", "inch", "inches", "each", "per", "pcs", "piece", "pieces", "count", "size", "small", "large", "mini", "new", "our", "you", "your", "this", "that", "are", "not"]
+    [
+        "and", "the", "for", "with", "from", "pack", "set", "inch", "inches", "each", "per", "pcs", "piece", "pieces",
+        "count", "size", "small", "large", "mini", "new", "our", "you", "your", "this", "that", "are", "not",
+    ]
 )
 
 

@@ -27,10 +27,31 @@ Head = Literal["intent", "next_action"]
 HEAD_CLASSES: dict[str, tuple[str, ...]] = {"intent": INTENTS, "next_action": ACTIONS}
 CATEGORICAL = ("latest_intent", "latest_action")
 FEATURES: tuple[str, ...] = (
-    "history_length", "window_length", "category_diversity", "brand_diversity", "latest_category_run", "latest_brand_run",
-    "latest_category_share", "latest_brand_share", "repeat_item_share", "known_brand_share", "history_buy_share",
-    "browse_share", "compare_share", "buy_share", "latest_popularity", "mean_popularity", "latest_category_size",
-    "latest_brand_size", "window_category_mass", "history_brand_mass", "latest_gap", "mean_gap", "item_share", *(f"{action}_share" for action in ACTIONS), *CATEGORICAL,
+    "history_length",
+    "window_length",
+    "category_diversity",
+    "brand_diversity",
+    "latest_category_run",
+    "latest_brand_run",
+    "latest_category_share",
+    "latest_brand_share",
+    "repeat_item_share",
+    "known_brand_share",
+    "history_buy_share",
+    "browse_share",
+    "compare_share",
+    "buy_share",
+    "latest_popularity",
+    "mean_popularity",
+    "latest_category_size",
+    "latest_brand_size",
+    "window_category_mass",
+    "history_brand_mass",
+    "latest_gap",
+    "mean_gap",
+    "item_share",
+    *(f"{action}_share" for action in ACTIONS),
+    *CATEGORICAL,
 )
 MISSING = -1
 WEIGHT_GRID = np.geomspace(0.25, 8.0, 21)
@@ -251,7 +272,9 @@ class IntentModel:
                 kept = _labelled(valid, head, classes)
                 valid_sets = [lightgbm.Dataset(feature_matrix(kept), _class_codes(kept, head, classes), reference=train_set)]
                 callbacks = [lightgbm.early_stopping(self.config.early_stopping_rounds, verbose=False)]
-            self.boosters_[head] = lightgbm.train(self._params(len(self.classes_[head])), train_set, self.config.trees, valid_sets=valid_sets, callbacks=callbacks)
+            self.boosters_[head] = lightgbm.train(
+                self._params(len(self.classes_[head])), train_set, self.config.trees, valid_sets=valid_sets, callbacks=callbacks
+            )
             self.decision_weights_[head] = [1.0] * len(HEAD_CLASSES[head])
             if valid_sets:
                 truth = np.array([HEAD_CLASSES[head].index(name) for name in kept[head].to_list()])

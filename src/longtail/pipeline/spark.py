@@ -56,7 +56,9 @@ def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame
     return frame.select(columns)
 
 
-def _run_partition(batches: Iterator[pd.DataFrame], function: BatchFunction, input_schema: dict[str, pl.DataType], output_schema: dict[str, pl.DataType]) -> Iterator[pd.DataFrame]:
+def _run_partition(
+    batches: Iterator[pd.DataFrame], function: BatchFunction, input_schema: dict[str, pl.DataType], output_schema: dict[str, pl.DataType]
+) -> Iterator[pd.DataFrame]:
     """Worker side: gather the partition's batches (so grouped rows meet), run the pure function, return pandas."""
     import pandas as pd
 

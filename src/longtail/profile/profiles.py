@@ -384,7 +384,9 @@ def intent(profile: UserProfile) -> dict[str, float]:
     return {kind: round(count / total, 6) for kind, count in sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))} if total else {}
 
 
-def summarise(profile: UserProfile, config: ProfileConfig | None = None, category_shares: Mapping[str, float] | None = None, dp_epsilon: float | None = None) -> ProfileSummary:
+def summarise(
+    profile: UserProfile, config: ProfileConfig | None = None, category_shares: Mapping[str, float] | None = None, dp_epsilon: float | None = None
+) -> ProfileSummary:
     """Every part of a profile with what is behind it; `category_shares` replaces the exact ones (a DP release)."""
     config = config or ProfileConfig()
     return ProfileSummary(
@@ -407,7 +409,9 @@ def summarise(profile: UserProfile, config: ProfileConfig | None = None, categor
     )
 
 
-def dp_category_shares(profile: UserProfile, domain: list[str], epsilon: float, at: datetime, seed: int, config: ProfileConfig | None = None) -> dict[str, float]:
+def dp_category_shares(
+    profile: UserProfile, domain: list[str], epsilon: float, at: datetime, seed: int, config: ProfileConfig | None = None
+) -> dict[str, float]:
     """Category affinities released with event-level ε-DP over a public category domain.
 
     Weights are taken at a public time `at` (not at the user's own last-seen time), so one event more or less

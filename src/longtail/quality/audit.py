@@ -127,7 +127,9 @@ def _repair_text(table: pl.DataFrame, columns: list[str], config: LongtailConfig
     return table
 
 
-def _outcome(spec: TableSpec, table: pl.DataFrame, findings: pl.DataFrame, order: tuple[str, ...], config: LongtailConfig, text_columns: list[str]) -> TableOutcome:
+def _outcome(
+    spec: TableSpec, table: pl.DataFrame, findings: pl.DataFrame, order: tuple[str, ...], config: LongtailConfig, text_columns: list[str]
+) -> TableOutcome:
     """Split a table by its findings, repair what the rules fix, and check the counts reconcile."""
     original = table.drop(INVALID_FIELDS, INVALID_VALUES)
     quarantine = _quarantine_rows(original, findings, order)

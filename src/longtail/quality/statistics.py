@@ -18,7 +18,15 @@ VALIDITY_REASONS = {
     "missing_title", "missing_user_id", "missing_timestamp", "missing_query", "invalid_price", "invalid_event_type",
     "rating_out_of_range", "future_timestamp", "timestamp_before_catalogue", "unparseable_grade", "missing_grade", "invalid_grade",
 }
-CONSISTENCY_REASONS = {"unknown_user", "unknown_item", "quarantined_item", "event_before_item_created", "unknown_currency", "malformed_category", "ambiguous_category"}
+CONSISTENCY_REASONS = {
+    "unknown_user",
+    "unknown_item",
+    "quarantined_item",
+    "event_before_item_created",
+    "unknown_currency",
+    "malformed_category",
+    "ambiguous_category",
+}
 UNIQUENESS_REASONS = {"duplicate_item_id", "duplicate_item", "near_duplicate_item", "duplicate_event", "duplicate_user_id", "duplicate_judgment"}
 OUTLIER_REASONS = {"bot_user", "price_outlier"}
 NOISE_REASONS = {"html_in_text", "mojibake_text", "boilerplate_text"}

@@ -257,6 +257,8 @@ class SearchEngine:
         terms = self.lexical.query_terms(query) if mode != "dense" else []
         return SearchResults(hits, facets, terms, personalised, len(rows))
 
-    def ranked_ids(self, query: str, k: int = 100, mode: Mode = "hybrid", query_vector: np.ndarray | None = None, lexical_weight: float | None = None) -> list[str]:
+    def ranked_ids(
+        self, query: str, k: int = 100, mode: Mode = "hybrid", query_vector: np.ndarray | None = None, lexical_weight: float | None = None
+    ) -> list[str]:
         """Just the ranked item ids, for evaluation runs."""
         return [hit.item_id for hit in self.search(query, k, mode=mode, query_vector=query_vector, lexical_weight=lexical_weight).hits]

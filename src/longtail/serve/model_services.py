@@ -123,7 +123,14 @@ class ModelServices:
 
     def _hit(self, row: int, score: float) -> ItemHit:
         item = self.engine.items.row(row, named=True)
-        return ItemHit(item_id=item["item_id"], title=item["title"], category=item.get("category"), brand=item.get("brand"), price=item.get("price"), score=round(float(score), 6))
+        return ItemHit(
+            item_id=item["item_id"],
+            title=item["title"],
+            category=item.get("category"),
+            brand=item.get("brand"),
+            price=item.get("price"),
+            score=round(float(score), 6),
+        )
 
     def _profile_items(self, item_ids: Iterable[str | None]) -> dict[str, ProfileItem]:
         found = {}

@@ -183,7 +183,9 @@ class EventStore(ABC):
         rows = self._read(
             f"SELECT {_EVENT_COLUMNS}, id FROM events WHERE user_id = ? ORDER BY ts_us DESC, id DESC LIMIT ?", (user_id, limit)
         )
-        return [StoredEvent(**{name: from_micros(v) if name == "timestamp" else v for name, v in zip(_EVENT_FIELDS, r[:-1], strict=True)}, id=r[-1]) for r in rows]
+        return [
+            StoredEvent(**{name: from_micros(v) if name == "timestamp" else v for name, v in zip(_EVENT_FIELDS, r[:-1], strict=True)}, id=r[-1]) for r in rows
+        ]
 
     def count(self, user_id: str | None = None) -> int:
         """How many events are stored, in total or for one user."""
