@@ -153,7 +153,7 @@ def _ingest(privacy: PrivacyConfig, stored_id: Callable[[str], str]) -> Callable
     scrubbed = [column for column in privacy.scrub_columns.get("events", []) if column in ("query", "text")] if privacy.enabled and privacy.scrub_pii else []
 
     def ingest(event: StoredEvent) -> StoredEvent:
-        clean = {column: scrub_text(value)[0] for column in scrubbed if (value := getattr(event, column))}
+        clean: dict[str, Any] = {column: scrub_text(value)[0] for column in scrubbed if (value := getattr(event, column))}
         return replace(event, user_id=stored_id(event.user_id), **clean)
 
     return ingest
