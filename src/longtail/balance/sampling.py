@@ -104,6 +104,7 @@ class WeightedSampling(Component):
     def probabilities(self, table: pl.DataFrame) -> np.ndarray:
         """Each row's probability of being drawn."""
         if self.by == "column":
+            assert self.weight_column is not None  # __init__ requires it exactly when by is column
             weights = table[self.weight_column].cast(pl.Float64).to_numpy()
         elif self.by == "last-item":
             popularity = item_counts(table)[last_items(table)].astype(np.float64)

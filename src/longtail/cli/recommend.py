@@ -30,6 +30,8 @@ def evaluate_recommenders(out: Path, models: list[str], dataset: str | None, ite
     if dataset is None and (items is None or events is None):
         raise LongtailError("give --dataset, or both --items and --events")
     item_table, event_table = load_catalogue(items, events, dataset, datasets_root, settings)
+    if event_table is None:
+        raise LongtailError(f"dataset {dataset!r} has no events to evaluate on")
     with progress() as bar:
         task = bar.add_task("evaluate", total=2 * len(models))
         return evaluate_models(item_table, event_table, models, settings, out, protocol, max_users,

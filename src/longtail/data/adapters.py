@@ -44,7 +44,9 @@ def _conform(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
 
 def sequences_to_events(sequences: dict[str, list[str]], event_type: str = "review") -> pl.DataFrame:
     """Turn ordered per-user item lists into events with synthetic, order-preserving daily timestamps."""
-    users, items, positions = [], [], []
+    users: list[str] = []
+    items: list[str] = []
+    positions: list[int] = []
     for user, sequence in sequences.items():
         users.extend([user] * len(sequence))
         items.extend(sequence)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -106,7 +106,8 @@ def finetune_encoder(
         base_model_path = get_model_path()
     model = SentenceTransformer(str(base_model_path), device="cpu")
     model.max_seq_length = settings.max_seq_length
-    transformer = model[0]
+    # sentence-transformers' Transformer module; its .model is swapped for a peft wrapper and back, which no static type follows.
+    transformer: Any = model[0]
     if settings.mode == "lora":
         from peft import LoraConfig, get_peft_model
 

@@ -172,14 +172,15 @@ def run_ablation(settings: LongtailConfig, datasets_root: Path, on_step: Step | 
     items, events = first_users(load_dataset(ablation.dataset, datasets_root), ablation.max_users)
     split = split_events(items, events, ablation.protocol)
     encoder = build_encoder(settings.encode) if any(config.sequential.text_init != "none" for config in arm_settings.values()) else None
-    runs, evaluations = [], {}
-    for arm in [*arms, None]:
+    runs: list[dict] = []
+    evaluations: dict[str, Evaluation] = {}
+    for variant in [*arms, None]:
         # the combination arm comes last: it is chosen from the variants' validation results
-        arm = arm or best_combination(runs, ablation.variants, ablation.combine_best, ablation.overall_loss)
-        if arm is None:
+        current = variant or best_combination(runs, ablation.variants, ablation.combine_best, ablation.overall_loss)
+        if current is None:
             break
-        step(f"{arm.name}: train and evaluate")
-        record, evaluations[arm.name] = train_arm(arm, split, items, settings, encoder)
+        step(f"{current.name}: train and evaluate")
+        record, evaluations[current.name] = train_arm(current, split, items, settings, encoder)
         runs.append(record)
         if on_arm is not None:
             on_arm(summarise(settings, split, runs, evaluations), evaluations)

@@ -94,11 +94,19 @@ def query_segments(
     return segments
 
 
+
+def _mean(column: pl.Series) -> float:
+    """The mean of a numeric metric column with at least one value."""
+    value = column.mean()
+    assert isinstance(value, int | float)
+    return float(value)
+
+
 def summarize(per_query: pl.DataFrame, segments: Mapping[str, Sequence[str]] | None = None) -> dict[str, object]:
     """Mean metrics over all queries and within each segment, with the number of queries behind each mean."""
 
     def means(frame: pl.DataFrame) -> dict[str, float]:
-        return {metric: float(frame[metric].mean()) if frame.height else float("nan") for metric in METRICS}
+        return {metric: _mean(frame[metric]) if frame.height else float("nan") for metric in METRICS}
 
     result: dict[str, object] = {"queries": per_query.height, "metrics": means(per_query), "segments": {}}
     for name, members in (segments or {}).items():

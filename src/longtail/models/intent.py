@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 import polars as pl
@@ -24,7 +25,7 @@ ACTIONS: tuple[str, ...] = EVENT_TYPES[:5]
 # Ratings and reviews are written by people who bought the item, so the action head counts them as purchases.
 ACTION_OF_EVENT: dict[str, str] = {**{action: action for action in ACTIONS}, "rating": "purchase", "review": "purchase"}
 Head = Literal["intent", "next_action"]
-HEAD_CLASSES: dict[str, tuple[str, ...]] = {"intent": INTENTS, "next_action": ACTIONS}
+HEAD_CLASSES: dict[Head, tuple[str, ...]] = {"intent": INTENTS, "next_action": ACTIONS}
 CATEGORICAL = ("latest_intent", "latest_action")
 FEATURES: tuple[str, ...] = (
     "history_length",
@@ -267,7 +268,8 @@ class IntentModel:
             weights = rows[WEIGHT].to_numpy() if WEIGHT in rows.columns else None
             train_set = lightgbm.Dataset(feature_matrix(rows), _class_codes(rows, head, classes), weight=weights, feature_name=list(FEATURES),
                                          categorical_feature=list(CATEGORICAL))
-            valid_sets, callbacks = [], []
+            valid_sets: list[lightgbm.Dataset] = []
+            callbacks: list[Callable[..., Any]] = []
             if valid is not None and _labelled(valid, head, classes).height:
                 kept = _labelled(valid, head, classes)
                 valid_sets = [lightgbm.Dataset(feature_matrix(kept), _class_codes(kept, head, classes), reference=train_set)]
@@ -278,7 +280,7 @@ class IntentModel:
             self.decision_weights_[head] = [1.0] * len(HEAD_CLASSES[head])
             if valid_sets:
                 truth = np.array([HEAD_CLASSES[head].index(name) for name in kept[head].to_list()])
-                self.decision_weights_[head] = tune_decision_weights(self.predict_proba(kept, head), truth).tolist()  # type: ignore[arg-type]
+                self.decision_weights_[head] = tune_decision_weights(self.predict_proba(kept, head), truth).tolist()
         return self
 
     def evaluable(self, head: Head) -> bool:

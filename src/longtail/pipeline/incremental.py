@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -138,10 +138,10 @@ def load_ranker(directory: str | Path, items: pl.DataFrame, config: LongtailConf
     return _folder_ranker(directory, SASRec.load(directory), item_ids, history, items, encode(item_ids), config)
 
 
-def _old_model_scorer(model: SASRec | FusionRanker, known: int, n_items: int) -> Callable[[list[np.ndarray]], np.ndarray]:
+def _old_model_scorer(model: SASRec | FusionRanker, known: int, n_items: int) -> Callable[[Sequence[np.ndarray]], np.ndarray]:
     """The fitted model's scores over a grown catalogue: it reads only the `known` items and never ranks a new one."""
 
-    def score(histories: list[np.ndarray]) -> np.ndarray:
+    def score(histories: Sequence[np.ndarray]) -> np.ndarray:
         scores = np.full((len(histories), n_items), -np.inf, dtype=np.float32)
         scores[:, :known] = model.score([h[h < known] for h in histories])
         return scores
@@ -149,7 +149,7 @@ def _old_model_scorer(model: SASRec | FusionRanker, known: int, n_items: int) ->
     return score
 
 
-def _judge(scorer: Callable[[list[np.ndarray]], np.ndarray], histories: list[np.ndarray], targets: list[np.ndarray],
+def _judge(scorer: Callable[[Sequence[np.ndarray]], np.ndarray], histories: list[np.ndarray], targets: list[np.ndarray],
            config: LongtailConfig) -> Evaluation:
     """Full-ranking metrics of one scorer on the held-out newest events (no segments: only the guard metric matters)."""
     counts = np.bincount(np.concatenate(histories), minlength=1) if histories else np.zeros(1, np.int64)

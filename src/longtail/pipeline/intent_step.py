@@ -90,8 +90,8 @@ def run_intent(
     model = IntentModel(settings, config.seed).fit(part["train"], part["valid"])
     fit_seconds = time.perf_counter() - started
     advance("evaluate on held-out users")
-    heads = {head: _evaluate_head(model, head, part["train"], part["test"], settings.bootstrap_samples, config.seed)
-             for head in HEAD_CLASSES if model.evaluable(head)}  # type: ignore[arg-type]
+    heads: dict[str, dict] = {head: _evaluate_head(model, head, part["train"], part["test"], settings.bootstrap_samples, config.seed)
+             for head in HEAD_CLASSES if model.evaluable(head)}
     action_types = sorted(set(events["event_type"].drop_nulls().to_list()))
     notes = [f"Dataset: {dataset}; {events.height:,} events; event types: {', '.join(action_types)}.",
              f"User-level split: {part['train']['user_id'].n_unique():,} training users, {part['valid']['user_id'].n_unique():,} "

@@ -6,6 +6,7 @@ import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from typing import TypedDict
 
 import numpy as np
 import polars as pl
@@ -48,6 +49,16 @@ class Moment:
     item_id: str | None
     event_type: str
     timestamp: datetime
+
+
+class _SessionFields(TypedDict, total=False):
+    """The UserProfile fields one event can change about the current session."""
+
+    session_start: datetime
+    session_events: int
+    session: tuple[Moment, ...]
+    session_sum: np.ndarray | None
+    session_weight: float
 
 
 @dataclass(frozen=True)
@@ -148,7 +159,7 @@ def update(profile: UserProfile, event: Event, item: ProfileItem | None, config:
     )
 
 
-def _fold_session(profile: UserProfile, moment: Moment, weight: float, vector: np.ndarray | None, config: ProfileConfig) -> dict[str, object]:
+def _fold_session(profile: UserProfile, moment: Moment, weight: float, vector: np.ndarray | None, config: ProfileConfig) -> _SessionFields:
     """The session fields after one event: a pause longer than the gap starts a new session; events within it join it."""
     gap = timedelta(minutes=config.session_gap_minutes)
     if profile.last_seen is None or moment.timestamp - profile.last_seen > gap:
@@ -328,9 +339,10 @@ def session_items(profile: UserProfile, config: ProfileConfig) -> list[Contribut
     """The session's items by their share of the session vector's weight."""
     weights: dict[str, float] = {}
     for moment in profile.session:
-        touch = profile.touches.get(moment.item_id) if moment.item_id is not None else None
-        if touch is not None and touch.has_vector:
-            weights[moment.item_id] = weights.get(moment.item_id, 0.0) + config.event_weights.get(moment.event_type, 0.0)  # type: ignore[index]
+        item_id = moment.item_id
+        touch = profile.touches.get(item_id) if item_id is not None else None
+        if item_id is not None and touch is not None and touch.has_vector:
+            weights[item_id] = weights.get(item_id, 0.0) + config.event_weights.get(moment.event_type, 0.0)
     return _shares(weights, config.explain_items)
 
 
