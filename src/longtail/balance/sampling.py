@@ -30,9 +30,11 @@ def class_sizes(labels: np.ndarray) -> dict:
 
 
 def _target_size(rows: int, fraction: float | None, size: int | None) -> int:
-    if (fraction is None) == (size is None):
-        raise ConfigError("give exactly one of fraction or size for a sampler")
-    return size if size is not None else round(fraction * rows)  # type: ignore[operator]
+    if size is not None and fraction is None:
+        return size
+    if fraction is not None and size is None:
+        return round(fraction * rows)
+    raise ConfigError("give exactly one of fraction or size for a sampler")
 
 
 @register

@@ -145,7 +145,8 @@ def train_folder(out: Path, dataset: str | None, items: Path | None, events: Pat
     held_rows = 0
     if hold_back:
         event_table, held = split_newest(event_table, hold_back)
-        held.write_parquet(held_back_out)  # type: ignore[arg-type]
+        assert held_back_out is not None  # required with --hold-back, checked above
+        held.write_parquet(held_back_out)
         held_rows = held.height
         console.print(f"held back {held_rows:,} events -> {held_back_out}")
     with console.status("training the sequential model" + (" and the fusion ranker" if fusion else "")):

@@ -108,10 +108,11 @@ def summarize(per_query: pl.DataFrame, segments: Mapping[str, Sequence[str]] | N
     def means(frame: pl.DataFrame) -> dict[str, float]:
         return {metric: _mean(frame[metric]) if frame.height else float("nan") for metric in METRICS}
 
-    result: dict[str, object] = {"queries": per_query.height, "metrics": means(per_query), "segments": {}}
+    by_segment: dict[str, dict[str, float]] = {}
+    result: dict[str, object] = {"queries": per_query.height, "metrics": means(per_query), "segments": by_segment}
     for name, members in (segments or {}).items():
         subset = per_query.filter(pl.col("query_id").is_in(list(members)))
-        result["segments"][name] = {"queries": subset.height, **means(subset)}  # type: ignore[index]
+        by_segment[name] = {"queries": subset.height, **means(subset)}
     return result
 
 

@@ -233,7 +233,8 @@ class ModelServices:
                 nearest = self._rows_not_seen(ids.gather(self.engine.nearest(vector, depth)[0]).to_list(), seen)
                 rows = np.array(list(dict.fromkeys([*nearest.tolist(), *popular.tolist()])), dtype=np.int64)
                 source = "model:profile+popularity"
-                trust = profile.events / (profile.events + self.settings.history_prior_events)  # type: ignore[union-attr]
+                assert profile is not None  # an interest vector only ever comes from a profile
+                trust = profile.events / (profile.events + self.settings.history_prior_events)
             # Log counts: the head item should not outweigh every other signal by orders of magnitude.
             # counts come most popular first, so the first is the largest: no scan of the catalogue per request
             ceiling = np.log1p(next(iter(counts.values()), 0)) or 1.0
