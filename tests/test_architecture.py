@@ -13,8 +13,6 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
-# Upward imports that exist today and are being removed elsewhere; any other broken layer fails the test.
-KNOWN_VIOLATIONS = {("longtail.core", "longtail.data")}
 
 pytestmark = pytest.mark.skipif(not LINT_IMPORTS.exists(), reason=f"import-linter not installed beside {sys.executable}; pip install -e '.[dev]'")
 
@@ -50,8 +48,5 @@ def test_an_upward_import_from_core_breaks_the_contract(tmp_path: Path) -> None:
 
 def test_the_package_as_it_is_keeps_its_layers(tmp_path: Path) -> None:
     result = _lint_imports(_copy_package(tmp_path))
-    broken = _broken_layers(result.stdout)
-    assert broken <= KNOWN_VIOLATIONS, f"new upward imports: {sorted(broken - KNOWN_VIOLATIONS)}\n{result.stdout}"
-    if broken:
-        pytest.skip(f"known upward imports still present: {sorted(broken)}")
+    assert _broken_layers(result.stdout) == set(), result.stdout
     assert result.returncode == 0, result.stdout + result.stderr
