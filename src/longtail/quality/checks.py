@@ -107,6 +107,15 @@ def _parsed_ok(table: pl.DataFrame, column: str) -> pl.Expr:
     return ~pl.col(INVALID_FIELDS).str.split(";").list.contains(column)
 
 
+
+def _timestamp_window(frame: pl.DataFrame, column: str, now: datetime, catalogue_start: datetime | None) -> list[pl.DataFrame]:
+    """Rows whose `column` lies in the future, or before the catalogue opened when that date is known."""
+    stamp = pl.col(column)
+    parts = [findings_where(frame, stamp > pl.lit(now), "future_timestamp", QUARANTINE, describe(f"{column} ", stamp))]
+    if catalogue_start is not None:
+        parts.append(findings_where(frame, stamp < pl.lit(catalogue_start), "timestamp_before_catalogue", QUARANTINE, describe(f"{column} ", stamp)))
+    return parts
+
 def item_validity(items: pl.DataFrame, config: QualityConfig, now: datetime, catalogue_start: datetime | None) -> pl.DataFrame:
     """Missing ids and titles, repeated ids, non-positive prices, impossible creation times."""
     repeated = repeated_key(["item_id"])
@@ -121,14 +130,8 @@ def item_validity(items: pl.DataFrame, config: QualityConfig, now: datetime, cat
             QUARANTINE,
             describe("price ", pl.col("price")),
         ),
-        findings_where(items, pl.col("created_at") > pl.lit(now), "future_timestamp", QUARANTINE, describe("created_at ", pl.col("created_at"))),
+        *_timestamp_window(items, "created_at", now, catalogue_start),
     ]
-    if catalogue_start is not None:
-        parts.append(
-            findings_where(
-                items, pl.col("created_at") < pl.lit(catalogue_start), "timestamp_before_catalogue", QUARANTINE, describe("created_at ", pl.col("created_at"))
-            )
-        )
     if config.allowed_currencies:
         bad_currency = pl.col("currency").is_not_null() & ~pl.col("currency").is_in(config.allowed_currencies)
     else:
@@ -229,14 +232,8 @@ def event_validity(events: pl.DataFrame, config: QualityConfig, now: datetime, c
             QUARANTINE,
             describe("rating ", pl.col("rating")),
         ),
-        findings_where(events, pl.col("timestamp") > pl.lit(now), "future_timestamp", QUARANTINE, describe("timestamp ", pl.col("timestamp"))),
+        *_timestamp_window(events, "timestamp", now, catalogue_start),
     ]
-    if catalogue_start is not None:
-        parts.append(
-            findings_where(
-                events, pl.col("timestamp") < pl.lit(catalogue_start), "timestamp_before_catalogue", QUARANTINE, describe("timestamp ", pl.col("timestamp"))
-            )
-        )
     return pl.concat(parts)
 
 
