@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import polars as pl
 import typer
 from rich.table import Table
 
@@ -23,14 +22,22 @@ DEFAULT_MODELS = ["popularity", "ease"]
 
 
 def evaluate_recommenders(out: Path, models: list[str], dataset: str | None, items: Path | None, events: Path | None, protocol: str,
-                          max_users: int | None, config: Path | None, datasets_root: Path | None) -> list[dict[str, Any]]:
-    """Fit and evaluate recommenders on a dataset or on items+events files; one run record per model, written to out."""
+                          max_users: int | None, config: Path | None, datasets_root: Path | None,
+                          repeats: bool | None = None) -> list[dict[str, Any]]:
+    """Fit and evaluate recommenders on a dataset or on items+events files; one run record per model, written to out.
+
+    `repeats` overrides `recommend.repeats`: history stays rankable, so re-buying an item counts as a hit.
+    """
     from longtail.pipeline.evaluate_step import evaluate_models
 
     settings = load_config(config)
+    if repeats is not None:
+        settings.recommend.repeats = repeats
     if dataset is None and (items is None or events is None):
         raise LongtailError("give --dataset, or both --items and --events")
     item_table, event_table = load_catalogue(items, events, dataset, datasets_root, settings)
+    if event_table is None:
+        raise LongtailError(f"dataset {dataset!r} has no events to evaluate on")
     with progress() as bar:
         task = bar.add_task("evaluate", total=2 * len(models))
         return evaluate_models(item_table, event_table, models, settings, out, protocol, max_users,
@@ -39,7 +46,7 @@ def evaluate_recommenders(out: Path, models: list[str], dataset: str | None, ite
 
 def print_evaluation(runs: list[dict[str, Any]], out: Path) -> None:
     """Overall and tail metrics per model, with coverage and training time."""
-    table = Table(title=f"Test metrics ({runs[0]['protocol']}, full ranking)")
+    table = Table(title=f"Test metrics ({runs[0]['protocol']}, full ranking{', repeats count' if runs[0]['repeats'] else ''})")
     for column in ("model", "HR@10", "NDCG@10", "MRR", "tail HR@10", "tail NDCG@10", "coverage@10", "train s"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for run in runs:
@@ -54,17 +61,23 @@ def print_evaluation(runs: list[dict[str, Any]], out: Path) -> None:
 @commands.command()
 def evaluate(
     out: Annotated[Path, typer.Option(help="output directory for report.html, report.json and config.yaml")],
-    model: Annotated[list[str], typer.Option(help="recommender to evaluate (repeat the option): popularity, itemknn, als, ease, content, sasrec")] = DEFAULT_MODELS,
+    model: Annotated[
+        list[str], typer.Option(help="recommender to evaluate (repeat the option): popularity, itemknn, als, ease, content, sasrec")
+    ] = DEFAULT_MODELS,
     dataset: BundledDatasetOption = None,
     items: ItemsFileOption = None,
     events: EventsFileOption = None,
     protocol: Annotated[str, typer.Option(help="loo (last item per user) or temporal (one global time cut)")] = "loo",
     max_users: Annotated[int | None, typer.Option(help="evaluate a random sample of this many users")] = None,
+    repeats: Annotated[
+        bool | None,
+        typer.Option("--repeats/--no-repeats", help="repeat consumption: history is not masked, re-buying counts as a hit (default: recommend.repeats)"),
+    ] = None,
     config: ConfigOption = None,
     datasets_root: DatasetsRootOption = None,
 ) -> None:
     """Fit recommenders and evaluate them with full-ranking metrics, segments and bootstrap intervals."""
-    print_evaluation(evaluate_recommenders(out, model, dataset, items, events, protocol, max_users, config, datasets_root), out)
+    print_evaluation(evaluate_recommenders(out, model, dataset, items, events, protocol, max_users, config, datasets_root, repeats), out)
 
 
 def train_intent(out: Path, dataset: str | None, items: Path | None, events: Path | None, max_users: int | None, config: Path | None,
@@ -142,7 +155,8 @@ def train_folder(out: Path, dataset: str | None, items: Path | None, events: Pat
     held_rows = 0
     if hold_back:
         event_table, held = split_newest(event_table, hold_back)
-        held.write_parquet(held_back_out)  # type: ignore[arg-type]
+        assert held_back_out is not None  # required with --hold-back, checked above
+        held.write_parquet(held_back_out)
         held_rows = held.height
         console.print(f"held back {held_rows:,} events -> {held_back_out}")
     with console.status("training the sequential model" + (" and the fusion ranker" if fusion else "")):

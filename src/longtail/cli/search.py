@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import polars as pl
 import typer
 from rich.table import Table
 
@@ -13,7 +14,7 @@ from longtail.cli.inputs import load_catalogue, read_canonical
 from longtail.cli.options import BundledDatasetOption, DatasetsRootOption, ItemsFileOption
 from longtail.cli.terminal import console, shorten_label
 from longtail.core.config import load_config
-from longtail.core.errors import LongtailError
+from longtail.core.errors import LongtailError, UnknownIdError
 from longtail.data.schema import EVENTS
 
 if TYPE_CHECKING:
@@ -69,6 +70,13 @@ def run_search(index_dir: Path, query: str, k: int, filters: list[str], user: st
         raise LongtailError(f"unknown mode '{mode}'; use hybrid, lexical or dense")
     search_filter = parse_filters(filters)
     engine = SearchEngine.open(index_dir)
+    # Say why nothing could come back instead of printing an empty table.
+    price_bound = search_filter.price_min if search_filter.price_min is not None else search_filter.price_max
+    for field, value in (("category", search_filter.category), ("brand", search_filter.brand), ("price", price_bound)):
+        if value is not None and (field not in engine.items.columns or engine.items[field].null_count() == engine.items.height):
+            raise LongtailError(f"--filter on {field}: the catalogue in {index_dir} has no {field} values, so nothing could match")
+    if user is not None and engine.recent.filter(pl.col("user_id") == user).height == 0:
+        raise UnknownIdError(f"unknown user {user!r}: the index holds no history for them (build it with --events to personalise)")
     return engine, engine.search(query, k, search_filter, user_id=user, mode=mode)  # type: ignore[arg-type]
 
 
@@ -77,7 +85,9 @@ def print_search_results(engine: SearchEngine, query: str, results: SearchResult
     title = f"'{query}'" + (f" for user {user}" + ("" if results.personalised else " (no history: not personalised)") if user else "")
     table = Table(title=f"Results for {title}")
     for column in ("#", "item", "title", "category", "brand", "price", "score", "bm25 #", "dense #"):
-        table.add_column(column, justify="right" if column in ("#", "price", "score", "bm25 #", "dense #") else "left", min_width=24 if column == "title" else None)
+        table.add_column(
+            column, justify="right" if column in ("#", "price", "score", "bm25 #", "dense #") else "left", min_width=24 if column == "title" else None
+        )
     details = engine.items.select("category", "brand", "price")
     for position, hit in enumerate(results.hits, start=1):
         category, brand, price = details.row(hit.row)
@@ -110,8 +120,8 @@ def search(
 def finetune_from_files(out: Path, judgments: Path | None, events: Path | None, items: Path | None, dataset: str | None,
                         config: Path | None, datasets_root: Path | None) -> FinetuneReport:
     """Gather (query, item text) pairs from judgments and/or search events and fine-tune the encoder on them."""
-    from longtail.encode.item_text import item_texts
     from longtail.encode.finetune import finetune_encoder, pairs_from_judgments, pairs_from_search_events
+    from longtail.encode.item_text import item_texts
     from longtail.evaluate.search_metrics import load_judgments
 
     settings = load_config(config)

@@ -130,7 +130,7 @@ class Recommender(ABC):
                            f"{key}@shape": np.asarray(csr.shape)}
             elif isinstance(value, np.ndarray):
                 arrays[key] = value
-        np.savez(directory / ARRAYS_FILE, **arrays)
+        np.savez(directory / ARRAYS_FILE, allow_pickle=False, **arrays)
 
     @classmethod
     def _load_state(cls, directory: Path, params: dict[str, Any]) -> Self:

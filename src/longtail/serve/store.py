@@ -34,6 +34,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE items (item_id TEXT PRIMARY KEY, record TEXT NOT NULL, updated_us BIGINT NOT NULL)",
         "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    # Events carry free-form attributes (a transaction line's quantity, price, invoice) as JSON text, like items.
+    ("ALTER TABLE events ADD COLUMN attributes TEXT",),
     (
         # Merchandising rules and their audit trail (serve/merchandising.py); a deleted rule keeps its row.
         "CREATE TABLE merch_rules (id {id}, action TEXT NOT NULL, query TEXT, category TEXT, item_id TEXT NOT NULL, position INTEGER,"
@@ -67,10 +69,29 @@ def from_micros(value: int) -> datetime:
     return EPOCH + timedelta(microseconds=value)
 
 
+def _stored_event(row: Sequence[Any]) -> StoredEvent:
+    """A row of the event columns followed by the id, with the timestamp stored as microseconds."""
+    fields: dict[str, Any] = {name: _event_value(name, v) for name, v in zip(_EVENT_FIELDS, row[:-1], strict=True)}
+    return StoredEvent(**fields, id=row[-1])
+
+
 def _stored_value(event: StoredEvent, name: str) -> Any:
     """An event field as the events table holds it."""
     value = getattr(event, name)
-    return to_micros(value) if name == "timestamp" else value
+    if name == "timestamp":
+        return to_micros(value)
+    if name == "attributes" and value is not None:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value
+
+
+def _event_value(name: str, value: Any) -> Any:
+    """A stored column as the event field it holds (the inverse of _stored_value)."""
+    if value is None:
+        return None
+    if name == "timestamp":
+        return from_micros(value)
+    return json.loads(value) if name == "attributes" else value
 
 
 def _now_us() -> int:
@@ -190,7 +211,7 @@ class EventStore(ABC):
         rows = self._read(
             f"SELECT {_EVENT_COLUMNS}, id FROM events WHERE user_id = ? ORDER BY ts_us DESC, id DESC LIMIT ?", (user_id, limit)
         )
-        return [StoredEvent(**{name: from_micros(v) if name == "timestamp" else v for name, v in zip(_EVENT_FIELDS, r)}, id=r[-1]) for r in rows]
+        return [_stored_event(r) for r in rows]
 
     def count(self, user_id: str | None = None) -> int:
         """How many events are stored, in total or for one user."""
@@ -215,6 +236,7 @@ class EventStore(ABC):
 
     def _after_erasure(self) -> None:
         """Backend hook: make erased rows unrecoverable from the database files, where the backend can."""
+        return None  # deliberately not abstract: a backend whose deletes leave nothing behind needs no extra step
 
     def events(self, since: datetime | None = None, event_types: Sequence[str] | None = None) -> list[StoredEvent]:
         """Events (of some types, since a time), oldest first: the input of search analytics and the query log."""
