@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
-from conftest import LiveServer, PostgresServer, fresh_postgres_dsn, make_keys
 
 from longtail.core.config import LongtailConfig
 from longtail.search.engine import SearchEngine
@@ -23,6 +22,8 @@ from longtail.serve.loading import open_served
 from longtail.serve.merchandising import RuleBook, RuleIn
 from longtail.serve.postgres_store import PostgresEventStore
 from longtail.serve.store import EventStore
+
+from conftest import LiveServer, PostgresServer, fresh_postgres_dsn, make_keys
 
 ITEMS = pl.DataFrame({
     "item_id": ["drill", "driver", "bits", "gloves", "goggles", "cutgloves", "beaker", "flask"],
@@ -84,7 +85,10 @@ def test_suggestions_complete_from_past_queries_and_the_catalogue(shop: Shop) ->
         answer = client.get("/suggest", params={"q": "cordl"}).json()
         typo = client.get("/suggest", params={"q": "cordels"}).json()
     # "cordless" is in two titles and three past queries; "cordless drill" in three past queries only.
-    assert answer["suggestions"][:2] == [{"text": "cordless", "source": "query", "corrected": False}, {"text": "cordless drill", "source": "query", "corrected": False}]
+    assert answer["suggestions"][:2] == [
+        {"text": "cordless", "source": "query", "corrected": False},
+        {"text": "cordless drill", "source": "query", "corrected": False},
+    ]
     assert all(s["text"] != "zxqv plonk" for s in answer["suggestions"])
     assert typo["suggestions"] and typo["suggestions"][0]["text"].startswith("cordless") and typo["suggestions"][0]["corrected"]
 
@@ -126,7 +130,8 @@ def test_rules_pin_hide_and_expire_and_every_change_is_audited(shop: Shop) -> No
         assert reader.post("/merchandising/rules", json={"action": "pin", "query": "x", "item_id": "flask"}).status_code == 403
         unknown = admin.post("/merchandising/rules", json={"action": "pin", "query": "x", "item_id": "nope"})
     assert unknown.status_code == 404
-    assert [(entry["rule_id"], entry["change"]) for entry in trail[:4]] == [(pin["id"], "delete"), (future["id"], "create"), (hide["id"], "create"), (pin["id"], "create")]
+    changes = [(entry["rule_id"], entry["change"]) for entry in trail[:4]]
+    assert changes == [(pin["id"], "delete"), (future["id"], "create"), (hide["id"], "create"), (pin["id"], "create")]
     assert {entry["actor"] for entry in trail} == {"key:" + key_id_of(shop.keys["admin"])}
     assert trail[-1]["rule"]["note"] == "clearance"
 

@@ -58,7 +58,7 @@ def search_with_recovery(
     terms, corrections, unknown = _terms(engine, query, correct)
     dropped: list[str] = []
     # The rarest word is the most restrictive one, and the least likely to be what most shoppers meant.
-    while terms and engine.lexical.count_all(terms) == 0:
+    while terms and not engine.lexical.any_holds_all(terms):
         rarest = min(terms, key=lambda term: (engine.lexical.doc_freq(term), term))
         terms.remove(rarest)
         dropped.append(rarest)

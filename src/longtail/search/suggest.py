@@ -130,10 +130,7 @@ class Suggester:
         return bisect_left(self.phrases, prefix), bisect_left(self.phrases, prefix + _END)
 
     def _best(self, lo: int, hi: int, k: int) -> list[int]:
-        if hi - lo <= k:
-            chosen = np.arange(lo, hi)
-        else:
-            chosen = lo + np.argpartition(-self.weights[lo:hi], k - 1)[:k]
+        chosen = np.arange(lo, hi) if hi - lo <= k else lo + np.argpartition(-self.weights[lo:hi], k - 1)[:k]
         return sorted(chosen.tolist(), key=lambda i: (-self.weights[i], self.phrases[i]))
 
     def _variants(self, prefix: str) -> set[str]:

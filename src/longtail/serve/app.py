@@ -250,7 +250,8 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
     @app.post("/search", tags=["search"], **needs("read"))
     def search(request: SearchRequest) -> SearchResponse:
         """Ranked items for a text query, with category and brand facets, corrections, relaxation and merchandising rules applied."""
-        return merchandised_search(rulebook, services, request if request.user_id is None else request.model_copy(update={"user_id": stored_id(request.user_id)}))
+        scoped = request if request.user_id is None else request.model_copy(update={"user_id": stored_id(request.user_id)})
+        return merchandised_search(rulebook, services, scoped)
 
     @app.get("/users/{user_id}/recommendations", tags=["users"], **needs("read"))
     def recommendations(user_id: UserId, k: top_k = 10) -> Recommendations:

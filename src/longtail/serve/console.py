@@ -50,7 +50,8 @@ def _kind(name: str, report: dict[str, Any]) -> ReportKind:
 def _summary(kind: ReportKind, report: dict[str, Any]) -> dict[str, Any]:
     """The figures worth a glance: rows kept and quarantined per table for an audit, scalar fields otherwise."""
     if kind == "audit":
-        tables = {name: {key: table.get(key) for key in ("input_rows", "kept_rows", "quarantined_rows", "flagged_rows")} for name, table in report["tables"].items()}
+        figures = ("input_rows", "kept_rows", "quarantined_rows", "flagged_rows")
+        tables = {name: {key: table.get(key) for key in figures} for name, table in report["tables"].items()}
         return {"tables": tables, "imbalance": "imbalance" in report}
     return {key: value for key, value in report.items() if isinstance(value, str | int | float | bool)}
 

@@ -142,7 +142,8 @@ class RuleBook:
         """Mark a rule deleted (it stays, for the audit trail); UnknownIdError when no live rule has this id."""
         try:
             with self._transaction() as cursor:
-                cursor.execute(self.store._sql("UPDATE merch_rules SET deleted_us = ? WHERE id = ? AND deleted_us IS NULL"), (to_micros(datetime.now(UTC)), rule_id))
+                statement = "UPDATE merch_rules SET deleted_us = ? WHERE id = ? AND deleted_us IS NULL"
+                cursor.execute(self.store._sql(statement), (to_micros(datetime.now(UTC)), rule_id))
                 if cursor.rowcount != 1:
                     raise UnknownIdError(f"no rule with id {rule_id} (or it was already deleted)")
                 self._changed(rule_id, "delete", actor, cursor)

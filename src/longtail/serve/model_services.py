@@ -26,6 +26,7 @@ from longtail.search.recovery import search_with_recovery
 from longtail.serve.catalogue import Catalogue
 from longtail.serve.defaults import ITEM_SYNC_MARGIN, DefaultServices
 from longtail.serve.events import StoredEvent, returned_event
+from longtail.serve.recovery import recovery_fields
 from longtail.serve.schemas import (
     ItemHit,
     ItemIn,
@@ -38,7 +39,6 @@ from longtail.serve.schemas import (
     SimilarItems,
 )
 from longtail.serve.store import EventStore
-from longtail.serve.recovery import recovery_fields
 
 RECENT_EVENTS = 20
 # Columns of a posted item the engine indexes or shows; created_at is not one of them.

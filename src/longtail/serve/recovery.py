@@ -16,5 +16,6 @@ def recovery_fields(query: str, recovery: Recovery) -> dict[str, Any]:
         corrected = " ".join(recovery.corrections.get(word.lower(), word) for word in query.split())
         fields["did_you_mean"] = DidYouMean(original=query, corrected=corrected, corrections=recovery.corrections)
     if recovery.relaxed:
-        fields["relaxed"] = Relaxation(searched=recovery.searched if not recovery.dense_only else query, dropped=recovery.dropped, dense_only=recovery.dense_only)
+        searched = query if recovery.dense_only else recovery.searched
+        fields["relaxed"] = Relaxation(searched=searched, dropped=recovery.dropped, dense_only=recovery.dense_only)
     return fields

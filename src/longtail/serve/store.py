@@ -246,7 +246,7 @@ class EventStore(ABC):
             clauses.append(f"event_type IN ({', '.join('?' * len(event_types))})")
             parameters.extend(event_types)
         rows = self._read(f"SELECT {_EVENT_COLUMNS}, id FROM events WHERE {' AND '.join(clauses)} ORDER BY ts_us, id", parameters)
-        return [StoredEvent(**{name: from_micros(v) if name == "timestamp" else v for name, v in zip(_EVENT_FIELDS, r)}, id=r[-1]) for r in rows]
+        return [_stored_event(row) for row in rows]
 
     def popular_items(self, limit: int) -> list[tuple[str, int]]:
         """Items by how many events reference them, most first."""

@@ -125,7 +125,7 @@ def shop_router(services: Services, store: EventStore, rulebook: RuleBook, needs
         ids = list(services.catalogue.snapshot())
         counts = dict(store.popular_items(max(len(ids), 1) * 2))
         labels = item_segments(np.array([counts.get(item_id, 0) for item_id in ids], dtype=np.int64))
-        return {item_id for item_id, label in zip(ids, labels) if label == TAIL}
+        return {item_id for item_id, label in zip(ids, labels, strict=True) if label == TAIL}
 
     @router.get("/analytics/search", tags=["analytics"], response_model=SearchAnalytics, responses={200: {"content": {"text/csv": {}}}}, **needs("admin"))
     def analytics(days: Annotated[int, Query(ge=1, le=3650)] = 30, top: Annotated[int, Query(ge=1, le=500)] = 20,
@@ -140,13 +140,15 @@ def shop_router(services: Services, store: EventStore, rulebook: RuleBook, needs
         return result
 
     @router.get("/users/{user_id}/recommendations/explained", tags=["users"], **needs("read"))
-    def explained(user_id: Annotated[Identifier, PathParameter(description="user id")], k: Annotated[int, Query(ge=1, le=100)] = 10) -> ExplainedRecommendations:
+    def explained(user_id: Annotated[Identifier, PathParameter(description="user id")],
+                  k: Annotated[int, Query(ge=1, le=100)] = 10) -> ExplainedRecommendations:
         """The user's recommendations, each with the most recent item they touched of its category (else brand)."""
         stored = stored_id(user_id)
         recommended = services.recommend(stored, k)
         touched = [item for event in store.user_events(stored, RECENT_EVENTS) if event.item_id and (item := services.catalogue.get(event.item_id))]
         reasons = because_you_viewed(recommended.items, touched)
-        items = [ExplainedHit(item=hit, because=None if reason is None else Reason(item_id=reason.item_id, title=reason.title)) for hit, reason in zip(recommended.items, reasons)]
+        items = [ExplainedHit(item=hit, because=None if reason is None else Reason(item_id=reason.item_id, title=reason.title))
+                 for hit, reason in zip(recommended.items, reasons, strict=True)]
         return ExplainedRecommendations(user_id=user_id, items=items, source=recommended.source)
 
     @router.get("/console", tags=["operations"], **needs("admin"))
