@@ -24,15 +24,21 @@ def test_a_misspelt_word_is_corrected_and_reported(engine: SearchEngine) -> None
 
 def test_searching_as_typed_makes_no_correction(engine: SearchEngine) -> None:
     _, recovery = search_with_recovery(engine, "nitrile gloevs", k=3, correct=False)
-    assert recovery.corrections == {} and recovery.unknown == ["gloevs"]
+    assert recovery.corrections == {} and recovery.dropped == ["gloevs"]
     assert recovery.searched == "nitrile"
 
 
-def test_when_no_item_holds_every_word_the_rarest_is_dropped(engine: SearchEngine) -> None:
-    # "glass" is in three titles, "drill" in one, and no title has both.
-    results, recovery = search_with_recovery(engine, "glass drill", k=3)
-    assert recovery.dropped == ["drill"] and recovery.searched == "glass" and recovery.relaxed
+def test_a_word_no_item_holds_is_dropped_and_reported(engine: SearchEngine) -> None:
+    # "zqxvw" is in no title and is no typo of an indexed word; "glass" is in three titles.
+    results, recovery = search_with_recovery(engine, "glass zqxvw", k=3)
+    assert recovery.dropped == ["zqxvw"] and recovery.searched == "glass" and recovery.relaxed
     assert {hit.item_id for hit in results.hits} == {"beaker", "pipette", "flask"}
+
+
+def test_known_words_are_never_dropped(engine: SearchEngine) -> None:
+    # No title holds both words, but each finds items: both stay in the query.
+    _, recovery = search_with_recovery(engine, "glass drill", k=3)
+    assert not recovery.relaxed and recovery.searched == "glass drill"
 
 
 def test_when_no_word_is_known_the_dense_retriever_ranks_alone(engine: SearchEngine) -> None:

@@ -124,9 +124,3 @@ class LexicalIndex:
         """How many indexed rows hold an index term."""
         return int(self.searcher.doc_freq(TEXT_FIELD, term))
 
-    def any_holds_all(self, terms: Sequence[str]) -> bool:
-        """True when some indexed row (retired rows included) holds every one of these terms."""
-        if not terms:
-            return False
-        clauses = [(tantivy.Occur.Must, tantivy.Query.term_query(self.schema, TEXT_FIELD, term)) for term in terms]
-        return bool(self.searcher.search(tantivy.Query.boolean_query(clauses), 1, count=False).hits)

@@ -1,4 +1,4 @@
-"""Did-you-mean and zero-result recovery around one engine search: correct unknown words, relax what matches nothing."""
+"""Did-you-mean and zero-result recovery around one engine search: correct unknown words, drop what matches nothing."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ class Recovery:
 
     searched: str
     corrections: dict[str, str] = field(default_factory=dict)
-    unknown: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     dense_only: bool = False
 
@@ -29,7 +28,7 @@ class Recovery:
 
 
 def _terms(engine: SearchEngine, query: str, correct: bool) -> tuple[list[str], dict[str, str], list[str]]:
-    """The query's index terms, the corrections made (typed word -> index term) and words with no index term."""
+    """The query's index terms, the corrections made (typed word -> index term) and the words no item holds."""
     lexical, settings = engine.lexical, engine.config.search
     terms, corrections, unknown = [], {}, []
     for token in dict.fromkeys(tokenize(query)):
@@ -53,22 +52,18 @@ def search_with_recovery(
     profile: np.ndarray | None = None,
     correct: bool = True,
 ) -> tuple[SearchResults, Recovery]:
-    """Search with unknown words corrected (unless `correct` is False); when no item holds every remaining word, drop
-    the rarest words until some item does, and when no word is left, rank by the dense retriever alone."""
-    terms, corrections, unknown = _terms(engine, query, correct)
-    dropped: list[str] = []
-    # The rarest word is the most restrictive one, and the least likely to be what most shoppers meant.
-    while terms and not engine.lexical.any_holds_all(terms):
-        rarest = min(terms, key=lambda term: (engine.lexical.doc_freq(term), term))
-        terms.remove(rarest)
-        dropped.append(rarest)
+    """Search with unknown words corrected (unless `correct` is False); words that match no item even then are
+    dropped from the query, and when no word is left the dense retriever ranks alone."""
+    terms, corrections, dropped = _terms(engine, query, correct)
+    # Lexical retrieval matches any of the words (BM25 over OR), so only a word no item holds can make a query fail;
+    # such a word has document frequency 0, the rarest there is. The dense side reads the whole corrected query.
+    meant = " ".join(corrections.get(word.lower(), word) for word in query.split()) if corrections else query
     if not terms:
-        results = engine.search(query, k, search_filter, profile=profile, mode="dense")
-        return results, Recovery(query, corrections, unknown, dropped, dense_only=True)
-    # The engine would correct typos itself, so a query searched as typed passes on only the words the index knows.
-    unchanged = not corrections and not dropped and (correct or not unknown)
-    searched = query if unchanged else " ".join(terms)
-    # Searching as typed: the dense retriever still reads the words exactly as the shopper wrote them.
-    vector = encode_queries(engine.encoder, [query]) if not correct else None
-    results = engine.search(searched, k, search_filter, profile=profile, query_vector=vector)
-    return results, Recovery(searched, corrections, unknown, dropped)
+        results = engine.search(meant, k, search_filter, profile=profile, mode="dense")
+        return results, Recovery(meant, corrections, dropped, dense_only=True)
+    searched = " ".join(terms) if dropped else meant
+    # Searched as typed, the lexical side gets only the words the index knows, or the engine would correct the rest.
+    lexical_text = meant if correct else " ".join(terms)
+    vector = None if lexical_text == meant else encode_queries(engine.encoder, [meant])
+    results = engine.search(lexical_text, k, search_filter, profile=profile, query_vector=vector)
+    return results, Recovery(searched, corrections, dropped)

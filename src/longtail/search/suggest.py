@@ -17,6 +17,7 @@ from longtail.data.tokenize import has_chinese, segment, tokenize, words
 Source = Literal["query", "catalogue", "brand"]
 _END = "\U0010ffff"  # sorts after every character, so [prefix, prefix + _END) is every phrase starting with prefix
 _TYPO_PENALTY = 0.5
+TYPO_MAX_LENGTH = 40
 
 
 def normalise(text: str) -> str:
@@ -159,7 +160,8 @@ class Suggester:
         lo, hi = self._range(prefix)
         picked = self._best(lo, hi, k)
         found = [Suggestion(self.phrases[i], self.sources[i], float(self.weights[i])) for i in picked]
-        if len(found) >= k or len(prefix) < typo_min_length or not prefix.isascii():
+        # Past TYPO_MAX_LENGTH characters a shopper is typing a phrase, not a prefix; variants would only cost time.
+        if len(found) >= k or not typo_min_length <= len(prefix) <= TYPO_MAX_LENGTH or not prefix.isascii():
             return found
         seen = {s.text for s in found}
         fuzzy: dict[int, float] = {}

@@ -37,7 +37,7 @@ class RuleIn(BaseModel):
     factor: float = Field(2.0, gt=1, le=1000, allow_inf_nan=False, description="boost: the item's score is multiplied by this")
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    note: str = Field("", max_length=500, description="why the rule exists, for the audit trail")
+    note: ShortText = Field("", description="why the rule exists, for the audit trail")
 
     @model_validator(mode="after")
     def _one_scope(self) -> RuleIn:

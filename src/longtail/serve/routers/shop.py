@@ -32,11 +32,12 @@ from longtail.serve.schemas import ItemHit, SearchRequest
 from longtail.serve.services import Services
 from longtail.serve.store import EventStore
 from longtail.serve.suggestions import LiveSuggester
-from longtail.serve.text import Identifier
+from longtail.serve.text import Identifier, ShortText
 
 # Analytics re-run each distinct query on the live index; this many of the most frequent are enough to act on.
 ANALYSED_QUERIES = 1000
 RECENT_EVENTS = 50  # how far back "because you viewed" looks
+MAX_RULE_ID = 2**62  # larger ids cannot exist in either store's BIGINT, and would overflow the driver
 
 
 class SuggestionOut(BaseModel):
@@ -88,7 +89,7 @@ def shop_router(services: Services, store: EventStore, rulebook: RuleBook, needs
     suggester = LiveSuggester(store, services.catalogue, suggest_refresh_seconds)
 
     @router.get("/suggest", tags=["search"], **needs("read"))
-    def suggest(q: Annotated[str, Query(min_length=1, max_length=200, description="what the shopper typed so far")],
+    def suggest(q: Annotated[ShortText, Query(description="what the shopper typed so far")],
                 k: Annotated[int, Query(ge=1, le=20)] = 8) -> Suggestions:
         """Completions from past queries (frequency and recency weighted, zero-result ones left out), catalogue phrases
         and brands; a one-letter typo in a prefix of 4+ letters is tolerated; Chinese prefixes work."""
@@ -108,7 +109,7 @@ def shop_router(services: Services, store: EventStore, rulebook: RuleBook, needs
         return rulebook.create(rule, _actor(request))
 
     @router.delete("/merchandising/rules/{rule_id}", tags=["merchandising"], **needs("admin"))
-    def delete_rule(rule_id: Annotated[int, PathParameter(ge=1)], request: Request) -> Rule:
+    def delete_rule(rule_id: Annotated[int, PathParameter(ge=1, le=MAX_RULE_ID)], request: Request) -> Rule:
         """Delete a rule (it stays listed with `deleted=true` and in the audit trail)."""
         return rulebook.delete(rule_id, _actor(request))
 
