@@ -179,3 +179,13 @@ def test_rules_survive_reopening_the_sqlite_store(tmp_path: Path) -> None:
         RuleBook(first).create(RuleIn(action="bury", query="drill", item_id="bits"), "key:a")
     with SqliteEventStore(tmp_path / "events.db") as second:
         assert [(r.action, r.item_id, r.created_by) for r in RuleBook(second).rules()] == [("bury", "bits", "key:a")]
+
+
+def test_each_recommendation_says_which_viewed_item_it_follows(shop: Shop) -> None:
+    with shop.client("read") as client:
+        answer = client.get("/users/u1/recommendations/explained", params={"k": 7}).json()
+    by_id = {row["item_id"]: row for row in ITEMS.to_dicts()}
+    reasons = {entry["item"]["item_id"]: entry["because"] for entry in answer["items"]}
+    # u1 clicked only the drill (Tools > Power, Makita): the driver shares both, the other items neither.
+    assert "drill" not in reasons and reasons["driver"] == {"item_id": "drill", "title": by_id["drill"]["title"]}
+    assert all(reason is None for item_id, reason in reasons.items() if item_id != "driver")
