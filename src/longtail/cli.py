@@ -400,6 +400,76 @@ def finetune(
     )
 
 
+JudgmentsOption = Annotated[Path, typer.Option(help="judgments file (query_id, query, item_id, grade[, relevance]): CSV, Parquet or JSONL")]
+SeedOption = Annotated[int, typer.Option(help="seed of the split of the judgments by query (70% train / 10% validation / 20% test)")]
+
+
+@app.command("split-judgments")
+def split_judgments(judgments: JudgmentsOption, out: Annotated[Path, typer.Option(help="folder for train.csv, validation.csv, test.csv")], seed: SeedOption = 42) -> None:
+    """Split a judgment file by query into train / validation / test, so no query is in two parts."""
+    from longtail.data.query_split import split_by_query, write_split
+    from longtail.evaluate.search_metrics import load_judgments
+
+    try:
+        paths = write_split(split_by_query(load_judgments(judgments), seed=seed), out)
+    except LongtailError as error:
+        _fail(error)
+    console.print(", ".join(f"{part}: [bold]{path}[/]" for part, path in paths.items()))
+
+
+@app.command("train-ranker")
+def train_ranker(
+    index_dir: Annotated[Path, typer.Option("--index", help="an index folder built by `longtail index`; the ranker is saved into it")],
+    judgments: JudgmentsOption,
+    seed: SeedOption = 42,
+) -> None:
+    """Train the index's learned ranker (LightGBM LambdaRank + relevance regressor) on the train queries, early-stopped on validation."""
+    from longtail.pipeline.search_ranking_step import train_ranker_step
+    from longtail.search.engine import SearchEngine
+
+    try:
+        summary = train_ranker_step(SearchEngine.open(index_dir), judgments, seed)
+    except LongtailError as error:
+        _fail(error)
+    console.print(
+        f"ranker: {summary['train_queries']:,} train / {summary['validation_queries']:,} validation queries, best iteration "
+        f"{summary['best_iteration']}, validation NDCG@10 {summary['validation_ndcg10']:.4f}, relevance RMSE {summary['validation_rmse']:.4f}; "
+        f"saved in [bold]{index_dir}[/]"
+    )
+
+
+@app.command("evaluate-search")
+def evaluate_search(
+    judgments: JudgmentsOption,
+    out: Annotated[Path, typer.Option(help="folder for search_evaluation.json and .html")],
+    index_dir: Annotated[Path | None, typer.Option("--index", help="an index folder; omit it to index --items first")] = None,
+    items: ItemsFileOption = None,
+    config: ConfigOption = None,
+    part: Annotated[str, typer.Option(help="which queries of the split to score: train, validation, test or all")] = "test",
+    seed: SeedOption = 42,
+    full: Annotated[bool, typer.Option(help="also rank the whole catalogue (slower; unjudged items count as not relevant)")] = True,
+    limit: Annotated[int | None, typer.Option(help="score only the first N queries of the part")] = None,
+) -> None:
+    """NDCG@10, MRR and Recall@100, condensed and full-catalogue, per segment, with paired bootstrap CIs between runs."""
+    from longtail.pipeline.search_ranking_step import evaluate_search_step, open_engine
+
+    try:
+        settings = load_config(config)
+        item_table = _read_canonical(items, ITEMS, settings.data.columns.items, settings.data.csv_separator) if items is not None else None
+        engine = open_engine(index_dir, item_table, settings, out / "index")
+        report = evaluate_search_step(engine, judgments, out, part, seed, full, limit)
+    except LongtailError as error:
+        _fail(error)
+    table = Table(title=f"Search evaluation ({report['queries']:,} {part} queries)")
+    for column in ("run", "condensed NDCG@10", "full NDCG@10", "full Recall@100"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for name, run in report["runs"].items():  # type: ignore[union-attr]
+        cells = [f"{run[view]['metrics'][metric]:.4f}" if view in run else "–" for view, metric in (("condensed", "NDCG@10"), ("full", "NDCG@10"), ("full", "Recall@100"))]
+        table.add_row(name, *cells)
+    console.print(table)
+    console.print(f"report: [bold]{out / 'search_evaluation.html'}[/]")
+
+
 def print_imbalance(report: dict, source: str) -> None:
     """The headline imbalance figures as a table: popularity, segments, categories, event types, users."""
     table = Table(title=f"Imbalance: {source}")

@@ -15,7 +15,9 @@ from longtail.encode.encoder import EmbeddingCache, TextEncoder, encode_queries,
 from longtail.core.errors import LongtailError
 from longtail.search.dense import DenseIndex
 from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, filter_columns
+from longtail.search.features import RankingFeatures
 from longtail.search.fusion import reciprocal_rank_fusion
+from longtail.search.learned import LearnedRanker
 from longtail.search.lexical import LexicalIndex
 
 Mode = Literal["hybrid", "lexical", "dense"]
@@ -23,6 +25,8 @@ ITEMS_FILE = "items.parquet"
 VECTORS_FILE = "vectors.npy"
 LEXICAL_DIR = "lexical"
 RECENT_FILE = "user_recent_items.parquet"
+# Scores the engine hands the learned ranker besides the generic pair features: the RRF score of the candidate.
+FUSED_FEATURES = ("fused_rrf",)
 
 
 @dataclass
@@ -80,6 +84,7 @@ class SearchEngine:
         config: LongtailConfig,
         recent: pl.DataFrame | None = None,
         directory: Path | None = None,
+        ranker: LearnedRanker | None = None,
     ) -> None:
         self.items = items
         self.lexical = lexical
@@ -94,6 +99,8 @@ class SearchEngine:
         # Rows replaced by a later version of their item stay in both indexes but are never returned.
         self._live: np.ndarray | None = None
         self.directory = directory
+        self.ranker = ranker
+        self._ranking_features: RankingFeatures | None = None
 
     @classmethod
     def build(
@@ -151,7 +158,33 @@ class SearchEngine:
         lexical = LexicalIndex.open(lexical_dir, config.search.fuzzy, config.search.fuzzy_min_length)
         dense = DenseIndex.open(directory, vectors, config.search)
         recent = pl.read_parquet(directory / RECENT_FILE)
-        return cls(pl.read_parquet(directory / ITEMS_FILE), lexical, dense, encoder or encoder_for(config), config, recent, directory)
+        items = pl.read_parquet(directory / ITEMS_FILE)
+        return cls(items, lexical, dense, encoder or encoder_for(config), config, recent, directory, LearnedRanker.load(directory))
+
+    def ranking_features(self) -> RankingFeatures:
+        """The (query, item) feature builder over this catalogue, built on first use (it tokenizes every item once)."""
+        if self._ranking_features is None or len(self._ranking_features.titles) != self.items.height:
+            self._ranking_features = RankingFeatures(self.items, self.dense.vectors, self.lexical.query_terms, FUSED_FEATURES)
+        return self._ranking_features
+
+    def set_ranker(self, ranker: LearnedRanker | None) -> None:
+        """Use a learned ranker on the fused candidates (None: fusion order), saving it into the index folder if there is one."""
+        self.ranker = ranker
+        if ranker is not None and self.directory is not None:
+            ranker.save(self.directory)
+
+    def rerank(self, query: str, rows: np.ndarray, fused: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The learned ranker's order of the first `depth` fused candidates (the rest keep their fused order below them)."""
+        if self.ranker is None:
+            raise LongtailError("this index has no learned ranker; train one with `longtail train-ranker`")
+        depth = self.ranker.meta.settings.depth
+        top = rows[:depth]
+        features = self.ranking_features().compute(query, top, vector, {FUSED_FEATURES[0]: fused[:depth]})
+        learned = self.ranker.score(features)
+        order = np.argsort(-learned, kind="stable")
+        # Scores below the re-ranked head are shifted under its minimum, so the returned scores stay ordered.
+        tail_scores = fused[depth:] - fused[depth:].max(initial=0.0) + (learned.min(initial=0.0) - 1.0)
+        return np.concatenate([top[order], rows[depth:]]), np.concatenate([learned[order], tail_scores])
 
     def row_of(self, item_id: str) -> int | None:
         """The live catalogue row of an item, if it is indexed."""
@@ -218,6 +251,20 @@ class SearchEngine:
         norm = float(np.linalg.norm(mean))
         return (mean / norm).astype(np.float32) if norm > 0 else None
 
+    def _retrieve(
+        self, query: str, mode: Mode, depth: int, allowed: np.ndarray | None, query_vector: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """BM25 rows and dense rows (each best first; empty when the mode skips it) and the query vector used."""
+        empty = np.zeros(0, dtype=np.int64)
+        lexical_rows, dense_rows, vector = empty, empty, None
+        if mode in ("hybrid", "lexical"):
+            lexical_rows, _ = self.lexical.search(query, depth, allowed)
+        if mode in ("hybrid", "dense"):
+            vector = query_vector if query_vector is not None else encode_queries(self.encoder, [query])
+            found, _ = self.dense.search(vector, depth, allowed)
+            dense_rows = found[0][found[0] >= 0]
+        return lexical_rows, dense_rows, vector
+
     def search(
         self,
         query: str,
@@ -228,23 +275,20 @@ class SearchEngine:
         mode: Mode = "hybrid",
         query_vector: np.ndarray | None = None,
         lexical_weight: float | None = None,
+        learned: bool = True,
     ) -> SearchResults:
-        """Rank the catalogue for a query; `mode` picks BM25, dense or both fused; a user's profile re-ranks the candidates."""
+        """Rank the catalogue for a query; `mode` picks BM25, dense or both fused; the index's learned ranker (unless
+        `learned` is False) re-orders the hybrid candidates; a user's profile re-ranks the candidates."""
         settings = self.config.search
         depth = max(settings.candidates, k)
         allowed = allowed_rows(self._filter_columns, search_filter)
         if self._live is not None:
             allowed = self._live if allowed is None else allowed & self._live
-        empty = np.zeros(0, dtype=np.int64)
-        lexical_rows, dense_rows = empty, empty
-        if mode in ("hybrid", "lexical"):
-            lexical_rows, _ = self.lexical.search(query, depth, allowed)
-        if mode in ("hybrid", "dense"):
-            vector = query_vector if query_vector is not None else encode_queries(self.encoder, [query])
-            found, _ = self.dense.search(vector, depth, allowed)
-            dense_rows = found[0][found[0] >= 0]
+        lexical_rows, dense_rows, vector = self._retrieve(query, mode, depth, allowed, query_vector)
         weights = [settings.lexical_weight if lexical_weight is None else lexical_weight, settings.dense_weight]
         rows, scores = reciprocal_rank_fusion([lexical_rows, dense_rows], weights, settings.rrf_k)
+        if learned and self.ranker is not None and mode == "hybrid" and len(rows):
+            rows, scores = self.rerank(query, rows, scores, vector)
         if profile is None and user_id is not None:
             profile = self.profile_vector(user_id)
         personalised = profile is not None and settings.personal_weight > 0 and len(rows) > 0
@@ -263,6 +307,16 @@ class SearchEngine:
         terms = self.lexical.query_terms(query) if mode != "dense" else []
         return SearchResults(hits, facets, terms, personalised, len(rows))
 
-    def ranked_ids(self, query: str, k: int = 100, mode: Mode = "hybrid", query_vector: np.ndarray | None = None, lexical_weight: float | None = None) -> list[str]:
+    def ranked_ids(
+        self, query: str, k: int = 100, mode: Mode = "hybrid", query_vector: np.ndarray | None = None, lexical_weight: float | None = None, learned: bool = True
+    ) -> list[str]:
         """Just the ranked item ids, for evaluation runs."""
-        return [hit.item_id for hit in self.search(query, k, mode=mode, query_vector=query_vector, lexical_weight=lexical_weight).hits]
+        hits = self.search(query, k, mode=mode, query_vector=query_vector, lexical_weight=lexical_weight, learned=learned).hits
+        return [hit.item_id for hit in hits]
+
+    def fused_scores(self, query: str, query_vector: np.ndarray) -> dict[int, float]:
+        """Row -> RRF score of the hybrid candidates before learned ranking (rows not retrieved are absent)."""
+        settings = self.config.search
+        lexical_rows, dense_rows, _ = self._retrieve(query, "hybrid", settings.candidates, self._live, query_vector)
+        rows, scores = reciprocal_rank_fusion([lexical_rows, dense_rows], [settings.lexical_weight, settings.dense_weight], settings.rrf_k)
+        return dict(zip(rows.tolist(), scores.tolist()))
