@@ -78,16 +78,11 @@ def full_runs(
 ) -> dict[str, dict[str, list[str]]]:
     """Run name -> query id -> the top `depth` of the whole catalogue: bm25, dense, hybrid and (with a ranker) learned."""
     queries = judgments.select("query_id", "query").unique(maintain_order=True)
-    modes = dict(FULL_MODES)
-    runs: dict[str, dict[str, list[str]]] = {name: {} for name in modes}
+    ids, texts = queries["query_id"].to_list(), queries["query"].to_list()
+    matrix = np.vstack([vectors[text] for text in texts])
+    runs = {name: dict(zip(ids, engine.search_many(texts, matrix, depth, mode, learned=False))) for name, mode in FULL_MODES.items()}  # type: ignore[arg-type]
     if learned and engine.ranker is not None:
-        runs["learned"] = {}
-    for query_id, query in queries.iter_rows():
-        vector = vectors[query]
-        for name, mode in modes.items():
-            runs[name][query_id] = engine.ranked_ids(query, depth, mode=mode, query_vector=vector, learned=False)  # type: ignore[arg-type]
-        if "learned" in runs:
-            runs["learned"][query_id] = engine.ranked_ids(query, depth, query_vector=vector, learned=True)
+        runs["learned"] = dict(zip(ids, engine.search_many(texts, matrix, depth, "hybrid", learned=True)))
     return runs
 
 

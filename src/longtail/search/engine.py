@@ -252,18 +252,24 @@ class SearchEngine:
         return (mean / norm).astype(np.float32) if norm > 0 else None
 
     def _retrieve(
-        self, query: str, mode: Mode, depth: int, allowed: np.ndarray | None, query_vector: np.ndarray | None
+        self, query: str, mode: Mode, depth: int, allowed: np.ndarray | None, query_vector: np.ndarray | None, dense_rows: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """BM25 rows and dense rows (each best first; empty when the mode skips it) and the query vector used."""
         empty = np.zeros(0, dtype=np.int64)
-        lexical_rows, dense_rows, vector = empty, empty, None
+        lexical_rows, vector = empty, None
         if mode in ("hybrid", "lexical"):
             lexical_rows, _ = self.lexical.search(query, depth, allowed)
         if mode in ("hybrid", "dense"):
             vector = query_vector if query_vector is not None else encode_queries(self.encoder, [query])
-            found, _ = self.dense.search(vector, depth, allowed)
-            dense_rows = found[0][found[0] >= 0]
-        return lexical_rows, dense_rows, vector
+            if dense_rows is None:
+                found, _ = self.dense.search(vector, depth, allowed)
+                dense_rows = found[0][found[0] >= 0]
+        return lexical_rows, empty if dense_rows is None or mode == "lexical" else dense_rows, vector
+
+    def _dense_batch(self, vectors: np.ndarray, depth: int) -> list[np.ndarray]:
+        """Dense candidates of many query vectors in one ANN call (one call per query costs ~10x more on a busy CPU)."""
+        found, _ = self.dense.search(vectors, depth, self._live)
+        return [rows[rows >= 0] for rows in found]
 
     def search(
         self,
@@ -276,15 +282,17 @@ class SearchEngine:
         query_vector: np.ndarray | None = None,
         lexical_weight: float | None = None,
         learned: bool = True,
+        dense_rows: np.ndarray | None = None,
     ) -> SearchResults:
         """Rank the catalogue for a query; `mode` picks BM25, dense or both fused; the index's learned ranker (unless
-        `learned` is False) re-orders the hybrid candidates; a user's profile re-ranks the candidates."""
+        `learned` is False) re-orders the hybrid candidates; a user's profile re-ranks the candidates. `dense_rows`:
+        dense candidates found beforehand (by `search_many`) for an unfiltered search."""
         settings = self.config.search
         depth = max(settings.candidates, k)
         allowed = allowed_rows(self._filter_columns, search_filter)
         if self._live is not None:
             allowed = self._live if allowed is None else allowed & self._live
-        lexical_rows, dense_rows, vector = self._retrieve(query, mode, depth, allowed, query_vector)
+        lexical_rows, dense_rows, vector = self._retrieve(query, mode, depth, allowed, query_vector, dense_rows)
         weights = [settings.lexical_weight if lexical_weight is None else lexical_weight, settings.dense_weight]
         rows, scores = reciprocal_rank_fusion([lexical_rows, dense_rows], weights, settings.rrf_k)
         if learned and self.ranker is not None and mode == "hybrid" and len(rows):
@@ -314,9 +322,21 @@ class SearchEngine:
         hits = self.search(query, k, mode=mode, query_vector=query_vector, lexical_weight=lexical_weight, learned=learned).hits
         return [hit.item_id for hit in hits]
 
-    def fused_scores(self, query: str, query_vector: np.ndarray) -> dict[int, float]:
-        """Row -> RRF score of the hybrid candidates before learned ranking (rows not retrieved are absent)."""
+    def search_many(self, queries: list[str], query_vectors: np.ndarray, k: int = 100, mode: Mode = "hybrid", learned: bool = True) -> list[list[str]]:
+        """Ranked item ids for many unfiltered queries, their dense candidates found in one batch (evaluation runs)."""
+        depth = max(self.config.search.candidates, k)
+        dense = self._dense_batch(query_vectors, depth) if mode != "lexical" else [None] * len(queries)
+        return [
+            [hit.item_id for hit in self.search(query, k, mode=mode, query_vector=vector, learned=learned, dense_rows=rows).hits]
+            for query, vector, rows in zip(queries, query_vectors, dense)
+        ]
+
+    def fused_scores_many(self, queries: list[str], query_vectors: np.ndarray) -> list[dict[int, float]]:
+        """Per query, row -> RRF score of the hybrid candidates before learned ranking (rows not retrieved are absent)."""
         settings = self.config.search
-        lexical_rows, dense_rows, _ = self._retrieve(query, "hybrid", settings.candidates, self._live, query_vector)
-        rows, scores = reciprocal_rank_fusion([lexical_rows, dense_rows], [settings.lexical_weight, settings.dense_weight], settings.rrf_k)
-        return dict(zip(rows.tolist(), scores.tolist()))
+        results = []
+        for query, vector, rows in zip(queries, query_vectors, self._dense_batch(query_vectors, settings.candidates)):
+            lexical_rows, dense_rows, _ = self._retrieve(query, "hybrid", settings.candidates, self._live, vector, rows)
+            fused, scores = reciprocal_rank_fusion([lexical_rows, dense_rows], [settings.lexical_weight, settings.dense_weight], settings.rrf_k)
+            results.append(dict(zip(fused.tolist(), scores.tolist())))
+        return results

@@ -37,19 +37,21 @@ def judged_pairs(engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[st
     """Features of every judged pair whose item is indexed; relevance is the judgments' `relevance` column if present, else the grade."""
     builder = engine.ranking_features()
     has_relevance = "relevance" in judgments.columns
+    # One partition pass: iterating a group_by gathers rows per group, which costs ~10 ms a query on 70k judgments.
+    groups = judgments.partition_by("query_id", maintain_order=True)
+    queries = [group["query"][0] for group in groups]
+    fused_per_query = engine.fused_scores_many(queries, np.vstack([vectors[q] for q in queries])) if groups else []
     blocks, grades, relevance, query_ids, item_ids, all_rows = [], [], [], [], [], []
-    for (query_id,), group in judgments.group_by("query_id", maintain_order=True):
+    for group, query, fused in zip(groups, queries, fused_per_query):
         targets = group["relevance"].to_list() if has_relevance else group["grade"].to_list()
         known = [(item, grade, rel) for item, grade, rel in zip(group["item_id"].to_list(), group["grade"].to_list(), targets) if engine.row_of(item) is not None]
         if not known:
             continue
-        query = group["query"][0]
         rows = np.asarray([engine.row_of(item) for item, _, _ in known], dtype=np.int64)
-        fused = engine.fused_scores(query, vectors[query])
         blocks.append(builder.compute(query, rows, vectors[query], {FUSED_FEATURES[0]: np.asarray([fused.get(r, 0.0) for r in rows.tolist()])}))
         grades.extend(grade for _, grade, _ in known)
         relevance.extend(rel for _, _, rel in known)
-        query_ids.extend([str(query_id)] * len(known))
+        query_ids.extend([str(group["query_id"][0])] * len(known))
         item_ids.extend(item for item, _, _ in known)
         all_rows.append(rows)
     if not blocks:
