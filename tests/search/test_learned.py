@@ -20,14 +20,15 @@ def _column(engine: SearchEngine, name: str, query: str, items: list[str]) -> np
     rows = np.asarray([engine.row_of(i) for i in items])
     vector = query_vectors(engine, [query])[query]
     matrix = builder.compute(query, rows, vector, {"fused_rrf": np.zeros(len(rows))})
-    return matrix[:, builder.names.index(name)]
+    return matrix[:, builder.names(["fused_rrf"]).index(name)]
 
 
 def test_feature_names_match_the_columns_and_cover_each_text_field(engine):
     builder = engine.ranking_features()
-    assert {"bm25_title", "bm25_brand", "bm25_category", "bm25_corrected", "dense_cosine", "fused_rrf"} <= set(builder.names)
+    names = builder.names(["fused_rrf"])
+    assert {"bm25_title", "bm25_brand", "bm25_category", "bm25_corrected", "dense_cosine", "fused_rrf"} <= set(names)
     matrix = builder.compute("glass beaker", np.arange(3), query_vectors(engine, ["glass beaker"])["glass beaker"], {"fused_rrf": np.zeros(3)})
-    assert matrix.shape == (3, len(builder.names))
+    assert matrix.shape == (3, len(names))
 
 
 def test_bm25_and_word_overlap_prefer_the_item_that_shares_the_query_words(engine):

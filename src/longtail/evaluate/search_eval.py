@@ -25,8 +25,7 @@ from longtail.search.ranker_training import JudgedPairs
 HEAD_QUERY_SHARE = 0.2
 LONG_QUERY_WORDS = 5
 FULL_DEPTH = 100
-REPORT_JSON = "search_evaluation.json"
-REPORT_HTML = "search_evaluation.html"
+REPORT_NAME = "search_evaluation"
 # Condensed runs: each query's judged items ordered by one score; full runs: the engine's own retrieval.
 CONDENSED_SCORES = ("random", "bm25", "dense", "hybrid")
 FULL_MODES = {"bm25": "lexical", "dense": "dense", "hybrid": "hybrid"}
@@ -49,11 +48,9 @@ def _order(item_ids: Sequence[str], scores: np.ndarray, tie_break: np.ndarray) -
     return [item_ids[i] for i in order]
 
 
-def condensed_runs(
-    pairs: JudgedPairs, feature_names: list[str], scores: Mapping[str, np.ndarray] | None = None, seed: int = 42, rrf_k: int = 60
-) -> dict[str, dict[str, list[str]]]:
+def condensed_runs(pairs: JudgedPairs, scores: Mapping[str, np.ndarray] | None = None, seed: int = 42, rrf_k: int = 60) -> dict[str, dict[str, list[str]]]:
     """Run name -> query id -> that query's judged items ranked by the run's score (random, bm25, dense, hybrid, plus `scores`)."""
-    column = {name: position for position, name in enumerate(feature_names)}
+    column = {name: position for position, name in enumerate(pairs.names)}
     tie_break = np.random.default_rng(seed).random(len(pairs.grades))
     columns = {"random": tie_break, "bm25": pairs.features[:, column[CORRECTED_BM25]], "dense": pairs.features[:, column["dense_cosine"]]}
     columns.update(scores or {})
@@ -143,11 +140,11 @@ def summarise_runs(results: Mapping[str, RunResult], segments: Mapping[str, Sequ
     return report
 
 
-def write_report(report: dict[str, object], out_dir: str | Path, title: str) -> tuple[Path, Path]:
-    """Write the JSON and the HTML report (tables and a chart of NDCG@10 per run) into a folder."""
+def write_report(report: dict[str, object], out_dir: str | Path, title: str, name: str = REPORT_NAME) -> tuple[Path, Path]:
+    """Write `<name>.json` and `<name>.html` (tables and a chart of NDCG@10 per run) into a folder."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    json_path, html_path = out / REPORT_JSON, out / REPORT_HTML
+    json_path, html_path = out / f"{name}.json", out / f"{name}.html"
     json_path.write_text(json.dumps(report, indent=2, default=float), encoding="utf-8")
     runs: dict[str, dict] = report["runs"]  # type: ignore[assignment]
     charts = []

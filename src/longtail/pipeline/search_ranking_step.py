@@ -14,7 +14,7 @@ from longtail.core.errors import LongtailError
 from longtail.data.query_split import DEFAULT_FRACTIONS, PARTS, split_by_query
 from longtail.evaluate.search_eval import RunResult, condensed_runs, full_runs, query_segments, rmse, summarise_runs, write_report
 from longtail.evaluate.search_metrics import evaluate_run, load_judgments
-from longtail.search.engine import SearchEngine
+from longtail.search.engine import CROSS_ENCODER_FEATURE, SearchEngine
 from longtail.search.learned import RankerSettings
 from longtail.search.ranker_training import judged_pairs, query_vectors, train_ranker
 
@@ -57,12 +57,12 @@ def evaluate_search_step(
         kept = judgments["query_id"].unique(maintain_order=True).head(limit)
         judgments = judgments.filter(pl.col("query_id").is_in(kept.implode()))
     vectors = query_vectors(engine, judgments["query"].to_list())
-    pairs = judged_pairs(engine, judgments, vectors)
-    names = engine.ranking_features().names
+    uses_cross_encoder = engine.ranker is not None and CROSS_ENCODER_FEATURE in engine.ranker.features
+    pairs = judged_pairs(engine, judgments, vectors, cross_encoder=uses_cross_encoder)
     scores: dict[str, np.ndarray] = {}
     if engine.ranker is not None:
         scores["learned"] = engine.ranker.score(pairs.features)
-    results = {name: RunResult(name, condensed=evaluate_run(run, judgments)) for name, run in condensed_runs(pairs, names, scores, seed, engine.config.search.rrf_k).items()}
+    results = {name: RunResult(name, condensed=evaluate_run(run, judgments)) for name, run in condensed_runs(pairs, scores, seed, engine.config.search.rrf_k).items()}
     if engine.ranker is not None and engine.ranker.regressor is not None:
         results["learned"].rmse = rmse(engine.ranker.predict_relevance(pairs.features), pairs.relevance)
     if full:

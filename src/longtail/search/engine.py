@@ -13,6 +13,7 @@ import polars as pl
 from longtail.core.config import CONFIG_FILENAME, LongtailConfig, load_config, save_config
 from longtail.encode.encoder import EmbeddingCache, TextEncoder, encode_queries, item_texts, load_encoder
 from longtail.core.errors import LongtailError
+from longtail.search.cross_encoder import CROSS_ENCODER_DIR, CrossEncoderScorer
 from longtail.search.dense import DenseIndex
 from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, filter_columns
 from longtail.search.features import RankingFeatures
@@ -25,8 +26,10 @@ ITEMS_FILE = "items.parquet"
 VECTORS_FILE = "vectors.npy"
 LEXICAL_DIR = "lexical"
 RECENT_FILE = "user_recent_items.parquet"
-# Scores the engine hands the learned ranker besides the generic pair features: the RRF score of the candidate.
-FUSED_FEATURES = ("fused_rrf",)
+# Scores the engine hands the learned ranker besides the generic pair features: the candidate's RRF score and, when the
+# index folder holds a cross-encoder and the ranker was trained with it, the cross-encoder's score.
+FUSED_FEATURE = "fused_rrf"
+CROSS_ENCODER_FEATURE = "cross_encoder"
 
 
 @dataclass
@@ -85,6 +88,7 @@ class SearchEngine:
         recent: pl.DataFrame | None = None,
         directory: Path | None = None,
         ranker: LearnedRanker | None = None,
+        cross_encoder: CrossEncoderScorer | None = None,
     ) -> None:
         self.items = items
         self.lexical = lexical
@@ -100,7 +104,9 @@ class SearchEngine:
         self._live: np.ndarray | None = None
         self.directory = directory
         self.ranker = ranker
+        self.cross_encoder = cross_encoder
         self._ranking_features: RankingFeatures | None = None
+        self._texts: list[str] | None = None
 
     @classmethod
     def build(
@@ -159,13 +165,26 @@ class SearchEngine:
         dense = DenseIndex.open(directory, vectors, config.search)
         recent = pl.read_parquet(directory / RECENT_FILE)
         items = pl.read_parquet(directory / ITEMS_FILE)
-        return cls(items, lexical, dense, encoder or encoder_for(config), config, recent, directory, LearnedRanker.load(directory))
+        cross_encoder = CrossEncoderScorer(directory / CROSS_ENCODER_DIR) if (directory / CROSS_ENCODER_DIR).is_dir() else None
+        return cls(items, lexical, dense, encoder or encoder_for(config), config, recent, directory, LearnedRanker.load(directory), cross_encoder)
 
     def ranking_features(self) -> RankingFeatures:
         """The (query, item) feature builder over this catalogue, built on first use (it tokenizes every item once)."""
         if self._ranking_features is None or len(self._ranking_features.titles) != self.items.height:
-            self._ranking_features = RankingFeatures(self.items, self.dense.vectors, self.lexical.query_terms, FUSED_FEATURES)
+            self._ranking_features = RankingFeatures(self.items, self.dense.vectors, self.lexical.query_terms)
         return self._ranking_features
+
+    def item_text(self, rows: np.ndarray) -> list[str]:
+        """The indexed text of catalogue rows (what BM25, the encoder and the cross-encoder read)."""
+        if self._texts is None or len(self._texts) != self.items.height:
+            self._texts = item_texts(self.items)
+        return [self._texts[row] for row in np.asarray(rows).tolist()]
+
+    def cross_encoder_scores(self, query: str, rows: np.ndarray) -> np.ndarray:
+        """The index's cross-encoder scores of rows for a query."""
+        if self.cross_encoder is None:
+            raise LongtailError("this index has no cross-encoder folder; its learned ranker cannot use one")
+        return self.cross_encoder.score(query, self.item_text(rows))
 
     def set_ranker(self, ranker: LearnedRanker | None) -> None:
         """Use a learned ranker on the fused candidates (None: fusion order), saving it into the index folder if there is one."""
@@ -179,7 +198,10 @@ class SearchEngine:
             raise LongtailError("this index has no learned ranker; train one with `longtail train-ranker`")
         depth = self.ranker.meta.settings.depth
         top = rows[:depth]
-        features = self.ranking_features().compute(query, top, vector, {FUSED_FEATURES[0]: fused[:depth]})
+        extra = {FUSED_FEATURE: fused[:depth]}
+        if CROSS_ENCODER_FEATURE in self.ranker.features:
+            extra[CROSS_ENCODER_FEATURE] = self.cross_encoder_scores(query, top)
+        features = self.ranking_features().compute(query, top, vector, extra)
         learned = self.ranker.score(features)
         order = np.argsort(-learned, kind="stable")
         # Scores below the re-ranked head are shifted under its minimum, so the returned scores stay ordered.

@@ -80,11 +80,11 @@ class RankingFeatures:
     """Computes a fixed, named feature vector for each (query, catalogue row) pair.
 
     `corrector` maps a query to the index terms it searches for after typo correction (the BM25 index's
-    `query_terms`); `extra` names per-pair scores supplied by the caller (a cross-encoder, a fine-tuned encoder,
-    popularity) that are appended after the built-in features.
+    `query_terms`). Per-pair scores the caller has (the fused retrieval score, a cross-encoder) are appended after
+    the built-in features, in the order given.
     """
 
-    def __init__(self, items: pl.DataFrame, vectors: np.ndarray, corrector: Callable[[str], list[str]], extra: Sequence[str] = ()) -> None:
+    def __init__(self, items: pl.DataFrame, vectors: np.ndarray, corrector: Callable[[str], list[str]]) -> None:
         self.fields = {name: FieldStatistics(items[name].cast(pl.String).to_list()) for name in TEXT_FIELDS if name in items.columns and items[name].null_count() < items.height}
         if "title" not in self.fields:
             raise LongtailError("learned ranking needs a 'title' column in the catalogue")
@@ -93,13 +93,11 @@ class RankingFeatures:
         self.titles = items["title"].fill_null("").to_list()
         self.vectors = vectors
         self.corrector = corrector
-        self.extra = list(extra)
         self._title_quantities: dict[int, list] = {}
 
-    @property
-    def names(self) -> list[str]:
-        """Feature names in column order."""
-        return [*(f"bm25_{name}" for name in self.fields), CORRECTED_BM25, *PAIR_FEATURES, *self.extra]
+    def names(self, extra: Sequence[str] = ()) -> list[str]:
+        """Feature names in column order, with the caller's extra scores last."""
+        return [*(f"bm25_{name}" for name in self.fields), CORRECTED_BM25, *PAIR_FEATURES, *extra]
 
     def _quantities_of(self, row: int) -> list:
         if row not in self._title_quantities:
@@ -107,12 +105,9 @@ class RankingFeatures:
         return self._title_quantities[row]
 
     def compute(self, query: str, rows: np.ndarray, query_vector: np.ndarray, extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
-        """A (len(rows), len(names)) float32 matrix of features of `query` against each row."""
+        """A (len(rows), len(names(extra))) float32 matrix of features of `query` against each row."""
         rows = np.asarray(rows, dtype=np.int64)
         extra = extra or {}
-        missing = [name for name in self.extra if name not in extra]
-        if missing:
-            raise LongtailError(f"ranking features need the extra scores {missing} for query {query!r}")
         query_tokens = tokenize(query)
         query_set = set(query_tokens)
         corrected = self.corrector(query)
@@ -152,5 +147,5 @@ class RankingFeatures:
                 len(query_quantities),
                 len(title_tokens),
             )
-        matrix = np.column_stack([*columns, pair, *(np.asarray(extra[name], dtype=np.float64) for name in self.extra)])
+        matrix = np.column_stack([*columns, pair, *(np.asarray(values, dtype=np.float64) for values in extra.values())])
         return matrix.astype(np.float32)

@@ -9,7 +9,7 @@ import polars as pl
 
 from longtail.core.errors import LongtailError
 from longtail.encode.encoder import encode_queries
-from longtail.search.engine import FUSED_FEATURES, SearchEngine
+from longtail.search.engine import CROSS_ENCODER_FEATURE, FUSED_FEATURE, SearchEngine
 from longtail.search.learned import LearnedRanker, RankerSettings
 
 
@@ -23,6 +23,7 @@ class JudgedPairs:
     query_ids: np.ndarray
     item_ids: list[str]
     rows: np.ndarray
+    names: list[str]
 
 
 def query_vectors(engine: SearchEngine, queries: list[str], batch_size: int = 256) -> dict[str, np.ndarray]:
@@ -33,8 +34,9 @@ def query_vectors(engine: SearchEngine, queries: list[str], batch_size: int = 25
     return dict(zip(distinct, stacked))
 
 
-def judged_pairs(engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[str, np.ndarray]) -> JudgedPairs:
-    """Features of every judged pair whose item is indexed; relevance is the judgments' `relevance` column if present, else the grade."""
+def judged_pairs(engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[str, np.ndarray], cross_encoder: bool = False) -> JudgedPairs:
+    """Features of every judged pair whose item is indexed (with the index's cross-encoder score when asked); relevance is
+    the judgments' `relevance` column if present, else the grade."""
     builder = engine.ranking_features()
     has_relevance = "relevance" in judgments.columns
     # One partition pass: iterating a group_by gathers rows per group, which costs ~10 ms a query on 70k judgments.
@@ -48,7 +50,10 @@ def judged_pairs(engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[st
         if not known:
             continue
         rows = np.asarray([engine.row_of(item) for item, _, _ in known], dtype=np.int64)
-        blocks.append(builder.compute(query, rows, vectors[query], {FUSED_FEATURES[0]: np.asarray([fused.get(r, 0.0) for r in rows.tolist()])}))
+        extra = {FUSED_FEATURE: np.asarray([fused.get(r, 0.0) for r in rows.tolist()])}
+        if cross_encoder:
+            extra[CROSS_ENCODER_FEATURE] = engine.cross_encoder_scores(query, rows)
+        blocks.append(builder.compute(query, rows, vectors[query], extra))
         grades.extend(grade for _, grade, _ in known)
         relevance.extend(rel for _, _, rel in known)
         query_ids.extend([str(group["query_id"][0])] * len(known))
@@ -59,14 +64,14 @@ def judged_pairs(engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[st
     return JudgedPairs(
         np.vstack(blocks), np.asarray(grades, dtype=np.float64), np.asarray(relevance, dtype=np.float64),
         np.asarray(query_ids, dtype=object), item_ids, np.concatenate(all_rows),
+        builder.names([FUSED_FEATURE, *([CROSS_ENCODER_FEATURE] if cross_encoder else [])]),
     )
 
 
 def train_ranker(engine: SearchEngine, train: JudgedPairs, validation: JudgedPairs, settings: RankerSettings | None = None) -> LearnedRanker:
     """LambdaRank on the training pairs (early-stopped on validation) plus a relevance regressor; the engine uses it at once."""
-    names = engine.ranking_features().names
     ranker = LearnedRanker.fit(
-        names,
+        train.names,
         (train.features, train.grades, train.query_ids),
         (validation.features, validation.grades, validation.query_ids),
         settings,
