@@ -30,6 +30,7 @@ from longtail.encode.encoder import EmbeddingCache, item_texts, load_encoder  # 
 from longtail.evaluate.search_eval import RunResult, condensed_runs, full_runs, query_segments, rmse, summarise_runs, write_report  # noqa: E402
 from longtail.evaluate.search_metrics import evaluate_run, load_judgments  # noqa: E402
 from longtail.search.engine import SearchEngine  # noqa: E402
+from longtail.search.learned import RankerSettings  # noqa: E402
 from longtail.search.ranker_training import judged_pairs, train_ranker  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -132,11 +133,12 @@ def main() -> int:
     texts = judgments["query"].unique(maintain_order=True).to_list()
     query_vectors = dict(zip(texts, encoder.encode(texts, 256)))
     t = time.perf_counter()
+    settings = RankerSettings(seed=SEED)
     pairs = {part: judged_pairs(engine, frame, query_vectors) for part, frame in parts.items()}
     speed["feature_seconds"] = time.perf_counter() - t
     log(f"features of {sum(len(p.grades) for p in pairs.values()):,} pairs in {speed['feature_seconds']:.0f}s")
     t = time.perf_counter()
-    ranker = train_ranker(engine, pairs["train"], pairs["validation"])
+    ranker = train_ranker(engine, pairs["train"], pairs["validation"], settings)
     speed["ranker_train_seconds"] = time.perf_counter() - t
     log(f"ranker: best iteration {ranker.meta.best_iteration}, validation NDCG@10 {ranker.meta.validation_ndcg10:.4f}, RMSE {ranker.meta.validation_rmse:.4f}")
     test, test_pairs = parts["test"], pairs["test"]

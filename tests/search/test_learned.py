@@ -19,16 +19,16 @@ def _column(engine: SearchEngine, name: str, query: str, items: list[str]) -> np
     builder = engine.ranking_features()
     rows = np.asarray([engine.row_of(i) for i in items])
     vector = query_vectors(engine, [query])[query]
-    matrix = builder.compute(query, rows, vector, {"fused_rrf": np.zeros(len(rows))})
-    return matrix[:, builder.names(["fused_rrf"]).index(name)]
+    return builder.compute(query, rows, vector)[:, builder.names().index(name)]
 
 
 def test_feature_names_match_the_columns_and_cover_each_text_field(engine):
     builder = engine.ranking_features()
-    names = builder.names(["fused_rrf"])
-    assert {"bm25_title", "bm25_brand", "bm25_category", "bm25_corrected", "dense_cosine", "fused_rrf"} <= set(names)
-    matrix = builder.compute("glass beaker", np.arange(3), query_vectors(engine, ["glass beaker"])["glass beaker"], {"fused_rrf": np.zeros(3)})
-    assert matrix.shape == (3, len(names))
+    names = builder.names(["cross_encoder"])
+    assert {"bm25_title", "bm25_brand", "bm25_category", "bm25_corrected", "dense_cosine"} <= set(names) and names[-1] == "cross_encoder"
+    vector = query_vectors(engine, ["glass beaker"])["glass beaker"]
+    matrix = builder.compute("glass beaker", np.arange(3), vector, {"cross_encoder": np.asarray([0.5, 0.1, 0.2])})
+    assert matrix.shape == (3, len(names)) and matrix[:, -1].tolist() == pytest.approx([0.5, 0.1, 0.2])
 
 
 def test_bm25_and_word_overlap_prefer_the_item_that_shares_the_query_words(engine):

@@ -26,9 +26,9 @@ ITEMS_FILE = "items.parquet"
 VECTORS_FILE = "vectors.npy"
 LEXICAL_DIR = "lexical"
 RECENT_FILE = "user_recent_items.parquet"
-# Scores the engine hands the learned ranker besides the generic pair features: the candidate's RRF score and, when the
-# index folder holds a cross-encoder and the ranker was trained with it, the cross-encoder's score.
-FUSED_FEATURE = "fused_rrf"
+# The score the engine hands the learned ranker besides the generic pair features, when the index folder holds a
+# cross-encoder and the ranker was trained with it. (The candidates' RRF score is no feature: judged items that
+# retrieval missed have none, so a ranker trained on judgments learns the judging process from it, not relevance.)
 CROSS_ENCODER_FEATURE = "cross_encoder"
 
 
@@ -198,7 +198,7 @@ class SearchEngine:
             raise LongtailError("this index has no learned ranker; train one with `longtail train-ranker`")
         depth = self.ranker.meta.settings.depth
         top = rows[:depth]
-        extra = {FUSED_FEATURE: fused[:depth]}
+        extra: dict[str, np.ndarray] = {}
         if CROSS_ENCODER_FEATURE in self.ranker.features:
             extra[CROSS_ENCODER_FEATURE] = self.cross_encoder_scores(query, top)
         features = self.ranking_features().compute(query, top, vector, extra)
@@ -352,13 +352,3 @@ class SearchEngine:
             [hit.item_id for hit in self.search(query, k, mode=mode, query_vector=vector, learned=learned, dense_rows=rows).hits]
             for query, vector, rows in zip(queries, query_vectors, dense)
         ]
-
-    def fused_scores_many(self, queries: list[str], query_vectors: np.ndarray) -> list[dict[int, float]]:
-        """Per query, row -> RRF score of the hybrid candidates before learned ranking (rows not retrieved are absent)."""
-        settings = self.config.search
-        results = []
-        for query, vector, rows in zip(queries, query_vectors, self._dense_batch(query_vectors, settings.candidates)):
-            lexical_rows, dense_rows, _ = self._retrieve(query, "hybrid", settings.candidates, self._live, vector, rows)
-            fused, scores = reciprocal_rank_fusion([lexical_rows, dense_rows], [settings.lexical_weight, settings.dense_weight], settings.rrf_k)
-            results.append(dict(zip(fused.tolist(), scores.tolist())))
-        return results

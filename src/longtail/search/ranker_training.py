@@ -9,7 +9,7 @@ import polars as pl
 
 from longtail.core.errors import LongtailError
 from longtail.encode.encoder import encode_queries
-from longtail.search.engine import CROSS_ENCODER_FEATURE, FUSED_FEATURE, SearchEngine
+from longtail.search.engine import CROSS_ENCODER_FEATURE, SearchEngine
 from longtail.search.learned import LearnedRanker, RankerSettings
 
 
@@ -41,16 +41,15 @@ def judged_pairs(engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[st
     has_relevance = "relevance" in judgments.columns
     # One partition pass: iterating a group_by gathers rows per group, which costs ~10 ms a query on 70k judgments.
     groups = judgments.partition_by("query_id", maintain_order=True)
-    queries = [group["query"][0] for group in groups]
-    fused_per_query = engine.fused_scores_many(queries, np.vstack([vectors[q] for q in queries])) if groups else []
     blocks, grades, relevance, query_ids, item_ids, all_rows = [], [], [], [], [], []
-    for group, query, fused in zip(groups, queries, fused_per_query):
+    for group in groups:
+        query = group["query"][0]
         targets = group["relevance"].to_list() if has_relevance else group["grade"].to_list()
         known = [(item, grade, rel) for item, grade, rel in zip(group["item_id"].to_list(), group["grade"].to_list(), targets) if engine.row_of(item) is not None]
         if not known:
             continue
         rows = np.asarray([engine.row_of(item) for item, _, _ in known], dtype=np.int64)
-        extra = {FUSED_FEATURE: np.asarray([fused.get(r, 0.0) for r in rows.tolist()])}
+        extra: dict[str, np.ndarray] = {}
         if cross_encoder:
             extra[CROSS_ENCODER_FEATURE] = engine.cross_encoder_scores(query, rows)
         blocks.append(builder.compute(query, rows, vectors[query], extra))
@@ -64,7 +63,7 @@ def judged_pairs(engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[st
     return JudgedPairs(
         np.vstack(blocks), np.asarray(grades, dtype=np.float64), np.asarray(relevance, dtype=np.float64),
         np.asarray(query_ids, dtype=object), item_ids, np.concatenate(all_rows),
-        builder.names([FUSED_FEATURE, *([CROSS_ENCODER_FEATURE] if cross_encoder else [])]),
+        builder.names([CROSS_ENCODER_FEATURE] if cross_encoder else []),
     )
 
 
