@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from longtail.core.errors import LongtailError
-from longtail.search.cross_encoder import REPORT_FILE, CrossEncoderScorer, CrossEncoderSettings, train_cross_encoder
+from longtail.search.cross_encoder import (
+    REPORT_FILE,
+    CrossEncoderScorer,
+    CrossEncoderSettings,
+    train_cross_encoder,
+)
 
 PAIRS = [
     ("glass beaker", "Borosilicate glass beaker 500 ml", 1.0),

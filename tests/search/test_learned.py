@@ -10,6 +10,7 @@ from longtail.search.engine import SearchEngine
 from longtail.search.learned import LearnedRanker, RankerSettings
 from longtail.search.ranker_training import judged_pairs, query_vectors, train_ranker
 
+
 @pytest.fixture(scope="module")
 def engine(catalogue, fast_config, tmp_path_factory) -> SearchEngine:
     return SearchEngine.build(catalogue, fast_config, directory=tmp_path_factory.mktemp("index"))

@@ -22,8 +22,8 @@ def split_by_query(judgments: pl.DataFrame, fractions: tuple[float, float, float
     # Sorted first, so the same file gives the same split whatever its row order.
     queries = np.asarray(sorted(judgments["query_id"].unique().to_list()), dtype=object)
     order = np.random.default_rng(seed).permutation(len(queries))
-    train_end = int(round(fractions[0] * len(queries)))
-    validation_end = train_end + int(round(fractions[1] * len(queries)))
+    train_end = round(fractions[0] * len(queries))
+    validation_end = train_end + round(fractions[1] * len(queries))
     cuts = {"train": order[:train_end], "validation": order[train_end:validation_end], "test": order[validation_end:]}
     return {part: judgments.filter(pl.col("query_id").is_in(queries[rows].tolist())) for part, rows in cuts.items()}
 

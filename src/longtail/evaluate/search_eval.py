@@ -7,13 +7,18 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from longtail.data.tokenize import is_latin_word, tokenize
-from longtail.evaluate.search_metrics import METRICS, aligned_scores, evaluate_run, summarize
+from longtail.evaluate.search_metrics import (
+    METRICS,
+    aligned_scores,
+    summarize,
+)
 from longtail.evaluate.significance import paired_comparison
 from longtail.reporting.charts import bar_chart
 from longtail.reporting.pages import render_page
@@ -56,7 +61,7 @@ def condensed_runs(pairs: JudgedPairs, scores: Mapping[str, np.ndarray] | None =
     columns.update(scores or {})
     runs: dict[str, dict[str, list[str]]] = {name: {} for name in (*CONDENSED_SCORES, *(scores or {}))}
     boundaries = np.flatnonzero(np.concatenate([[True], pairs.query_ids[1:] != pairs.query_ids[:-1], [True]]))
-    for start, end in zip(boundaries[:-1], boundaries[1:]):
+    for start, end in pairwise(boundaries):
         query_id = str(pairs.query_ids[start])
         items = pairs.item_ids[start:end]
         ties = tie_break[start:end]

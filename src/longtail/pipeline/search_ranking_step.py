@@ -12,7 +12,15 @@ import polars as pl
 from longtail.core.config import LongtailConfig
 from longtail.core.errors import LongtailError
 from longtail.data.query_split import DEFAULT_FRACTIONS, PARTS, split_by_query
-from longtail.evaluate.search_eval import RunResult, condensed_runs, full_runs, query_segments, rmse, summarise_runs, write_report
+from longtail.evaluate.search_eval import (
+    RunResult,
+    condensed_runs,
+    full_runs,
+    query_segments,
+    rmse,
+    summarise_runs,
+    write_report,
+)
 from longtail.evaluate.search_metrics import evaluate_run, load_judgments
 from longtail.search.engine import CROSS_ENCODER_FEATURE, SearchEngine
 from longtail.search.learned import RankerSettings

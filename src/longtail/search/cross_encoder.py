@@ -41,7 +41,8 @@ class CrossEncoderReport:
     last_loss: float
 
 
-def _load(path: str | Path | None, max_length: int):  # noqa: ANN202  (sentence_transformers.CrossEncoder)
+def load_cross_encoder(path: str | Path | None = None, max_length: int = 64):
+    """A one-logit MiniLM cross-encoder: a trained folder, or (no path) the bundled MiniLM with a new, untrained head."""
     from sentence_transformers.cross_encoder import CrossEncoder
 
     if path is None:
@@ -68,7 +69,7 @@ def train_cross_encoder(
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     chosen = rng.permutation(len(pairs))[: settings.max_pairs]
-    model = _load(None, settings.max_length)
+    model = load_cross_encoder(None, settings.max_length)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate)
     steps_per_epoch = len(chosen) // settings.batch_size
@@ -106,7 +107,7 @@ class CrossEncoderScorer:
         self.directory = Path(directory)
         if not (self.directory / "config.json").is_file():
             raise LongtailError(f"{directory}: not a cross-encoder folder; train one with train_cross_encoder")
-        self.model = _load(self.directory, max_length)
+        self.model = load_cross_encoder(self.directory, max_length)
         self.model.eval()
 
     def score(self, query: str, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:

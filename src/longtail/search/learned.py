@@ -70,7 +70,7 @@ def _groups(query_ids: np.ndarray) -> np.ndarray:
 class LearnedRanker:
     """Scores candidate rows from their feature matrix; higher is better. `predict_relevance` gives the regressor's grade."""
 
-    def __init__(self, ranker, meta: RankerMeta, regressor=None) -> None:  # noqa: ANN001  (lightgbm.Booster)
+    def __init__(self, ranker, meta: RankerMeta, regressor=None) -> None:
         self.ranker = ranker
         self.regressor = regressor
         self.meta = meta
