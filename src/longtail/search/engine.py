@@ -317,7 +317,7 @@ class SearchEngine:
         lexical_rows, dense_rows, vector = self._retrieve(query, mode, depth, allowed, query_vector, dense_rows)
         weights = [settings.lexical_weight if lexical_weight is None else lexical_weight, settings.dense_weight]
         rows, scores = reciprocal_rank_fusion([lexical_rows, dense_rows], weights, settings.rrf_k)
-        if learned and self.ranker is not None and mode == "hybrid" and len(rows):
+        if learned and self.ranker is not None and vector is not None and mode == "hybrid" and len(rows):
             rows, scores = self.rerank(query, rows, scores, vector)
         if profile is None and user_id is not None:
             profile = self.profile_vector(user_id)

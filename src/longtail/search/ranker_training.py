@@ -41,7 +41,12 @@ def judged_pairs(engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[st
     has_relevance = "relevance" in judgments.columns
     # One partition pass: iterating a group_by gathers rows per group, which costs ~10 ms a query on 70k judgments.
     groups = judgments.partition_by("query_id", maintain_order=True)
-    blocks, grades, relevance, query_ids, item_ids, all_rows = [], [], [], [], [], []
+    blocks: list[np.ndarray] = []
+    all_rows: list[np.ndarray] = []
+    grades: list[float] = []
+    relevance: list[float] = []
+    query_ids: list[str] = []
+    item_ids: list[str] = []
     for group in groups:
         query = group["query"][0]
         targets = group["relevance"].to_list() if has_relevance else group["grade"].to_list()
