@@ -40,6 +40,8 @@ def test_index_train_ranker_and_evaluate_search_write_a_report(tmp_path, catalog
     assert comparison["ci_low"] <= comparison["difference"] <= comparison["ci_high"]
     html = (out / "search_evaluation.html").read_text()
     assert "<svg" in html and "Full catalogue" in html
+    other_split = runner.invoke(app, ["evaluate-search", "--index", str(tmp_path / "index"), "--judgments", str(judgments), "--out", str(out), "--seed", "7"])
+    assert other_split.exit_code == 2 and "trained on the split with seed 42" in other_split.output
 
 
 def test_split_judgments_writes_three_disjoint_parts(tmp_path, hand_judgments):

@@ -26,6 +26,8 @@ from longtail.search.engine import CROSS_ENCODER_FEATURE, SearchEngine
 from longtail.search.learned import RankerSettings
 from longtail.search.ranker_training import judged_pairs, query_vectors, train_ranker
 
+SPLIT_SEED = "split_seed"
+
 
 def open_engine(index: Path | None, items: pl.DataFrame | None, config: LongtailConfig, build_dir: Path) -> SearchEngine:
     """An index folder when given, else a new index of `items` built into `build_dir`."""
@@ -43,6 +45,9 @@ def train_ranker_step(engine: SearchEngine, judgments_path: Path, seed: int = 42
     vectors = query_vectors(engine, [*parts["train"]["query"].to_list(), *parts["validation"]["query"].to_list()])
     train, validation = judged_pairs(engine, parts["train"], vectors), judged_pairs(engine, parts["validation"], vectors)
     ranker = train_ranker(engine, train, validation, settings)
+    # Recorded so that evaluate-search can refuse a split whose test queries this ranker trained on.
+    ranker.meta.extra[SPLIT_SEED] = seed
+    engine.set_ranker(ranker)
     return {
         **asdict(ranker.meta),
         "seconds": time.perf_counter() - started,
@@ -58,6 +63,9 @@ def evaluate_search_step(
     """Condensed and (optionally) full-catalogue runs on one part of the query split; writes the JSON and HTML report."""
     if part not in (*PARTS, "all"):
         raise LongtailError(f"unknown judgment part '{part}'; use one of {', '.join((*PARTS, 'all'))}")
+    trained_seed = engine.ranker.meta.extra.get(SPLIT_SEED) if engine.ranker is not None else None
+    if trained_seed is not None and trained_seed != seed:
+        raise LongtailError(f"the index's ranker was trained on the split with seed {trained_seed}; evaluate with --seed {trained_seed}")
     judgments = load_judgments(judgments_path)
     if part != "all":
         judgments = split_by_query(judgments, DEFAULT_FRACTIONS, seed)[part]
