@@ -104,7 +104,8 @@ def cross_encoder_latency(engine: SearchEngine, queries: list[str], depth: int =
 
 
 def entries(report: dict, results: dict[str, RunResult], queries: int) -> list[dict]:
-    """The acceptance format: one entry per retriever with condensed/full metrics and CIs of condensed NDCG@10 vs the baselines."""
+    """The acceptance format: one entry per retriever with condensed/full metrics and CIs of condensed NDCG@10 vs the baselines;
+    `queries` counts the scored test queries (those with a relevant product), `split_queries` all test queries."""
     out = []
     comparisons = report["comparisons"]
     for name, run in report["runs"].items():
@@ -118,8 +119,9 @@ def entries(report: dict, results: dict[str, RunResult], queries: int) -> list[d
             metrics["RMSE"] = run["RMSE"]
         ci = {b: [c["ci_low"], c["ci_high"]] for b, c in comparisons["condensed"].get(name, {}).items()}
         ci_full = {b: [c["ci_low"], c["ci_high"]] for b, c in comparisons["full"].get(name, {}).items()}
+        scored = run.get("condensed", run.get("full", {})).get("queries", 0)
         out.append({
-            "dataset": DATASET, "split": "test", "queries": queries, "retriever": name, "metrics": metrics, "ci_vs": ci, "ci_vs_full": ci_full,
+            "dataset": DATASET, "split": "test", "queries": scored, "split_queries": queries, "retriever": name, "metrics": metrics, "ci_vs": ci, "ci_vs_full": ci_full,
             "full_catalogue": "retrieval over all 54,667 products; unjudged products count as not relevant" if "full" in run else None,
             "segments_condensed_ndcg10": {s: v["NDCG@10"] for s, v in run.get("condensed", {}).get("segments", {}).items()},
             **results[name].extra,
