@@ -27,7 +27,6 @@ import polars as pl  # noqa: E402
 
 from longtail.core.config import LongtailConfig  # noqa: E402
 from longtail.data.adapters import load_dataset  # noqa: E402
-from longtail.encode.item_text import encode_items  # noqa: E402
 from longtail.pipeline.incremental import hold_back, train_model_folder, update_model_folder  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -40,7 +39,7 @@ HELD_BACK = 3
 
 def relabel_trained_part(new: pl.DataFrame, item_ids: list[str], seed: int) -> pl.DataFrame:
     """Every new event except each user's newest points at the wrong item (a fixed random relabelling)."""
-    relabel = dict(zip(item_ids, np.random.default_rng(seed).permutation(item_ids).tolist()))
+    relabel = dict(zip(item_ids, np.random.default_rng(seed).permutation(item_ids).tolist(), strict=True))
     newest = pl.col("timestamp").rank("ordinal", descending=True).over("user_id") == 1
     return new.with_columns(pl.when(newest).then(pl.col("item_id")).otherwise(pl.col("item_id").replace_strict(relabel)).alias("item_id"))
 
@@ -57,9 +56,8 @@ def main() -> int:
     past, new = hold_back(data.events, HELD_BACK)
     suffix = "_fusion" if arguments.fusion else ""
     base = ARTIFACTS / f"base{suffix}"
-    encode = (lambda item_ids: encode_items(item_ids, data.items, REPO / ".cache" / "embeddings")) if arguments.fusion else None
     started = time.perf_counter()
-    model = train_model_folder(data.items.filter(pl.col("item_id").is_in(past["item_id"].implode())), past, config, base, encode, arguments.fusion)
+    model = train_model_folder(data.items.filter(pl.col("item_id").is_in(past["item_id"].implode())), past, config, base, fusion=arguments.fusion)
     result = {
         "dataset": "scientific", "held_back_per_user": HELD_BACK, "past_events": past.height, "new_events": new.height, "fusion": arguments.fusion,
         "initial_training": {"seconds": round(time.perf_counter() - started, 1), "epochs": len(model.history_),
@@ -70,7 +68,7 @@ def main() -> int:
         folder = ARTIFACTS / f"{name}{suffix}"
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(base, folder)
-        result["updates"][name] = decision = update_model_folder(folder, events, data.items, config, encode)
+        result["updates"][name] = decision = update_model_folder(folder, events, data.items, config)
         ranker = {k: decision["ranker"][k] for k in ("passed", "old", "new", "seconds")} if "ranker" in decision else None
         print(name, {k: decision[k] for k in ("decision", "old", "new", "seconds")}, ranker, flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ def dp_accuracy(items: pl.DataFrame, events: pl.DataFrame, users: int, seed: int
     rows = []
     for epsilon in EPSILONS:
         errors, kept = [], []
-        for n, (profile, truth) in enumerate(zip(profiles, exact)):
+        for n, (profile, truth) in enumerate(zip(profiles, exact, strict=True)):
             released = dp_category_shares(profile, domain, epsilon, at, seed + n)  # type: ignore[arg-type]
             noisy = np.array([released[name] for name in domain])
             errors.append(float(np.abs(noisy - truth).sum()))
@@ -114,9 +114,11 @@ def main() -> None:
     active = events.group_by("user_id").len().sort(["len", "user_id"], descending=[True, False]).head(args.users)["user_id"]
     slice_events = events.filter(pl.col("user_id").is_in(active.implode()))
     slice_items = items.filter(pl.col("item_id").is_in(slice_events["item_id"].unique().implode()))
-    from longtail.encode.encoder import item_texts, load_encoder
+    from longtail.core.config import EncodeConfig
+    from longtail.encode.factory import build_encoder
+    from longtail.encode.item_text import item_texts
 
-    vectors = load_encoder("minilm-int8").encode(item_texts(slice_items), 64)
+    vectors = build_encoder(EncodeConfig(encoder="minilm-int8", cache_dir=None)).encode(item_texts(slice_items))
     encode_seconds = time.perf_counter() - started
     result = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine()},

@@ -23,10 +23,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from longtail.core.config import LongtailConfig, SearchConfig  # noqa: E402
+from longtail.core.config import EncodeConfig, LongtailConfig, SearchConfig  # noqa: E402
 from longtail.data.adapters import load_dataset  # noqa: E402
-from longtail.encode.encoder import TextEncoder, encode_queries, item_texts, load_encoder  # noqa: E402
+from longtail.encode.encoder import TextEncoder, encode_queries  # noqa: E402
+from longtail.encode.factory import build_encoder  # noqa: E402
 from longtail.encode.finetune import finetune_encoder  # noqa: E402
+from longtail.encode.item_text import item_texts  # noqa: E402
 from longtail.evaluate.proxy_search import PROXY_LABEL, known_item_queries  # noqa: E402
 from longtail.evaluate.search_metrics import aligned_scores, evaluate_run, query_segments, summarize  # noqa: E402
 from longtail.evaluate.significance import paired_comparison  # noqa: E402
@@ -57,6 +59,11 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def uncached(name: str, model_path: Path | None = None) -> TextEncoder:
+    """An encoder without the embedding cache, so timings measure the model."""
+    return build_encoder(EncodeConfig(encoder=name, model_path=str(model_path) if model_path else None, cache_dir=None))  # type: ignore[arg-type]
+
+
 def throughput(encoders: dict[str, TextEncoder], texts: list[str], rounds: int = 2) -> dict[str, float]:
     """Items/s of each encoder, best of alternating rounds, so load from other jobs hits both alike."""
     best = dict.fromkeys(encoders, 0.0)
@@ -78,7 +85,9 @@ def single_query_latency_ms(encoder: TextEncoder, queries: list[str]) -> dict[st
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
 
 
-def ranked_run(engine: SearchEngine, judgments: pl.DataFrame, mode: Mode, query_vectors: np.ndarray | None, lexical_weight: float | None = None) -> dict[str, list[str]]:
+def ranked_run(
+    engine: SearchEngine, judgments: pl.DataFrame, mode: Mode, query_vectors: np.ndarray | None, lexical_weight: float | None = None
+) -> dict[str, list[str]]:
     queries = judgments.unique("query_id", maintain_order=True)
     run = {}
     for position, (query_id, query) in enumerate(queries.select("query_id", "query").iter_rows()):
@@ -98,15 +107,15 @@ def relevance_runs(items: pl.DataFrame, popularity: dict[str, int], speed: dict)
     train_ids = [ids[i] for i in order[n_test:]]
     test = known_item_queries(items, n_test, SEED, test_ids)
     tuning = known_item_queries(items, TUNING_QUERIES, SEED + 1, train_ids)
-    text_of = dict(zip(ids, texts))
+    text_of = dict(zip(ids, texts, strict=True))
     train_queries = known_item_queries(items, TRAIN_PAIRS, SEED + 2, train_ids)
-    pairs = list(zip(train_queries["query"].to_list(), [text_of[i] for i in train_queries["item_id"].to_list()]))
+    pairs = list(zip(train_queries["query"].to_list(), [text_of[i] for i in train_queries["item_id"].to_list()], strict=True))
     log(f"proxy task: {test.height} test queries over held-out items, {len(pairs)} training pairs from other items")
     segments = query_segments(test, popularity)
     config = LongtailConfig()
 
-    stock = load_encoder("minilm")
-    fast = load_encoder("minilm-int8")
+    stock = uncached("minilm")
+    fast = uncached("minilm-int8")
     log("encoding items with stock MiniLM and the int8 ONNX fast path")
     rates = throughput({"stock": stock, "int8": fast}, texts[:THROUGHPUT_TEXTS])
     stock_rate, fast_rate = rates["stock"], rates["int8"]
@@ -143,11 +152,14 @@ def relevance_runs(items: pl.DataFrame, popularity: dict[str, int], speed: dict)
             tuned_config = LongtailConfig.model_validate({"seed": SEED, "finetune": settings})
             log(f"fine-tuning ({name}) on {len(pairs)} pairs")
             report = finetune_encoder(pairs, Path(scratch) / name, tuned_config)
-            encoder = load_encoder("minilm", model_path=Path(scratch) / name)
+            encoder = uncached("minilm", Path(scratch) / name)
             engines[f"finetuned-{name}"] = SearchEngine.build(items, config, encoder, vectors=encoder.encode(texts))
             query_vectors[f"finetuned-{name}"] = encode_queries(encoder, test_queries)
             speed[f"finetune_{name}"] = {k: v for k, v in report.__dict__.items() if k != "curve"} | {"curve": report.curve}
-            log(f"fine-tuned ({name}): {report.steps} steps in {report.seconds:.0f}s, validation loss {report.initial_validation_loss:.3f} -> {report.best_validation_loss:.3f}")
+            log(
+                f"fine-tuned ({name}): {report.steps} steps in {report.seconds:.0f}s, "
+                f"validation loss {report.initial_validation_loss:.3f} -> {report.best_validation_loss:.3f}"
+            )
 
     def tuning_objective(weight: float) -> float:
         run = ranked_run(engines["stock"], tuning, "hybrid", encode_queries(stock, tuning["query"].to_list()), weight)
@@ -201,7 +213,9 @@ def relevance_runs(items: pl.DataFrame, popularity: dict[str, int], speed: dict)
     }
     for run in runs:
         run["paired_bootstrap_vs"] = {
-            baseline: {metric: paired_comparison(*aligned_scores(per_query[baseline], per_query[run["retriever"]], metric), seed=SEED) for metric in ("NDCG@10", "MRR")}
+            baseline: {
+                metric: paired_comparison(*aligned_scores(per_query[baseline], per_query[run["retriever"]], metric), seed=SEED) for metric in ("NDCG@10", "MRR")
+            }
             for baseline in comparisons.get(run["retriever"], [])
         }
     ndcg = {run["retriever"]: run["metrics"]["NDCG@10"] for run in runs}
@@ -252,7 +266,7 @@ def synthetic_catalogue(n: int, vocabulary: list[str], rng: np.random.Generator,
 def latency(vocabulary: list[str], queries: list[str]) -> dict:
     """p50/p99 of one hybrid query end to end (int8 query encoding, BM25, ANN, RRF, facets) at each catalogue size."""
     rng = np.random.default_rng(SEED)
-    encoder = load_encoder("minilm-int8")
+    encoder = uncached("minilm-int8")
     results = {}
     for n in LATENCY_SIZES:
         log(f"latency: building a synthetic catalogue of {n:,} items")

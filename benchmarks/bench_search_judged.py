@@ -21,11 +21,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
 
-from longtail.core.config import LongtailConfig
+from longtail.core.config import EncodeConfig, LongtailConfig
 from longtail.data.loaders import load_table
 from longtail.data.query_split import split_by_query
 from longtail.data.schema import ITEMS
-from longtail.encode.encoder import EmbeddingCache, item_texts, load_encoder
+from longtail.encode.factory import build_encoder
+from longtail.encode.item_text import item_texts
 from longtail.evaluate.search_eval import (
     RunResult,
     condensed_runs,
@@ -62,10 +63,10 @@ def encoder_speed(texts: list[str]) -> dict[str, float]:
     """Items per second of the stock and the int8 MiniLM on a sample of titles (no cache)."""
     speeds = {}
     for name in ("minilm", "minilm-int8"):
-        encoder = load_encoder(name)
-        encoder.encode(texts[:64], 64)
+        encoder = build_encoder(EncodeConfig.model_validate({"encoder": name, "cache_dir": None, "batch_size": 64}))
+        encoder.encode(texts[:64])
         started = time.perf_counter()
-        encoder.encode(texts, 64)
+        encoder.encode(texts)
         speeds[f"{name}_items_per_s"] = len(texts) / (time.perf_counter() - started)
     return speeds
 
@@ -150,8 +151,8 @@ def main() -> int:
     speed.update(encoder_speed(item_texts(items)[:THROUGHPUT_TEXTS]))
     log(f"encoder speed: {speed}")
     t = time.perf_counter()
-    encoder = EmbeddingCache(CACHE, load_encoder("minilm-int8"))
-    vectors = encoder.encode(item_texts(items), 64, show_progress=False)
+    encoder = build_encoder(config.encode)
+    vectors = encoder.encode(item_texts(items), show_progress=False)
     speed["encode_seconds_this_run"] = time.perf_counter() - t
     t = time.perf_counter()
     engine = SearchEngine.build(items, config, encoder=encoder, vectors=vectors)

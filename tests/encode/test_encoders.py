@@ -1,12 +1,19 @@
-"""The encoders: the int8 ONNX fast path agrees with stock MiniLM, e5 handles Chinese, the cache never re-encodes."""
+"""The encoders: the int8 ONNX fast path agrees with stock MiniLM, e5 handles Chinese, the cache never re-encodes,
+and the factory builds whatever the `encode` config section says."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import polars as pl
 import pytest
 
-from longtail.encode.encoder import EmbeddingCache, encode_queries, item_texts, load_encoder
-from longtail.core.errors import LongtailError
+from longtail.core.config import EncodeConfig, LongtailConfig
+from longtail.core.errors import ConfigError
+from longtail.encode.encoder import EmbeddingCache, OnnxMiniLMEncoder, encode_queries
+from longtail.encode.factory import build_encoder
+from longtail.encode.item_text import item_texts, texts_for
 
 TITLES = [
     "Borosilicate glass beaker 500 ml with spout",
@@ -25,7 +32,7 @@ class CountingEncoder:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def encode(self, texts, batch_size=64, show_progress=False):  # noqa: ANN001, ANN201
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False) -> np.ndarray:
         self.seen.extend(texts)
         vectors = np.array([[len(t), t.count("a"), t.count("e"), 1.0] for t in texts], dtype=np.float32)
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -33,12 +40,12 @@ class CountingEncoder:
 
 @pytest.fixture(scope="module")
 def stock():
-    return load_encoder("minilm")
+    return build_encoder(EncodeConfig(encoder="minilm", cache_dir=None))
 
 
 @pytest.fixture(scope="module")
 def fast():
-    return load_encoder("minilm-int8")
+    return build_encoder(EncodeConfig(encoder="minilm-int8", cache_dir=None))
 
 
 def test_cache_does_not_reencode_unchanged_items(tmp_path):
@@ -72,7 +79,7 @@ def test_fast_path_finds_the_matching_title(fast):
 
 
 def test_multilingual_encoder_matches_chinese_query_to_chinese_title():
-    encoder = load_encoder("e5-multilingual")
+    encoder = build_encoder(EncodeConfig(encoder="e5-multilingual", cache_dir=None))
     titles = ["无线蓝牙耳机 降噪 长续航", "新鲜红富士苹果 5斤装", "男士纯棉短袖T恤", "不锈钢保温杯 500毫升"]
     scores = encoder.encode(titles) @ encode_queries(encoder, ["保温水杯"])[0]
     assert int(np.argmax(scores)) == 3
@@ -80,15 +87,41 @@ def test_multilingual_encoder_matches_chinese_query_to_chinese_title():
     assert int(np.argmax(scores)) == 0
 
 
-def test_unknown_encoder_and_model_path_for_onnx_are_rejected(tmp_path):
-    with pytest.raises(LongtailError, match="unknown encoder"):
-        load_encoder("bert-huge")
-    with pytest.raises(LongtailError, match="cannot load a fine-tuned model"):
-        load_encoder("minilm-int8", model_path=tmp_path)
+def test_config_rejects_unknown_encoder_and_factory_rejects_model_path_for_onnx(tmp_path):
+    with pytest.raises(ValueError, match="minilm-int8"):
+        EncodeConfig(encoder="bert-huge")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="cannot load a fine-tuned model"):
+        build_encoder(EncodeConfig(encoder="minilm-int8", model_path=str(tmp_path)))
 
 
-def test_item_text_joins_present_fields_and_skips_missing():
-    import polars as pl
+def test_cache_folder_default_lives_in_the_config():
+    assert LongtailConfig().encode.cache_dir == ".cache/embeddings"
 
-    items = pl.DataFrame({"title": ["Beaker", "Gloves"], "brand": ["Pyrex", None], "category": ["Lab > Glass", "Lab"]})
-    assert item_texts(items) == ["Beaker. Pyrex. Lab > Glass", "Gloves. Lab"]
+
+def test_factory_honours_encoder_batch_size_and_cache_dir(tmp_path):
+    built = build_encoder(EncodeConfig(encoder="minilm-int8", batch_size=3, cache_dir=str(tmp_path / "cache")))
+    assert isinstance(built, EmbeddingCache) and isinstance(built.encoder, OnnxMiniLMEncoder)
+    assert built.encoder.batch_size == 3 and built.directory == tmp_path / "cache" / "minilm-int8"
+    first = built.encode(TITLES)
+    assert built.encoded_last_call == 4 and (tmp_path / "cache" / "minilm-int8" / "vectors.npy").is_file()
+    # a second build (another process) reads the same folder: no text is encoded again
+    again = build_encoder(EncodeConfig(encoder="minilm-int8", cache_dir=str(tmp_path / "cache")))
+    np.testing.assert_array_equal(again.encode(TITLES[::-1]), first[::-1])
+    assert again.encoded_last_call == 0
+
+
+def test_factory_without_cache_dir_returns_the_bare_encoder():
+    assert isinstance(build_encoder(EncodeConfig(encoder="minilm-int8", cache_dir=None)), OnnxMiniLMEncoder)
+
+
+def test_item_text_joins_present_fields_in_one_order_and_skips_missing():
+    items = pl.DataFrame({
+        "item_id": ["a", "b", "c"],
+        "category": ["Lab > Glass", "Lab", ""],
+        "title": ["Beaker", "Gloves", "Caliper"],
+        "brand": ["Pyrex", None, "Mitutoyo"],
+        "attributes": ['{"size": "500 ml", "attribute_ids": [3, 4]}', None, '{"attribute_ids": [1]}'],
+    })
+    # title, brand, category, description, attributes, whatever order the columns come in; S3-Rec ids are skipped
+    assert item_texts(items) == ["Beaker. Pyrex. Lab > Glass. size: 500 ml", "Gloves. Lab", "Caliper. Mitutoyo"]
+    assert texts_for(["c", "zz", "a"], items) == ["Caliper. Mitutoyo", "item zz", "Beaker. Pyrex. Lab > Glass. size: 500 ml"]

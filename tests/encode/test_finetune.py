@@ -7,10 +7,10 @@ import json
 import polars as pl
 import pytest
 
-from longtail.core.config import LongtailConfig
-from longtail.encode.encoder import load_encoder
-from longtail.encode.finetune import REPORT_FILE, finetune_encoder, pairs_from_judgments, pairs_from_search_events
+from longtail.core.config import EncodeConfig, LongtailConfig
 from longtail.core.errors import LongtailError
+from longtail.encode.factory import build_encoder
+from longtail.encode.finetune import REPORT_FILE, finetune_encoder, pairs_from_judgments, pairs_from_search_events
 
 # Made-up shop vocabulary: codes like "zq7" mean nothing to the stock model, so learning them shows in the loss.
 PAIRS = [(f"zq{i} part", f"Replacement part model ZQ-{i} for series {i % 4} pumps") for i in range(96)]
@@ -28,7 +28,7 @@ def test_finetuning_lowers_validation_loss_and_saves_a_loadable_model(tmp_path, 
     if mode == "lora":
         assert report.trainable_parameters < 0.01 * report.total_parameters
     assert json.loads((tmp_path / mode / REPORT_FILE).read_text())["mode"] == mode
-    encoder = load_encoder("minilm", model_path=tmp_path / mode)
+    encoder = build_encoder(EncodeConfig(model_path=str(tmp_path / mode), cache_dir=None))
     vectors = encoder.encode(["Replacement part model ZQ-3 for series 3 pumps"])
     assert vectors.shape == (1, 384)
     assert encoder.name != "minilm"  # its own cache folder, never mixed with stock vectors

@@ -41,7 +41,7 @@ def catalogue() -> pl.DataFrame:
 
 @pytest.fixture(scope="session")
 def fast_config() -> LongtailConfig:
-    return LongtailConfig.model_validate({"encode": {"encoder": "minilm-int8"}})
+    return LongtailConfig.model_validate({"encode": {"encoder": "minilm-int8", "cache_dir": None}})
 
 
 # (query, best item, other items judged partly relevant, items judged irrelevant): grades 2, 1 and 0.

@@ -17,7 +17,7 @@ def test_index_train_ranker_and_evaluate_search_write_a_report(tmp_path, catalog
     table = pl.concat([hand_judgments.with_columns(pl.col("query_id") + f"-{copy}") for copy in range(3)])
     table.write_csv(judgments)
     config = tmp_path / "config.yaml"
-    config.write_text("encode:\n  encoder: minilm-int8\n")
+    config.write_text("encode:\n  encoder: minilm-int8\n  cache_dir: null\n")
     runner = CliRunner()
     built = runner.invoke(app, ["index", "--items", str(items), "--out", str(tmp_path / "index"), "--config", str(config)])
     assert built.exit_code == 0, built.output

@@ -66,7 +66,7 @@ def test_the_trained_ranker_puts_the_best_item_first_and_predicts_relevance(engi
     ranker, pairs = _trained(engine, hand_judgments)
     held_out = pairs.query_ids == "q13"  # "erlenmeyer flask": flask 2, beaker 1, caliper 0
     scores = ranker.score(pairs.features[held_out])
-    items = [item for item, keep in zip(pairs.item_ids, held_out) if keep]
+    items = [item for item, keep in zip(pairs.item_ids, held_out, strict=True) if keep]
     assert items[int(np.argmax(scores))] == "flask"
     predicted = ranker.predict_relevance(pairs.features)
     assert np.sqrt(np.mean((predicted - pairs.relevance) ** 2)) < np.std(pairs.relevance)

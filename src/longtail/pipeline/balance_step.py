@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,13 +9,12 @@ from typing import Any
 import polars as pl
 
 # Imported for their registrations: every built-in component must be buildable by its name from config.
-from longtail.augment import noise, queries, tabular_gan  # noqa: F401
-from longtail.balance import resample, sampling, weights  # noqa: F401
 from longtail.balance.component import Component, build_chain, run
 from longtail.balance.leakage import check_disjoint
 from longtail.core.config import ComponentSpec, LongtailConfig, TabularBalanceConfig, save_config
 from longtail.evaluate.balancing import report_heads, run_category_experiment
-from longtail.evaluate.classification import render_classification_report
+from longtail.evaluate.classification import classification_context
+from longtail.reporting.writers import write_report_pair
 
 
 def build_strategies(config: TabularBalanceConfig) -> dict[str, Component]:
@@ -38,12 +36,10 @@ def run_classification_ablation(settings: LongtailConfig, datasets_root: str | P
     """`longtail ablate` for a classifier: every configured balancing strategy on the imbalanced zh-reviews category
     task, written as ablation.json, an HTML table of per-class precision/recall/F1 (ablation.html) and config.yaml."""
     experiment = run_category_experiment(datasets_root, settings.balance.tabular, build_strategies(settings.balance.tabular), settings.seed, on_step)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "ablation.json").write_text(json.dumps(experiment, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     notes = [f"{experiment['task']}; {experiment['features']}; classifier {experiment['classifier']}; "
              f"{experiment['train_rows']:,} training and {experiment['test_rows']:,} untouched test rows.",
              "Comparisons: each strategy's macro-F1 minus the unbalanced baseline's, paired bootstrap over test rows."]
-    html = render_classification_report("balancing ablation: per-class scores", report_heads(experiment), notes)
-    (out_dir / "ablation.html").write_text(html, encoding="utf-8")
+    write_report_pair(out_dir / "ablation.json", out_dir / "ablation.html", experiment, "classification.html",
+                      classification_context("balancing ablation: per-class scores", report_heads(experiment), notes))
     save_config(settings, out_dir)
     return experiment

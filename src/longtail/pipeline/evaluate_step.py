@@ -11,6 +11,7 @@ import polars as pl
 
 from longtail.core.config import LongtailConfig, save_config
 from longtail.data.splits import split_events
+from longtail.encode.factory import build_encoder
 from longtail.encode.item_text import encode_items
 from longtail.evaluate.harness import Evaluation, evaluate_split, make_validator
 from longtail.evaluate.report import comparisons, write_report
@@ -28,17 +29,16 @@ def evaluate_models(
     out_dir: str | Path,
     protocol: str = "loo",
     max_users: int | None = None,
-    cache_dir: str | Path = ".cache/embeddings",
     advance: Callable[[str], None] = lambda step: None,
 ) -> list[dict]:
-    """Fit and evaluate every model on one split (full ranking); returns the runs also written to out_dir."""
+    """Fit and evaluate every model on one split (full ranking), text vectors by `config.encode`; returns the runs also written to out_dir."""
     settings = config.recommend
     split = split_events(items, events, protocol)  # type: ignore[arg-type]
     if max_users is not None and max_users < len(split.user_ids):
         chosen = np.sort(np.random.default_rng(config.seed).choice(len(split.user_ids), size=max_users, replace=False))
         split = split.subset(chosen)
     needs_text = bool(TEXT_MODELS & set(models)) or ("sasrec" in models and settings.sequential.text_init != "none")
-    vectors = encode_items(split.item_ids, items, cache_dir) if needs_text else None
+    vectors = encode_items(split.item_ids, items, build_encoder(config.encode)) if needs_text else None
     train = TrainData(split.n_items, split.train, split.valid, vectors, config.seed)
     evaluations: dict[str, Evaluation] = {}
     runs: list[dict] = []
@@ -56,7 +56,8 @@ def evaluate_models(
             scorers[f"{name}+longtail({settings.longtail_weight:g})"] = reranker.score
         for label, scorer in scorers.items():
             evaluations[label] = evaluate_split(scorer, split, "test", settings)
-            runs.append({"model": label, "protocol": split.protocol, **evaluations[label].summary(), "train_seconds": round(seconds, 2),
+            summary = evaluations[label].summary()
+            runs.append({"model": label, "protocol": split.protocol, "repeats": settings.repeats, **summary, "train_seconds": round(seconds, 2),
                          "users": len(split.user_ids), "items": split.n_items})
     best = max(evaluations, key=lambda label: evaluations[label].metrics["NDCG@10"])
     if len(evaluations) > 1:

@@ -11,24 +11,24 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
-from collections.abc import Callable
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from longtail.core.artifacts import atomic_folder, load_json, save_json
 from longtail.core.config import IncrementalConfig, LongtailConfig, save_config
-from longtail.data.splits import leave_one_out, user_sequences
 from longtail.core.errors import LongtailError
+from longtail.data.splits import leave_one_out, user_sequences
+from longtail.encode.item_text import ItemEncoder, catalogue_encoder
 from longtail.evaluate.harness import Evaluation, evaluate_scorer, make_validator
 from longtail.evaluate.significance import paired_bootstrap
 from longtail.models.base import Recommender, TrainData, make_recommender
+from longtail.models.fusion import BOOSTER_FILE, DEFAULT_SOURCES, FusionRanker
 from longtail.models.sequential import SASRec
-from longtail.recommend.fusion import BOOSTER_FILE, DEFAULT_SOURCES, FusionRanker
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model.pt"
@@ -37,12 +37,16 @@ HISTORY_FILE = "history.parquet"
 DECISION_FILE = "update.json"
 DECISION_LOG = "updates.jsonl"
 HISTORY_COLUMNS = ("user_id", "item_id", "event_type", "timestamp")
-Encoder = Callable[[list[str]], np.ndarray]
 
 
 def _interactions(events: pl.DataFrame) -> pl.DataFrame:
     """Events with an item, in the columns a model folder keeps."""
     return events.filter(pl.col("item_id").is_not_null()).select(HISTORY_COLUMNS)
+
+
+def _part(aged: pl.DataFrame, keep: pl.Expr) -> pl.DataFrame:
+    """The rows of an aged event table that `keep` selects, back in their original order and columns."""
+    return aged.filter(keep).sort("order").drop("order", "age")
 
 
 def _with_age(events: pl.DataFrame) -> pl.DataFrame:
@@ -56,8 +60,7 @@ def _with_age(events: pl.DataFrame) -> pl.DataFrame:
 def hold_back(events: pl.DataFrame, newest: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(past, new): each user's `newest` latest interactions split off, e.g. to replay later as new events."""
     aged = _with_age(events)
-    part = lambda keep: aged.filter(keep).sort("order").drop("order", "age")  # noqa: E731
-    return part(pl.col("age") > newest), part(pl.col("age") <= newest)
+    return _part(aged, pl.col("age") > newest), _part(aged, pl.col("age") <= newest)
 
 
 def recent_slice(new_events: pl.DataFrame, config: IncrementalConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -71,49 +74,37 @@ def recent_slice(new_events: pl.DataFrame, config: IncrementalConfig) -> tuple[p
         recent = pl.col("age") == 1
     else:
         recent = pl.col("timestamp") >= aged["timestamp"].quantile(1 - config.holdout_share, interpolation="higher")
-    part = lambda keep: aged.filter(keep).sort("order").drop("order", "age")  # noqa: E731
-    return part(~recent), part(recent)
+    return _part(aged, ~recent), _part(aged, recent)
 
 
 def _write_folder(directory: Path, model: SASRec, item_ids: list[str], history: pl.DataFrame, config: LongtailConfig,
                   ranker: FusionRanker | None = None) -> None:
-    """Write a complete model folder beside `directory`, then swap it in, so a reader never sees half of one."""
-    staging = directory.with_name(f".{directory.name}.staging")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    model.save(staging / MODEL_FILE)
-    if ranker is not None:
-        ranker.save(staging)
-    (staging / ITEMS_FILE).write_text(json.dumps(item_ids), encoding="utf-8")
-    history.write_parquet(staging / HISTORY_FILE)
-    save_config(config, staging)
-    for name in (DECISION_FILE, DECISION_LOG):
-        if (directory / name).is_file():
-            shutil.copyfile(directory / name, staging / name)
-    retired = directory.with_name(f".{directory.name}.retired")
-    shutil.rmtree(retired, ignore_errors=True)
-    if directory.exists():
-        os.replace(directory, retired)
-    os.replace(staging, directory)
-    shutil.rmtree(retired, ignore_errors=True)
+    """Write a complete model folder and swap it in, so a reader never sees half of one; the decision files carry over."""
+    with atomic_folder(directory, carry=(DECISION_FILE, DECISION_LOG)) as staging:
+        model.save(staging)
+        if ranker is not None:
+            ranker.save_booster(staging)
+        save_json(staging / ITEMS_FILE, item_ids, indent=None)
+        history.write_parquet(staging / HISTORY_FILE)
+        save_config(config, staging)
 
 
-def _vectors(encode: Encoder | None, item_ids: list[str], text_init: bool, fusion: bool) -> np.ndarray | None:
-    """Text vectors of the items when a model reads them; the fusion ranker always does, so it needs an encoder."""
-    if fusion and encode is None:
-        raise LongtailError("the fusion ranker needs item text vectors: pass an item encoder")
-    return encode(item_ids) if encode is not None and (text_init or fusion) else None
+def _vectors(encode: ItemEncoder, item_ids: list[str], text_init: bool, fusion: bool) -> np.ndarray | None:
+    """Text vectors of the items when a model reads them; the fusion ranker always does."""
+    return encode(item_ids) if text_init or fusion else None
 
 
 def train_model_folder(items: pl.DataFrame, events: pl.DataFrame, config: LongtailConfig, out_dir: str | Path,
-                       encode: Encoder | None = None, fusion: bool = False) -> SASRec:
+                       encode: ItemEncoder | None = None, fusion: bool = False) -> SASRec:
     """Fit SASRec on the events (each user's last two interactions pick the epoch) and write a model folder.
+
+    Item text vectors come from `encode`, else from the encoder `config.encode` selects.
 
     With `fusion`, the fusion ranker is trained too, as the recommendation benchmark does: its closed-form sources
     on the same training part, its LambdaRank booster on each user's validation item with SASRec as one source.
     """
     split = leave_one_out(items, events)
-    vectors = _vectors(encode, split.item_ids, config.recommend.sequential.text_init != "none", fusion)
+    vectors = _vectors(encode or catalogue_encoder(items, config.encode), split.item_ids, config.recommend.sequential.text_init != "none", fusion)
     model = SASRec(config.recommend.sequential)
     train = TrainData(split.n_items, split.train, split.valid, vectors, config.seed)
     model.fit(train, make_validator(split, config.recommend))
@@ -134,23 +125,23 @@ def _folder_ranker(directory: Path, model: SASRec, item_ids: list[str], events: 
                    vectors: np.ndarray, config: LongtailConfig) -> FusionRanker:
     """The folder's booster around `model`, its closed-form sources refit on `events` over the catalogue `item_ids`."""
     data = TrainData(len(item_ids), user_sequences(item_ids, events)[1], None, vectors, config.seed)
-    return FusionRanker.load(directory, data, config.recommend, items, item_ids, {"sasrec": model})
+    return FusionRanker.restore(directory, data, config.recommend, items, item_ids, {"sasrec": model})
 
 
-def load_ranker(directory: str | Path, items: pl.DataFrame, config: LongtailConfig, encode: Encoder) -> FusionRanker:
+def load_ranker(directory: str | Path, items: pl.DataFrame, config: LongtailConfig, encode: ItemEncoder) -> FusionRanker:
     """The fusion ranker a model folder holds, ready to score: its SASRec, booster, and sources refit on its history."""
     directory = Path(directory)
     if not (directory / BOOSTER_FILE).is_file():
         raise LongtailError(f"{directory}: no fusion ranker; train the folder with fusion (longtail train --fusion)")
-    item_ids: list[str] = json.loads((directory / ITEMS_FILE).read_text(encoding="utf-8"))
+    item_ids: list[str] = load_json(directory / ITEMS_FILE)
     history = pl.read_parquet(directory / HISTORY_FILE)
-    return _folder_ranker(directory, SASRec.load(directory / MODEL_FILE), item_ids, history, items, encode(item_ids), config)
+    return _folder_ranker(directory, SASRec.load(directory), item_ids, history, items, encode(item_ids), config)
 
 
-def _old_model_scorer(model: SASRec | FusionRanker, known: int, n_items: int) -> Callable[[list[np.ndarray]], np.ndarray]:
+def _old_model_scorer(model: SASRec | FusionRanker, known: int, n_items: int) -> Callable[[Sequence[np.ndarray]], np.ndarray]:
     """The fitted model's scores over a grown catalogue: it reads only the `known` items and never ranks a new one."""
 
-    def score(histories: list[np.ndarray]) -> np.ndarray:
+    def score(histories: Sequence[np.ndarray]) -> np.ndarray:
         scores = np.full((len(histories), n_items), -np.inf, dtype=np.float32)
         scores[:, :known] = model.score([h[h < known] for h in histories])
         return scores
@@ -158,7 +149,7 @@ def _old_model_scorer(model: SASRec | FusionRanker, known: int, n_items: int) ->
     return score
 
 
-def _judge(scorer: Callable[[list[np.ndarray]], np.ndarray], histories: list[np.ndarray], targets: list[np.ndarray],
+def _judge(scorer: Callable[[Sequence[np.ndarray]], np.ndarray], histories: list[np.ndarray], targets: list[np.ndarray],
            config: LongtailConfig) -> Evaluation:
     """Full-ranking metrics of one scorer on the held-out newest events (no segments: only the guard metric matters)."""
     counts = np.bincount(np.concatenate(histories), minlength=1) if histories else np.zeros(1, np.int64)
@@ -200,7 +191,7 @@ def _update_ranker(directory: Path, old: SASRec, candidate: SASRec, item_ids: li
 
 
 def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: pl.DataFrame, config: LongtailConfig,
-                        encode: Encoder | None = None) -> dict:
+                        encode: ItemEncoder | None = None) -> dict:
     """Warm-start the folder's model (and fusion ranker) on `new_events`; replace them only if not worse on the newest events.
 
     The newest new events (see `recent_slice`) are held out; the rest train a copy of the model, starting from its
@@ -210,6 +201,7 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
     `_update_ranker`) and judges it the same way; as its features come from SASRec, the two are replaced together,
     only when both pass, else the folder keeps both old ones. Either way the decision (the sequential verdict, and
     the ranker's under `ranker`) is written to `update.json` (and appended to `updates.jsonl`) and returned.
+    Item text vectors come from `encode`, else from the encoder `config.encode` selects.
     """
     directory = Path(directory)
     settings = config.incremental
@@ -217,7 +209,7 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
     if not (directory / MODEL_FILE).is_file():
         raise LongtailError(f"{directory}: no {MODEL_FILE}; train a model folder first (longtail train)")
     fusion = (directory / BOOSTER_FILE).is_file()
-    old_ids: list[str] = json.loads((directory / ITEMS_FILE).read_text(encoding="utf-8"))
+    old_ids: list[str] = load_json(directory / ITEMS_FILE)
     history = pl.read_parquet(directory / HISTORY_FILE)
     to_train, recent = recent_slice(new_events, settings)
     if recent.is_empty():
@@ -227,22 +219,23 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
     item_ids = old_ids + added
     context = pl.concat([history, to_train])
     context_users, context_sequences = user_sequences(item_ids, context)
-    by_user = dict(zip(context_users, context_sequences))
+    by_user = dict(zip(context_users, context_sequences, strict=True))
     recent_users, recent_targets = user_sequences(item_ids, recent)
     empty = np.zeros(0, dtype=np.int64)
     histories = [by_user.get(user, empty) for user in recent_users]
     targets = [np.unique(t) for t in recent_targets]
 
-    old = SASRec.load(directory / MODEL_FILE)
+    old = SASRec.load(directory)
     before = _judge(_old_model_scorer(old, old.n_items_, len(item_ids)), histories, targets, config)
     if settings.metric not in before.metrics:
         raise LongtailError(f"incremental.metric '{settings.metric}' is not measured; choose one of {', '.join(before.metrics)}")
-    candidate = SASRec.load(directory / MODEL_FILE)
+    candidate = SASRec.load(directory)
     candidate.config = candidate.config.model_copy(update={"epochs": settings.epochs, "lr": settings.lr})
     new_per_user = dict(to_train["user_id"].value_counts().iter_rows())
     trained_users = [user for user in context_users if user in new_per_user]
     training = [by_user[user] for user in trained_users]
     learn_from = [len(by_user[user]) - new_per_user[user] for user in trained_users]  # older events are context only
+    encode = encode or catalogue_encoder(items, config.encode)
     vectors = _vectors(encode, item_ids, candidate.config.text_init != "none", fusion)
     candidate.partial_fit(TrainData(len(item_ids), training, None, vectors, config.seed), learn_from=learn_from)
     after = _judge(candidate.score, histories, targets, config)
@@ -257,7 +250,7 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
         "decision": "replaced" if keep else "rolled_back", **sequential,
         "evaluated_users": len(recent_users), "new_events": new_events.height, "trained_events": to_train.height,
         "held_out_events": recent.height, "trained_users": len(training), "items_before": len(old_ids), "items_added": len(added),
-        "seconds": round(time.perf_counter() - started, 2), "decided_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - started, 2), "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {"incremental": settings.model_dump(), "sequential": candidate.config.model_dump(), "seed": config.seed},
     }
     if ranker_part is not None:
@@ -266,7 +259,7 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
              sequential["new"], settings.tolerance, "" if ranker_part is None else f"; ranker old {ranker_part['old']:.4f} new {ranker_part['new']:.4f}")
     if keep:
         _write_folder(directory, candidate, item_ids, pl.concat([history, _interactions(new_events)]), config, ranker)
-    (directory / DECISION_FILE).write_text(json.dumps(decision, indent=1), encoding="utf-8")
+    save_json(directory / DECISION_FILE, decision)
     with (directory / DECISION_LOG).open("a", encoding="utf-8") as journal:
         journal.write(json.dumps(decision) + "\n")
     return decision

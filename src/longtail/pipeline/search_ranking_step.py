@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -38,7 +39,7 @@ def open_engine(index: Path | None, items: pl.DataFrame | None, config: Longtail
     return SearchEngine.build(items, config, directory=build_dir, show_progress=True)
 
 
-def train_ranker_step(engine: SearchEngine, judgments_path: Path, seed: int = 42, settings: RankerSettings | None = None) -> dict[str, object]:
+def train_ranker_step(engine: SearchEngine, judgments_path: Path, seed: int = 42, settings: RankerSettings | None = None) -> dict[str, Any]:
     """Split judgments by query, train the ranker on the train part (early-stopped on validation), save it with the index."""
     started = time.perf_counter()
     parts = split_by_query(load_judgments(judgments_path), DEFAULT_FRACTIONS, seed)
@@ -59,7 +60,7 @@ def train_ranker_step(engine: SearchEngine, judgments_path: Path, seed: int = 42
 
 def evaluate_search_step(
     engine: SearchEngine, judgments_path: Path, out_dir: Path, part: str = "test", seed: int = 42, full: bool = True, limit: int | None = None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Condensed and (optionally) full-catalogue runs on one part of the query split; writes the JSON and HTML report."""
     if part not in (*PARTS, "all"):
         raise LongtailError(f"unknown judgment part '{part}'; use one of {', '.join((*PARTS, 'all'))}")
@@ -78,7 +79,8 @@ def evaluate_search_step(
     scores: dict[str, np.ndarray] = {}
     if engine.ranker is not None:
         scores["learned"] = engine.ranker.score(pairs.features)
-    results = {name: RunResult(name, condensed=evaluate_run(run, judgments)) for name, run in condensed_runs(pairs, scores, seed, engine.config.search.rrf_k).items()}
+    condensed = condensed_runs(pairs, scores, seed, engine.config.search.rrf_k)
+    results = {name: RunResult(name, condensed=evaluate_run(run, judgments)) for name, run in condensed.items()}
     if engine.ranker is not None and engine.ranker.regressor is not None:
         results["learned"].rmse = rmse(engine.ranker.predict_relevance(pairs.features), pairs.relevance)
     if full:

@@ -1,20 +1,19 @@
-"""Render the audit report as HTML with charts, and write every audit artifact atomically."""
+"""Render the audit report as HTML with charts, and write every audit artifact as one folder, all or nothing."""
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from longtail.core.artifacts import atomic_folder
 from longtail.core.config import LongtailConfig, save_config
-from longtail.reporting import charts
-from longtail.reporting.pages import render_page
 from longtail.quality.audit import AuditResult
+from longtail.reporting import charts
+from longtail.reporting.writers import write_report_pair
 
 
 def _charts(result: AuditResult) -> list[tuple[str, str]]:
@@ -23,10 +22,17 @@ def _charts(result: AuditResult) -> list[tuple[str, str]]:
     for name, summary in report["tables"].items():
         reasons = {**summary["by_reason"], **{f"{k} (flag)": v for k, v in summary["flags_by_reason"].items()}}
         if reasons:
-            figures.append((f"{name}: rows quarantined or flagged, by reason", charts.bar_chart(list(reasons), list(reasons.values()), f"{name} by reason", "rows", log=True)))
+            figures.append(
+                (
+                    f"{name}: rows quarantined or flagged, by reason",
+                    charts.bar_chart(list(reasons), list(reasons.values()), f"{name} by reason", "rows", log=True),
+                )
+            )
     for name in ("items", "events"):
         missing = {column: stats["missing_ratio"] for column, stats in report["completeness"][name].items()}
-        figures.append((f"{name}: missing values per column", charts.bar_chart(list(missing), list(missing.values()), f"{name} missing ratio", "share of rows")))
+        figures.append(
+            (f"{name}: missing values per column", charts.bar_chart(list(missing), list(missing.values()), f"{name} missing ratio", "share of rows"))
+        )
     events = result.tables["events"].kept
     if events.height:
         daily = events.group_by(pl.col("timestamp").dt.date().alias("day")).len().sort("day")
@@ -38,9 +44,9 @@ def _charts(result: AuditResult) -> list[tuple[str, str]]:
     return figures + result.extra_charts
 
 
-def render_html(result: AuditResult) -> str:
-    """The report as one self-contained HTML page."""
-    return render_page("audit.html", report=result.report, charts=_charts(result), sections=_sections(result.report))
+def _page_context(result: AuditResult) -> dict[str, Any]:
+    """What the audit page shows: the report, its charts and its sections as indented JSON."""
+    return {"report": result.report, "charts": _charts(result), "sections": _sections(result.report)}
 
 
 def _sections(report: dict[str, Any]) -> list[tuple[str, str]]:
@@ -54,6 +60,7 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, str]]:
             ("Text noise", "text_noise"),
             ("Timeliness", "timeliness"),
             ("Imbalance", "imbalance"),
+            ("Commerce (transaction lines)", "commerce"),
         )
         if key in report
     ]
@@ -61,23 +68,17 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, str]]:
 
 def write_audit(result: AuditResult, out_dir: str | Path, config: LongtailConfig) -> Path:
     """Write report.json/html, clean/, quarantine/, flags/ and config.yaml; all or nothing."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as staging:
         for folder in ("clean", "quarantine", "flags"):
             (staging / folder).mkdir()
         for name, outcome in result.tables.items():
             outcome.kept.write_parquet(staging / "clean" / f"{name}.parquet")
             outcome.quarantine.write_parquet(staging / "quarantine" / f"{name}.parquet")
             outcome.flags.write_parquet(staging / "flags" / f"{name}.parquet")
-        (staging / "report.json").write_text(json.dumps(result.report, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-        (staging / "report.html").write_text(render_html(result), encoding="utf-8")
+        merges = result.report.get("item_merges", {})
+        pl.DataFrame({"item_id": list(merges), "merged_into": list(merges.values())}, schema={"item_id": pl.String, "merged_into": pl.String}).write_parquet(
+            staging / "clean" / "item_merges.parquet"
+        )
+        write_report_pair(staging / "report.json", staging / "report.html", result.report, "audit.html", _page_context(result))
         save_config(config, staging)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out_dir
+    return Path(out_dir)

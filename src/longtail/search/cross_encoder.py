@@ -3,7 +3,6 @@ scores their relevance; used to re-rank the top candidates and as a learned-rank
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from longtail.core.artifacts import atomic_folder, save_json
 from longtail.core.errors import LongtailError
 
 CROSS_ENCODER_DIR = "cross_encoder"
@@ -90,13 +90,12 @@ def train_cross_encoder(
             scheduler.step()
             optimizer.zero_grad()
             losses.append(float(loss.item()))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(str(out))
     # Mean of the first and last tenth of the steps: single batches are too noisy to compare.
     tenth = max(1, len(losses) // 10)
     report = CrossEncoderReport(len(chosen), len(losses), time.perf_counter() - started, float(np.mean(losses[:tenth])), float(np.mean(losses[-tenth:])))
-    (out / REPORT_FILE).write_text(json.dumps({**asdict(report), "settings": asdict(settings)}, indent=2), encoding="utf-8")
+    with atomic_folder(out_dir) as staging:
+        model.save(str(staging))
+        save_json(staging / REPORT_FILE, {**asdict(report), "settings": asdict(settings)}, indent=2)
     return report
 
 
@@ -120,4 +119,5 @@ class CrossEncoderScorer:
 
         if not pairs:
             return np.zeros(0, dtype=np.float32)
-        return np.asarray(self.model.predict(list(pairs), batch_size=batch_size, activation_fn=torch.nn.Identity(), show_progress_bar=False), dtype=np.float32).reshape(-1)
+        logits = self.model.predict(list(pairs), batch_size=batch_size, activation_fn=torch.nn.Identity(), show_progress_bar=False)
+        return np.asarray(logits, dtype=np.float32).reshape(-1)

@@ -11,12 +11,14 @@ import numpy as np
 import polars as pl
 
 from longtail.core.config import CONFIG_FILENAME, LongtailConfig, load_config, save_config
-from longtail.encode.encoder import EmbeddingCache, TextEncoder, encode_queries, item_texts, load_encoder
 from longtail.core.errors import LongtailError
+from longtail.encode.encoder import TextEncoder, encode_queries
+from longtail.encode.factory import build_encoder
+from longtail.encode.item_text import item_texts
 from longtail.search.cross_encoder import CROSS_ENCODER_DIR, CrossEncoderScorer
 from longtail.search.dense import DenseIndex
-from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, filter_columns
 from longtail.search.features import RankingFeatures
+from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, filter_columns
 from longtail.search.fusion import reciprocal_rank_fusion
 from longtail.search.learned import LearnedRanker
 from longtail.search.lexical import LexicalIndex
@@ -65,14 +67,6 @@ def recent_items_by_user(events: pl.DataFrame, limit: int) -> pl.DataFrame:
         .head(limit)
         .select("user_id", "item_id")
     )
-
-
-def encoder_for(config: LongtailConfig) -> TextEncoder:
-    """The encoder a config selects, wrapped in its embedding cache when a cache folder is set."""
-    encoder = load_encoder(config.encode.encoder, config.encode.model_path)
-    if config.encode.cache_dir is not None:
-        return EmbeddingCache(config.encode.cache_dir, encoder)
-    return encoder
 
 
 class SearchEngine:
@@ -125,10 +119,10 @@ class SearchEngine:
             raise LongtailError("cannot build a search index from an empty catalogue")
         if items["item_id"].n_unique() != items.height:
             raise LongtailError("item_id values must be unique to build a search index; run `longtail audit` first")
-        encoder = encoder or encoder_for(config)
+        encoder = encoder or build_encoder(config.encode)
         texts = item_texts(items)
         if vectors is None:
-            vectors = encoder.encode(texts, config.encode.batch_size, show_progress)
+            vectors = encoder.encode(texts, show_progress=show_progress)
         directory = Path(directory) if directory is not None else None
         lexical = LexicalIndex.build(texts, None if directory is None else directory / LEXICAL_DIR, config.search.fuzzy, config.search.fuzzy_min_length)
         dense = DenseIndex.build(vectors, config.search, config.seed)
@@ -166,7 +160,7 @@ class SearchEngine:
         recent = pl.read_parquet(directory / RECENT_FILE)
         items = pl.read_parquet(directory / ITEMS_FILE)
         cross_encoder = CrossEncoderScorer(directory / CROSS_ENCODER_DIR) if (directory / CROSS_ENCODER_DIR).is_dir() else None
-        return cls(items, lexical, dense, encoder or encoder_for(config), config, recent, directory, LearnedRanker.load(directory), cross_encoder)
+        return cls(items, lexical, dense, encoder or build_encoder(config.encode), config, recent, directory, LearnedRanker.load(directory), cross_encoder)
 
     def ranking_features(self) -> RankingFeatures:
         """The (query, item) feature builder over this catalogue, built on first use (it tokenizes every item once)."""
@@ -231,7 +225,7 @@ class SearchEngine:
             raise LongtailError("item_id values must be unique within one batch of added items")
         texts = item_texts(items)
         if vectors is None:
-            vectors = self.encoder.encode(texts, self.config.encode.batch_size)
+            vectors = self.encoder.encode(texts)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         first = self.items.height
         added = items.select([name for name in self.items.columns if name in items.columns])
@@ -332,7 +326,7 @@ class SearchEngine:
         dense_rank = {row: rank for rank, row in enumerate(dense_rows.tolist(), start=1)}
         hits = [
             SearchHit(self._ids[row], self._titles[row], float(score), int(row), lexical_rank.get(row), dense_rank.get(row))
-            for row, score in zip(rows[:k].tolist(), scores[:k].tolist())
+            for row, score in zip(rows[:k].tolist(), scores[:k].tolist(), strict=True)
         ]
         terms = self.lexical.query_terms(query) if mode != "dense" else []
         return SearchResults(hits, facets, terms, personalised, len(rows))
@@ -350,5 +344,5 @@ class SearchEngine:
         dense = self._dense_batch(query_vectors, depth) if mode != "lexical" else [None] * len(queries)
         return [
             [hit.item_id for hit in self.search(query, k, mode=mode, query_vector=vector, learned=learned, dense_rows=rows).hits]
-            for query, vector, rows in zip(queries, query_vectors, dense)
+            for query, vector, rows in zip(queries, query_vectors, dense, strict=True)
         ]

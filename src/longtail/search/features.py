@@ -13,11 +13,9 @@ from rapidfuzz import fuzz
 
 from longtail.core.errors import LongtailError
 from longtail.data.tokenize import tokenize
-from longtail.encode.encoder import item_texts
+from longtail.encode.item_text import TEXT_FIELDS, item_texts
 from longtail.search.units import quantities, quantity_matches
 
-# Fields scored by BM25 when the catalogue has them; the title is always present.
-TEXT_FIELDS = ("title", "brand", "category", "description")
 BM25_K1 = 1.2
 BM25_B = 0.75
 CHAR_NGRAM = 3
@@ -85,7 +83,9 @@ class RankingFeatures:
     """
 
     def __init__(self, items: pl.DataFrame, vectors: np.ndarray, corrector: Callable[[str], list[str]]) -> None:
-        self.fields = {name: FieldStatistics(items[name].cast(pl.String).to_list()) for name in TEXT_FIELDS if name in items.columns and items[name].null_count() < items.height}
+        # Each item-text field the catalogue fills gets its own BM25; the title is always present.
+        present = [name for name in TEXT_FIELDS if name in items.columns and items[name].null_count() < items.height]
+        self.fields = {name: FieldStatistics(items[name].cast(pl.String).to_list()) for name in present}
         if "title" not in self.fields:
             raise LongtailError("learned ranking needs a 'title' column in the catalogue")
         # BM25 over the text the lexical index holds (all fields joined), after typo correction, as the engine scores it.

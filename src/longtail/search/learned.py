@@ -3,12 +3,12 @@ saved as LightGBM text models plus a JSON feature list (no pickle)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from longtail.core.artifacts import atomic_folder, load_json, save_json
 from longtail.core.errors import LongtailError
 
 RANKER_DIR = "ranker"
@@ -167,16 +167,17 @@ class LearnedRanker:
     def importance(self) -> dict[str, float]:
         """Total gain per feature in the ranking model, largest first."""
         gains = self.ranker.feature_importance("gain", iteration=self.ranker.best_iteration or None)
-        return dict(sorted(zip(self.features, (float(g) for g in gains)), key=lambda pair: -pair[1]))
+        return dict(sorted(zip(self.features, (float(g) for g in gains), strict=True), key=lambda pair: -pair[1]))
 
     def save(self, directory: str | Path) -> Path:
         """Write `ranker/` (LightGBM text models and ranker.json) inside an index folder; returns that folder."""
         folder = Path(directory) / RANKER_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        self.ranker.save_model(str(folder / RANKER_MODEL), num_iteration=self.meta.best_iteration or None)
-        if self.regressor is not None:
-            self.regressor.save_model(str(folder / REGRESSOR_MODEL), num_iteration=self.meta.regressor_best_iteration or None)
-        (folder / RANKER_META).write_text(json.dumps(asdict(self.meta), indent=2), encoding="utf-8")
+        # Written whole or not at all: a search index must never open a ranker whose models and meta disagree.
+        with atomic_folder(folder) as staging:
+            self.ranker.save_model(str(staging / RANKER_MODEL), num_iteration=self.meta.best_iteration or None)
+            if self.regressor is not None:
+                self.regressor.save_model(str(staging / REGRESSOR_MODEL), num_iteration=self.meta.regressor_best_iteration or None)
+            save_json(staging / RANKER_META, asdict(self.meta), indent=2)
         return folder
 
     @classmethod
@@ -187,7 +188,7 @@ class LearnedRanker:
         folder = Path(directory) / RANKER_DIR
         if not (folder / RANKER_META).is_file():
             return None
-        raw = json.loads((folder / RANKER_META).read_text(encoding="utf-8"))
+        raw = load_json(folder / RANKER_META)
         meta = RankerMeta(**{**raw, "settings": RankerSettings(**raw["settings"])})
         ranker = lgb.Booster(model_file=str(folder / RANKER_MODEL))
         regressor = lgb.Booster(model_file=str(folder / REGRESSOR_MODEL)) if (folder / REGRESSOR_MODEL).is_file() else None

@@ -31,7 +31,7 @@ def query_vectors(engine: SearchEngine, queries: list[str], batch_size: int = 25
     distinct = list(dict.fromkeys(queries))
     vectors = [encode_queries(engine.encoder, distinct[start : start + batch_size]) for start in range(0, len(distinct), batch_size)]
     stacked = np.vstack(vectors) if vectors else np.zeros((0, engine.dense.vectors.shape[1]), dtype=np.float32)
-    return dict(zip(distinct, stacked))
+    return dict(zip(distinct, stacked, strict=True))
 
 
 def judged_pairs(engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[str, np.ndarray], cross_encoder: bool = False) -> JudgedPairs:
@@ -50,7 +50,8 @@ def judged_pairs(engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[st
     for group in groups:
         query = group["query"][0]
         targets = group["relevance"].to_list() if has_relevance else group["grade"].to_list()
-        known = [(item, grade, rel) for item, grade, rel in zip(group["item_id"].to_list(), group["grade"].to_list(), targets) if engine.row_of(item) is not None]
+        judged = zip(group["item_id"].to_list(), group["grade"].to_list(), targets, strict=True)
+        known = [(item, grade, rel) for item, grade, rel in judged if engine.row_of(item) is not None]
         if not known:
             continue
         rows = np.asarray([engine.row_of(item) for item, _, _ in known], dtype=np.int64)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-_TERM = re.compile(r"\w+")
+from longtail.data.tokenize import words
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ class CatalogueItem:
 
 def query_terms(query: str) -> list[str]:
     """Lower-cased word runs; a run of Chinese characters is one term, matched as a substring."""
-    return list(dict.fromkeys(_TERM.findall(query.lower())))
+    return list(dict.fromkeys(words(query)))
 
 
 def _item(record: Mapping[str, Any]) -> CatalogueItem:

@@ -10,9 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 from longtail.core.errors import UnknownIdError
 from longtail.serve.catalogue import Catalogue, CatalogueItem, query_terms
-from longtail.serve.events import StoredEvent
+from longtail.serve.events import StoredEvent, returned_event
 from longtail.serve.schemas import (
-    EventOut,
     ItemHit,
     ItemIn,
     Profile,
@@ -167,10 +166,7 @@ class DefaultServices:
             event_types=dict(Counter(event.event_type for event in events)),
             top_categories=_shares([item.category for item in known if item.category]),
             top_brands=_shares([item.brand for item in known if item.brand]),
-            recent_events=[
-                EventOut(id=e.id or 0, item_id=e.item_id, event_type=e.event_type, timestamp=e.timestamp, session_id=e.session_id, query=e.query, rating=e.rating)
-                for e in events[:20]
-            ],
+            recent_events=[returned_event(e) for e in events[:20]],
             source=f"default:last-{PROFILE_EVENTS}-events",
         )
 

@@ -4,42 +4,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from longtail.core.config import QualityConfig
-from longtail.data.schema import EVENT_TYPES
 from longtail.core.errors import EventValidationError
-from longtail.serve.text import Identifier, LongText, NonEmptyText
+from longtail.data.schema import EVENT_RULES, Event, missing_fields
+from longtail.serve.schemas import EventOut, attributes_storable, spec_model
 
-EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]  # the one list of event types lives in data/schema.py
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class EventIn(BaseModel):
-    """One behaviour event as a client posts it; fields are those of the canonical events table."""
+def _fields_of_its_type(event: Any) -> Any:
+    """Refuse an event lacking a field its type needs, by the rules the audit applies too."""
+    missing = missing_fields(event.event_type, {rule.field: getattr(event, rule.field) for rule in EVENT_RULES})
+    if missing:
+        raise ValueError(f"a {event.event_type} event needs {missing[0]}")
+    return event
 
-    model_config = ConfigDict(extra="forbid")
 
-    user_id: Identifier
-    item_id: Identifier | None = Field(None, description="required except for search events")
-    event_type: EventType
-    timestamp: datetime | None = Field(None, description="ISO 8601; no offset means UTC; omitted means the time it is received")
-    session_id: Identifier | None = None
-    query: NonEmptyText | None = Field(None, description="required for search events")
-    rating: float | None = Field(None, description="1-5; required for rating events", allow_inf_nan=False)
-    text: LongText | None = Field(None, description="review text")
-
-    @model_validator(mode="after")
-    def _fields_of_its_type(self) -> EventIn:
-        if self.event_type == "search" and not self.query:
-            raise ValueError("a search event needs a non-empty query")
-        if self.event_type != "search" and self.item_id is None:
-            raise ValueError(f"a {self.event_type} event needs an item_id")
-        if self.event_type == "rating" and self.rating is None:
-            raise ValueError("a rating event needs a rating")
-        return self
+if TYPE_CHECKING:
+    EventIn: TypeAlias = Any  # a class spec_model builds at import time, opaque to mypy
+else:
+    EventIn = spec_model("EventIn", Event, "One behaviour event as a client posts it; fields are those of the canonical events table.", posted=True,
+                         validators={"_fields_of_its_type": model_validator(mode="after")(_fields_of_its_type),
+                                     "_attributes_storable": field_validator("attributes")(attributes_storable)})
 
 
 class EventBatch(BaseModel):
@@ -51,18 +41,15 @@ class EventBatch(BaseModel):
 
 
 @dataclass(frozen=True)
-class StoredEvent:
+class StoredEvent(Event):
     """An event as the store holds it: every canonical column, a UTC timestamp, and its id once written."""
 
-    user_id: str
-    item_id: str | None
-    event_type: str
-    timestamp: datetime
-    session_id: str | None = None
-    query: str | None = None
-    rating: float | None = None
-    text: str | None = None
     id: int | None = None
+
+
+def returned_event(event: StoredEvent) -> EventOut:
+    """A stored event as the API returns it: the fields EventOut declares (id 0 before it is written)."""
+    return EventOut(**{name: getattr(event, name) for name in EventOut.model_fields if name != "id"}, id=event.id or 0)
 
 
 def _utc(moment: datetime) -> datetime:

@@ -8,24 +8,23 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from itertools import chain
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from longtail.core.config import LongtailConfig
-from longtail.data.schema import ITEMS
-from longtail.encode.encoder import item_texts
 from longtail.core.errors import UnknownIdError
+from longtail.data.schema import ITEMS
+from longtail.encode.item_text import item_texts
 from longtail.profile.profiles import ProfileItem, UserProfile, build_profile, interest_vector, summarise, update
 from longtail.search.engine import SearchEngine
 from longtail.search.filters import SearchFilter
 from longtail.serve.defaults import ITEM_SYNC_MARGIN, DefaultServices
-from longtail.serve.events import StoredEvent
+from longtail.serve.events import StoredEvent, returned_event
 from longtail.serve.schemas import (
-    EventOut,
     ItemHit,
     ItemIn,
     Profile,
@@ -95,7 +94,7 @@ class ModelServices:
             return
         frame = items_frame(fresh.values())
         # Encoding is the slow part; it runs outside the lock so searches carry on meanwhile.
-        vectors = self.engine.encoder.encode(item_texts(frame), self.engine.config.encode.batch_size)
+        vectors = self.engine.encoder.encode(item_texts(frame))
         with self._lock:
             self.engine.add_items(frame, vectors)
             self._versions.update({item_id: _record_key(record) for item_id, record in fresh.items()})
@@ -124,7 +123,14 @@ class ModelServices:
 
     def _hit(self, row: int, score: float) -> ItemHit:
         item = self.engine.items.row(row, named=True)
-        return ItemHit(item_id=item["item_id"], title=item["title"], category=item.get("category"), brand=item.get("brand"), price=item.get("price"), score=round(float(score), 6))
+        return ItemHit(
+            item_id=item["item_id"],
+            title=item["title"],
+            category=item.get("category"),
+            brand=item.get("brand"),
+            price=item.get("price"),
+            score=round(float(score), 6),
+        )
 
     def _profile_items(self, item_ids: Iterable[str | None]) -> dict[str, ProfileItem]:
         found = {}
@@ -227,7 +233,8 @@ class ModelServices:
                 nearest = self._rows_not_seen(ids.gather(self.engine.nearest(vector, depth)[0]).to_list(), seen)
                 rows = np.array(list(dict.fromkeys([*nearest.tolist(), *popular.tolist()])), dtype=np.int64)
                 source = "model:profile+popularity"
-                trust = profile.events / (profile.events + self.settings.history_prior_events)  # type: ignore[union-attr]
+                assert profile is not None  # an interest vector only ever comes from a profile
+                trust = profile.events / (profile.events + self.settings.history_prior_events)
             # Log counts: the head item should not outweigh every other signal by orders of magnitude.
             # counts come most popular first, so the first is the largest: no scan of the catalogue per request
             ceiling = np.log1p(next(iter(counts.values()), 0)) or 1.0
@@ -235,7 +242,7 @@ class ModelServices:
             similarity = self.engine.dense.vectors[rows] @ vector if vector is not None else np.zeros(len(rows))
             scores = trust * similarity + (1.0 - trust) * popularity
             order = np.argsort(-scores, kind="stable")
-            ranked_rows = zip(rows[order].tolist(), scores[order].tolist())
+            ranked_rows = zip(rows[order].tolist(), scores[order].tolist(), strict=True)
             hits = [self._hit(row, score) for row, score in self._unseen(ranked_rows, seen, k)]
         return Recommendations(user_id=user_id, items=hits, source=source)
 
@@ -266,7 +273,7 @@ class ModelServices:
                     return self.fallback.similar(item_id, k)
                 raise UnknownIdError(f"unknown item_id {item_id!r}")
             rows, scores = self.engine.nearest(self.engine.dense.vectors[row], k + 1)
-            hits = [self._hit(other, score) for other, score in zip(rows.tolist(), scores.tolist()) if other != row][:k]
+            hits = [self._hit(other, score) for other, score in zip(rows.tolist(), scores.tolist(), strict=True) if other != row][:k]
         return SimilarItems(item_id=item_id, items=hits, source="model:item-vectors")
 
     def profile(self, user_id: str) -> Profile:
@@ -284,10 +291,7 @@ class ModelServices:
             event_types=dict(profile.event_types),
             top_categories=[Share(name=a.name, share=a.affinity) for a in summary.categories],
             top_brands=[Share(name=a.name, share=a.affinity) for a in summary.brands],
-            recent_events=[
-                EventOut(id=e.id or 0, item_id=e.item_id, event_type=e.event_type, timestamp=e.timestamp, session_id=e.session_id, query=e.query, rating=e.rating)
-                for e in events
-            ],
+            recent_events=[returned_event(e) for e in events],
             source="model:live-profile",
             detail=ProfileDetail.model_validate(detail),
         )

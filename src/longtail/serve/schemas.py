@@ -3,16 +3,48 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from longtail.serve.text import Identifier, LongText, NonEmptyText, ShortText
+from longtail.data.schema import Event, FieldSpec, Item, spec_fields
+from longtail.serve.text import Identifier, NonEmptyText, ShortText, storable_text
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _posted(spec: FieldSpec) -> tuple[Any, Any]:
+    """Annotation and default of a field a client sends: the spec's limits, choices and descriptions apply."""
+    if spec.choices:
+        annotation: Any = Literal[spec.choices]
+    elif spec.python_type is str:
+        annotation = storable_text(spec.limits)
+    else:
+        annotation = dict[str, Any] if spec.python_type is dict else spec.python_type
+    numeric = {} if spec.python_type is str else spec.limits
+    optional = spec.nullable or spec.omittable
+    return annotation | None if optional else annotation, Field(None if optional else ..., description=spec.description or None, **numeric)
+
+
+def _returned(spec: FieldSpec) -> tuple[Any, Any]:
+    """Annotation and default of a field the API returns: null where the spec allows it, absent where a file may lack it."""
+    annotation = dict[str, Any] if spec.python_type is dict else spec.python_type
+    return annotation | None if spec.nullable else annotation, ... if spec.required else None
+
+
+def spec_model(name: str, spec: type, doc: str, *, posted: bool, include: Collection[str] | None = None,
+               before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
+               validators: dict[str, Any] | None = None) -> type[BaseModel]:
+    """An API model whose fields come from a data spec (`Item`, `Event`): `include` picks and orders them,
+    `before`/`after` add API-only fields (name -> annotation or (annotation, default)) around them."""
+    chosen = {field.name: field for field in spec_fields(spec)}
+    names = list(chosen) if include is None else list(include)
+    fields = {**(before or {}), **{n: (_posted if posted else _returned)(chosen[n]) for n in names}, **(after or {})}
+    return create_model(name, __base__=_Model, __doc__=doc, __module__=__name__, __validators__=validators, **fields)
 
 
 class SearchRequest(_Model):
@@ -29,15 +61,11 @@ class SearchRequest(_Model):
     price_max: float | None = Field(None, ge=0, allow_inf_nan=False)
 
 
-class ItemHit(_Model):
-    """One item in a result list, with the score that ranked it."""
-
-    item_id: str
-    title: str
-    category: str | None = None
-    brand: str | None = None
-    price: float | None = None
-    score: float
+if TYPE_CHECKING:
+    ItemHit: TypeAlias = Any  # a class spec_model builds at import time, opaque to mypy
+else:
+    ItemHit = spec_model("ItemHit", Item, "One item in a result list, with the score that ranked it.", posted=False,
+                         include=("item_id", "title", "category", "brand", "price"), after={"score": float})
 
 
 class SearchResponse(_Model):
@@ -66,16 +94,11 @@ class SimilarItems(_Model):
     source: str
 
 
-class EventOut(_Model):
-    """A stored event as the API returns it."""
-
-    id: int
-    item_id: str | None
-    event_type: str
-    timestamp: datetime
-    session_id: str | None = None
-    query: str | None = None
-    rating: float | None = None
+if TYPE_CHECKING:
+    EventOut: TypeAlias = Any  # a class spec_model builds at import time, opaque to mypy
+else:
+    EventOut = spec_model("EventOut", Event, "A stored event as the API returns it.", posted=False,
+                          include=("item_id", "event_type", "timestamp", "session_id", "query", "rating"), before={"id": int})
 
 
 class Share(_Model):
@@ -117,12 +140,10 @@ class Activity(_Model):
     active_days: int
 
 
-class Moment(_Model):
-    """An event as a profile remembers it."""
-
-    item_id: str | None
-    event_type: str
-    timestamp: datetime
+if TYPE_CHECKING:
+    Moment: TypeAlias = Any  # a class spec_model builds at import time, opaque to mypy
+else:
+    Moment = spec_model("Moment", Event, "An event as a profile remembers it.", posted=False, include=("item_id", "event_type", "timestamp"))
 
 
 class ProfileDetail(_Model):
@@ -155,33 +176,25 @@ class Profile(_Model):
     detail: ProfileDetail | None = Field(None, description="the live profile with its explanation (model-backed services)")
 
 
-class ItemIn(_Model):
-    """An item to add or update; the fields of the canonical items table."""
+def attributes_storable(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Refuse attributes the stores cannot hold: not JSON, invalid Unicode, or longer than 20,000 characters."""
+    # Nested strings escape the Identifier/ShortText checks; a lone surrogate would fail only when stored or sent back.
+    if value is not None:
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+            text.encode("utf-8")
+        except (UnicodeEncodeError, ValueError):
+            raise ValueError("attributes must be JSON-serialisable valid Unicode") from None
+        if len(text) > 20_000:
+            raise ValueError("attributes must be at most 20,000 characters as JSON")
+    return value
 
-    item_id: Identifier
-    title: NonEmptyText
-    description: LongText | None = None
-    category: ShortText | None = Field(None, description='a path such as "Tools > Abrasives > Sanding Rolls"')
-    brand: ShortText | None = None
-    price: float | None = Field(None, ge=0, allow_inf_nan=False)
-    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
-    attributes: dict[str, Any] | None = None
-    created_at: datetime | None = None
-    language: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z-]+$")
 
-    @field_validator("attributes")
-    @classmethod
-    def _attributes_storable(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        # Nested strings escape the Identifier/ShortText checks; a lone surrogate would fail only when stored or sent back.
-        if value is not None:
-            try:
-                text = json.dumps(value, ensure_ascii=False)
-                text.encode("utf-8")
-            except (UnicodeEncodeError, ValueError):
-                raise ValueError("attributes must be JSON-serialisable valid Unicode") from None
-            if len(text) > 20_000:
-                raise ValueError("attributes must be at most 20,000 characters as JSON")
-        return value
+if TYPE_CHECKING:
+    ItemIn: TypeAlias = Any  # a class spec_model builds at import time, opaque to mypy
+else:
+    ItemIn = spec_model("ItemIn", Item, "An item to add or update; the fields of the canonical items table.", posted=True,
+                        validators={"_attributes_storable": field_validator("attributes")(attributes_storable)})
 
 
 class ItemBatch(_Model):

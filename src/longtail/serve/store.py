@@ -14,10 +14,13 @@ from typing import Any
 
 from longtail.core.config import ServeConfig
 from longtail.core.errors import StoreError
+from longtail.data.schema import EVENTS
 from longtail.serve.events import EPOCH, StoredEvent
 
 DEFAULT_SQLITE_NAME = "longtail.db"
-_EVENT_COLUMNS = "user_id, item_id, event_type, ts_us, session_id, query, rating, text"
+# The spec's event fields in order; the timestamp is stored as UTC microseconds (see to_micros).
+_EVENT_FIELDS = tuple(EVENTS.column_names)
+_EVENT_COLUMNS = ", ".join("ts_us" if name == "timestamp" else name for name in _EVENT_FIELDS)
 
 # Each migration is applied once, in order, inside one transaction; {id} and {float} are filled per dialect.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -31,6 +34,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE items (item_id TEXT PRIMARY KEY, record TEXT NOT NULL, updated_us BIGINT NOT NULL)",
         "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    # Events carry free-form attributes (a transaction line's quantity, price, invoice) as JSON text, like items.
+    ("ALTER TABLE events ADD COLUMN attributes TEXT",),
 )
 
 
@@ -55,6 +60,31 @@ def to_micros(moment: datetime) -> int:
 def from_micros(value: int) -> datetime:
     """The inverse of to_micros."""
     return EPOCH + timedelta(microseconds=value)
+
+
+def _stored_event(row: Sequence[Any]) -> StoredEvent:
+    """A row of the event columns followed by the id, with the timestamp stored as microseconds."""
+    fields: dict[str, Any] = {name: _event_value(name, v) for name, v in zip(_EVENT_FIELDS, row[:-1], strict=True)}
+    return StoredEvent(**fields, id=row[-1])
+
+
+def _stored_value(event: StoredEvent, name: str) -> Any:
+    """An event field as the events table holds it."""
+    value = getattr(event, name)
+    if name == "timestamp":
+        return to_micros(value)
+    if name == "attributes" and value is not None:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value
+
+
+def _event_value(name: str, value: Any) -> Any:
+    """A stored column as the event field it holds (the inverse of _stored_value)."""
+    if value is None:
+        return None
+    if name == "timestamp":
+        return from_micros(value)
+    return json.loads(value) if name == "attributes" else value
 
 
 def _now_us() -> int:
@@ -165,11 +195,8 @@ class EventStore(ABC):
     def append(self, events: Sequence[StoredEvent]) -> list[int]:
         """Write a batch in one transaction (all or nothing) and return the new ids in order."""
         received = _now_us()
-        rows = [
-            (e.user_id, e.item_id, e.event_type, to_micros(e.timestamp), e.session_id, e.query, e.rating, e.text, received)
-            for e in events
-        ]
-        statement = f"INSERT INTO events ({_EVENT_COLUMNS}, received_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+        rows = [(*(_stored_value(e, name) for name in _EVENT_FIELDS), received) for e in events]
+        statement = f"INSERT INTO events ({_EVENT_COLUMNS}, received_us) VALUES ({', '.join('?' * (len(_EVENT_FIELDS) + 1))}) RETURNING id"
         return [row[0] for row in self._write(statement, rows)]
 
     def user_events(self, user_id: str, limit: int = 100) -> list[StoredEvent]:
@@ -177,7 +204,7 @@ class EventStore(ABC):
         rows = self._read(
             f"SELECT {_EVENT_COLUMNS}, id FROM events WHERE user_id = ? ORDER BY ts_us DESC, id DESC LIMIT ?", (user_id, limit)
         )
-        return [StoredEvent(r[0], r[1], r[2], from_micros(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows]
+        return [_stored_event(r) for r in rows]
 
     def count(self, user_id: str | None = None) -> int:
         """How many events are stored, in total or for one user."""
@@ -202,6 +229,7 @@ class EventStore(ABC):
 
     def _after_erasure(self) -> None:
         """Backend hook: make erased rows unrecoverable from the database files, where the backend can."""
+        return None  # deliberately not abstract: a backend whose deletes leave nothing behind needs no extra step
 
     def popular_items(self, limit: int) -> list[tuple[str, int]]:
         """Items by how many events reference them, most first."""

@@ -1,10 +1,12 @@
-"""String types for request fields that every store can hold."""
+"""String types for request fields that every store can hold, with the length limits the data spec declares."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, StringConstraints
+
+from longtail.data.schema import IDENTIFIER, NON_EMPTY_TEXT, SHORT_TEXT
 
 
 def _storable(value: str) -> str:
@@ -20,7 +22,13 @@ def _storable(value: str) -> str:
 
 
 _STORABLE = AfterValidator(_storable)
-Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128), _STORABLE]
-ShortText = Annotated[str, StringConstraints(max_length=1_000), _STORABLE]
-NonEmptyText = Annotated[str, StringConstraints(min_length=1, max_length=1_000), _STORABLE]
-LongText = Annotated[str, StringConstraints(max_length=20_000), _STORABLE]
+
+
+def storable_text(limits: dict[str, Any]) -> Any:
+    """A request string type: the spec's limits (min_length, max_length, pattern), refused if a store cannot hold it."""
+    return Annotated[str, StringConstraints(**limits), _STORABLE]
+
+
+Identifier = storable_text(IDENTIFIER)
+ShortText = storable_text(SHORT_TEXT)
+NonEmptyText = storable_text(NON_EMPTY_TEXT)
