@@ -44,8 +44,10 @@ from longtail.serve.store import EventStore
 from longtail.serve.text import Identifier
 
 log = logging.getLogger("longtail.serve")
-UserId = Annotated[Identifier, Path(description="user id")]
-ItemId = Annotated[Identifier, Path(description="item id")]
+# Ids may contain '/': the server decodes %2F before routing, so the id routes take the rest of the path (`{...:path}`),
+# or a user posted with such an id could be neither viewed nor erased.
+UserId = Annotated[Identifier, Path(description="user id; percent-encode '/', '%', '?' and '#'")]
+ItemId = Annotated[Identifier, Path(description="item id; percent-encode '/', '%', '?' and '#'")]
 # The page builds its DOM with textContent only and talks only to this API, so a strict policy costs nothing.
 PAGE_POLICY = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'"
 SCOPE_EXTENSION = "x-required-scope"  # each route's scope, in its OpenAPI operation for clients to read
@@ -218,7 +220,7 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
         services.observe([replace(event, id=event_id) for event, event_id in zip(events, ids)])
         return EventsWritten(count=len(ids), ids=ids)
 
-    @app.delete("/users/{user_id}", tags=["users"], **needs("admin"))
+    @app.delete("/users/{user_id:path}", tags=["users"], **needs("admin"))
     def erase_user(user_id: UserId) -> Erased:
         """Erase every event of a user and anything derived from them, under their pseudonym and (for data stored before
         pseudonymisation was switched on) their raw id."""
@@ -235,12 +237,12 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
         """Ranked items for a text query, with category and brand facets."""
         return services.search(request if request.user_id is None else request.model_copy(update={"user_id": stored_id(request.user_id)}))
 
-    @app.get("/users/{user_id}/recommendations", tags=["users"], **needs("read"))
+    @app.get("/users/{user_id:path}/recommendations", tags=["users"], **needs("read"))
     def recommendations(user_id: UserId, k: top_k = 10) -> Recommendations:
         """Items to recommend to a user; a user without events gets popular items."""
         return services.recommend(stored_id(user_id), k).model_copy(update={"user_id": user_id})
 
-    @app.get("/users/{user_id}/profile", tags=["users"], **needs("read"))
+    @app.get("/users/{user_id:path}/profile", tags=["users"], **needs("read"))
     def profile(user_id: UserId) -> Profile:
         """A user's profile; 404 for a user without events."""
         try:
@@ -248,7 +250,7 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
         except UnknownIdError:
             raise UnknownIdError(f"no events for user_id {user_id!r}") from None  # name the id the client sent
 
-    @app.get("/items/{item_id}/similar", tags=["items"], **needs("read"))
+    @app.get("/items/{item_id:path}/similar", tags=["items"], **needs("read"))
     def similar(item_id: ItemId, k: top_k = 10) -> SimilarItems:
         """Items similar to a catalogue item; 404 for an unknown item."""
         return services.similar(item_id, k)
