@@ -94,9 +94,9 @@ def test_migration_runs_once_and_reopening_keeps_data(tmp_path: Path) -> None:
         first.append([event("u1", "a", 0)])
     with SqliteEventStore(path) as second:
         assert second.count() == 1
-        assert second.migrate() == 1
+        assert second.migrate() == 2
     versions = sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall()
-    assert versions == [(1,)]
+    assert versions == [(1,), (2,)]
 
 
 def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:

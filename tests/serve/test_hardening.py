@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import html
+import json
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import numpy as np
+import polars as pl
 import pytest
-from conftest import Api
+from conftest import Api, LiveServer, free_port, make_keys
+
+from longtail.core.artifacts import MANIFEST_FILE, verify_manifest
+from longtail.core.config import CONFIG_FILENAME, LongtailConfig
+from longtail.core.errors import InputDataError, StoreError
+from longtail.search.engine import ITEMS_FILE, RECENT_FILE, VECTORS_FILE, SearchEngine
+from longtail.serve.app import create_app
+from longtail.serve.loading import open_served
+from longtail.serve.sqlite_store import SqliteEventStore
 
 ITEM = "B0000223SI"  # in the demo catalogue
+FAST = {"encode": {"encoder": "minilm-int8"}}
 
 
 @pytest.fixture
@@ -103,3 +123,141 @@ def test_similar_items_reach_an_item_whose_id_has_a_slash(client: httpx.Client, 
     response = client.get(f"/items/{quote(item['item_id'], safe='')}/similar", params={"k": 3}, headers=api.headers("read"))
     assert response.status_code == 200, response.text
     assert response.json()["item_id"] == "sku/7/blue" and len(response.json()["items"]) == 3
+
+
+# -- refusing a damaged store or index (D4, D5) -----------------------------------------------------------------
+
+
+def copy_served(served_dir: Path, tmp_path: Path) -> Path:
+    """The served tables without the session's store, so each test starts from its own."""
+    data = tmp_path / "data"
+    shutil.copytree(served_dir, data, ignore=shutil.ignore_patterns("longtail.db*"))
+    return data
+
+
+def serve_once(data: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Run `longtail serve` expecting it to refuse to start; a started server would hang until the timeout."""
+    command = [sys.executable, "-m", "longtail.cli", "serve", "--data", str(data), "--port", str(free_port()), *extra]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def foreign_sqlite(path: Path) -> None:
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL)")
+        connection.commit()
+
+
+# D4: a zero-byte longtail.db started as a new store and re-seeded: every key and posted event silently gone.
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda path: path.write_bytes(b""), "the event store file is empty (0 bytes)"),
+    (foreign_sqlite, "not a Longtail event store"),
+    (lambda path: path.write_bytes(b"not a database at all" * 50), "not an SQLite database"),
+])
+def test_serve_refuses_an_empty_or_foreign_store_with_exit_2(served_dir: Path, tmp_path: Path, damage: Callable[[Path], None], message: str) -> None:
+    data = copy_served(served_dir, tmp_path)
+    damage(data / "longtail.db")
+    before = (data / "longtail.db").read_bytes()
+    done = serve_once(data)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert message in done.stderr and "longtail.db" in done.stderr and "Traceback" not in done.stderr
+    assert (data / "longtail.db").read_bytes() == before  # never re-seeded, never migrated into
+
+
+def _tables(path: Path) -> list[tuple[str]]:
+    if path.read_bytes()[:6] != b"SQLite":
+        return []
+    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+        return connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+
+
+def test_a_store_missing_a_table_is_refused_and_left_as_it_was(served_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "longtail.db"
+    SqliteEventStore(path).close()
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("DROP TABLE api_keys")
+        connection.commit()
+    with pytest.raises(StoreError, match=r"longtail\.db: the event store lacks table\(s\) api_keys"):
+        SqliteEventStore(path)
+    assert ("api_keys",) not in _tables(path)
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_new_store_appears_whole_and_a_foreign_one_is_not_touched(tmp_path: Path) -> None:
+    SqliteEventStore(tmp_path / "new.db").close()
+    assert {"events", "api_keys", "idempotency"} <= {row[0] for row in _tables(tmp_path / "new.db")}
+    assert not list(tmp_path.glob(".*creating*"))
+    foreign_sqlite(tmp_path / "shop.db")
+    before = (tmp_path / "shop.db").read_bytes()
+    with pytest.raises(StoreError, match="shop.db"):
+        SqliteEventStore(tmp_path / "shop.db")
+    assert (tmp_path / "shop.db").read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def small_index(tmp_path_factory: pytest.TempPathFactory, served_dir: Path) -> Path:
+    """A real hybrid index over 200 demo items (vectors given, so nothing is encoded)."""
+    folder = tmp_path_factory.mktemp("index")
+    items = pl.read_csv(served_dir / "items.csv").head(200)
+    vectors = np.random.default_rng(7).normal(size=(items.height, 16)).astype(np.float32)
+    SearchEngine.build(items, LongtailConfig.model_validate(FAST), directory=folder / "index", vectors=vectors)
+    return folder / "index"
+
+
+def test_an_index_is_built_with_a_manifest_of_every_file(small_index: Path) -> None:
+    listed = json.loads((small_index / MANIFEST_FILE).read_text())["files"]
+    assert {ITEMS_FILE, VECTORS_FILE, RECENT_FILE, "ann.faiss", CONFIG_FILENAME} <= set(listed)
+    assert any(name.startswith("lexical/") for name in listed)
+    assert listed[VECTORS_FILE]["bytes"] == (small_index / VECTORS_FILE).stat().st_size
+    assert verify_manifest(small_index)
+
+
+# D5: a truncated or emptied index file crashed `serve` with a traceback from numpy, faiss, polars or tantivy.
+@pytest.mark.parametrize("name", [VECTORS_FILE, "ann.faiss", ITEMS_FILE, RECENT_FILE, "lexical"])
+@pytest.mark.parametrize("how", ["truncated", "empty"])
+def test_a_damaged_index_file_is_named_and_serve_exits_2(small_index: Path, served_dir: Path, tmp_path: Path, name: str, how: str) -> None:
+    index = tmp_path / "index"
+    shutil.copytree(small_index, index)
+    target = index / name if name != "lexical" else max((index / name).glob("*.idx"), key=lambda p: p.stat().st_size)
+    content = target.read_bytes()
+    target.write_bytes(content[: len(content) // 2] if how == "truncated" else b"")
+    with pytest.raises(InputDataError, match=re.escape(str(target))):
+        SearchEngine.open(index)
+    if name == VECTORS_FILE and how == "empty":  # one end-to-end run of the command: the others take the same path
+        data = copy_served(served_dir, tmp_path)
+        done = serve_once(data, "--index", str(index))
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert str(target) in done.stderr and "Traceback" not in done.stderr
+
+
+def test_erasing_a_user_keeps_the_manifest_true(small_index: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    shutil.copytree(small_index, index)
+    engine = SearchEngine.open(index)
+    engine.recent = pl.DataFrame({"user_id": ["gone", "kept"], "item_ids": [["a"], ["b"]]})
+    engine.forget_users(["gone"])
+    assert verify_manifest(index) and SearchEngine.open(index).recent["user_id"].to_list() == ["kept"]
+
+
+# D6: erasure left the user id in the served folder's report.json / report.html.
+def test_erasure_scrubs_the_served_folders_reports(served_dir: Path, tmp_path: Path) -> None:
+    data = copy_served(served_dir, tmp_path)
+    user = "report-user/1"
+    report = {"examples": [{"user_id": user, "reason": f"bot: {user} sent 900 events"}, {"user_id": "report-user/12"}], user: 3}
+    (data / "audit").mkdir()
+    (data / "audit" / "report.json").write_text(json.dumps(report))
+    (data / "audit" / "report.html").write_text(f"<td>{html.escape(user)}</td><td>report-user/12</td>")
+    config = LongtailConfig()
+    served = open_served(data, config)
+    key = make_keys(served.store)["admin"]
+    try:
+        with LiveServer(create_app(config, served.services, served.store, reports_dir=data)) as server:
+            headers = {"Authorization": f"Bearer {key}"}
+            event = {"user_id": user, "item_id": ITEM, "event_type": "view", "timestamp": "2024-05-01T10:00:00Z"}
+            assert httpx.post(f"{server.url}/events", json={"events": [event]}, headers=headers).status_code == 201
+            erased = httpx.delete(f"{server.url}/users/{quote(user, safe='')}", headers=headers)
+            assert erased.status_code == 200 and erased.json()["events_deleted"] == 1
+    finally:
+        served.close()
+    scrubbed = json.loads((data / "audit" / "report.json").read_text())
+    assert scrubbed == {"examples": [{"user_id": "[erased]", "reason": "bot: [erased] sent 900 events"}, {"user_id": "report-user/12"}], "[erased]": 3}
+    assert (data / "audit" / "report.html").read_text() == "<td>[erased]</td><td>report-user/12</td>"

@@ -7,6 +7,7 @@ import math
 from dataclasses import replace
 from collections.abc import Callable, Coroutine, Mapping
 from importlib.resources import files
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
@@ -20,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from longtail.core.config import LongtailConfig, PrivacyConfig
 from longtail.core.errors import EventValidationError, StoreError, UnknownIdError
+from longtail.privacy.erasure import scrub_reports
 from longtail.privacy.pii import scrub_text
 from longtail.privacy.pseudonym import pseudonymiser_from_config
 from longtail.serve.auth import verify_key
@@ -152,8 +154,9 @@ def _ingest(privacy: PrivacyConfig, stored_id: Callable[[str], str]) -> Callable
     return ingest
 
 
-def create_app(config: LongtailConfig, services: Services, store: EventStore) -> FastAPI:
-    """Build the API over a services object (search, recommendations, profiles) and an open event store."""
+def create_app(config: LongtailConfig, services: Services, store: EventStore, reports_dir: FilePath | None = None) -> FastAPI:
+    """Build the API over a services object (search, recommendations, profiles) and an open event store; an erasure
+    also scrubs the report files under `reports_dir` (the served folder)."""
     serve = config.serve
     stored_id = _stored_id(config.privacy)
     ingest = _ingest(config.privacy, stored_id)
@@ -226,7 +229,10 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
         pseudonymisation was switched on) their raw id."""
         spellings = list(dict.fromkeys([stored_id(user_id), user_id]))
         deleted = store.delete_users(spellings)
-        if deleted == 0:
+        scrubbed = scrub_reports(reports_dir, spellings) if reports_dir is not None else []
+        if scrubbed:
+            log.info("erasure replaced a user's ids in %d report file(s): %s", len(scrubbed), ", ".join(map(str, scrubbed)))
+        if deleted == 0 and not scrubbed:
             raise ApiError(404, "unknown_id", f"no events for user_id {user_id!r}; nothing was erased")
         for spelling in spellings:
             services.forget_user(spelling)

@@ -15,7 +15,7 @@ from longtail.serve.loading import Served, open_served
 def build_app(data_dir: str | Path, config: LongtailConfig, index_dir: str | Path | None = None) -> tuple[FastAPI, Served]:
     """The app over a data directory (model-backed when a search index is given), and what it opened (to close afterwards)."""
     served = open_served(data_dir, config, index_dir)
-    return create_app(config, served.services, served.store), served
+    return create_app(config, served.services, served.store, reports_dir=served.data_dir), served
 
 
 def serve(data_dir: str | Path, config: LongtailConfig, host: str | None = None, port: int | None = None, index_dir: str | Path | None = None) -> None:

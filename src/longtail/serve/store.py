@@ -34,7 +34,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE items (item_id TEXT PRIMARY KEY, record TEXT NOT NULL, updated_us BIGINT NOT NULL)",
         "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    (
+        # A write's answer under the client's Idempotency-Key, committed with the write itself: a retry gets it back.
+        "CREATE TABLE idempotency (key_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, route TEXT NOT NULL,"
+        " fingerprint TEXT NOT NULL, response TEXT NOT NULL, created_us BIGINT NOT NULL, PRIMARY KEY (key_id, idempotency_key))",
+        "CREATE INDEX idempotency_by_age ON idempotency (created_us)",
+    ),
 )
+# Every table the migrations create; a store that says it is migrated but lacks one is damaged, not new.
+STORE_TABLES = ("schema_version", "events", "api_keys", "items", "meta", "idempotency")
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,10 @@ class EventStore(ABC):
     @abstractmethod
     def _lock_migrations(self, cursor: Any) -> None:
         """Keep two processes opening the store at once from migrating it twice."""
+
+    @abstractmethod
+    def _table_names(self) -> set[str]:
+        """The tables the database holds now."""
 
     @property
     @abstractmethod
@@ -161,13 +173,28 @@ class EventStore(ABC):
         except self.database_errors as error:
             raise StoreError(f"cannot migrate the event store: {error}") from error
 
+    def check_tables(self) -> None:
+        """Refuse a store missing any of its tables: serving it would lose keys or events silently."""
+        missing = [name for name in STORE_TABLES if name not in self._table_names()]
+        if missing:
+            raise StoreError(f"{self.location}: the event store lacks table(s) {', '.join(missing)}; restore it from a backup (`longtail restore`)")
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the store lives, for messages: a file path or the database name."""
+
     def close(self) -> None:
         """Close every thread's connection."""
         with self._lock:
             self._closed = True
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
+            self._close_connections()
+
+    def _close_connections(self) -> None:
+        for connection in self._connections:
+            connection.close()
+        self._connections.clear()
+        self._local = threading.local()  # each thread opens a new connection next time
 
     # -- events --------------------------------------------------------------------------------
 
