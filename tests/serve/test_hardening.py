@@ -10,7 +10,9 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -19,15 +21,17 @@ import httpx
 import numpy as np
 import polars as pl
 import pytest
-from conftest import Api, LiveServer, free_port, make_keys
+from conftest import Api, LiveServer, free_port, fresh_postgres_dsn, make_keys
 
 from longtail.core.artifacts import MANIFEST_FILE, verify_manifest
 from longtail.core.config import CONFIG_FILENAME, LongtailConfig
 from longtail.core.errors import InputDataError, StoreError
 from longtail.search.engine import ITEMS_FILE, RECENT_FILE, VECTORS_FILE, SearchEngine
 from longtail.serve.app import create_app
+from longtail.serve.events import StoredEvent
 from longtail.serve.loading import open_served
 from longtail.serve.sqlite_store import SqliteEventStore
+from longtail.serve.store import EventStore, Idempotency
 
 ITEM = "B0000223SI"  # in the demo catalogue
 FAST = {"encode": {"encoder": "minilm-int8"}}
@@ -261,3 +265,53 @@ def test_erasure_scrubs_the_served_folders_reports(served_dir: Path, tmp_path: P
     scrubbed = json.loads((data / "audit" / "report.json").read_text())
     assert scrubbed == {"examples": [{"user_id": "[erased]", "reason": "bot: [erased] sent 900 events"}, {"user_id": "report-user/12"}], "[erased]": 3}
     assert (data / "audit" / "report.html").read_text() == "<td>[erased]</td><td>report-user/12</td>"
+
+
+# -- idempotent writes ---------------------------------------------------------------------------------------------
+
+
+def test_a_retried_event_batch_with_the_same_idempotency_key_is_stored_once(client: httpx.Client, api: Api) -> None:
+    events = {"events": [{"user_id": "idem-u1", "item_id": ITEM, "event_type": "view", "timestamp": "2024-05-01T10:00:00Z"}] * 3}
+    headers = {**api.headers("read_write"), "Idempotency-Key": "batch-0001"}
+    first = client.post("/events", json=events, headers=headers)
+    assert first.status_code == 201 and first.json()["count"] == 3 and "Idempotent-Replayed" not in first.headers
+    before = api.store.count()
+    retry = client.post("/events", json=events, headers=headers)
+    assert retry.status_code == 201 and retry.json() == first.json() and retry.headers["Idempotent-Replayed"] == "true"
+    assert api.store.count() == before and api.store.count("idem-u1") == 3
+    changed = client.post("/events", json={"events": events["events"][:1]}, headers=headers)
+    assert changed.status_code == 422 and changed.json()["error"]["code"] == "idempotency_key_reused"
+    assert api.store.count() == before
+    # Keys belong to the API key that sent them: another client's "batch-0001" is a new request.
+    other = client.post("/events", json=events, headers={**api.headers("admin"), "Idempotency-Key": "batch-0001"})
+    assert other.status_code == 201 and other.json()["ids"] != first.json()["ids"] and api.store.count() == before + 3
+
+
+def test_a_retried_item_batch_with_the_same_idempotency_key_writes_nothing_new(client: httpx.Client, api: Api) -> None:
+    items = {"items": [{"item_id": "idem-item", "title": "Idempotent sanding roll"}]}
+    headers = {**api.headers("admin"), "Idempotency-Key": "items-0001"}
+    first = client.post("/items", json=items, headers=headers)
+    assert first.status_code == 200 and first.json() == {"count": 1, "item_ids": ["idem-item"]}
+    written = api.store._read("SELECT updated_us FROM items WHERE item_id = 'idem-item'")
+    retry = client.post("/items", json=items, headers=headers)
+    assert retry.status_code == 200 and retry.json() == first.json() and retry.headers["Idempotent-Replayed"] == "true"
+    assert api.store._read("SELECT updated_us FROM items WHERE item_id = 'idem-item'") == written
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_concurrent_retries_with_one_key_store_one_batch(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    store: EventStore
+    if backend == "postgres":
+        from longtail.serve.postgres_store import PostgresEventStore
+
+        store = PostgresEventStore(fresh_postgres_dsn(request.getfixturevalue("postgres")))
+    else:
+        store = SqliteEventStore(tmp_path / "events.db")
+    batch = [StoredEvent("u1", "a", "view", datetime(2024, 5, 1, tzinfo=UTC)), StoredEvent("u1", "b", "click", datetime(2024, 5, 1, tzinfo=UTC))]
+    once = Idempotency("key-1", "retry-me", "POST /events", "f" * 64)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: store.append_once(batch, once), range(16)))
+    assert store.count() == 2
+    assert {tuple(answer["ids"]) for answer, _ in answers} == {tuple(sorted(store.event_ids()))}
+    assert sum(not replayed for _, replayed in answers) == 1
+    store.close()

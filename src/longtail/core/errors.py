@@ -62,3 +62,7 @@ class StoreError(LongtailError):
 
 class LeakageError(LongtailError):
     """Training data shares keys with evaluation data (e.g. a re-sampled row copied from the test split)."""
+
+
+class IdempotencyKeyReusedError(LongtailError):
+    """An Idempotency-Key already answered a different request; a retry must resend the same request."""

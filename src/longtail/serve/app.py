@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations` here: FastAPI reads the route closures' annotations at runtime.
 
+import hashlib
 import logging
 import math
 from dataclasses import replace
@@ -10,7 +11,7 @@ from importlib.resources import files
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -20,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from longtail.core.config import LongtailConfig, PrivacyConfig
-from longtail.core.errors import EventValidationError, StoreError, UnknownIdError
+from longtail.core.errors import EventValidationError, IdempotencyKeyReusedError, StoreError, UnknownIdError
 from longtail.privacy.erasure import scrub_reports
 from longtail.privacy.pii import scrub_text
 from longtail.privacy.pseudonym import pseudonymiser_from_config
@@ -42,7 +43,7 @@ from longtail.serve.schemas import (
     SimilarItems,
 )
 from longtail.serve.services import Services
-from longtail.serve.store import EventStore
+from longtail.serve.store import EventStore, Idempotency
 from longtail.serve.text import Identifier
 
 log = logging.getLogger("longtail.serve")
@@ -52,6 +53,12 @@ UserId = Annotated[Identifier, Path(description="user id; percent-encode '/', '%
 ItemId = Annotated[Identifier, Path(description="item id; percent-encode '/', '%', '?' and '#'")]
 # The page builds its DOM with textContent only and talks only to this API, so a strict policy costs nothing.
 PAGE_POLICY = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'"
+REPLAYED_HEADER = "Idempotent-Replayed"  # set on an answer repeated for a retried Idempotency-Key
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
+           description="any unique string per request (e.g. a UUID); a retry with the same key and body gets the first answer and writes nothing"),
+]
 SCOPE_EXTENSION = "x-required-scope"  # each route's scope, in its OpenAPI operation for clients to read
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
 
@@ -99,6 +106,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(EventValidationError)
     async def invalid_events(_: Request, error: EventValidationError) -> JSONResponse:
         return _error(422, "invalid_events", f"{error}; nothing was written")
+
+    @app.exception_handler(IdempotencyKeyReusedError)
+    async def key_reused(_: Request, error: IdempotencyKeyReusedError) -> JSONResponse:
+        return _error(422, "idempotency_key_reused", f"{error}; nothing was written")
 
     @app.exception_handler(UnknownIdError)
     async def unknown_id(_: Request, error: UnknownIdError) -> JSONResponse:
@@ -177,6 +188,7 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
         principal = verify_key(store, token)
         if principal is None:
             raise ApiError(401, "invalid_api_key", "the API key is unknown, revoked or malformed", {"WWW-Authenticate": "Bearer"})
+        request.state.key_id = principal.key_id  # scopes an Idempotency-Key to the client that sent it
         if not principal.allows(scope):
             raise ApiError(403, "insufficient_scope", f"this API key lacks the '{scope}' scope")
         wait = limiter.acquire(principal.key_id)
@@ -209,19 +221,29 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
         """Prometheus text format: requests and latency per route, events written, rate-limited requests."""
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
+    def idempotency(request: Request, route: str, key: str | None, batch: EventBatch | ItemBatch) -> Idempotency | None:
+        """The write's Idempotency-Key, scoped to the API key that sent it, with a hash of what was sent."""
+        if key is None:
+            return None
+        return Idempotency(request.state.key_id, key, route, hashlib.sha256(batch.model_dump_json().encode()).hexdigest())
+
     @app.post("/events", status_code=201, tags=["events"], **needs("write_events"))
-    def post_events(batch: EventBatch) -> EventsWritten:
-        """Write a batch of events in one transaction; 201 means every one is committed and durable."""
+    def post_events(batch: EventBatch, request: Request, response: Response, idempotency_key: IdempotencyKey = None) -> EventsWritten:
+        """Write a batch of events in one transaction; 201 means every one is committed and durable. With an
+        Idempotency-Key, a retry gets the first answer back and writes nothing new."""
         if len(batch.events) > serve.max_batch_events:
             raise ApiError(422, "too_many_events", f"at most {serve.max_batch_events} events per request; split the batch")
         events = [ingest(event) for event in validate_events(batch.events, config.quality)]
         unknown = services.unknown_items(event.item_id for event in events if event.item_id is not None)
         if unknown:
             raise ApiError(422, "unknown_items", f"events reference unknown item_id(s) {', '.join(map(repr, unknown[:10]))}; post the items first; nothing was written")
-        ids = store.append(events)
-        metrics.events_written.inc(len(ids))
-        services.observe([replace(event, id=event_id) for event, event_id in zip(events, ids)])
-        return EventsWritten(count=len(ids), ids=ids)
+        answer, replayed = store.append_once(events, idempotency(request, "POST /events", idempotency_key, batch))
+        if replayed:
+            response.headers[REPLAYED_HEADER] = "true"
+        else:
+            metrics.events_written.inc(answer["count"])
+            services.observe([replace(event, id=event_id) for event, event_id in zip(events, answer["ids"])])
+        return EventsWritten(**answer)
 
     @app.delete("/users/{user_id:path}", tags=["users"], **needs("admin"))
     def erase_user(user_id: UserId) -> Erased:
@@ -262,11 +284,15 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
         return services.similar(item_id, k)
 
     @app.post("/items", tags=["items"], **needs("admin"))
-    def post_items(batch: ItemBatch) -> ItemsWritten:
-        """Add or update items; they are stored, then searchable and recommendable when this returns."""
-        store.upsert_items([item.model_dump(mode="json") for item in batch.items])
-        services.upsert_items(batch.items)
-        return ItemsWritten(count=len(batch.items), item_ids=[item.item_id for item in batch.items])
+    def post_items(batch: ItemBatch, request: Request, response: Response, idempotency_key: IdempotencyKey = None) -> ItemsWritten:
+        """Add or update items; they are stored, then searchable and recommendable when this returns. With an
+        Idempotency-Key, a retry gets the first answer back and writes nothing new."""
+        answer, replayed = store.upsert_items([item.model_dump(mode="json") for item in batch.items], idempotency(request, "POST /items", idempotency_key, batch))
+        if replayed:
+            response.headers[REPLAYED_HEADER] = "true"
+        else:
+            services.upsert_items(batch.items)
+        return ItemsWritten(**answer)
 
     # Outermost first: metrics see every answer, including the guard's 413 and 400.
     app.add_middleware(BodyGuard, max_bytes=serve.max_body_bytes)
