@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
+import logging
 import re
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -315,3 +318,92 @@ def test_concurrent_retries_with_one_key_store_one_batch(backend: str, request: 
     assert {tuple(answer["ids"]) for answer, _ in answers} == {tuple(sorted(store.event_ids()))}
     assert sum(not replayed for _, replayed in answers) == 1
     store.close()
+
+
+# -- abuse and error handling ----------------------------------------------------------------------------------------
+
+
+# Also: invalid keys were never rate-limited (1,749 req/s of database look-ups from one client).
+def test_invalid_keys_are_rate_limited_per_client_address_without_a_key_lookup(served_dir: Path, tmp_path: Path) -> None:
+    config = LongtailConfig.model_validate({"serve": {"invalid_key_burst": 3, "invalid_key_rate_per_second": 0.5}})
+    store = SqliteEventStore(tmp_path / "events.db")
+    good = make_keys(store)["read"]
+    lookups = []
+    original = store.get_key
+    store.get_key = lambda key_id: lookups.append(key_id) or original(key_id)  # type: ignore[method-assign]
+    served = open_served(copy_served(served_dir, tmp_path), LongtailConfig())
+    with LiveServer(create_app(config, served.services, store)) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        bad = [http.get("/metrics", headers={"Authorization": f"Bearer lt_nosuchkey{n:04d}_{'x' * 43}"}) for n in range(6)]
+        assert [r.status_code for r in bad] == [401, 401, 401, 429, 429, 429]
+        assert int(bad[-1].headers["Retry-After"]) >= 1 and bad[-1].json()["error"]["code"] == "rate_limited"
+        assert len(lookups) == 3  # the refused attempts never reached the store
+        assert http.get("/health").status_code == 200  # routes without a key are not affected
+    store.close()
+    served.close()
+
+
+# Also: a bad Content-Length got uvicorn's plain-text 400.
+@pytest.mark.parametrize("length", [b"abc", b"-1", b"1, 2", b"5\r\nContent-Length: 6"])
+def test_a_bad_content_length_gets_a_json_400(api: Api, length: bytes) -> None:
+    before = api.store.count()
+    port = int(api.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + length + b"\r\n\r\n{}")
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"content-type: application/json" in head.lower()
+    assert json.loads(body)["error"]["code"] in ("bad_request", "bad_content_length")
+    assert api.store.count() == before
+
+
+class Broken:
+    """Services whose search fails unexpectedly; everything else is never reached in the test."""
+
+    def search(self, request: object) -> None:
+        raise RuntimeError("boom in search")
+
+
+# Also: an unhandled error was logged twice (our handler, then uvicorn again after Starlette re-raised it).
+def test_an_unhandled_error_is_one_json_500_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = SqliteEventStore(tmp_path / "events.db")
+    key = make_keys(store)["read"]
+    app = create_app(LongtailConfig(), Broken(), store)  # type: ignore[arg-type]
+
+    async def search() -> httpx.Response:
+        # raise_app_exceptions: anything escaping the app (what uvicorn would log a second time) fails the request here.
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            return await http.post("/search", json={"query": "x"}, headers={"Authorization": f"Bearer {key}"})
+
+    with caplog.at_level(logging.ERROR):
+        response = asyncio.run(search())
+    assert response.status_code == 500 and response.json()["error"]["code"] == "internal_error"
+    assert "boom" not in response.text
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is not None and "POST /search" in errors[0].getMessage()
+    store.close()
+
+
+# Also: the page's CSP allowed inline scripts; /docs loaded Swagger UI from a CDN (blank offline).
+def test_the_page_runs_no_inline_code_and_its_assets_come_from_this_server(client: httpx.Client) -> None:
+    page = client.get("/")
+    policy = page.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in policy and "script-src 'self'" in policy and "style-src 'self'" in policy
+    assert "<script>" not in page.text and "<style>" not in page.text and ' style="' not in page.text
+    script, style = client.get("/web/page.js"), client.get("/web/page.css")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript") and "addEventListener" in script.text
+    assert style.status_code == 200 and "body" in style.text
+    assert client.get("/web/../app.py").status_code == 404 and client.get("/web/other.js").status_code == 404
+
+
+@pytest.mark.parametrize(("path", "asset"), [("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")])
+def test_api_docs_load_their_assets_from_this_server(client: httpx.Client, path: str, asset: str) -> None:
+    page = client.get(path)
+    assert page.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sources and all(source.startswith("/") for source in sources), sources
+    assert f"/docs-assets/{asset}" in sources
+    assert all(client.get(source).status_code == 200 for source in sources)
+    assert len(client.get(f"/docs-assets/{asset}").content) > 100_000

@@ -13,12 +13,15 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from longtail.core.config import LongtailConfig, PrivacyConfig
 from longtail.core.errors import EventValidationError, IdempotencyKeyReusedError, StoreError, UnknownIdError
@@ -27,7 +30,7 @@ from longtail.privacy.pii import scrub_text
 from longtail.privacy.pseudonym import pseudonymiser_from_config
 from longtail.serve.auth import verify_key
 from longtail.serve.events import EventBatch, StoredEvent, validate_events
-from longtail.serve.limits import BodyGuard
+from longtail.serve.limits import BodyGuard, send_error
 from longtail.serve.metrics import CONTENT_TYPE, ApiMetrics, MetricsMiddleware
 from longtail.serve.ratelimit import RateLimiter
 from longtail.serve.schemas import (
@@ -51,14 +54,17 @@ log = logging.getLogger("longtail.serve")
 # or a user posted with such an id could be neither viewed nor erased.
 UserId = Annotated[Identifier, Path(description="user id; percent-encode '/', '%', '?' and '#'")]
 ItemId = Annotated[Identifier, Path(description="item id; percent-encode '/', '%', '?' and '#'")]
-# The page builds its DOM with textContent only and talks only to this API, so a strict policy costs nothing.
-PAGE_POLICY = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'"
+# The page builds its DOM with textContent only, loads its script and style from this server and talks only to this
+# API, so a strict policy costs nothing: no inline code runs, even if markup were ever injected.
+PAGE_POLICY = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+PAGE_ASSETS = {"page.js": "text/javascript; charset=utf-8", "page.css": "text/css; charset=utf-8"}
 REPLAYED_HEADER = "Idempotent-Replayed"  # set on an answer repeated for a retried Idempotency-Key
 IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
            description="any unique string per request (e.g. a UUID); a retry with the same key and body gets the first answer and writes nothing"),
 ]
+DOCS_ASSETS = "/docs-assets"  # Swagger UI and ReDoc files, shipped by fastapi-offline
 SCOPE_EXTENSION = "x-required-scope"  # each route's scope, in its OpenAPI operation for clients to read
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
 
@@ -120,10 +126,49 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.error("event store error: %s", error)
         return _error(503, "store_unavailable", "the event store is unavailable; nothing was written; retry later")
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, error: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=error)
-        return _error(500, "internal_error", "internal error; it has been logged")
+
+
+class ErrorBoundary:
+    """Turns an unhandled error into one logged traceback and a JSON 500. (An exception handler for `Exception`
+    runs in Starlette's outermost middleware, which re-raises after answering, so uvicorn logged every error again.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            log.exception("unhandled error answering %s %s", scope.get("method"), scope.get("path"))
+            if not started:  # otherwise the client already has a status line and the connection is simply closed
+                await send_error(send, 500, "internal_error", "internal error; it has been logged")
+
+
+def _install_local_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs and ReDoc at /redoc with their assets served from the fastapi-offline package, not a CDN,
+    so the docs work offline and load nothing from another origin."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(files("fastapi_offline") / "static")), name="docs-assets")
+    spec = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=spec, title=f"{app.title} API", swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css", swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url=spec, title=f"{app.title} API", redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+                              redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
 
 
 def _scoped_route_class(authorize: Callable[[Request, str], None]) -> type[APIRoute]:
@@ -173,20 +218,31 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
     ingest = _ingest(config.privacy, stored_id)
     metrics = ApiMetrics()
     limiter = RateLimiter(serve.rate_limit_per_second, serve.rate_limit_burst)
+    # Unknown or revoked keys are limited per client address, so guessing keys cannot drive the store with look-ups.
+    bad_keys = RateLimiter(serve.invalid_key_rate_per_second, serve.invalid_key_burst)
     bearer = HTTPBearer(auto_error=False, description="an API key from `longtail keys create`")
     app = FastAPI(
         title="Longtail",
         version="0.1.0",
         summary="Product search, recommendations, events and profiles. Authenticate with 'Authorization: Bearer <key>'.",
+        docs_url=None,
+        redoc_url=None,
     )
     _install_error_handlers(app)
+    _install_local_docs(app)
 
     def authorize(request: Request, scope: str) -> None:
         scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
         if scheme.lower() != "bearer" or not token:
             raise ApiError(401, "missing_api_key", "send an API key as 'Authorization: Bearer <key>'", {"WWW-Authenticate": "Bearer"})
+        address = request.client.host if request.client else "unknown"
+        blocked = bad_keys.wait(address)
+        if blocked > 0:
+            metrics.rate_limited.inc()
+            raise ApiError(429, "rate_limited", "too many requests with invalid API keys from this address", {"Retry-After": str(math.ceil(blocked))})
         principal = verify_key(store, token)
         if principal is None:
+            bad_keys.acquire(address)
             raise ApiError(401, "invalid_api_key", "the API key is unknown, revoked or malformed", {"WWW-Authenticate": "Bearer"})
         request.state.key_id = principal.key_id  # scopes an Idempotency-Key to the client that sent it
         if not principal.allows(scope):
@@ -204,12 +260,22 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
 
     top_k = Annotated[int, Query(ge=1, le=serve.max_results, description="how many items")]
 
-    page = (files("longtail.serve") / "web" / "index.html").read_text(encoding="utf-8")
+    web = files("longtail.serve") / "web"
+    page = (web / "index.html").read_text(encoding="utf-8")
+    assets = {name: (web / name).read_bytes() for name in PAGE_ASSETS}
+    page_headers = {"Content-Security-Policy": PAGE_POLICY, "X-Content-Type-Options": "nosniff"}
 
     @app.get("/", include_in_schema=False)
     def web_page() -> HTMLResponse:
         """The page for people: search with facets, similar items, a user's recommendations and profile (asks for a key)."""
-        return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY})
+        return HTMLResponse(page, headers=page_headers)
+
+    @app.get("/web/{name}", include_in_schema=False)
+    def web_asset(name: str) -> Response:
+        """The page's script and style sheet, served from the package so the policy can forbid inline code."""
+        if name not in assets:
+            raise ApiError(404, "not_found", f"no asset {name!r}")
+        return Response(assets[name], media_type=PAGE_ASSETS[name], headers=page_headers)
 
     @app.get("/health", tags=["operations"])
     def health() -> Health:
@@ -294,7 +360,8 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
             services.upsert_items(batch.items)
         return ItemsWritten(**answer)
 
-    # Outermost first: metrics see every answer, including the guard's 413 and 400.
+    # Each added middleware wraps the ones before: metrics see every answer, the guard's 413 and 400 and the boundary's 500.
+    app.add_middleware(ErrorBoundary)
     app.add_middleware(BodyGuard, max_bytes=serve.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.state.metrics = metrics
