@@ -137,6 +137,59 @@ def serve(
         _fail(error)
 
 
+@app.command()
+def check(
+    data: DataOption,
+    index_dir: Annotated[Path | None, typer.Option("--index", help="the search index to verify (default: DATA/index when built there)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Verify what `serve` would open, without serving: the items table, the event store and the index's manifest (exit 2 on any problem)."""
+    from longtail.serve.maintenance import check_served
+
+    try:
+        findings = check_served(data, load_config(config), index_dir)
+    except LongtailError as error:
+        _fail(error)
+    for finding in findings:
+        mark = "[green]ok[/]" if finding.ok else "[bold red]FAILED[/]"
+        console.print(f"{mark} {finding.part}: {finding.detail}", highlight=False)
+    if not all(finding.ok for finding in findings):
+        raise typer.Exit(code=2)
+
+
+@app.command()
+def backup(
+    data: DataOption,
+    out: Annotated[Path, typer.Option(help="backup file, or a folder for a time-stamped one")],
+    config: ConfigOption = None,
+) -> None:
+    """Copy the SQLite event store with SQLite's online backup, safe while serving (PostgreSQL: see the message)."""
+    from longtail.serve.maintenance import backup_store
+
+    try:
+        written = backup_store(data, load_config(config), out)
+    except LongtailError as error:
+        _fail(error)
+    console.print(f"backed up to {written}")
+
+
+@app.command()
+def restore(
+    data: DataOption,
+    backup_file: Annotated[Path, typer.Option("--from", help="a file written by `longtail backup`")],
+    replace: Annotated[bool, typer.Option(help="replace the store already there (it is kept beside it); stop the server first")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Put a backup in place of the served SQLite event store; the server must be stopped."""
+    from longtail.serve.maintenance import restore_store
+
+    try:
+        moved = restore_store(data, load_config(config), backup_file, replace)
+    except LongtailError as error:
+        _fail(error)
+    console.print(f"restored from {backup_file}" + (f"; the replaced store is kept at {moved}" if moved else ""))
+
+
 def _open_key_store(data: Path, config: Path | None) -> EventStore:
     return open_store(load_config(config).serve, data)
 

@@ -28,7 +28,7 @@ class SqliteEventStore(EventStore):
         except OSError as error:
             raise StoreError(f"{self.path}: cannot create its folder: {error}") from None
         if self.path.exists():
-            self._check_is_longtail_store()
+            self.check_file(self.path)
         else:
             self._create()
         self.migrate()
@@ -38,23 +38,26 @@ class SqliteEventStore(EventStore):
     def location(self) -> str:
         return str(self.path)
 
-    def _check_is_longtail_store(self) -> None:
+    @staticmethod
+    def check_file(path: Path) -> None:
         """Refuse an existing file that is empty, not SQLite, or another program's database, instead of starting afresh in it."""
         restore = "restore it from a backup (`longtail restore`), or move it away to start a new store"
-        with self.path.open("rb") as handle:
+        if not path.is_file():
+            raise StoreError(f"{path}: no such file")
+        with path.open("rb") as handle:
             header = handle.read(len(SQLITE_HEADER))
         if not header:
-            raise StoreError(f"{self.path}: the event store file is empty (0 bytes); {restore}")
+            raise StoreError(f"{path}: the event store file is empty (0 bytes); {restore}")
         if header != SQLITE_HEADER:
-            raise StoreError(f"{self.path}: not an SQLite database; {restore}")
+            raise StoreError(f"{path}: not an SQLite database; {restore}")
         # Read-only, and not through _connect: opening must not switch a foreign database to WAL mode.
         try:
-            with closing(sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+            with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
                 tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.Error as error:
-            raise StoreError(f"{self.path}: cannot read it as an SQLite database ({error}); {restore}") from None
+            raise StoreError(f"{path}: cannot read it as an SQLite database ({error}); {restore}") from None
         if "schema_version" not in tables:
-            raise StoreError(f"{self.path}: an SQLite database but not a Longtail event store (no schema_version table); {restore}")
+            raise StoreError(f"{path}: an SQLite database but not a Longtail event store (no schema_version table); {restore}")
 
     def _create(self) -> None:
         """Create and migrate a new store under a temporary name, then rename it into place: a crash midway leaves

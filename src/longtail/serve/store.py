@@ -389,11 +389,14 @@ def open_store(config: ServeConfig, data_dir: str | Path | None = None) -> Event
         return PostgresEventStore(config.postgres_dsn)
     from longtail.serve.sqlite_store import SqliteEventStore
 
+    return SqliteEventStore(sqlite_path(config, data_dir))
+
+
+def sqlite_path(config: ServeConfig, data_dir: str | Path | None = None) -> Path:
+    """Where the SQLite store lives: serve.sqlite_path, else longtail.db in the served directory."""
     if config.sqlite_path:
-        path = Path(config.sqlite_path)
-    elif data_dir is not None:
-        path = Path(data_dir) / DEFAULT_SQLITE_NAME
-    else:
-        raise StoreError("no SQLite path: set serve.sqlite_path or serve a data directory")
-    return SqliteEventStore(path)
+        return Path(config.sqlite_path)
+    if data_dir is not None:
+        return Path(data_dir) / DEFAULT_SQLITE_NAME
+    raise StoreError("no SQLite path: set serve.sqlite_path or serve a data directory")
 
