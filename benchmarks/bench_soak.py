@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-
 from bench_serving import DEMO, MIX, RESULTS, Server, Traffic, run_load
+
 from longtail.serve.auth import create_key
 from longtail.serve.sqlite_store import SqliteEventStore
 

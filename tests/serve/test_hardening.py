@@ -145,7 +145,7 @@ def copy_served(served_dir: Path, tmp_path: Path) -> Path:
 def serve_once(data: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """Run `longtail serve` expecting it to refuse to start; a started server would hang until the timeout."""
     command = [sys.executable, "-m", "longtail.cli", "serve", "--data", str(data), "--port", str(free_port()), *extra]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
 def foreign_sqlite(path: Path) -> None:
@@ -327,7 +327,7 @@ def test_concurrent_retries_with_one_key_store_one_batch(backend: str, request: 
 def test_invalid_keys_are_rate_limited_per_client_address_without_a_key_lookup(served_dir: Path, tmp_path: Path) -> None:
     config = LongtailConfig.model_validate({"serve": {"invalid_key_burst": 3, "invalid_key_rate_per_second": 0.5}})
     store = SqliteEventStore(tmp_path / "events.db")
-    good = make_keys(store)["read"]
+    make_keys(store)
     lookups = []
     original = store.get_key
     store.get_key = lambda key_id: lookups.append(key_id) or original(key_id)  # type: ignore[method-assign]

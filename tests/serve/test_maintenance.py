@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from longtail.cli import app
 from longtail.core.config import LongtailConfig
-from longtail.search.engine import SearchEngine, VECTORS_FILE
+from longtail.search.engine import VECTORS_FILE, SearchEngine
 from longtail.serve.auth import create_key, verify_key
 from longtail.serve.events import StoredEvent
 from longtail.serve.sqlite_store import SqliteEventStore

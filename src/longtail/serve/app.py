@@ -5,8 +5,8 @@
 import hashlib
 import logging
 import math
-from dataclasses import replace
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -24,7 +24,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from longtail.core.config import LongtailConfig, PrivacyConfig
-from longtail.core.errors import EventValidationError, IdempotencyKeyReusedError, StoreError, UnknownIdError
+from longtail.core.errors import (
+    EventValidationError,
+    IdempotencyKeyReusedError,
+    StoreError,
+    UnknownIdError,
+)
 from longtail.privacy.erasure import scrub_reports
 from longtail.privacy.pii import scrub_text
 from longtail.privacy.pseudonym import pseudonymiser_from_config

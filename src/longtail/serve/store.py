@@ -36,8 +36,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     (
         # A write's answer under the client's Idempotency-Key, committed with the write itself: a retry gets it back.
-        "CREATE TABLE idempotency (key_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, route TEXT NOT NULL,"
-        " fingerprint TEXT NOT NULL, response TEXT NOT NULL, created_us BIGINT NOT NULL, PRIMARY KEY (key_id, idempotency_key))",
+        (
+            "CREATE TABLE idempotency (key_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, route TEXT NOT NULL,"
+            " fingerprint TEXT NOT NULL, response TEXT NOT NULL, created_us BIGINT NOT NULL, PRIMARY KEY (key_id, idempotency_key))"
+        ),
         "CREATE INDEX idempotency_by_age ON idempotency (created_us)",
     ),
 )
