@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from longtail.profile.profiles import ProfileSummary
     from longtail.search.engine import SearchEngine, SearchResults
 
+from longtail.core.artifacts import atomic_folder
 from longtail.core.config import LongtailConfig, load_config
 from longtail.data.adapters import load_dataset
 from longtail.data.loaders import load_table
@@ -279,7 +280,9 @@ def index(
         settings = load_config(config)
         item_table, event_table = _catalogue(items, events, dataset, datasets_root, settings)
         console.print(f"indexing {item_table.height:,} items with encoder [bold]{settings.encode.encoder}[/]")
-        engine = SearchEngine.build(item_table, settings, events=event_table, directory=out, show_progress=True)
+        # Built beside `out` and swapped in whole: a server (re)starting meanwhile, or a build killed halfway, sees the old index.
+        with atomic_folder(out) as staging:
+            engine = SearchEngine.build(item_table, settings, events=event_table, directory=staging, show_progress=True)
     except LongtailError as error:
         _fail(error)
     console.print(f"index: [bold]{out}[/]  ({len(engine.lexical):,} documents, ANN: {engine.dense.kind}, users with history: {engine.recent['user_id'].n_unique():,})")

@@ -1,8 +1,12 @@
 """Faults injected into a real server on loopback: a full disk, a database locked by another process, slow clients
-holding connections. Each ends with every acknowledged write in the store and a clear status for the rest."""
+holding connections, an index rebuild killed halfway. Each ends with every acknowledged write in the store (or the
+served index whole) and a clear status for the rest."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -15,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import polars as pl
 import pytest
 from conftest import LiveServer, make_keys
 
+from longtail.core.artifacts import verify_manifest
 from longtail.core.config import LongtailConfig
+from longtail.search.engine import SearchEngine
 from longtail.serve.app import create_app
 from longtail.serve.loading import Served, open_served
 from longtail.serve.sqlite_store import SqliteEventStore
@@ -29,8 +36,6 @@ ITEM = "B0000223SI"
 @pytest.fixture
 def served(served_dir: Path, tmp_path: Path) -> Iterator[tuple[Served, str, str]]:
     """A server over its own copy of the demo slice: what it opened, its URL and an admin key."""
-    import shutil
-
     data = tmp_path / "data"
     shutil.copytree(served_dir, data, ignore=shutil.ignore_patterns("longtail.db*"))
     config = LongtailConfig()
@@ -150,3 +155,27 @@ def test_slow_clients_holding_connections_do_not_stop_writes(served: tuple[Serve
             connection.close()
     assert len(sockets) == 64 and elapsed < 20
     assert set(acknowledged) <= opened.store.event_ids() and len(acknowledged) == 40
+
+
+def test_an_index_rebuild_killed_halfway_leaves_the_served_index_whole(served_dir: Path, tmp_path: Path) -> None:
+    """`longtail index` over an index a server uses, killed with SIGKILL mid-build: the folder still verifies and opens."""
+    items = tmp_path / "items.csv"
+    pl.read_csv(served_dir / "items.csv").head(400).write_csv(items)
+    config = tmp_path / "fast.yaml"
+    config.write_text("encode:\n  encoder: minilm-int8\n")
+    index = tmp_path / "index"
+    command = [sys.executable, "-m", "longtail.cli", "index", "--items", str(items), "--out", str(index), "--config", str(config)]
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    before = {path.relative_to(index): path.read_bytes() for path in index.rglob("*") if path.is_file()}
+    rebuild = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        # Kill once the new index is being written beside the old one (its staging folder appears).
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".index.*.staging")) and time.monotonic() < deadline and rebuild.poll() is None:
+            time.sleep(0.01)
+        os.killpg(rebuild.pid, signal.SIGKILL)
+    finally:
+        rebuild.wait(timeout=30)
+    assert rebuild.returncode == -signal.SIGKILL
+    assert {path.relative_to(index): path.read_bytes() for path in index.rglob("*") if path.is_file()} == before
+    assert verify_manifest(index) and SearchEngine.open(index).items.height == 400
