@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 ITEM = "B0000223SI"
 # Derandomised and bounded: the same examples every run, about a minute for the whole module.
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=100, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 
 HOSTILE_IDS = ["a/b", "../..", "..", ".", "%", "%2F", "%00", "a\x00b", "/", "//", "?x=1", "#frag", "\u202e", "\ud800", " ", "", "x" * 129]
 ids = st.one_of(st.sampled_from(HOSTILE_IDS), st.text(st.characters(codec=None), min_size=0, max_size=40))
@@ -41,17 +41,33 @@ def deep(depth: int) -> Any:
 
 
 attributes = st.one_of(st.none(), st.dictionaries(texts, json_values, max_size=4), st.integers(1, 1500).map(lambda depth: {"deep": deep(depth)}))
-events = st.fixed_dictionaries(
+def one_hostile(valid: dict[str, Any], hostile: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[dict[str, Any]]:
+    """A valid request with one field replaced by a hostile value, so the value reaches the checks behind validation."""
+    return st.sampled_from(sorted(hostile)).flatmap(lambda name: hostile[name].map(lambda value: {**valid, name: value}))
+
+
+VALID_EVENT = {"user_id": "fuzz-user", "item_id": ITEM, "event_type": "view", "timestamp": "2024-05-01T10:00:00Z"}
+VALID_ITEM = {"item_id": "fuzz-item", "title": "Fuzzed sanding roll"}
+random_events = st.fixed_dictionaries(
     {"user_id": ids, "event_type": st.sampled_from(["view", "click", "purchase", "rating", "search", "review", "add_to_cart", "teleport"])},
     optional={"item_id": st.one_of(st.just(ITEM), ids, st.none()), "timestamp": timestamps, "rating": numbers, "query": texts, "text": texts,
               "session_id": ids},
 )
-items = st.fixed_dictionaries(
-    {"item_id": ids, "title": texts},
-    optional={"price": numbers, "attributes": attributes, "currency": texts, "created_at": timestamps, "language": texts, "category": texts},
+events = st.one_of(
+    one_hostile(VALID_EVENT, {"user_id": ids, "item_id": ids, "timestamp": timestamps, "session_id": ids, "text": texts}),
+    one_hostile({**VALID_EVENT, "event_type": "rating", "rating": 4}, {"rating": numbers}),
+    one_hostile({**VALID_EVENT, "event_type": "search", "item_id": None, "query": "sanding"}, {"query": texts}),
+    random_events,
 )
-searches = st.fixed_dictionaries(
-    {"query": texts}, optional={"k": numbers, "user_id": ids, "category": texts, "brand": texts, "price_min": numbers, "price_max": numbers}
+items = st.one_of(
+    one_hostile(VALID_ITEM, {"item_id": ids, "title": texts, "price": numbers, "attributes": attributes, "currency": texts,
+                             "created_at": timestamps, "language": texts, "category": texts, "description": texts}),
+    st.fixed_dictionaries({"item_id": ids, "title": texts}, optional={"price": numbers, "attributes": attributes, "created_at": timestamps}),
+)
+searches = st.one_of(
+    one_hostile({"query": "sanding roll"}, {"query": texts, "k": numbers, "user_id": ids, "category": texts, "brand": texts,
+                                            "price_min": numbers, "price_max": numbers}),
+    st.fixed_dictionaries({"query": texts}, optional={"k": numbers, "user_id": ids, "price_min": numbers}),
 )
 
 
