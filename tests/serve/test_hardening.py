@@ -28,7 +28,8 @@ from conftest import Api, LiveServer, free_port, fresh_postgres_dsn, make_keys
 
 from longtail.core.artifacts import MANIFEST_FILE, verify_manifest
 from longtail.core.config import CONFIG_FILENAME, LongtailConfig
-from longtail.core.errors import InputDataError, StoreError
+from longtail.core.errors import InputDataError, PrivacyError, StoreError
+from longtail.privacy.erasure import scrub_reports
 from longtail.search.engine import ITEMS_FILE, RECENT_FILE, VECTORS_FILE, SearchEngine
 from longtail.serve.app import create_app
 from longtail.serve.events import StoredEvent
@@ -407,3 +408,17 @@ def test_api_docs_load_their_assets_from_this_server(client: httpx.Client, path:
     assert f"/docs-assets/{asset}" in sources
     assert all(client.get(source).status_code == 200 for source in sources)
     assert len(client.get(f"/docs-assets/{asset}").content) > 100_000
+
+
+def test_a_report_that_cannot_be_scrubbed_is_named_in_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "audit").mkdir()
+    (tmp_path / "audit" / "report.json").write_text("{not json")
+    (tmp_path / "report.html").write_text("<td>u1</td> <td>u12</td> <td>xu1</td>")
+    with pytest.raises(PrivacyError, match=re.escape(str(tmp_path / "audit" / "report.json"))):
+        scrub_reports(tmp_path, ["u1"])
+    # Files are scrubbed one by one, each atomically: the page visited before the broken file is already clean.
+    assert (tmp_path / "report.html").read_text() == "<td>[erased]</td> <td>u12</td> <td>xu1</td>"
+    (tmp_path / "audit" / "report.json").write_text(json.dumps({"users": ["u1", "u12"]}))
+    assert scrub_reports(tmp_path, ["u1"]) == [tmp_path / "audit" / "report.json"]
+    assert json.loads((tmp_path / "audit" / "report.json").read_text()) == {"users": ["[erased]", "u12"]}
+    assert scrub_reports(tmp_path, ["u1"]) == []  # nothing left to change

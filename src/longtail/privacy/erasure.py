@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from longtail.core.errors import PrivacyError
 from longtail.privacy.pseudonym import Pseudonymiser
 
 
@@ -76,17 +77,20 @@ def scrub_reports(folder: str | Path, user_ids: Sequence[str]) -> list[Path]:
     for root, _, names in os.walk(folder):
         for name in set(names) & set(REPORT_FILES):
             path = Path(root) / name
-            text = path.read_text(encoding="utf-8")
-            if name.endswith(".json"):
-                report = json.loads(text)
-                kept = _scrub_json(report, pattern)
-                scrubbed = text if kept == report else json.dumps(kept, indent=2, ensure_ascii=False)
-            else:
-                # The page shows ids HTML-escaped ('&' as '&amp;'); match them as written there.
-                scrubbed = _id_pattern([html.escape(spelling) for spelling in user_ids]).sub(ERASED, text)
-            if scrubbed != text:
-                staging = path.with_name(f".{name}.erasing")
-                staging.write_text(scrubbed, encoding="utf-8")
-                os.replace(staging, path)
-                changed.append(path)
+            try:
+                text = path.read_text(encoding="utf-8")
+                if name.endswith(".json"):
+                    report = json.loads(text)
+                    kept = _scrub_json(report, pattern)
+                    scrubbed = text if kept == report else json.dumps(kept, indent=2, ensure_ascii=False)
+                else:
+                    # The page shows ids HTML-escaped ('&' as '&amp;'); match them as written there.
+                    scrubbed = _id_pattern([html.escape(spelling) for spelling in user_ids]).sub(ERASED, text)
+                if scrubbed != text:
+                    staging = path.with_name(f".{name}.erasing")
+                    staging.write_text(scrubbed, encoding="utf-8")
+                    os.replace(staging, path)
+                    changed.append(path)
+            except (OSError, ValueError) as error:  # unreadable, not UTF-8, not JSON, or not writable
+                raise PrivacyError(f"{path}: cannot remove the erased user's ids from this report ({error}); fix or delete it, then erase again") from None
     return changed

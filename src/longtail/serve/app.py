@@ -27,6 +27,7 @@ from longtail.core.config import LongtailConfig, PrivacyConfig
 from longtail.core.errors import (
     EventValidationError,
     IdempotencyKeyReusedError,
+    PrivacyError,
     StoreError,
     UnknownIdError,
 )
@@ -121,6 +122,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IdempotencyKeyReusedError)
     async def key_reused(_: Request, error: IdempotencyKeyReusedError) -> JSONResponse:
         return _error(422, "idempotency_key_reused", f"{error}; nothing was written")
+
+    @app.exception_handler(PrivacyError)
+    async def erasure_incomplete(_: Request, error: PrivacyError) -> JSONResponse:
+        log.error("erasure incomplete: %s", error)
+        return _error(500, "erasure_incomplete", str(error))
 
     @app.exception_handler(UnknownIdError)
     async def unknown_id(_: Request, error: UnknownIdError) -> JSONResponse:
