@@ -31,10 +31,11 @@ from longtail.encode.factory import build_encoder  # noqa: E402
 from longtail.encode.item_text import encode_items  # noqa: E402
 from longtail.evaluate.harness import Evaluation, evaluate_split, make_validator  # noqa: E402
 from longtail.evaluate.report import comparisons, write_report  # noqa: E402
-from longtail.models.base import Recommender, TrainData, make_recommender  # noqa: E402
-from longtail.models.sequential import SASRec  # noqa: E402
-from longtail.recommend.fusion import FusionRanker  # noqa: E402
 from longtail.evaluate.tradeoff import tradeoff_curve  # noqa: E402
+from longtail.models.base import Recommender, TrainData, make_recommender  # noqa: E402
+from longtail.models.fusion import FusionRanker  # noqa: E402
+from longtail.models.sequential import SASRec  # noqa: E402
+from longtail.models.sequential.model import WEIGHTS_FILE  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -98,12 +99,15 @@ def fit_measured(model: Recommender, data: TrainData, validate=None) -> tuple[Re
 
 def sequential_model(name: str, split: Split, config: RecommendConfig, vectors: np.ndarray | None, artifacts: Path) -> tuple[SASRec, dict]:
     """Train a SASRec variant, or load it (with its recorded cost) if this dataset and config trained it before."""
-    path = artifacts / f"{name}.pt"
-    meta_path = path.with_suffix(".json")
+    path = artifacts / name
+    meta_path = artifacts / f"{name}.json"
     settings = config.sequential.model_dump()
     # the wall-time cap is a budget, not a model setting: a model trained under another cap is still this model
-    same = lambda saved: {**saved, "max_train_seconds": None} == {**settings, "max_train_seconds": None}  # noqa: E731
-    if path.is_file() and meta_path.is_file() and same(json.loads(meta_path.read_text())["config"]):
+
+    def same(saved: dict) -> bool:
+        return {**saved, "max_train_seconds": None} == {**settings, "max_train_seconds": None}
+
+    if (path / WEIGHTS_FILE).is_file() and meta_path.is_file() and same(json.loads(meta_path.read_text())["config"]):
         log.info("%s: loading the model trained earlier from %s", name, path)
         return SASRec.load(path), json.loads(meta_path.read_text())
     data = TrainData(split.n_items, split.train, split.valid, vectors)
@@ -129,7 +133,9 @@ def bench_dataset(dataset: str, config: LongtailConfig, stages: set[str], result
     def evaluate(name: str, model: Recommender, seconds: float, peak: float, **extra: object) -> None:
         evaluations[name] = evaluate_split(model.score, split, "test", settings)
         runs.append(run_record(dataset, name, evaluations[name], seconds, peak, **extra))
-        log.info("%s %s: HR@10 %.4f NDCG@10 %.4f (train %.0fs)", dataset, name, evaluations[name].metrics["HR@10"], evaluations[name].metrics["NDCG@10"], seconds)
+        log.info(
+            "%s %s: HR@10 %.4f NDCG@10 %.4f (train %.0fs)", dataset, name, evaluations[name].metrics["HR@10"], evaluations[name].metrics["NDCG@10"], seconds
+        )
         save_runs(runs, results)
 
     train = TrainData(split.n_items, split.train, split.valid, vectors, config.seed)

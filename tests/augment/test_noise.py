@@ -9,10 +9,11 @@ import polars as pl
 import pytest
 
 from longtail.augment.noise import vector_matrix
-from longtail.balance.component import SYNTHETIC, build, run
-from longtail.data.adapters import load_dataset
-from longtail.data.segments import TAIL, item_segments
+from longtail.balance.component import build, run
 from longtail.core.errors import ConfigError
+from longtail.data.adapters import load_dataset
+from longtail.data.columns import SYNTHETIC
+from longtail.data.segments import TAIL, item_segments
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def item_vectors(datasets_root: Path) -> pl.DataFrame:
 
 
 def test_noise_has_the_requested_scale_relative_to_each_dimension_spread(item_vectors: pl.DataFrame) -> None:
-    out = run(build("embedding_noise", column="vector", scale=0.2, copies=2), item_vectors, seed=1)
+    out = run(build("embedding-noise", column="vector", scale=0.2, copies=2), item_vectors, seed=1)
     assert out.height == 3 * item_vectors.height and out[SYNTHETIC].sum() == 2 * item_vectors.height
     original = vector_matrix(item_vectors, "vector")
     assert out.head(item_vectors.height).drop(SYNTHETIC, "weight").equals(item_vectors)
@@ -49,7 +50,7 @@ def test_noise_has_the_requested_scale_relative_to_each_dimension_spread(item_ve
 
 
 def test_unit_vectors_stay_unit_and_close_to_their_source(item_vectors: pl.DataFrame) -> None:
-    out = run(build("embedding_noise", column="unit", scale=0.1), item_vectors, seed=2)
+    out = run(build("embedding-noise", column="unit", scale=0.1), item_vectors, seed=2)
     noisy = vector_matrix(out.filter(pl.col(SYNTHETIC)), "unit")
     assert np.allclose(np.linalg.norm(noisy, axis=1), 1.0, atol=1e-5)
     cosine = np.sum(noisy * vector_matrix(item_vectors, "unit"), axis=1)
@@ -57,7 +58,7 @@ def test_unit_vectors_stay_unit_and_close_to_their_source(item_vectors: pl.DataF
 
 
 def test_only_selected_rows_get_copies_and_a_seed_reproduces_them(item_vectors: pl.DataFrame) -> None:
-    component = build("embedding_noise", column="vector", only="tail")
+    component = build("embedding-noise", column="vector", only="tail")
     out = run(component, item_vectors, seed=3)
     tail = item_vectors["tail"].sum()
     assert 0 < tail < item_vectors.height
@@ -68,4 +69,4 @@ def test_only_selected_rows_get_copies_and_a_seed_reproduces_them(item_vectors: 
 def test_non_finite_vectors_are_refused(item_vectors: pl.DataFrame) -> None:
     broken = item_vectors.with_columns(pl.Series("vector", np.full((item_vectors.height, 24), np.nan, dtype=np.float32)))
     with pytest.raises(ConfigError, match="finite"):
-        run(build("embedding_noise", column="vector"), broken, seed=0)
+        run(build("embedding-noise", column="vector"), broken, seed=0)

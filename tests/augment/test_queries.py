@@ -9,8 +9,9 @@ import polars as pl
 import pytest
 
 from longtail.augment.queries import category_leaf, generate_queries, join_terms, partial, salient_keywords
-from longtail.balance.component import SYNTHETIC, build, run
+from longtail.balance.component import build, run
 from longtail.data.adapters import load_dataset
+from longtail.data.columns import SYNTHETIC
 from longtail.data.tokenize import tokenize
 
 
@@ -61,7 +62,7 @@ def test_salient_keywords_prefer_distinctive_words_and_skip_contained_terms() ->
 
 def test_component_adds_queries_only_for_items_without_any(scientific_items: pl.DataFrame) -> None:
     known = pl.DataFrame({"item_id": scientific_items["item_id"].head(10).to_list(), "query": ["real query"] * 10})
-    component = build("synthetic_queries", items=scientific_items, per_item=2)
+    component = build("synthetic-queries", items=scientific_items, per_item=2)
     pairs = run(component, known, seed=0)
     assert pairs.filter(~pl.col(SYNTHETIC)).equals(known.with_columns(pl.lit(False).alias(SYNTHETIC), pl.lit(1.0).alias("weight")))
     generated = pairs.filter(pl.col(SYNTHETIC))

@@ -7,11 +7,11 @@ import polars as pl
 import pytest
 
 from longtail.augment.sequences import Crop, Mask, Reorder
-from longtail.balance.component import SYNTHETIC, run
+from longtail.balance.component import run
 from longtail.balance.sequences import ITEMS, sequence_table
 from longtail.core.config import SequentialConfig
 from longtail.core.errors import LongtailError
-from longtail.balance.component import MASKED
+from longtail.data.columns import MASKED, SYNTHETIC
 from longtail.models.base import TrainData
 from longtail.models.sequential import SASRec
 
@@ -22,9 +22,9 @@ def table(beauty_slice) -> pl.DataFrame:
 
 
 def _pairs(table: pl.DataFrame, augmented: pl.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
-    sources = dict(zip(table["user"].to_list(), table[ITEMS].to_list()))
+    sources = dict(zip(table["user"].to_list(), table[ITEMS].to_list(), strict=True))
     copies = augmented.filter(pl.col(SYNTHETIC))
-    return [(np.asarray(sources[u]), np.asarray(items)) for u, items in zip(copies["user"].to_list(), copies[ITEMS].to_list())]
+    return [(np.asarray(sources[u]), np.asarray(items)) for u, items in zip(copies["user"].to_list(), copies[ITEMS].to_list(), strict=True)]
 
 
 def _augment(component, table: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[np.ndarray, np.ndarray]]]:

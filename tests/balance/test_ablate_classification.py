@@ -16,7 +16,7 @@ CONFIG = {
     "balance": {"tabular": {
         "sample_fraction": 0.05,
         "bootstrap_samples": 100,
-        "strategies": {"baseline": [], "random_over": [{"name": "random_over"}]},
+        "strategies": {"baseline": [], "random_over": [{"name": "random-over"}]},
     }},
 }
 

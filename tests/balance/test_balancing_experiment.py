@@ -14,8 +14,8 @@ def test_class_weights_raise_minority_recall_over_the_baseline(zh_split) -> None
     train, test = zh_split
     strategies = {
         BASELINE: build_chain([]),
-        "class_weights": build_chain([ComponentSpec(name="class_weights", params={"method": "inverse"})]),
-        "random_under": build_chain([ComponentSpec(name="random_under")]),
+        "class_weights": build_chain([ComponentSpec(name="class-weights", params={"method": "inverse"})]),
+        "random_under": build_chain([ComponentSpec(name="random-under")]),
     }
     # on this slice the baseline finds 3 of the 9 test reviews of the smallest class, inverse class weights 5
     rows = compare_strategies(train, test, strategies, seed=7, bootstrap_samples=200)

@@ -6,25 +6,26 @@ import numpy as np
 import polars as pl
 import pytest
 
-from longtail.balance.component import SYNTHETIC, WEIGHT, build, run
+from longtail.balance.component import build, run
 from longtail.balance.leakage import check_disjoint, overlapping_keys
 from longtail.balance.sampling import class_sizes
 from longtail.balance.weights import class_weights
 from longtail.core.config import ComponentSpec
 from longtail.core.errors import LeakageError
+from longtail.data.columns import SYNTHETIC, WEIGHT
 from longtail.pipeline.balance_step import balance_training_table
 
 ALL_COMPONENTS = [
-    ("random_sample", {"fraction": 0.5}),
-    ("random_sample", {"per_class": 30, "replace": True}),
-    ("stratified_sample", {"fraction": 0.4}),
-    ("weighted_sample", {"size": 2000}),
-    ("random_under", {}),
-    ("random_over", {}),
+    ("random-sample", {"fraction": 0.5}),
+    ("random-sample", {"per_class": 30, "replace": True}),
+    ("stratified-sample", {"fraction": 0.4}),
+    ("weighted-sampling", {"size": 2000}),
+    ("random-under", {}),
+    ("random-over", {}),
     ("smote", {}),
-    ("smote_tomek", {}),
-    ("smote_enn", {}),
-    ("class_weights", {"method": "effective", "beta": 0.99}),
+    ("smote-tomek", {}),
+    ("smote-enn", {}),
+    ("class-weights", {"method": "effective", "beta": 0.99}),
 ]
 
 
@@ -52,12 +53,12 @@ def test_every_component_is_reproducible_keeps_originals_and_never_leaks(zh_spli
 
 def test_random_and_stratified_samples_keep_sizes_and_shares(zh_split) -> None:
     train, _ = zh_split
-    half = run(build("random_sample", fraction=0.5), train, seed=1)
+    half = run(build("random-sample", fraction=0.5), train, seed=1)
     assert half.height == round(0.5 * train.height) and not half[SYNTHETIC].any()
-    assert not half.equals(run(build("random_sample", fraction=0.5), train, seed=2))
-    per_class = run(build("random_sample", per_class=20), train, seed=1)
+    assert not half.equals(run(build("random-sample", fraction=0.5), train, seed=2))
+    per_class = run(build("random-sample", per_class=20), train, seed=1)
     assert sizes(per_class) == {label: min(20, count) for label, count in sizes(train).items()}
-    stratified = run(build("stratified_sample", fraction=0.4), train, seed=1)
+    stratified = run(build("stratified-sample", fraction=0.4), train, seed=1)
     for label, count in sizes(train).items():
         assert sizes(stratified)[label] == max(1, round(0.4 * count))
 
@@ -65,7 +66,7 @@ def test_random_and_stratified_samples_keep_sizes_and_shares(zh_split) -> None:
 def test_weighted_sample_balances_classes_in_expectation(zh_split) -> None:
     train, _ = zh_split
     assert max(sizes(train).values()) / min(sizes(train).values()) > 15
-    sample = run(build("weighted_sample", size=5000), train, seed=4)
+    sample = run(build("weighted-sampling", size=5000), train, seed=4)
     shares = {label: count / sample.height for label, count in sizes(sample).items()}
     assert len(shares) == 10 and all(abs(share - 0.1) < 0.02 for share in shares.values())
     assert sample.filter(~pl.col(SYNTHETIC))["item_id"].n_unique() == sample.filter(~pl.col(SYNTHETIC)).height
@@ -75,9 +76,9 @@ def test_weighted_sample_balances_classes_in_expectation(zh_split) -> None:
 def test_under_and_over_sampling_equalise_classes(zh_split) -> None:
     train, _ = zh_split
     smallest, largest = min(sizes(train).values()), max(sizes(train).values())
-    under = run(build("random_under"), train, seed=5)
+    under = run(build("random-under"), train, seed=5)
     assert set(sizes(under).values()) == {smallest} and not under[SYNTHETIC].any()
-    over = run(build("random_over"), train, seed=5)
+    over = run(build("random-over"), train, seed=5)
     assert set(sizes(over).values()) == {largest}
     assert over[SYNTHETIC].sum() == sum(largest - n for n in sizes(train).values())
     assert over.filter(~pl.col(SYNTHETIC)).height == train.height  # every original row is kept
@@ -97,17 +98,17 @@ def test_combined_methods_grow_the_minority_and_clean_borders(zh_split) -> None:
     train, _ = zh_split
     minority = min(sizes(train), key=sizes(train).get)
     largest = max(sizes(train).values())
-    tomek = run(build("smote_tomek"), train, seed=8)
+    tomek = run(build("smote-tomek"), train, seed=8)
     assert sizes(tomek)[minority] >= 0.95 * largest
     assert tomek.height <= 10 * largest  # Tomek links removed some rows
-    enn = run(build("smote_enn"), train, seed=8)
+    enn = run(build("smote-enn"), train, seed=8)
     assert sizes(enn)[minority] > 5 * sizes(train)[minority]
     assert enn.filter(~pl.col(SYNTHETIC)).height < train.height  # ENN also drops real rows whose neighbours disagree
 
 
 def test_class_weights_inverse_equalises_class_totals_and_effective_interpolates(zh_split) -> None:
     train, _ = zh_split
-    weighted = run(build("class_weights", method="inverse"), train, seed=0)
+    weighted = run(build("class-weights", method="inverse"), train, seed=0)
     totals = weighted.group_by("label").agg(pl.col(WEIGHT).sum())[WEIGHT].to_numpy()
     assert np.allclose(totals, train.height / 10)
     assert weighted[WEIGHT].mean() == pytest.approx(1.0)
@@ -133,7 +134,7 @@ def test_leakage_check_catches_an_evaluation_row_copied_into_training(zh_split) 
 
 def test_the_balance_step_refuses_a_training_split_that_overlaps_evaluation(zh_split) -> None:
     train, test = zh_split
-    specs = [ComponentSpec(name="random_over", params={"sampling_strategy": "minority"}), ComponentSpec(name="class_weights", params={"method": "inverse"})]
+    specs = [ComponentSpec(name="random-over", params={"sampling_strategy": "minority"}), ComponentSpec(name="class-weights", params={"method": "inverse"})]
     balanced = balance_training_table(train, test, ["item_id"], specs, seed=1)
     assert balanced[SYNTHETIC].sum() == max(sizes(train).values()) - min(sizes(train).values())
     assert balanced[WEIGHT].min() < 1 < balanced[WEIGHT].max()

@@ -6,14 +6,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-import longtail.augment.sequences  # noqa: F401  (registers crop, mask and reorder)
-from longtail.balance.component import SYNTHETIC, WEIGHT, build, run
+from longtail.balance.component import build, run
+from longtail.balance.sampling import WeightedSampling
 from longtail.balance.sequences import (
     BUCKETS,
     ITEMS,
     HeadUnderSampling,
     TailOverSampling,
-    WeightedSequenceSampling,
     check_training_only,
     item_counts,
     last_item_buckets,
@@ -22,6 +21,7 @@ from longtail.balance.sequences import (
     table_histories,
 )
 from longtail.core.errors import LongtailError
+from longtail.data.columns import SYNTHETIC, WEIGHT
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_the_slice_is_skewed_as_the_buckets_say(table) -> None:
 
 
 def test_weighted_sampling_draws_buckets_in_proportion_to_inverse_popularity(table) -> None:
-    sampler = WeightedSequenceSampling(exponent=0.5, size=4.0)
+    sampler = WeightedSampling(by="last-item", exponent=0.5, fraction=4.0)
     probabilities = sampler.probabilities(table)
     labels = last_item_buckets(table)
     promised = {bucket: float(probabilities[labels == bucket].sum()) for bucket in BUCKETS}
@@ -66,7 +66,7 @@ def test_weighted_sampling_draws_buckets_in_proportion_to_inverse_popularity(tab
 
 
 def test_exponent_zero_is_a_plain_bootstrap(table) -> None:
-    probabilities = WeightedSequenceSampling(exponent=0.0).probabilities(table)
+    probabilities = WeightedSampling(by="last-item", exponent=0.0).probabilities(table)
     np.testing.assert_allclose(probabilities, 1 / len(table))
 
 
@@ -75,7 +75,7 @@ def test_tail_oversampling_reaches_the_promised_bucket_counts(table) -> None:
     targets = component.targets(table)
     grown = run(component, table, seed=1)
     labels = last_item_buckets(table)
-    by_user = dict(zip(table["user"].to_list(), labels))
+    by_user = dict(zip(table["user"].to_list(), labels, strict=True))
     after = np.array([by_user[u] for u in grown["user"].to_list()])
     largest = max(int(np.sum(labels == b)) for b in BUCKETS)
     assert targets["head"] == int(np.sum(labels == "head")) == largest
@@ -110,12 +110,13 @@ def test_inverse_popularity_weights_average_one_and_favour_rare_targets(table) -
     assert table_histories(table)[1] is None  # unweighted tables train the unweighted model
 
 
-@pytest.mark.parametrize("name", ["weighted-sampling", "tail-oversampling", "head-undersampling", "crop", "mask", "reorder"])
-def test_no_component_lets_a_held_out_item_into_training(beauty_slice, table, train, name) -> None:
+@pytest.mark.parametrize(("name", "params"), [("weighted-sampling", {"by": "last-item"}), ("tail-oversampling", {}),
+                                             ("head-undersampling", {}), ("crop", {}), ("mask", {}), ("reorder", {})])
+def test_no_component_lets_a_held_out_item_into_training(beauty_slice, table, train, name, params) -> None:
     split = beauty_slice[1]
-    output = run(build(name), table, seed=11)
+    output = run(build(name, **params), table, seed=11)
     check_training_only(output, train)
-    for user, items in zip(output["user"].to_list(), output[ITEMS].to_list()):
+    for user, items in zip(output["user"].to_list(), output[ITEMS].to_list(), strict=True):
         held_out = set(split.valid[user]) | set(split.test[user])
         assert not (held_out - set(train[user])) & set(items)
 

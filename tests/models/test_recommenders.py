@@ -7,7 +7,7 @@ import pytest
 
 from longtail.core.config import RecommendConfig, SequentialConfig
 from longtail.core.errors import ConfigError
-from longtail.models.base import REGISTRY, TrainData, interaction_matrix, make_recommender
+from longtail.models.base import RECOMMENDERS, Recommender, TrainData, interaction_matrix, make_recommender
 
 # two clusters of items: {0, 1, 2} and {3, 4, 5}; item 6 is never interacted with
 HISTORIES = [np.array(h) for h in ([0, 1, 2], [0, 1], [1, 2], [0, 2, 1], [3, 4, 5], [3, 4], [4, 5, 3], [5, 3], [0, 1, 2, 0])]
@@ -17,16 +17,23 @@ TINY = TrainData(7, HISTORIES, [np.array([2]), np.array([2]), np.array([0])] + [
 CONFIG = RecommendConfig(ease_lambda=1.0, als_factors=4, als_iterations=5, sequential=SequentialConfig(hidden=8, epochs=3, max_len=5))
 
 
-@pytest.mark.parametrize("name", ["popularity", "itemknn", "als", "ease", "content", "sasrec"])
-def test_every_recommender_keeps_the_contract(name: str) -> None:
+@pytest.mark.parametrize("name", RECOMMENDERS.names())
+def test_every_registered_recommender_keeps_the_contract(name: str, tmp_path) -> None:
     model = make_recommender(name, CONFIG)
+    params = model.get_params()
+    assert type(model)(**params).get_params().keys() == params.keys()
     assert model.fit(TINY) is model
-    scores = model.score([np.array([0]), np.array([4, 5]), np.array([], dtype=np.int64)])
-    assert scores.shape == (3, 7) and scores.dtype == np.float32 and np.isfinite(scores).all()
+    users = [np.array([0]), np.array([4, 5]), np.array([], dtype=np.int64)]
+    scores = model.score(users)
+    # the fusion ranker scores items outside its candidate lists -inf; nothing scores NaN
+    assert scores.shape == (3, 7) and scores.dtype == np.float32 and not np.isnan(scores).any()
     top = model.recommend([np.array([0, 1]), np.array([3])], k=3)
     assert top.shape == (2, 3) and not set(top[0]) & {0, 1} and 3 not in top[1]
-    again = make_recommender(name, CONFIG).fit(TINY).score([np.array([0])])
-    np.testing.assert_allclose(again, model.score([np.array([0])]), rtol=1e-5, atol=1e-6)
+    similar = model.similar_items(4, k=3)
+    assert similar.shape == (3,) and 4 not in similar
+    restored = Recommender.load(model.save(tmp_path / name))
+    assert type(restored) is type(model) and restored.get_params().keys() == params.keys()
+    np.testing.assert_array_equal(restored.score(users), scores)
 
 
 @pytest.mark.parametrize("name", ["itemknn", "ease", "content"])
@@ -48,6 +55,6 @@ def test_interaction_matrix_counts_repeats_once() -> None:
 
 
 def test_unknown_model_name_lists_the_registered_ones() -> None:
-    with pytest.raises(ConfigError, match="available: als, content, ease"):
+    with pytest.raises(ConfigError, match="known: als, content, ease, fusion"):
         make_recommender("bert4rec", CONFIG)
-    assert {"popularity", "itemknn", "als", "ease", "content", "sasrec"} <= set(REGISTRY)
+    assert {"popularity", "itemknn", "als", "ease", "content", "sasrec", "fusion"} <= set(RECOMMENDERS.names())

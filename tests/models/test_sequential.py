@@ -10,7 +10,7 @@ from longtail.core.config import RecommendConfig, SequentialConfig
 from longtail.core.errors import LongtailError
 from longtail.evaluate.harness import evaluate_split, make_validator
 from longtail.models.base import TrainData, make_recommender
-from longtail.models.sequential import SASRec, ItemEmbedding
+from longtail.models.sequential import ItemEmbedding, SASRec
 
 SMALL = SequentialConfig(hidden=16, blocks=1, heads=2, max_len=8, dropout=0.1, epochs=2, batch_size=64)
 
@@ -45,7 +45,7 @@ def test_text_modes_build_a_table_from_text(mode: str) -> None:
 def test_save_and_load_score_identically(tmp_path) -> None:
     histories = [np.array([0, 1, 2, 3]), np.array([2, 3, 4]), np.array([1, 2, 3, 4, 0])]
     model = SASRec(SMALL.model_copy(update={"text_init": "finetune"})).fit(TrainData(5, histories, item_vectors=_text(5)))
-    restored = SASRec.load(model.save(tmp_path / "model.pt"))
+    restored = SASRec.load(model.save(tmp_path / "model"))
     np.testing.assert_allclose(restored.score(histories), model.score(histories), rtol=1e-5)
     assert restored.item_vectors().shape == (5, 16) and len(restored.history_) == 2
 

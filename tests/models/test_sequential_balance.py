@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 from longtail.core.config import SequentialConfig
 from longtail.models.base import TrainData
-from longtail.models.sequential import SASRec, sampling_log_probabilities
+from longtail.models.sequential import SASRec, Trainer, sampling_log_probabilities
 
 SMALL = SequentialConfig(hidden=16, blocks=1, heads=2, max_len=8, dropout=0.0, epochs=1, batch_size=64, negatives=32)
 
@@ -43,11 +43,11 @@ def test_the_logq_correction_subtracts_log_of_the_sampling_probability(counts) -
     hidden, targets, table = _batch(len(counts))
     log_q = sampling_log_probabilities(counts, 1.0)
     positions = targets > 0
-    corrected, uncorrected = SASRec(SMALL.model_copy(update={"loss": "sampled"})), SASRec(SMALL.model_copy(update={"loss": "sampled", "logq": False}))
+    corrected, uncorrected = Trainer(SMALL.model_copy(update={"loss": "sampled"})), Trainer(SMALL.model_copy(update={"loss": "sampled", "logq": False}))
     torch.manual_seed(7)
-    with_logq, labels = corrected._logits(hidden[positions], targets[positions], table, log_q)
+    with_logq, labels = corrected.logits(hidden[positions], targets[positions], table, log_q)
     torch.manual_seed(7)
-    without, _ = uncorrected._logits(hidden[positions], targets[positions], table, log_q)
+    without, _ = uncorrected.logits(hidden[positions], targets[positions], table, log_q)
     torch.manual_seed(7)
     negatives = torch.multinomial(log_q.exp(), SMALL.negatives, replacement=True)
     finite = torch.isfinite(with_logq)
@@ -64,15 +64,15 @@ def test_uniform_negatives_make_the_correction_a_constant(counts) -> None:
 
 def test_sequence_weights_scale_each_sequence_in_the_loss(counts) -> None:
     hidden, targets, table = _batch(len(counts))
-    model = SASRec(SMALL)
+    trainer = Trainer(SMALL)
     log_q = sampling_log_probabilities(counts)
-    unweighted = model._loss(hidden, targets, table, log_q)
-    torch.testing.assert_close(model._loss(hidden, targets, table, log_q, torch.ones(4)), unweighted)
+    unweighted = trainer.loss(hidden, targets, table, log_q)
+    torch.testing.assert_close(trainer.loss(hidden, targets, table, log_q, torch.ones(4)), unweighted)
     weights = torch.tensor([0.0, 2.0, 1.0, 0.5])
     per_position = F.cross_entropy(hidden[targets > 0] @ table[1:].T, targets[targets > 0] - 1, reduction="none")
     position_weights = weights[:, None].expand_as(targets)[targets > 0]
     expected = (per_position * position_weights).sum() / position_weights.sum()
-    torch.testing.assert_close(model._loss(hidden, targets, table, log_q, weights), expected)
+    torch.testing.assert_close(trainer.loss(hidden, targets, table, log_q, weights), expected)
 
 
 def test_weights_reach_the_optimiser(beauty_slice) -> None:

@@ -9,7 +9,7 @@ import torch
 from longtail.core.config import SequentialConfig
 from longtail.core.errors import LongtailError
 from longtail.models.base import TrainData
-from longtail.models.sequential import ItemEmbedding, SASRec
+from longtail.models.sequential import ItemEmbedding, SASRec, Trainer
 
 SMALL = SequentialConfig(hidden=8, blocks=1, heads=2, max_len=4, dropout=0.0, epochs=3, batch_size=8, threads=1)
 
@@ -50,9 +50,8 @@ def test_text_modes_refuse_to_grow_without_text() -> None:
 
 
 def test_learn_from_masks_context_targets_and_drops_histories_without_new_items() -> None:
-    model = SASRec(SMALL)
     histories = [np.array([0, 1, 2, 3, 4, 5, 6]), np.array([2, 3]), np.array([4, 5, 6])]
-    windows, weights = model._training_windows(TrainData(7, histories), learn_from=[5, 2, 1])
+    windows, weights = Trainer(SMALL).training_windows(TrainData(7, histories), learn_from=[5, 2, 1])
     assert weights is None
     # user 0: window = its newest 5 items (2..6) -> targets 3..6 shifted by one; items before index 5 are context only
     inputs, targets = windows[0]

@@ -8,7 +8,7 @@ import pytest
 from longtail.core.config import RecommendConfig
 from longtail.evaluate.harness import evaluate_split
 from longtail.models.base import TrainData, make_recommender
-from longtail.recommend.fusion import FusionRanker, item_side_tokens
+from longtail.models.fusion import FusionRanker, item_side_tokens
 
 
 def test_side_tokens_split_each_items_weight_over_its_attributes(beauty_slice) -> None:
@@ -43,9 +43,9 @@ def test_a_saved_ranker_reloads_with_refit_sources_and_scores_identically(beauty
     train = TrainData(split.n_items, split.train, split.valid, vectors)
     sources = {name: make_recommender(name, config) for name in ("itemknn", "content", "popularity")}
     ranker = FusionRanker(sources, config, items, split.item_ids).fit(train)
-    ranker.save(tmp_path)
+    ranker.save_booster(tmp_path)
     # nothing fitted is handed over: every source is closed-form and is refit on the same histories
-    reloaded = FusionRanker.load(tmp_path, train, config, items, split.item_ids, {})
+    reloaded = FusionRanker.restore(tmp_path, train, config, items, split.item_ids, {})
     histories = split.histories("test")[:50]
     scores = ranker.score(histories)
     assert np.array_equal(scores, reloaded.score(histories)) and np.isfinite(scores).any(axis=1).all()

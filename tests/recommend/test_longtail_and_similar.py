@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from longtail.core.errors import LongtailError
+from longtail.models.similar import similar_items
 from longtail.recommend.longtail import LongTailReranker, popularity_penalised
-from longtail.recommend.similar import similar_items
 
 COUNTS = np.array([100, 50, 10, 1, 0, 30])
 
@@ -47,8 +47,8 @@ def test_similar_items_are_nearest_by_cosine_and_exclude_the_item() -> None:
 @pytest.mark.slow
 def test_tradeoff_curve_moves_exposure_towards_the_tail(beauty_slice) -> None:
     from longtail.core.config import RecommendConfig
-    from longtail.models.base import TrainData, make_recommender
     from longtail.evaluate.tradeoff import tradeoff_curve
+    from longtail.models.base import TrainData, make_recommender
 
     _, split = beauty_slice
     config = RecommendConfig(longtail_candidates=50, bootstrap_samples=10)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from longtail import cli
-from longtail.cli import app
+from longtail.cli import app, terminal
 
 ITEMS = """item_id,title,category,brand,price
 beaker,Borosilicate glass beaker 500 ml,Lab > Glassware,Pyrex,12
@@ -25,8 +24,8 @@ CONFIG = "encode:\n  encoder: minilm-int8\n  cache_dir: null\n"
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch):
     # Rich wraps at the terminal width; a wide console keeps each table row and message on one line.
-    monkeypatch.setattr(cli.console, "width", 200)
-    monkeypatch.setattr(cli.error_console, "width", 200)
+    monkeypatch.setattr(terminal.console, "width", 200)
+    monkeypatch.setattr(terminal.error_console, "width", 200)
 
 
 def test_index_then_search_prints_results_with_ranks_and_facets(tmp_path):
@@ -36,7 +35,18 @@ def test_index_then_search_prints_results_with_ranks_and_facets(tmp_path):
     runner = CliRunner()
     index_dir = tmp_path / "index"
     built = runner.invoke(
-        app, ["index", "--items", str(tmp_path / "items.csv"), "--events", str(tmp_path / "events.csv"), "--out", str(index_dir), "--config", str(tmp_path / "config.yaml")]
+        app,
+        [
+            "index",
+            "--items",
+            str(tmp_path / "items.csv"),
+            "--events",
+            str(tmp_path / "events.csv"),
+            "--out",
+            str(index_dir),
+            "--config",
+            str(tmp_path / "config.yaml"),
+        ],
     )
     assert built.exit_code == 0, built.output
     assert "5 documents" in built.output and "users with history: 1" in built.output
@@ -73,7 +83,18 @@ def test_finetune_command_writes_a_model_that_index_can_use(tmp_path):
     (tmp_path / "ft.yaml").write_text("finetune:\n  mode: lora\n  epochs: 1\n  batch_size: 16\n  eval_steps: 1\n", encoding="utf-8")
     runner = CliRunner()
     tuned = runner.invoke(
-        app, ["finetune", "--items", str(tmp_path / "items.csv"), "--judgments", str(tmp_path / "judgments.csv"), "--out", str(tmp_path / "model"), "--config", str(tmp_path / "ft.yaml")]
+        app,
+        [
+            "finetune",
+            "--items",
+            str(tmp_path / "items.csv"),
+            "--judgments",
+            str(tmp_path / "judgments.csv"),
+            "--out",
+            str(tmp_path / "model"),
+            "--config",
+            str(tmp_path / "ft.yaml"),
+        ],
     )
     assert tuned.exit_code == 0, tuned.output
     assert "lora: 24 pairs" in tuned.output
@@ -82,3 +103,20 @@ def test_finetune_command_writes_a_model_that_index_can_use(tmp_path):
     assert built.exit_code == 0, built.output
     found = runner.invoke(app, ["search", "ZQ-7", "--index", str(tmp_path / "index"), "--k", "1"])
     assert found.exit_code == 0 and "p7" in found.output
+
+
+def test_search_names_a_filter_the_catalogue_cannot_answer_and_an_unknown_user(tmp_path):
+    (tmp_path / "items.csv").write_text("item_id,title,price\nmug,Red heart mug,2.5\ncup,Blue tea cup,3\n", encoding="utf-8")
+    (tmp_path / "events.csv").write_text("user_id,item_id,event_type,timestamp\nu1,mug,purchase,2024-01-02T10:00:00Z\n", encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(CONFIG, encoding="utf-8")
+    runner = CliRunner()
+    index_dir = tmp_path / "index"
+    built = runner.invoke(app, ["index", "--items", str(tmp_path / "items.csv"), "--events", str(tmp_path / "events.csv"), "--out", str(index_dir),
+                                "--config", str(tmp_path / "config.yaml")])
+    assert built.exit_code == 0, built.output
+    no_category = runner.invoke(app, ["search", "mug", "--index", str(index_dir), "--filter", "category=Kitchen"])
+    assert no_category.exit_code == 2 and "has no category values" in no_category.output
+    stranger = runner.invoke(app, ["search", "mug", "--index", str(index_dir), "--user", "u404"])
+    assert stranger.exit_code == 2 and "unknown user 'u404'" in stranger.output
+    priced = runner.invoke(app, ["search", "mug", "--index", str(index_dir), "--filter", "price<=3", "--user", "u1"])
+    assert priced.exit_code == 0, priced.output

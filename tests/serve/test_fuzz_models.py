@@ -11,9 +11,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from conftest import Api
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from conftest import Api
 
 ITEM = "B0000223SI"
 # Derandomised and bounded: the same examples every run, about a minute for the whole module.
@@ -26,11 +27,18 @@ texts = st.one_of(st.text(st.characters(), max_size=60), st.sampled_from(["", " 
 offsets = st.integers(-23 * 60 - 59, 23 * 60 + 59).map(lambda minutes: timezone(timedelta(minutes=minutes)))
 timestamps = st.one_of(
     st.datetimes(min_value=datetime.min, max_value=datetime.max, timezones=st.none() | offsets).map(datetime.isoformat),
-    st.sampled_from(["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+01:00", "", "now", "1e10", "2024-02-30T00:00:00Z"]),
+    st.sampled_from(
+        [
+            "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+01:00",
+            "", "now", "1e10", "2024-02-30T00:00:00Z",
+        ]
+    ),
     st.integers(-(2**70), 2**70),
 )
 numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**40), 10**40), st.sampled_from([1e308, -0.0, 5e-324]))
-json_values = st.recursive(st.none() | st.booleans() | numbers | texts, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3), max_leaves=12)
+json_values = st.recursive(
+    st.none() | st.booleans() | numbers | texts, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3), max_leaves=12
+)
 
 
 def deep(depth: int) -> Any:

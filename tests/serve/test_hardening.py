@@ -24,7 +24,6 @@ import httpx
 import numpy as np
 import polars as pl
 import pytest
-from conftest import Api, LiveServer, free_port, fresh_postgres_dsn, make_keys
 
 from longtail.core.artifacts import MANIFEST_FILE, verify_manifest
 from longtail.core.config import CONFIG_FILENAME, LongtailConfig
@@ -36,6 +35,8 @@ from longtail.serve.events import StoredEvent
 from longtail.serve.loading import open_served
 from longtail.serve.sqlite_store import SqliteEventStore
 from longtail.serve.store import EventStore, Idempotency
+
+from conftest import Api, LiveServer, free_port, fresh_postgres_dsn, make_keys
 
 ITEM = "B0000223SI"  # in the demo catalogue
 FAST = {"encode": {"encoder": "minilm-int8"}}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import SYNTHETIC, Component, register
+from longtail.balance.component import Component, register
 from longtail.core.errors import ConfigError
+from longtail.data.columns import SYNTHETIC
 
 UNIT_NORM_TOLERANCE = 1e-3
 
@@ -38,7 +39,7 @@ class EmbeddingNoise(Component):
     every other column (the same item or user, seen slightly differently) and are marked synthetic.
     """
 
-    name = "embedding_noise"
+    name = "embedding-noise"
 
     def __init__(self, column: str = "vector", scale: float = 0.1, copies: int = 1, only: str | None = None) -> None:
         if scale < 0 or copies < 1:
@@ -53,7 +54,9 @@ class EmbeddingNoise(Component):
         base = vector_matrix(chosen, self.column)
         dtype = table.schema[self.column]
         copies = [
-            chosen.with_columns(pl.Series(self.column, add_gaussian_noise(base, self.scale, spread, rng, renormalise)).cast(dtype), pl.lit(True).alias(SYNTHETIC))
+            chosen.with_columns(
+                pl.Series(self.column, add_gaussian_noise(base, self.scale, spread, rng, renormalise)).cast(dtype), pl.lit(True).alias(SYNTHETIC)
+            )
             for _ in range(self.copies)
         ]
         return pl.concat([table, *copies])

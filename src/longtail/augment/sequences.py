@@ -7,9 +7,10 @@ from abc import abstractmethod
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import MASKED, SYNTHETIC, Component, register
+from longtail.balance.component import Component, register
 from longtail.balance.sequences import ITEMS
 from longtail.core.errors import LongtailError
+from longtail.data.columns import MASKED, SYNTHETIC
 
 
 class SequenceAugmentation(Component):

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import SYNTHETIC, WEIGHT, Component, register
+from longtail.balance.component import Component, register
 from longtail.balance.sampling import class_sizes
 from longtail.core.errors import ConfigError
+from longtail.data.columns import SYNTHETIC, WEIGHT
 
 MAX_SAMPLING_ROUNDS = 10
 
@@ -23,6 +24,14 @@ def modelled_columns(table: pl.DataFrame, label: str, columns: Sequence[str] | N
 def discrete_columns(table: pl.DataFrame, columns: Sequence[str]) -> list[str]:
     """Columns CTGAN must treat as categories: strings, booleans and categoricals."""
     return [c for c in columns if table.schema[c] in (pl.String, pl.Boolean, pl.Categorical) or isinstance(table.schema[c], pl.Enum)]
+
+
+
+def _observed_range(column: pl.Series) -> tuple[int | None, int | None]:
+    """The smallest and largest value of an integer column (None where it holds no values)."""
+    low, high = column.min(), column.max()
+    assert (low is None or isinstance(low, int)) and (high is None or isinstance(high, int))
+    return low, high
 
 
 @register
@@ -87,7 +96,7 @@ class CtganSynthesis(Component):
         model.fit(scarce.with_columns(pl.col(integers).cast(pl.Float64)).to_pandas(), discrete_columns=categorical)
         samples = [self._sample_class(model, str(c), n) for c, n in wanted.items()]
         generated = pl.concat(samples).with_columns(
-            pl.col(c).round().clip(scarce[c].min(), scarce[c].max()) for c in integers
+            pl.col(c).round().clip(*_observed_range(scarce[c])) for c in integers
         ).cast({c: table.schema[c] for c in columns})
         generated = generated.join(table.select(columns), on=columns, how="anti", nulls_equal=True)
         generated = generated.with_columns(pl.lit(True).alias(SYNTHETIC), pl.lit(1.0).alias(WEIGHT))

@@ -16,9 +16,10 @@ import polars as pl
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
-from longtail.balance.component import SYNTHETIC, Component, register
-from longtail.data.tokenize import has_chinese, is_word, segment
+from longtail.balance.component import Component, register
 from longtail.core.errors import LongtailError
+from longtail.data.columns import SYNTHETIC
+from longtail.data.tokenize import has_chinese, is_word, segment
 
 OPERATIONS = ("synonym", "insert", "swap", "delete")
 

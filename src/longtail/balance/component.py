@@ -10,14 +10,8 @@ import numpy as np
 import polars as pl
 
 from longtail.core.config import ComponentSpec
-from longtail.core.errors import ConfigError
-
-SYNTHETIC = "synthetic"
-WEIGHT = "weight"
-# a position of a behaviour sequence whose item an augmentation hid: models read it as padding and never predict it
-MASKED = -1
-
-_REGISTRY: dict[str, type[Component]] = {}
+from longtail.core.registry import Registry
+from longtail.data.columns import SYNTHETIC, WEIGHT
 
 
 class Component(ABC):
@@ -38,17 +32,13 @@ class Component(ABC):
         """The transformed training table (same columns as the input)."""
 
 
-def register(component: type[Component]) -> type[Component]:
-    """Class decorator: make a component buildable by name from config."""
-    _REGISTRY[component.name] = component
-    return component
+COMPONENTS: Registry[type[Component]] = Registry("balancing/augmentation component")
+register = COMPONENTS.register
 
 
 def build(name: str, **parameters: Any) -> Component:
     """The registered component called `name`, built with `parameters`."""
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown balancing/augmentation component {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](**parameters)
+    return COMPONENTS.get(name)(**parameters)
 
 
 def build_chain(specs: Sequence[ComponentSpec]) -> Chain:

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import SYNTHETIC, WEIGHT, Component, register
+from longtail.balance.component import Component, register
 from longtail.balance.sampling import repeat_rows
 from longtail.core.errors import ConfigError
+from longtail.data.columns import SYNTHETIC, WEIGHT
 
 SamplingStrategy = str | float | dict[Any, int]
 
@@ -74,7 +75,7 @@ class ImbalancedLearnResampler(Component):
 class RandomUnderSample(ImbalancedLearnResampler):
     """Drop random rows of the larger classes (default: down to the smallest class)."""
 
-    name = "random_under"
+    name = "random-under"
 
     def sampler(self, seed: int) -> Any:
         from imblearn.under_sampling import RandomUnderSampler
@@ -86,7 +87,7 @@ class RandomUnderSample(ImbalancedLearnResampler):
 class RandomOverSample(ImbalancedLearnResampler):
     """Repeat random rows of the smaller classes (default: up to the largest class); repeats are synthetic copies."""
 
-    name = "random_over"
+    name = "random-over"
 
     def sampler(self, seed: int) -> Any:
         from imblearn.over_sampling import RandomOverSampler
@@ -110,7 +111,7 @@ class SmoteOverSample(ImbalancedLearnResampler):
 class SmoteEnnResample(ImbalancedLearnResampler):
     """SMOTE, then edited nearest neighbours removes rows (real or generated) whose neighbours disagree with their label."""
 
-    name = "smote_enn"
+    name = "smote-enn"
 
     def sampler(self, seed: int) -> Any:
         from imblearn.combine import SMOTEENN
@@ -123,7 +124,7 @@ class SmoteEnnResample(ImbalancedLearnResampler):
 class SmoteTomekResample(ImbalancedLearnResampler):
     """SMOTE, then removes Tomek links (cross-class nearest-neighbour pairs) to clean class borders."""
 
-    name = "smote_tomek"
+    name = "smote-tomek"
 
     def sampler(self, seed: int) -> Any:
         from imblearn.combine import SMOTETomek

@@ -1,12 +1,16 @@
-"""Random, stratified and weighted sampling of the rows of a labelled training table."""
+"""Random, stratified and weighted sampling of the rows of a training table (labelled rows or behaviour sequences)."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import SYNTHETIC, Component, register
+from longtail.balance.component import Component, register
+from longtail.balance.sequences import item_counts, last_items
 from longtail.core.errors import ConfigError
+from longtail.data.columns import SYNTHETIC
 
 
 def repeat_rows(table: pl.DataFrame, indices: np.ndarray) -> pl.DataFrame:
@@ -22,13 +26,15 @@ def repeat_rows(table: pl.DataFrame, indices: np.ndarray) -> pl.DataFrame:
 def class_sizes(labels: np.ndarray) -> dict:
     """Rows per class label, in label order."""
     values, counts = np.unique(labels, return_counts=True)
-    return dict(zip(values.tolist(), counts.tolist()))
+    return dict(zip(values.tolist(), counts.tolist(), strict=True))
 
 
 def _target_size(rows: int, fraction: float | None, size: int | None) -> int:
-    if (fraction is None) == (size is None):
-        raise ConfigError("give exactly one of fraction or size for a sampler")
-    return size if size is not None else round(fraction * rows)  # type: ignore[operator]
+    if size is not None and fraction is None:
+        return size
+    if fraction is not None and size is None:
+        return round(fraction * rows)
+    raise ConfigError("give exactly one of fraction or size for a sampler")
 
 
 @register
@@ -36,7 +42,7 @@ class RandomSample(Component):
     """Uniform random rows: `fraction` or `size` of the table, or `per_class` rows of every class (fewer if a class is smaller,
     unless `replace`); with `replace`, drawing a row again adds a synthetic copy."""
 
-    name = "random_sample"
+    name = "random-sample"
 
     def __init__(self, fraction: float | None = None, size: int | None = None, per_class: int | None = None,
                  label: str = "label", replace: bool = False) -> None:
@@ -61,7 +67,7 @@ class RandomSample(Component):
 class StratifiedSample(Component):
     """A `fraction` or `size` of the table that keeps every class's share (each class keeps at least one row)."""
 
-    name = "stratified_sample"
+    name = "stratified-sample"
 
     def __init__(self, label: str = "label", fraction: float | None = None, size: int | None = None) -> None:
         self.label, self.fraction, self.size = label, fraction, size
@@ -77,30 +83,43 @@ class StratifiedSample(Component):
 
 
 @register
-class WeightedSample(Component):
-    """`size` rows (default: as many as the table) drawn with replacement, each row's probability proportional to
-    1 / (its class size ** power): power 1 balances the classes in expectation, 0 is plain bootstrap sampling.
-    With `weight_column`, that column's values are the probabilities instead."""
+class WeightedSampling(Component):
+    """Rows drawn with replacement, each with probability proportional to a per-row weight; a row drawn again is a
+    synthetic copy, a row never drawn leaves the table.
 
-    name = "weighted_sample"
+    The weight: `by="class"` 1 / (its class size ** exponent) over the `label` column (1 balances the classes in
+    expectation); `by="last-item"` popularity(last item) ** -exponent of a behaviour sequence (1 gives every last item
+    the same expected number of rows); `by="column"` the values of `weight_column`. Exponent 0 is a plain bootstrap.
+    `size` rows are drawn, or `fraction` x the table's rows (default: as many rows as the table).
+    """
 
-    def __init__(self, label: str = "label", power: float = 1.0, size: int | None = None, weight_column: str | None = None) -> None:
-        self.label, self.power, self.size, self.weight_column = label, power, size, weight_column
+    name = "weighted-sampling"
+
+    def __init__(self, by: Literal["class", "last-item", "column"] = "class", exponent: float = 1.0, label: str = "label",
+                 weight_column: str | None = None, size: int | None = None, fraction: float | None = None) -> None:
+        if by not in ("class", "last-item", "column") or (by == "column") != (weight_column is not None):
+            raise ConfigError(f"weighted-sampling: by must be class, last-item or column (got {by!r}), with weight_column exactly when by is column")
+        if exponent < 0 or (size is not None and size <= 0) or (fraction is not None and fraction <= 0):
+            raise ConfigError("weighted-sampling: exponent must be >= 0, size and fraction > 0")
+        self.by, self.exponent, self.label, self.weight_column, self.size, self.fraction = by, exponent, label, weight_column, size, fraction
 
     def probabilities(self, table: pl.DataFrame) -> np.ndarray:
         """Each row's probability of being drawn."""
-        if self.weight_column is not None:
+        if self.by == "column":
+            assert self.weight_column is not None  # __init__ requires it exactly when by is column
             weights = table[self.weight_column].cast(pl.Float64).to_numpy()
+        elif self.by == "last-item":
+            popularity = item_counts(table)[last_items(table)].astype(np.float64)
+            weights = np.maximum(popularity, 1.0) ** -self.exponent
         else:
             labels = table[self.label].to_numpy()
             sizes = class_sizes(labels)
-            weights = np.array([sizes[value] for value in labels.tolist()], dtype=np.float64) ** -self.power
+            weights = np.array([sizes[value] for value in labels.tolist()], dtype=np.float64) ** -self.exponent
         if not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.sum() <= 0:
-            raise ConfigError("weighted sampling needs finite, non-negative weights with a positive sum")
+            raise ConfigError("weighted-sampling needs finite, non-negative weights with a positive sum")
         return weights / weights.sum()
 
     def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-        size = self.size if self.size is not None else table.height
-        picks = rng.choice(table.height, size=size, replace=True, p=self.probabilities(table))
+        draws = self.size if self.size is not None else round((1.0 if self.fraction is None else self.fraction) * table.height)
+        picks = rng.choice(table.height, size=draws, replace=True, p=self.probabilities(table))
         return repeat_rows(table, np.sort(picks))
-

@@ -1,4 +1,4 @@
-"""Balancing components over behaviour sequences: weighted sampling, tail over-sampling, head under-sampling."""
+"""Balancing components over behaviour sequences: inverse-popularity weights, tail over-sampling, head under-sampling."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import MASKED, SYNTHETIC, WEIGHT, Component, as_training_table, register
-from longtail.data.segments import HEAD, TAIL, TORSO, item_segments
+from longtail.balance.component import Component, as_training_table, register
 from longtail.core.errors import LongtailError
+from longtail.data.columns import MASKED, SYNTHETIC, WEIGHT
+from longtail.data.segments import HEAD, TAIL, TORSO, item_segments
 
 USER, ITEMS = "user", "items"
 BUCKETS = (HEAD, TORSO, TAIL)
@@ -53,40 +54,6 @@ def last_item_buckets(table: pl.DataFrame, head_item_share: float = 0.2, tail_in
 def _copies(table: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
     """Duplicates of the given rows, marked synthetic (a component's made-up rows)."""
     return table[rows].with_columns(pl.lit(True).alias(SYNTHETIC))
-
-
-def _drawn(table: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
-    """The rows drawn with replacement: each original row once as itself, every further draw as a synthetic copy."""
-    rows = np.sort(rows)
-    first = np.r_[True, rows[1:] != rows[:-1]]
-    return pl.concat([table[rows[first]], _copies(table, rows[~first])])
-
-
-@register
-class WeightedSequenceSampling(Component):
-    """Draw training sequences with probability proportional to popularity(last item) ** -exponent.
-
-    exponent 0 is a plain bootstrap sample; 1 gives every last item the same expected number of sequences.
-    `size` is the number of draws as a multiple of the table's rows; rows never drawn leave the table.
-    """
-
-    name = "weighted-sampling"
-
-    def __init__(self, exponent: float = 0.5, size: float = 1.0) -> None:
-        if exponent < 0 or size <= 0:
-            raise LongtailError("weighted-sampling: exponent must be >= 0 and size > 0")
-        self.exponent = exponent
-        self.size = size
-
-    def probabilities(self, table: pl.DataFrame) -> np.ndarray:
-        """Each row's chance of being drawn."""
-        popularity = item_counts(table)[last_items(table)].astype(np.float64)
-        weights = np.maximum(popularity, 1.0) ** -self.exponent
-        return weights / weights.sum()
-
-    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-        draws = round(self.size * len(table))
-        return _drawn(table, rng.choice(len(table), size=draws, replace=True, p=self.probabilities(table)))
 
 
 @register

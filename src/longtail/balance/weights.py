@@ -7,8 +7,9 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import WEIGHT, Component, register
+from longtail.balance.component import Component, register
 from longtail.balance.sampling import class_sizes
+from longtail.data.columns import WEIGHT
 
 WeightMethod = Literal["inverse", "effective"]
 
@@ -30,14 +31,14 @@ def class_weights(sizes: dict, method: WeightMethod = "effective", beta: float =
     else:
         raise ValueError(f"unknown class-weight method {method!r}; use inverse or effective")
     scaled = raw * counts.sum() / (raw * counts).sum()
-    return dict(zip(sizes, scaled.tolist()))
+    return dict(zip(sizes, scaled.tolist(), strict=True))
 
 
 @register
 class ClassBalancedWeights(Component):
     """Multiply every row's `weight` by its class's balanced loss weight; rows and their values are untouched."""
 
-    name = "class_weights"
+    name = "class-weights"
 
     def __init__(self, label: str = "label", method: WeightMethod = "effective", beta: float = 0.999) -> None:
         self.label, self.method, self.beta = label, method, beta

@@ -1,4 +1,7 @@
-"""The balancing experiment: one classifier trained on an imbalanced real task with and without each balancing strategy, scored per class on an untouched test split."""
+"""The balancing experiment: one classifier trained on an imbalanced real task with and without each balancing strategy.
+
+Each run is scored per class on an untouched test split.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +14,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import SYNTHETIC, WEIGHT, Component, as_training_table, run
+from longtail.balance.component import Component, as_training_table, run
 from longtail.balance.leakage import check_disjoint
 from longtail.core.config import TabularBalanceConfig
 from longtail.data.adapters import load_dataset
+from longtail.data.columns import SYNTHETIC, WEIGHT
 from longtail.data.tokenize import tokenize
 from longtail.evaluate.classification import classification_metrics, macro_f1
 from longtail.evaluate.significance import paired_bootstrap, paired_bootstrap_statistic
@@ -132,6 +136,7 @@ def compare_strategies(
         if baseline_codes is None:
             baseline_codes, baseline_correct = predicted_codes, correct
         else:
+            assert baseline_correct is not None  # set together with baseline_codes
             row["vs_baseline"] = {
                 "macro_f1": paired_bootstrap_statistic(partial(macro_f1, classes=codes), truth_codes, predicted_codes, baseline_codes,
                                                        np.arange(len(truth_codes)), bootstrap_samples, seed),

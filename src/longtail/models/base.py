@@ -1,18 +1,25 @@
-"""The one small interface every recommender shares, and the registry that lets a config pick one by name."""
+"""The one recommender contract (parameters in `__init__`, data in `fit`, `recommend`, `similar_items`, `save`/`load`)
+and the registry that lets a config pick a recommender by name."""
 
 from __future__ import annotations
 
+import inspect
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Self
+from pathlib import Path
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 
-from longtail.balance.component import MASKED
 from longtail.core.config import RecommendConfig
 from longtail.core.errors import ConfigError
+from longtail.core.registry import Registry
+
+MANIFEST_FILE = "recommender.json"
+ARRAYS_FILE = "state.npz"
 
 
 @dataclass
@@ -55,6 +62,8 @@ class Recommender(ABC):
     """sklearn-like: parameters in __init__, learned state with a trailing underscore, `fit` returns self.
 
     A user is represented by their item history, so a fitted model scores users it never saw in training.
+    `save` writes the parameters and every learned array (numpy or scipy sparse); a model whose state is more
+    than arrays overrides `_save_state`/`_load_state`.
     """
 
     name: ClassVar[str]
@@ -72,9 +81,74 @@ class Recommender(ABC):
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """A (users, n_items) float32 matrix: higher means recommend sooner."""
 
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's parameters by name: `type(model)(**model.get_params())` is an unfitted copy."""
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        parameters = inspect.signature(type(self).__init__).parameters.values()
+        return {p.name: getattr(self, p.name) for p in parameters if p.name != "self" and p.kind in named}
+
     def recommend(self, histories: Sequence[np.ndarray], k: int) -> np.ndarray:
         """Top-k item indices per user, best first, never an item already in the user's history."""
         return top_k(mask_history(self.score(histories), histories), k)
+
+    def similar_items(self, item: int, k: int = 10) -> np.ndarray:
+        """The k items this model would recommend after `item` alone, best first (the item itself excluded)."""
+        return self.recommend([np.array([item], dtype=np.int64)], k)[0]
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the model's name, parameters and learned state into `directory`; `Recommender.load` reads it back."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        manifest = {"name": self.name, "params": self._saved_params()}
+        (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        self._save_state(directory)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Recommender:
+        """The fitted model `save` wrote, of whichever registered class it names; it scores identically."""
+        directory = Path(directory)
+        manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
+        model_class = RECOMMENDERS.get(manifest["name"])
+        if not issubclass(model_class, cls):
+            raise ConfigError(f"{directory / MANIFEST_FILE} holds a '{manifest['name']}' model, not a {cls.__name__}")
+        return model_class._load_state(directory, manifest["params"])
+
+    def _saved_params(self) -> dict[str, Any]:
+        """The parameters as JSON values (override when a parameter is not one)."""
+        return self.get_params()
+
+    def _save_state(self, directory: Path) -> None:
+        """Write every learned array attribute (trailing underscore) into one .npz file."""
+        arrays: dict[str, np.ndarray] = {}
+        for key, value in vars(self).items():
+            if not key.endswith("_"):
+                continue
+            if sp.issparse(value):
+                csr = sp.csr_matrix(value)
+                arrays |= {f"{key}@data": csr.data, f"{key}@indices": csr.indices, f"{key}@indptr": csr.indptr,
+                           f"{key}@shape": np.asarray(csr.shape)}
+            elif isinstance(value, np.ndarray):
+                arrays[key] = value
+        np.savez(directory / ARRAYS_FILE, allow_pickle=False, **arrays)
+
+    @classmethod
+    def _load_state(cls, directory: Path, params: dict[str, Any]) -> Self:
+        """A model built from `params` with the learned arrays `_save_state` wrote."""
+        model = cls(**params)
+        model._load_arrays(directory)
+        return model
+
+    def _load_arrays(self, directory: Path) -> None:
+        """Set the learned array attributes `_save_state` wrote."""
+        with np.load(directory / ARRAYS_FILE) as stored:
+            for key in stored.files:
+                if "@" not in key:
+                    setattr(self, key, stored[key])
+                elif key.endswith("@data"):
+                    name = key.removesuffix("@data")
+                    parts = (stored[f"{name}@data"], stored[f"{name}@indices"], stored[f"{name}@indptr"])
+                    setattr(self, name, sp.csr_matrix(parts, shape=tuple(stored[f"{name}@shape"])))
 
 
 def mask_history(scores: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
@@ -94,22 +168,10 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(top, order, axis=1)
 
 
-REGISTRY: dict[str, type[Recommender]] = {}
-
-
-def register(cls: type[Recommender]) -> type[Recommender]:
-    """Class decorator: make a recommender selectable by its `name` in config."""
-    REGISTRY[cls.name] = cls
-    return cls
+RECOMMENDERS: Registry[type[Recommender]] = Registry("recommender")
+register = RECOMMENDERS.register
 
 
 def make_recommender(name: str, config: RecommendConfig) -> Recommender:
     """A fresh, unfitted recommender by registered name."""
-    import longtail.models.collaborative  # noqa: F401  (importing registers the models)
-    import longtail.models.content  # noqa: F401
-    import longtail.models.popularity  # noqa: F401
-    import longtail.models.sequential  # noqa: F401
-
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown recommender '{name}'; available: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name].from_config(config)
+    return RECOMMENDERS.get(name).from_config(config)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Self
+from pathlib import Path
+from typing import Any, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -72,20 +73,26 @@ class ALS(Recommender):
         return cls(config.als_factors, config.als_regularization, config.als_alpha, config.als_iterations)
 
     def fit(self, data: TrainData, validate: Validator | None = None) -> Self:
-        from implicit.cpu.als import AlternatingLeastSquares
-
         # implicit runs its own threads: a second BLAS thread pool under it only adds contention
         with threadpool_limits(1, "blas"):
-            self.model_ = AlternatingLeastSquares(
-                factors=self.factors,
-                regularization=self.regularization,
-                alpha=self.alpha,
-                iterations=self.iterations,
-                random_state=data.seed,
-                num_threads=2,
-            )
+            self.model_ = self._solver(data.seed)
             self.model_.fit(interaction_matrix(data.histories, data.n_items), show_progress=False)
+        self.item_factors_ = self.model_.item_factors
         return self
+
+    def _solver(self, seed: int) -> Any:
+        """implicit's ALS with this model's parameters (it also re-solves users at scoring time)."""
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        return AlternatingLeastSquares(factors=self.factors, regularization=self.regularization, alpha=self.alpha,
+                                       iterations=self.iterations, random_state=seed, num_threads=2)
+
+    @classmethod
+    def _load_state(cls, directory: Path, params: dict[str, Any]) -> Self:
+        model = super()._load_state(directory, params)
+        model.model_ = model._solver(0)
+        model.model_.item_factors = model.item_factors_
+        return model
 
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         users = interaction_matrix(histories, self.model_.item_factors.shape[0])

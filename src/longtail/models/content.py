@@ -10,6 +10,7 @@ import numpy as np
 from longtail.core.config import RecommendConfig
 from longtail.core.errors import LongtailError
 from longtail.models.base import Recommender, TrainData, Validator, register
+from longtail.models.similar import similar_items
 
 
 @register
@@ -44,3 +45,7 @@ class Content(Recommender):
                 queries[row] = weights @ self.vectors_[recent]
         queries /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
         return queries @ self.vectors_.T
+
+    def similar_items(self, item: int, k: int = 10) -> np.ndarray:
+        """The k items whose text vectors are closest (cosine) to `item`'s, best first."""
+        return similar_items(self.vectors_, item, k)[0]

@@ -9,8 +9,6 @@ from typing import Any
 import polars as pl
 
 # Imported for their registrations: every built-in component must be buildable by its name from config.
-from longtail.augment import noise, queries, tabular_gan  # noqa: F401
-from longtail.balance import resample, sampling, weights  # noqa: F401
 from longtail.balance.component import Component, build_chain, run
 from longtail.balance.leakage import check_disjoint
 from longtail.core.config import ComponentSpec, LongtailConfig, TabularBalanceConfig, save_config

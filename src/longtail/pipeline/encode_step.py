@@ -8,9 +8,9 @@ import numpy as np
 import polars as pl
 
 from longtail.core.config import EncodeConfig
+from longtail.core.executors import TableMapper, map_in_process
 from longtail.encode.batch import VECTOR_COLUMN, encode_batch, vectors_from_bytes
 from longtail.encode.item_text import item_texts
-from longtail.quality.audit import TableMapper, map_in_process
 
 ENCODED_SCHEMA = {"id": pl.String, VECTOR_COLUMN: pl.Binary}
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from longtail.core.config import PipelineConfig
-from longtail.quality.audit import TableMapper, map_in_process
+from longtail.core.executors import TableMapper, map_in_process
 
 
 @contextmanager

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +21,14 @@ import polars as pl
 
 from longtail.core.artifacts import atomic_folder, load_json, save_json
 from longtail.core.config import IncrementalConfig, LongtailConfig, save_config
+from longtail.core.errors import LongtailError
 from longtail.data.splits import leave_one_out, user_sequences
 from longtail.encode.item_text import ItemEncoder, catalogue_encoder
-from longtail.core.errors import LongtailError
 from longtail.evaluate.harness import Evaluation, evaluate_scorer, make_validator
 from longtail.evaluate.significance import paired_bootstrap
 from longtail.models.base import Recommender, TrainData, make_recommender
+from longtail.models.fusion import BOOSTER_FILE, DEFAULT_SOURCES, FusionRanker
 from longtail.models.sequential import SASRec
-from longtail.recommend.fusion import BOOSTER_FILE, DEFAULT_SOURCES, FusionRanker
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model.pt"
@@ -44,6 +44,11 @@ def _interactions(events: pl.DataFrame) -> pl.DataFrame:
     return events.filter(pl.col("item_id").is_not_null()).select(HISTORY_COLUMNS)
 
 
+def _part(aged: pl.DataFrame, keep: pl.Expr) -> pl.DataFrame:
+    """The rows of an aged event table that `keep` selects, back in their original order and columns."""
+    return aged.filter(keep).sort("order").drop("order", "age")
+
+
 def _with_age(events: pl.DataFrame) -> pl.DataFrame:
     """Interactions with `order` (input row) and `age` (1 = the user's newest; equal times: the later row is newer)."""
     return (
@@ -55,8 +60,7 @@ def _with_age(events: pl.DataFrame) -> pl.DataFrame:
 def hold_back(events: pl.DataFrame, newest: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(past, new): each user's `newest` latest interactions split off, e.g. to replay later as new events."""
     aged = _with_age(events)
-    part = lambda keep: aged.filter(keep).sort("order").drop("order", "age")  # noqa: E731
-    return part(pl.col("age") > newest), part(pl.col("age") <= newest)
+    return _part(aged, pl.col("age") > newest), _part(aged, pl.col("age") <= newest)
 
 
 def recent_slice(new_events: pl.DataFrame, config: IncrementalConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -70,17 +74,16 @@ def recent_slice(new_events: pl.DataFrame, config: IncrementalConfig) -> tuple[p
         recent = pl.col("age") == 1
     else:
         recent = pl.col("timestamp") >= aged["timestamp"].quantile(1 - config.holdout_share, interpolation="higher")
-    part = lambda keep: aged.filter(keep).sort("order").drop("order", "age")  # noqa: E731
-    return part(~recent), part(recent)
+    return _part(aged, ~recent), _part(aged, recent)
 
 
 def _write_folder(directory: Path, model: SASRec, item_ids: list[str], history: pl.DataFrame, config: LongtailConfig,
                   ranker: FusionRanker | None = None) -> None:
     """Write a complete model folder and swap it in, so a reader never sees half of one; the decision files carry over."""
     with atomic_folder(directory, carry=(DECISION_FILE, DECISION_LOG)) as staging:
-        model.save(staging / MODEL_FILE)
+        model.save(staging)
         if ranker is not None:
-            ranker.save(staging)
+            ranker.save_booster(staging)
         save_json(staging / ITEMS_FILE, item_ids, indent=None)
         history.write_parquet(staging / HISTORY_FILE)
         save_config(config, staging)
@@ -122,7 +125,7 @@ def _folder_ranker(directory: Path, model: SASRec, item_ids: list[str], events: 
                    vectors: np.ndarray, config: LongtailConfig) -> FusionRanker:
     """The folder's booster around `model`, its closed-form sources refit on `events` over the catalogue `item_ids`."""
     data = TrainData(len(item_ids), user_sequences(item_ids, events)[1], None, vectors, config.seed)
-    return FusionRanker.load(directory, data, config.recommend, items, item_ids, {"sasrec": model})
+    return FusionRanker.restore(directory, data, config.recommend, items, item_ids, {"sasrec": model})
 
 
 def load_ranker(directory: str | Path, items: pl.DataFrame, config: LongtailConfig, encode: ItemEncoder) -> FusionRanker:
@@ -132,13 +135,13 @@ def load_ranker(directory: str | Path, items: pl.DataFrame, config: LongtailConf
         raise LongtailError(f"{directory}: no fusion ranker; train the folder with fusion (longtail train --fusion)")
     item_ids: list[str] = load_json(directory / ITEMS_FILE)
     history = pl.read_parquet(directory / HISTORY_FILE)
-    return _folder_ranker(directory, SASRec.load(directory / MODEL_FILE), item_ids, history, items, encode(item_ids), config)
+    return _folder_ranker(directory, SASRec.load(directory), item_ids, history, items, encode(item_ids), config)
 
 
-def _old_model_scorer(model: SASRec | FusionRanker, known: int, n_items: int) -> Callable[[list[np.ndarray]], np.ndarray]:
+def _old_model_scorer(model: SASRec | FusionRanker, known: int, n_items: int) -> Callable[[Sequence[np.ndarray]], np.ndarray]:
     """The fitted model's scores over a grown catalogue: it reads only the `known` items and never ranks a new one."""
 
-    def score(histories: list[np.ndarray]) -> np.ndarray:
+    def score(histories: Sequence[np.ndarray]) -> np.ndarray:
         scores = np.full((len(histories), n_items), -np.inf, dtype=np.float32)
         scores[:, :known] = model.score([h[h < known] for h in histories])
         return scores
@@ -146,7 +149,7 @@ def _old_model_scorer(model: SASRec | FusionRanker, known: int, n_items: int) ->
     return score
 
 
-def _judge(scorer: Callable[[list[np.ndarray]], np.ndarray], histories: list[np.ndarray], targets: list[np.ndarray],
+def _judge(scorer: Callable[[Sequence[np.ndarray]], np.ndarray], histories: list[np.ndarray], targets: list[np.ndarray],
            config: LongtailConfig) -> Evaluation:
     """Full-ranking metrics of one scorer on the held-out newest events (no segments: only the guard metric matters)."""
     counts = np.bincount(np.concatenate(histories), minlength=1) if histories else np.zeros(1, np.int64)
@@ -216,17 +219,17 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
     item_ids = old_ids + added
     context = pl.concat([history, to_train])
     context_users, context_sequences = user_sequences(item_ids, context)
-    by_user = dict(zip(context_users, context_sequences))
+    by_user = dict(zip(context_users, context_sequences, strict=True))
     recent_users, recent_targets = user_sequences(item_ids, recent)
     empty = np.zeros(0, dtype=np.int64)
     histories = [by_user.get(user, empty) for user in recent_users]
     targets = [np.unique(t) for t in recent_targets]
 
-    old = SASRec.load(directory / MODEL_FILE)
+    old = SASRec.load(directory)
     before = _judge(_old_model_scorer(old, old.n_items_, len(item_ids)), histories, targets, config)
     if settings.metric not in before.metrics:
         raise LongtailError(f"incremental.metric '{settings.metric}' is not measured; choose one of {', '.join(before.metrics)}")
-    candidate = SASRec.load(directory / MODEL_FILE)
+    candidate = SASRec.load(directory)
     candidate.config = candidate.config.model_copy(update={"epochs": settings.epochs, "lr": settings.lr})
     new_per_user = dict(to_train["user_id"].value_counts().iter_rows())
     trained_users = [user for user in context_users if user in new_per_user]
@@ -247,7 +250,7 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
         "decision": "replaced" if keep else "rolled_back", **sequential,
         "evaluated_users": len(recent_users), "new_events": new_events.height, "trained_events": to_train.height,
         "held_out_events": recent.height, "trained_users": len(training), "items_before": len(old_ids), "items_added": len(added),
-        "seconds": round(time.perf_counter() - started, 2), "decided_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - started, 2), "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {"incremental": settings.model_dump(), "sequential": candidate.config.model_dump(), "seed": config.seed},
     }
     if ranker_part is not None:

@@ -62,7 +62,10 @@ UserId = Annotated[Identifier, Path(description="user id; percent-encode '/', '%
 ItemId = Annotated[Identifier, Path(description="item id; percent-encode '/', '%', '?' and '#'")]
 # The page builds its DOM with textContent only, loads its script and style from this server and talks only to this
 # API, so a strict policy costs nothing: no inline code runs, even if markup were ever injected.
-PAGE_POLICY = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self';"
+    " base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 PAGE_ASSETS = {"page.js": "text/javascript; charset=utf-8", "page.css": "text/css; charset=utf-8"}
 REPLAYED_HEADER = "Idempotent-Replayed"  # set on an answer repeated for a retried Idempotency-Key
 IdempotencyKey = Annotated[
@@ -72,7 +75,16 @@ IdempotencyKey = Annotated[
 ]
 DOCS_ASSETS = "/docs-assets"  # Swagger UI and ReDoc files, shipped by fastapi-offline
 SCOPE_EXTENSION = "x-required-scope"  # each route's scope, in its OpenAPI operation for clients to read
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
 
 
 class ApiError(Exception):
@@ -215,7 +227,7 @@ def _ingest(privacy: PrivacyConfig, stored_id: Callable[[str], str]) -> Callable
     scrubbed = [column for column in privacy.scrub_columns.get("events", []) if column in ("query", "text")] if privacy.enabled and privacy.scrub_pii else []
 
     def ingest(event: StoredEvent) -> StoredEvent:
-        clean = {column: scrub_text(value)[0] for column in scrubbed if (value := getattr(event, column))}
+        clean: dict[str, Any] = {column: scrub_text(value)[0] for column in scrubbed if (value := getattr(event, column))}
         return replace(event, user_id=stored_id(event.user_id), **clean)
 
     return ingest
@@ -313,13 +325,15 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
         events = [ingest(event) for event in validate_events(batch.events, config.quality)]
         unknown = services.unknown_items(event.item_id for event in events if event.item_id is not None)
         if unknown:
-            raise ApiError(422, "unknown_items", f"events reference unknown item_id(s) {', '.join(map(repr, unknown[:10]))}; post the items first; nothing was written")
+            raise ApiError(
+                422, "unknown_items", f"events reference unknown item_id(s) {', '.join(map(repr, unknown[:10]))}; post the items first; nothing was written"
+            )
         answer, replayed = store.append_once(events, idempotency(request, "POST /events", idempotency_key, batch))
         if replayed:
             response.headers[REPLAYED_HEADER] = "true"
         else:
             metrics.events_written.inc(answer["count"])
-            services.observe([replace(event, id=event_id) for event, event_id in zip(events, answer["ids"])])
+            services.observe([replace(event, id=event_id) for event, event_id in zip(events, answer["ids"], strict=True)])
         return EventsWritten(**answer)
 
     @app.delete("/users/{user_id:path}", tags=["users"], **needs("admin"))
@@ -364,7 +378,8 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
     def post_items(batch: ItemBatch, request: Request, response: Response, idempotency_key: IdempotencyKey = None) -> ItemsWritten:
         """Add or update items; they are stored, then searchable and recommendable when this returns. With an
         Idempotency-Key, a retry gets the first answer back and writes nothing new."""
-        answer, replayed = store.upsert_items([item.model_dump(mode="json") for item in batch.items], idempotency(request, "POST /items", idempotency_key, batch))
+        records = [item.model_dump(mode="json") for item in batch.items]
+        answer, replayed = store.upsert_items(records, idempotency(request, "POST /items", idempotency_key, batch))
         if replayed:
             response.headers[REPLAYED_HEADER] = "true"
         else:

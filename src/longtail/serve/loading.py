@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -11,9 +12,9 @@ import polars as pl
 from pydantic import ValidationError
 
 from longtail.core.config import CONFIG_FILENAME, LongtailConfig
+from longtail.core.errors import EventValidationError, InputDataError, LongtailError
 from longtail.data.loaders import INVALID_FIELDS, load_table
 from longtail.data.schema import EVENTS, ITEMS
-from longtail.core.errors import EventValidationError, InputDataError, LongtailError
 from longtail.search.engine import ITEMS_FILE, SearchEngine
 from longtail.serve.catalogue import Catalogue
 from longtail.serve.defaults import DefaultServices
@@ -62,8 +63,10 @@ def _storable_events(events: pl.DataFrame, config: LongtailConfig) -> tuple[list
     stored, skipped = [], events.height - valid.height
     for row in valid.select(EVENTS.column_names).iter_rows(named=True):
         try:
+            # Tables hold attributes as JSON text; a posted event holds the object.
+            row["attributes"] = json.loads(row["attributes"]) if row["attributes"] else None
             stored.extend(validate_events([EventIn.model_validate(row)], config.quality))
-        except (ValidationError, EventValidationError):
+        except (ValidationError, EventValidationError, json.JSONDecodeError):
             skipped += 1
     return stored, skipped
 

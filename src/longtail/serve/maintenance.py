@@ -49,7 +49,8 @@ def check_served(data_dir: Path, config: LongtailConfig, index_dir: Path | None 
     if index is not None:
         try:
             verified = verify_manifest(index)
-            findings.append(Finding("index", verified, f"{index}: every file matches its manifest" if verified else f"{index}: no manifest.json; rebuild it with `longtail index` to have it checked"))
+            detail = "every file matches its manifest" if verified else "no manifest.json; rebuild it with `longtail index` to have it checked"
+            findings.append(Finding("index", verified, f"{index}: {detail}"))
         except InputDataError as error:
             findings.append(Finding("index", False, str(error)))
     return findings

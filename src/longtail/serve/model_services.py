@@ -8,17 +8,17 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from itertools import chain
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from longtail.core.config import LongtailConfig
+from longtail.core.errors import UnknownIdError
 from longtail.data.schema import ITEMS
 from longtail.encode.item_text import item_texts
-from longtail.core.errors import UnknownIdError
 from longtail.profile.profiles import ProfileItem, UserProfile, build_profile, interest_vector, summarise, update
 from longtail.search.engine import SearchEngine
 from longtail.search.filters import SearchFilter
@@ -123,7 +123,14 @@ class ModelServices:
 
     def _hit(self, row: int, score: float) -> ItemHit:
         item = self.engine.items.row(row, named=True)
-        return ItemHit(item_id=item["item_id"], title=item["title"], category=item.get("category"), brand=item.get("brand"), price=item.get("price"), score=round(float(score), 6))
+        return ItemHit(
+            item_id=item["item_id"],
+            title=item["title"],
+            category=item.get("category"),
+            brand=item.get("brand"),
+            price=item.get("price"),
+            score=round(float(score), 6),
+        )
 
     def _profile_items(self, item_ids: Iterable[str | None]) -> dict[str, ProfileItem]:
         found = {}
@@ -226,7 +233,8 @@ class ModelServices:
                 nearest = self._rows_not_seen(ids.gather(self.engine.nearest(vector, depth)[0]).to_list(), seen)
                 rows = np.array(list(dict.fromkeys([*nearest.tolist(), *popular.tolist()])), dtype=np.int64)
                 source = "model:profile+popularity"
-                trust = profile.events / (profile.events + self.settings.history_prior_events)  # type: ignore[union-attr]
+                assert profile is not None  # an interest vector only ever comes from a profile
+                trust = profile.events / (profile.events + self.settings.history_prior_events)
             # Log counts: the head item should not outweigh every other signal by orders of magnitude.
             # counts come most popular first, so the first is the largest: no scan of the catalogue per request
             ceiling = np.log1p(next(iter(counts.values()), 0)) or 1.0
@@ -234,7 +242,7 @@ class ModelServices:
             similarity = self.engine.dense.vectors[rows] @ vector if vector is not None else np.zeros(len(rows))
             scores = trust * similarity + (1.0 - trust) * popularity
             order = np.argsort(-scores, kind="stable")
-            ranked_rows = zip(rows[order].tolist(), scores[order].tolist())
+            ranked_rows = zip(rows[order].tolist(), scores[order].tolist(), strict=True)
             hits = [self._hit(row, score) for row, score in self._unseen(ranked_rows, seen, k)]
         return Recommendations(user_id=user_id, items=hits, source=source)
 
@@ -265,7 +273,7 @@ class ModelServices:
                     return self.fallback.similar(item_id, k)
                 raise UnknownIdError(f"unknown item_id {item_id!r}")
             rows, scores = self.engine.nearest(self.engine.dense.vectors[row], k + 1)
-            hits = [self._hit(other, score) for other, score in zip(rows.tolist(), scores.tolist()) if other != row][:k]
+            hits = [self._hit(other, score) for other, score in zip(rows.tolist(), scores.tolist(), strict=True) if other != row][:k]
         return SimilarItems(item_id=item_id, items=hits, source="model:item-vectors")
 
     def profile(self, user_id: str) -> Profile:

@@ -34,6 +34,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE items (item_id TEXT PRIMARY KEY, record TEXT NOT NULL, updated_us BIGINT NOT NULL)",
         "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    # Events carry free-form attributes (a transaction line's quantity, price, invoice) as JSON text, like items.
+    ("ALTER TABLE events ADD COLUMN attributes TEXT",),
     (
         # A write's answer under the client's Idempotency-Key, committed with the write itself: a retry gets it back.
         (
@@ -83,10 +85,29 @@ def from_micros(value: int) -> datetime:
     return EPOCH + timedelta(microseconds=value)
 
 
+def _stored_event(row: Sequence[Any]) -> StoredEvent:
+    """A row of the event columns followed by the id, with the timestamp stored as microseconds."""
+    fields: dict[str, Any] = {name: _event_value(name, v) for name, v in zip(_EVENT_FIELDS, row[:-1], strict=True)}
+    return StoredEvent(**fields, id=row[-1])
+
+
 def _stored_value(event: StoredEvent, name: str) -> Any:
     """An event field as the events table holds it."""
     value = getattr(event, name)
-    return to_micros(value) if name == "timestamp" else value
+    if name == "timestamp":
+        return to_micros(value)
+    if name == "attributes" and value is not None:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value
+
+
+def _event_value(name: str, value: Any) -> Any:
+    """A stored column as the event field it holds (the inverse of _stored_value)."""
+    if value is None:
+        return None
+    if name == "timestamp":
+        return from_micros(value)
+    return json.loads(value) if name == "attributes" else value
 
 
 def _now_us() -> int:
@@ -274,7 +295,7 @@ class EventStore(ABC):
         rows = self._read(
             f"SELECT {_EVENT_COLUMNS}, id FROM events WHERE user_id = ? ORDER BY ts_us DESC, id DESC LIMIT ?", (user_id, limit)
         )
-        return [StoredEvent(**{name: from_micros(v) if name == "timestamp" else v for name, v in zip(_EVENT_FIELDS, r)}, id=r[-1]) for r in rows]
+        return [_stored_event(r) for r in rows]
 
     def count(self, user_id: str | None = None) -> int:
         """How many events are stored, in total or for one user."""
@@ -299,6 +320,7 @@ class EventStore(ABC):
 
     def _after_erasure(self) -> None:
         """Backend hook: make erased rows unrecoverable from the database files, where the backend can."""
+        return None  # deliberately not abstract: a backend whose deletes leave nothing behind needs no extra step
 
     def popular_items(self, limit: int) -> list[tuple[str, int]]:
         """Items by how many events reference them, most first."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 import polars as pl
@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from longtail.core.config import RecommendConfig
 from longtail.core.errors import LongtailError
-from longtail.models.base import Recommender, TrainData, Validator, make_recommender, mask_history, top_k
+from longtail.models.base import Recommender, TrainData, Validator, make_recommender, mask_history, register, top_k
 
 if TYPE_CHECKING:
     import lightgbm
@@ -22,6 +22,8 @@ DEFAULT_SOURCES = ("sasrec", "ease", "itemknn", "content", "popularity")
 BATCH = 512
 BOOSTER_FILE = "ranker.txt"
 STATE_FILE = "ranker.json"
+ITEMS_FILE = "items.parquet"
+SOURCES_DIR = "sources"
 
 
 def item_side_tokens(items: pl.DataFrame, item_ids: list[str]) -> sp.csr_matrix:
@@ -43,18 +45,20 @@ def item_side_tokens(items: pl.DataFrame, item_ids: list[str]) -> sp.csr_matrix:
     return sp.diags(1 / np.maximum(sums, 1)).astype(np.float32) @ matrix
 
 
+@register
 class FusionRanker(Recommender):
     """Candidates = each source's top `fusion_candidates` items; features = every source's standardised score and
     rank, item popularity, category/brand/attribute affinity with the user's history, and recency (similarity to
     the user's latest item). Trained on each user's validation item, so the test item is never seen.
 
-    Items outside the candidate set score -inf: the fused list is the candidate set, re-ordered.
+    Items outside the candidate set score -inf: the fused list is the candidate set, re-ordered. Without `items`
+    (the catalogue table, in `item_ids` order) the side-information affinity feature is zero.
     """
 
     name = "fusion"
 
-    def __init__(self, sources: dict[str, Recommender], config: RecommendConfig, items: pl.DataFrame, item_ids: list[str],
-                 seed: int = 42, sources_fitted: bool = False) -> None:
+    def __init__(self, sources: dict[str, Recommender], config: RecommendConfig, items: pl.DataFrame | None = None,
+                 item_ids: list[str] | None = None, seed: int = 42, sources_fitted: bool = False) -> None:
         self.sources = sources
         self.config = config
         self.items = items
@@ -64,10 +68,12 @@ class FusionRanker(Recommender):
 
     @classmethod
     def from_config(cls, config: RecommendConfig) -> Self:
-        raise LongtailError("the fusion ranker needs the catalogue: build it with FusionRanker(sources, config, items, item_ids)")
+        """Unfitted default sources (sequential, EASE, item kNN, content, popularity), fitted by `fit`; no catalogue table."""
+        return cls.with_default_sources(config)
 
     @classmethod
-    def with_default_sources(cls, config: RecommendConfig, items: pl.DataFrame, item_ids: list[str], seed: int = 42) -> Self:
+    def with_default_sources(cls, config: RecommendConfig, items: pl.DataFrame | None = None, item_ids: list[str] | None = None,
+                             seed: int = 42) -> Self:
         """Unfitted default sources (sequential, EASE, item kNN, content, popularity), fitted by `fit`."""
         return cls({name: make_recommender(name, config) for name in DEFAULT_SOURCES}, config, items, item_ids, seed)
 
@@ -79,7 +85,7 @@ class FusionRanker(Recommender):
     def _candidates_and_features(self, histories: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
         """Per user the candidate item indices, and one feature row per (user, candidate), users in order."""
         depth = self.config.fusion_candidates
-        n_items = len(self.item_ids)
+        n_items = self.side_.shape[0]
         candidates: list[np.ndarray] = []
         blocks = []
         for start in range(0, len(histories), BATCH):
@@ -101,7 +107,7 @@ class FusionRanker(Recommender):
                 chosen = np.unique(np.concatenate([top[row] for top in tops]))
                 candidates.append(chosen)
                 columns = []
-                for score, rank in zip(standardised, ranks):
+                for score, rank in zip(standardised, ranks, strict=True):
                     columns += [score[row, chosen], rank[row, chosen]]
                 last = self.text_[history[-1]] @ self.text_[chosen].T if len(history) else np.zeros(len(chosen))
                 affinity = np.asarray(self.side_[chosen] @ profiles[row]).ravel()
@@ -112,13 +118,16 @@ class FusionRanker(Recommender):
     def _side_profile(self, histories: Sequence[np.ndarray]) -> sp.csr_matrix:
         """Users x tokens: the share of each side-information token over the user's history."""
         rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
-        picks = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, np.concatenate(histories))), shape=(len(histories), len(self.item_ids)))
+        picks = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, np.concatenate(histories))), shape=(len(histories), self.side_.shape[0]))
         profile = picks @ self.side_
         return sp.diags(1 / np.maximum(np.asarray(profile.sum(axis=1)).ravel(), 1e-9)).astype(np.float32) @ profile
 
     def _prepare(self, data: TrainData) -> None:
         """The per-item state the features read: side tokens, popularity in `data`, text vectors."""
-        self.side_ = item_side_tokens(self.items, self.item_ids)
+        if self.items is None:
+            self.side_ = sp.csr_matrix((data.n_items, 0), dtype=np.float32)
+        else:
+            self.side_ = item_side_tokens(self.items, self.item_ids or [str(index) for index in range(data.n_items)])
         self.log_popularity_ = np.log1p(data.counts()).astype(np.float32)
         if data.item_vectors is None:
             raise LongtailError("the fusion ranker needs item text vectors for its recency feature (TrainData.item_vectors)")
@@ -133,7 +142,7 @@ class FusionRanker(Recommender):
         generator = np.random.default_rng(self.seed)
         users = generator.choice(users, size=min(len(users), self.config.fusion_train_users), replace=False)
         candidates, features = self._candidates_and_features([data.histories[u] for u in users])
-        labels = np.concatenate([np.isin(c, data.valid_targets[u]).astype(np.int32) for c, u in zip(candidates, users)])
+        labels = np.concatenate([np.isin(c, data.valid_targets[u]).astype(np.int32) for c, u in zip(candidates, users, strict=True)])
         groups = np.array([len(c) for c in candidates])
         # a group without the validation item among its candidates gives LambdaRank no gradient: drop it
         found = np.add.reduceat(labels, np.cumsum(groups) - groups) > 0
@@ -169,8 +178,9 @@ class FusionRanker(Recommender):
         self._boost(lists, trees, self.booster_)
         return self
 
-    def save(self, directory: str | Path) -> None:
-        """Write the booster (LightGBM's text model) and the state needed to rebuild the ranker around it."""
+    def save_booster(self, directory: str | Path) -> None:
+        """Write the booster (LightGBM's text model) and the state `restore` needs to rebuild the ranker around it,
+        without the sources: a served model folder refits its closed-form sources on its own history."""
         directory = Path(directory)
         self.booster_.save_model(directory / BOOSTER_FILE)
         state = {"sources": list(self.sources), "seed": self.seed, "trees": self.booster_.num_trees(),
@@ -178,9 +188,9 @@ class FusionRanker(Recommender):
         (directory / STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: str | Path, data: TrainData, config: RecommendConfig, items: pl.DataFrame, item_ids: list[str],
-             fitted: dict[str, Recommender]) -> Self:
-        """The ranker `save` wrote, over the catalogue `item_ids`. Sources in `fitted` are used as given (the
+    def restore(cls, directory: str | Path, data: TrainData, config: RecommendConfig, items: pl.DataFrame, item_ids: list[str],
+                fitted: dict[str, Recommender]) -> Self:
+        """The ranker `save_booster` wrote, over the catalogue `item_ids`. Sources in `fitted` are used as given (the
         sequential model is saved on its own); every other source is closed-form and is refit on `data`, which
         also gives the popularity feature, and `data.item_vectors` the text features."""
         import lightgbm
@@ -194,10 +204,36 @@ class FusionRanker(Recommender):
         ranker.training_groups_, ranker.candidate_recall_ = state["training_groups"], state["candidate_recall"]
         return ranker
 
+    def _saved_params(self) -> dict[str, Any]:
+        return {"sources": list(self.sources), "config": self.config.model_dump(), "item_ids": self.item_ids, "seed": self.seed}
+
+    def _save_state(self, directory: Path) -> None:
+        """The booster, the per-item feature arrays, the catalogue table and every source in `sources/<name>/`."""
+        super()._save_state(directory)
+        self.save_booster(directory)
+        if self.items is not None:
+            self.items.write_parquet(directory / ITEMS_FILE)
+        for name, source in self.sources.items():
+            source.save(directory / SOURCES_DIR / name)
+
+    @classmethod
+    def _load_state(cls, directory: Path, params: dict[str, Any]) -> Self:
+        import lightgbm
+
+        sources = {name: Recommender.load(directory / SOURCES_DIR / name) for name in params["sources"]}
+        items = pl.read_parquet(directory / ITEMS_FILE) if (directory / ITEMS_FILE).is_file() else None
+        config = RecommendConfig.model_validate(params["config"])
+        ranker = cls(sources, config, items, params["item_ids"], params["seed"], sources_fitted=True)
+        ranker._load_arrays(directory)
+        ranker.booster_ = lightgbm.Booster(model_file=str(directory / BOOSTER_FILE))
+        state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+        ranker.training_groups_, ranker.candidate_recall_ = state["training_groups"], state["candidate_recall"]
+        return ranker
+
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         candidates, features = self._candidates_and_features(histories)
         predicted = self.booster_.predict(features) if len(features) else np.zeros(0)
-        output = np.full((len(histories), len(self.item_ids)), -np.inf, dtype=np.float32)
+        output = np.full((len(histories), self.side_.shape[0]), -np.inf, dtype=np.float32)
         offsets = np.cumsum([0] + [len(c) for c in candidates])
         for row, chosen in enumerate(candidates):
             output[row, chosen] = predicted[offsets[row] : offsets[row + 1]]
@@ -206,4 +242,4 @@ class FusionRanker(Recommender):
     def importance(self) -> dict[str, float]:
         """Share of total split gain per feature: which signals the ranker relies on."""
         gains = self.booster_.feature_importance(importance_type="gain")
-        return {name: round(float(g / max(gains.sum(), 1e-12)), 4) for name, g in zip(self.feature_names(), gains)}
+        return {name: round(float(g / max(gains.sum(), 1e-12)), 4) for name, g in zip(self.feature_names(), gains, strict=True)}

@@ -1,0 +1,145 @@
+"""The training loop for the sequential networks: all-timestep softmax loss (full or sampled with logQ), per-sequence
+weights, early stopping on a validator, and the best epoch's weights kept."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from longtail.core.config import SequentialConfig
+from longtail.core.errors import LongtailError
+from longtail.models.base import TrainData
+from longtail.models.sequential.network import SASRecNetwork, left_pad
+
+log = logging.getLogger(__name__)
+
+
+def sampling_log_probabilities(counts: np.ndarray, exponent: float = 1.0) -> torch.Tensor:
+    """log q(i) of the sampled softmax's negative sampler: q proportional to count^exponent (1 = popularity, 0 = uniform)."""
+    weights = (np.asarray(counts, dtype=np.float64) + 1e-9) ** exponent
+    return torch.log(torch.as_tensor(weights / weights.sum(), dtype=torch.float32))
+
+
+@dataclass
+class TrainingRun:
+    """What one call of `Trainer.train` measured: one record per epoch, and the best validation score (-inf without one)."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_valid: float = -math.inf
+
+
+class Trainer:
+    """Trains a `SASRecNetwork` on behaviour histories with the optimiser and loss settings of a `SequentialConfig`."""
+
+    def __init__(self, config: SequentialConfig) -> None:
+        self.config = config
+
+    def training_windows(self, data: TrainData, learn_from: Sequence[int] | None = None) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray | None]:
+        """(inputs, targets) per history with two or more unmasked items — its newest max_len + 1 items shifted by
+        one (0 = padding, which a masked position becomes) — and those histories' loss weights.
+
+        With `learn_from`, targets at history positions before it are 0 (context only, no loss); a history with
+        no target left gives no window.
+        """
+        span = self.config.max_len + 1
+        windows, kept = [], []
+        for row, history in enumerate(data.histories):
+            window = history[-span:] + 1
+            targets = window[1:].copy()
+            if learn_from is not None:
+                # targets[j] is history item (len(history) - len(window)) + j + 1
+                targets[: max(0, learn_from[row] - (len(history) - len(window)) - 1)] = 0
+            if np.count_nonzero(history >= 0) >= 2 and targets.any():
+                windows.append((window[:-1], targets))
+                kept.append(row)
+        weights = None if data.weights is None else np.asarray(data.weights, dtype=np.float32)[kept]
+        return windows, weights
+
+    def logits(self, selected: torch.Tensor, labels: torch.Tensor, table: torch.Tensor, log_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and the column of the true item: over all items, or the positive then the sampled negatives."""
+        if self.config.loss == "ce":
+            return selected @ table[1:].T, labels - 1
+        negatives = torch.multinomial(log_q.exp(), self.config.negatives, replacement=True)
+        positive = (selected * table[labels]).sum(-1)
+        negative = selected @ table[negatives + 1].T
+        if self.config.logq:
+            # subtracting log q undoes the sampler's preference for popular items (Yi et al. 2019)
+            positive = positive - log_q[labels - 1]
+            negative = negative - log_q[negatives]
+        negative = negative.masked_fill(negatives[None, :] == (labels - 1)[:, None], float("-inf"))
+        return torch.cat([positive[:, None], negative], dim=1), torch.zeros(len(labels), dtype=torch.long)
+
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, log_q: torch.Tensor,
+             weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Softmax cross-entropy on non-padded positions only, full or sampled with logQ correction.
+
+        With per-sequence `weights` every position of a sequence carries its weight: a weighted mean.
+        """
+        positions = targets > 0
+        logits, labels = self.logits(hidden[positions], targets[positions], table, log_q)
+        if weights is None:
+            return F.cross_entropy(logits, labels)
+        position_weights = weights[:, None].expand_as(targets)[positions]
+        return (F.cross_entropy(logits, labels, reduction="none") * position_weights).sum() / position_weights.sum()
+
+    def train(self, network: SASRecNetwork, data: TrainData, validate: Callable[[], float] | None = None,
+              learn_from: Sequence[int] | None = None) -> TrainingRun:
+        """Train `network` in place with a fresh optimiser; stop early on `validate()` (higher is better) and keep the best epoch."""
+        config = self.config
+        torch.set_num_threads(config.threads)
+        generator = np.random.default_rng(data.seed)
+        optimiser = torch.optim.AdamW(network.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.98))
+        windows, window_weights = self.training_windows(data, learn_from)
+        if not windows:
+            raise LongtailError("sequential model: no history has two or more items to learn from")
+        log_q = sampling_log_probabilities(data.counts(), config.negative_exponent)
+
+        def out_of_time() -> bool:
+            return config.max_train_seconds is not None and time.perf_counter() - started > config.max_train_seconds
+
+        run, best_state, stale = TrainingRun(), None, 0
+        started = time.perf_counter()
+        for epoch in range(1, config.epochs + 1):
+            network.train()
+            order = generator.permutation(len(windows))
+            total, steps = 0.0, 0
+            for start in range(0, len(order), config.batch_size):
+                # the cap binds inside an epoch too, so runs with more training sequences get the same wall time
+                if steps and out_of_time():
+                    break
+                picked = order[start : start + config.batch_size]
+                chosen = [windows[i] for i in picked]
+                length = max(len(inputs) for inputs, _ in chosen)
+                inputs = left_pad([inputs for inputs, _ in chosen], length)
+                targets = left_pad([targets for _, targets in chosen], length)
+                table = network.items()
+                weights = None if window_weights is None else torch.from_numpy(window_weights[picked])
+                loss = self.loss(network(inputs, table), targets, table, log_q, weights)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                total += loss.item()
+                steps += 1
+            record = {"epoch": epoch, "loss": total / steps, "seconds": time.perf_counter() - started}
+            if validate is not None:
+                record["valid"] = validate()
+                if record["valid"] > run.best_valid:
+                    run.best_valid, best_state, stale = record["valid"], copy.deepcopy(network.state_dict()), 0
+                else:
+                    stale += 1
+            run.history.append(record)
+            log.info("epoch %(epoch)d loss %(loss).4f valid %(valid).4f at %(seconds).0fs", {"valid": float("nan"), **record})
+            if stale >= config.patience or (config.max_train_seconds is not None and record["seconds"] > config.max_train_seconds):
+                break
+        if best_state is not None:
+            network.load_state_dict(best_state)
+        network.eval()
+        return run
