@@ -105,12 +105,13 @@ class Traffic:
         self.users = users
         self.seed = seed
 
-    def request(self, rng: random.Random, kind: str, worker: int) -> tuple[str, str, dict[str, Any] | None]:
+    def request(self, rng: random.Random, kind: str, worker: int, session: str | None = None) -> tuple[str, str, dict[str, Any] | None]:
+        """One request of a kind; an event carries `session` as its session id (the retry check finds it by that)."""
         if kind == "search":
             return "POST", "/search", {"query": " ".join(rng.sample(self.words, rng.randint(1, 2))), "k": 10}
         if kind == "recommend":
             return "GET", f"/users/{rng.choice(self.users)}/recommendations?k=10", None
-        event = {"user_id": f"bench-w{worker}", "item_id": rng.choice(self.item_ids), "event_type": rng.choice(["view", "click", "add_to_cart"])}
+        event = {"user_id": f"bench-w{worker}", "item_id": rng.choice(self.item_ids), "event_type": rng.choice(["view", "click", "add_to_cart"]), "session_id": session}
         return "POST", "/events", {"events": [event]}
 
 
@@ -123,11 +124,15 @@ def run_load(
     max_seconds: float,
     mix: tuple[tuple[str, float], ...],
     stop: threading.Event | None = None,
+    idempotent: bool = False,
 ) -> dict[str, Any]:
-    """Workers send requests until the count or time bound; collect latencies, errors and acknowledged event ids."""
+    """Workers send requests until the count or time bound; collect latencies, errors and acknowledged event ids.
+    With `idempotent`, each event request carries a unique Idempotency-Key (also its event's session id), and
+    requests that got no answer are kept to be retried."""
     latencies: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
     acknowledged: list[tuple[int, str]] = []
+    unanswered: list[tuple[str, dict[str, Any]]] = []
     lock = threading.Lock()
     budget = iter(range(max_requests))
     deadline = time.perf_counter() + max_seconds
@@ -135,19 +140,25 @@ def run_load(
 
     def worker(index: int) -> None:
         rng = random.Random(traffic.seed * 1000 + index)
+        sent = 0
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
             while time.perf_counter() < deadline and not (stop and stop.is_set()):
                 with lock:
                     if next(budget, None) is None:
                         return
                 kind = rng.choices(kinds, weights)[0]
-                method, path, body = traffic.request(rng, kind, index)
+                sent += 1
+                once = f"retry-w{index}-{sent}" if idempotent and kind == "event" else None
+                method, path, body = traffic.request(rng, kind, index, once)
                 started = time.perf_counter()
                 try:
-                    response = http.request(method, path, json=body)
+                    response = http.request(method, path, json=body, headers={"Idempotency-Key": once} if once else None)
                     ok = response.status_code < 400
                 except httpx.TransportError:
                     response, ok = None, False
+                    if once is not None and body is not None:
+                        with lock:
+                            unanswered.append((once, body))
                 elapsed = time.perf_counter() - started
                 with lock:
                     if ok:
@@ -183,7 +194,14 @@ def run_load(
         "error_rate": round(failed / max(done + failed, 1), 4),
         "by_kind": per_kind,
         "_acknowledged": acknowledged,
+        "_unanswered": unanswered,
     }
+
+
+def retried_copies(store: SqliteEventStore) -> dict[str, int]:
+    """How many stored events carry each fault-phase request's key (its session id): 1 each when nothing duplicated."""
+    rows = store._read("SELECT session_id, COUNT(*) FROM events WHERE session_id LIKE 'retry-w%' GROUP BY session_id")
+    return {session: int(copies) for session, copies in rows}
 
 
 def main() -> int:
@@ -223,6 +241,7 @@ def main() -> int:
         for concurrency in args.concurrency:
             result = run_load(server.url, key, traffic, concurrency, args.max_requests, args.max_seconds, MIX)
             acknowledged.extend(result.pop("_acknowledged"))
+            result.pop("_unanswered")  # no fault here: nothing to retry
             levels.append(result)
             print(f"concurrency {concurrency}: {result['throughput_rps']} req/s, errors {result['error_rate']:.2%}, "
                   + ", ".join(f"{k} p50 {v['p50_ms']} ms p99 {v['p99_ms']} ms" for k, v in result["by_kind"].items()), flush=True)
@@ -232,7 +251,9 @@ def main() -> int:
         holder: dict[str, Any] = {}
         fault_mix = (("event", 0.8), ("search", 0.2))
         loader = threading.Thread(
-            target=lambda: holder.update(run_load(server.url, key, traffic, max(args.concurrency), 10**9, args.fault_seconds + 30, fault_mix, stop))
+            target=lambda: holder.update(
+                run_load(server.url, key, traffic, max(args.concurrency), 10**9, args.fault_seconds + 30, fault_mix, stop, idempotent=True)
+            )
         )
         loader.start()
         time.sleep(args.fault_seconds)
@@ -243,8 +264,21 @@ def main() -> int:
         fault_acknowledged = holder.pop("_acknowledged")
         acknowledged.extend(fault_acknowledged)
 
+        unanswered = holder.pop("_unanswered")
+
         restart_seconds = server.start()
         with SqliteEventStore(work / "longtail.db") as store:
+            before_retry = retried_copies(store)
+        # Clients retry every event request that got no answer, with the same Idempotency-Key and body.
+        retry_statuses: dict[str, int] = defaultdict(int)
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+            for once, body in unanswered:
+                response = http.post("/events", json=body, headers={"Idempotency-Key": once})
+                retry_statuses["replayed" if response.headers.get("Idempotent-Replayed") else str(response.status_code)] += 1
+                if response.status_code < 400:
+                    acknowledged.extend((event_id, body["events"][0]["user_id"]) for event_id in response.json()["ids"])
+        with SqliteEventStore(work / "longtail.db") as store:
+            after_retry = retried_copies(store)
             present = store.event_ids()
         lost = sorted(event_id for event_id, _ in acknowledged if event_id not in present)
         # And through the API: each worker's user has at least as many events as were acknowledged to it.
@@ -286,6 +320,11 @@ def main() -> int:
                 "acknowledged_events_lost": len(lost),
                 "users_short_of_acknowledged_events": len(short),
                 "restart_seconds": round(restart_seconds, 2),
+                "requests_unanswered_at_the_kill": len(unanswered),
+                "unanswered_but_stored_before_retry": sum(1 for once, _ in unanswered if before_retry.get(once, 0) > 0),
+                "retries": dict(retry_statuses),
+                "duplicates_after_retry": sum(1 for copies in after_retry.values() if copies > 1),
+                "unanswered_missing_after_retry": sum(1 for once, _ in unanswered if after_retry.get(once, 0) == 0),
             },
         }
         out = args.out or RESULTS / ("serving-model.json" if args.model_backed else "serving.json")
@@ -293,7 +332,8 @@ def main() -> int:
         out.write_text(json.dumps(report, indent=2) + "\n")
         print(json.dumps(report["kill_9"], indent=2))
         print(f"wrote {out}")
-        return 0 if not lost and not short else 1
+        duplicates = report["kill_9"]["duplicates_after_retry"]
+        return 0 if not lost and not short and not duplicates else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from longtail.cli import data, demo, recommend, search, search_eval, serve
+from longtail.cli import data, demo, maintenance, recommend, search, search_eval, serve
 from longtail.cli.errors import LongtailGroup
 
 app = typer.Typer(cls=LongtailGroup, help="Longtail: e-commerce search and recommendation that serves the long tail.", no_args_is_help=True)
@@ -14,6 +14,7 @@ app.add_typer(search.commands)
 app.add_typer(search_eval.commands)
 app.add_typer(recommend.commands)
 app.add_typer(serve.commands)
+app.add_typer(maintenance.commands)
 app.add_typer(demo.commands)
 
 __all__ = ["app"]

@@ -13,6 +13,7 @@ from rich.table import Table
 from longtail.cli.inputs import load_catalogue, read_canonical
 from longtail.cli.options import BundledDatasetOption, DatasetsRootOption, ItemsFileOption
 from longtail.cli.terminal import console, shorten_label
+from longtail.core.artifacts import atomic_folder
 from longtail.core.config import load_config
 from longtail.core.errors import LongtailError, UnknownIdError
 from longtail.data.schema import EVENTS
@@ -43,7 +44,9 @@ def build_index(out: Path, items: Path | None, events: Path | None, dataset: str
     settings = load_config(config)
     item_table, event_table = load_catalogue(items, events, dataset, datasets_root, settings)
     console.print(f"indexing {item_table.height:,} items with encoder [bold]{settings.encode.encoder}[/]")
-    engine = SearchEngine.build(item_table, settings, events=event_table, directory=out, show_progress=True)
+    # Built beside `out` and swapped in whole: a server (re)starting meanwhile, or a build killed halfway, sees the old index.
+    with atomic_folder(out) as staging:
+        engine = SearchEngine.build(item_table, settings, events=event_table, directory=staging, show_progress=True)
     return IndexSummary(out, len(engine.lexical), engine.dense.kind, engine.recent["user_id"].n_unique())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from longtail.core.artifacts import MANIFEST_FILE, update_manifest, verify_manifest, write_manifest
 from longtail.core.config import CONFIG_FILENAME, LongtailConfig, load_config, save_config
 from longtail.core.errors import LongtailError
 from longtail.encode.encoder import TextEncoder, encode_queries
@@ -23,6 +25,7 @@ from longtail.search.fusion import reciprocal_rank_fusion
 from longtail.search.learned import LearnedRanker
 from longtail.search.lexical import LexicalIndex
 
+log = logging.getLogger(__name__)
 Mode = Literal["hybrid", "lexical", "dense"]
 ITEMS_FILE = "items.parquet"
 VECTORS_FILE = "vectors.npy"
@@ -141,6 +144,7 @@ class SearchEngine:
         self.dense.save(directory)
         self.recent.write_parquet(directory / RECENT_FILE)
         save_config(self.config, directory)
+        write_manifest(directory)  # last: it records the BM25 files `build` wrote too
 
     @classmethod
     def open(cls, directory: str | Path, encoder: TextEncoder | None = None, lexical_copy: str | Path | None = None) -> SearchEngine:
@@ -149,6 +153,8 @@ class SearchEngine:
         directory = Path(directory)
         if not (directory / CONFIG_FILENAME).is_file() or not (directory / ITEMS_FILE).is_file():
             raise LongtailError(f"{directory}: not a search index; build one with `longtail index`")
+        if not verify_manifest(directory):
+            log.warning("%s: no %s (built before manifests); its files cannot be checked, rebuild it to have them checked", directory, MANIFEST_FILE)
         config = load_config(directory / CONFIG_FILENAME)
         vectors = np.load(directory / VECTORS_FILE)
         lexical_dir = directory / LEXICAL_DIR
@@ -254,6 +260,7 @@ class SearchEngine:
             temporary = self.directory / f"{RECENT_FILE}.tmp"
             kept.write_parquet(temporary)
             temporary.replace(self.directory / RECENT_FILE)
+            update_manifest(self.directory, [RECENT_FILE])
         return removed
 
     def profile_vector(self, user_id: str | None = None, item_ids: list[str] | None = None) -> np.ndarray | None:

@@ -12,7 +12,7 @@ import polars as pl
 from pydantic import ValidationError
 
 from longtail.core.config import CONFIG_FILENAME, LongtailConfig
-from longtail.core.errors import EventValidationError, InputDataError
+from longtail.core.errors import EventValidationError, InputDataError, LongtailError
 from longtail.data.loaders import INVALID_FIELDS, load_table
 from longtail.data.schema import EVENTS, ITEMS
 from longtail.search.engine import ITEMS_FILE, SearchEngine
@@ -39,6 +39,7 @@ class Served:
     seeded_events: int
     skipped_events: int
     workdir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+    data_dir: Path | None = None  # the served folder, whose report files an erasure scrubs
 
     def close(self) -> None:
         """Close the store and remove the working copy of the BM25 index."""
@@ -89,6 +90,17 @@ def find_index(data_dir: Path) -> Path | None:
     return folder if (folder / CONFIG_FILENAME).is_file() and (folder / ITEMS_FILE).is_file() else None
 
 
+def open_index(index_dir: Path, lexical_copy: Path) -> SearchEngine:
+    """Open a search index whose files match its manifest; a damaged file is an error naming it, never a traceback."""
+    try:
+        return SearchEngine.open(index_dir, lexical_copy=lexical_copy)
+    except LongtailError:
+        raise
+    # What numpy, polars, faiss and tantivy raise on a file the manifest could not vouch for (an index built before manifests).
+    except (OSError, ValueError, RuntimeError, pl.exceptions.PolarsError) as error:
+        raise InputDataError(index_dir, f"cannot load the search index ({type(error).__name__}: {error}); rebuild it with `longtail index`") from None
+
+
 def open_served(data_dir: str | Path, config: LongtailConfig, index_dir: str | Path | None = None) -> Served:
     """Load the catalogue (file items overlaid with posted items), open and seed the store, and build the services:
     model-backed over a search index (`index_dir`, else DIR/index when built), the model-free defaults otherwise."""
@@ -104,16 +116,16 @@ def open_served(data_dir: str | Path, config: LongtailConfig, index_dir: str | P
     seeded, skipped = seed_store(store, events_path, config) if events_path is not None else (0, 0)
     defaults = DefaultServices(store, catalogue, config.serve.popularity_refresh_seconds)
     if index_dir is None:
-        return Served(config, store, defaults, seeded, skipped)
+        return Served(config, store, defaults, seeded, skipped, data_dir=data_dir)
     from longtail.serve.model_services import ModelServices
 
     # Items posted later are added to a private copy of the BM25 index; the index folder stays as built.
     workdir = tempfile.TemporaryDirectory(prefix="longtail-serve-")
     try:
-        engine = SearchEngine.open(index_dir, lexical_copy=Path(workdir.name) / "lexical")
+        engine = open_index(Path(index_dir), Path(workdir.name) / "lexical")
         services = ModelServices(engine, store, defaults, config)
     except BaseException:
         workdir.cleanup()
         store.close()
         raise
-    return Served(config, store, services, seeded, skipped, workdir)
+    return Served(config, store, services, seeded, skipped, workdir, data_dir)
