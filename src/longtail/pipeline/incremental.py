@@ -29,9 +29,10 @@ from longtail.evaluate.significance import paired_bootstrap
 from longtail.models.base import Recommender, TrainData, make_recommender
 from longtail.models.fusion import BOOSTER_FILE, DEFAULT_SOURCES, FusionRanker
 from longtail.models.sequential import SASRec
+from longtail.models.sequential.model import WEIGHTS_FILE
 
 log = logging.getLogger(__name__)
-MODEL_FILE = "model.pt"
+MODEL_FILE = WEIGHTS_FILE  # the sequential model's weights: their presence marks a trained folder
 ITEMS_FILE = "items.json"
 HISTORY_FILE = "history.parquet"
 DECISION_FILE = "update.json"
