@@ -107,6 +107,7 @@ class ServeConfig(_Section):
     rate_limit_burst: int = Field(200, ge=1, description="requests a key may make at once before being limited")
     max_results: int = Field(100, ge=1, description="largest k a search or recommendation may ask for")
     popularity_refresh_seconds: float = Field(10.0, ge=0, description="how stale the default popularity ranking may get")
+    model_reload_seconds: float = Field(2.0, ge=0, description="how often a served model folder is checked for a new version; 0: never")
 
 
 class EncodeConfig(_Section):

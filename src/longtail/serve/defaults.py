@@ -185,6 +185,10 @@ class DefaultServices:
     def observe(self, events: Sequence[StoredEvent]) -> None:
         """Nothing to do: profiles and recommendations read the store, so committed events count at once."""
 
+    def model_version(self) -> str | None:
+        """None: no model folder is served."""
+        return None
+
     def forget_user(self, user_id: str) -> None:
         """Nothing to do: this service keeps no per-user state outside the store."""
 

@@ -186,6 +186,10 @@ class ModelServices:
                     live.profile = update(live.profile, event, items.get(event.item_id) if event.item_id else None, self.settings)
                     live.last_event_id = max(live.last_event_id, event.id or 0)
 
+    def model_version(self) -> str | None:
+        """None: no model folder is served."""
+        return None
+
     def forget_user(self, user_id: str) -> None:
         """Drop the user's live profile and their recent items in the index (memory and folder)."""
         with self._lock:

@@ -81,6 +81,7 @@ class Recommendations(_Model):
     user_id: str
     items: list[ItemHit]
     source: str
+    model: str | None = Field(None, description="the version of the model folder that answered (serving a model folder)")
 
 
 class SimilarItems(_Model):
@@ -89,6 +90,7 @@ class SimilarItems(_Model):
     item_id: str
     items: list[ItemHit]
     source: str
+    model: str | None = Field(None, description="the version of the model folder that answered (serving a model folder)")
 
 
 EventOut = spec_model("EventOut", Event, "A stored event as the API returns it.", posted=False,
@@ -217,3 +219,4 @@ class Health(_Model):
     status: str
     store: str
     events: int
+    model: str | None = Field(None, description="the version of the model folder being served, if any")

@@ -1,0 +1,106 @@
+"""The model folder `longtail train` writes: it loads to the very models that were evaluated, and refuses files that could run code."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from longtail.core.config import LongtailConfig, RecommendConfig, SequentialConfig
+from longtail.data.adapters import load_dataset
+from longtail.encode.item_text import texts_for
+from longtail.models.fusion import FusionRanker
+from longtail.pipeline.incremental import train_model_folder
+from longtail.pipeline.model_folder import (
+    EVALUATION_FILE,
+    FOLDER_FILE,
+    ModelFolderError,
+    evaluate_folder,
+    folder_split,
+    load_model_folder,
+    sample_test_users,
+)
+
+TINY = SequentialConfig(hidden=16, blocks=1, heads=1, max_len=20, dropout=0.2, epochs=3, patience=2, lr=3e-3, threads=1)
+RANKED = LongtailConfig(recommend=RecommendConfig(sequential=TINY, fusion_candidates=20, fusion_trees=20, bootstrap_samples=50))
+
+
+def hashed_encoder(items: pl.DataFrame):
+    """Item text as a hashed bag of words: real text vectors without loading a transformer."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    hashing = HashingVectorizer(n_features=128, alternate_sign=False)
+    return lambda item_ids: hashing.transform(texts_for(item_ids, items)).toarray().astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, datasets_root):
+    """A fusion model folder trained on 300 real Scientific users (their items only), evaluated on 150 of them."""
+    data = load_dataset("scientific", datasets_root)
+    users = data.events["user_id"].unique().sort().head(300)
+    events = data.events.filter(pl.col("user_id").is_in(users.implode()))
+    items = data.items.filter(pl.col("item_id").is_in(events["item_id"].implode()))
+    target = tmp_path_factory.mktemp("folder") / "model"
+    train_model_folder(items, events, RANKED, target, hashed_encoder(items), fusion=True, evaluation_users=150)
+    return target
+
+
+def test_the_loaded_folder_scores_exactly_as_it_was_evaluated(folder) -> None:
+    loaded = load_model_folder(folder)
+    assert isinstance(loaded.recommender, FusionRanker) and loaded.name == "fusion"
+    assert loaded.sequential is loaded.recommender.sources["sasrec"]  # one network, not two copies
+    split = folder_split(folder)
+    users = sample_test_users(split, 150, RANKED.seed)
+    again = evaluate_folder(loaded, split, users)
+    recorded = loaded.evaluation
+    assert recorded is not None and recorded["users"] == 150
+    assert again.metrics["NDCG@10"] == pytest.approx(recorded["metrics"]["NDCG@10"], abs=1e-9)
+    assert again.metrics["HR@10"] == pytest.approx(recorded["metrics"]["HR@10"], abs=1e-9)
+    histories = split.histories("test")[:5]
+    top, scores = loaded.recommend(histories, 10)
+    assert top.shape == (5, 10) and np.all(np.diff(scores, axis=1) <= 0)
+    assert not any(set(row) & set(history) for row, history in zip(top.tolist(), histories))
+
+
+def test_cold_fallback_is_the_folder_popularity(folder) -> None:
+    loaded = load_model_folder(folder)
+    top, counts = loaded.popular(5, np.array([], dtype=np.int64))
+    assert counts.tolist() == sorted(loaded.popularity.counts_.tolist(), reverse=True)[:5]
+    excluded, excluded_counts = loaded.popular(5, top[:2])
+    rest = np.delete(loaded.popularity.counts_, top[:2])
+    assert not set(excluded.tolist()) & set(top[:2].tolist())
+    assert excluded_counts.tolist() == sorted(rest.tolist(), reverse=True)[:5]
+
+
+@pytest.mark.parametrize(("name", "payload"), [
+    ("weights.pkl", pickle.dumps({"a": 1})),
+    ("innocent.json", pickle.dumps([1, 2, 3])),
+    ("model.safetensors.bak", b"not a model"),
+])
+def test_a_folder_with_a_pickle_or_an_unexpected_file_is_refused(folder, tmp_path, name, payload) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(folder, copy)
+    (copy / "fusion" / name).write_bytes(payload)
+    with pytest.raises(ModelFolderError, match=name.replace(".", r"\.")):
+        load_model_folder(copy)
+
+
+def test_a_torch_save_file_is_refused_even_under_an_allowed_name(folder, tmp_path) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(folder, copy)
+    torch.save({"state": torch.zeros(2)}, copy / "model.safetensors")
+    with pytest.raises(ModelFolderError, match="pickle or zip"):
+        load_model_folder(copy)
+
+
+def test_a_folder_without_its_manifest_is_not_a_model_folder(folder, tmp_path) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(folder, copy)
+    (copy / FOLDER_FILE).unlink()
+    with pytest.raises(ModelFolderError, match="not a model folder"):
+        load_model_folder(copy)
+    assert (folder / EVALUATION_FILE).is_file()
