@@ -37,7 +37,24 @@ def evaluate_recommenders(out: Path, models: list[str], dataset: str | None, ite
                                advance=lambda step: bar.update(task, advance=1, description=step))
 
 
-def print_evaluation(runs: list[dict[str, Any]], out: Path) -> None:
+def evaluate_model_folder(directory: Path, users: int | None, out: Path) -> dict[str, Any]:
+    """Score a model folder's served recommender on its own split's test items (`users` random users; the seed is the
+    folder's), as `longtail replay` does offline; the record, also written to out/evaluation.json."""
+    from longtail.core.artifacts import save_json
+    from longtail.pipeline.model_folder import evaluate_folder, evaluation_record, folder_split, load_model_folder, sample_test_users
+
+    folder = load_model_folder(directory)
+    split = folder_split(directory)
+    chosen = sample_test_users(split, users, folder.config.seed)
+    with console.status(f"scoring {len(chosen):,} users with {folder.name} ({folder.version})"):
+        record = {**evaluation_record(evaluate_folder(folder, split, chosen), folder.name, len(chosen)), "version": folder.version,
+                  "folder": str(directory)}
+    out.mkdir(parents=True, exist_ok=True)
+    save_json(out / "evaluation.json", record)
+    return record
+
+
+def evaluation_table(runs: list[dict[str, Any]]) -> Table:
     """Overall and tail metrics per model, with coverage and training time."""
     table = Table(title=f"Test metrics ({runs[0]['protocol']}, full ranking)")
     for column in ("model", "HR@10", "NDCG@10", "MRR", "tail HR@10", "tail NDCG@10", "coverage@10", "train s"):
@@ -47,14 +64,19 @@ def print_evaluation(runs: list[dict[str, Any]], out: Path) -> None:
         metrics = run["metrics"]
         table.add_row(run["model"], f"{metrics['HR@10']:.4f}", f"{metrics['NDCG@10']:.4f}", f"{metrics['MRR']:.4f}",
                       f"{tail['HR@10']:.4f}", f"{tail['NDCG@10']:.4f}", f"{metrics['coverage@10']:.3f}", f"{run['train_seconds']:.1f}")
-    console.print(table)
+    return table
+
+
+def print_evaluation(runs: list[dict[str, Any]], out: Path) -> None:
+    """The metrics table and where the reports are."""
+    console.print(evaluation_table(runs))
     console.print(f"Report: [bold]{out / 'report.html'}[/]  JSON: {out / 'report.json'}")
 
 
 @commands.command()
 def evaluate(
     out: Annotated[Path, typer.Option(help="output directory for report.html, report.json and config.yaml")],
-    model: Annotated[list[str], typer.Option(help="recommender to evaluate (repeat the option): popularity, itemknn, als, ease, content, sasrec")] = DEFAULT_MODELS,
+    model: Annotated[list[str], typer.Option(help="recommender to evaluate (repeat the option): popularity, itemknn, als, ease, content, sasrec; or a model folder from `longtail train`, re-scored as it is served")] = DEFAULT_MODELS,
     dataset: BundledDatasetOption = None,
     items: ItemsFileOption = None,
     events: EventsFileOption = None,
@@ -63,7 +85,15 @@ def evaluate(
     config: ConfigOption = None,
     datasets_root: DatasetsRootOption = None,
 ) -> None:
-    """Fit recommenders and evaluate them with full-ranking metrics, segments and bootstrap intervals."""
+    """Fit recommenders and evaluate them with full-ranking metrics, segments and bootstrap intervals (or re-score a model folder)."""
+    folders = [Path(name) for name in model if Path(name).is_dir()]
+    if folders:
+        if len(folders) != len(model) or len(folders) > 1:
+            raise LongtailError("give one model folder to re-score, or recommender names to fit; not both")
+        record = evaluate_model_folder(folders[0], max_users, out)
+        console.print(evaluation_table([{**record, "train_seconds": 0.0}]))
+        console.print(f"{record['users']:,} users, model version {record['version']}. JSON: {out / 'evaluation.json'}")
+        return
     print_evaluation(evaluate_recommenders(out, model, dataset, items, events, protocol, max_users, config, datasets_root), out)
 
 
