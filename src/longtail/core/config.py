@@ -287,10 +287,6 @@ class ProfileConfig(_Section):
         60.0, gt=0, description="a cached profile is rebuilt from the store after this long, so events and erasures made through other server processes reach it"
     )
     short_term_weight: float = Field(0.5, ge=0, le=1, description="share of the session vector in the blend with the long-term one")
-    history_prior_events: float = Field(
-        5.0, gt=0, description="a user with this many events is recommended half by their profile, half by popularity"
-    )
-    candidates: int = Field(200, ge=1, description="items taken by profile similarity and by popularity before they are mixed")
 
     @field_validator("event_weights")
     @classmethod
