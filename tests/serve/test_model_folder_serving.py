@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -13,9 +14,10 @@ import polars as pl
 import pytest
 from conftest import LiveServer, make_keys
 
-from longtail.core.config import LongtailConfig, RecommendConfig, SequentialConfig
+from longtail.core.config import IntentConfig, LongtailConfig, RecommendConfig, SequentialConfig
 from longtail.data.adapters import load_dataset
 from longtail.encode.item_text import texts_for
+from longtail.models.intent import INTENTS, IntentModel, intent_table
 from longtail.pipeline.incremental import train_model_folder
 from longtail.pipeline.model_folder import HISTORY_FILE, evaluate_folder, folder_split, load_model_folder, sample_test_users, write_model_folder
 from longtail.pipeline.replay import replay
@@ -42,7 +44,8 @@ def model_dir(tmp_path_factory, datasets_root) -> Path:
     events = data.events.filter(pl.col("user_id").is_in(users.implode()))
     items = data.items.filter(pl.col("item_id").is_in(events["item_id"].implode()))
     target = tmp_path_factory.mktemp("served") / "model"
-    train_model_folder(items, events, RANKED, target, _hashed_encoder(items), fusion=True, evaluation_users=40)
+    intent = IntentModel(IntentConfig(trees=20, min_child_samples=5)).fit(intent_table(items, events, IntentConfig())).save(target.parent / "intent_model.json")
+    train_model_folder(items, events, RANKED, target, _hashed_encoder(items), fusion=True, evaluation_users=40, intent=intent)
     items.write_parquet(target.parent / "items.parquet")  # the served directory: the catalogue, no events
     return target
 
@@ -109,6 +112,21 @@ def test_replay_through_the_api_scores_as_the_offline_evaluation_of_the_same_use
     assert replayed["users"] == 25 and replayed["sources"] == {"model:fusion": 25}
     assert replayed["metrics"]["NDCG@10"] == pytest.approx(offline.metrics["NDCG@10"], abs=1e-9)
     assert replayed["metrics"]["HR@10"] == pytest.approx(offline.metrics["HR@10"], abs=1e-9)
+
+
+def test_the_profile_shows_the_intent_models_prediction_for_the_next_event(server, model_dir) -> None:
+    client, folder_dir = server
+    folder = load_model_folder(folder_dir)
+    assert folder.intent is not None
+    items = pl.read_parquet(model_dir.parent / "items.parquet")
+    picks = folder.item_ids[:3]
+    events = [{"user_id": "shopper", "item_id": item, "event_type": "view", "timestamp": f"2021-03-0{day + 1}T10:00:00+00:00"} for day, item in enumerate(picks)]
+    assert client.post("/events", json={"events": events}).status_code == 201
+    prediction = client.get("/users/shopper/profile").json()["intent_prediction"]
+    assert set(prediction) == set(INTENTS) and sum(prediction.values()) == pytest.approx(1.0, abs=1e-3)
+    stored = pl.DataFrame(events).with_columns(pl.col("timestamp").str.to_datetime(time_zone="UTC").dt.cast_time_unit("us"))
+    offline = folder.intent.predict_next(items.select("item_id", "category", "brand"), stored, folder.counts_by_id, datetime.now(UTC))
+    assert prediction == pytest.approx(offline, abs=2e-3)  # the time of the next event moves between the two calls
 
 
 def test_a_swapped_folder_is_served_without_a_failed_request(server) -> None:

@@ -159,7 +159,7 @@ class TrainSummary:
 
 def train_folder(out: Path, dataset: str | None, items: Path | None, events: Path | None, hold_back: int, held_back_out: Path | None,
                  fusion: bool, config: Path | None, datasets_root: Path | None, evaluation_users: int | None = None,
-                 index: Path | None = None) -> TrainSummary:
+                 index: Path | None = None, intent: Path | None = None) -> TrainSummary:
     """Train the sequential model (and the fusion ranker) into a model folder, first holding back each user's newest events;
     the folder also holds the evaluation of what it serves (and a copy of `index`, for search)."""
     from longtail.pipeline.incremental import hold_back as split_newest
@@ -178,7 +178,8 @@ def train_folder(out: Path, dataset: str | None, items: Path | None, events: Pat
         held_rows = held.height
         console.print(f"held back {held_rows:,} events -> {held_back_out}")
     with console.status("training the sequential model" + (" and the fusion ranker" if fusion else "")):
-        model = train_model_folder(item_table, event_table, settings, out, fusion=fusion, evaluation_users=evaluation_users, index=index)
+        model = train_model_folder(item_table, event_table, settings, out, fusion=fusion, evaluation_users=evaluation_users, index=index,
+                                   intent=intent)
     return TrainSummary(out, model.n_items_, len(model.history_), model.best_valid_, fusion, held_rows)
 
 
@@ -193,12 +194,14 @@ def train(
     fusion: Annotated[bool, typer.Option(help="also train the fusion ranker over SASRec, EASE, item kNN, content and popularity")] = False,
     evaluation_users: Annotated[int | None, typer.Option(help="evaluate what the folder serves on this many random users' test items (default: all)")] = None,
     index: Annotated[Path | None, typer.Option(help="a search index from `longtail index`, copied into the folder so it serves search too")] = None,
+    intent_model: Annotated[Path | None, typer.Option(help="an intent_model.json from `longtail intent`, copied in: served profiles show its prediction")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config (recommend.sequential); defaults when omitted")] = None,
     datasets_root: DatasetsRootOption = None,
 ) -> None:
     """Train the sequential (SASRec) model, and with --fusion the fusion ranker, into the folder `longtail serve --model` serves
     and `longtail update` warm-starts; what it serves is evaluated on each user's last item and the result kept with it."""
-    summary = train_folder(out, dataset, items, events, hold_back, held_back_out, fusion, config, datasets_root, evaluation_users, index)
+    summary = train_folder(out, dataset, items, events, hold_back, held_back_out, fusion, config, datasets_root, evaluation_users, index,
+                           intent_model)
     console.print(f"model folder: [bold]{summary.out}[/]  ({summary.items:,} items, {summary.epochs} epochs, validation NDCG@10 {summary.best_valid_ndcg:.4f}"
                   + (", with the fusion ranker)" if summary.fusion else ")"))
 

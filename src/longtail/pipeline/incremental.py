@@ -33,6 +33,7 @@ from longtail.models.sequential.model import WEIGHTS_FILE
 from longtail.pipeline.model_folder import (
     HISTORY_FILE,
     INDEX_DIR,
+    INTENT_FILE,
     ITEMS_FILE,
     ModelFolder,
     evaluate_folder,
@@ -91,7 +92,7 @@ def _vectors(encode: ItemEncoder, item_ids: list[str], text_init: bool, fusion: 
 
 def train_model_folder(items: pl.DataFrame, events: pl.DataFrame, config: LongtailConfig, out_dir: str | Path,
                        encode: ItemEncoder | None = None, fusion: bool = False, evaluation_users: int | None = None,
-                       index: str | Path | None = None) -> SASRec:
+                       index: str | Path | None = None, intent: str | Path | None = None) -> SASRec:
     """Fit SASRec on the events (each user's last two interactions pick the epoch), evaluate it, and write a model folder.
 
     Item text vectors come from `encode`, else from the encoder `config.encode` selects.
@@ -100,7 +101,8 @@ def train_model_folder(items: pl.DataFrame, events: pl.DataFrame, config: Longta
     on the same training part, its LambdaRank booster on each user's validation item with SASRec as one source; it is
     then the folder's served recommender. What is served (behind the long-tail knob) is scored on each user's test
     item (`evaluation_users` random users; all when None) and the result saved with it as the evaluation it was
-    accepted with. `index` (a search index folder) is copied in, so the folder serves search too.
+    accepted with. `index` (a search index folder) and `intent` (an `intent_model.json` from `longtail intent`) are
+    copied in, so the folder serves search and the profile's intent prediction too.
     """
     split = leave_one_out(items, events)
     vectors = _vectors(encode or catalogue_encoder(items, config.encode), split.item_ids, config.recommend.sequential.text_init != "none", fusion)
@@ -115,7 +117,7 @@ def train_model_folder(items: pl.DataFrame, events: pl.DataFrame, config: Longta
     served = ModelFolder(Path(out_dir), "", config, split.item_ids, ranker or model, model, popularity, None)
     users = sample_test_users(split, evaluation_users, config.seed)
     evaluation = evaluation_record(evaluate_folder(served, split, users), served.name, len(users))
-    write_model_folder(out_dir, model, split.item_ids, _interactions(events), config, popularity, ranker, vectors, evaluation, index)
+    write_model_folder(out_dir, model, split.item_ids, _interactions(events), config, popularity, ranker, vectors, evaluation, index, intent)
     return model
 
 
@@ -264,8 +266,9 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
         seen = pl.concat([history, _interactions(new_events)])
         popularity = fit_popularity(TrainData(len(item_ids), user_sequences(item_ids, seen)[1]))
         index = directory / INDEX_DIR if (directory / INDEX_DIR).is_dir() else None
+        intent = directory / INTENT_FILE if (directory / INTENT_FILE).is_file() else None
         # The guard's decision is the evaluation the updated models were accepted with.
-        write_model_folder(directory, candidate, item_ids, seen, config, popularity, ranker, vectors, decision, index,
+        write_model_folder(directory, candidate, item_ids, seen, config, popularity, ranker, vectors, decision, index, intent,
                            carry=(DECISION_FILE, DECISION_LOG))
     save_json(directory / DECISION_FILE, decision)
     with (directory / DECISION_LOG).open("a", encoding="utf-8") as journal:

@@ -5,7 +5,7 @@ the top (`model.safetensors`, `sequential.json`, `recommender.json`; what `longt
 ranker with every candidate source it was fitted with (`fusion/`), the popularity the cold-user fallback ranks by
 (`popularity/`), the items' text vectors (`item_vectors.safetensors`), the catalogue (`items.json`), the events seen
 (`history.parquet`), the config, the evaluation it was accepted with (`evaluation.json`), optionally a search index
-(`index/`) and `folder.json` (its version). Loading refuses any file that is a pickle or of an unexpected type, so a
+(`index/`) and the behaviour-intent model (`intent.json`), and `folder.json` (its version). Loading refuses any file that is a pickle or of an unexpected type, so a
 folder from elsewhere cannot run code. `ModelFolder.score` is the one scorer: the evaluation and the API call it.
 """
 
@@ -29,6 +29,7 @@ from longtail.data.splits import Split, leave_one_out
 from longtail.evaluate.harness import Evaluation, evaluate_split
 from longtail.models.base import Recommender, TrainData, mask_history, top_k
 from longtail.models.fusion import FusionRanker
+from longtail.models.intent import IntentModel
 from longtail.models.popularity import Popularity
 from longtail.models.sequential import SASRec
 from longtail.recommend.longtail import LongTailReranker
@@ -38,6 +39,7 @@ ITEMS_FILE = "items.json"
 HISTORY_FILE = "history.parquet"
 VECTORS_FILE = "item_vectors.safetensors"
 EVALUATION_FILE = "evaluation.json"
+INTENT_FILE = "intent.json"
 FUSION_DIR = "fusion"
 POPULARITY_DIR = "popularity"
 INDEX_DIR = "index"
@@ -76,7 +78,7 @@ def verify_folder(directory: str | Path) -> None:
 def write_model_folder(directory: str | Path, sequential: SASRec, item_ids: list[str], history: pl.DataFrame, config: LongtailConfig,
                        popularity: Popularity, ranker: FusionRanker | None = None, vectors: np.ndarray | None = None,
                        evaluation: dict[str, Any] | None = None, index: str | Path | None = None,
-                       carry: Sequence[str] = ()) -> str:
+                       intent: str | Path | None = None, carry: Sequence[str] = ()) -> str:
     """Write every part into a staging folder and swap it in whole (a reader never sees half); the new version id."""
     from safetensors.numpy import save_file
 
@@ -91,6 +93,8 @@ def write_model_folder(directory: str | Path, sequential: SASRec, item_ids: list
             save_file({"text": np.ascontiguousarray(vectors, dtype=np.float32)}, staging / VECTORS_FILE)
         if index is not None:
             shutil.copytree(index, staging / INDEX_DIR)
+        if intent is not None:
+            shutil.copyfile(intent, staging / INTENT_FILE)
         save_json(staging / ITEMS_FILE, item_ids, indent=None)
         history.write_parquet(staging / HISTORY_FILE)
         save_config(config, staging)
@@ -114,9 +118,11 @@ class ModelFolder:
     sequential: SASRec
     popularity: Popularity
     evaluation: dict[str, Any] | None
+    intent: IntentModel | None = None
 
     def __post_init__(self) -> None:
         self.index_of = {item_id: index for index, item_id in enumerate(self.item_ids)}
+        self.counts_by_id = dict(zip(self.item_ids, self.popularity.counts_.astype(int).tolist()))
         settings = self.config.recommend
         self.weight = settings.longtail_weight
         self._reranker = LongTailReranker(self.recommender.score, self.popularity.counts_, self.weight, settings.longtail_candidates)
@@ -164,8 +170,9 @@ def load_model_folder(directory: str | Path) -> ModelFolder:
     if not isinstance(popularity, Popularity):
         raise ModelFolderError(f"{directory / POPULARITY_DIR}: holds a '{popularity.name}' model, not popularity")
     evaluation = load_json(directory / EVALUATION_FILE) if (directory / EVALUATION_FILE).is_file() else None
+    intent = IntentModel.load(directory / INTENT_FILE) if (directory / INTENT_FILE).is_file() else None
     return ModelFolder(directory, manifest["version"], load_config(directory / CONFIG_FILENAME), load_json(directory / ITEMS_FILE),
-                       recommender, sequential, popularity, evaluation)
+                       recommender, sequential, popularity, evaluation, intent)
 
 
 def folder_split(directory: str | Path) -> Split:

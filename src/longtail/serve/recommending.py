@@ -6,7 +6,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+
+import polars as pl
 
 from longtail.core.artifacts import load_json
 from longtail.core.errors import LongtailError, UnknownIdError
@@ -128,8 +131,22 @@ class FolderServices:
         return self.base.search(request)
 
     def profile(self, user_id: str) -> Profile:
-        """The profile as the base services build it."""
-        return self.base.profile(user_id)
+        """The profile as the base services build it, with the folder's intent model's prediction when it has one."""
+        profile = self.base.profile(user_id)
+        folder = self.model.current
+        if folder.intent is None:
+            return profile
+        recent = list(reversed(self.store.user_events(user_id, folder.intent.config.window + folder.intent.config.min_history + 1)))
+        events = pl.DataFrame([{"user_id": e.user_id, "item_id": e.item_id, "event_type": e.event_type, "timestamp": e.timestamp} for e in recent],
+                              schema={"user_id": pl.String, "item_id": pl.String, "event_type": pl.String, "timestamp": pl.Datetime("us", "UTC")})
+        prediction = folder.intent.predict_next(self._side_table(), events, folder.counts_by_id, datetime.now(UTC))
+        return profile.model_copy(update={"intent_prediction": prediction or None})
+
+    def _side_table(self) -> pl.DataFrame:
+        """The catalogue's ids, categories and brands: what the intent features count over."""
+        items = self.catalogue.snapshot().values()
+        return pl.DataFrame({"item_id": [i.item_id for i in items], "category": [i.category for i in items], "brand": [i.brand for i in items]},
+                            schema={"item_id": pl.String, "category": pl.String, "brand": pl.String})
 
     def unknown_items(self, item_ids: Iterable[str]) -> list[str]:
         """Ids not in the catalogue."""

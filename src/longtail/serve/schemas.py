@@ -167,6 +167,9 @@ class Profile(_Model):
     recent_events: list[EventOut]
     source: str
     detail: ProfileDetail | None = Field(None, description="the live profile with its explanation (model-backed services)")
+    intent_prediction: dict[str, float] | None = Field(
+        None, description="the intent model's browse/compare/buy probabilities for the user's next event (a model folder with an intent model)"
+    )
 
 
 def _attributes_storable(value: dict[str, Any] | None) -> dict[str, Any] | None:
