@@ -287,6 +287,10 @@ class ProfileConfig(_Section):
         60.0, gt=0, description="a cached profile is rebuilt from the store after this long, so events and erasures made through other server processes reach it"
     )
     short_term_weight: float = Field(0.5, ge=0, le=1, description="share of the session vector in the blend with the long-term one")
+    # No effect since the API's profile/popularity recommendation blend was removed (issue 20); still accepted because
+    # every index and model folder written before carries them in its config.yaml, and those must keep loading.
+    history_prior_events: float = Field(5.0, gt=0, description="no effect (kept so older configs load)")
+    candidates: int = Field(200, ge=1, description="no effect (kept so older configs load)")
 
     @field_validator("event_weights")
     @classmethod
