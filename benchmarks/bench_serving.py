@@ -243,7 +243,7 @@ def main() -> int:
                 "catalogue": "demo (Amazon Industrial & Scientific): 4,385 items, 59,384 seeded events",
                 "store": "SQLite WAL, synchronous=FULL",
                 "services": ("model-backed (hybrid BM25 + dense search personalised by live profiles)" if args.model_backed
-                             else "default (term-match search)") + (f"; recommendations from the model folder {args.model}" if args.model
+                             else "default (BM25 search)") + (f"; recommendations from the model folder {args.model}" if args.model
                                                                     else "; default popularity recommendations"),
                 "mix": dict(MIX),
                 "bounds": {"max_requests_per_level": args.max_requests, "max_seconds_per_level": args.max_seconds},
