@@ -97,7 +97,7 @@ def planted(datasets_root: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         for step in range(1000):
             bot_rows.append({"user_id": f"BOT-{bot}", "item_id": item_pool[(bot * 1000 + step) % len(item_pool)], "event_type": "view",
                              "timestamp": (start + timedelta(seconds=0.3 * step + bot * 3600)).isoformat()})
-    bots = _as_text(pl.DataFrame(bot_rows).with_columns(pl.lit(None).alias(c) for c in ("session_id", "query", "rating", "text")))
+    bots = _as_text(pl.DataFrame(bot_rows).with_columns(pl.lit(None).alias(c) for c in ("session_id", "query", "rating", "text", "attributes")))
     all_events = pl.concat(
         [events.with_columns(pl.lit(None, pl.String).alias("planted")), *[f.with_columns(pl.lit(k).alias("planted")) for k, f in added_events.items()],
          bots.select(events.columns).with_columns(pl.lit("bot_user").alias("planted"))],

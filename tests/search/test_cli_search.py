@@ -81,3 +81,20 @@ def test_finetune_command_writes_a_model_that_index_can_use(tmp_path):
     assert built.exit_code == 0, built.output
     found = runner.invoke(app, ["search", "ZQ-7", "--index", str(tmp_path / "index"), "--k", "1"])
     assert found.exit_code == 0 and "p7" in found.output
+
+
+def test_search_names_a_filter_the_catalogue_cannot_answer_and_an_unknown_user(tmp_path):
+    (tmp_path / "items.csv").write_text("item_id,title,price\nmug,Red heart mug,2.5\ncup,Blue tea cup,3\n", encoding="utf-8")
+    (tmp_path / "events.csv").write_text("user_id,item_id,event_type,timestamp\nu1,mug,purchase,2024-01-02T10:00:00Z\n", encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(CONFIG, encoding="utf-8")
+    runner = CliRunner()
+    index_dir = tmp_path / "index"
+    built = runner.invoke(app, ["index", "--items", str(tmp_path / "items.csv"), "--events", str(tmp_path / "events.csv"), "--out", str(index_dir),
+                                "--config", str(tmp_path / "config.yaml")])
+    assert built.exit_code == 0, built.output
+    no_category = runner.invoke(app, ["search", "mug", "--index", str(index_dir), "--filter", "category=Kitchen"])
+    assert no_category.exit_code == 2 and "has no category values" in no_category.output
+    stranger = runner.invoke(app, ["search", "mug", "--index", str(index_dir), "--user", "u404"])
+    assert stranger.exit_code == 2 and "unknown user 'u404'" in stranger.output
+    priced = runner.invoke(app, ["search", "mug", "--index", str(index_dir), "--filter", "price<=3", "--user", "u1"])
+    assert priced.exit_code == 0, priced.output

@@ -109,6 +109,15 @@ def test_posted_items_are_stored_and_searchable_at_once(client: httpx.Client, ap
     assert client.post("/events", json={"events": [event]}, headers=api.headers("write")).status_code == 201
 
 
+def test_posted_event_attributes_are_stored_and_a_return_is_an_event_type(client: httpx.Client, api: Api) -> None:
+    line = {"invoice": "C536379", "quantity": -1, "price": 27.5}
+    response = client.post("/events", json={"events": [{"user_id": "api-u3", "item_id": ITEM, "event_type": "return", "attributes": line}]},
+                           headers=api.headers("write"))
+    assert response.status_code == 201
+    [stored] = api.store.user_events("api-u3")
+    assert (stored.event_type, stored.attributes) == ("return", line)
+
+
 def test_metrics_count_requests_per_route_and_events_written(client: httpx.Client, api: Api) -> None:
     client.post("/events", json={"events": [{"user_id": "api-m", "item_id": ITEM, "event_type": "view"}]}, headers=api.headers("write"))
     text = client.get("/metrics", headers=api.headers("read")).text
@@ -208,6 +217,8 @@ MALFORMED_EVENTS = {
     "user id empty": ({"events": [{**VIEW, "user_id": ""}]}, 422, "invalid_request"),
     "user id too long": ({"events": [{**VIEW, "user_id": "u" * 500}]}, 422, "invalid_request"),
     "unknown field": ({"events": [{**VIEW, "price": 3}]}, 422, "invalid_request"),
+    "attributes not an object": ({"events": [{**VIEW, "attributes": "qty=3"}]}, 422, "invalid_request"),
+    "lone surrogate in attributes": (b'{"events": [{"user_id": "bad-u", "item_id": "B0000223SI", "event_type": "view", "attributes": {"k": "\\udc00"}}]}', 422, "invalid_request"),
     "unknown item id": ({"events": [{**VIEW, "item_id": "no-such-item"}]}, 422, "unknown_items"),
     "SQL injection item id": ({"events": [{**VIEW, "item_id": INJECTION}]}, 422, "unknown_items"),
     "NUL in user id": ({"events": [{**VIEW, "user_id": "a\x00b"}]}, 422, "invalid_request"),

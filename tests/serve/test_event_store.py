@@ -20,7 +20,7 @@ from longtail.serve.events import StoredEvent
 from longtail.serve.loading import open_served
 from longtail.serve.postgres_store import PostgresEventStore
 from longtail.serve.sqlite_store import SqliteEventStore
-from longtail.serve.store import EventStore, KeyRecord, open_store
+from longtail.serve.store import MIGRATIONS, EventStore, KeyRecord, open_store
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -94,9 +94,30 @@ def test_migration_runs_once_and_reopening_keeps_data(tmp_path: Path) -> None:
         first.append([event("u1", "a", 0)])
     with SqliteEventStore(path) as second:
         assert second.count() == 1
-        assert second.migrate() == 1
+        assert second.migrate() == 2
     versions = sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall()
-    assert versions == [(1,)]
+    assert versions == [(1,), (2,)]
+
+
+def test_events_keep_their_attributes(store: EventStore) -> None:
+    line = {"invoice": "536365", "quantity": 6, "price": 2.55, "title": "WHITE HANGING HEART"}
+    store.append([event("u1", "85123A", 0, "purchase", attributes=line), event("u1", "b", 1)])
+    assert [e.attributes for e in store.user_events("u1")] == [None, line]
+
+
+def test_a_store_from_before_event_attributes_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for statement in MIGRATIONS[0]:
+            old.execute(statement.format(id="INTEGER PRIMARY KEY AUTOINCREMENT", float="REAL"))
+        old.execute("INSERT INTO schema_version (version) VALUES (1)")
+        old.execute("INSERT INTO events (user_id, item_id, event_type, ts_us, received_us) VALUES ('u1', 'a', 'view', 0, 0)")
+    with SqliteEventStore(path) as upgraded:
+        [kept] = upgraded.user_events("u1")
+        assert (kept.item_id, kept.attributes) == ("a", None)
+        upgraded.append([event("u1", "b", 1, attributes={"quantity": 2})])
+        assert upgraded.user_events("u1")[0].attributes == {"quantity": 2}
 
 
 def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:

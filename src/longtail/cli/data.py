@@ -1,7 +1,8 @@
-"""Data commands: `audit` a catalogue and its events, measure `imbalance`, `convert` a bundled dataset to files."""
+"""Data commands: `audit` a catalogue and its events, measure `imbalance`, `convert` a bundled dataset or a transaction log to files."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,8 +12,9 @@ from rich.table import Table
 
 from longtail.cli.inputs import bundled_dataset, load_catalogue
 from longtail.cli.options import BundledDatasetOption, ConfigOption, DatasetsRootOption, ItemsFileOption
-from longtail.cli.terminal import console, progress
+from longtail.cli.terminal import console, data_warnings, progress
 from longtail.core.config import load_config
+from longtail.core.errors import LongtailError
 from longtail.pipeline.audit_step import RUN_AUDIT_STEPS, run_audit
 from longtail.quality.audit import AuditResult
 
@@ -25,7 +27,8 @@ def audit_with_progress(items: Path, events: Path, out: Path, config: Path | Non
     settings = load_config(config)
     with progress() as bar:
         task = bar.add_task("audit", total=RUN_AUDIT_STEPS)
-        result = run_audit(items, events, out, settings, lambda step: bar.update(task, advance=1, description=step), users, judgments)
+        with data_warnings():
+            result = run_audit(items, events, out, settings, lambda step: bar.update(task, advance=1, description=step), users, judgments)
         bar.update(task, completed=RUN_AUDIT_STEPS, description="done")
     return result
 
@@ -67,12 +70,29 @@ class WrittenTable:
     path: Path
 
 
-def convert_dataset(dataset: str, out: Path, fmt: str, datasets_root: Path | None) -> tuple[list[WrittenTable], str]:
-    """Write a bundled dataset's items and events as canonical files; the tables written and the data's provenance."""
-    data = bundled_dataset(dataset, datasets_root)
+def convert_dataset(dataset: str | None, out: Path, fmt: str, datasets_root: Path | None, transactions: Path | None = None,
+                    config: Path | None = None) -> tuple[list[WrittenTable], str]:
+    """Write a bundled dataset's, or a transaction log's, items and events as canonical files; the tables written and the data's provenance.
+
+    A transaction log also gets `conversion.json`: what the converter found (column roles, returns, guests) and kept.
+    """
+    from longtail.data.loaders import read_raw
+    from longtail.data.transactions import convert_transactions
+
+    if (dataset is None) == (transactions is None):
+        raise LongtailError("give either a dataset NAME or --transactions FILE")
+    if transactions is not None:
+        data_config = load_config(config).data
+        with data_warnings():
+            converted = convert_transactions(read_raw(transactions, data_config.csv_separator, data_config.encoding), data_config, transactions)
+        frames, provenance = {"items": converted.items, "events": converted.events}, json.dumps(converted.summary, ensure_ascii=False)
+    else:
+        assert dataset is not None  # guaranteed by the either/or check above
+        data = bundled_dataset(dataset, datasets_root)
+        frames, provenance = {"items": data.items, "events": data.events}, data.provenance
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, frame in (("items", data.items), ("events", data.events)):
+    for name, frame in frames.items():
         target = out / f"{name}.{fmt}"
         if fmt == "csv":
             frame.write_csv(target)
@@ -81,21 +101,25 @@ def convert_dataset(dataset: str, out: Path, fmt: str, datasets_root: Path | Non
         else:
             frame.write_parquet(target)
         written.append(WrittenTable(name, frame.height, target))
-    return written, data.provenance
+    if transactions is not None:
+        (out / "conversion.json").write_text(provenance, encoding="utf-8")
+    return written, provenance
 
 
 @commands.command()
 def convert(
-    dataset: Annotated[str, typer.Argument(help="beauty, sports, toys, scientific, zh-reviews, gram-beauty, gram-toys")],
     out: Annotated[Path, typer.Option(help="directory for items and events files")],
+    dataset: Annotated[str | None, typer.Argument(help="beauty, sports, toys, scientific, zh-reviews, gram-beauty, gram-toys")] = None,
+    transactions: Annotated[Path | None, typer.Option(help="a shop's line-item log (one row per invoice line) instead of a bundled dataset")] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv, parquet or jsonl")] = "parquet",
+    config: ConfigOption = None,
     datasets_root: DatasetsRootOption = None,
 ) -> None:
-    """Convert a bundled public dataset into canonical items and events files."""
-    written, provenance = convert_dataset(dataset, out, fmt, datasets_root)
+    """Convert a bundled public dataset, or a transaction log, into canonical items and events files."""
+    written, provenance = convert_dataset(dataset, out, fmt, datasets_root, transactions, config)
     for table in written:
         console.print(f"{table.name}: {table.rows:,} rows -> {table.path}")
-    console.print(f"source: {provenance}")
+    console.print(f"source: {provenance}", highlight=False)
 
 
 def measure_imbalance(out: Path, items: Path | None, events: Path | None, dataset: str | None, config: Path | None,

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import polars as pl
 
+from longtail.cli.terminal import warn
 from longtail.core.config import LongtailConfig
 from longtail.core.errors import ConfigError, LongtailError
 from longtail.data.adapters import Dataset, load_dataset
 from longtail.data.loaders import load_table
 from longtail.data.schema import EVENTS, ITEMS, TableSpec
+from longtail.quality.audit import apply_event_rules
 
 DATASETS_ENV = "LONGTAIL_DATASETS"
 DEMO_DATA = Path("data") / "demo"
@@ -66,5 +68,11 @@ def load_catalogue(items: Path | None, events: Path | None, dataset: str | None,
         return data.items, data.events
     assert items is not None  # guaranteed by the either/or check above
     item_table = read_canonical(items, ITEMS, settings)
-    event_table = read_canonical(events, EVENTS, settings) if events is not None else None
+    if events is None:
+        return item_table, None
+    # The audit's event rules apply here too: a raw file cannot slip in an event type or time the audit would reject.
+    mapping: dict[str, str] = settings.data.columns.events
+    event_table, rejected = apply_event_rules(load_table(events, EVENTS, mapping, settings.data.csv_separator, settings.data), settings)
+    if rejected:
+        warn(f"{events}: skipped events the audit rejects: " + ", ".join(f"{reason} {count:,}" for reason, count in rejected.items()))
     return item_table, event_table

@@ -23,11 +23,17 @@ DEFAULT_MODELS = ["popularity", "ease"]
 
 
 def evaluate_recommenders(out: Path, models: list[str], dataset: str | None, items: Path | None, events: Path | None, protocol: str,
-                          max_users: int | None, config: Path | None, datasets_root: Path | None) -> list[dict[str, Any]]:
-    """Fit and evaluate recommenders on a dataset or on items+events files; one run record per model, written to out."""
+                          max_users: int | None, config: Path | None, datasets_root: Path | None,
+                          repeats: bool | None = None) -> list[dict[str, Any]]:
+    """Fit and evaluate recommenders on a dataset or on items+events files; one run record per model, written to out.
+
+    `repeats` overrides `recommend.repeats`: history stays rankable, so re-buying an item counts as a hit.
+    """
     from longtail.pipeline.evaluate_step import evaluate_models
 
     settings = load_config(config)
+    if repeats is not None:
+        settings.recommend.repeats = repeats
     if dataset is None and (items is None or events is None):
         raise LongtailError("give --dataset, or both --items and --events")
     item_table, event_table = load_catalogue(items, events, dataset, datasets_root, settings)
@@ -56,7 +62,7 @@ def evaluate_model_folder(directory: Path, users: int | None, out: Path) -> dict
 
 def evaluation_table(runs: list[dict[str, Any]]) -> Table:
     """Overall and tail metrics per model, with coverage and training time."""
-    table = Table(title=f"Test metrics ({runs[0]['protocol']}, full ranking)")
+    table = Table(title=f"Test metrics ({runs[0]['protocol']}, full ranking{', repeats count' if runs[0]['repeats'] else ''})")
     for column in ("model", "HR@10", "NDCG@10", "MRR", "tail HR@10", "tail NDCG@10", "coverage@10", "train s"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for run in runs:
@@ -82,6 +88,7 @@ def evaluate(
     events: EventsFileOption = None,
     protocol: Annotated[str, typer.Option(help="loo (last item per user) or temporal (one global time cut)")] = "loo",
     max_users: Annotated[int | None, typer.Option(help="evaluate a random sample of this many users")] = None,
+    repeats: Annotated[bool | None, typer.Option("--repeats/--no-repeats", help="repeat consumption: history is not masked, re-buying counts as a hit (default: recommend.repeats)")] = None,
     config: ConfigOption = None,
     datasets_root: DatasetsRootOption = None,
 ) -> None:
@@ -91,10 +98,10 @@ def evaluate(
         if len(folders) != len(model) or len(folders) > 1:
             raise LongtailError("give one model folder to re-score, or recommender names to fit; not both")
         record = evaluate_model_folder(folders[0], max_users, out)
-        console.print(evaluation_table([{**record, "train_seconds": 0.0}]))
+        console.print(evaluation_table([{**record, "train_seconds": 0.0, "repeats": False}]))
         console.print(f"{record['users']:,} users, model version {record['version']}. JSON: {out / 'evaluation.json'}")
         return
-    print_evaluation(evaluate_recommenders(out, model, dataset, items, events, protocol, max_users, config, datasets_root), out)
+    print_evaluation(evaluate_recommenders(out, model, dataset, items, events, protocol, max_users, config, datasets_root, repeats), out)
 
 
 def train_intent(out: Path, dataset: str | None, items: Path | None, events: Path | None, max_users: int | None, config: Path | None,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import polars as pl
 import typer
 from rich.table import Table
 
@@ -14,7 +15,7 @@ from longtail.cli.inputs import load_catalogue, read_canonical
 from longtail.cli.options import BundledDatasetOption, DatasetsRootOption, ItemsFileOption
 from longtail.cli.terminal import console, shorten_label
 from longtail.core.config import load_config
-from longtail.core.errors import LongtailError
+from longtail.core.errors import LongtailError, UnknownIdError
 from longtail.data.schema import EVENTS
 
 if TYPE_CHECKING:
@@ -72,6 +73,13 @@ def run_searches(index_dir: Path, queries: Iterable[str], k: int, filters: list[
         raise LongtailError(f"unknown mode '{mode}'; use hybrid, lexical or dense")
     search_filter = parse_filters(filters)
     engine = SearchEngine.open(index_dir)
+    # Say why nothing could come back instead of printing an empty table.
+    price_bound = search_filter.price_min if search_filter.price_min is not None else search_filter.price_max
+    for field, value in (("category", search_filter.category), ("brand", search_filter.brand), ("price", price_bound)):
+        if value is not None and (field not in engine.items.columns or engine.items[field].null_count() == engine.items.height):
+            raise LongtailError(f"--filter on {field}: the catalogue in {index_dir} has no {field} values, so nothing could match")
+    if user is not None and engine.recent.filter(pl.col("user_id") == user).height == 0:
+        raise UnknownIdError(f"unknown user {user!r}: the index holds no history for them (build it with --events to personalise)")
     for query in queries:
         yield engine, query, engine.search(query, k, search_filter, user_id=user, mode=mode)  # type: ignore[arg-type]
 

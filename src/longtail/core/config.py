@@ -12,7 +12,7 @@ from longtail.core.errors import ConfigError
 
 CONFIG_FILENAME = "config.yaml"
 # The one list of behaviour event types; it lives here so config can check event weights without importing data/.
-EVENT_TYPES: tuple[str, ...] = ("search", "view", "click", "add_to_cart", "purchase", "rating", "review")
+EVENT_TYPES: tuple[str, ...] = ("search", "view", "click", "add_to_cart", "purchase", "rating", "review", "return")
 
 
 class _Section(BaseModel):
@@ -28,11 +28,36 @@ class ColumnMapping(_Section):
     judgments: dict[str, str] = Field(default_factory=dict)
 
 
+class ColumnExpressions(_Section):
+    """Canonical columns computed from a row, per table: a constant (`'purchase'`) or a SQL expression over the file's columns."""
+
+    items: dict[str, str] = Field(default_factory=dict, description="canonical column -> SQL expression")
+    events: dict[str, str] = Field(default_factory=dict, description="e.g. event_type: \"CASE WHEN qty < 0 THEN 'return' ELSE 'purchase' END\"")
+
+
+class TransactionConfig(_Section):
+    """How `longtail convert --transactions` reads a line-item log (one row per invoice line)."""
+
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="role -> your column, for roles invoice, item_id, title, quantity, price, timestamp, user_id; "
+        "unnamed roles are found by common export names (InvoiceNo, StockCode, Description, ...)",
+    )
+    return_invoice_prefix: str | None = Field(
+        None, description="invoices starting with this text are returns/cancellations (e.g. 'C'); None: a negative quantity marks a return"
+    )
+
+
 class DataConfig(_Section):
-    """Where the tables come from and how their columns are named."""
+    """Where the tables come from, how their columns are named, and how their cells are written."""
 
     columns: ColumnMapping = Field(default_factory=ColumnMapping)
+    expressions: ColumnExpressions = Field(default_factory=ColumnExpressions)
     csv_separator: str = ","
+    encoding: str = Field("utf-8", description="text encoding of CSV/JSONL files, e.g. latin-1 (cp1252) for older spreadsheet exports")
+    decimal_separator: Literal[".", ","] = Field(".", description="',' reads numbers written as 12,50 (a thousands '.' is then dropped)")
+    timestamp_format: str | None = Field(None, description="strftime format of time cells, e.g. '%m/%d/%y %H:%M'; tried before the ISO forms")
+    transactions: TransactionConfig = Field(default_factory=TransactionConfig)
 
 
 class QualityConfig(_Section):
@@ -55,6 +80,16 @@ class QualityConfig(_Section):
     fix_html: bool = True
     fix_mojibake: bool = True
     stale_after_days: int = Field(30, gt=0)
+    max_unparseable_share: float = Field(
+        0.5, ge=0.0, le=1.0, description="a column whose non-empty cells fail to parse above this share stops the audit (exit 2)"
+    )
+    rare_code_shape_share: float = Field(
+        0.01, gt=0.0, lt=1.0, description="an item-code shape (digits as 9, letters as A) held by fewer codes than this share is unusual"
+    )
+    fee_price_dispersion: float = Field(
+        0.25, gt=0.0, description="median absolute deviation / median of a code's unit prices above which its price is not a product's stable price"
+    )
+    generic_title_words: int = Field(2, ge=1, description="titles of at most this many words count as generic (e.g. POSTAGE, Bank Charges)")
 
 
 class PipelineConfig(_Section):
@@ -196,6 +231,9 @@ class RecommendConfig(_Section):
 
     model: str = Field("sasrec", description="a registered recommender: popularity, itemknn, als, ease, content, sasrec")
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
+    repeats: bool = Field(
+        False, description="repeat consumption: a user's history is not masked from the ranking, so re-buying an item counts as a hit"
+    )
     head_item_share: float = Field(0.2, gt=0.0, lt=1.0, description="head = this share of items, the most interacted with in training")
     tail_interaction_share: float = Field(
         0.2, gt=0.0, lt=1.0, description="tail = the least popular items that together hold at most this share of training interactions"

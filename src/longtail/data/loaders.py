@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from longtail.data.expressions import describe
+from longtail.data.expressions import apply_expressions, describe
 from longtail.data.schema import SOURCE_ROW, UTC_DATETIME, TableSpec
-from longtail.core.errors import InputDataError
+from longtail.core.errors import DataWarning, InputDataError
+
+if TYPE_CHECKING:
+    from longtail.core.config import DataConfig
 
 INVALID_FIELDS = "_invalid_fields"
 INVALID_VALUES = "_invalid_values"
@@ -21,14 +27,20 @@ PARQUET_SUFFIXES = {".parquet", ".pq"}
 _DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d")
 
 
-def _check_utf8(path: Path, payload: bytes) -> None:
+def _as_utf8(path: Path, payload: bytes, encoding: str) -> bytes:
+    """The payload as UTF-8, decoded from the configured encoding; a byte that does not decode names its line."""
     try:
-        payload.decode("utf-8")
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise InputDataError(path, f"unknown text encoding {encoding!r} (data.encoding); use e.g. utf-8, latin-1 or cp1252") from None
+    try:
+        text = payload.decode(codec)
     except UnicodeDecodeError as error:
         line = payload[: error.start].count(b"\n") + 1
-        raise InputDataError(
-            path, f"not UTF-8 text (byte 0x{payload[error.start]:02x} at offset {error.start}); re-save the file as UTF-8", row=line
-        ) from None
+        hint = "re-save the file as UTF-8, or set data.encoding (e.g. latin-1) to the encoding it was written in"
+        label = "UTF-8" if codec == "utf-8" else codec
+        raise InputDataError(path, f"not {label} text (byte 0x{payload[error.start]:02x} at offset {error.start}); {hint}", row=line) from None
+    return payload if codec == "utf-8" else text.encode("utf-8")
 
 
 def _strip_bom(payload: bytes) -> bytes:
@@ -77,7 +89,7 @@ def _jsonl_scalar(value: object) -> object:
     return value if value is None else str(value)
 
 
-def read_raw(path: str | Path, separator: str = ",") -> pl.DataFrame:
+def read_raw(path: str | Path, separator: str = ",", encoding: str = "utf-8") -> pl.DataFrame:
     """Read a file as it is, choosing the format by suffix; fail with file/row detail."""
     path = Path(path)
     if not path.exists():
@@ -96,8 +108,7 @@ def read_raw(path: str | Path, separator: str = ",") -> pl.DataFrame:
         payload = path.read_bytes()
         if not payload.strip():
             raise InputDataError(path, "the file is empty")
-        _check_utf8(path, payload)
-        payload = _strip_bom(payload)
+        payload = _strip_bom(_as_utf8(path, payload, encoding))
         frame = _read_jsonl(path, payload) if suffix in JSONL_SUFFIXES else _read_csv(path, payload, separator)
     else:
         raise InputDataError(path, f"unknown file type '{suffix}'; use .csv, .tsv, .parquet or .jsonl")
@@ -106,15 +117,15 @@ def read_raw(path: str | Path, separator: str = ",") -> pl.DataFrame:
     return frame
 
 
-def _parse_datetime(column: str) -> pl.Expr:
-    """Parse ISO-8601 text (any offset, or naive = UTC) or epoch seconds/milliseconds into UTC."""
+def _parse_datetime(column: str, timestamp_format: str | None = None) -> pl.Expr:
+    """Parse the configured format, ISO-8601 text (any offset, or naive = UTC) or epoch seconds/milliseconds into UTC."""
     text = pl.col(column).cast(pl.String).str.strip_chars()
     digits = text.str.contains(r"^-?\d+(\.\d+)?$")
     number = text.cast(pl.Float64, strict=False)
     epoch_us = pl.when(number.abs() > 1e11).then(number * 1_000).otherwise(number * 1_000_000).cast(pl.Int64, strict=False)
     from_epoch = pl.when(digits).then(epoch_us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
     attempts = []
-    for fmt in _DATETIME_FORMATS:
+    for fmt in ((timestamp_format,) if timestamp_format else ()) + _DATETIME_FORMATS:
         parsed = text.str.replace(r"Z$", "+00:00").str.to_datetime(fmt, strict=False, time_unit="us")
         if "%z" in fmt:
             attempts.append(parsed.dt.convert_time_zone("UTC"))
@@ -123,7 +134,7 @@ def _parse_datetime(column: str) -> pl.Expr:
     return pl.coalesce([from_epoch, *attempts])
 
 
-def _cast_column(frame: pl.DataFrame, column: str, dtype: pl.DataType) -> pl.Expr:
+def _cast_column(frame: pl.DataFrame, column: str, dtype: pl.DataType, timestamp_format: str | None = None, decimal_separator: str = ".") -> pl.Expr:
     source = frame.schema[column]
     if dtype == UTC_DATETIME:
         if isinstance(source, pl.Datetime):
@@ -131,11 +142,14 @@ def _cast_column(frame: pl.DataFrame, column: str, dtype: pl.DataType) -> pl.Exp
             return expr.dt.cast_time_unit("us")
         if isinstance(source, pl.Date):
             return pl.col(column).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-        return _parse_datetime(column)
+        return _parse_datetime(column, timestamp_format)
     if dtype == pl.String() and source != pl.String():
         return pl.col(column).cast(pl.String)
     if source == pl.String() and dtype.is_numeric():
-        return pl.col(column).str.strip_chars().cast(dtype, strict=False)
+        text = pl.col(column).str.strip_chars()
+        if decimal_separator == ",":
+            text = text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
+        return text.cast(dtype, strict=False)
     return pl.col(column).cast(dtype, strict=False)
 
 
@@ -152,8 +166,36 @@ def _fold_extra_columns(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     return frame.with_columns(merged.alias("attributes")).drop(extra)
 
 
-def to_canonical(frame: pl.DataFrame, spec: TableSpec, path: str | Path, mapping: dict[str, str] | None = None) -> pl.DataFrame:
-    """Rename, check required columns, cast to canonical types.
+_INTEGRAL_TEXT = r"^\s*-?\d+\.0+\s*$"
+
+
+def normalise_float_ids(frame: pl.DataFrame, path: str | Path) -> pl.DataFrame:
+    """Id columns (`*_id`) stored as floats (`13085.0`) become integer text (`13085`), with a DataWarning naming the column."""
+    for column in [c for c in frame.columns if c.endswith("_id")]:
+        dtype = frame.schema[column]
+        values = frame[column].drop_nulls()
+        if values.len() == 0:
+            continue
+        if dtype.is_float():
+            finite = values.filter(values.is_finite())
+            if finite.len() != values.len() or (finite != finite.round(0)).any():
+                continue
+            frame = frame.with_columns(pl.col(column).cast(pl.Int64).cast(pl.String))
+        elif dtype == pl.String() and values.str.contains(_INTEGRAL_TEXT).all():
+            frame = frame.with_columns(pl.col(column).str.strip_chars().str.replace(r"\.0+$", ""))
+        else:
+            continue
+        warnings.warn(
+            DataWarning(f"{path}: column '{column}' holds whole numbers written as decimals (e.g. {values[0]!r}); read as ids without '.0'"),
+            stacklevel=2,
+        )
+    return frame
+
+
+def to_canonical(
+    frame: pl.DataFrame, spec: TableSpec, path: str | Path, mapping: dict[str, str] | None = None, data: DataConfig | None = None
+) -> pl.DataFrame:
+    """Compute configured columns, rename, check required columns, normalise float ids, cast to canonical types.
 
     Unparseable cells become null and are named in `_invalid_fields` (`;`-joined column names; flat text
     so batches cross process and engine boundaries unchanged) with their raw text in `_invalid_values`.
@@ -162,7 +204,9 @@ def to_canonical(frame: pl.DataFrame, spec: TableSpec, path: str | Path, mapping
     unknown = [source for source in mapping if source not in frame.columns]
     if unknown:
         raise InputDataError(path, f"column mapping names columns that are not in the file: {unknown} (found: {frame.columns})")
-    frame = frame.rename(mapping)
+    if data is not None:
+        frame = apply_expressions(frame, getattr(data.expressions, spec.name, {}), path)
+    frame = normalise_float_ids(frame.rename(mapping), path)
     for column in spec.required:
         if column not in frame.columns:
             raise InputDataError(
@@ -178,7 +222,7 @@ def to_canonical(frame: pl.DataFrame, spec: TableSpec, path: str | Path, mapping
         if column not in frame.columns:
             casts.append(pl.lit(None, dtype=dtype).alias(column))
             continue
-        cast = _cast_column(frame, column, dtype)
+        cast = _cast_column(frame, column, dtype, data.timestamp_format if data else None, data.decimal_separator if data else ".")
         casts.append(cast.alias(column))
         if frame.schema[column] != dtype:
             raw_text = pl.col(column).cast(pl.String)
@@ -196,7 +240,35 @@ def to_canonical(frame: pl.DataFrame, spec: TableSpec, path: str | Path, mapping
 
 
 def load_table(
-    path: str | Path, spec: TableSpec, mapping: dict[str, str] | None = None, separator: str = ","
+    path: str | Path, spec: TableSpec, mapping: dict[str, str] | None = None, separator: str = ",", data: DataConfig | None = None
 ) -> pl.DataFrame:
     """Read a file and return its canonical table with `source_row` and `_invalid_fields` columns."""
-    return to_canonical(read_raw(path, separator), spec, path, mapping)
+    return to_canonical(read_raw(path, separator, data.encoding if data else "utf-8"), spec, path, mapping, data)
+
+
+def _expected_format(dtype: pl.DataType) -> str:
+    if dtype == UTC_DATETIME:
+        return "an ISO-8601 time (2024-01-05T10:30:00), epoch seconds, or the strftime format set in data.timestamp_format"
+    if dtype.is_numeric():
+        return "a number such as 12.5 (set data.decimal_separator: ',' for 12,5)"
+    return f"a {dtype} value"
+
+
+def check_parse_rates(table: pl.DataFrame, spec: TableSpec, path: str | Path, max_share: float) -> None:
+    """Stop with an InputDataError when a column's non-empty cells fail to parse above `max_share`: a format problem, not dirt."""
+    if INVALID_FIELDS not in table.columns or table.height == 0:
+        return
+    invalid = pl.col(INVALID_FIELDS).str.split(";")
+    for column, dtype in spec.columns.items():
+        failed = table.filter(invalid.list.contains(column))
+        if failed.height == 0:
+            continue
+        filled = table[column].is_not_null().sum() + failed.height
+        if failed.height / filled > max_share:
+            example = failed[INVALID_VALUES][0].split("; ")[0].removeprefix(f"{column}=")
+            raise InputDataError(
+                path,
+                f"{failed.height:,} of {filled:,} values ({failed.height / filled:.0%}) could not be read; expected "
+                f"{_expected_format(dtype)}, found e.g. {example!r} (threshold: quality.max_unparseable_share = {max_share:g})",
+                column=column,
+            )

@@ -64,6 +64,8 @@ class Event:
     query: str | None = column(default=True, limits=NON_EMPTY_TEXT, description="required for search events")
     rating: float | None = column(default=True, limits={"allow_inf_nan": False}, description="1-5; required for rating events")
     text: str | None = column(default=True, limits=LONG_TEXT, description="review text")
+    # Free-form key/values as on items; transaction lines keep quantity, price, invoice and title here.
+    attributes: dict[str, Any] | None = column(default=True)
 
 
 @dataclass(frozen=True)

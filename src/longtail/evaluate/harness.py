@@ -48,7 +48,7 @@ def evaluate_scorer(
     config: RecommendConfig,
     segments: bool = True,
 ) -> Evaluation:
-    """Full-ranking evaluation of users that have targets; histories are excluded from each ranking.
+    """Full-ranking evaluation of users that have targets; histories are excluded from each ranking unless `config.repeats`.
 
     Item segments are computed per (user, target) pair: tail HR@10 is the HR@10 over pairs whose target is a
     tail item. `unseen` holds the pairs whose target had no training interaction at all.
@@ -61,7 +61,10 @@ def evaluate_scorer(
     top = np.zeros((len(users), min(k_max, len(train_counts))), dtype=np.int64)
     for start in range(0, len(users), BATCH):
         chunk = slice(start, start + BATCH)
-        scores = mask_history(scorer(histories[chunk]), histories[chunk])
+        scores = scorer(histories[chunk])
+        # With repeat consumption a user may buy again what they bought before, so history stays rankable.
+        if not config.repeats:
+            scores = mask_history(scores, histories[chunk])
         ranks.extend(target_ranks(scores, targets[chunk]))
         if not segments:
             continue

@@ -8,7 +8,7 @@ import polars as pl
 
 from longtail.balance.imbalance import for_json, imbalance_charts, imbalance_report
 from longtail.core.config import LongtailConfig
-from longtail.data.loaders import load_table, to_canonical
+from longtail.data.loaders import check_parse_rates, load_table, to_canonical
 from longtail.data.schema import EVENTS, ITEMS, JUDGMENTS, USERS
 from longtail.pipeline.executors import table_mapper
 from longtail.privacy.ingest import apply_privacy
@@ -49,12 +49,15 @@ def run_audit(
     step = on_step or (lambda _name: None)
     columns = config.data.columns
     separator = config.data.csv_separator
-    step("load items")
-    items = load_table(items_path, ITEMS, columns.items, separator)
-    step("load events")
-    events = load_table(events_path, EVENTS, columns.events, separator)
-    users = load_table(users_path, USERS, columns.users, separator) if users_path else None
-    judgments = load_table(judgments_path, JUDGMENTS, columns.judgments, separator) if judgments_path else None
+    share = config.quality.max_unparseable_share
+    loaded = {}
+    for spec, path, mapping in ((ITEMS, items_path, columns.items), (EVENTS, events_path, columns.events), (USERS, users_path, columns.users), (JUDGMENTS, judgments_path, columns.judgments)):
+        if path:
+            step(f"load {spec.name}")
+            loaded[spec.name] = load_table(path, spec, mapping, separator, config.data)
+            # A column that mostly fails to parse is a format problem (say, dates as 12/1/10 8:26), not dirt to quarantine.
+            check_parse_rates(loaded[spec.name], spec, path, share)
+    items, events, users, judgments = loaded["items"], loaded["events"], loaded.get("users"), loaded.get("judgments")
     items, events, users = _private(items, events, users, config)
     with table_mapper(config.pipeline) as mapper:
         result = audit(items, events, config, step, users, judgments, mapper)

@@ -13,9 +13,10 @@ import polars as pl
 from longtail.core.config import LongtailConfig, QualityConfig
 from longtail.core.errors import ReconciliationError
 from longtail.core.executors import TableMapper, map_in_process
+from longtail.data.expressions import describe
 from longtail.data.loaders import INVALID_FIELDS, INVALID_VALUES
 from longtail.data.schema import CLEAN_CONTRACTS, EVENTS, ITEMS, JUDGMENTS, SOURCE_ROW, USERS, TableSpec
-from longtail.quality import checks, statistics, text_noise
+from longtail.quality import checks, commerce, statistics, text_noise
 
 ITEM_TEXT_COLUMNS = ["title", "description"]
 EVENT_TEXT_COLUMNS = ["query", "text"]
@@ -174,7 +175,10 @@ def audit(
     catalogue_start = _parse_time(quality.catalogue_start)
 
     step("items: validity")
-    item_findings = [checks.unparseable_fields(items), checks.item_validity(items, quality, now, catalogue_start)]
+    lines = commerce.line_table(events) if commerce.has_lines(events) else None
+    merges = commerce.case_variant_merges(items, events)
+    commerce_items = commerce.item_findings(items, lines, merges, quality)
+    item_findings = [checks.unparseable_fields(items), checks.item_validity(items, quality, now, catalogue_start), commerce_items]
     step("items: duplicates")
     item_findings.append(checks.item_duplicates(items, quality, config.seed))
     step("items: outliers and consistency")
@@ -184,9 +188,17 @@ def audit(
     all_item_findings = pl.concat(item_findings)
     item_outcome = _outcome(ITEMS, items, all_item_findings, checks.ITEM_QUARANTINE_ORDER, config, ITEM_TEXT_COLUMNS)
 
+    # Events of a merged case variant now name the kept spelling, so they count for one item everywhere downstream.
+    remapped = events.join(merges, on="item_id", how="inner").select(SOURCE_ROW, describe("item ", pl.col("item_id"), " merged into ", pl.col("merged_into")).alias("detail"))
+    commerce_report = commerce.commerce_report(lines, events, items, commerce_items, merges) if lines is not None else None
+    events = events.with_columns(pl.col("item_id").replace(dict(merges.iter_rows())))
     context = EventContext(checks.item_index(items, item_outcome.kept["item_id"]), quality, now, catalogue_start)
     step("events: validity, references and text noise")
     event_findings = [map_table(events, partial(event_row_findings, context=context), checks.FINDING_SCHEMA)]
+    event_findings.append(checks.findings_where(remapped, pl.lit(True), "merged_variant", checks.FIX, pl.col("detail")))
+    if lines is not None:
+        fee_codes = items.join(commerce_items.filter(pl.col("reason") == "non_merchandise"), on=SOURCE_ROW)["item_id"]
+        event_findings.append(commerce.event_findings(lines, fee_codes, items))
     step("events: activity per user")
     user_rates = checks.bot_table(map_table(events, partial(event_user_rates, window_seconds=quality.bot_window_seconds), RATES_SCHEMA, "user_id"), quality)
     step("events: bot-like users and repeats")
@@ -210,4 +222,19 @@ def audit(
 
     step("statistics")
     report = statistics.build_report(inputs, outcomes, findings, user_rates, wall_clock, config)
+    if commerce_report is not None:
+        report["commerce"] = commerce_report
+    report["item_merges"] = dict(merges.iter_rows())
     return AuditResult(outcomes, report)
+
+
+def apply_event_rules(events: pl.DataFrame, config: LongtailConfig) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Events (as loaded, with `_invalid_fields`) that pass the audit's row rules, and counts of the others by reason.
+
+    For commands that read raw event files without an audit (profile, index), so they accept nothing the audit rejects.
+    """
+    now = (_parse_time(config.quality.reference_time) or datetime.now(timezone.utc)) + timedelta(seconds=config.quality.future_tolerance_seconds)
+    findings = pl.concat([checks.unparseable_fields(events), checks.event_validity(events, config.quality, now, _parse_time(config.quality.catalogue_start))])
+    rejected = _quarantine_rows(events.select(SOURCE_ROW), findings, checks.EVENT_QUARANTINE_ORDER)
+    kept = events.join(rejected.select(SOURCE_ROW), on=SOURCE_ROW, how="anti").select(EVENTS.column_names)
+    return kept, dict(rejected.group_by("reason").len().sort("reason").iter_rows())

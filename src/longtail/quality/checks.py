@@ -26,6 +26,9 @@ ITEM_QUARANTINE_ORDER = (
     "missing_item_id",
     "duplicate_item_id",
     "missing_title",
+    "merged_variant",
+    "non_merchandise",
+    "junk_title",
     "invalid_price",
     "future_timestamp",
     "timestamp_before_catalogue",
@@ -40,6 +43,10 @@ EVENT_QUARANTINE_ORDER = (
     "invalid_event_type",
     "missing_item_id",
     "missing_query",
+    "non_merchandise",
+    "cancellation",
+    "negative_quantity",
+    "non_positive_price",
     "missing_rating",
     "bot_user",
     "rating_out_of_range",
@@ -120,8 +127,11 @@ def item_validity(items: pl.DataFrame, config: QualityConfig, now: datetime, cat
 
 
 def price_outliers(items: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:
-    """Prices far from their category's median (a robust centre): flagged, since luxury items exist."""
-    priced = items.filter(pl.col("price") > 0, pl.col("category").is_not_null())
+    """Prices far from their category's median (a robust centre): flagged, since luxury items exist.
+
+    Items without a category are compared with the median of all uncategorised items: the shop's own price distribution.
+    """
+    priced = items.filter(pl.col("price") > 0).with_columns(pl.col("category").fill_null("(no category)"))
     stats = priced.group_by("category").agg(pl.col("price").median().alias("category_median"), pl.len().alias("category_items"))
     joined = priced.join(stats.filter(pl.col("category_items") >= config.price_outlier_min_category_items), on="category")
     ratio = pl.col("price") / pl.col("category_median")
@@ -232,14 +242,16 @@ def event_references(events: pl.DataFrame, index: pl.DataFrame) -> pl.DataFrame:
 
 
 def event_repeats(events: pl.DataFrame) -> pl.DataFrame:
-    """Exact repeats of an earlier event (same user, item, type, time, session and query); the first is kept."""
+    """Exact repeats of an earlier event (same user, item, type, time, session, query and attributes); the first is kept."""
     ordered = events.sort(SOURCE_ROW)
-    return findings_where(ordered, repeated_key(["user_id", "item_id", "event_type", "timestamp", "session_id", "query"]), "duplicate_event", QUARANTINE)
+    key = ["user_id", "item_id", "event_type", "timestamp", "session_id", "query"] + (["attributes"] if "attributes" in events.columns else [])
+    return findings_where(ordered, repeated_key(key), "duplicate_event", QUARANTINE)
 
 
 def user_peak_rates(events: pl.DataFrame, window_seconds: int) -> pl.DataFrame:
     """Per user: total events and the most events inside any sliding window of the given length."""
-    frame = events.select("user_id", "timestamp").drop_nulls()
+    # Guest lines (no user id) are many people, not one very busy user: they stay out of the bot statistics.
+    frame = events.select("user_id", "timestamp").drop_nulls().filter(pl.col("user_id").str.strip_chars() != "")
     if frame.height == 0:
         return pl.DataFrame(schema={"user_id": pl.String, "events": pl.Int64, "peak": pl.Int64})
     with duckdb.connect() as connection:

@@ -53,6 +53,7 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, str]]:
             ("Text noise", "text_noise"),
             ("Timeliness", "timeliness"),
             ("Imbalance", "imbalance"),
+            ("Commerce (transaction lines)", "commerce"),
         )
         if key in report
     ]
@@ -67,6 +68,10 @@ def write_audit(result: AuditResult, out_dir: str | Path, config: LongtailConfig
             outcome.kept.write_parquet(staging / "clean" / f"{name}.parquet")
             outcome.quarantine.write_parquet(staging / "quarantine" / f"{name}.parquet")
             outcome.flags.write_parquet(staging / "flags" / f"{name}.parquet")
+        merges = result.report.get("item_merges", {})
+        pl.DataFrame({"item_id": list(merges), "merged_into": list(merges.values())}, schema={"item_id": pl.String, "merged_into": pl.String}).write_parquet(
+            staging / "clean" / "item_merges.parquet"
+        )
         write_report_pair(staging / "report.json", staging / "report.html", result.report, "audit.html", _page_context(result))
         save_config(config, staging)
     return Path(out_dir)

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from longtail.core.config import QualityConfig
 from longtail.core.errors import EventValidationError
 from longtail.data.schema import EVENT_RULES, Event, missing_fields
-from longtail.serve.schemas import EventOut, spec_model
+from longtail.serve.schemas import EventOut, attributes_storable, spec_model
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -25,7 +25,8 @@ def _fields_of_its_type(event: Any) -> Any:
 
 
 EventIn = spec_model("EventIn", Event, "One behaviour event as a client posts it; fields are those of the canonical events table.", posted=True,
-                     validators={"_fields_of_its_type": model_validator(mode="after")(_fields_of_its_type)})
+                     validators={"_fields_of_its_type": model_validator(mode="after")(_fields_of_its_type),
+                                 "_attributes_storable": field_validator("attributes")(attributes_storable)})
 
 
 class EventBatch(BaseModel):

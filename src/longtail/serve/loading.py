@@ -3,6 +3,7 @@ the events table, the services."""
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -66,8 +67,10 @@ def _storable_events(events: pl.DataFrame, config: LongtailConfig) -> tuple[list
     stored, skipped = [], events.height - valid.height
     for row in valid.select(EVENTS.column_names).iter_rows(named=True):
         try:
+            # Tables hold attributes as JSON text; a posted event holds the object.
+            row["attributes"] = json.loads(row["attributes"]) if row["attributes"] else None
             stored.extend(validate_events([EventIn.model_validate(row)], config.quality))
-        except (ValidationError, EventValidationError):
+        except (ValidationError, EventValidationError, json.JSONDecodeError):
             skipped += 1
     return stored, skipped
 

@@ -172,7 +172,8 @@ class Profile(_Model):
     )
 
 
-def _attributes_storable(value: dict[str, Any] | None) -> dict[str, Any] | None:
+def attributes_storable(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Refuse attributes the stores cannot hold: not JSON, invalid Unicode, or longer than 20,000 characters."""
     # Nested strings escape the Identifier/ShortText checks; a lone surrogate would fail only when stored or sent back.
     if value is not None:
         try:
@@ -186,7 +187,7 @@ def _attributes_storable(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 ItemIn = spec_model("ItemIn", Item, "An item to add or update; the fields of the canonical items table.", posted=True,
-                    validators={"_attributes_storable": field_validator("attributes")(_attributes_storable)})
+                    validators={"_attributes_storable": field_validator("attributes")(attributes_storable)})
 
 
 class ItemBatch(_Model):

@@ -34,6 +34,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE items (item_id TEXT PRIMARY KEY, record TEXT NOT NULL, updated_us BIGINT NOT NULL)",
         "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    # Events carry free-form attributes (a transaction line's quantity, price, invoice) as JSON text, like items.
+    ("ALTER TABLE events ADD COLUMN attributes TEXT",),
 )
 
 
@@ -63,7 +65,20 @@ def from_micros(value: int) -> datetime:
 def _stored_value(event: StoredEvent, name: str) -> Any:
     """An event field as the events table holds it."""
     value = getattr(event, name)
-    return to_micros(value) if name == "timestamp" else value
+    if name == "timestamp":
+        return to_micros(value)
+    if name == "attributes" and value is not None:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value
+
+
+def _event_value(name: str, value: Any) -> Any:
+    """A stored column as the event field it holds (the inverse of _stored_value)."""
+    if value is None:
+        return None
+    if name == "timestamp":
+        return from_micros(value)
+    return json.loads(value) if name == "attributes" else value
 
 
 def _now_us() -> int:
@@ -183,7 +198,7 @@ class EventStore(ABC):
         rows = self._read(
             f"SELECT {_EVENT_COLUMNS}, id FROM events WHERE user_id = ? ORDER BY ts_us DESC, id DESC LIMIT ?", (user_id, limit)
         )
-        return [StoredEvent(**{name: from_micros(v) if name == "timestamp" else v for name, v in zip(_EVENT_FIELDS, r)}, id=r[-1]) for r in rows]
+        return [StoredEvent(**{name: _event_value(name, v) for name, v in zip(_EVENT_FIELDS, r)}, id=r[-1]) for r in rows]
 
     def count(self, user_id: str | None = None) -> int:
         """How many events are stored, in total or for one user."""
