@@ -104,3 +104,17 @@ def test_a_folder_without_its_manifest_is_not_a_model_folder(folder, tmp_path) -
     with pytest.raises(ModelFolderError, match="not a model folder"):
         load_model_folder(copy)
     assert (folder / EVALUATION_FILE).is_file()
+
+
+def test_evaluate_command_rescores_a_folder_as_it_was_accepted(folder, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from longtail.cli import app
+    from longtail.core.artifacts import load_json
+
+    result = CliRunner().invoke(app, ["evaluate", "--model", str(folder), "--max-users", "150", "--out", str(tmp_path / "eval")], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    record = load_json(tmp_path / "eval" / "evaluation.json")
+    accepted = load_json(folder / EVALUATION_FILE)
+    assert record["users"] == 150 and record["version"] == load_json(folder / FOLDER_FILE)["version"]
+    assert record["metrics"]["NDCG@10"] == pytest.approx(accepted["metrics"]["NDCG@10"], abs=1e-9)

@@ -69,7 +69,7 @@ def evaluation_table(runs: list[dict[str, Any]]) -> Table:
         tail = run["segments"]["tail"]
         metrics = run["metrics"]
         table.add_row(run["model"], f"{metrics['HR@10']:.4f}", f"{metrics['NDCG@10']:.4f}", f"{metrics['MRR']:.4f}",
-                      f"{tail['HR@10']:.4f}", f"{tail['NDCG@10']:.4f}", f"{metrics['coverage@10']:.3f}", f"{run['train_seconds']:.1f}")
+                      f"{tail['HR@10']:.4f}", f"{tail['NDCG@10']:.4f}", f"{metrics['coverage@10']:.3f}", f"{run['train_seconds']:.1f}" if "train_seconds" in run else "-")
     return table
 
 
@@ -98,7 +98,7 @@ def evaluate(
         if len(folders) != len(model) or len(folders) > 1:
             raise LongtailError("give one model folder to re-score, or recommender names to fit; not both")
         record = evaluate_model_folder(folders[0], max_users, out)
-        console.print(evaluation_table([{**record, "train_seconds": 0.0, "repeats": False}]))
+        console.print(evaluation_table([{**record, "repeats": False}]))
         console.print(f"{record['users']:,} users, model version {record['version']}. JSON: {out / 'evaluation.json'}")
         return
     print_evaluation(evaluate_recommenders(out, model, dataset, items, events, protocol, max_users, config, datasets_root, repeats), out)
