@@ -118,3 +118,22 @@ def test_evaluate_command_rescores_a_folder_as_it_was_accepted(folder, tmp_path)
     accepted = load_json(folder / EVALUATION_FILE)
     assert record["users"] == 150 and record["version"] == load_json(folder / FOLDER_FILE)["version"]
     assert record["metrics"]["NDCG@10"] == pytest.approx(accepted["metrics"]["NDCG@10"], abs=1e-9)
+
+
+def test_simulate_command_compares_a_folders_popularity_with_its_recommender(folder, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from longtail.cli import app
+    from longtail.core.artifacts import load_json
+
+    out = tmp_path / "simulation"
+    result = CliRunner().invoke(app, ["simulate", "--model", f"{folder}#popularity", "--model", str(folder), "--users", "100", "--out", str(out)],
+                                terminal_width=200)
+    assert result.exit_code == 0, result.output
+    report = load_json(out / "simulation.json")
+    assert report["users"] == 100 and [arm["recommender"] for arm in report["arms"].values()] == ["popularity", "fusion"]
+    assert [run["seed"] for run in report["runs"]] == [1, 3]
+    split = folder_split(folder)
+    offline = evaluate_folder(load_model_folder(folder), split, sample_test_users(split, 100, RANKED.seed)).metrics
+    assert report["arms"]["B"]["offline"]["NDCG@10"] == pytest.approx(offline["NDCG@10"], abs=1e-12)
+    assert "Team-draft interleaving" in (out / "simulation.html").read_text(encoding="utf-8")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from longtail.cli import data, demo, recommend, replay, search, serve
+from longtail.cli import data, demo, recommend, replay, search, serve, simulate
 from longtail.cli.errors import LongtailGroup
 
 app = typer.Typer(cls=LongtailGroup, help="Longtail: e-commerce search and recommendation that serves the long tail.", no_args_is_help=True)
@@ -15,5 +15,6 @@ app.add_typer(recommend.commands)
 app.add_typer(serve.commands)
 app.add_typer(demo.commands)
 app.add_typer(replay.commands)
+app.add_typer(simulate.commands)
 
 __all__ = ["app"]
