@@ -7,7 +7,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup demo test test-fast bench lock clean system-packages
+.PHONY: setup demo lint test test-fast bench lock clean system-packages
 
 setup: $(STAMP) system-packages
 
@@ -32,7 +32,13 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/longtail demo
 
-test: $(STAMP) system-packages
+# Style and bugs (ruff), types (mypy; strict for core/), and the folder layering (import-linter); config in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: $(STAMP) system-packages lint
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP) system-packages

@@ -9,7 +9,7 @@ import platform
 import resource
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,10 @@ from longtail.data.schema import EVENT_TYPES, EVENTS
 from longtail.pipeline.audit_step import run_audit
 
 RESULTS = Path(__file__).resolve().parent / "results"
-WORDS = "red blue steel glass cotton wireless mini pro max kit pack set bottle lamp shoe bag 保温杯 耳机 手机壳 充电器".split()
+WORDS = [
+    "red", "blue", "steel", "glass", "cotton", "wireless", "mini", "pro", "max", "kit", "pack", "set", "bottle",
+    "lamp", "shoe", "bag", "保温杯", "耳机", "手机壳", "充电器",
+]
 
 
 def synthetic_items(count: int, rng: np.random.Generator) -> pl.DataFrame:
@@ -45,7 +48,7 @@ def synthetic_items(count: int, rng: np.random.Generator) -> pl.DataFrame:
 
 def synthetic_events(count: int, items: int, users: int, rng: np.random.Generator) -> pl.DataFrame:
     """Zipf-popular items, uniform users, 90 days of timestamps, 10% searches with queries, some defects."""
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+    start = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
     item = (rng.zipf(1.2, count) - 1) % items
     types = rng.choice(len(EVENT_TYPES), count, p=[0.1, 0.5, 0.2, 0.08, 0.04, 0.05, 0.03])
     seconds = np.sort(rng.uniform(0, 90 * 86400, count))

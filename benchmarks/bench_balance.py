@@ -17,20 +17,21 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DATASETS = Path(os.environ.get("LONGTAIL_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
 
+def _interval(compared: dict | None, metric: str) -> str:
+    """A strategy's difference to the baseline with its 95% interval; '*' marks a significant one."""
+    if compared is None:
+        return ""
+    c = compared[metric]
+    return f"{c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]{' *' if c['significant'] else ''}"
+
+
 def print_table(experiment: dict) -> None:
     """One line per strategy: macro-F1 and minority recall with the 95% interval of the difference to the baseline."""
     print(f"{'strategy':<24}{'train rows':>11}{'synthetic':>10}{'macro-F1':>10}{'  vs baseline [95% CI]':<26}{'minority recall':>16}  vs baseline [95% CI]")
     for row in experiment["rows"]:
         compared = row.get("vs_baseline")
-
-        def interval(metric: str) -> str:
-            if compared is None:
-                return ""
-            c = compared[metric]
-            return f"{c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]{' *' if c['significant'] else ''}"
-
-        print(f"{row['strategy']:<24}{row['train_rows']:>11,}{row['synthetic_rows']:>10,}{row['macro_f1']:>10.4f}  {interval('macro_f1'):<24}"
-              f"{row['minority_recall']:>16.4f}  {interval('minority_recall')}")
+        print(f"{row['strategy']:<24}{row['train_rows']:>11,}{row['synthetic_rows']:>10,}{row['macro_f1']:>10.4f}  {_interval(compared, 'macro_f1'):<24}"
+              f"{row['minority_recall']:>16.4f}  {_interval(compared, 'minority_recall')}")
 
 
 def main() -> None:

@@ -39,7 +39,7 @@ HELD_BACK = 3
 
 def relabel_trained_part(new: pl.DataFrame, item_ids: list[str], seed: int) -> pl.DataFrame:
     """Every new event except each user's newest points at the wrong item (a fixed random relabelling)."""
-    relabel = dict(zip(item_ids, np.random.default_rng(seed).permutation(item_ids).tolist()))
+    relabel = dict(zip(item_ids, np.random.default_rng(seed).permutation(item_ids).tolist(), strict=True))
     newest = pl.col("timestamp").rank("ordinal", descending=True).over("user_id") == 1
     return new.with_columns(pl.when(newest).then(pl.col("item_id")).otherwise(pl.col("item_id").replace_strict(relabel)).alias("item_id"))
 

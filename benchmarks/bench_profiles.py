@@ -45,7 +45,7 @@ def dp_accuracy(items: pl.DataFrame, events: pl.DataFrame, users: int, seed: int
     rows = []
     for epsilon in EPSILONS:
         errors, kept = [], []
-        for n, (profile, truth) in enumerate(zip(profiles, exact)):
+        for n, (profile, truth) in enumerate(zip(profiles, exact, strict=True)):
             released = dp_category_shares(profile, domain, epsilon, at, seed + n)  # type: ignore[arg-type]
             noisy = np.array([released[name] for name in domain])
             errors.append(float(np.abs(noisy - truth).sum()))

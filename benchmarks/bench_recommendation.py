@@ -103,7 +103,10 @@ def sequential_model(name: str, split: Split, config: RecommendConfig, vectors: 
     meta_path = artifacts / f"{name}.json"
     settings = config.sequential.model_dump()
     # the wall-time cap is a budget, not a model setting: a model trained under another cap is still this model
-    same = lambda saved: {**saved, "max_train_seconds": None} == {**settings, "max_train_seconds": None}  # noqa: E731
+
+    def same(saved: dict) -> bool:
+        return {**saved, "max_train_seconds": None} == {**settings, "max_train_seconds": None}
+
     if (path / WEIGHTS_FILE).is_file() and meta_path.is_file() and same(json.loads(meta_path.read_text())["config"]):
         log.info("%s: loading the model trained earlier from %s", name, path)
         return SASRec.load(path), json.loads(meta_path.read_text())
@@ -130,7 +133,9 @@ def bench_dataset(dataset: str, config: LongtailConfig, stages: set[str], result
     def evaluate(name: str, model: Recommender, seconds: float, peak: float, **extra: object) -> None:
         evaluations[name] = evaluate_split(model.score, split, "test", settings)
         runs.append(run_record(dataset, name, evaluations[name], seconds, peak, **extra))
-        log.info("%s %s: HR@10 %.4f NDCG@10 %.4f (train %.0fs)", dataset, name, evaluations[name].metrics["HR@10"], evaluations[name].metrics["NDCG@10"], seconds)
+        log.info(
+            "%s %s: HR@10 %.4f NDCG@10 %.4f (train %.0fs)", dataset, name, evaluations[name].metrics["HR@10"], evaluations[name].metrics["NDCG@10"], seconds
+        )
         save_runs(runs, results)
 
     train = TrainData(split.n_items, split.train, split.valid, vectors, config.seed)

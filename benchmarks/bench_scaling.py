@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +87,11 @@ def main() -> None:
     try:
         masters = {"local": None, "spark-local": "local[2]", "spark-standalone": cluster.master_url if cluster else None}
         for executor in executors:
-            pipeline = {"executor": "local"} if executor == "local" else {"executor": "spark", "spark_master": masters[executor], "spark_partitions": 8, "spark_driver_memory": "6g"}
+            pipeline = (
+                {"executor": "local"}
+                if executor == "local"
+                else {"executor": "spark", "spark_master": masters[executor], "spark_partitions": 8, "spark_driver_memory": "6g"}
+            )
             config = LongtailConfig.model_validate({"pipeline": pipeline, "quality": {"reference_time": "2026-04-01T00:00:00+00:00"}})
             with table_mapper(config.pipeline) as mapper:
                 for item_count, event_count in grid:
@@ -95,13 +100,15 @@ def main() -> None:
                     rng = np.random.default_rng(0)
                     items = to_canonical(synthetic_items(item_count, rng), ITEMS, "synthetic")
                     events = to_canonical(synthetic_events(event_count, item_count, max(event_count // 10, 1), rng), EVENTS, "synthetic")
-                    figures = measure(lambda: audit(items, events, config, map_table=mapper))
+                    figures = measure(partial(audit, items, events, config, map_table=mapper))
                     runs.append({"step": "audit", "executor": executor, "items": item_count, "events": event_count, **figures})
                     print(json.dumps(runs[-1]), flush=True)
                 for item_count in encode_sizes:
                     items = to_canonical(synthetic_items(item_count, np.random.default_rng(1)), ITEMS, "synthetic")
-                    figures = measure(lambda: run_encode(items, mapper))
-                    runs.append({"step": "encode", "executor": executor, "items": item_count, **figures, "items_per_second": round(item_count / figures["seconds"], 1)})
+                    figures = measure(partial(run_encode, items, mapper))
+                    runs.append(
+                        {"step": "encode", "executor": executor, "items": item_count, **figures, "items_per_second": round(item_count / figures["seconds"], 1)}
+                    )
                     print(json.dumps(runs[-1]), flush=True)
     finally:
         if cluster:

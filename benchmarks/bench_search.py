@@ -27,8 +27,8 @@ from longtail.core.config import EncodeConfig, LongtailConfig, SearchConfig  # n
 from longtail.data.adapters import load_dataset  # noqa: E402
 from longtail.encode.encoder import TextEncoder, encode_queries  # noqa: E402
 from longtail.encode.factory import build_encoder  # noqa: E402
-from longtail.encode.item_text import item_texts  # noqa: E402
 from longtail.encode.finetune import finetune_encoder  # noqa: E402
+from longtail.encode.item_text import item_texts  # noqa: E402
 from longtail.evaluate.proxy_search import PROXY_LABEL, known_item_queries  # noqa: E402
 from longtail.evaluate.search_metrics import aligned_scores, evaluate_run, query_segments, summarize  # noqa: E402
 from longtail.evaluate.significance import paired_comparison  # noqa: E402
@@ -85,7 +85,9 @@ def single_query_latency_ms(encoder: TextEncoder, queries: list[str]) -> dict[st
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
 
 
-def ranked_run(engine: SearchEngine, judgments: pl.DataFrame, mode: Mode, query_vectors: np.ndarray | None, lexical_weight: float | None = None) -> dict[str, list[str]]:
+def ranked_run(
+    engine: SearchEngine, judgments: pl.DataFrame, mode: Mode, query_vectors: np.ndarray | None, lexical_weight: float | None = None
+) -> dict[str, list[str]]:
     queries = judgments.unique("query_id", maintain_order=True)
     run = {}
     for position, (query_id, query) in enumerate(queries.select("query_id", "query").iter_rows()):
@@ -105,9 +107,9 @@ def relevance_runs(items: pl.DataFrame, popularity: dict[str, int], speed: dict)
     train_ids = [ids[i] for i in order[n_test:]]
     test = known_item_queries(items, n_test, SEED, test_ids)
     tuning = known_item_queries(items, TUNING_QUERIES, SEED + 1, train_ids)
-    text_of = dict(zip(ids, texts))
+    text_of = dict(zip(ids, texts, strict=True))
     train_queries = known_item_queries(items, TRAIN_PAIRS, SEED + 2, train_ids)
-    pairs = list(zip(train_queries["query"].to_list(), [text_of[i] for i in train_queries["item_id"].to_list()]))
+    pairs = list(zip(train_queries["query"].to_list(), [text_of[i] for i in train_queries["item_id"].to_list()], strict=True))
     log(f"proxy task: {test.height} test queries over held-out items, {len(pairs)} training pairs from other items")
     segments = query_segments(test, popularity)
     config = LongtailConfig()
@@ -154,7 +156,10 @@ def relevance_runs(items: pl.DataFrame, popularity: dict[str, int], speed: dict)
             engines[f"finetuned-{name}"] = SearchEngine.build(items, config, encoder, vectors=encoder.encode(texts))
             query_vectors[f"finetuned-{name}"] = encode_queries(encoder, test_queries)
             speed[f"finetune_{name}"] = {k: v for k, v in report.__dict__.items() if k != "curve"} | {"curve": report.curve}
-            log(f"fine-tuned ({name}): {report.steps} steps in {report.seconds:.0f}s, validation loss {report.initial_validation_loss:.3f} -> {report.best_validation_loss:.3f}")
+            log(
+                f"fine-tuned ({name}): {report.steps} steps in {report.seconds:.0f}s, "
+                f"validation loss {report.initial_validation_loss:.3f} -> {report.best_validation_loss:.3f}"
+            )
 
     def tuning_objective(weight: float) -> float:
         run = ranked_run(engines["stock"], tuning, "hybrid", encode_queries(stock, tuning["query"].to_list()), weight)
@@ -208,7 +213,9 @@ def relevance_runs(items: pl.DataFrame, popularity: dict[str, int], speed: dict)
     }
     for run in runs:
         run["paired_bootstrap_vs"] = {
-            baseline: {metric: paired_comparison(*aligned_scores(per_query[baseline], per_query[run["retriever"]], metric), seed=SEED) for metric in ("NDCG@10", "MRR")}
+            baseline: {
+                metric: paired_comparison(*aligned_scores(per_query[baseline], per_query[run["retriever"]], metric), seed=SEED) for metric in ("NDCG@10", "MRR")
+            }
             for baseline in comparisons.get(run["retriever"], [])
         }
     ndcg = {run["retriever"]: run["metrics"]["NDCG@10"] for run in runs}

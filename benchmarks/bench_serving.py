@@ -53,7 +53,20 @@ class Server:
     def start(self, timeout: float = 180.0) -> float:
         """Start and wait until /health answers; return the seconds it took."""
         started = time.perf_counter()
-        command = [sys.executable, "-m", "longtail.cli", "serve", "--data", str(self.data_dir), "--host", HOST, "--port", str(self.port), "--config", str(self.config_path)]
+        command = [
+            sys.executable,
+            "-m",
+            "longtail.cli",
+            "serve",
+            "--data",
+            str(self.data_dir),
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--config",
+            str(self.config_path),
+        ]
         command += ["--model", str(self.model_dir)] if self.model_dir is not None else []
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -102,7 +115,16 @@ class Traffic:
         return "POST", "/events", {"events": [event]}
 
 
-def run_load(url: str, key: str, traffic: Traffic, concurrency: int, max_requests: int, max_seconds: float, mix: tuple[tuple[str, float], ...], stop: threading.Event | None = None) -> dict[str, Any]:
+def run_load(
+    url: str,
+    key: str,
+    traffic: Traffic,
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+    mix: tuple[tuple[str, float], ...],
+    stop: threading.Event | None = None,
+) -> dict[str, Any]:
     """Workers send requests until the count or time bound; collect latencies, errors and acknowledged event ids."""
     latencies: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
@@ -212,7 +234,9 @@ def main() -> int:
         stop = threading.Event()
         holder: dict[str, Any] = {}
         fault_mix = (("event", 0.8), ("search", 0.2))
-        loader = threading.Thread(target=lambda: holder.update(run_load(server.url, key, traffic, max(args.concurrency), 10**9, args.fault_seconds + 30, fault_mix, stop)))
+        loader = threading.Thread(
+            target=lambda: holder.update(run_load(server.url, key, traffic, max(args.concurrency), 10**9, args.fault_seconds + 30, fault_mix, stop))
+        )
         loader.start()
         time.sleep(args.fault_seconds)
         server.kill_9()

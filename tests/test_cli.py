@@ -89,7 +89,12 @@ def test_users_and_judgments_are_audited_when_given(tmp_path: Path, good_files: 
     pl.DataFrame({"user_id": ["u9", "u9", None], "segment": ["vip", "vip", "new"]}).write_csv(users)
     judgments = tmp_path / "judgments.csv"
     pl.DataFrame(
-        {"query_id": ["q1", "q1", "q2", "q3"], "query": ["保温杯", "保温杯", "bottle", "bottle"], "item_id": ["A1", "A1", "NOPE", "A1"], "grade": ["3", "3", "2", "-1"]}
+        {
+            "query_id": ["q1", "q1", "q2", "q3"],
+            "query": ["保温杯", "保温杯", "bottle", "bottle"],
+            "item_id": ["A1", "A1", "NOPE", "A1"],
+            "grade": ["3", "3", "2", "-1"],
+        }
     ).write_csv(judgments)
     out = tmp_path / "out"
     args = ["audit", "--items", str(items), "--events", str(events), "--out", str(out), "--users", str(users), "--judgments", str(judgments)]

@@ -22,9 +22,9 @@ def table(beauty_slice) -> pl.DataFrame:
 
 
 def _pairs(table: pl.DataFrame, augmented: pl.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
-    sources = dict(zip(table["user"].to_list(), table[ITEMS].to_list()))
+    sources = dict(zip(table["user"].to_list(), table[ITEMS].to_list(), strict=True))
     copies = augmented.filter(pl.col(SYNTHETIC))
-    return [(np.asarray(sources[u]), np.asarray(items)) for u, items in zip(copies["user"].to_list(), copies[ITEMS].to_list())]
+    return [(np.asarray(sources[u]), np.asarray(items)) for u, items in zip(copies["user"].to_list(), copies[ITEMS].to_list(), strict=True)]
 
 
 def _augment(component, table: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[np.ndarray, np.ndarray]]]:

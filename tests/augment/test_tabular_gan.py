@@ -20,7 +20,7 @@ def interactions(datasets_root: Path) -> pl.DataFrame:
     """400 Scientific interactions: user activity, item popularity, department; label = the item's head/torso/tail segment."""
     data = load_dataset("scientific", datasets_root)
     popularity = data.events.group_by("item_id").agg(pl.len().alias("item_interactions")).sort("item_id")
-    segment = dict(zip(popularity["item_id"], item_segments(popularity["item_interactions"].to_numpy())))
+    segment = dict(zip(popularity["item_id"], item_segments(popularity["item_interactions"].to_numpy()), strict=True))
     items = data.items.select("item_id", pl.col("category").str.split(" ").list.get(3, null_on_oob=True).alias("department"))
     return (
         data.events.head(400)

@@ -8,7 +8,18 @@ import pytest
 
 from longtail.balance.component import build, run
 from longtail.balance.sampling import WeightedSampling
-from longtail.balance.sequences import BUCKETS, ITEMS, HeadUnderSampling, TailOverSampling, check_training_only, item_counts, last_item_buckets, last_items, sequence_table, table_histories
+from longtail.balance.sequences import (
+    BUCKETS,
+    ITEMS,
+    HeadUnderSampling,
+    TailOverSampling,
+    check_training_only,
+    item_counts,
+    last_item_buckets,
+    last_items,
+    sequence_table,
+    table_histories,
+)
 from longtail.core.errors import LongtailError
 from longtail.data.columns import SYNTHETIC, WEIGHT
 
@@ -64,7 +75,7 @@ def test_tail_oversampling_reaches_the_promised_bucket_counts(table) -> None:
     targets = component.targets(table)
     grown = run(component, table, seed=1)
     labels = last_item_buckets(table)
-    by_user = dict(zip(table["user"].to_list(), labels))
+    by_user = dict(zip(table["user"].to_list(), labels, strict=True))
     after = np.array([by_user[u] for u in grown["user"].to_list()])
     largest = max(int(np.sum(labels == b)) for b in BUCKETS)
     assert targets["head"] == int(np.sum(labels == "head")) == largest
@@ -105,7 +116,7 @@ def test_no_component_lets_a_held_out_item_into_training(beauty_slice, table, tr
     split = beauty_slice[1]
     output = run(build(name, **params), table, seed=11)
     check_training_only(output, train)
-    for user, items in zip(output["user"].to_list(), output[ITEMS].to_list()):
+    for user, items in zip(output["user"].to_list(), output[ITEMS].to_list(), strict=True):
         held_out = set(split.valid[user]) | set(split.test[user])
         assert not (held_out - set(train[user])) & set(items)
 

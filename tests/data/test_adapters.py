@@ -7,9 +7,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from longtail.core.errors import InputDataError
 from longtail.data.adapters import load_dataset
 from longtail.data.schema import EVENTS, ITEMS
-from longtail.core.errors import InputDataError
 
 
 @pytest.mark.parametrize(

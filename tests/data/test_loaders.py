@@ -8,9 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from longtail.core.errors import InputDataError
 from longtail.data.loaders import INVALID_FIELDS, load_table
 from longtail.data.schema import EVENTS, ITEMS, JUDGMENTS, SOURCE_ROW
-from longtail.core.errors import InputDataError
 
 ITEM_ROWS = [
     {"item_id": "A1", "title": "无线蓝牙耳机 降噪", "category": "电子 > 耳机", "price": "199.0", "created_at": "2024-01-05T10:00:00+08:00"},
@@ -86,7 +86,7 @@ def test_malformed_json_line_names_the_line(tmp_path: Path) -> None:
 
 def test_non_utf8_file_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "i.csv"
-    path.write_bytes("item_id,title\nA1,Mug\nA2,".encode() + "Café".encode("latin-1") + b"\n")
+    path.write_bytes(b"item_id,title\nA1,Mug\nA2," + "Café".encode("latin-1") + b"\n")
     with pytest.raises(InputDataError) as caught:
         load_table(path, ITEMS)
     assert caught.value.row == 3

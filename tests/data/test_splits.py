@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import numpy as np
-import polars as pl
 import pytest
 
+from longtail.core.errors import LongtailError
 from longtail.data.adapters import load_dataset, sequences_to_events
 from longtail.data.splits import leave_one_out, split_events, temporal_split
-from longtail.core.errors import LongtailError
 
-
-def _catalogue(ids: list[str]) -> pl.DataFrame:
-    return pl.DataFrame({"item_id": ids, "title": ids})
+import builders
 
 
 def test_leave_one_out_holds_out_last_two_items_in_time_order() -> None:
     events = sequences_to_events({"u1": ["a", "b", "c", "d"], "u2": ["c", "a", "b"], "u3": ["a", "b"]})
-    split = leave_one_out(_catalogue(["a", "b", "c", "d", "e"]), events.reverse())
-    names = lambda indices: [split.item_ids[i] for i in indices]  # noqa: E731
-    by_user = dict(zip(split.user_ids, range(len(split.user_ids))))
+    split = leave_one_out(builders.items(["a", "b", "c", "d", "e"]), events.reverse())
+
+    def names(indices: np.ndarray) -> list[str]:
+        return [split.item_ids[i] for i in indices]
+
+    by_user = dict(zip(split.user_ids, range(len(split.user_ids)), strict=True))
     u1, u2, u3 = by_user["u1"], by_user["u2"], by_user["u3"]
     assert names(split.train[u1]) == ["a", "b"] and names(split.valid[u1]) == ["c"] and names(split.test[u1]) == ["d"]
     assert names(split.train[u2]) == ["c"] and names(split.valid[u2]) == ["a"] and names(split.test[u2]) == ["b"]
@@ -44,10 +44,10 @@ def test_leave_one_out_on_beauty_reassembles_every_sequence(datasets_root) -> No
 
 
 def test_temporal_split_keeps_the_future_out_of_training() -> None:
-    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    rows = [("u1", f"i{d}", start + timedelta(days=d)) for d in range(10)] + [("u2", "i9", start + timedelta(days=9)), ("u2", "i0", start)]
-    events = pl.DataFrame(rows, schema={"user_id": pl.String, "item_id": pl.String, "timestamp": pl.Datetime("us", "UTC")}, orient="row")
-    split = temporal_split(_catalogue([f"i{d}" for d in range(10)]), events, valid_share=0.25, test_share=0.25)
+    days = [*range(10), 9, 0]
+    users = ["u1"] * 10 + ["u2", "u2"]
+    events = builders.events([(user, f"i{day}", "view") for user, day in zip(users, days, strict=True)], at=[timedelta(days=day) for day in days])
+    split = temporal_split(builders.items([f"i{d}" for d in range(10)]), events, valid_share=0.25, test_share=0.25)
     u1, u2 = split.user_ids.index("u1"), split.user_ids.index("u2")
     # 12 sorted times (days 0,0,1,...,8,9,9): the lower 50% and 75% quantiles fall on days 4 and 7
     assert [split.item_ids[i] for i in split.train[u1]] == [f"i{d}" for d in range(4)]
@@ -60,6 +60,6 @@ def test_temporal_split_keeps_the_future_out_of_training() -> None:
 def test_split_rejects_unknown_protocol_and_bad_shares() -> None:
     events = sequences_to_events({"u": ["a", "b", "c"]})
     with pytest.raises(LongtailError, match="unknown split protocol"):
-        split_events(_catalogue(["a", "b", "c"]), events, "random")  # type: ignore[arg-type]
+        split_events(builders.items(["a", "b", "c"]), events, "random")  # type: ignore[arg-type]
     with pytest.raises(LongtailError, match="sum to less than 1"):
-        temporal_split(_catalogue(["a", "b", "c"]), events, valid_share=0.6, test_share=0.5)
+        temporal_split(builders.items(["a", "b", "c"]), events, valid_share=0.6, test_share=0.5)

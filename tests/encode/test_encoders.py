@@ -3,6 +3,8 @@ and the factory builds whatever the `encode` config section says."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 import pytest
@@ -30,7 +32,7 @@ class CountingEncoder:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def encode(self, texts, batch_size=None, show_progress=False):  # noqa: ANN001, ANN201
+    def encode(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False) -> np.ndarray:
         self.seen.extend(texts)
         vectors = np.array([[len(t), t.count("a"), t.count("e"), 1.0] for t in texts], dtype=np.float32)
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 
 from longtail.core.config import EncodeConfig, LongtailConfig
+from longtail.core.errors import LongtailError
 from longtail.encode.factory import build_encoder
 from longtail.encode.finetune import REPORT_FILE, finetune_encoder, pairs_from_judgments, pairs_from_search_events
-from longtail.core.errors import LongtailError
 
 # Made-up shop vocabulary: codes like "zq7" mean nothing to the stock model, so learning them shows in the loss.
 PAIRS = [(f"zq{i} part", f"Replacement part model ZQ-{i} for series {i % 4} pumps") for i in range(96)]

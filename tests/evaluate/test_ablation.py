@@ -56,7 +56,7 @@ def test_training_rows_come_only_from_training_histories(beauty_slice) -> None:
         {"name": "weighted-sampling", "params": {"by": "last-item"}}, {"name": "tail-oversampling"}, {"name": "crop"}, {"name": "mask"}, {"name": "reorder"}]})
     table = training_table(split, arm, seed=0)
     assert table["synthetic"].sum() > len(split.train)
-    for user, items in zip(table["user"].to_list(), table["items"].to_list()):
+    for user, items in zip(table["user"].to_list(), table["items"].to_list(), strict=True):
         held_out = (set(split.valid[user]) | set(split.test[user])) - set(split.train[user])
         assert not held_out & set(items)
 

@@ -39,7 +39,10 @@ def test_bootstrap_of_a_macro_f1_difference_resamples_users() -> None:
     truth = generator.integers(0, 3, 600)
     users = np.repeat(np.arange(120), 5)
     noisy = np.where(generator.random(600) < 0.4, generator.integers(0, 3, 600), truth)
-    score = lambda t, p: macro_f1(t, p, range(3))  # noqa: E731
+
+    def score(t: np.ndarray, p: np.ndarray) -> float:
+        return macro_f1(t, p, range(3))
+
     better = paired_bootstrap_statistic(score, truth, truth, noisy, users, samples=300)
     assert better["significant"] and better["low"] > 0 and better["users"] == 120
     assert math.isclose(better["difference"], 1.0 - macro_f1(truth, noisy, range(3)))

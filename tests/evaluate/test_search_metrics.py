@@ -99,7 +99,7 @@ def test_proxy_queries_are_made_of_words_of_their_own_item_title():
     )
     queries = known_item_queries(items, n_queries=5, seed=1)
     assert queries.height == 2  # "Tape" has too few words to hide any
-    for query, item in zip(queries["query"].to_list(), queries["item_id"].to_list()):
+    for query, item in zip(queries["query"].to_list(), queries["item_id"].to_list(), strict=True):
         title = items.filter(pl.col("item_id") == item)["title"].item().lower()
         words = query.split()
         assert 2 <= len(words) <= 4 and all(word in title for word in words)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -10,30 +10,33 @@ import pytest
 
 from longtail.core.config import IntentConfig
 from longtail.data.adapters import load_dataset
-from longtail.data.schema import EVENTS
 from longtail.models.intent import (
-    ACTIONS, FEATURES, IntentModel, intent_table, latest_step_baseline, majority_baseline, step_intents,
+    ACTIONS,
+    FEATURES,
+    IntentModel,
+    intent_table,
+    latest_step_baseline,
+    majority_baseline,
+    step_intents,
 )
 from longtail.pipeline.intent_step import assign_users
 
-START = datetime(2024, 3, 1, tzinfo=timezone.utc)
+import builders
+
+START = datetime(2024, 3, 1, tzinfo=UTC)
 
 
 def _events(rows: list[tuple[str, str | None, str]], minutes: int = 5) -> pl.DataFrame:
     """Canonical events from (user, item, event_type) in time order per user."""
-    return pl.DataFrame(
-        {"user_id": [r[0] for r in rows], "item_id": [r[1] for r in rows], "event_type": [r[2] for r in rows],
-         "timestamp": [START + timedelta(minutes=minutes * i) for i in range(len(rows))]},
-        schema={name: EVENTS.columns[name] for name in ("user_id", "item_id", "event_type", "timestamp")},
-    )
+    return builders.events(rows, start=START, step=timedelta(minutes=minutes))
 
 
-ITEMS = pl.DataFrame({
-    "item_id": ["a", "b", "c", "d", "e"],
-    "title": ["drill", "other drill", "saw", "glue", "tape"],
-    "category": ["tools > drills", "tools > drills", "tools > saws", "adhesives", None],
-    "brand": ["Acme", "Bosk", "Acme", "Gluco", None],
-})
+ITEMS = builders.items(
+    ["a", "b", "c", "d", "e"],
+    title=["drill", "other drill", "saw", "glue", "tape"],
+    category=["tools > drills", "tools > drills", "tools > saws", "adhesives", None],
+    brand=["Acme", "Bosk", "Acme", "Gluco", None],
+)
 
 
 def test_step_intents_follow_the_documented_definition() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import numpy as np
 import polars as pl
@@ -16,7 +16,20 @@ from longtail.data.adapters import load_dataset
 from longtail.encode.item_text import texts_for
 from longtail.models.fusion import BOOSTER_FILE, STATE_FILE
 from longtail.models.sequential import SASRec
-from longtail.pipeline.incremental import DECISION_FILE, DECISION_LOG, HISTORY_FILE, ITEMS_FILE, MODEL_FILE, hold_back, load_ranker, recent_slice, train_model_folder, update_model_folder
+from longtail.pipeline.incremental import (
+    DECISION_FILE,
+    DECISION_LOG,
+    HISTORY_FILE,
+    ITEMS_FILE,
+    MODEL_FILE,
+    hold_back,
+    load_ranker,
+    recent_slice,
+    train_model_folder,
+    update_model_folder,
+)
+
+import builders
 
 TINY = SequentialConfig(hidden=32, blocks=1, heads=1, max_len=20, dropout=0.2, epochs=15, patience=5, lr=3e-3, threads=1)
 CONFIG = LongtailConfig(recommend=RecommendConfig(sequential=TINY, bootstrap_samples=200), incremental=IncrementalConfig(epochs=10, lr=1e-2))
@@ -71,7 +84,7 @@ def _digest(folder, names=(MODEL_FILE, ITEMS_FILE, HISTORY_FILE)) -> dict[str, s
 def _relabel_trained_on(new: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
     """An id-mapping bug: every trained-on event points at the wrong item (a fixed random relabelling of the catalogue)."""
     ids = items["item_id"].to_list()
-    relabel = dict(zip(ids, np.random.default_rng(1).permutation(ids).tolist()))
+    relabel = dict(zip(ids, np.random.default_rng(1).permutation(ids).tolist(), strict=True))
     newest = pl.col("timestamp").rank("ordinal", descending=True).over("user_id") == 1
     return new.with_columns(pl.when(newest).then(pl.col("item_id")).otherwise(pl.col("item_id").replace_strict(relabel)).alias("item_id"))
 
@@ -131,9 +144,8 @@ def test_corrupted_new_events_roll_the_ranker_back_byte_for_byte(trained_with_ra
 
 
 def _frame(rows: list[tuple[str, str, int]]) -> pl.DataFrame:
-    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    return pl.DataFrame({"user_id": [r[0] for r in rows], "item_id": [r[1] for r in rows], "event_type": ["view"] * len(rows),
-                         "timestamp": [start + timedelta(hours=r[2]) for r in rows]}).with_columns(pl.col("timestamp").dt.cast_time_unit("us"))
+    """Views from (user, item, hours after the start) rows."""
+    return builders.events([(user, item, "view") for user, item, _ in rows], at=[timedelta(hours=hours) for *_, hours in rows])
 
 
 def test_hold_back_and_recent_slices() -> None:

@@ -63,7 +63,7 @@ def test_the_loaded_folder_scores_exactly_as_it_was_evaluated(folder) -> None:
     histories = split.histories("test")[:5]
     top, scores = loaded.recommend(histories, 10)
     assert top.shape == (5, 10) and np.all(np.diff(scores, axis=1) <= 0)
-    assert not any(set(row) & set(history) for row, history in zip(top.tolist(), histories))
+    assert not any(set(row) & set(history) for row, history in zip(top.tolist(), histories, strict=True))
 
 
 def test_cold_fallback_is_the_folder_popularity(folder) -> None:

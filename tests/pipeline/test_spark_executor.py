@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 
 from longtail.core.config import LongtailConfig, PipelineConfig
+from longtail.core.errors import ExecutorError
 from longtail.data.loaders import load_table
 from longtail.data.schema import EVENTS, ITEMS
-from longtail.core.errors import ExecutorError
 from longtail.pipeline.encode_step import run_encode
 from longtail.pipeline.executors import table_mapper
 from longtail.pipeline.spark import StandaloneCluster, check_master_reachable, start_session

@@ -10,8 +10,8 @@ import pytest
 from scipy import stats
 
 from longtail.core.config import DifferentialPrivacyConfig
-from longtail.data.adapters import Dataset, load_dataset
 from longtail.core.errors import PrivacyError
+from longtail.data.adapters import Dataset, load_dataset
 from longtail.privacy.dp import (
     affinity_counts,
     bounded_category_contributions,

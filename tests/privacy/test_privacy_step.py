@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 
 from longtail.core.config import LongtailConfig
-from longtail.data.adapters import load_dataset
 from longtail.core.errors import PrivacyError
+from longtail.data.adapters import load_dataset
 from longtail.pipeline.audit_step import run_audit_on_tables
 from longtail.privacy.pseudonym import Pseudonymiser
 

@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 
 from longtail.core.config import LongtailConfig, PrivacyConfig, save_config
-from longtail.data.adapters import load_dataset
 from longtail.core.errors import PrivacyError
+from longtail.data.adapters import load_dataset
 from longtail.privacy.erasure import erase_user
 from longtail.privacy.ingest import apply_privacy
 from longtail.privacy.pseudonym import Pseudonymiser, pseudonymiser_from_config

@@ -44,7 +44,7 @@ def user_events(demo: tuple[pl.DataFrame, pl.DataFrame]) -> pl.DataFrame:
     """The user's real items in their real order, each visited in a pattern of event types and gaps."""
     reviews = demo[1].filter(pl.col("user_id") == USER).sort("timestamp")
     rows = []
-    for day, (item_id, start) in enumerate(zip(reviews["item_id"], reviews["timestamp"])):
+    for day, (item_id, start) in enumerate(zip(reviews["item_id"], reviews["timestamp"], strict=True)):
         for kind, minutes in PATTERN[: 2 + day % 5]:
             rows.append({"item_id": None if kind == "search" else item_id, "event_type": kind, "timestamp": start + timedelta(minutes=minutes)})
     return pl.DataFrame(rows, schema={"item_id": pl.String, "event_type": pl.String, "timestamp": pl.Datetime("us", "UTC")})
@@ -97,7 +97,7 @@ def test_each_part_of_the_profile_is_what_its_definition_says(user_events: pl.Da
     # Long-term: each event weighs its type weight halved every 7 days before the last event.
     last = user_events.filter(pl.col("item_id") == only)
     ages = (profile.last_seen - last["timestamp"]).dt.total_seconds().to_numpy() / 86_400  # type: ignore[operator]
-    expected = sum(config.event_weights[kind] * 0.5 ** (age / 7) for kind, age in zip(last["event_type"], ages))
+    expected = sum(config.event_weights[kind] * 0.5 ** (age / 7) for kind, age in zip(last["event_type"], ages, strict=True))
     assert profile.touches[only].weight == pytest.approx(expected)
     vectors = np.stack([items[i].vector for i in profile.touches])
     weights = np.array([t.weight for t in profile.touches.values()])

@@ -21,8 +21,15 @@ CONFIG = LongtailConfig.model_validate({"quality": {"reference_time": "2012-01-0
 
 
 def _line(invoice: str, code: str, title: str | None, quantity: int, price: float, user: str | None, day: int, hour: int = 10) -> dict:
-    return {"InvoiceNo": invoice, "StockCode": code, "Description": title, "Quantity": quantity, "InvoiceDate": f"2011-03-{day:02d} {hour:02d}:00:00",
-            "UnitPrice": price, "CustomerID": user}
+    return {
+        "InvoiceNo": invoice,
+        "StockCode": code,
+        "Description": title,
+        "Quantity": quantity,
+        "InvoiceDate": f"2011-03-{day:02d} {hour:02d}:00:00",
+        "UnitPrice": price,
+        "CustomerID": user,
+    }
 
 
 def _shop(extra: list[dict]) -> list[dict]:
@@ -44,11 +51,13 @@ def _audit(rows: list[dict]):
 def _reasons(result, table: str, reason: str) -> dict[int, str]:
     quarantine = result.tables[table].quarantine
     hits = quarantine.filter(pl.col("all_reasons").str.split(";").list.contains(reason))
-    return dict(zip(hits["source_row"].to_list(), hits["detail"].to_list()))
+    return dict(zip(hits["source_row"].to_list(), hits["detail"].to_list(), strict=True))
 
 
 def test_cancellations_are_matched_to_the_purchase_they_undo() -> None:
-    result, _ = _audit(_shop([_line("C9001", "20000", "RED HEART MUG NUMBER 0", -1, 2.0, "u1", 5), _line("C9002", "20001", "RED HEART MUG NUMBER 1", -1, 3.0, "u9", 5)]))
+    result, _ = _audit(
+        _shop([_line("C9001", "20000", "RED HEART MUG NUMBER 0", -1, 2.0, "u1", 5), _line("C9002", "20001", "RED HEART MUG NUMBER 1", -1, 3.0, "u9", 5)])
+    )
     commerce = result.report["commerce"]
     assert (commerce["return_lines"], commerce["returns_matched"]) == (2, 1)
     cancellations = result.tables["events"].quarantine.filter(pl.col("reason") == "cancellation")
@@ -57,8 +66,13 @@ def test_cancellations_are_matched_to_the_purchase_they_undo() -> None:
 
 def test_negative_quantity_and_non_positive_price_lines_are_quarantined() -> None:
     # Invoices without the cancellation prefix: a stock adjustment (negative quantity) and a free line (price 0).
-    rows = _shop([_line("C9001", "20003", "RED HEART MUG NUMBER 3", -1, 5.0, "u1", 5), _line("9002", "20002", "RED HEART MUG NUMBER 2", -3, 4.0, "u1", 6),
-                  _line("9003", "20004", "RED HEART MUG NUMBER 4", 1, 0.0, "u2", 6)])
+    rows = _shop(
+        [
+            _line("C9001", "20003", "RED HEART MUG NUMBER 3", -1, 5.0, "u1", 5),
+            _line("9002", "20002", "RED HEART MUG NUMBER 2", -3, 4.0, "u1", 6),
+            _line("9003", "20004", "RED HEART MUG NUMBER 4", 1, 0.0, "u2", 6),
+        ]
+    )
     result, _ = _audit(rows)
     assert list(_reasons(result, "events", "negative_quantity").values()) == ["quantity -3.0"]
     assert list(_reasons(result, "events", "non_positive_price").values()) == ["price 0.0"]
@@ -79,8 +93,13 @@ def test_fee_like_codes_are_found_from_the_data_not_a_list() -> None:
 
 
 def test_junk_titles_and_several_titles_per_code_are_named() -> None:
-    rows = _shop([_line("9001", "20005", "?", -2, 0.0, None, 7), _line("9002", "30001", "damaged", -5, 0.0, None, 7),
-                  _line("9003", "20006", "RED HEART MUG 6 (BIG)", 1, 3.0, "u1", 7)])
+    rows = _shop(
+        [
+            _line("9001", "20005", "?", -2, 0.0, None, 7),
+            _line("9002", "30001", "damaged", -5, 0.0, None, 7),
+            _line("9003", "20006", "RED HEART MUG 6 (BIG)", 1, 3.0, "u1", 7),
+        ]
+    )
     result, _ = _audit(rows)
     assert result.tables["items"].quarantine.filter(pl.col("reason") == "junk_title")["item_id"].to_list() == ["30001"]
     flags = result.tables["items"].flags.filter(pl.col("reason") == "multiple_titles")
@@ -122,8 +141,12 @@ def test_a_log_whose_every_line_fails_a_rule_loses_nothing() -> None:
 
 def test_dates_in_an_unexpected_format_stop_the_audit_naming_the_column(tmp_path: Path) -> None:
     pl.DataFrame({"item_id": ["A"], "title": ["Mug"]}).write_csv(tmp_path / "items.csv")
-    pl.DataFrame({"user_id": ["u"] * 3, "item_id": ["A"] * 3, "event_type": ["purchase"] * 3, "timestamp": ["12/1/2009 7:45"] * 3}).write_csv(tmp_path / "events.csv")
-    result = CliRunner().invoke(app, ["audit", "--items", str(tmp_path / "items.csv"), "--events", str(tmp_path / "events.csv"), "--out", str(tmp_path / "out")])
+    pl.DataFrame({"user_id": ["u"] * 3, "item_id": ["A"] * 3, "event_type": ["purchase"] * 3, "timestamp": ["12/1/2009 7:45"] * 3}).write_csv(
+        tmp_path / "events.csv"
+    )
+    result = CliRunner().invoke(
+        app, ["audit", "--items", str(tmp_path / "items.csv"), "--events", str(tmp_path / "events.csv"), "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 2
     message = " ".join(result.output.split())
     assert "column 'timestamp'" in message and "'12/1/2009 7:45'" in message and "data.timestamp_format" in message
@@ -146,8 +169,9 @@ def retail_audit(retail_slice: pl.DataFrame, tmp_path_factory: pytest.TempPathFa
     runner = CliRunner()
     converted = runner.invoke(app, ["convert", "--transactions", str(folder / "log.parquet"), "--out", str(folder / "canon")])
     assert converted.exit_code == 0, converted.output
-    audited = runner.invoke(app, ["audit", "--items", str(folder / "canon" / "items.parquet"), "--events", str(folder / "canon" / "events.parquet"),
-                                  "--out", str(folder / "audit")])
+    audited = runner.invoke(
+        app, ["audit", "--items", str(folder / "canon" / "items.parquet"), "--events", str(folder / "canon" / "events.parquet"), "--out", str(folder / "audit")]
+    )
     assert audited.exit_code == 0, audited.output
     return folder / "audit"
 
@@ -172,7 +196,9 @@ def test_every_commerce_number_reconciles_with_an_independent_count(retail_slice
         )
         assert commerce["negative_quantity_lines"] == one("SELECT count(*) FROM raw WHERE Quantity < 0")
         assert commerce["zero_price_lines"] == one("SELECT count(*) FROM raw WHERE UnitPrice = 0")
-        assert commerce["exact_duplicate_lines"] == one("SELECT count(*) - count(DISTINCT (InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID, Country)) FROM raw")
+        assert commerce["exact_duplicate_lines"] == one(
+            "SELECT count(*) - count(DISTINCT (InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID, Country)) FROM raw"
+        )
         assert commerce["multi_title_codes"] == one(
             "SELECT count(*) FROM (SELECT StockCode FROM raw GROUP BY StockCode HAVING count(DISTINCT Description) > 1)"
         )
@@ -189,9 +215,12 @@ def test_every_commerce_number_reconciles_with_an_independent_count(retail_slice
 
 def test_float_user_ids_are_audited_as_integers_with_a_warning(tmp_path: Path) -> None:
     pl.DataFrame({"item_id": ["A"], "title": ["Mug"]}).write_csv(tmp_path / "items.csv")
-    pl.DataFrame({"user_id": ["13085.0", "17850.0"], "item_id": ["A", "A"], "event_type": ["purchase"] * 2,
-                  "timestamp": ["2011-01-05T10:00:00", "2011-01-06T10:00:00"]}).write_csv(tmp_path / "events.csv")
-    result = CliRunner().invoke(app, ["audit", "--items", str(tmp_path / "items.csv"), "--events", str(tmp_path / "events.csv"), "--out", str(tmp_path / "out")])
+    pl.DataFrame(
+        {"user_id": ["13085.0", "17850.0"], "item_id": ["A", "A"], "event_type": ["purchase"] * 2, "timestamp": ["2011-01-05T10:00:00", "2011-01-06T10:00:00"]}
+    ).write_csv(tmp_path / "events.csv")
+    result = CliRunner().invoke(
+        app, ["audit", "--items", str(tmp_path / "items.csv"), "--events", str(tmp_path / "events.csv"), "--out", str(tmp_path / "out")]
+    )
     assert result.exit_code == 0, result.output
     assert "warning: " in result.output and "column 'user_id'" in " ".join(result.output.split())
     assert pl.read_parquet(tmp_path / "out" / "clean" / "events.parquet")["user_id"].to_list() == ["13085", "17850"]
@@ -203,8 +232,23 @@ def test_evaluate_runs_on_the_cleaned_export_with_and_without_repeats(retail_aud
     hit_rates = {}
     for flag in ("--no-repeats", "--repeats"):
         out = retail_audit.parent / f"eval-{protocol}{flag}"
-        result = runner.invoke(app, ["evaluate", "--items", str(retail_audit / "clean" / "items.parquet"), "--events", str(retail_audit / "clean" / "events.parquet"),
-                                     "--model", "popularity", "--protocol", protocol, flag, "--out", str(out)])
+        result = runner.invoke(
+            app,
+            [
+                "evaluate",
+                "--items",
+                str(retail_audit / "clean" / "items.parquet"),
+                "--events",
+                str(retail_audit / "clean" / "events.parquet"),
+                "--model",
+                "popularity",
+                "--protocol",
+                protocol,
+                flag,
+                "--out",
+                str(out),
+            ],
+        )
         assert result.exit_code == 0, result.output
         run = json.loads((out / "report.json").read_text())[0]
         assert run["repeats"] is (flag == "--repeats")

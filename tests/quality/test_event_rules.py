@@ -31,7 +31,7 @@ def test_audit_and_api_refuse_the_same_events() -> None:
         schema_overrides={"rating": pl.Float64},
     )
     findings = event_validity(events, QualityConfig(), NOW, None)
-    assert sorted(zip(findings["source_row"], findings["reason"])) == [(1, "missing_item_id"), (3, "missing_rating"), (4, "missing_query")]
+    assert sorted(zip(findings["source_row"], findings["reason"], strict=True)) == [(1, "missing_item_id"), (3, "missing_rating"), (4, "missing_query")]
     refused = set()
     for row, (item_id, kind, query, rating) in enumerate(ROWS):
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -22,18 +22,20 @@ REFERENCE_TIME = "2020-01-01T00:00:00+00:00"
 def _with_prices(items: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
     """The real catalogue has no prices: give each category a typical price and items a spread around it."""
     categories = items["category"].fill_null("?").unique().sort().to_list()
-    base = dict(zip(categories, rng.uniform(5, 200, len(categories))))
+    base = dict(zip(categories, rng.uniform(5, 200, len(categories)), strict=True))
     typical = np.array([base[c] for c in items["category"].fill_null("?").to_list()])
     return items.with_columns(
         pl.Series("price", np.round(typical * rng.lognormal(0, 0.25, items.height), 2)),
         pl.lit("USD").alias("currency"),
-        pl.lit(datetime(2013, 1, 1, tzinfo=timezone.utc)).dt.cast_time_unit("us").alias("created_at"),
+        pl.lit(datetime(2013, 1, 1, tzinfo=UTC)).dt.cast_time_unit("us").alias("created_at"),
     )
 
 
 def _typo(title: str) -> str:
     """A near-duplicate as shops produce them: re-listed upper-cased with a swapped letter pair."""
-    middle = next(i for i in range(len(title) // 2, len(title) - 1) if title[i].isalpha() and title[i + 1].isalpha() and title[i].lower() != title[i + 1].lower())
+    middle = next(
+        i for i in range(len(title) // 2, len(title) - 1) if title[i].isalpha() and title[i + 1].isalpha() and title[i].lower() != title[i + 1].lower()
+    )
     return (title[:middle] + title[middle + 1] + title[middle] + title[middle + 2 :]).upper()
 
 
@@ -72,9 +74,15 @@ def planted(datasets_root: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         pl.when(pl.col("item_id").is_in(html_ids)).then(describe("<b>", pl.col("title"), "</b> &amp; more<br/>")).otherwise(pl.col("title")).alias("title"),
         pl.when(pl.col("item_id").is_in(outlier_ids)).then((pl.col("price").cast(pl.Float64) * 100).cast(pl.String)).otherwise(pl.col("price")).alias("price"),
     )
-    garble = lambda text: (text + " — 5°C café").encode("utf-8").decode("cp1252", errors="ignore")  # noqa: E731
+
+    def garble(text: str) -> str:
+        return (text + " — 5°C café").encode("utf-8").decode("cp1252", errors="ignore")
+
     items = items.with_columns(
-        pl.when(pl.col("item_id").is_in(mojibake_ids)).then(pl.col("title").map_elements(garble, return_dtype=pl.String)).otherwise(pl.col("title")).alias("title")
+        pl.when(pl.col("item_id").is_in(mojibake_ids))
+        .then(pl.col("title").map_elements(garble, return_dtype=pl.String))
+        .otherwise(pl.col("title"))
+        .alias("title")
     )
     all_items = pl.concat(
         [items.with_columns(pl.lit(None, pl.String).alias("planted"), pl.lit(None, pl.String).alias("origin")),
@@ -90,7 +98,7 @@ def planted(datasets_root: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         "invalid_event_type": e_chunks[3].with_columns(pl.lit("purchased!").alias("event_type")),
         "unparseable_timestamp": e_chunks[4].with_columns(pl.lit("yesterday").alias("timestamp")),
     }
-    start = datetime(2015, 3, 1, tzinfo=timezone.utc)
+    start = datetime(2015, 3, 1, tzinfo=UTC)
     item_pool = items["item_id"].to_list()
     bot_rows = []
     for bot in range(PER_KIND):

@@ -35,7 +35,18 @@ def test_index_then_search_prints_results_with_ranks_and_facets(tmp_path):
     runner = CliRunner()
     index_dir = tmp_path / "index"
     built = runner.invoke(
-        app, ["index", "--items", str(tmp_path / "items.csv"), "--events", str(tmp_path / "events.csv"), "--out", str(index_dir), "--config", str(tmp_path / "config.yaml")]
+        app,
+        [
+            "index",
+            "--items",
+            str(tmp_path / "items.csv"),
+            "--events",
+            str(tmp_path / "events.csv"),
+            "--out",
+            str(index_dir),
+            "--config",
+            str(tmp_path / "config.yaml"),
+        ],
     )
     assert built.exit_code == 0, built.output
     assert "5 documents" in built.output and "users with history: 1" in built.output
@@ -72,7 +83,18 @@ def test_finetune_command_writes_a_model_that_index_can_use(tmp_path):
     (tmp_path / "ft.yaml").write_text("finetune:\n  mode: lora\n  epochs: 1\n  batch_size: 16\n  eval_steps: 1\n", encoding="utf-8")
     runner = CliRunner()
     tuned = runner.invoke(
-        app, ["finetune", "--items", str(tmp_path / "items.csv"), "--judgments", str(tmp_path / "judgments.csv"), "--out", str(tmp_path / "model"), "--config", str(tmp_path / "ft.yaml")]
+        app,
+        [
+            "finetune",
+            "--items",
+            str(tmp_path / "items.csv"),
+            "--judgments",
+            str(tmp_path / "judgments.csv"),
+            "--out",
+            str(tmp_path / "model"),
+            "--config",
+            str(tmp_path / "ft.yaml"),
+        ],
     )
     assert tuned.exit_code == 0, tuned.output
     assert "lora: 24 pairs" in tuned.output

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import polars as pl
 import pytest
 
 from longtail.core.config import LongtailConfig
-from longtail.data.adapters import load_dataset
 from longtail.core.errors import LongtailError
-from longtail.search.engine import SearchEngine, recent_items_by_user
+from longtail.data.adapters import load_dataset
+from longtail.search.engine import SearchEngine, SearchResults, recent_items_by_user
 from longtail.search.filters import SearchFilter
+
+import builders
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +22,7 @@ def engine(catalogue, fast_config) -> SearchEngine:
     return SearchEngine.build(catalogue, fast_config)
 
 
-def _ids(results) -> list[str]:  # noqa: ANN001
+def _ids(results: SearchResults) -> list[str]:
     return [hit.item_id for hit in results.hits]
 
 
@@ -27,7 +31,7 @@ def test_hybrid_puts_items_both_retrievers_agree_on_first(engine):
     assert _ids(results)[0] == "beaker"
     top = results.hits[0]
     assert top.lexical_rank == 1 and top.dense_rank == 1
-    assert all(a.score >= b.score for a, b in zip(results.hits, results.hits[1:]))
+    assert all(a.score >= b.score for a, b in pairwise(results.hits))
 
 
 def test_dense_finds_items_that_share_no_word_with_the_query(engine):
@@ -50,14 +54,7 @@ def test_filters_apply_to_both_retrievers_and_facets_count_the_results(engine):
 
 
 def test_profile_of_recent_items_reorders_candidates_without_adding_new_ones(catalogue, fast_config):
-    events = pl.DataFrame(
-        {
-            "user_id": ["tools_fan"] * 3,
-            "item_id": ["drill", "caliper", "tape"],
-            "event_type": ["view", "purchase", "click"],
-            "timestamp": [1, 2, 3],
-        }
-    )
+    events = builders.events([("tools_fan", "drill", "view"), ("tools_fan", "caliper", "purchase"), ("tools_fan", "tape", "click")])
     engine = SearchEngine.build(catalogue, fast_config, events=events)
     plain = engine.search("steel measuring", k=8, mode="lexical")
     personal = engine.search("steel measuring", k=8, mode="lexical", user_id="tools_fan")
@@ -68,9 +65,7 @@ def test_profile_of_recent_items_reorders_candidates_without_adding_new_ones(cat
 
 
 def test_recent_items_keep_the_newest_and_skip_searches():
-    events = pl.DataFrame(
-        {"user_id": ["u"] * 4, "item_id": ["a", None, "b", "c"], "event_type": ["view", "search", "click", "view"], "timestamp": [1, 2, 3, 4]}
-    )
+    events = builders.events([("u", "a", "view"), ("u", None, "search"), ("u", "b", "click"), ("u", "c", "view")])
     assert recent_items_by_user(events, 2)["item_id"].to_list() == ["c", "b"]
 
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
 
+from longtail.core.config import LongtailConfig
 from longtail.search.engine import RECENT_FILE, SearchEngine
 
+import builders
 
-def test_added_and_changed_items_are_searched_without_a_rebuild(catalogue: pl.DataFrame, fast_config, tmp_path: Path) -> None:  # noqa: ANN001
-    events = pl.DataFrame({"user_id": ["u1", "u2"], "item_id": ["beaker", "drill"], "event_type": ["view", "view"]}).with_columns(
-        pl.lit("2024-05-01T10:00:00").str.to_datetime(time_zone="UTC").alias("timestamp")
-    )
+
+def test_added_and_changed_items_are_searched_without_a_rebuild(catalogue: pl.DataFrame, fast_config: LongtailConfig, tmp_path: Path) -> None:
+    events = builders.events([("u1", "beaker", "view"), ("u2", "drill", "view")], at=[timedelta(0)] * 2)
     SearchEngine.build(catalogue, fast_config, events=events, directory=tmp_path / "index")
     engine = SearchEngine.open(tmp_path / "index", lexical_copy=tmp_path / "work")
-    added = pl.DataFrame({"item_id": ["torque"], "title": ["Click torque wrench, 1/2 inch drive"], "category": ["Tools > Wrenches"], "brand": ["Zyx"], "price": [45.0]})
+    added = pl.DataFrame(
+        {"item_id": ["torque"], "title": ["Click torque wrench, 1/2 inch drive"], "category": ["Tools > Wrenches"], "brand": ["Zyx"], "price": [45.0]}
+    )
     engine.add_items(added)
     assert [hit.item_id for hit in engine.search("torque wrench", k=1).hits] == ["torque"]
     assert engine.search("wrench", k=3, mode="lexical").total == 1

@@ -8,11 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Api, LiveServer, fresh_postgres_dsn, make_keys
 
 from longtail.core.config import LongtailConfig
 from longtail.serve.app import create_app
 from longtail.serve.loading import open_served
+
+from conftest import Api, LiveServer, fresh_postgres_dsn, make_keys
 
 ITEM = "B0000223SI"  # PORTER-CABLE sanding roll, in the demo catalogue
 INJECTION = "x'; DROP TABLE events; --"
@@ -129,7 +130,17 @@ def test_metrics_count_requests_per_route_and_events_written(client: httpx.Clien
 
 def test_openapi_spec_is_served(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
-    assert {"/search", "/events", "/users/{user_id}", "/users/{user_id}/recommendations", "/users/{user_id}/profile", "/items", "/items/{item_id}/similar", "/health", "/metrics"} <= set(spec["paths"])
+    assert {
+        "/search",
+        "/events",
+        "/users/{user_id}",
+        "/users/{user_id}/recommendations",
+        "/users/{user_id}/profile",
+        "/items",
+        "/items/{item_id}/similar",
+        "/health",
+        "/metrics",
+    } <= set(spec["paths"])
 
 
 # -- scopes ------------------------------------------------------------------------------------
@@ -218,7 +229,11 @@ MALFORMED_EVENTS = {
     "user id too long": ({"events": [{**VIEW, "user_id": "u" * 500}]}, 422, "invalid_request"),
     "unknown field": ({"events": [{**VIEW, "price": 3}]}, 422, "invalid_request"),
     "attributes not an object": ({"events": [{**VIEW, "attributes": "qty=3"}]}, 422, "invalid_request"),
-    "lone surrogate in attributes": (b'{"events": [{"user_id": "bad-u", "item_id": "B0000223SI", "event_type": "view", "attributes": {"k": "\\udc00"}}]}', 422, "invalid_request"),
+    "lone surrogate in attributes": (
+        b'{"events": [{"user_id": "bad-u", "item_id": "B0000223SI", "event_type": "view", "attributes": {"k": "\\udc00"}}]}',
+        422,
+        "invalid_request",
+    ),
     "unknown item id": ({"events": [{**VIEW, "item_id": "no-such-item"}]}, 422, "unknown_items"),
     "SQL injection item id": ({"events": [{**VIEW, "item_id": INJECTION}]}, 422, "unknown_items"),
     "NUL in user id": ({"events": [{**VIEW, "user_id": "a\x00b"}]}, 422, "invalid_request"),
@@ -344,7 +359,11 @@ def test_the_api_runs_on_postgresql(served_dir: Any, postgres: Any) -> None:
         before = served.store.count()
         response = http.post("/events", json={"events": [{"user_id": "pg-u", "item_id": ITEM, "event_type": "add_to_cart"}] * 2}, headers=write)
         assert response.status_code == 201 and served.store.count() == before + 2
-        bad = http.post("/events", json={"events": [{"user_id": "pg-u", "item_id": ITEM, "event_type": "view"}, {"user_id": "pg-u", "item_id": INJECTION, "event_type": "view"}]}, headers=write)
+        bad = http.post(
+            "/events",
+            json={"events": [{"user_id": "pg-u", "item_id": ITEM, "event_type": "view"}, {"user_id": "pg-u", "item_id": INJECTION, "event_type": "view"}]},
+            headers=write,
+        )
         assert bad.status_code == 422 and served.store.count() == before + 2
         assert http.get("/users/pg-u/profile", headers=read).json()["event_types"] == {"add_to_cart": 2}
         assert http.delete("/users/pg-u", headers=admin).json()["events_deleted"] == 2

@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from longtail.core.config import QualityConfig
-from longtail.data.schema import EVENT_TYPES, EVENTS
 from longtail.core.errors import EventValidationError
+from longtail.data.schema import EVENT_TYPES, EVENTS
 from longtail.serve.events import EventIn, StoredEvent, validate_events
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import SLICE_EVENTS, PostgresServer, fresh_postgres_dsn
 
 from longtail.core.config import LongtailConfig, ServeConfig
 from longtail.core.errors import StoreError
@@ -21,6 +20,8 @@ from longtail.serve.loading import open_served
 from longtail.serve.postgres_store import PostgresEventStore
 from longtail.serve.sqlite_store import SqliteEventStore
 from longtail.serve.store import MIGRATIONS, EventStore, KeyRecord, open_store
+
+from conftest import SLICE_EVENTS, PostgresServer, fresh_postgres_dsn
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -79,7 +80,8 @@ def test_keys_are_stored_revoked_and_listed(store: EventStore) -> None:
     assert store.revoke_key("k1") and not store.revoke_key("k1")
     assert store.get_key("k1").revoked_at is not None  # type: ignore[union-attr]
     assert store.get_key("missing") is None
-    assert [k.key_id for k in store.keys()] == ["k1"]
+    listed = store.keys()
+    assert [k.key_id for k in listed] == ["k1"]
 
 
 def test_items_upsert_replaces_by_id(store: EventStore) -> None:

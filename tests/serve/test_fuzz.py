@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from conftest import Api
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
+
+from conftest import Api
 
 # Every operation the API serves, named as schemathesis labels them; a missing one fails the coverage check below.
 OPERATIONS = [

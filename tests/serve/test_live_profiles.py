@@ -15,7 +15,6 @@ import numpy as np
 import polars as pl
 import psycopg
 import pytest
-from conftest import LiveServer, fresh_postgres_dsn, make_keys
 
 from longtail.core.config import LongtailConfig
 from longtail.privacy.pseudonym import pseudonymiser_from_config
@@ -23,6 +22,8 @@ from longtail.search.engine import RECENT_FILE, VECTORS_FILE, SearchEngine
 from longtail.serve.app import create_app
 from longtail.serve.loading import Served, open_served
 from longtail.serve.model_services import ModelServices
+
+from conftest import LiveServer, fresh_postgres_dsn, make_keys
 
 SLICE_USERS = 12
 FAST = {"encode": {"encoder": "minilm-int8"}}
@@ -101,7 +102,7 @@ def test_each_posted_event_changes_the_live_profile_without_retraining(served: t
     assert cold["source"] == "default:popularity" and len(cold["items"]) == 10
     picks = categories_firsts(slice_dir, 4)
     previous_profile = None
-    for n, (item, kind) in enumerate(zip(picks, ("view", "click", "add_to_cart", "purchase"))):
+    for n, (item, kind) in enumerate(zip(picks, ("view", "click", "add_to_cart", "purchase"), strict=True)):
         client.post_event(user, item, kind, start + timedelta(minutes=n))
         profile = client.profile(user)
         detail = profile["detail"]
@@ -121,8 +122,20 @@ def test_each_posted_event_changes_the_live_profile_without_retraining(served: t
 def test_a_posted_item_is_searchable_and_similar_at_once(served: tuple[Served, Client], slice_dir: Path) -> None:
     opened, client = served
     new = [
-        {"item_id": "zx-1", "title": "Zyxwv titanium click torque wrench, 1/2 inch drive", "brand": "Zyxwv", "category": "Tools > Torque Wrenches", "price": 40.0},
-        {"item_id": "zx-2", "title": "Zyxwv titanium click torque wrench, 3/8 inch drive", "brand": "Zyxwv", "category": "Tools > Torque Wrenches", "price": 55.0},
+        {
+            "item_id": "zx-1",
+            "title": "Zyxwv titanium click torque wrench, 1/2 inch drive",
+            "brand": "Zyxwv",
+            "category": "Tools > Torque Wrenches",
+            "price": 40.0,
+        },
+        {
+            "item_id": "zx-2",
+            "title": "Zyxwv titanium click torque wrench, 3/8 inch drive",
+            "brand": "Zyxwv",
+            "category": "Tools > Torque Wrenches",
+            "price": 55.0,
+        },
     ]
     assert client.http.post("/items", json={"items": new}).json() == {"count": 2, "item_ids": ["zx-1", "zx-2"]}
     found = client.http.post("/search", json={"query": "zyxwv", "k": 5}).json()
@@ -188,7 +201,9 @@ def test_erasure_leaves_no_trace_of_the_user_or_their_pseudonym(backend: str, re
     legacy = pl.concat([history.head(3).with_columns(pl.lit(alias).alias("user_id")), history.slice(3, 2).with_columns(pl.lit(raw).alias("user_id"))])
     data = copy_data(slice_dir, tmp_path / "data", pl.concat([history, legacy]))
     index = tmp_path / "index"
-    SearchEngine.build(pl.read_csv(slice_dir / "items.csv"), config, events=pl.concat([history, legacy]), directory=index, vectors=np.load(slice_dir / "index" / VECTORS_FILE))
+    SearchEngine.build(
+        pl.read_csv(slice_dir / "items.csv"), config, events=pl.concat([history, legacy]), directory=index, vectors=np.load(slice_dir / "index" / VECTORS_FILE)
+    )
     opened = open_served(data, config, index)
     services = opened.services
     assert isinstance(services, ModelServices)
@@ -200,7 +215,12 @@ def test_erasure_leaves_no_trace_of_the_user_or_their_pseudonym(backend: str, re
         assert client.http.post("/items", json={"items": [{"item_id": "cached-1", "title": "Qwerty bench vise, 4 inch jaws"}]}).status_code == 200
         for n, user in enumerate((raw, raw, other, other)):
             client.post_event(user, (*items[:3], "cached-1")[n], "view", start + timedelta(minutes=n))
-        search = {"user_id": raw, "event_type": "search", "query": "vise, mail me at erase.me@example.com", "timestamp": (start + timedelta(minutes=5)).isoformat()}
+        search = {
+            "user_id": raw,
+            "event_type": "search",
+            "query": "vise, mail me at erase.me@example.com",
+            "timestamp": (start + timedelta(minutes=5)).isoformat(),
+        }
         assert client.http.post("/events", json={"events": [search]}).status_code == 201
         # Posted events are stored under the pseudonym only, PII scrubbed; the API answers under the id the client sent.
         assert opened.store.user_events(alias, 1)[0].query == "vise, mail me at [EMAIL]"

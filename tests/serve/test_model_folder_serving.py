@@ -12,7 +12,6 @@ import httpx
 import numpy as np
 import polars as pl
 import pytest
-from conftest import LiveServer, make_keys
 
 from longtail.core.config import IntentConfig, LongtailConfig, RecommendConfig, SequentialConfig
 from longtail.data.adapters import load_dataset
@@ -23,6 +22,8 @@ from longtail.pipeline.model_folder import HISTORY_FILE, evaluate_folder, folder
 from longtail.pipeline.replay import replay
 from longtail.serve.recommending import COLD_SOURCE
 from longtail.serve.server import build_app
+
+from conftest import LiveServer, make_keys
 
 TINY = SequentialConfig(hidden=16, blocks=1, heads=1, max_len=20, dropout=0.2, epochs=3, patience=2, lr=3e-3, threads=1)
 RANKED = LongtailConfig(recommend=RecommendConfig(sequential=TINY, fusion_candidates=20, fusion_trees=20, bootstrap_samples=50))
@@ -120,7 +121,8 @@ def test_the_profile_shows_the_intent_models_prediction_for_the_next_event(serve
     assert folder.intent is not None
     items = pl.read_parquet(model_dir.parent / "items.parquet")
     picks = folder.item_ids[:3]
-    events = [{"user_id": "shopper", "item_id": item, "event_type": "view", "timestamp": f"2021-03-0{day + 1}T10:00:00+00:00"} for day, item in enumerate(picks)]
+    events = [{"user_id": "shopper", "item_id": item, "event_type": "view", "timestamp": f"2021-03-0{day + 1}T10:00:00+00:00"}
+              for day, item in enumerate(picks)]
     assert client.post("/events", json={"events": events}).status_code == 201
     prediction = client.get("/users/shopper/profile").json()["intent_prediction"]
     assert set(prediction) == set(INTENTS) and sum(prediction.values()) == pytest.approx(1.0, abs=1e-3)

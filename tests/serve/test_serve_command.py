@@ -11,12 +11,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from conftest import free_port
 
 
 def start(data: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "longtail.cli", "serve", "--data", str(data), "--port", str(port)], stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "longtail.cli", "serve", "--data", str(data), "--port", str(port)], stdout=sink, stderr=subprocess.STDOUT
+        )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert process.poll() is None, log.read_text()
@@ -35,7 +38,12 @@ def test_served_events_survive_kill_9_of_the_server(served_dir: Path, tmp_path: 
     data.mkdir()
     for name in ("items.csv", "events.parquet"):
         (data / name).write_bytes((served_dir / name).read_bytes())
-    created = subprocess.run([sys.executable, "-m", "longtail.cli", "keys", "create", "--data", str(data), "--scope", "write_events", "--scope", "read"], capture_output=True, text=True, check=True)
+    created = subprocess.run(
+        [sys.executable, "-m", "longtail.cli", "keys", "create", "--data", str(data), "--scope", "write_events", "--scope", "read"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     key = created.stdout.strip()
     assert key.startswith("lt_") and "cannot be shown again" in created.stderr
     headers = {"Authorization": f"Bearer {key}"}

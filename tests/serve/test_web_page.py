@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from conftest import Api
 
 websocket = pytest.importorskip("websocket", reason="websocket-client (dev extra) drives Chromium over the DevTools protocol")
@@ -67,7 +68,15 @@ class DevTools:
         self.call("Input.insertText", text=text)
         if enter:
             for kind in ("keyDown", "keyUp"):
-                self.call("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter", windowsVirtualKeyCode=13, nativeVirtualKeyCode=13, text="\r" if kind == "keyDown" else "")
+                self.call(
+                    "Input.dispatchKeyEvent",
+                    type=kind,
+                    key="Enter",
+                    code="Enter",
+                    windowsVirtualKeyCode=13,
+                    nativeVirtualKeyCode=13,
+                    text="\r" if kind == "keyDown" else "",
+                )
 
 
 @pytest.fixture

@@ -54,7 +54,9 @@ class EmbeddingNoise(Component):
         base = vector_matrix(chosen, self.column)
         dtype = table.schema[self.column]
         copies = [
-            chosen.with_columns(pl.Series(self.column, add_gaussian_noise(base, self.scale, spread, rng, renormalise)).cast(dtype), pl.lit(True).alias(SYNTHETIC))
+            chosen.with_columns(
+                pl.Series(self.column, add_gaussian_noise(base, self.scale, spread, rng, renormalise)).cast(dtype), pl.lit(True).alias(SYNTHETIC)
+            )
             for _ in range(self.copies)
         ]
         return pl.concat([table, *copies])

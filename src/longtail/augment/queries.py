@@ -20,8 +20,12 @@ from longtail.data.tokenize import tokenize
 TEMPLATES = ("keywords", "brand", "category", "long", "partial")
 # Function words that TF-IDF can still rank high in short texts; content words are left to the statistics.
 STOPWORDS = frozenset(
-    "a an and or the of for to in on with by from at as is are be this that it its x pcs pc pack set inch inches type "
-    "的 了 是 在 和 与 也 就 都 很 还 有 我 你 他 她 它 这 那 个 吗 吧 呢 啊 不 没 没有 非常 一个 比较 就是 还是 但是 因为 所以".split()
+    [
+        "a", "an", "and", "or", "the", "of", "for", "to", "in", "on", "with", "by", "from", "at", "as", "is", "are",
+        "be", "this", "that", "it", "its", "x", "pcs", "pc", "pack", "set", "inch", "inches", "type", "的", "了", "是",
+        "在", "和", "与", "也", "就", "都", "很", "还", "有", "我", "你", "他", "她", "它", "这", "那", "个", "吗", "吧", "呢", "啊", "不",
+        "没", "没有", "非常", "一个", "比较", "就是", "还是", "但是", "因为", "所以",
+    ]
 )
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 MIN_TEXTS_FOR_SHARED_TERMS = 20
@@ -110,13 +114,16 @@ def item_queries(keywords: Sequence[str], brand: str | None, category: str | Non
 
 def generate_queries(items: pl.DataFrame, per_item: int = 3, keywords: int = 4, templates: Sequence[str] = TEMPLATES) -> pl.DataFrame:
     """`item_id`, `query`, `template`, `synthetic` (True): up to `per_item` distinct queries per item, templates in the given order."""
-    texts = [" ".join(part for part in (title, description) if part) for title, description in items.select("title", pl.col("description") if "description" in items.columns else pl.lit(None, pl.String)).rows()]
+    texts = [
+        " ".join(part for part in (title, description) if part)
+        for title, description in items.select("title", pl.col("description") if "description" in items.columns else pl.lit(None, pl.String)).rows()
+    ]
     brands = items["brand"].to_list() if "brand" in items.columns else [None] * items.height
     categories = items["category"].to_list() if "category" in items.columns else [None] * items.height
     # extra candidates, because the brand's own words are taken out: the brand has a template of its own
     salient = salient_keywords(texts, keywords + BRAND_TERMS_SKIPPED)
     rows: list[tuple[str, str, str, bool]] = []
-    for item_id, terms, brand, category in zip(items["item_id"].to_list(), salient, brands, categories):
+    for item_id, terms, brand, category in zip(items["item_id"].to_list(), salient, brands, categories, strict=True):
         brand_terms = set(tokenize(brand or ""))
         product_terms = [t for t in terms if t not in brand_terms] or terms
         made = item_queries(product_terms[:keywords], brand, category)

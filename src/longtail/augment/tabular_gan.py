@@ -26,6 +26,14 @@ def discrete_columns(table: pl.DataFrame, columns: Sequence[str]) -> list[str]:
     return [c for c in columns if table.schema[c] in (pl.String, pl.Boolean, pl.Categorical) or isinstance(table.schema[c], pl.Enum)]
 
 
+
+def _observed_range(column: pl.Series) -> tuple[int | None, int | None]:
+    """The smallest and largest value of an integer column (None where it holds no values)."""
+    low, high = column.min(), column.max()
+    assert (low is None or isinstance(low, int)) and (high is None or isinstance(high, int))
+    return low, high
+
+
 @register
 class CtganSynthesis(Component):
     """Fit CTGAN on the rows of the scarce classes and generate new rows for them, conditioned on the class.
@@ -88,7 +96,7 @@ class CtganSynthesis(Component):
         model.fit(scarce.with_columns(pl.col(integers).cast(pl.Float64)).to_pandas(), discrete_columns=categorical)
         samples = [self._sample_class(model, str(c), n) for c, n in wanted.items()]
         generated = pl.concat(samples).with_columns(
-            pl.col(c).round().clip(scarce[c].min(), scarce[c].max()) for c in integers
+            pl.col(c).round().clip(*_observed_range(scarce[c])) for c in integers
         ).cast({c: table.schema[c] for c in columns})
         generated = generated.join(table.select(columns), on=columns, how="anti", nulls_equal=True)
         generated = generated.with_columns(pl.lit(True).alias(SYNTHETIC), pl.lit(1.0).alias(WEIGHT))

@@ -74,7 +74,7 @@ def label_balance(labels: pl.Series) -> dict[str, Any]:
     """Rows per label (largest first), each label's share, and the imbalance ratio largest/smallest; nulls counted apart."""
     present = labels.drop_nulls()
     counts = present.value_counts(name="rows").sort(["rows", present.name], descending=[True, False])
-    rows = dict(zip(counts[present.name].cast(pl.String).to_list(), counts["rows"].to_list()))
+    rows = dict(zip(counts[present.name].cast(pl.String).to_list(), counts["rows"].to_list(), strict=True))
     largest, smallest = (max(rows.values()), min(rows.values())) if rows else (0, 0)
     return {
         "labels": len(rows),
@@ -110,7 +110,11 @@ def imbalance_report(
     counts = item_interaction_counts(items, events)["interactions"].to_numpy()
     # Without interactions (a catalogue alone) popularity buckets would be arbitrary: the section is left empty.
     popularity = popularity_skew(counts, head_item_share, tail_interaction_share) if counts.sum() else None
-    categories = items.select("item_id", "category") if items is not None and "category" in items.columns else pl.DataFrame(schema={"item_id": pl.String, "category": pl.String})
+    categories = (
+        items.select("item_id", "category")
+        if items is not None and "category" in items.columns
+        else pl.DataFrame(schema={"item_id": pl.String, "category": pl.String})
+    )
     interacted = events.drop_nulls("item_id").select("item_id").join(categories, on="item_id", how="left")
     return {
         "popularity": popularity,

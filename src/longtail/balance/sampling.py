@@ -26,13 +26,15 @@ def repeat_rows(table: pl.DataFrame, indices: np.ndarray) -> pl.DataFrame:
 def class_sizes(labels: np.ndarray) -> dict:
     """Rows per class label, in label order."""
     values, counts = np.unique(labels, return_counts=True)
-    return dict(zip(values.tolist(), counts.tolist()))
+    return dict(zip(values.tolist(), counts.tolist(), strict=True))
 
 
 def _target_size(rows: int, fraction: float | None, size: int | None) -> int:
-    if (fraction is None) == (size is None):
-        raise ConfigError("give exactly one of fraction or size for a sampler")
-    return size if size is not None else round(fraction * rows)  # type: ignore[operator]
+    if size is not None and fraction is None:
+        return size
+    if fraction is not None and size is None:
+        return round(fraction * rows)
+    raise ConfigError("give exactly one of fraction or size for a sampler")
 
 
 @register
@@ -104,6 +106,7 @@ class WeightedSampling(Component):
     def probabilities(self, table: pl.DataFrame) -> np.ndarray:
         """Each row's probability of being drawn."""
         if self.by == "column":
+            assert self.weight_column is not None  # __init__ requires it exactly when by is column
             weights = table[self.weight_column].cast(pl.Float64).to_numpy()
         elif self.by == "last-item":
             popularity = item_counts(table)[last_items(table)].astype(np.float64)

@@ -31,7 +31,7 @@ def class_weights(sizes: dict, method: WeightMethod = "effective", beta: float =
     else:
         raise ValueError(f"unknown class-weight method {method!r}; use inverse or effective")
     scaled = raw * counts.sum() / (raw * counts).sum()
-    return dict(zip(sizes, scaled.tolist()))
+    return dict(zip(sizes, scaled.tolist(), strict=True))
 
 
 @register

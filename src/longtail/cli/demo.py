@@ -28,7 +28,9 @@ def demo(
     out: Annotated[Path, typer.Option(help="where the demo writes its artifacts")] = Path("out/demo"),
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="end by serving the API and web page")] = True,
     port: Annotated[int, typer.Option(help="port for the served demo")] = 8000,
-    demo_data: Annotated[Path | None, typer.Option(help="folder with the demo's items.csv, events.parquet and config.yaml (default: data/demo of the checkout you run in)")] = None,
+    demo_data: Annotated[
+        Path | None, typer.Option(help="folder with the demo's items.csv, events.parquet and config.yaml (default: data/demo of the checkout you run in)")
+    ] = None,
 ) -> None:
     """Run the end-to-end demo on the bundled real data (Amazon Industrial & Scientific): audit, search, recommend, serve."""
     from longtail.search.engine import SearchEngine

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 from rich.markup import escape
+from typer._click import Context as ClickContext  # typer vendors click; TyperGroup.invoke takes this Context
 from typer.core import TyperGroup
 
 from longtail.cli.terminal import error_console
@@ -23,7 +24,7 @@ def report_error(error: LongtailError) -> None:
 class LongtailGroup(TyperGroup):
     """The `longtail` command group: runs the chosen command and reports any LongtailError it raises."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         """Run the subcommand; a LongtailError from it (or from a nested group) ends in report_error."""
         try:
             return super().invoke(ctx)

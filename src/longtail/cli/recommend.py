@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import polars as pl
 import typer
 from rich.table import Table
 
@@ -37,6 +36,8 @@ def evaluate_recommenders(out: Path, models: list[str], dataset: str | None, ite
     if dataset is None and (items is None or events is None):
         raise LongtailError("give --dataset, or both --items and --events")
     item_table, event_table = load_catalogue(items, events, dataset, datasets_root, settings)
+    if event_table is None:
+        raise LongtailError(f"dataset {dataset!r} has no events to evaluate on")
     with progress() as bar:
         task = bar.add_task("evaluate", total=2 * len(models))
         return evaluate_models(item_table, event_table, models, settings, out, protocol, max_users,
@@ -69,7 +70,8 @@ def evaluation_table(runs: list[dict[str, Any]]) -> Table:
         tail = run["segments"]["tail"]
         metrics = run["metrics"]
         table.add_row(run["model"], f"{metrics['HR@10']:.4f}", f"{metrics['NDCG@10']:.4f}", f"{metrics['MRR']:.4f}",
-                      f"{tail['HR@10']:.4f}", f"{tail['NDCG@10']:.4f}", f"{metrics['coverage@10']:.3f}", f"{run['train_seconds']:.1f}" if "train_seconds" in run else "-")
+                      f"{tail['HR@10']:.4f}", f"{tail['NDCG@10']:.4f}", f"{metrics['coverage@10']:.3f}",
+                      f"{run['train_seconds']:.1f}" if "train_seconds" in run else "-")
     return table
 
 
@@ -82,13 +84,22 @@ def print_evaluation(runs: list[dict[str, Any]], out: Path) -> None:
 @commands.command()
 def evaluate(
     out: Annotated[Path, typer.Option(help="output directory for report.html, report.json and config.yaml")],
-    model: Annotated[list[str], typer.Option(help="recommender to evaluate (repeat the option): popularity, itemknn, als, ease, content, sasrec; or a model folder from `longtail train`, re-scored as it is served")] = DEFAULT_MODELS,
+    model: Annotated[
+        list[str],
+        typer.Option(
+            help="recommender to evaluate (repeat the option): popularity, itemknn, als, ease, content, sasrec; "
+            "or a model folder from `longtail train`, re-scored as it is served"
+        ),
+    ] = DEFAULT_MODELS,
     dataset: BundledDatasetOption = None,
     items: ItemsFileOption = None,
     events: EventsFileOption = None,
     protocol: Annotated[str, typer.Option(help="loo (last item per user) or temporal (one global time cut)")] = "loo",
     max_users: Annotated[int | None, typer.Option(help="evaluate a random sample of this many users")] = None,
-    repeats: Annotated[bool | None, typer.Option("--repeats/--no-repeats", help="repeat consumption: history is not masked, re-buying counts as a hit (default: recommend.repeats)")] = None,
+    repeats: Annotated[
+        bool | None,
+        typer.Option("--repeats/--no-repeats", help="repeat consumption: history is not masked, re-buying counts as a hit (default: recommend.repeats)"),
+    ] = None,
     config: ConfigOption = None,
     datasets_root: DatasetsRootOption = None,
 ) -> None:
@@ -181,7 +192,8 @@ def train_folder(out: Path, dataset: str | None, items: Path | None, events: Pat
     held_rows = 0
     if hold_back:
         event_table, held = split_newest(event_table, hold_back)
-        held.write_parquet(held_back_out)  # type: ignore[arg-type]
+        assert held_back_out is not None  # required with --hold-back, checked above
+        held.write_parquet(held_back_out)
         held_rows = held.height
         console.print(f"held back {held_rows:,} events -> {held_back_out}")
     with console.status("training the sequential model" + (" and the fusion ranker" if fusion else "")):
@@ -201,7 +213,9 @@ def train(
     fusion: Annotated[bool, typer.Option(help="also train the fusion ranker over SASRec, EASE, item kNN, content and popularity")] = False,
     evaluation_users: Annotated[int | None, typer.Option(help="evaluate what the folder serves on this many random users' test items (default: all)")] = None,
     index: Annotated[Path | None, typer.Option(help="a search index from `longtail index`, copied into the folder so it serves search too")] = None,
-    intent_model: Annotated[Path | None, typer.Option(help="an intent_model.json from `longtail intent`, copied in: served profiles show its prediction")] = None,
+    intent_model: Annotated[
+        Path | None, typer.Option(help="an intent_model.json from `longtail intent`, copied in: served profiles show its prediction")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config (recommend.sequential); defaults when omitted")] = None,
     datasets_root: DatasetsRootOption = None,
 ) -> None:

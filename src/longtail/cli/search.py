@@ -119,7 +119,9 @@ def print_search_results(engine: SearchEngine, query: str, results: SearchResult
     title = f"'{query}'" + (f" for user {user}" + ("" if results.personalised else " (no history: not personalised)") if user else "")
     table = Table(title=f"Results for {title}")
     for column in ("#", "item", "title", "category", "brand", "price", "score", "bm25 #", "dense #"):
-        table.add_column(column, justify="right" if column in ("#", "price", "score", "bm25 #", "dense #") else "left", min_width=24 if column == "title" else None)
+        table.add_column(
+            column, justify="right" if column in ("#", "price", "score", "bm25 #", "dense #") else "left", min_width=24 if column == "title" else None
+        )
     details = engine.items.select("category", "brand", "price")
     for position, hit in enumerate(results.hits, start=1):
         category, brand, price = details.row(hit.row)
@@ -157,8 +159,8 @@ def search(
 def finetune_from_files(out: Path, judgments: Path | None, events: Path | None, items: Path | None, dataset: str | None,
                         config: Path | None, datasets_root: Path | None) -> FinetuneReport:
     """Gather (query, item text) pairs from judgments and/or search events and fine-tune the encoder on them."""
-    from longtail.encode.item_text import item_texts
     from longtail.encode.finetune import finetune_encoder, pairs_from_judgments, pairs_from_search_events
+    from longtail.encode.item_text import item_texts
     from longtail.evaluate.search_metrics import load_judgments
 
     settings = load_config(config)

@@ -32,8 +32,22 @@ def serve(
     data: DataOption,
     port: Annotated[int | None, typer.Option(help="TCP port (default: serve.port, 8000)")] = None,
     host: Annotated[str | None, typer.Option(help="interface (default: serve.host, 127.0.0.1)")] = None,
-    index_dir: Annotated[Path | None, typer.Option("--index", help="a search index from `longtail index` (default: the model folder's, else DATA/index when built there): model-backed search and live profiles")] = None,
-    model: Annotated[Path | None, typer.Option("--model", help="a model folder from `longtail train`: recommendations and similar items from the evaluated recommender; reloaded when `longtail update` replaces it")] = None,
+    index_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--index",
+            help="a search index from `longtail index` (default: the model folder's, else DATA/index when built there): "
+            "model-backed search and live profiles",
+        ),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="a model folder from `longtail train`: recommendations and similar items from the evaluated recommender; "
+            "reloaded when `longtail update` replaces it",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Serve search, recommendations, events and profiles over HTTP until interrupted (model-free defaults without an index or model)."""
@@ -121,7 +135,7 @@ def build_profile_summary(user: str, items: Path | None, events: Path | None, da
         at = event_table["timestamp"].max()
         shares = dp_category_shares(built, category_domain(item_table), dp_epsilon, at, settings.seed, settings.profile)  # type: ignore[arg-type]
     summary = summarise(built, settings.profile, shares, dp_epsilon)
-    return summary, dict(zip(touched["item_id"].to_list(), touched["title"].to_list()))
+    return summary, dict(zip(touched["item_id"].to_list(), touched["title"].to_list(), strict=True))
 
 
 def print_profile(summary: ProfileSummary, titles: dict[str, str]) -> None:
@@ -156,7 +170,10 @@ def print_profile(summary: ProfileSummary, titles: dict[str, str]) -> None:
         for affinity in rows:
             table.add_row(shorten_label(affinity.name, 60), f"{affinity.affinity:.1%}", ", ".join(f"{c.item_id} ({c.share:.0%})" for c in affinity.items))
         console.print(table)
-    console.print("[bold]Intent[/] (event types in the recent window): " + (", ".join(f"{kind} {share:.0%}" for kind, share in summary.intent.items()) or "-"), highlight=False)
+    console.print(
+        "[bold]Intent[/] (event types in the recent window): " + (", ".join(f"{kind} {share:.0%}" for kind, share in summary.intent.items()) or "-"),
+        highlight=False,
+    )
 
 
 @commands.command()

@@ -17,7 +17,15 @@ error_console = Console(stderr=True)
 
 def progress() -> Progress:
     """A progress bar with the current step's name, done/total and elapsed time."""
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console, transient=False)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def shorten_label(text: str, width: int) -> str:

@@ -322,7 +322,9 @@ class ProfileConfig(_Section):
     max_events: int = Field(1000, ge=1, description="most recent events read from the store to build a served profile")
     cache_users: int = Field(10_000, ge=1, description="live profiles kept in server memory (least recently used leave first)")
     cache_seconds: float = Field(
-        60.0, gt=0, description="a cached profile is rebuilt from the store after this long, so events and erasures made through other server processes reach it"
+        60.0,
+        gt=0,
+        description="a cached profile is rebuilt from the store after this long, so events and erasures made through other server processes reach it",
     )
     short_term_weight: float = Field(0.5, ge=0, le=1, description="share of the session vector in the blend with the long-term one")
     # No effect since the API's profile/popularity recommendation blend was removed (issue 20); still accepted because

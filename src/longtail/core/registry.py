@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from typing import Generic, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from longtail.core.errors import ConfigError
 
@@ -17,7 +17,7 @@ CATALOGUE = "longtail.registries"
 class Named(Protocol):
     """Anything registered carries its registry name as a class attribute."""
 
-    name: str
+    name: ClassVar[str]
 
 
 T = TypeVar("T", bound=type[Named])

@@ -6,19 +6,19 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
+from longtail.core.errors import InputDataError
 from longtail.data.expressions import describe
 from longtail.data.schema import EVENTS, ITEMS, TableSpec, empty_table
-from longtail.core.errors import InputDataError
 
 S3REC_SETS = {"beauty": "Beauty", "sports": "Sports_and_Outdoors", "toys": "Toys_and_Games"}
 GRAM_SETS = {"beauty": "Beauty", "toys": "Toys"}
 # The public sequence files keep order but drop time; events get one synthetic day per step, from this date.
-SYNTHETIC_EPOCH = datetime(2014, 1, 1, tzinfo=timezone.utc)
+SYNTHETIC_EPOCH = datetime(2014, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -44,7 +44,9 @@ def _conform(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
 
 def sequences_to_events(sequences: dict[str, list[str]], event_type: str = "review") -> pl.DataFrame:
     """Turn ordered per-user item lists into events with synthetic, order-preserving daily timestamps."""
-    users, items, positions = [], [], []
+    users: list[str] = []
+    items: list[str] = []
+    positions: list[int] = []
     for user, sequence in sequences.items():
         users.extend([user] * len(sequence))
         items.extend(sequence)

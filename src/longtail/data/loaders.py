@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from longtail.core.errors import DataWarning, InputDataError
 from longtail.data.expressions import apply_expressions, describe
 from longtail.data.schema import SOURCE_ROW, UTC_DATETIME, TableSpec
-from longtail.core.errors import DataWarning, InputDataError
 
 if TYPE_CHECKING:
     from longtail.core.config import DataConfig
@@ -159,10 +159,7 @@ def _fold_extra_columns(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     if not extra or spec.free_attributes or "attributes" not in spec.columns:
         return frame
     folded = pl.struct([pl.col(c).cast(pl.String) for c in extra]).struct.json_encode()
-    if "attributes" in frame.columns:
-        merged = pl.when(pl.col("attributes").is_null()).then(folded).otherwise(pl.col("attributes"))
-    else:
-        merged = folded
+    merged = pl.when(pl.col("attributes").is_null()).then(folded).otherwise(pl.col("attributes")) if "attributes" in frame.columns else folded
     return frame.with_columns(merged.alias("attributes")).drop(extra)
 
 

@@ -12,7 +12,6 @@ import polars as pl
 
 from longtail.core.config import EVENT_TYPES
 
-
 SOURCE_ROW = "source_row"
 UTC_DATETIME = pl.Datetime("us", "UTC")
 

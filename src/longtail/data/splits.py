@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Literal, TypeVar
 
 import numpy as np
 import polars as pl
@@ -12,6 +12,7 @@ import polars as pl
 from longtail.core.errors import LongtailError
 
 Stage = Literal["valid", "test"]
+T = TypeVar("T")
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Split:
         """What each user's model input is at a stage: training items, plus the validation items at test."""
         if stage == "valid":
             return self.train
-        return [np.concatenate([t, v]) for t, v in zip(self.train, self.valid)]
+        return [np.concatenate([t, v]) for t, v in zip(self.train, self.valid, strict=True)]
 
     def targets(self, stage: Stage) -> list[np.ndarray]:
         """The held-out items each user is scored on at a stage."""
@@ -45,12 +46,21 @@ class Split:
 
     def subset(self, users: np.ndarray) -> Split:
         """The same catalogue with only the given users (by index), e.g. a quick look at a large set."""
-        pick = lambda rows: [rows[u] for u in users]  # noqa: E731
-        return Split(self.item_ids, pick(self.user_ids), pick(self.train), pick(self.valid), pick(self.test), self.protocol)
+        return Split(self.item_ids, _pick(self.user_ids, users), _pick(self.train, users), _pick(self.valid, users), _pick(self.test, users), self.protocol)
 
     def train_counts(self) -> np.ndarray:
         """Training interactions per item (the popularity every segment and baseline uses)."""
         return np.bincount(np.concatenate(self.train), minlength=self.n_items) if self.train else np.zeros(self.n_items, np.int64)
+
+
+def _pick(rows: list[T], users: np.ndarray) -> list[T]:
+    """The entries of a per-user list for the given user indices."""
+    return [rows[u] for u in users]
+
+
+def _day(micros: float) -> str:
+    """A microsecond UTC timestamp as its calendar day."""
+    return f"{datetime.fromtimestamp(micros / 1e6, tz=UTC):%Y-%m-%d}"
 
 
 def _ordered_sequences(items: pl.DataFrame, events: pl.DataFrame) -> tuple[list[str], list[str], list[np.ndarray], list[np.ndarray]]:
@@ -103,12 +113,11 @@ def temporal_split(items: pl.DataFrame, events: pl.DataFrame, valid_share: float
         raise LongtailError("temporal split: there are no interaction events to split")
     valid_cut, test_cut = np.quantile(every_time, [1 - valid_share - test_share, 1 - test_share], method="lower")
     train, valid, test = [], [], []
-    for sequence, time in zip(sequences, times):
+    for sequence, time in zip(sequences, times, strict=True):
         train.append(sequence[time < valid_cut])
         valid.append(np.unique(sequence[(time >= valid_cut) & (time < test_cut)]))
         test.append(np.unique(sequence[time >= test_cut]))
-    day = lambda micros: f"{datetime.fromtimestamp(micros / 1e6, tz=timezone.utc):%Y-%m-%d}"  # noqa: E731
-    protocol = f"temporal (valid from {day(valid_cut)}, test from {day(test_cut)})"
+    protocol = f"temporal (valid from {_day(valid_cut)}, test from {_day(test_cut)})"
     return Split(catalogue, users, train, valid, test, protocol)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from functools import lru_cache
+from types import ModuleType
 
 # Han ideographs plus CJK punctuation/full-width forms: any of them means jieba is needed.
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
@@ -12,7 +13,8 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @lru_cache(maxsize=1)
-def _jieba():  # noqa: ANN202  (jieba has no type stubs)
+def _jieba() -> ModuleType:
+    """The jieba module, initialised once per process (its dictionary takes a while to load)."""
     import jieba
 
     # jieba logs its dictionary loading at INFO on every process start.

@@ -14,6 +14,8 @@ from typing import Protocol
 import numpy as np
 from rich.progress import track
 
+from longtail.core.errors import LongtailError
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -48,7 +50,10 @@ class SentenceTransformerEncoder:
         self.name = name
         self.batch_size = batch_size
         self.model = SentenceTransformer(str(model_path), device="cpu")
-        self.dimension = int(self.model.get_embedding_dimension())
+        dimension = self.model.get_embedding_dimension()
+        if dimension is None:
+            raise LongtailError(f"encoder '{name}': the model at {model_path} does not report its embedding dimension")
+        self.dimension = dimension
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False) -> np.ndarray:
         """Encode texts in batches (of `batch_size`, else the configured size); vectors are L2-normalised."""
@@ -175,7 +180,7 @@ class EmbeddingCache:
         """Vectors for texts, encoding only those whose hash is not cached yet, then saving the cache."""
         keys = [text_key(t) for t in texts]
         missing = list(dict.fromkeys(k for k in keys if k not in self._index))
-        first_text = dict(zip(keys, texts))
+        first_text = dict(zip(keys, texts, strict=True))
         self.encoded_last_call = len(missing)
         if missing:
             fresh = self.encoder.encode([first_text[k] for k in missing], batch_size, show_progress)

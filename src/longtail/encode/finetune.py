@@ -9,12 +9,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
 from longtail.core.config import FinetuneConfig, LongtailConfig, save_config
 from longtail.core.errors import LongtailError
+
+if TYPE_CHECKING:
+    from transformers import BertModel
 
 REPORT_FILE = "finetune_report.json"
 # BERT's attention projections: the usual LoRA targets, 74k trainable parameters at rank 8 on MiniLM-L6.
@@ -41,14 +45,14 @@ class FinetuneReport:
 
 def pairs_from_judgments(judgments: pl.DataFrame, items: pl.DataFrame, texts: Sequence[str], min_grade: float = 2.0) -> list[tuple[str, str]]:
     """(query, item text) pairs from graded judgments with at least `min_grade` (ESCI: Exact 3, Substitute 2)."""
-    text_of = dict(zip(items["item_id"].to_list(), texts))
+    text_of = dict(zip(items["item_id"].to_list(), texts, strict=True))
     positive = judgments.filter(pl.col("grade") >= min_grade)
-    return [(query, text_of[item]) for query, item in zip(positive["query"].to_list(), positive["item_id"].to_list()) if item in text_of]
+    return [(query, text_of[item]) for query, item in zip(positive["query"].to_list(), positive["item_id"].to_list(), strict=True) if item in text_of]
 
 
 def pairs_from_search_events(events: pl.DataFrame, items: pl.DataFrame, texts: Sequence[str]) -> list[tuple[str, str]]:
     """(query, item text) pairs: a search followed, in the same session, by a click, cart or purchase of an item."""
-    text_of = dict(zip(items["item_id"].to_list(), texts))
+    text_of = dict(zip(items["item_id"].to_list(), texts, strict=True))
     ordered = events.filter(pl.col("session_id").is_not_null()).sort("session_id", "timestamp")
     pairs: list[tuple[str, str]] = []
     current_session, current_query = None, None
@@ -62,7 +66,8 @@ def pairs_from_search_events(events: pl.DataFrame, items: pl.DataFrame, texts: S
     return pairs
 
 
-def _freeze_lowest_layers(auto_model, layers: int) -> None:  # noqa: ANN001  (a transformers BertModel)
+def _freeze_lowest_layers(auto_model: BertModel, layers: int) -> None:
+    """Stop gradients through the embeddings and the lowest `layers` encoder layers."""
     for parameter in auto_model.embeddings.parameters():
         parameter.requires_grad = False
     for layer in auto_model.encoder.layer[:layers]:
@@ -101,7 +106,8 @@ def finetune_encoder(
         base_model_path = get_model_path()
     model = SentenceTransformer(str(base_model_path), device="cpu")
     model.max_seq_length = settings.max_seq_length
-    transformer = model[0]
+    # sentence-transformers' Transformer module; its .model is swapped for a peft wrapper and back, which no static type follows.
+    transformer: Any = model[0]
     if settings.mode == "lora":
         from peft import LoraConfig, get_peft_model
 

@@ -39,7 +39,7 @@ def item_texts(items: pl.DataFrame) -> list[str]:
 
 def texts_for(item_ids: list[str], items: pl.DataFrame) -> list[str]:
     """The texts of `item_ids` in that order; items without a row or text read as "item <id>"."""
-    texts = dict(zip(items["item_id"].to_list(), item_texts(items)))
+    texts = dict(zip(items["item_id"].to_list(), item_texts(items), strict=True))
     return [texts.get(item_id) or f"item {item_id}" for item_id in item_ids]
 
 

@@ -20,12 +20,11 @@ from longtail.data.splits import Split, split_events
 from longtail.encode.encoder import TextEncoder
 from longtail.encode.factory import build_encoder
 from longtail.encode.item_text import texts_for
-from longtail.core.errors import ConfigError
 from longtail.evaluate.harness import Evaluation, evaluate_split, make_validator
 from longtail.evaluate.report import report_context
-from longtail.reporting.writers import write_report_pair
 from longtail.evaluate.significance import paired_bootstrap
 from longtail.models.base import TrainData, make_recommender
+from longtail.reporting.writers import write_report_pair
 
 BASELINE = "baseline"
 SEGMENTS = ("all", "head", "torso", "tail", "cold")
@@ -108,7 +107,9 @@ def against_baseline(evaluations: dict[str, Evaluation], config: RecommendConfig
                 compared = paired_bootstrap(evaluation.per_user[segment][metric], base.per_user[segment][metric], config.bootstrap_samples)
                 reference = float(np.nanmean(base.per_user[segment][metric]))
                 # from a baseline of 0 any gain is unbounded: +inf, not a silent NaN
-                compared["relative"] = compared["difference"] / reference if reference else math.copysign(math.inf, compared["difference"]) if compared["difference"] else 0.0
+                compared["relative"] = (
+                    compared["difference"] / reference if reference else math.copysign(math.inf, compared["difference"]) if compared["difference"] else 0.0
+                )
                 rows[f"{segment}/{metric}"] = compared
         result[name] = rows
     return result
@@ -171,14 +172,15 @@ def run_ablation(settings: LongtailConfig, datasets_root: Path, on_step: Step | 
     items, events = first_users(load_dataset(ablation.dataset, datasets_root), ablation.max_users)
     split = split_events(items, events, ablation.protocol)
     encoder = build_encoder(settings.encode) if any(config.sequential.text_init != "none" for config in arm_settings.values()) else None
-    runs, evaluations = [], {}
-    for arm in [*arms, None]:
+    runs: list[dict] = []
+    evaluations: dict[str, Evaluation] = {}
+    for variant in [*arms, None]:
         # the combination arm comes last: it is chosen from the variants' validation results
-        arm = arm or best_combination(runs, ablation.variants, ablation.combine_best, ablation.overall_loss)
-        if arm is None:
+        current = variant or best_combination(runs, ablation.variants, ablation.combine_best, ablation.overall_loss)
+        if current is None:
             break
-        step(f"{arm.name}: train and evaluate")
-        record, evaluations[arm.name] = train_arm(arm, split, items, settings, encoder)
+        step(f"{current.name}: train and evaluate")
+        record, evaluations[current.name] = train_arm(current, split, items, settings, encoder)
         runs.append(record)
         if on_arm is not None:
             on_arm(summarise(settings, split, runs, evaluations), evaluations)
@@ -209,5 +211,7 @@ def write_results(result: dict, evaluations: dict[str, Evaluation], settings: Lo
     ]
     compared = {"heading": "Paired bootstrap: each variant minus the baseline (95% CI over users; relative change in brackets)",
                 "rows": result["vs_baseline"], "metrics": [f"{s}/{m}" for s in SEGMENTS for m in METRICS], "relative": True}
-    context = report_context(f"ablation on {result['dataset']}", result["runs"], evaluations, settings.recommend, result["protocol"], compared=compared, notes=notes)
+    context = report_context(
+        f"ablation on {result['dataset']}", result["runs"], evaluations, settings.recommend, result["protocol"], compared=compared, notes=notes
+    )
     write_report_pair(json_path, html_path, {**result, "config": settings.model_dump(mode="json")}, "evaluation.html", context)

@@ -1,4 +1,7 @@
-"""The balancing experiment: one classifier trained on an imbalanced real task with and without each balancing strategy, scored per class on an untouched test split."""
+"""The balancing experiment: one classifier trained on an imbalanced real task with and without each balancing strategy.
+
+Each run is scored per class on an untouched test split.
+"""
 
 from __future__ import annotations
 
@@ -133,6 +136,7 @@ def compare_strategies(
         if baseline_codes is None:
             baseline_codes, baseline_correct = predicted_codes, correct
         else:
+            assert baseline_correct is not None  # set together with baseline_codes
             row["vs_baseline"] = {
                 "macro_f1": paired_bootstrap_statistic(partial(macro_f1, classes=codes), truth_codes, predicted_codes, baseline_codes,
                                                        np.arange(len(truth_codes)), bootstrap_samples, seed),

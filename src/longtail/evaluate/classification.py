@@ -24,30 +24,30 @@ def macro_f1(truth: np.ndarray, predicted: np.ndarray, classes: Sequence[object]
 
 
 def classification_metrics(
-    truth: Sequence[str], probabilities: np.ndarray, classes: Sequence[str], predicted: Sequence[str] | None = None
-) -> dict[str, object]:
+    truth: Sequence[str] | np.ndarray, probabilities: np.ndarray, classes: Sequence[str], predicted: Sequence[str] | np.ndarray | None = None
+) -> dict[str, Any]:
     """Metrics of a probabilistic classifier; its prediction is `predicted`, or else the most probable class.
 
     Per class: precision, recall, F1, support and one-vs-rest AUC (NaN when the class, or every other class, is
     absent from `truth`). Overall: accuracy, macro-F1 (over classes present in `truth`) and macro AUC.
     """
-    truth = np.asarray(truth, dtype=object)
+    labels = np.asarray(truth, dtype=object)
     if predicted is None:
         predicted = np.asarray(classes, dtype=object)[np.asarray(probabilities).argmax(axis=1)]
-    predicted = np.asarray(predicted, dtype=object)
-    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=list(classes), zero_division=0)
+    chosen = np.asarray(predicted, dtype=object)
+    precision, recall, f1, support = precision_recall_fscore_support(labels, chosen, labels=list(classes), zero_division=0)
     per_class = {}
     for column, name in enumerate(classes):
-        positive = truth == name
-        auc = float(roc_auc_score(positive, probabilities[:, column])) if 0 < positive.sum() < len(truth) else float("nan")
+        positive = np.asarray(labels == name)
+        auc = float(roc_auc_score(positive, probabilities[:, column])) if 0 < positive.sum() < len(labels) else float("nan")
         per_class[name] = {"precision": float(precision[column]), "recall": float(recall[column]), "f1": float(f1[column]),
                            "support": int(support[column]), "auc": auc}
     aucs = [c["auc"] for c in per_class.values() if not math.isnan(c["auc"])]
     return {
-        "accuracy": float(np.mean(truth == predicted)) if len(truth) else float("nan"),
-        "macro_f1": macro_f1(truth, predicted, classes),
+        "accuracy": float(np.mean(labels == chosen)) if len(labels) else float("nan"),
+        "macro_f1": macro_f1(labels, chosen, classes),
         "macro_auc": float(np.mean(aucs)) if aucs else float("nan"),
-        "rows": int(len(truth)),
+        "rows": int(len(labels)),
         "per_class": per_class,
     }
 

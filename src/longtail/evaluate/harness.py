@@ -37,7 +37,7 @@ def _means(per_user: dict[str, np.ndarray]) -> dict[str, float]:
 
 def _restrict(ranks: list[np.ndarray], targets: Sequence[np.ndarray], keep: np.ndarray) -> list[np.ndarray]:
     """Only the (user, target) pairs whose target item passes `keep`."""
-    return [r[keep[t]] for r, t in zip(ranks, targets)]
+    return [r[keep[t]] for r, t in zip(ranks, targets, strict=True)]
 
 
 def evaluate_scorer(

@@ -11,7 +11,10 @@ PROXY_LABEL = "proxy: known-item search, query = 2-4 words of one item's title, 
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 # Words that say nothing about which item is meant; a query made of them would be unanswerable.
 _STOPWORDS = frozenset(
-    "and the for with from pack set inch inches each per pcs piece pieces count size small large mini new our you your this that are not".split()
+    [
+        "and", "the", "for", "with", "from", "pack", "set", "inch", "inches", "each", "per", "pcs", "piece", "pieces",
+        "count", "size", "small", "large", "mini", "new", "our", "you", "your", "this", "that", "are", "not",
+    ]
 )
 
 
@@ -19,7 +22,7 @@ def known_item_queries(items: pl.DataFrame, n_queries: int, seed: int = 42, item
     """Queries in the judgments format: each keeps 2-4 content words of an item's title (in order); that item has grade 1."""
     rng = np.random.default_rng(seed)
     pool = items if item_ids is None else items.filter(pl.col("item_id").is_in(item_ids))
-    rows = []
+    rows: list[dict[str, object]] = []
     for position in rng.permutation(pool.height):
         if len(rows) == n_queries:
             break

@@ -38,14 +38,20 @@ def _charts(runs: list[dict]) -> list[tuple[str, str]]:
         figures.append(("NDCG@10 by model", charts.bar_chart(names, [r["metrics"]["NDCG@10"] for r in scored], "NDCG@10 (test)")))
         tail = [r["segments"].get("tail", {}).get("NDCG@10", 0.0) for r in scored]
         figures.append(("Tail-item NDCG@10 by model", charts.bar_chart(names, tail, "NDCG@10 on tail targets")))
-        figures.append(("Tail exposure in the top 10", charts.bar_chart(names, [r["metrics"].get("tail_exposure@10", 0.0) for r in scored], "share of top-10 slots")))
+        figures.append(
+            ("Tail exposure in the top 10", charts.bar_chart(names, [r["metrics"].get("tail_exposure@10", 0.0) for r in scored], "share of top-10 slots"))
+        )
     for run in runs:
         if "curve" in run:
             weights = [p["weight"] for p in run["curve"]]
             series = {name: [p[name] for p in run["curve"]] for name in ("NDCG@10", "tail_NDCG@10", "head_NDCG@10")}
-            figures.append((f"Long-tail knob ({run['model']}): accuracy", charts.curve_chart(weights, series, "accuracy vs knob", "popularity-penalty weight", "NDCG@10")))
+            figures.append(
+                (f"Long-tail knob ({run['model']}): accuracy", charts.curve_chart(weights, series, "accuracy vs knob", "popularity-penalty weight", "NDCG@10"))
+            )
             exposure = {name: [p[name] for p in run["curve"]] for name in ("tail_exposure@10", "coverage@10")}
-            figures.append((f"Long-tail knob ({run['model']}): exposure", charts.curve_chart(weights, exposure, "exposure vs knob", "popularity-penalty weight", "share")))
+            figures.append(
+                (f"Long-tail knob ({run['model']}): exposure", charts.curve_chart(weights, exposure, "exposure vs knob", "popularity-penalty weight", "share"))
+            )
     return figures
 
 

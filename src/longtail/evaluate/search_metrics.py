@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from longtail.core.errors import InputDataError
 from longtail.data.loaders import INVALID_FIELDS, load_table
 from longtail.data.schema import JUDGMENTS
-from longtail.core.errors import InputDataError
 
 METRICS = ("NDCG@10", "MRR", "Recall@100")
 HEAD_SHARE = 0.2
@@ -75,7 +75,7 @@ def query_segments(
     segments: dict[str, list[str]] = {}
     query_ids = judgments["query_id"].unique(maintain_order=True).to_list()
     if query_counts is not None:
-        text_of = dict(zip(judgments["query_id"].to_list(), judgments["query"].to_list()))
+        text_of = dict(zip(judgments["query_id"].to_list(), judgments["query"].to_list(), strict=True))
         ranked = sorted(query_ids, key=lambda q: -query_counts.get(text_of[q], 0))
         head = set(ranked[: max(1, int(len(ranked) * HEAD_SHARE))])
         segments["head_queries"] = [q for q in query_ids if q in head]
@@ -94,16 +94,25 @@ def query_segments(
     return segments
 
 
+
+def _mean(column: pl.Series) -> float:
+    """The mean of a numeric metric column with at least one value."""
+    value = column.mean()
+    assert isinstance(value, int | float)
+    return float(value)
+
+
 def summarize(per_query: pl.DataFrame, segments: Mapping[str, Sequence[str]] | None = None) -> dict[str, object]:
     """Mean metrics over all queries and within each segment, with the number of queries behind each mean."""
 
     def means(frame: pl.DataFrame) -> dict[str, float]:
-        return {metric: float(frame[metric].mean()) if frame.height else float("nan") for metric in METRICS}
+        return {metric: _mean(frame[metric]) if frame.height else float("nan") for metric in METRICS}
 
-    result: dict[str, object] = {"queries": per_query.height, "metrics": means(per_query), "segments": {}}
+    by_segment: dict[str, dict[str, float]] = {}
+    result: dict[str, object] = {"queries": per_query.height, "metrics": means(per_query), "segments": by_segment}
     for name, members in (segments or {}).items():
         subset = per_query.filter(pl.col("query_id").is_in(list(members)))
-        result["segments"][name] = {"queries": subset.height, **means(subset)}  # type: ignore[index]
+        by_segment[name] = {"queries": subset.height, **means(subset)}
     return result
 
 

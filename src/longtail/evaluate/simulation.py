@@ -49,7 +49,8 @@ def ab_test(lists_a: np.ndarray, lists_b: np.ndarray, targets: np.ndarray, model
     shown = np.where(to_b[:, None], lists_b, lists_a)
     clicked, bought = model.clicks(shown, targets, rng)
     result: dict[str, Any] = {"users": {"A": int((~to_b).sum()), "B": int(to_b.sum())}}
-    for metric, values in (("CTR", clicked.any(axis=1).astype(np.float64)), ("CVR", bought.astype(np.float64))):
+    outcomes = {"CTR": np.asarray(clicked.any(axis=1), dtype=np.float64), "CVR": np.asarray(bought, dtype=np.float64)}
+    for metric, values in outcomes.items():
         result[metric] = {"A": bootstrap_ci(values[~to_b], samples, seed), "B": bootstrap_ci(values[to_b], samples, seed),
                           "B_minus_A": _independent_difference(values[~to_b], values[to_b], samples, seed)}
     return result
@@ -87,7 +88,7 @@ def interleaving_test(lists_a: np.ndarray, lists_b: np.ndarray, targets: np.ndar
     A (-1) with more on its, else 0. The mean over users with a click, with a 95% interval; > 0 prefers B."""
     rng = np.random.default_rng(seed)
     k = lists_a.shape[1]
-    drafted = [team_draft(a, b, k, rng) for a, b in zip(lists_a, lists_b)]
+    drafted = [team_draft(a, b, k, rng) for a, b in zip(lists_a, lists_b, strict=True)]
     shown = np.stack([items for items, _ in drafted])
     teams = np.stack([team for _, team in drafted])
     clicked, _ = model.clicks(shown, targets, rng)

@@ -107,7 +107,7 @@ class FusionRanker(Recommender):
                 chosen = np.unique(np.concatenate([top[row] for top in tops]))
                 candidates.append(chosen)
                 columns = []
-                for score, rank in zip(standardised, ranks):
+                for score, rank in zip(standardised, ranks, strict=True):
                     columns += [score[row, chosen], rank[row, chosen]]
                 last = self.text_[history[-1]] @ self.text_[chosen].T if len(history) else np.zeros(len(chosen))
                 affinity = np.asarray(self.side_[chosen] @ profiles[row]).ravel()
@@ -142,7 +142,7 @@ class FusionRanker(Recommender):
         generator = np.random.default_rng(self.seed)
         users = generator.choice(users, size=min(len(users), self.config.fusion_train_users), replace=False)
         candidates, features = self._candidates_and_features([data.histories[u] for u in users])
-        labels = np.concatenate([np.isin(c, data.valid_targets[u]).astype(np.int32) for c, u in zip(candidates, users)])
+        labels = np.concatenate([np.isin(c, data.valid_targets[u]).astype(np.int32) for c, u in zip(candidates, users, strict=True)])
         groups = np.array([len(c) for c in candidates])
         # a group without the validation item among its candidates gives LambdaRank no gradient: drop it
         found = np.add.reduceat(labels, np.cumsum(groups) - groups) > 0
@@ -242,4 +242,4 @@ class FusionRanker(Recommender):
     def importance(self) -> dict[str, float]:
         """Share of total split gain per feature: which signals the ranker relies on."""
         gains = self.booster_.feature_importance(importance_type="gain")
-        return {name: round(float(g / max(gains.sum(), 1e-12)), 4) for name, g in zip(self.feature_names(), gains)}
+        return {name: round(float(g / max(gains.sum(), 1e-12)), 4) for name, g in zip(self.feature_names(), gains, strict=True)}

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 import polars as pl
@@ -24,13 +26,34 @@ ACTIONS: tuple[str, ...] = EVENT_TYPES[:5]
 # Ratings and reviews are written by people who bought the item, so the action head counts them as purchases.
 ACTION_OF_EVENT: dict[str, str] = {**{action: action for action in ACTIONS}, "rating": "purchase", "review": "purchase"}
 Head = Literal["intent", "next_action"]
-HEAD_CLASSES: dict[str, tuple[str, ...]] = {"intent": INTENTS, "next_action": ACTIONS}
+HEAD_CLASSES: dict[Head, tuple[str, ...]] = {"intent": INTENTS, "next_action": ACTIONS}
 CATEGORICAL = ("latest_intent", "latest_action")
 FEATURES: tuple[str, ...] = (
-    "history_length", "window_length", "category_diversity", "brand_diversity", "latest_category_run", "latest_brand_run",
-    "latest_category_share", "latest_brand_share", "repeat_item_share", "known_brand_share", "history_buy_share",
-    "browse_share", "compare_share", "buy_share", "latest_popularity", "mean_popularity", "latest_category_size",
-    "latest_brand_size", "window_category_mass", "history_brand_mass", "latest_gap", "mean_gap", "item_share", *(f"{action}_share" for action in ACTIONS), *CATEGORICAL,
+    "history_length",
+    "window_length",
+    "category_diversity",
+    "brand_diversity",
+    "latest_category_run",
+    "latest_brand_run",
+    "latest_category_share",
+    "latest_brand_share",
+    "repeat_item_share",
+    "known_brand_share",
+    "history_buy_share",
+    "browse_share",
+    "compare_share",
+    "buy_share",
+    "latest_popularity",
+    "mean_popularity",
+    "latest_category_size",
+    "latest_brand_size",
+    "window_category_mass",
+    "history_brand_mass",
+    "latest_gap",
+    "mean_gap",
+    "item_share",
+    *(f"{action}_share" for action in ACTIONS),
+    *CATEGORICAL,
 )
 MISSING = -1
 WEIGHT_GRID = np.geomspace(0.25, 8.0, 21)
@@ -51,7 +74,10 @@ def step_intents(items: pl.DataFrame, events: pl.DataFrame, window: int) -> pl.D
         .sort(["user_id", "timestamp", "order"])
     )
     has_item = pl.col("item_id").is_not_null()
-    earlier = lambda column: pl.col(column).is_not_null() & ~pl.col(column).is_first_distinct().over("user_id")  # noqa: E731
+
+    def earlier(column: str) -> pl.Expr:
+        return pl.col(column).is_not_null() & ~pl.col(column).is_first_distinct().over("user_id")
+
     recent_category = pl.any_horizontal(
         [(pl.col("category") == pl.col("category").shift(lag).over("user_id")).fill_null(False) for lag in range(1, window + 1)]
     )
@@ -145,7 +171,7 @@ def intent_table(items: pl.DataFrame, events: pl.DataFrame, config: IntentConfig
     }
     bounds = np.flatnonzero(np.r_[True, steps["user_id"].to_numpy()[1:] != steps["user_id"].to_numpy()[:-1], True])
     features: list[list[float]] = []
-    for begin, end in zip(bounds[:-1], bounds[1:]):
+    for begin, end in pairwise(bounds):
         features += _user_rows({name: values[begin:end] for name, values in arrays.items()}, config, groups)
     labels = steps.filter(pl.col("position") >= config.min_history).select("user_id", "position", "intent", pl.col("action").alias("next_action"))
     table = pl.DataFrame(np.asarray(features, dtype=np.float64).reshape(-1, len(FEATURES)), schema=list(FEATURES), orient="row")
@@ -167,6 +193,16 @@ def feature_matrix(table: pl.DataFrame) -> np.ndarray:
     return table.select(FEATURES).to_numpy().astype(np.float64)
 
 
+def _labelled(frame: pl.DataFrame, head: str, classes: list[str]) -> pl.DataFrame:
+    """The rows whose `head` label is one of the classes the model learned."""
+    return frame.filter(pl.col(head).is_in(classes))
+
+
+def _class_codes(frame: pl.DataFrame, head: str, classes: list[str]) -> np.ndarray:
+    """The `head` labels as indices into `classes` (LightGBM's multiclass target)."""
+    return frame[head].replace_strict({n: i for i, n in enumerate(classes)}, return_dtype=pl.Int32).to_numpy()
+
+
 def tune_decision_weights(probabilities: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Per-class multipliers whose weighted argmax maximises macro-F1 on held-out rows (coordinate ascent).
 
@@ -176,7 +212,10 @@ def tune_decision_weights(probabilities: np.ndarray, truth: np.ndarray) -> np.nd
     from sklearn.metrics import f1_score
 
     present = np.unique(truth)
-    score = lambda weights: f1_score(truth, (probabilities * weights).argmax(axis=1), labels=present, average="macro", zero_division=0)  # noqa: E731
+
+    def score(weights: np.ndarray) -> float:
+        return float(f1_score(truth, (probabilities * weights).argmax(axis=1), labels=present, average="macro", zero_division=0))
+
     weights = np.ones(probabilities.shape[1])
     best = score(weights)
     for _ in range(2):
@@ -226,21 +265,23 @@ class IntentModel:
             self.classes_[head] = [name for name in canonical if name in present]
             if len(self.classes_[head]) < 2:
                 continue
-            labelled = lambda frame: frame.filter(pl.col(head).is_in(self.classes_[head]))  # noqa: E731
-            encode = lambda frame: frame[head].replace_strict({n: i for i, n in enumerate(self.classes_[head])}, return_dtype=pl.Int32).to_numpy()  # noqa: E731
+            classes = self.classes_[head]
             weights = rows[WEIGHT].to_numpy() if WEIGHT in rows.columns else None
-            train_set = lightgbm.Dataset(feature_matrix(rows), encode(rows), weight=weights, feature_name=list(FEATURES),
+            train_set = lightgbm.Dataset(feature_matrix(rows), _class_codes(rows, head, classes), weight=weights, feature_name=list(FEATURES),
                                          categorical_feature=list(CATEGORICAL))
-            valid_sets, callbacks = [], []
-            if valid is not None and labelled(valid).height:
-                kept = labelled(valid)
-                valid_sets = [lightgbm.Dataset(feature_matrix(kept), encode(kept), reference=train_set)]
+            valid_sets: list[lightgbm.Dataset] = []
+            callbacks: list[Callable[..., Any]] = []
+            if valid is not None and _labelled(valid, head, classes).height:
+                kept = _labelled(valid, head, classes)
+                valid_sets = [lightgbm.Dataset(feature_matrix(kept), _class_codes(kept, head, classes), reference=train_set)]
                 callbacks = [lightgbm.early_stopping(self.config.early_stopping_rounds, verbose=False)]
-            self.boosters_[head] = lightgbm.train(self._params(len(self.classes_[head])), train_set, self.config.trees, valid_sets=valid_sets, callbacks=callbacks)
+            self.boosters_[head] = lightgbm.train(
+                self._params(len(self.classes_[head])), train_set, self.config.trees, valid_sets=valid_sets, callbacks=callbacks
+            )
             self.decision_weights_[head] = [1.0] * len(HEAD_CLASSES[head])
             if valid_sets:
                 truth = np.array([HEAD_CLASSES[head].index(name) for name in kept[head].to_list()])
-                self.decision_weights_[head] = tune_decision_weights(self.predict_proba(kept, head), truth).tolist()  # type: ignore[arg-type]
+                self.decision_weights_[head] = tune_decision_weights(self.predict_proba(kept, head), truth).tolist()
         return self
 
     def evaluable(self, head: Head) -> bool:
@@ -269,7 +310,7 @@ class IntentModel:
         table = intent_table(items, pl.concat([events.select(upcoming.columns), upcoming]), self.config, popularity)
         if table.is_empty():
             return {}
-        return dict(zip(INTENTS, self.predict_proba(table.tail(1), "intent")[0].round(4).tolist()))
+        return dict(zip(INTENTS, self.predict_proba(table.tail(1), "intent")[0].round(4).tolist(), strict=True))
 
     def predict(self, table: pl.DataFrame, head: Head = "intent") -> list[str]:
         """The class with the highest weighted probability for each row."""
@@ -280,7 +321,7 @@ class IntentModel:
     def importance(self, head: Head = "intent") -> dict[str, float]:
         """Share of total split gain per feature of a head."""
         gains = self.boosters_[head].feature_importance(importance_type="gain")
-        return {name: round(float(g / max(gains.sum(), 1e-12)), 4) for name, g in zip(FEATURES, gains)}
+        return {name: round(float(g / max(gains.sum(), 1e-12)), 4) for name, g in zip(FEATURES, gains, strict=True)}
 
     def save(self, path: str | Path) -> Path:
         """Write config, classes and boosters as one JSON file; `IntentModel.load` predicts identically."""

@@ -51,7 +51,13 @@ def run_audit(
     separator = config.data.csv_separator
     share = config.quality.max_unparseable_share
     loaded = {}
-    for spec, path, mapping in ((ITEMS, items_path, columns.items), (EVENTS, events_path, columns.events), (USERS, users_path, columns.users), (JUDGMENTS, judgments_path, columns.judgments)):
+    inputs = (
+        (ITEMS, items_path, columns.items),
+        (EVENTS, events_path, columns.events),
+        (USERS, users_path, columns.users),
+        (JUDGMENTS, judgments_path, columns.judgments),
+    )
+    for spec, path, mapping in inputs:
         if path:
             step(f"load {spec.name}")
             loaded[spec.name] = load_table(path, spec, mapping, separator, config.data)

@@ -56,7 +56,8 @@ def evaluate_models(
             scorers[f"{name}+longtail({settings.longtail_weight:g})"] = reranker.score
         for label, scorer in scorers.items():
             evaluations[label] = evaluate_split(scorer, split, "test", settings)
-            runs.append({"model": label, "protocol": split.protocol, "repeats": settings.repeats, **evaluations[label].summary(), "train_seconds": round(seconds, 2),
+            summary = evaluations[label].summary()
+            runs.append({"model": label, "protocol": split.protocol, "repeats": settings.repeats, **summary, "train_seconds": round(seconds, 2),
                          "users": len(split.user_ids), "items": split.n_items})
     best = max(evaluations, key=lambda label: evaluations[label].metrics["NDCG@10"])
     if len(evaluations) > 1:

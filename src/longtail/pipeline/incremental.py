@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
-from datetime import datetime, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,11 @@ def _interactions(events: pl.DataFrame) -> pl.DataFrame:
     return events.filter(pl.col("item_id").is_not_null()).select(HISTORY_COLUMNS)
 
 
+def _part(aged: pl.DataFrame, keep: pl.Expr) -> pl.DataFrame:
+    """The rows of an aged event table that `keep` selects, back in their original order and columns."""
+    return aged.filter(keep).sort("order").drop("order", "age")
+
+
 def _with_age(events: pl.DataFrame) -> pl.DataFrame:
     """Interactions with `order` (input row) and `age` (1 = the user's newest; equal times: the later row is newer)."""
     return (
@@ -66,8 +71,7 @@ def _with_age(events: pl.DataFrame) -> pl.DataFrame:
 def hold_back(events: pl.DataFrame, newest: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(past, new): each user's `newest` latest interactions split off, e.g. to replay later as new events."""
     aged = _with_age(events)
-    part = lambda keep: aged.filter(keep).sort("order").drop("order", "age")  # noqa: E731
-    return part(pl.col("age") > newest), part(pl.col("age") <= newest)
+    return _part(aged, pl.col("age") > newest), _part(aged, pl.col("age") <= newest)
 
 
 def recent_slice(new_events: pl.DataFrame, config: IncrementalConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -81,8 +85,7 @@ def recent_slice(new_events: pl.DataFrame, config: IncrementalConfig) -> tuple[p
         recent = pl.col("age") == 1
     else:
         recent = pl.col("timestamp") >= aged["timestamp"].quantile(1 - config.holdout_share, interpolation="higher")
-    part = lambda keep: aged.filter(keep).sort("order").drop("order", "age")  # noqa: E731
-    return part(~recent), part(recent)
+    return _part(aged, ~recent), _part(aged, recent)
 
 
 def _vectors(encode: ItemEncoder, item_ids: list[str], text_init: bool, fusion: bool) -> np.ndarray | None:
@@ -143,10 +146,10 @@ def load_ranker(directory: str | Path, items: pl.DataFrame, config: LongtailConf
     return _folder_ranker(directory, SASRec.load(directory), item_ids, history, items, encode(item_ids), config)
 
 
-def _old_model_scorer(model: SASRec | FusionRanker, known: int, n_items: int) -> Callable[[list[np.ndarray]], np.ndarray]:
+def _old_model_scorer(model: SASRec | FusionRanker, known: int, n_items: int) -> Callable[[Sequence[np.ndarray]], np.ndarray]:
     """The fitted model's scores over a grown catalogue: it reads only the `known` items and never ranks a new one."""
 
-    def score(histories: list[np.ndarray]) -> np.ndarray:
+    def score(histories: Sequence[np.ndarray]) -> np.ndarray:
         scores = np.full((len(histories), n_items), -np.inf, dtype=np.float32)
         scores[:, :known] = model.score([h[h < known] for h in histories])
         return scores
@@ -154,7 +157,7 @@ def _old_model_scorer(model: SASRec | FusionRanker, known: int, n_items: int) ->
     return score
 
 
-def _judge(scorer: Callable[[list[np.ndarray]], np.ndarray], histories: list[np.ndarray], targets: list[np.ndarray],
+def _judge(scorer: Callable[[Sequence[np.ndarray]], np.ndarray], histories: list[np.ndarray], targets: list[np.ndarray],
            config: LongtailConfig) -> Evaluation:
     """Full-ranking metrics of one scorer on the held-out newest events (no segments: only the guard metric matters)."""
     counts = np.bincount(np.concatenate(histories), minlength=1) if histories else np.zeros(1, np.int64)
@@ -224,7 +227,7 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
     item_ids = old_ids + added
     context = pl.concat([history, to_train])
     context_users, context_sequences = user_sequences(item_ids, context)
-    by_user = dict(zip(context_users, context_sequences))
+    by_user = dict(zip(context_users, context_sequences, strict=True))
     recent_users, recent_targets = user_sequences(item_ids, recent)
     empty = np.zeros(0, dtype=np.int64)
     histories = [by_user.get(user, empty) for user in recent_users]
@@ -255,7 +258,7 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
         "decision": "replaced" if keep else "rolled_back", **sequential,
         "evaluated_users": len(recent_users), "new_events": new_events.height, "trained_events": to_train.height,
         "held_out_events": recent.height, "trained_users": len(training), "items_before": len(old_ids), "items_added": len(added),
-        "seconds": round(time.perf_counter() - started, 2), "decided_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - started, 2), "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {"incremental": settings.model_dump(), "sequential": candidate.config.model_dump(), "seed": config.seed},
     }
     if ranker_part is not None:

@@ -49,13 +49,16 @@ def _evaluate_head(model: IntentModel, head: Head, train: pl.DataFrame, test: pl
     predicted["model"] = np.asarray(model.predict(rows, head), dtype=object)  # weighted argmax, tuned on early-stopping users
     metrics = {name: classification_metrics(truth, p, classes, predicted[name]) for name, p in probabilities.items()}
     codes = {name: np.array([classes.index(c) for c in values]) for name, values in {"truth": truth, **predicted}.items()}
-    score = lambda t, p: macro_f1(t, p, range(len(classes)))  # noqa: E731
+
+    def score(t: np.ndarray, p: np.ndarray) -> float:
+        return macro_f1(t, p, range(len(classes)))
+
     users = rows["user_id"].to_numpy()
     comparisons = {name: paired_bootstrap_statistic(score, codes["truth"], codes["model"], codes[name], users, samples, seed)
                    for name in ("majority", "latest step")}
     label_shares = {name: round(float(np.mean(truth == name)), 4) for name in classes}
     return {"classes": classes, "models": metrics, "comparisons": comparisons, "test_label_shares": label_shares,
-            "decision_weights": dict(zip(classes, model.decision_weights_[head])), "importance": model.importance(head)}
+            "decision_weights": dict(zip(classes, model.decision_weights_[head], strict=True)), "importance": model.importance(head)}
 
 
 def run_intent(
@@ -87,8 +90,8 @@ def run_intent(
     model = IntentModel(settings, config.seed).fit(part["train"], part["valid"])
     fit_seconds = time.perf_counter() - started
     advance("evaluate on held-out users")
-    heads = {head: _evaluate_head(model, head, part["train"], part["test"], settings.bootstrap_samples, config.seed)
-             for head in HEAD_CLASSES if model.evaluable(head)}  # type: ignore[arg-type]
+    heads: dict[str, dict] = {head: _evaluate_head(model, head, part["train"], part["test"], settings.bootstrap_samples, config.seed)
+             for head in HEAD_CLASSES if model.evaluable(head)}
     action_types = sorted(set(events["event_type"].drop_nulls().to_list()))
     notes = [f"Dataset: {dataset}; {events.height:,} events; event types: {', '.join(action_types)}.",
              f"User-level split: {part['train']['user_id'].n_unique():,} training users, {part['valid']['user_id'].n_unique():,} "

@@ -5,8 +5,8 @@ the top (`model.safetensors`, `sequential.json`, `recommender.json`; what `longt
 ranker with every candidate source it was fitted with (`fusion/`), the popularity the cold-user fallback ranks by
 (`popularity/`), the items' text vectors (`item_vectors.safetensors`), the catalogue (`items.json`), the events seen
 (`history.parquet`), the config, the evaluation it was accepted with (`evaluation.json`), optionally a search index
-(`index/`) and the behaviour-intent model (`intent.json`), and `folder.json` (its version). Loading refuses any file that is a pickle or of an unexpected type, so a
-folder from elsewhere cannot run code. `ModelFolder.score` is the one scorer: the evaluation and the API call it.
+(`index/`) and the behaviour-intent model (`intent.json`), and `folder.json` (its version). Loading refuses any file that
+is a pickle or of an unexpected type, so a folder from elsewhere cannot run code. `ModelFolder.score` is the one scorer: the evaluation and the API call it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,7 @@ def write_model_folder(directory: str | Path, sequential: SASRec, item_ids: list
     """Write every part into a staging folder and swap it in whole (a reader never sees half); the new version id."""
     from safetensors.numpy import save_file
 
-    version = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     with atomic_folder(directory, carry=carry) as staging:
         sequential.save(staging)
         popularity.save(staging / POPULARITY_DIR)
@@ -101,7 +101,7 @@ def write_model_folder(directory: str | Path, sequential: SASRec, item_ids: list
         if evaluation is not None:
             save_json(staging / EVALUATION_FILE, evaluation)
         save_json(staging / FOLDER_FILE, {"version": version, "recommender": "fusion" if ranker is not None else "sasrec",
-                                          "items": len(item_ids), "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                                          "items": len(item_ids), "written_at": datetime.now(UTC).isoformat(timespec="seconds")})
     return version
 
 
@@ -122,7 +122,7 @@ class ModelFolder:
 
     def __post_init__(self) -> None:
         self.index_of = {item_id: index for index, item_id in enumerate(self.item_ids)}
-        self.counts_by_id = dict(zip(self.item_ids, self.popularity.counts_.astype(int).tolist()))
+        self.counts_by_id = dict(zip(self.item_ids, self.popularity.counts_.astype(int).tolist(), strict=True))
         settings = self.config.recommend
         self.weight = settings.longtail_weight
         self._reranker = LongTailReranker(self.recommender.score, self.popularity.counts_, self.weight, settings.longtail_candidates)

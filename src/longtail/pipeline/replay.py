@@ -43,7 +43,8 @@ def replay(client: httpx.Client, model_dir: str | Path, users: int | None, seed:
     chosen = sample_test_users(split, users, seed)
     by_user = _ordered_history(directory)
     beyond = split.n_items + 1  # a held-out item missing from the answer ranks below every listed item
-    ranks, sources = [], {}
+    ranks: list[np.ndarray] = []
+    sources: dict[str, int] = {}
     for user in chosen.tolist():
         user_id = split.user_ids[user]
         served_id = f"{REPLAY_PREFIX}{user_id}"

@@ -41,7 +41,7 @@ def simulate_folders(specs: list[str], users: int | None, seeds: list[int], out:
     offline = [evaluate_folder(arm, split, chosen).metrics for arm in arms]
     result = {"arms": {label: {"model": spec, "recommender": arm.name, "version": arm.version,
                                "offline": {name: metrics[name] for name in ("NDCG@10", "HR@10")}}
-                       for label, spec, arm, metrics in zip("AB", specs, arms, offline)},
+                       for label, spec, arm, metrics in zip("AB", specs, arms, offline, strict=True)},
               "users": len(chosen), "k": k, **simulate(lists[0], lists[1], targets, model or ClickModel(), seeds)}
     write_report_pair(out / RESULT_FILE, out / REPORT_FILE, result, "simulation.html", {"result": result})
     return result

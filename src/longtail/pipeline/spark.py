@@ -19,17 +19,20 @@ import polars as pl
 
 from longtail.core.config import PipelineConfig
 from longtail.core.errors import ExecutorError
-from longtail.core.executors import BatchFunction
+from longtail.core.executors import BatchFunction, OutputSchema
 
 if TYPE_CHECKING:
     import pandas as pd
+    from polars._typing import PolarsDataType
     from pyspark.sql import SparkSession
 
 LOOPBACK = "127.0.0.1"
-_SPARK_TYPES = {pl.String: "string", pl.Int64: "bigint", pl.Int32: "int", pl.Float64: "double", pl.Float32: "float", pl.Boolean: "boolean", pl.Binary: "binary"}
+_SPARK_TYPES: dict[PolarsDataType, str] = {
+    pl.String: "string", pl.Int64: "bigint", pl.Int32: "int", pl.Float64: "double", pl.Float32: "float", pl.Boolean: "boolean", pl.Binary: "binary",
+}
 
 
-def spark_ddl(schema: dict[str, pl.DataType]) -> str:
+def spark_ddl(schema: OutputSchema) -> str:
     """A Spark DDL schema string for a polars schema of flat columns."""
     parts = []
     for name, dtype in schema.items():
@@ -40,7 +43,7 @@ def spark_ddl(schema: dict[str, pl.DataType]) -> str:
     return ", ".join(parts)
 
 
-def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def conform(frame: pl.DataFrame, schema: OutputSchema) -> pl.DataFrame:
     """Cast a frame that went through pandas back to the exact polars schema (UTC timestamps included)."""
     columns = []
     for name, dtype in schema.items():
@@ -56,7 +59,9 @@ def conform(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame
     return frame.select(columns)
 
 
-def _run_partition(batches: Iterator[pd.DataFrame], function: BatchFunction, input_schema: dict[str, pl.DataType], output_schema: dict[str, pl.DataType]) -> Iterator[pd.DataFrame]:
+def _run_partition(
+    batches: Iterator[pd.DataFrame], function: BatchFunction, input_schema: OutputSchema, output_schema: OutputSchema
+) -> Iterator[pd.DataFrame]:
     """Worker side: gather the partition's batches (so grouped rows meet), run the pure function, return pandas."""
     import pandas as pd
 
@@ -75,7 +80,7 @@ class SparkTableMapper:
         self.partitions = partitions
         self.work_dir = work_dir
 
-    def __call__(self, table: pl.DataFrame, function: BatchFunction, output_schema: dict[str, pl.DataType], group_key: str | None = None) -> pl.DataFrame:
+    def __call__(self, table: pl.DataFrame, function: BatchFunction, output_schema: OutputSchema, group_key: str | None = None) -> pl.DataFrame:
         """Ship the table as Parquet, run `function` per partition (co-partitioned by `group_key`), collect as Arrow."""
         path = self.work_dir / f"input-{uuid.uuid4().hex}.parquet"
         table.write_parquet(path)
@@ -88,7 +93,9 @@ class SparkTableMapper:
 
         result = frame.mapInPandas(run, spark_ddl(output_schema)).toArrow()
         path.unlink(missing_ok=True)
-        return conform(pl.from_arrow(result), output_schema)
+        collected = pl.from_arrow(result)
+        assert isinstance(collected, pl.DataFrame)  # a Spark result is a table, never a single column
+        return conform(collected, output_schema)
 
 
 def _master_address(master: str) -> tuple[str, int] | None:
@@ -142,13 +149,13 @@ def start_session(config: PipelineConfig, app_name: str = "longtail") -> SparkSe
 
 def _wait_for_executor(session: SparkSession, config: PipelineConfig) -> None:
     deadline = time.monotonic() + config.spark_connect_timeout_seconds
-    status = session.sparkContext._jsc.sc().getExecutorMemoryStatus()  # noqa: SLF001 (no public API for this)
+    status = session.sparkContext._jsc.sc().getExecutorMemoryStatus()  # private: Spark has no public API for this
     while status.size() < 2:  # the driver itself is the first entry
         if time.monotonic() > deadline:
             session.stop()
             raise ExecutorError(f"no Spark executor joined {config.spark_master} within {config.spark_connect_timeout_seconds:.0f}s")
         time.sleep(0.5)
-        status = session.sparkContext._jsc.sc().getExecutorMemoryStatus()  # noqa: SLF001
+        status = session.sparkContext._jsc.sc().getExecutorMemoryStatus()
 
 
 def _free_port() -> int:

@@ -115,7 +115,7 @@ def cn_id_valid(number: str) -> bool:
     body = number.translate(_TO_ASCII_DIGITS).replace(" ", "").upper()
     if len(body) != 18 or not body[:17].isdigit():
         return False
-    return _ID_CHECK[sum(int(d) * w for d, w in zip(body[:17], _ID_WEIGHTS)) % 11] == body[17]
+    return _ID_CHECK[sum(int(d) * w for d, w in zip(body[:17], _ID_WEIGHTS, strict=True)) % 11] == body[17]
 
 
 def _card_valid(number: str) -> bool:

@@ -6,6 +6,7 @@ import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from typing import TypedDict
 
 import numpy as np
 import polars as pl
@@ -50,6 +51,16 @@ class Moment:
     timestamp: datetime
 
 
+class _SessionFields(TypedDict, total=False):
+    """The UserProfile fields one event can change about the current session."""
+
+    session_start: datetime
+    session_events: int
+    session: tuple[Moment, ...]
+    session_sum: np.ndarray | None
+    session_weight: float
+
+
 @dataclass(frozen=True)
 class UserProfile:
     """Everything a profile is derived from; decayed weights and sums are expressed at `last_seen`."""
@@ -75,7 +86,7 @@ def profile_items(items: pl.DataFrame, vectors: np.ndarray | None = None) -> dic
     columns = {name: items[name].to_list() if name in items.columns else [None] * items.height for name in ("item_id", "category", "brand", "price")}
     return {
         item_id: ProfileItem(item_id, None if vectors is None else vectors[row], category, brand, None if price is None else float(price))
-        for row, (item_id, category, brand, price) in enumerate(zip(*columns.values()))
+        for row, (item_id, category, brand, price) in enumerate(zip(*columns.values(), strict=True))
     }
 
 
@@ -148,7 +159,7 @@ def update(profile: UserProfile, event: Event, item: ProfileItem | None, config:
     )
 
 
-def _fold_session(profile: UserProfile, moment: Moment, weight: float, vector: np.ndarray | None, config: ProfileConfig) -> dict[str, object]:
+def _fold_session(profile: UserProfile, moment: Moment, weight: float, vector: np.ndarray | None, config: ProfileConfig) -> _SessionFields:
     """The session fields after one event: a pause longer than the gap starts a new session; events within it join it."""
     gap = timedelta(minutes=config.session_gap_minutes)
     if profile.last_seen is None or moment.timestamp - profile.last_seen > gap:
@@ -193,7 +204,7 @@ def build_profile(user_id: str, events: pl.DataFrame, items: Mapping[str, Profil
     moments = tuple(Moment(*row) for row in frame.iter_rows())
     start = _session_start(times, config)
     session_sum, session_weight = None, 0.0
-    for moment, weight in zip(moments[start:], base[start:].tolist()):
+    for moment, weight in zip(moments[start:], base[start:].tolist(), strict=True):
         item = items.get(moment.item_id) if moment.item_id is not None else None
         if item is not None and item.vector is not None:
             session_sum = _add_vector(session_sum, weight, item.vector)
@@ -328,9 +339,10 @@ def session_items(profile: UserProfile, config: ProfileConfig) -> list[Contribut
     """The session's items by their share of the session vector's weight."""
     weights: dict[str, float] = {}
     for moment in profile.session:
-        touch = profile.touches.get(moment.item_id) if moment.item_id is not None else None
-        if touch is not None and touch.has_vector:
-            weights[moment.item_id] = weights.get(moment.item_id, 0.0) + config.event_weights.get(moment.event_type, 0.0)  # type: ignore[index]
+        item_id = moment.item_id
+        touch = profile.touches.get(item_id) if item_id is not None else None
+        if item_id is not None and touch is not None and touch.has_vector:
+            weights[item_id] = weights.get(item_id, 0.0) + config.event_weights.get(moment.event_type, 0.0)
     return _shares(weights, config.explain_items)
 
 
@@ -384,7 +396,9 @@ def intent(profile: UserProfile) -> dict[str, float]:
     return {kind: round(count / total, 6) for kind, count in sorted(counts.items(), key=lambda pair: (-pair[1], pair[0]))} if total else {}
 
 
-def summarise(profile: UserProfile, config: ProfileConfig | None = None, category_shares: Mapping[str, float] | None = None, dp_epsilon: float | None = None) -> ProfileSummary:
+def summarise(
+    profile: UserProfile, config: ProfileConfig | None = None, category_shares: Mapping[str, float] | None = None, dp_epsilon: float | None = None
+) -> ProfileSummary:
     """Every part of a profile with what is behind it; `category_shares` replaces the exact ones (a DP release)."""
     config = config or ProfileConfig()
     return ProfileSummary(
@@ -407,7 +421,9 @@ def summarise(profile: UserProfile, config: ProfileConfig | None = None, categor
     )
 
 
-def dp_category_shares(profile: UserProfile, domain: list[str], epsilon: float, at: datetime, seed: int, config: ProfileConfig | None = None) -> dict[str, float]:
+def dp_category_shares(
+    profile: UserProfile, domain: list[str], epsilon: float, at: datetime, seed: int, config: ProfileConfig | None = None
+) -> dict[str, float]:
     """Category affinities released with event-level ε-DP over a public category domain.
 
     Weights are taken at a public time `at` (not at the user's own last-seen time), so one event more or less
@@ -423,4 +439,4 @@ def dp_category_shares(profile: UserProfile, domain: list[str], epsilon: float, 
     # As in dp.dp_affinities: noise below b*ln(categories) is mostly noise on empty categories, so it does not count.
     cut = laplace_scale(sensitivity, epsilon) * np.log(max(len(domain), 1))
     shares = normalise_affinities(noisy[None, :], cut)[0]
-    return {name: float(share) for name, share in zip(domain, shares)}
+    return {name: float(share) for name, share in zip(domain, shares, strict=True)}

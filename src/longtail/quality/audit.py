@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -94,7 +94,7 @@ def _parse_time(value: str | None) -> datetime | None:
     if value is None:
         return None
     parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _quarantine_rows(table: pl.DataFrame, findings: pl.DataFrame, order: tuple[str, ...]) -> pl.DataFrame:
@@ -128,7 +128,9 @@ def _repair_text(table: pl.DataFrame, columns: list[str], config: LongtailConfig
     return table
 
 
-def _outcome(spec: TableSpec, table: pl.DataFrame, findings: pl.DataFrame, order: tuple[str, ...], config: LongtailConfig, text_columns: list[str]) -> TableOutcome:
+def _outcome(
+    spec: TableSpec, table: pl.DataFrame, findings: pl.DataFrame, order: tuple[str, ...], config: LongtailConfig, text_columns: list[str]
+) -> TableOutcome:
     """Split a table by its findings, repair what the rules fix, and check the counts reconcile."""
     original = table.drop(INVALID_FIELDS, INVALID_VALUES)
     quarantine = _quarantine_rows(original, findings, order)
@@ -170,7 +172,7 @@ def audit(
     """
     step = on_step or (lambda _name: None)
     quality = config.quality
-    wall_clock = _parse_time(quality.reference_time) or datetime.now(timezone.utc)
+    wall_clock = _parse_time(quality.reference_time) or datetime.now(UTC)
     now = wall_clock + timedelta(seconds=quality.future_tolerance_seconds)
     catalogue_start = _parse_time(quality.catalogue_start)
 
@@ -189,7 +191,8 @@ def audit(
     item_outcome = _outcome(ITEMS, items, all_item_findings, checks.ITEM_QUARANTINE_ORDER, config, ITEM_TEXT_COLUMNS)
 
     # Events of a merged case variant now name the kept spelling, so they count for one item everywhere downstream.
-    remapped = events.join(merges, on="item_id", how="inner").select(SOURCE_ROW, describe("item ", pl.col("item_id"), " merged into ", pl.col("merged_into")).alias("detail"))
+    detail = describe("item ", pl.col("item_id"), " merged into ", pl.col("merged_into")).alias("detail")
+    remapped = events.join(merges, on="item_id", how="inner").select(SOURCE_ROW, detail)
     commerce_report = commerce.commerce_report(lines, events, items, commerce_items, merges) if lines is not None else None
     events = events.with_columns(pl.col("item_id").replace(dict(merges.iter_rows())))
     context = EventContext(checks.item_index(items, item_outcome.kept["item_id"]), quality, now, catalogue_start)
@@ -233,7 +236,7 @@ def apply_event_rules(events: pl.DataFrame, config: LongtailConfig) -> tuple[pl.
 
     For commands that read raw event files without an audit (profile, index), so they accept nothing the audit rejects.
     """
-    now = (_parse_time(config.quality.reference_time) or datetime.now(timezone.utc)) + timedelta(seconds=config.quality.future_tolerance_seconds)
+    now = (_parse_time(config.quality.reference_time) or datetime.now(UTC)) + timedelta(seconds=config.quality.future_tolerance_seconds)
     findings = pl.concat([checks.unparseable_fields(events), checks.event_validity(events, config.quality, now, _parse_time(config.quality.catalogue_start))])
     rejected = _quarantine_rows(events.select(SOURCE_ROW), findings, checks.EVENT_QUARANTINE_ORDER)
     kept = events.join(rejected.select(SOURCE_ROW), on=SOURCE_ROW, how="anti").select(EVENTS.column_names)

@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 
 from longtail.core.config import EVENT_TYPES, QualityConfig
-from longtail.data.loaders import INVALID_FIELDS, INVALID_VALUES
 from longtail.data.expressions import describe
+from longtail.data.loaders import INVALID_FIELDS, INVALID_VALUES
 from longtail.data.schema import EVENT_RULES, SOURCE_ROW
 from longtail.quality import duplicates, text_noise
 
@@ -34,7 +34,16 @@ ITEM_QUARANTINE_ORDER = (
     "timestamp_before_catalogue",
 )
 USER_QUARANTINE_ORDER = ("missing_user_id", "duplicate_user_id")
-JUDGMENT_QUARANTINE_ORDER = ("unparseable_grade", "missing_query", "missing_item_id", "missing_grade", "invalid_grade", "unknown_item", "quarantined_item", "duplicate_judgment")
+JUDGMENT_QUARANTINE_ORDER = (
+    "unparseable_grade",
+    "missing_query",
+    "missing_item_id",
+    "missing_grade",
+    "invalid_grade",
+    "unknown_item",
+    "quarantined_item",
+    "duplicate_judgment",
+)
 EVENT_QUARANTINE_ORDER = (
     "unparseable_timestamp",
     "unparseable_rating",
@@ -98,6 +107,15 @@ def _parsed_ok(table: pl.DataFrame, column: str) -> pl.Expr:
     return ~pl.col(INVALID_FIELDS).str.split(";").list.contains(column)
 
 
+
+def _timestamp_window(frame: pl.DataFrame, column: str, now: datetime, catalogue_start: datetime | None) -> list[pl.DataFrame]:
+    """Rows whose `column` lies in the future, or before the catalogue opened when that date is known."""
+    stamp = pl.col(column)
+    parts = [findings_where(frame, stamp > pl.lit(now), "future_timestamp", QUARANTINE, describe(f"{column} ", stamp))]
+    if catalogue_start is not None:
+        parts.append(findings_where(frame, stamp < pl.lit(catalogue_start), "timestamp_before_catalogue", QUARANTINE, describe(f"{column} ", stamp)))
+    return parts
+
 def item_validity(items: pl.DataFrame, config: QualityConfig, now: datetime, catalogue_start: datetime | None) -> pl.DataFrame:
     """Missing ids and titles, repeated ids, non-positive prices, impossible creation times."""
     repeated = repeated_key(["item_id"])
@@ -112,12 +130,8 @@ def item_validity(items: pl.DataFrame, config: QualityConfig, now: datetime, cat
             QUARANTINE,
             describe("price ", pl.col("price")),
         ),
-        findings_where(items, pl.col("created_at") > pl.lit(now), "future_timestamp", QUARANTINE, describe("created_at ", pl.col("created_at"))),
+        *_timestamp_window(items, "created_at", now, catalogue_start),
     ]
-    if catalogue_start is not None:
-        parts.append(
-            findings_where(items, pl.col("created_at") < pl.lit(catalogue_start), "timestamp_before_catalogue", QUARANTINE, describe("created_at ", pl.col("created_at")))
-        )
     if config.allowed_currencies:
         bad_currency = pl.col("currency").is_not_null() & ~pl.col("currency").is_in(config.allowed_currencies)
     else:
@@ -136,7 +150,9 @@ def price_outliers(items: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:
     joined = priced.join(stats.filter(pl.col("category_items") >= config.price_outlier_min_category_items), on="category")
     ratio = pl.col("price") / pl.col("category_median")
     mask = (ratio >= config.price_outlier_ratio) | (ratio <= 1.0 / config.price_outlier_ratio)
-    return findings_where(joined, mask, "price_outlier", FLAG, describe("price ", pl.col("price"), " is ", ratio.round(1), "x the category median ", pl.col("category_median")))
+    return findings_where(
+        joined, mask, "price_outlier", FLAG, describe("price ", pl.col("price"), " is ", ratio.round(1), "x the category median ", pl.col("category_median"))
+    )
 
 
 def category_consistency(items: pl.DataFrame) -> pl.DataFrame:
@@ -151,7 +167,9 @@ def category_consistency(items: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(
         [
             findings_where(paths, empty_level, "malformed_category", FLAG, pl.col("category")),
-            findings_where(ambiguous, pl.lit(True), "ambiguous_category", FLAG, describe("leaf '", pl.col("leaf"), "' appears under ", pl.col("paths"), " paths")),
+            findings_where(
+                ambiguous, pl.lit(True), "ambiguous_category", FLAG, describe("leaf '", pl.col("leaf"), "' appears under ", pl.col("paths"), " paths")
+            ),
         ]
     )
 
@@ -176,11 +194,13 @@ def item_duplicates(items: pl.DataFrame, config: QualityConfig, seed: int) -> pl
     )
     ids, texts = candidates["item_id"].to_list(), candidates["text"].to_list()
     exact = duplicates.exact_duplicates(ids, texts)
-    remaining = [(i, t) for i, t in zip(ids, texts) if i not in exact]
+    remaining = [(i, t) for i, t in zip(ids, texts, strict=True) if i not in exact]
     near = duplicates.near_duplicates(
         [i for i, _ in remaining], [t for _, t in remaining], config.near_duplicate_threshold, config.near_duplicate_shingle, seed
     )
-    exact_frame = pl.DataFrame({"item_id": list(exact), "detail": [f"same text as item {v}" for v in exact.values()]}, schema={"item_id": pl.String, "detail": pl.String})
+    exact_frame = pl.DataFrame(
+        {"item_id": list(exact), "detail": [f"same text as item {v}" for v in exact.values()]}, schema={"item_id": pl.String, "detail": pl.String}
+    )
     near_frame = pl.DataFrame(
         {"item_id": list(near), "detail": [f"similar to item {o} (jaccard {s})" for o, s in near.values()]}, schema={"item_id": pl.String, "detail": pl.String}
     )
@@ -197,7 +217,13 @@ def event_validity(events: pl.DataFrame, config: QualityConfig, now: datetime, c
     parts = [
         findings_where(events, _blank("user_id"), "missing_user_id", QUARANTINE),
         findings_where(events, pl.col("timestamp").is_null() & _parsed_ok(events, "timestamp"), "missing_timestamp", QUARANTINE),
-        findings_where(events, ~pl.col("event_type").is_in(list(EVENT_TYPES)).fill_null(False) | pl.col("event_type").is_null(), "invalid_event_type", QUARANTINE, describe("event_type ", pl.col("event_type"))),
+        findings_where(
+            events,
+            ~pl.col("event_type").is_in(list(EVENT_TYPES)).fill_null(False) | pl.col("event_type").is_null(),
+            "invalid_event_type",
+            QUARANTINE,
+            describe("event_type ", pl.col("event_type")),
+        ),
         *(findings_where(events, rule.applies_expr() & _blank(rule.field), f"missing_{rule.field}", QUARANTINE) for rule in EVENT_RULES),
         findings_where(
             events,
@@ -206,10 +232,8 @@ def event_validity(events: pl.DataFrame, config: QualityConfig, now: datetime, c
             QUARANTINE,
             describe("rating ", pl.col("rating")),
         ),
-        findings_where(events, pl.col("timestamp") > pl.lit(now), "future_timestamp", QUARANTINE, describe("timestamp ", pl.col("timestamp"))),
+        *_timestamp_window(events, "timestamp", now, catalogue_start),
     ]
-    if catalogue_start is not None:
-        parts.append(findings_where(events, pl.col("timestamp") < pl.lit(catalogue_start), "timestamp_before_catalogue", QUARANTINE, describe("timestamp ", pl.col("timestamp"))))
     return pl.concat(parts)
 
 
@@ -229,7 +253,7 @@ def event_references(events: pl.DataFrame, index: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(
         [
             findings_where(joined, has_item & pl.col("kept").is_null(), "unknown_item", QUARANTINE, describe("item_id ", pl.col("item_id"))),
-            findings_where(joined, has_item & (pl.col("kept") == False), "quarantined_item", QUARANTINE, describe("item_id ", pl.col("item_id"), " was quarantined")),  # noqa: E712
+            findings_where(joined, has_item & ~pl.col("kept"), "quarantined_item", QUARANTINE, describe("item_id ", pl.col("item_id"), " was quarantined")),
             findings_where(
                 joined,
                 pl.col("kept").fill_null(False) & (pl.col("timestamp") < pl.col("created_at")).fill_null(False),
@@ -303,7 +327,9 @@ def user_validity(users: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(
         [
             findings_where(users, _blank("user_id"), "missing_user_id", QUARANTINE),
-            findings_where(users, repeated_key(["user_id"]) & ~_blank("user_id"), "duplicate_user_id", QUARANTINE, describe("user_id ", pl.col("user_id"), " seen earlier")),
+            findings_where(
+                users, repeated_key(["user_id"]) & ~_blank("user_id"), "duplicate_user_id", QUARANTINE, describe("user_id ", pl.col("user_id"), " seen earlier")
+            ),
         ]
     )
 
@@ -311,7 +337,9 @@ def user_validity(users: pl.DataFrame) -> pl.DataFrame:
 def unknown_users(events: pl.DataFrame, users: pl.DataFrame) -> pl.DataFrame:
     """Events whose user is absent from a users table that was supplied (flagged: users are optional)."""
     known = users["user_id"].drop_nulls().unique().implode()
-    return findings_where(events, pl.col("user_id").is_not_null() & ~pl.col("user_id").is_in(known), "unknown_user", FLAG, describe("user_id ", pl.col("user_id")))
+    return findings_where(
+        events, pl.col("user_id").is_not_null() & ~pl.col("user_id").is_in(known), "unknown_user", FLAG, describe("user_id ", pl.col("user_id"))
+    )
 
 
 def judgment_validity(judgments: pl.DataFrame, items: pl.DataFrame, kept_item_ids: pl.Series) -> pl.DataFrame:
@@ -326,7 +354,13 @@ def judgment_validity(judgments: pl.DataFrame, items: pl.DataFrame, kept_item_id
             findings_where(judgments, pl.col("grade").is_null() & _parsed_ok(judgments, "grade"), "missing_grade", QUARANTINE),
             findings_where(judgments, (pl.col("grade") < 0) | pl.col("grade").is_nan(), "invalid_grade", QUARANTINE, describe("grade ", pl.col("grade"))),
             findings_where(judgments, has_item & ~pl.col("item_id").is_in(known), "unknown_item", QUARANTINE, describe("item_id ", pl.col("item_id"))),
-            findings_where(judgments, has_item & pl.col("item_id").is_in(known) & ~pl.col("item_id").is_in(kept), "quarantined_item", QUARANTINE, describe("item_id ", pl.col("item_id"), " was quarantined")),
+            findings_where(
+                judgments,
+                has_item & pl.col("item_id").is_in(known) & ~pl.col("item_id").is_in(kept),
+                "quarantined_item",
+                QUARANTINE,
+                describe("item_id ", pl.col("item_id"), " was quarantined"),
+            ),
             findings_where(judgments, repeated_key(["query", "item_id"]), "duplicate_judgment", QUARANTINE),
         ]
     )

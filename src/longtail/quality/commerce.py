@@ -32,9 +32,7 @@ def has_lines(events: pl.DataFrame) -> bool:
 
 def line_table(events: pl.DataFrame) -> pl.DataFrame:
     """Per event: source_row, user, item, type, time and the line's quantity, price, invoice and title."""
-    fields = [
-        pl.col("attributes").str.json_path_match(f"$.{name}").cast(dtype, strict=False).alias(name) for name, dtype in LINE_FIELDS.items()
-    ]
+    fields = [pl.col("attributes").str.json_path_match(f"$.{name}").cast(dtype, strict=False).alias(name) for name, dtype in LINE_FIELDS.items()]
     return events.select(SOURCE_ROW, "user_id", "item_id", "event_type", "timestamp", *fields)
 
 
@@ -47,9 +45,12 @@ def title_style(column: str) -> pl.Expr:
     text = pl.col(column)
     has_letters = text.str.contains(r"[^\W\d_]")
     return (
-        pl.when(~has_letters | text.is_null()).then(pl.lit("none"))
-        .when(text == text.str.to_uppercase()).then(pl.lit("upper"))
-        .when(text == text.str.to_lowercase()).then(pl.lit("lower"))
+        pl.when(~has_letters | text.is_null())
+        .then(pl.lit("none"))
+        .when(text == text.str.to_uppercase())
+        .then(pl.lit("upper"))
+        .when(text == text.str.to_lowercase())
+        .then(pl.lit("lower"))
         .otherwise(pl.lit("mixed"))
     )
 
@@ -82,10 +83,14 @@ def code_profile(items: pl.DataFrame, lines: pl.DataFrame, config: QualityConfig
     shape_share = shapes.group_by("shape").agg((pl.len() / shapes.height).alias("shape_share"))
     positive = pl.col("price").filter(pl.col("price") > 0)
     baskets = max(lines["invoice"].n_unique(), 1)
-    per_code = lines.filter(pl.col("item_id").is_not_null()).group_by("item_id").agg(
-        ((positive - positive.median()).abs().median() / positive.median()).alias("price_dispersion"),
-        (pl.col("price") > 0).sum().alias("priced_lines"),
-        (pl.col("invoice").n_unique() / baskets).alias("basket_share"),
+    per_code = (
+        lines.filter(pl.col("item_id").is_not_null())
+        .group_by("item_id")
+        .agg(
+            ((positive - positive.median()).abs().median() / positive.median()).alias("price_dispersion"),
+            (pl.col("price") > 0).sum().alias("priced_lines"),
+            (pl.col("invoice").n_unique() / baskets).alias("basket_share"),
+        )
     )
     many = per_code["basket_share"].quantile(BASKET_SHARE_QUANTILE) if per_code.height else 1.0
     minority = minority_styles(ids["title"])
@@ -133,7 +138,13 @@ def item_findings(items: pl.DataFrame, lines: pl.DataFrame | None, merges: pl.Da
     parts.append(findings_where(first.join(fees, on="item_id"), pl.lit(True), "non_merchandise", QUARANTINE, pl.col("detail")))
     titles = lines.filter(pl.col("title").is_not_null()).group_by("item_id").agg(pl.col("title").n_unique().alias("titles"))
     parts.append(
-        findings_where(first.join(titles.filter(pl.col("titles") > 1), on="item_id"), pl.lit(True), "multiple_titles", FLAG, describe(pl.col("titles"), " titles on its lines"))
+        findings_where(
+            first.join(titles.filter(pl.col("titles") > 1), on="item_id"),
+            pl.lit(True),
+            "multiple_titles",
+            FLAG,
+            describe(pl.col("titles"), " titles on its lines"),
+        )
     )
     return pl.concat(parts)
 
@@ -162,12 +173,22 @@ def event_findings(lines: pl.DataFrame, fee_codes: pl.Series, items: pl.DataFram
                 pl.lit(True),
                 "cancellation",
                 QUARANTINE,
-                pl.when(pl.col("purchase_row").is_not_null()).then(describe("matches purchase row ", pl.col("purchase_row").cast(pl.String))).otherwise(pl.lit("no earlier purchase of this item by this user")),
+                pl.when(pl.col("purchase_row").is_not_null())
+                .then(describe("matches purchase row ", pl.col("purchase_row").cast(pl.String)))
+                .otherwise(pl.lit("no earlier purchase of this item by this user")),
             ),
-            findings_where(lines, (pl.col("event_type") != "return") & (pl.col("quantity") < 0), "negative_quantity", QUARANTINE, describe("quantity ", pl.col("quantity").cast(pl.String))),
+            findings_where(
+                lines,
+                (pl.col("event_type") != "return") & (pl.col("quantity") < 0),
+                "negative_quantity",
+                QUARANTINE,
+                describe("quantity ", pl.col("quantity").cast(pl.String)),
+            ),
             findings_where(lines, pl.col("price") <= 0, "non_positive_price", QUARANTINE, describe("price ", pl.col("price").cast(pl.String))),
             findings_where(lines, pl.col("item_id").is_in(fee_codes.implode()), "non_merchandise", QUARANTINE, describe("item_id ", pl.col("item_id"))),
-            findings_where(lines, junk_title("title", minority, (pl.col("price") <= 0).fill_null(True)), "junk_title", FLAG, describe("title ", pl.col("title"))),
+            findings_where(
+                lines, junk_title("title", minority, (pl.col("price") <= 0).fill_null(True)), "junk_title", FLAG, describe("title ", pl.col("title"))
+            ),
         ]
     )
 

@@ -38,7 +38,7 @@ def exact_duplicates(ids: list[str], texts: list[str]) -> dict[str, str]:
     """Map each later item to the first item with the same normalised text."""
     first_seen: dict[str, str] = {}
     duplicate_of: dict[str, str] = {}
-    for item_id, text in zip(ids, texts):
+    for item_id, text in zip(ids, texts, strict=True):
         key = normalise_text(text)
         if not key:
             continue
@@ -62,7 +62,7 @@ def near_duplicates(
     for start in range(0, len(ids), chunk_size):
         chunk = [shingles(t, shingle_size) for t in texts[start : start + chunk_size]]
         signatures = MinHash.bulk([list(s) for s in chunk], num_perm=NUM_PERMUTATIONS, seed=seed)
-        for offset, (signature, own) in enumerate(zip(signatures, chunk)):
+        for offset, (signature, own) in enumerate(zip(signatures, chunk, strict=True)):
             if not own:
                 continue
             position = start + offset

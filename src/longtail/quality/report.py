@@ -11,9 +11,9 @@ import polars as pl
 
 from longtail.core.artifacts import atomic_folder
 from longtail.core.config import LongtailConfig, save_config
+from longtail.quality.audit import AuditResult
 from longtail.reporting import charts
 from longtail.reporting.writers import write_report_pair
-from longtail.quality.audit import AuditResult
 
 
 def _charts(result: AuditResult) -> list[tuple[str, str]]:
@@ -22,10 +22,17 @@ def _charts(result: AuditResult) -> list[tuple[str, str]]:
     for name, summary in report["tables"].items():
         reasons = {**summary["by_reason"], **{f"{k} (flag)": v for k, v in summary["flags_by_reason"].items()}}
         if reasons:
-            figures.append((f"{name}: rows quarantined or flagged, by reason", charts.bar_chart(list(reasons), list(reasons.values()), f"{name} by reason", "rows", log=True)))
+            figures.append(
+                (
+                    f"{name}: rows quarantined or flagged, by reason",
+                    charts.bar_chart(list(reasons), list(reasons.values()), f"{name} by reason", "rows", log=True),
+                )
+            )
     for name in ("items", "events"):
         missing = {column: stats["missing_ratio"] for column, stats in report["completeness"][name].items()}
-        figures.append((f"{name}: missing values per column", charts.bar_chart(list(missing), list(missing.values()), f"{name} missing ratio", "share of rows")))
+        figures.append(
+            (f"{name}: missing values per column", charts.bar_chart(list(missing), list(missing.values()), f"{name} missing ratio", "share of rows"))
+        )
     events = result.tables["events"].kept
     if events.height:
         daily = events.group_by(pl.col("timestamp").dt.date().alias("day")).len().sort("day")

@@ -18,7 +18,15 @@ VALIDITY_REASONS = {
     "missing_title", "missing_user_id", "missing_timestamp", "missing_query", "invalid_price", "invalid_event_type",
     "rating_out_of_range", "future_timestamp", "timestamp_before_catalogue", "unparseable_grade", "missing_grade", "invalid_grade",
 }
-CONSISTENCY_REASONS = {"unknown_user", "unknown_item", "quarantined_item", "event_before_item_created", "unknown_currency", "malformed_category", "ambiguous_category"}
+CONSISTENCY_REASONS = {
+    "unknown_user",
+    "unknown_item",
+    "quarantined_item",
+    "event_before_item_created",
+    "unknown_currency",
+    "malformed_category",
+    "ambiguous_category",
+}
 UNIQUENESS_REASONS = {"duplicate_item_id", "duplicate_item", "near_duplicate_item", "duplicate_event", "duplicate_user_id", "duplicate_judgment"}
 OUTLIER_REASONS = {"bot_user", "price_outlier"}
 NOISE_REASONS = {"html_in_text", "mojibake_text", "boilerplate_text"}
@@ -30,11 +38,18 @@ def completeness(table: pl.DataFrame, columns: list[str]) -> dict[str, dict[str,
     result = {}
     for column in columns:
         series = table[column]
-        missing = series.is_null().sum()
+        missing = series.null_count()
         if series.dtype == pl.String:
-            missing += (series.str.strip_chars() == "").sum()
-        result[column] = {"missing": int(missing), "missing_ratio": round(int(missing) / rows, 6)}
+            missing += int((series.str.strip_chars() == "").sum())
+        result[column] = {"missing": missing, "missing_ratio": round(missing / rows, 6)}
     return result
+
+
+def _number(value: object) -> float:
+    """A numeric aggregate of a non-empty column (polars types every aggregate as any Python scalar)."""
+    if not isinstance(value, int | float):
+        raise TypeError(f"expected a numeric aggregate, got {value!r}")
+    return float(value)
 
 
 def _counts(findings: pl.DataFrame, reasons: set[str]) -> dict[str, int]:
@@ -49,6 +64,7 @@ def timeliness(events: pl.DataFrame, now: datetime, stale_after_days: int) -> di
     if times.len() == 0:
         return {"events_with_time": 0}
     first, last = times.min(), times.max()
+    assert isinstance(first, datetime) and isinstance(last, datetime)  # a non-empty datetime column
     days = times.dt.date().unique().sort()
     gaps = days.diff().dt.total_days().drop_nulls()
     staleness = (now - last).total_seconds() / 86400
@@ -62,7 +78,7 @@ def timeliness(events: pl.DataFrame, now: datetime, stale_after_days: int) -> di
         "stale": staleness > stale_after_days,
         "active_days": int(days.len()),
         "days_without_events": int(max(span_days + 1 - days.len(), 0)),
-        "longest_gap_days": int(gaps.max() or 0) if gaps.len() else 0,
+        "longest_gap_days": int(_number(gaps.max())) if gaps.len() else 0,
     }
 
 
@@ -75,9 +91,9 @@ def user_activity(user_rates: pl.DataFrame) -> dict[str, Any]:
     return {
         "users": user_rates.height,
         "events_per_user": {
-            "median": float(counts.median()),
-            "p99": float(counts.quantile(0.99)),
-            "max": int(counts.max()),
+            "median": _number(counts.median()),
+            "p99": _number(counts.quantile(0.99)),
+            "max": int(_number(counts.max())),
         },
         "top_peak_users": top.select("user_id", "events", "peak", pl.col("peak_robust_z").round(2)).to_dicts(),
     }

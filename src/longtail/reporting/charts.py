@@ -6,9 +6,10 @@ import io
 import warnings
 
 import matplotlib
+import matplotlib.pyplot as plt
 
+# Reports are drawn headless; pyplot resolves its backend lazily, so choosing it after the import still takes effect.
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 # Text stays text in the SVG, so the browser draws Chinese labels with its own fonts (no CJK font ships here).
 matplotlib.rcParams["svg.fonttype"] = "none"
@@ -38,7 +39,7 @@ def bar_chart(labels: list[str], values: list[float], title: str, xlabel: str = 
     axis.set_xlabel(xlabel)
     if log:
         axis.set_xscale("log")
-    for position, value in zip(positions, values):
+    for position, value in zip(positions, values, strict=True):
         axis.text(value, position, f" {value:,.4g}", va="center", fontsize=8)
     return _to_svg(figure)
 
@@ -69,7 +70,8 @@ def histogram(values: list[float], title: str, xlabel: str, log_y: bool = True, 
 def curve_chart(x: list[float], series: dict[str, list[float]], title: str, xlabel: str, ylabel: str) -> str:
     """Several named series over the same numeric x, with markers (e.g. a trade-off curve over a knob)."""
     figure, axis = plt.subplots(figsize=(7, 3.2))
-    for colour, (name, values) in zip(PALETTE, series.items()):
+    # The palette is longer than any curve chart's series; a colour left over is simply unused.
+    for colour, (name, values) in zip(PALETTE, series.items(), strict=False):
         axis.plot(x, values, marker="o", color=colour, linewidth=1.2, label=name)
     axis.set_title(title)
     axis.set_xlabel(xlabel)

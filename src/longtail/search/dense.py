@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -12,6 +13,8 @@ from longtail.core.errors import LongtailError
 
 ANN_FILE = "ann.faiss"
 HNSW_MAX_ITEMS = 300_000
+# faiss's generated stubs lack SearchParametersHNSW and the keyword constructors its Python wrappers add at runtime.
+_FAISS_WRAPPERS: Any = faiss
 # Below this many allowed rows an exact scan of just those rows is faster and exact; above it the ANN filters in place.
 EXACT_FILTER_ROWS = 10_000
 
@@ -27,11 +30,13 @@ def choose_kind(n_items: int, config: SearchConfig) -> str:
 
 def _build_faiss(vectors: np.ndarray, kind: str, config: SearchConfig, seed: int) -> faiss.Index:
     dimension = vectors.shape[1]
+    index: faiss.Index
     if kind == "flat":
         index = faiss.IndexFlatIP(dimension)
     elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dimension, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = config.hnsw_ef_construction
+        hnsw = faiss.IndexHNSWFlat(dimension, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = config.hnsw_ef_construction
+        index = hnsw
     elif kind == "ivf":
         lists = config.ivf_lists or max(1, int(4 * np.sqrt(len(vectors))))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, lists, faiss.METRIC_INNER_PRODUCT)
@@ -88,10 +93,10 @@ class DenseIndex:
 
     def _parameters(self, selector: faiss.IDSelector | None) -> faiss.SearchParameters | None:
         if self.kind == "hnsw":
-            return faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.config.hnsw_ef_search, 1))
+            return _FAISS_WRAPPERS.SearchParametersHNSW(sel=selector, efSearch=max(self.config.hnsw_ef_search, 1))
         if self.kind == "ivf":
-            return faiss.SearchParametersIVF(sel=selector, nprobe=self.config.ivf_probe)
-        return None if selector is None else faiss.SearchParameters(sel=selector)
+            return _FAISS_WRAPPERS.SearchParametersIVF(sel=selector, nprobe=self.config.ivf_probe)
+        return None if selector is None else _FAISS_WRAPPERS.SearchParameters(sel=selector)
 
     def search(self, queries: np.ndarray, k: int = 100, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k rows and cosine scores per query vector; -1 rows pad when fewer than k are allowed."""
@@ -127,5 +132,5 @@ def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int, rows: np.ndar
 
 def recall_at_k(approximate: np.ndarray, exact: np.ndarray, k: int = 10) -> float:
     """Mean share of the exact top-k rows that the approximate top-k also returns."""
-    hits = [len(set(a[:k]) & set(e[:k]) - {-1}) / max(len(set(e[:k]) - {-1}), 1) for a, e in zip(approximate, exact)]
+    hits = [len(set(a[:k]) & set(e[:k]) - {-1}) / max(len(set(e[:k]) - {-1}), 1) for a, e in zip(approximate, exact, strict=True)]
     return float(np.mean(hits)) if hits else 0.0

@@ -11,10 +11,10 @@ import numpy as np
 import polars as pl
 
 from longtail.core.config import CONFIG_FILENAME, LongtailConfig, load_config, save_config
+from longtail.core.errors import LongtailError
 from longtail.encode.encoder import TextEncoder, encode_queries
 from longtail.encode.factory import build_encoder
 from longtail.encode.item_text import item_texts
-from longtail.core.errors import LongtailError
 from longtail.search.dense import DenseIndex
 from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, filter_columns
 from longtail.search.fusion import reciprocal_rank_fusion
@@ -252,11 +252,13 @@ class SearchEngine:
         dense_rank = {row: rank for rank, row in enumerate(dense_rows.tolist(), start=1)}
         hits = [
             SearchHit(self._ids[row], self._titles[row], float(score), int(row), lexical_rank.get(row), dense_rank.get(row))
-            for row, score in zip(rows[:k].tolist(), scores[:k].tolist())
+            for row, score in zip(rows[:k].tolist(), scores[:k].tolist(), strict=True)
         ]
         terms = self.lexical.query_terms(query) if mode != "dense" else []
         return SearchResults(hits, facets, terms, personalised, len(rows))
 
-    def ranked_ids(self, query: str, k: int = 100, mode: Mode = "hybrid", query_vector: np.ndarray | None = None, lexical_weight: float | None = None) -> list[str]:
+    def ranked_ids(
+        self, query: str, k: int = 100, mode: Mode = "hybrid", query_vector: np.ndarray | None = None, lexical_weight: float | None = None
+    ) -> list[str]:
         """Just the ranked item ids, for evaluation runs."""
         return [hit.item_id for hit in self.search(query, k, mode=mode, query_vector=query_vector, lexical_weight=lexical_weight).hits]

@@ -11,7 +11,7 @@ def reciprocal_rank_fusion(rankings: Sequence[np.ndarray], weights: Sequence[flo
     """Fuse ranked row lists: score(row) = sum over lists of weight / (k + rank); best first, ties by first appearance."""
     weights = list(weights) if weights is not None else [1.0] * len(rankings)
     scores: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights):
+    for ranking, weight in zip(rankings, weights, strict=True):
         for rank, row in enumerate(ranking.tolist(), start=1):
             if row >= 0:
                 scores[row] = scores.get(row, 0.0) + weight / (k + rank)

@@ -4,8 +4,8 @@
 
 import logging
 import math
-from dataclasses import replace
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import replace
 from importlib.resources import files
 from typing import Annotated, Any
 
@@ -49,7 +49,16 @@ ItemId = Annotated[Identifier, Path(description="item id")]
 # The page builds its DOM with textContent only and talks only to this API, so a strict policy costs nothing.
 PAGE_POLICY = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self'"
 SCOPE_EXTENSION = "x-required-scope"  # each route's scope, in its OpenAPI operation for clients to read
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
 
 
 class ApiError(Exception):
@@ -144,7 +153,7 @@ def _ingest(privacy: PrivacyConfig, stored_id: Callable[[str], str]) -> Callable
     scrubbed = [column for column in privacy.scrub_columns.get("events", []) if column in ("query", "text")] if privacy.enabled and privacy.scrub_pii else []
 
     def ingest(event: StoredEvent) -> StoredEvent:
-        clean = {column: scrub_text(value)[0] for column in scrubbed if (value := getattr(event, column))}
+        clean: dict[str, Any] = {column: scrub_text(value)[0] for column in scrubbed if (value := getattr(event, column))}
         return replace(event, user_id=stored_id(event.user_id), **clean)
 
     return ingest
@@ -212,10 +221,12 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore) ->
         events = [ingest(event) for event in validate_events(batch.events, config.quality)]
         unknown = services.unknown_items(event.item_id for event in events if event.item_id is not None)
         if unknown:
-            raise ApiError(422, "unknown_items", f"events reference unknown item_id(s) {', '.join(map(repr, unknown[:10]))}; post the items first; nothing was written")
+            raise ApiError(
+                422, "unknown_items", f"events reference unknown item_id(s) {', '.join(map(repr, unknown[:10]))}; post the items first; nothing was written"
+            )
         ids = store.append(events)
         metrics.events_written.inc(len(ids))
-        services.observe([replace(event, id=event_id) for event, event_id in zip(events, ids)])
+        services.observe([replace(event, id=event_id) for event, event_id in zip(events, ids, strict=True)])
         return EventsWritten(count=len(ids), ids=ids)
 
     @app.delete("/users/{user_id}", tags=["users"], **needs("admin"))

@@ -10,7 +10,6 @@ from typing import Any
 import polars as pl
 
 
-
 @dataclass(frozen=True)
 class CatalogueItem:
     """The fields the default services search, rank and display."""

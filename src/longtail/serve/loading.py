@@ -13,9 +13,9 @@ import polars as pl
 from pydantic import ValidationError
 
 from longtail.core.config import CONFIG_FILENAME, LongtailConfig
+from longtail.core.errors import EventValidationError, InputDataError
 from longtail.data.loaders import INVALID_FIELDS, load_table
 from longtail.data.schema import EVENTS, ITEMS
-from longtail.core.errors import EventValidationError, InputDataError
 from longtail.search.engine import ITEMS_FILE, SearchEngine
 from longtail.serve.catalogue import Catalogue
 from longtail.serve.defaults import DefaultServices

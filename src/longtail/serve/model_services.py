@@ -14,9 +14,9 @@ from typing import Any
 import polars as pl
 
 from longtail.core.config import LongtailConfig
+from longtail.core.errors import UnknownIdError
 from longtail.data.schema import ITEMS
 from longtail.encode.item_text import item_texts
-from longtail.core.errors import UnknownIdError
 from longtail.profile.profiles import ProfileItem, UserProfile, build_profile, interest_vector, summarise, update
 from longtail.search.engine import SearchEngine
 from longtail.search.filters import SearchFilter
@@ -122,7 +122,14 @@ class ModelServices:
 
     def _hit(self, row: int, score: float) -> ItemHit:
         item = self.engine.items.row(row, named=True)
-        return ItemHit(item_id=item["item_id"], title=item["title"], category=item.get("category"), brand=item.get("brand"), price=item.get("price"), score=round(float(score), 6))
+        return ItemHit(
+            item_id=item["item_id"],
+            title=item["title"],
+            category=item.get("category"),
+            brand=item.get("brand"),
+            price=item.get("price"),
+            score=round(float(score), 6),
+        )
 
     def _profile_items(self, item_ids: Iterable[str | None]) -> dict[str, ProfileItem]:
         found = {}
@@ -226,7 +233,7 @@ class ModelServices:
                     return self.fallback.similar(item_id, k)
                 raise UnknownIdError(f"unknown item_id {item_id!r}")
             rows, scores = self.engine.nearest(self.engine.dense.vectors[row], k + 1)
-            hits = [self._hit(other, score) for other, score in zip(rows.tolist(), scores.tolist()) if other != row][:k]
+            hits = [self._hit(other, score) for other, score in zip(rows.tolist(), scores.tolist(), strict=True) if other != row][:k]
         return SimilarItems(item_id=item_id, items=hits, source="model:item-vectors")
 
     def profile(self, user_id: str) -> Profile:

@@ -95,7 +95,7 @@ class FolderServices:
         return self.model.current.version
 
     def _hits(self, item_ids: Iterable[str], scores: Iterable[float], k: int) -> list[ItemHit]:
-        hits = [hit for item_id, score in zip(item_ids, scores) if (hit := _hit(self.catalogue, item_id, score)) is not None]
+        hits = [hit for item_id, score in zip(item_ids, scores, strict=True) if (hit := _hit(self.catalogue, item_id, score)) is not None]
         return hits[:k]
 
     def recommend(self, user_id: str, k: int) -> Recommendations:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
@@ -38,7 +38,7 @@ def _returned(spec: FieldSpec) -> tuple[Any, Any]:
 
 def spec_model(name: str, spec: type, doc: str, *, posted: bool, include: Collection[str] | None = None,
                before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
-               validators: dict[str, Callable[..., Any]] | None = None) -> type[BaseModel]:
+               validators: dict[str, Any] | None = None) -> type[BaseModel]:
     """An API model whose fields come from a data spec (`Item`, `Event`): `include` picks and orders them,
     `before`/`after` add API-only fields (name -> annotation or (annotation, default)) around them."""
     chosen = {field.name: field for field in spec_fields(spec)}
@@ -61,8 +61,11 @@ class SearchRequest(_Model):
     price_max: float | None = Field(None, ge=0, allow_inf_nan=False)
 
 
-ItemHit = spec_model("ItemHit", Item, "One item in a result list, with the score that ranked it.", posted=False,
-                     include=("item_id", "title", "category", "brand", "price"), after={"score": float})
+if TYPE_CHECKING:
+    ItemHit: TypeAlias = Any  # a class spec_model builds at import time, opaque to mypy
+else:
+    ItemHit = spec_model("ItemHit", Item, "One item in a result list, with the score that ranked it.", posted=False,
+                         include=("item_id", "title", "category", "brand", "price"), after={"score": float})
 
 
 class SearchResponse(_Model):
@@ -93,8 +96,11 @@ class SimilarItems(_Model):
     model: str | None = Field(None, description="the version of the model folder that answered (serving a model folder)")
 
 
-EventOut = spec_model("EventOut", Event, "A stored event as the API returns it.", posted=False,
-                      include=("item_id", "event_type", "timestamp", "session_id", "query", "rating"), before={"id": int})
+if TYPE_CHECKING:
+    EventOut: TypeAlias = Any  # a class spec_model builds at import time, opaque to mypy
+else:
+    EventOut = spec_model("EventOut", Event, "A stored event as the API returns it.", posted=False,
+                          include=("item_id", "event_type", "timestamp", "session_id", "query", "rating"), before={"id": int})
 
 
 class Share(_Model):
@@ -136,7 +142,10 @@ class Activity(_Model):
     active_days: int
 
 
-Moment = spec_model("Moment", Event, "An event as a profile remembers it.", posted=False, include=("item_id", "event_type", "timestamp"))
+if TYPE_CHECKING:
+    Moment: TypeAlias = Any  # a class spec_model builds at import time, opaque to mypy
+else:
+    Moment = spec_model("Moment", Event, "An event as a profile remembers it.", posted=False, include=("item_id", "event_type", "timestamp"))
 
 
 class ProfileDetail(_Model):
@@ -186,8 +195,11 @@ def attributes_storable(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
-ItemIn = spec_model("ItemIn", Item, "An item to add or update; the fields of the canonical items table.", posted=True,
-                    validators={"_attributes_storable": field_validator("attributes")(attributes_storable)})
+if TYPE_CHECKING:
+    ItemIn: TypeAlias = Any  # a class spec_model builds at import time, opaque to mypy
+else:
+    ItemIn = spec_model("ItemIn", Item, "An item to add or update; the fields of the canonical items table.", posted=True,
+                        validators={"_attributes_storable": field_validator("attributes")(attributes_storable)})
 
 
 class ItemBatch(_Model):

@@ -62,6 +62,12 @@ def from_micros(value: int) -> datetime:
     return EPOCH + timedelta(microseconds=value)
 
 
+def _stored_event(row: Sequence[Any]) -> StoredEvent:
+    """A row of the event columns followed by the id, with the timestamp stored as microseconds."""
+    fields: dict[str, Any] = {name: _event_value(name, v) for name, v in zip(_EVENT_FIELDS, row[:-1], strict=True)}
+    return StoredEvent(**fields, id=row[-1])
+
+
 def _stored_value(event: StoredEvent, name: str) -> Any:
     """An event field as the events table holds it."""
     value = getattr(event, name)
@@ -198,7 +204,7 @@ class EventStore(ABC):
         rows = self._read(
             f"SELECT {_EVENT_COLUMNS}, id FROM events WHERE user_id = ? ORDER BY ts_us DESC, id DESC LIMIT ?", (user_id, limit)
         )
-        return [StoredEvent(**{name: _event_value(name, v) for name, v in zip(_EVENT_FIELDS, r)}, id=r[-1]) for r in rows]
+        return [_stored_event(r) for r in rows]
 
     def count(self, user_id: str | None = None) -> int:
         """How many events are stored, in total or for one user."""
@@ -223,6 +229,7 @@ class EventStore(ABC):
 
     def _after_erasure(self) -> None:
         """Backend hook: make erased rows unrecoverable from the database files, where the backend can."""
+        return None  # deliberately not abstract: a backend whose deletes leave nothing behind needs no extra step
 
     def popular_items(self, limit: int) -> list[tuple[str, int]]:
         """Items by how many events reference them, most first."""

@@ -22,6 +22,11 @@ class ItemEmbedding(nn.Module):
     without training interactions, so an unseen item's vector always comes from its text.
     """
 
+    # Buffers, set by register_buffer in the modes that use them.
+    fixed: torch.Tensor
+    text: torch.Tensor
+    seen: torch.Tensor
+
     def __init__(self, n_items: int, hidden: int, mode: str, text: np.ndarray | None, seen: np.ndarray) -> None:
         super().__init__()
         self.mode = mode
@@ -74,6 +79,7 @@ class ItemEmbedding(nn.Module):
 
     def forward(self) -> torch.Tensor:
         """The (n_items + 1, hidden) table with a zero padding row."""
+        items: torch.Tensor
         if self.mode == "none":
             items = self.table
         elif self.mode == "freeze":

@@ -101,7 +101,10 @@ class Trainer:
         if not windows:
             raise LongtailError("sequential model: no history has two or more items to learn from")
         log_q = sampling_log_probabilities(data.counts(), config.negative_exponent)
-        out_of_time = lambda: config.max_train_seconds is not None and time.perf_counter() - started > config.max_train_seconds  # noqa: E731
+
+        def out_of_time() -> bool:
+            return config.max_train_seconds is not None and time.perf_counter() - started > config.max_train_seconds
+
         run, best_state, stale = TrainingRun(), None, 0
         started = time.perf_counter()
         for epoch in range(1, config.epochs + 1):

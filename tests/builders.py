@@ -1,0 +1,28 @@
+"""Tiny canonical tables for tests: items and events from a few literal values, typed as in `longtail.data.schema`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from longtail.data.schema import EVENTS, ITEMS
+
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def items(ids: Sequence[str], **columns: Sequence[object]) -> pl.DataFrame:
+    """Items with these ids; the title defaults to the id, and every other column given is cast to its canonical type."""
+    data = {"item_id": list(ids), "title": list(ids), **{name: list(values) for name, values in columns.items()}}
+    return pl.DataFrame(data, schema={name: ITEMS.columns[name] for name in data})
+
+
+def events(rows: Sequence[tuple[str, str | None, str]], at: Sequence[datetime | timedelta] | None = None,
+           start: datetime = START, step: timedelta = timedelta(minutes=5)) -> pl.DataFrame:
+    """Canonical events from (user, item, event_type) rows at the given times or offsets from `start`, else `step` apart in row order."""
+    times = [start + i * step for i in range(len(rows))] if at is None else [start + t if isinstance(t, timedelta) else t for t in at]
+    if len(times) != len(rows):
+        raise ValueError(f"{len(rows)} event rows but {len(times)} times")
+    columns = ("user_id", "item_id", "event_type", "timestamp")
+    return pl.DataFrame([(*row, when) for row, when in zip(rows, times, strict=True)], schema={name: EVENTS.columns[name] for name in columns}, orient="row")
