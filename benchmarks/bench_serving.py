@@ -44,8 +44,8 @@ def free_port() -> int:
 class Server:
     """`longtail serve` as a child process, so it can be killed with SIGKILL and started again on the same store."""
 
-    def __init__(self, data_dir: Path, config_path: Path, log_path: Path) -> None:
-        self.data_dir, self.config_path, self.log_path = data_dir, config_path, log_path
+    def __init__(self, data_dir: Path, config_path: Path, log_path: Path, model_dir: Path | None = None) -> None:
+        self.data_dir, self.config_path, self.log_path, self.model_dir = data_dir, config_path, log_path, model_dir
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -67,6 +67,7 @@ class Server:
             "--config",
             str(self.config_path),
         ]
+        command += ["--model", str(self.model_dir)] if self.model_dir is not None else []
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         while time.perf_counter() - started < timeout:
@@ -211,9 +212,11 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=20.0, help="per concurrency level")
     parser.add_argument("--fault-seconds", type=float, default=4.0, help="load before the kill -9")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out", type=Path, default=None, help="default: results/serving.json, or serving-model.json with --model-backed")
+    parser.add_argument("--out", type=Path, default=None, help="default: results/serving.json, or serving-model.json with --model-backed or --model")
     parser.add_argument("--model-backed", action="store_true",
                         help="build a search index in the served directory first, so the server runs the model-backed services")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="also serve this model folder (`longtail train` on the demo data): recommendations from its recommender")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="longtail-bench-serving-"))
@@ -235,7 +238,7 @@ def main() -> int:
         users = pl.read_parquet(DEMO / "events.parquet")["user_id"].unique().sort().to_list()
         traffic = Traffic(items, users, args.seed)
 
-        server = Server(work, config_path, work / "server.log")
+        server = Server(work, config_path, work / "server.log", args.model)
         first_start = server.start()
         levels, acknowledged = [], []
         for concurrency in args.concurrency:
@@ -297,12 +300,14 @@ def main() -> int:
             "setup": {
                 "catalogue": "demo (Amazon Industrial & Scientific): 4,385 items, 59,384 seeded events",
                 "store": "SQLite WAL, synchronous=FULL",
-                "services": ("model-backed (hybrid BM25 + dense search personalised by live profiles, profile-driven recommendations)"
-                             if args.model_backed else "default (term-match search, popularity recommendations)"),
+                "services": ("model-backed (hybrid BM25 + dense search personalised by live profiles)" if args.model_backed
+                             else "default (BM25 search)") + (f"; recommendations from the model folder {args.model}" if args.model
+                                                                    else "; default popularity recommendations"),
                 "mix": dict(MIX),
                 "bounds": {"max_requests_per_level": args.max_requests, "max_seconds_per_level": args.max_seconds},
                 "server_start_seconds": round(first_start, 2),
-                "command": "python benchmarks/bench_serving.py" + (" --model-backed" if args.model_backed else ""),
+                "command": "python benchmarks/bench_serving.py" + (" --model-backed" if args.model_backed else "")
+                           + (f" --model {args.model}" if args.model else ""),
             },
             "levels": levels,
             "highest_zero_error_concurrency": best and {
@@ -327,7 +332,7 @@ def main() -> int:
                 "unanswered_missing_after_retry": sum(1 for once, _ in unanswered if after_retry.get(once, 0) == 0),
             },
         }
-        out = args.out or RESULTS / ("serving-model.json" if args.model_backed else "serving.json")
+        out = args.out or RESULTS / ("serving-model.json" if args.model_backed or args.model else "serving.json")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
         print(json.dumps(report["kill_9"], indent=2))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from longtail.cli import data, demo, maintenance, recommend, search, search_eval, serve
+from longtail.cli import data, demo, maintenance, recommend, replay, search, search_eval, serve, simulate
 from longtail.cli.errors import LongtailGroup
 
 app = typer.Typer(cls=LongtailGroup, help="Longtail: e-commerce search and recommendation that serves the long tail.", no_args_is_help=True)
@@ -16,5 +16,7 @@ app.add_typer(recommend.commands)
 app.add_typer(serve.commands)
 app.add_typer(maintenance.commands)
 app.add_typer(demo.commands)
+app.add_typer(replay.commands)
+app.add_typer(simulate.commands)
 
 __all__ = ["app"]

@@ -302,8 +302,8 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
 
     @app.get("/health", tags=["operations"])
     def health() -> Health:
-        """Liveness without a key: whether the store answers and how many events it holds."""
-        return Health(status="ok", store=type(store).__name__, events=store.count())
+        """Liveness without a key: whether the store answers, how many events it holds, which model version answers."""
+        return Health(status="ok", store=type(store).__name__, events=store.count(), model=services.model_version())
 
     @app.get("/metrics", tags=["operations"], response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}}, **needs("read"))
     def prometheus() -> Response:

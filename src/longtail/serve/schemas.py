@@ -85,6 +85,7 @@ class Recommendations(_Model):
     user_id: str
     items: list[ItemHit]
     source: str
+    model: str | None = Field(None, description="the version of the model folder that answered (serving a model folder)")
 
 
 class SimilarItems(_Model):
@@ -93,6 +94,7 @@ class SimilarItems(_Model):
     item_id: str
     items: list[ItemHit]
     source: str
+    model: str | None = Field(None, description="the version of the model folder that answered (serving a model folder)")
 
 
 if TYPE_CHECKING:
@@ -175,6 +177,9 @@ class Profile(_Model):
     recent_events: list[EventOut]
     source: str
     detail: ProfileDetail | None = Field(None, description="the live profile with its explanation (model-backed services)")
+    intent_prediction: dict[str, float] | None = Field(
+        None, description="the intent model's browse/compare/buy probabilities for the user's next event (a model folder with an intent model)"
+    )
 
 
 ATTRIBUTES_MAX_DEPTH = 32  # nesting levels of objects and lists; pydantic cannot serialise much past 255
@@ -253,3 +258,4 @@ class Health(_Model):
     status: str
     store: str
     events: int
+    model: str | None = Field(None, description="the version of the model folder being served, if any")

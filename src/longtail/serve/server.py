@@ -31,15 +31,18 @@ def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info") 
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, http=JsonErrorH11Protocol)
 
 
-def build_app(data_dir: str | Path, config: LongtailConfig, index_dir: str | Path | None = None) -> tuple[FastAPI, Served]:
-    """The app over a data directory (model-backed when a search index is given), and what it opened (to close afterwards)."""
-    served = open_served(data_dir, config, index_dir)
+def build_app(data_dir: str | Path, config: LongtailConfig, index_dir: str | Path | None = None,
+              model_dir: str | Path | None = None) -> tuple[FastAPI, Served]:
+    """The app over a data directory (model-backed search with an index, recommendations from a model folder), and what it
+    opened (to close afterwards)."""
+    served = open_served(data_dir, config, index_dir, model_dir)
     return create_app(config, served.services, served.store, reports_dir=served.data_dir), served
 
 
-def serve(data_dir: str | Path, config: LongtailConfig, host: str | None = None, port: int | None = None, index_dir: str | Path | None = None) -> None:
+def serve(data_dir: str | Path, config: LongtailConfig, host: str | None = None, port: int | None = None, index_dir: str | Path | None = None,
+          model_dir: str | Path | None = None) -> None:
     """Serve until interrupted; the store is closed on the way out."""
-    app, served = build_app(data_dir, config, index_dir)
+    app, served = build_app(data_dir, config, index_dir, model_dir)
     try:
         # One process: the rate limiter and catalogue live in memory. Run several behind a proxy with the PostgreSQL store.
         uvicorn.Server(uvicorn_config(app, host or config.serve.host, config.serve.port if port is None else port)).run()
