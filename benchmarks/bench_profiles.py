@@ -1,4 +1,4 @@
-"""User profiles on the demo data: batch build vs one-event update cost, served update/recommend latency, DP affinity accuracy vs ε."""
+"""User profiles on the demo data: batch build vs one-event update cost, served update latency, DP affinity accuracy vs ε."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def update_costs(items: pl.DataFrame, events: pl.DataFrame, vectors: np.ndarray,
 
 
 def served_latency(items: pl.DataFrame, events: pl.DataFrame, vectors: np.ndarray, requests: int) -> dict[str, object]:
-    """In-process model services over the slice: store append + profile fold, and recommendations from the live profile."""
+    """In-process model services over the slice: store append + profile fold (recommendations no longer come from profiles)."""
     config = LongtailConfig.model_validate({"encode": {"encoder": "minilm-int8"}})
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder)
@@ -88,7 +88,7 @@ def served_latency(items: pl.DataFrame, events: pl.DataFrame, vectors: np.ndarra
         users = events["user_id"].unique(maintain_order=True).head(requests).to_list()
         item_ids = items["item_id"].to_list()
         at = events["timestamp"].max()
-        observe, recommend = [], []
+        observe = []
         for n, user in enumerate(users):
             services.live_profile(user)
             event = StoredEvent(user, item_ids[(7 * n) % len(item_ids)], "view", at + timedelta(minutes=n))  # type: ignore[operator]
@@ -96,11 +96,8 @@ def served_latency(items: pl.DataFrame, events: pl.DataFrame, vectors: np.ndarra
             event_id = served.store.append([event])[0]
             services.observe([replace(event, id=event_id)])
             observe.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            services.recommend(user, 10)
-            recommend.append(time.perf_counter() - started)
         served.close()
-    return {"items": items.height, "requests": len(users), "post_event_and_fold": percentiles(observe), "recommend_from_live_profile": percentiles(recommend)}
+    return {"items": items.height, "requests": len(users), "post_event_and_fold": percentiles(observe)}
 
 
 def main() -> None:

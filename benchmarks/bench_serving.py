@@ -44,8 +44,8 @@ def free_port() -> int:
 class Server:
     """`longtail serve` as a child process, so it can be killed with SIGKILL and started again on the same store."""
 
-    def __init__(self, data_dir: Path, config_path: Path, log_path: Path) -> None:
-        self.data_dir, self.config_path, self.log_path = data_dir, config_path, log_path
+    def __init__(self, data_dir: Path, config_path: Path, log_path: Path, model_dir: Path | None = None) -> None:
+        self.data_dir, self.config_path, self.log_path, self.model_dir = data_dir, config_path, log_path, model_dir
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -67,6 +67,7 @@ class Server:
             "--config",
             str(self.config_path),
         ]
+        command += ["--model", str(self.model_dir)] if self.model_dir is not None else []
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         while time.perf_counter() - started < timeout:
@@ -105,12 +106,13 @@ class Traffic:
         self.users = users
         self.seed = seed
 
-    def request(self, rng: random.Random, kind: str, worker: int) -> tuple[str, str, dict[str, Any] | None]:
+    def request(self, rng: random.Random, kind: str, worker: int, session: str | None = None) -> tuple[str, str, dict[str, Any] | None]:
+        """One request of a kind; an event carries `session` as its session id (the retry check finds it by that)."""
         if kind == "search":
             return "POST", "/search", {"query": " ".join(rng.sample(self.words, rng.randint(1, 2))), "k": 10}
         if kind == "recommend":
             return "GET", f"/users/{rng.choice(self.users)}/recommendations?k=10", None
-        event = {"user_id": f"bench-w{worker}", "item_id": rng.choice(self.item_ids), "event_type": rng.choice(["view", "click", "add_to_cart"])}
+        event = {"user_id": f"bench-w{worker}", "item_id": rng.choice(self.item_ids), "event_type": rng.choice(["view", "click", "add_to_cart"]), "session_id": session}
         return "POST", "/events", {"events": [event]}
 
 
@@ -123,11 +125,15 @@ def run_load(
     max_seconds: float,
     mix: tuple[tuple[str, float], ...],
     stop: threading.Event | None = None,
+    idempotent: bool = False,
 ) -> dict[str, Any]:
-    """Workers send requests until the count or time bound; collect latencies, errors and acknowledged event ids."""
+    """Workers send requests until the count or time bound; collect latencies, errors and acknowledged event ids.
+    With `idempotent`, each event request carries a unique Idempotency-Key (also its event's session id), and
+    requests that got no answer are kept to be retried."""
     latencies: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
     acknowledged: list[tuple[int, str]] = []
+    unanswered: list[tuple[str, dict[str, Any]]] = []
     lock = threading.Lock()
     budget = iter(range(max_requests))
     deadline = time.perf_counter() + max_seconds
@@ -135,19 +141,25 @@ def run_load(
 
     def worker(index: int) -> None:
         rng = random.Random(traffic.seed * 1000 + index)
+        sent = 0
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
             while time.perf_counter() < deadline and not (stop and stop.is_set()):
                 with lock:
                     if next(budget, None) is None:
                         return
                 kind = rng.choices(kinds, weights)[0]
-                method, path, body = traffic.request(rng, kind, index)
+                sent += 1
+                once = f"retry-w{index}-{sent}" if idempotent and kind == "event" else None
+                method, path, body = traffic.request(rng, kind, index, once)
                 started = time.perf_counter()
                 try:
-                    response = http.request(method, path, json=body)
+                    response = http.request(method, path, json=body, headers={"Idempotency-Key": once} if once else None)
                     ok = response.status_code < 400
                 except httpx.TransportError:
                     response, ok = None, False
+                    if once is not None and body is not None:
+                        with lock:
+                            unanswered.append((once, body))
                 elapsed = time.perf_counter() - started
                 with lock:
                     if ok:
@@ -183,7 +195,14 @@ def run_load(
         "error_rate": round(failed / max(done + failed, 1), 4),
         "by_kind": per_kind,
         "_acknowledged": acknowledged,
+        "_unanswered": unanswered,
     }
+
+
+def retried_copies(store: SqliteEventStore) -> dict[str, int]:
+    """How many stored events carry each fault-phase request's key (its session id): 1 each when nothing duplicated."""
+    rows = store._read("SELECT session_id, COUNT(*) FROM events WHERE session_id LIKE 'retry-w%' GROUP BY session_id")
+    return {session: int(copies) for session, copies in rows}
 
 
 def main() -> int:
@@ -193,9 +212,11 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=20.0, help="per concurrency level")
     parser.add_argument("--fault-seconds", type=float, default=4.0, help="load before the kill -9")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--out", type=Path, default=None, help="default: results/serving.json, or serving-model.json with --model-backed")
+    parser.add_argument("--out", type=Path, default=None, help="default: results/serving.json, or serving-model.json with --model-backed or --model")
     parser.add_argument("--model-backed", action="store_true",
                         help="build a search index in the served directory first, so the server runs the model-backed services")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="also serve this model folder (`longtail train` on the demo data): recommendations from its recommender")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="longtail-bench-serving-"))
@@ -217,12 +238,13 @@ def main() -> int:
         users = pl.read_parquet(DEMO / "events.parquet")["user_id"].unique().sort().to_list()
         traffic = Traffic(items, users, args.seed)
 
-        server = Server(work, config_path, work / "server.log")
+        server = Server(work, config_path, work / "server.log", args.model)
         first_start = server.start()
         levels, acknowledged = [], []
         for concurrency in args.concurrency:
             result = run_load(server.url, key, traffic, concurrency, args.max_requests, args.max_seconds, MIX)
             acknowledged.extend(result.pop("_acknowledged"))
+            result.pop("_unanswered")  # no fault here: nothing to retry
             levels.append(result)
             print(f"concurrency {concurrency}: {result['throughput_rps']} req/s, errors {result['error_rate']:.2%}, "
                   + ", ".join(f"{k} p50 {v['p50_ms']} ms p99 {v['p99_ms']} ms" for k, v in result["by_kind"].items()), flush=True)
@@ -232,7 +254,9 @@ def main() -> int:
         holder: dict[str, Any] = {}
         fault_mix = (("event", 0.8), ("search", 0.2))
         loader = threading.Thread(
-            target=lambda: holder.update(run_load(server.url, key, traffic, max(args.concurrency), 10**9, args.fault_seconds + 30, fault_mix, stop))
+            target=lambda: holder.update(
+                run_load(server.url, key, traffic, max(args.concurrency), 10**9, args.fault_seconds + 30, fault_mix, stop, idempotent=True)
+            )
         )
         loader.start()
         time.sleep(args.fault_seconds)
@@ -243,8 +267,21 @@ def main() -> int:
         fault_acknowledged = holder.pop("_acknowledged")
         acknowledged.extend(fault_acknowledged)
 
+        unanswered = holder.pop("_unanswered")
+
         restart_seconds = server.start()
         with SqliteEventStore(work / "longtail.db") as store:
+            before_retry = retried_copies(store)
+        # Clients retry every event request that got no answer, with the same Idempotency-Key and body.
+        retry_statuses: dict[str, int] = defaultdict(int)
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+            for once, body in unanswered:
+                response = http.post("/events", json=body, headers={"Idempotency-Key": once})
+                retry_statuses["replayed" if response.headers.get("Idempotent-Replayed") else str(response.status_code)] += 1
+                if response.status_code < 400:
+                    acknowledged.extend((event_id, body["events"][0]["user_id"]) for event_id in response.json()["ids"])
+        with SqliteEventStore(work / "longtail.db") as store:
+            after_retry = retried_copies(store)
             present = store.event_ids()
         lost = sorted(event_id for event_id, _ in acknowledged if event_id not in present)
         # And through the API: each worker's user has at least as many events as were acknowledged to it.
@@ -263,12 +300,14 @@ def main() -> int:
             "setup": {
                 "catalogue": "demo (Amazon Industrial & Scientific): 4,385 items, 59,384 seeded events",
                 "store": "SQLite WAL, synchronous=FULL",
-                "services": ("model-backed (hybrid BM25 + dense search personalised by live profiles, profile-driven recommendations)"
-                             if args.model_backed else "default (term-match search, popularity recommendations)"),
+                "services": ("model-backed (hybrid BM25 + dense search personalised by live profiles)" if args.model_backed
+                             else "default (BM25 search)") + (f"; recommendations from the model folder {args.model}" if args.model
+                                                                    else "; default popularity recommendations"),
                 "mix": dict(MIX),
                 "bounds": {"max_requests_per_level": args.max_requests, "max_seconds_per_level": args.max_seconds},
                 "server_start_seconds": round(first_start, 2),
-                "command": "python benchmarks/bench_serving.py" + (" --model-backed" if args.model_backed else ""),
+                "command": "python benchmarks/bench_serving.py" + (" --model-backed" if args.model_backed else "")
+                           + (f" --model {args.model}" if args.model else ""),
             },
             "levels": levels,
             "highest_zero_error_concurrency": best and {
@@ -286,14 +325,20 @@ def main() -> int:
                 "acknowledged_events_lost": len(lost),
                 "users_short_of_acknowledged_events": len(short),
                 "restart_seconds": round(restart_seconds, 2),
+                "requests_unanswered_at_the_kill": len(unanswered),
+                "unanswered_but_stored_before_retry": sum(1 for once, _ in unanswered if before_retry.get(once, 0) > 0),
+                "retries": dict(retry_statuses),
+                "duplicates_after_retry": sum(1 for copies in after_retry.values() if copies > 1),
+                "unanswered_missing_after_retry": sum(1 for once, _ in unanswered if after_retry.get(once, 0) == 0),
             },
         }
-        out = args.out or RESULTS / ("serving-model.json" if args.model_backed else "serving.json")
+        out = args.out or RESULTS / ("serving-model.json" if args.model_backed or args.model else "serving.json")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
         print(json.dumps(report["kill_9"], indent=2))
         print(f"wrote {out}")
-        return 0 if not lost and not short else 1
+        duplicates = report["kill_9"]["duplicates_after_retry"]
+        return 0 if not lost and not short and not duplicates else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from longtail.data.splits import split_queries
 from longtail.search.suggest import LoggedQuery, Suggester, normalise
 
 TITLES = [
@@ -58,10 +57,3 @@ def test_chinese_prefixes_complete() -> None:
 def test_typed_text_and_phrases_normalise_alike() -> None:
     assert normalise("  Cordless,  DRILL ") == "cordless drill"
     assert normalise("无线 鼠标") == "无线鼠标"
-
-
-def test_query_split_is_seeded_and_disjoint() -> None:
-    queries = [f"q{i}" for i in range(50)] + ["q1", "q2"]
-    train, test = split_queries(queries, 0.2, seed=3)
-    assert split_queries(queries, 0.2, seed=3) == (train, test)
-    assert len(test) == 10 and len(train) == 40 and not set(train) & set(test)

@@ -23,6 +23,7 @@ from longtail.core.config import LongtailConfig
 from longtail.serve.app import create_app
 from longtail.serve.auth import create_key
 from longtail.serve.loading import Served, open_served
+from longtail.serve.server import uvicorn_config
 from longtail.serve.store import EventStore
 
 SLICE_EVENTS = 3_000
@@ -41,7 +42,7 @@ class LiveServer:
     def __init__(self, app: FastAPI) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False))
+        self._server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port, log_level="warning"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:

@@ -96,9 +96,9 @@ def test_migration_runs_once_and_reopening_keeps_data(tmp_path: Path) -> None:
         first.append([event("u1", "a", 0)])
     with SqliteEventStore(path) as second:
         assert second.count() == 1
-        assert second.migrate() == len(MIGRATIONS)
+        assert second.migrate() == 4
     versions = sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall()
-    assert versions == [(version,) for version in range(1, len(MIGRATIONS) + 1)]
+    assert versions == [(1,), (2,), (3,), (4,)]
 
 
 def test_events_keep_their_attributes(store: EventStore) -> None:

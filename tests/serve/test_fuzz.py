@@ -48,9 +48,9 @@ CASES = [(label, mode) for label in OPERATIONS for mode in GenerationMode if mod
 def test_no_generated_request_gets_a_server_error(api_schema: schemathesis.BaseSchema, api: Api, label: str, mode: GenerationMode) -> None:
     operation = next(result.ok() for result in api_schema.get_all_operations() if result.ok().label == label)
 
-    # derandomize: the same 25 examples every run, so a failure reproduces and the run time is bounded.
+    # derandomize: the same 200 examples every run, so a failure reproduces and the run time is bounded.
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=25, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=200, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
     def no_server_error(case: schemathesis.Case) -> None:
         # An admin key reaches every handler; without one nearly every request would stop at the 401 check.
         response = case.call(headers=api.headers("admin"), timeout=30)

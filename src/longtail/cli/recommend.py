@@ -44,7 +44,24 @@ def evaluate_recommenders(out: Path, models: list[str], dataset: str | None, ite
                                advance=lambda step: bar.update(task, advance=1, description=step))
 
 
-def print_evaluation(runs: list[dict[str, Any]], out: Path) -> None:
+def evaluate_model_folder(directory: Path, users: int | None, out: Path) -> dict[str, Any]:
+    """Score a model folder's served recommender on its own split's test items (`users` random users; the seed is the
+    folder's), as `longtail replay` does offline; the record, also written to out/evaluation.json."""
+    from longtail.core.artifacts import save_json
+    from longtail.pipeline.model_folder import evaluate_folder, evaluation_record, folder_split, load_model_folder, sample_test_users
+
+    folder = load_model_folder(directory)
+    split = folder_split(directory)
+    chosen = sample_test_users(split, users, folder.config.seed)
+    with console.status(f"scoring {len(chosen):,} users with {folder.name} ({folder.version})"):
+        record = {**evaluation_record(evaluate_folder(folder, split, chosen), folder.name, len(chosen)), "version": folder.version,
+                  "folder": str(directory)}
+    out.mkdir(parents=True, exist_ok=True)
+    save_json(out / "evaluation.json", record)
+    return record
+
+
+def evaluation_table(runs: list[dict[str, Any]]) -> Table:
     """Overall and tail metrics per model, with coverage and training time."""
     table = Table(title=f"Test metrics ({runs[0]['protocol']}, full ranking{', repeats count' if runs[0]['repeats'] else ''})")
     for column in ("model", "HR@10", "NDCG@10", "MRR", "tail HR@10", "tail NDCG@10", "coverage@10", "train s"):
@@ -53,8 +70,14 @@ def print_evaluation(runs: list[dict[str, Any]], out: Path) -> None:
         tail = run["segments"]["tail"]
         metrics = run["metrics"]
         table.add_row(run["model"], f"{metrics['HR@10']:.4f}", f"{metrics['NDCG@10']:.4f}", f"{metrics['MRR']:.4f}",
-                      f"{tail['HR@10']:.4f}", f"{tail['NDCG@10']:.4f}", f"{metrics['coverage@10']:.3f}", f"{run['train_seconds']:.1f}")
-    console.print(table)
+                      f"{tail['HR@10']:.4f}", f"{tail['NDCG@10']:.4f}", f"{metrics['coverage@10']:.3f}",
+                      f"{run['train_seconds']:.1f}" if "train_seconds" in run else "-")
+    return table
+
+
+def print_evaluation(runs: list[dict[str, Any]], out: Path) -> None:
+    """The metrics table and where the reports are."""
+    console.print(evaluation_table(runs))
     console.print(f"Report: [bold]{out / 'report.html'}[/]  JSON: {out / 'report.json'}")
 
 
@@ -62,7 +85,11 @@ def print_evaluation(runs: list[dict[str, Any]], out: Path) -> None:
 def evaluate(
     out: Annotated[Path, typer.Option(help="output directory for report.html, report.json and config.yaml")],
     model: Annotated[
-        list[str], typer.Option(help="recommender to evaluate (repeat the option): popularity, itemknn, als, ease, content, sasrec")
+        list[str],
+        typer.Option(
+            help="recommender to evaluate (repeat the option): popularity, itemknn, als, ease, content, sasrec; "
+            "or a model folder from `longtail train`, re-scored as it is served"
+        ),
     ] = DEFAULT_MODELS,
     dataset: BundledDatasetOption = None,
     items: ItemsFileOption = None,
@@ -76,7 +103,15 @@ def evaluate(
     config: ConfigOption = None,
     datasets_root: DatasetsRootOption = None,
 ) -> None:
-    """Fit recommenders and evaluate them with full-ranking metrics, segments and bootstrap intervals."""
+    """Fit recommenders and evaluate them with full-ranking metrics, segments and bootstrap intervals (or re-score a model folder)."""
+    folders = [Path(name) for name in model if Path(name).is_dir()]
+    if folders:
+        if len(folders) != len(model) or len(folders) > 1:
+            raise LongtailError("give one model folder to re-score, or recommender names to fit; not both")
+        record = evaluate_model_folder(folders[0], max_users, out)
+        console.print(evaluation_table([{**record, "repeats": False}]))
+        console.print(f"{record['users']:,} users, model version {record['version']}. JSON: {out / 'evaluation.json'}")
+        return
     print_evaluation(evaluate_recommenders(out, model, dataset, items, events, protocol, max_users, config, datasets_root, repeats), out)
 
 
@@ -141,8 +176,10 @@ class TrainSummary:
 
 
 def train_folder(out: Path, dataset: str | None, items: Path | None, events: Path | None, hold_back: int, held_back_out: Path | None,
-                 fusion: bool, config: Path | None, datasets_root: Path | None) -> TrainSummary:
-    """Train the sequential model (and the fusion ranker) into a model folder, first holding back each user's newest events."""
+                 fusion: bool, config: Path | None, datasets_root: Path | None, evaluation_users: int | None = None,
+                 index: Path | None = None, intent: Path | None = None) -> TrainSummary:
+    """Train the sequential model (and the fusion ranker) into a model folder, first holding back each user's newest events;
+    the folder also holds the evaluation of what it serves (and a copy of `index`, for search)."""
     from longtail.pipeline.incremental import hold_back as split_newest
     from longtail.pipeline.incremental import train_model_folder
 
@@ -160,24 +197,32 @@ def train_folder(out: Path, dataset: str | None, items: Path | None, events: Pat
         held_rows = held.height
         console.print(f"held back {held_rows:,} events -> {held_back_out}")
     with console.status("training the sequential model" + (" and the fusion ranker" if fusion else "")):
-        model = train_model_folder(item_table, event_table, settings, out, fusion=fusion)
+        model = train_model_folder(item_table, event_table, settings, out, fusion=fusion, evaluation_users=evaluation_users, index=index,
+                                   intent=intent)
     return TrainSummary(out, model.n_items_, len(model.history_), model.best_valid_, fusion, held_rows)
 
 
 @commands.command()
 def train(
-    out: Annotated[Path, typer.Option(help="model folder to write (model.pt, items.json, history.parquet, config.yaml)")],
+    out: Annotated[Path, typer.Option(help="model folder to write (models, items, history, config, evaluation; see docs/serving.md)")],
     dataset: BundledDatasetOption = None,
     items: ItemsFileOption = None,
     events: EventsFileOption = None,
     hold_back: Annotated[int, typer.Option(help="keep each user's newest N interactions out of training, to replay with `update`")] = 0,
     held_back_out: Annotated[Path | None, typer.Option(help="where --hold-back writes those events (parquet)")] = None,
     fusion: Annotated[bool, typer.Option(help="also train the fusion ranker over SASRec, EASE, item kNN, content and popularity")] = False,
+    evaluation_users: Annotated[int | None, typer.Option(help="evaluate what the folder serves on this many random users' test items (default: all)")] = None,
+    index: Annotated[Path | None, typer.Option(help="a search index from `longtail index`, copied into the folder so it serves search too")] = None,
+    intent_model: Annotated[
+        Path | None, typer.Option(help="an intent_model.json from `longtail intent`, copied in: served profiles show its prediction")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config (recommend.sequential); defaults when omitted")] = None,
     datasets_root: DatasetsRootOption = None,
 ) -> None:
-    """Train the sequential (SASRec) model, and with --fusion the fusion ranker, into a folder `longtail update` can warm-start."""
-    summary = train_folder(out, dataset, items, events, hold_back, held_back_out, fusion, config, datasets_root)
+    """Train the sequential (SASRec) model, and with --fusion the fusion ranker, into the folder `longtail serve --model` serves
+    and `longtail update` warm-starts; what it serves is evaluated on each user's last item and the result kept with it."""
+    summary = train_folder(out, dataset, items, events, hold_back, held_back_out, fusion, config, datasets_root, evaluation_users, index,
+                           intent_model)
     console.print(f"model folder: [bold]{summary.out}[/]  ({summary.items:,} items, {summary.epochs} epochs, validation NDCG@10 {summary.best_valid_ndcg:.4f}"
                   + (", with the fusion ranker)" if summary.fusion else ")"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -13,6 +14,7 @@ from rich.table import Table
 from longtail.cli.inputs import load_catalogue, read_canonical
 from longtail.cli.options import BundledDatasetOption, DatasetsRootOption, ItemsFileOption
 from longtail.cli.terminal import console, shorten_label
+from longtail.core.artifacts import atomic_folder
 from longtail.core.config import load_config
 from longtail.core.errors import LongtailError, UnknownIdError
 from longtail.data.schema import EVENTS
@@ -43,7 +45,9 @@ def build_index(out: Path, items: Path | None, events: Path | None, dataset: str
     settings = load_config(config)
     item_table, event_table = load_catalogue(items, events, dataset, datasets_root, settings)
     console.print(f"indexing {item_table.height:,} items with encoder [bold]{settings.encode.encoder}[/]")
-    engine = SearchEngine.build(item_table, settings, events=event_table, directory=out, show_progress=True)
+    # Built beside `out` and swapped in whole: a server (re)starting meanwhile, or a build killed halfway, sees the old index.
+    with atomic_folder(out) as staging:
+        engine = SearchEngine.build(item_table, settings, events=event_table, directory=staging, show_progress=True)
     return IndexSummary(out, len(engine.lexical), engine.dense.kind, engine.recent["user_id"].n_unique())
 
 
@@ -61,8 +65,10 @@ def index(
     console.print(f"index: [bold]{summary.out}[/]  ({summary.documents:,} documents, ANN: {summary.ann}, users with history: {summary.users_with_history:,})")
 
 
-def run_search(index_dir: Path, query: str, k: int, filters: list[str], user: str | None, mode: str) -> tuple[SearchEngine, SearchResults]:
-    """Open an index and search it; the engine comes back too, for the items' details."""
+def run_searches(index_dir: Path, queries: Iterable[str], k: int, filters: list[str], user: str | None,
+                 mode: str) -> Iterator[tuple[SearchEngine, str, SearchResults]]:
+    """Open an index once (the encoder loads once) and search it for each query as it comes; the engine comes back too,
+    for the items' details."""
     from longtail.search.engine import SearchEngine
     from longtail.search.filters import parse_filters
 
@@ -77,7 +83,38 @@ def run_search(index_dir: Path, query: str, k: int, filters: list[str], user: st
             raise LongtailError(f"--filter on {field}: the catalogue in {index_dir} has no {field} values, so nothing could match")
     if user is not None and engine.recent.filter(pl.col("user_id") == user).height == 0:
         raise UnknownIdError(f"unknown user {user!r}: the index holds no history for them (build it with --events to personalise)")
-    return engine, engine.search(query, k, search_filter, user_id=user, mode=mode)  # type: ignore[arg-type]
+    for query in queries:
+        yield engine, query, engine.search(query, k, search_filter, user_id=user, mode=mode)  # type: ignore[arg-type]
+
+
+def run_search(index_dir: Path, query: str, k: int, filters: list[str], user: str | None, mode: str) -> tuple[SearchEngine, SearchResults]:
+    """Open an index and search it for one query."""
+    engine, _, results = next(run_searches(index_dir, [query], k, filters, user, mode))
+    return engine, results
+
+
+def prompted_queries(read: Callable[[str], str] = input) -> Iterator[str]:
+    """Queries typed at a prompt, one a line, until an empty line or end of input."""
+    while True:
+        try:
+            line = read("query> ").strip()
+        except EOFError:
+            return
+        if not line:
+            return
+        yield line
+
+
+def file_queries(path: Path) -> list[str]:
+    """The non-empty lines of a UTF-8 file, one query each."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise LongtailError(f"{path}: cannot read the queries file ({error.strerror})") from None
+    queries = [line.strip() for line in lines if line.strip()]
+    if not queries:
+        raise LongtailError(f"{path}: no queries (one per line)")
+    return queries
 
 
 def print_search_results(engine: SearchEngine, query: str, results: SearchResults, user: str | None = None) -> None:
@@ -105,16 +142,21 @@ def print_search_results(engine: SearchEngine, query: str, results: SearchResult
 
 @commands.command()
 def search(
-    query: Annotated[str, typer.Argument(help="what to search for (English or Chinese)")],
+    query: Annotated[str | None, typer.Argument(help="what to search for (English or Chinese); without it, --queries-file or a prompt")] = None,
+    queries_file: Annotated[Path | None, typer.Option(help="search for each line of this file, loading the index and encoder once")] = None,
     index_dir: Annotated[Path, typer.Option("--index", help="an index folder built by `longtail index`")] = Path("out/index"),
     user: Annotated[str | None, typer.Option(help="personalise by this user's recent items")] = None,
     filters: Annotated[list[str] | None, typer.Option("--filter", help="category=A > B, brand=X, price>=N, price<=N (repeatable)")] = None,
     k: Annotated[int, typer.Option(help="number of results")] = 10,
     mode: Annotated[str, typer.Option(help="hybrid, lexical or dense")] = "hybrid",
 ) -> None:
-    """Search an index and print the results, where each retriever ranked them, and facet counts."""
-    engine, results = run_search(index_dir, query, k, filters or [], user, mode)
-    print_search_results(engine, query, results, user)
+    """Search an index and print the results, where each retriever ranked them, and facet counts; several queries (a file,
+    or typed at a prompt when no query is given) share one loaded index and encoder."""
+    if query is not None and queries_file is not None:
+        raise LongtailError("give a query or --queries-file, not both")
+    queries: Iterable[str] = [query] if query is not None else file_queries(queries_file) if queries_file is not None else prompted_queries()
+    for engine, asked, results in run_searches(index_dir, queries, k, filters or [], user, mode):
+        print_search_results(engine, asked, results, user)
 
 
 def finetune_from_files(out: Path, judgments: Path | None, events: Path | None, items: Path | None, dataset: str | None,

@@ -36,15 +36,24 @@ def serve(
         Path | None,
         typer.Option(
             "--index",
-            help="a search index from `longtail index` (default: DATA/index when built there): model-backed search, recommendations and live profiles",
+            help="a search index from `longtail index` (default: the model folder's, else DATA/index when built there): "
+            "model-backed search and live profiles",
+        ),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="a model folder from `longtail train`: recommendations and similar items from the evaluated recommender; "
+            "reloaded when `longtail update` replaces it",
         ),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Serve search, recommendations, events and profiles over HTTP until interrupted (model-free defaults without an index)."""
+    """Serve search, recommendations, events and profiles over HTTP until interrupted (model-free defaults without an index or model)."""
     from longtail.serve.server import serve as run_server
 
-    run_server(data, load_config(config), host, port, index_dir)
+    run_server(data, load_config(config), host, port, index_dir, model)
 
 
 def open_key_store(data: Path, config: Path | None) -> EventStore:

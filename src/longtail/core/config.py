@@ -140,8 +140,11 @@ class ServeConfig(_Section):
     max_batch_events: int = Field(1000, ge=1, description="most events in one POST /events")
     rate_limit_per_second: float = Field(100.0, gt=0, description="tokens each API key regains per second")
     rate_limit_burst: int = Field(200, ge=1, description="requests a key may make at once before being limited")
+    invalid_key_rate_per_second: float = Field(5.0, gt=0, description="requests with an unknown or revoked key one client address regains per second")
+    invalid_key_burst: int = Field(50, ge=1, description="requests with a bad key one client address may make before getting 429 without a key look-up")
     max_results: int = Field(100, ge=1, description="largest k a search or recommendation may ask for")
     popularity_refresh_seconds: float = Field(10.0, ge=0, description="how stale the default popularity ranking may get")
+    model_reload_seconds: float = Field(2.0, ge=0, description="how often a served model folder is checked for a new version; 0: never")
 
 
 class EncodeConfig(_Section):
@@ -326,10 +329,10 @@ class ProfileConfig(_Section):
         description="a cached profile is rebuilt from the store after this long, so events and erasures made through other server processes reach it",
     )
     short_term_weight: float = Field(0.5, ge=0, le=1, description="share of the session vector in the blend with the long-term one")
-    history_prior_events: float = Field(
-        5.0, gt=0, description="a user with this many events is recommended half by their profile, half by popularity"
-    )
-    candidates: int = Field(200, ge=1, description="items taken by profile similarity and by popularity before they are mixed")
+    # No effect since the API's profile/popularity recommendation blend was removed (issue 20); still accepted because
+    # every index and model folder written before carries them in its config.yaml, and those must keep loading.
+    history_prior_events: float = Field(5.0, gt=0, description="no effect (kept so older configs load)")
+    candidates: int = Field(200, ge=1, description="no effect (kept so older configs load)")
 
     @field_validator("event_weights")
     @classmethod

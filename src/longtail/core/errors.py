@@ -64,5 +64,9 @@ class LeakageError(LongtailError):
     """Training data shares keys with evaluation data (e.g. a re-sampled row copied from the test split)."""
 
 
+class IdempotencyKeyReusedError(LongtailError):
+    """An Idempotency-Key already answered a different request; a retry must resend the same request."""
+
+
 class DataWarning(UserWarning):
     """Input data was read, but changed on the way in (e.g. float ids `13085.0` written as `13085`); the message says how."""

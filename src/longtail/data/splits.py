@@ -136,13 +136,3 @@ def user_sequences(item_ids: list[str], events: pl.DataFrame) -> tuple[list[str]
     if len(catalogue) != len(item_ids):
         raise LongtailError(f"{len(catalogue) - len(item_ids)} event item(s) are missing from the catalogue")
     return users, sequences
-
-
-def split_queries(queries: list[str], test_share: float = 0.2, seed: int = 0) -> tuple[list[str], list[str]]:
-    """Distinct queries shuffled by seed and cut into (train, test): a query and all its judgments stay on one side."""
-    if not 0 < test_share < 1:
-        raise LongtailError("query split: test_share must be between 0 and 1")
-    distinct = list(dict.fromkeys(queries))
-    order = np.random.default_rng(seed).permutation(len(distinct))
-    cut = len(distinct) - round(len(distinct) * test_share)
-    return [distinct[i] for i in order[:cut]], [distinct[i] for i in order[cut:]]

@@ -10,24 +10,33 @@ import numpy as np
 import polars as pl
 
 from longtail.core.errors import InputDataError
-from longtail.data.loaders import INVALID_FIELDS, load_table
+from longtail.data.loaders import INVALID_FIELDS, read_raw, to_canonical
 from longtail.data.schema import JUDGMENTS
 
 METRICS = ("NDCG@10", "MRR", "Recall@100")
+RELEVANCE = "relevance"
 HEAD_SHARE = 0.2
 TORSO_SHARE = 0.3
 
 
 def load_judgments(path: str | Path, mapping: dict[str, str] | None = None) -> pl.DataFrame:
-    """Read judgments (query_id, query, item_id, grade) from CSV/Parquet/JSONL; a missing query_id becomes the query text."""
-    table = load_table(path, JUDGMENTS, mapping)
+    """Read judgments (query_id, query, item_id, grade, and `relevance` when present) from CSV/Parquet/JSONL; a missing
+    query_id becomes the query text."""
+    raw = read_raw(path)
+    table = to_canonical(raw, JUDGMENTS, path, mapping)
     bad = table.filter(pl.col(INVALID_FIELDS) != "")
     if bad.height:
         raise InputDataError(path, f"unparseable values: {bad['_invalid_values'][0]}", row=int(bad["source_row"][0]))
     if table["grade"].null_count():
         row = int(table.filter(pl.col("grade").is_null())["source_row"][0])
         raise InputDataError(path, "every judgment needs a grade", row=row, column="grade")
-    return table.select(pl.coalesce("query_id", "query").alias("query_id"), "query", "item_id", "grade")
+    columns = [pl.coalesce("query_id", "query").alias("query_id"), "query", "item_id", "grade"]
+    relevance = next((source for source, target in (mapping or {}).items() if target == RELEVANCE), RELEVANCE)
+    if relevance in raw.columns:
+        # The raters' mean score, when the file has it, is what relevance regressors are scored against.
+        table = table.with_columns(raw[relevance].cast(pl.Float64, strict=False).alias(RELEVANCE))
+        columns.append(RELEVANCE)
+    return table.select(columns)
 
 
 def query_metrics(ranked: Sequence[str], grades: Mapping[str, float], min_relevant_grade: float = 1.0) -> dict[str, float]:

@@ -19,7 +19,7 @@ from longtail.core.errors import ConfigError
 from longtail.core.registry import Registry
 
 MANIFEST_FILE = "recommender.json"
-ARRAYS_FILE = "state.npz"
+ARRAYS_FILE = "state.safetensors"
 
 
 @dataclass
@@ -119,7 +119,9 @@ class Recommender(ABC):
         return self.get_params()
 
     def _save_state(self, directory: Path) -> None:
-        """Write every learned array attribute (trailing underscore) into one .npz file."""
+        """Write every learned array attribute (trailing underscore) into one safetensors file (no pickle, no code)."""
+        from safetensors.numpy import save_file
+
         arrays: dict[str, np.ndarray] = {}
         for key, value in vars(self).items():
             if not key.endswith("_"):
@@ -129,8 +131,8 @@ class Recommender(ABC):
                 arrays |= {f"{key}@data": csr.data, f"{key}@indices": csr.indices, f"{key}@indptr": csr.indptr,
                            f"{key}@shape": np.asarray(csr.shape)}
             elif isinstance(value, np.ndarray):
-                arrays[key] = value
-        np.savez(directory / ARRAYS_FILE, allow_pickle=False, **arrays)
+                arrays[key] = np.ascontiguousarray(value)
+        save_file(arrays, directory / ARRAYS_FILE)
 
     @classmethod
     def _load_state(cls, directory: Path, params: dict[str, Any]) -> Self:
@@ -141,14 +143,16 @@ class Recommender(ABC):
 
     def _load_arrays(self, directory: Path) -> None:
         """Set the learned array attributes `_save_state` wrote."""
-        with np.load(directory / ARRAYS_FILE) as stored:
-            for key in stored.files:
-                if "@" not in key:
-                    setattr(self, key, stored[key])
-                elif key.endswith("@data"):
-                    name = key.removesuffix("@data")
-                    parts = (stored[f"{name}@data"], stored[f"{name}@indices"], stored[f"{name}@indptr"])
-                    setattr(self, name, sp.csr_matrix(parts, shape=tuple(stored[f"{name}@shape"])))
+        from safetensors.numpy import load_file
+
+        stored = load_file(directory / ARRAYS_FILE)
+        for key, value in stored.items():
+            if "@" not in key:
+                setattr(self, key, value)
+            elif key.endswith("@data"):
+                name = key.removesuffix("@data")
+                parts = (value, stored[f"{name}@indices"], stored[f"{name}@indptr"])
+                setattr(self, name, sp.csr_matrix(parts, shape=tuple(stored[f"{name}@shape"])))
 
 
 def mask_history(scores: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:

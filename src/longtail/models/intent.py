@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -300,6 +301,16 @@ class IntentModel:
         else:
             output[:, columns[0]] = 1.0
         return output
+
+    def predict_next(self, items: pl.DataFrame, events: pl.DataFrame, popularity: dict[str, int], at: datetime) -> dict[str, float]:
+        """One user's intent probabilities for their next event, at time `at`, from their `events` (and the catalogue
+        `items`, for category and brand statistics): the row an event at `at` would get, its label unknown."""
+        upcoming = pl.DataFrame({"user_id": [events["user_id"][0]], "item_id": [None], "event_type": ["view"], "timestamp": [at]},
+                                schema={name: events.schema[name] for name in ("user_id", "item_id", "event_type", "timestamp")})
+        table = intent_table(items, pl.concat([events.select(upcoming.columns), upcoming]), self.config, popularity)
+        if table.is_empty():
+            return {}
+        return dict(zip(INTENTS, self.predict_proba(table.tail(1), "intent")[0].round(4).tolist(), strict=True))
 
     def predict(self, table: pl.DataFrame, head: Head = "intent") -> list[str]:
         """The class with the highest weighted probability for each row."""

@@ -1,10 +1,10 @@
 """The incremental job: warm-start the sequential model (and fusion ranker) on new events, keep them only if the newest events say they are not worse.
 
-A model folder holds `model.pt` (SASRec weights), `items.json` (the catalogue in index order), `history.parquet`
-(the events the model has seen, the context for the next update), `config.yaml`, optionally the fusion ranker
-(`ranker.txt`, `ranker.json`: its closed-form sources are refit on `history.parquet` when it is loaded), and after
-each update `update.json` (the latest decision) and `updates.jsonl` (every decision). An update that is rolled back
-changes only the two decision files.
+A model folder (see `pipeline/model_folder.py`) holds the sequential model, `items.json` (the catalogue in index
+order), `history.parquet` (the events the model has seen, the context for the next update), `config.yaml`,
+optionally the fusion ranker (`ranker.txt`, `ranker.json`: its closed-form sources are refit on `history.parquet`
+when it is warm-started), and after each update `update.json` (the latest decision) and `updates.jsonl` (every
+decision). An update that is rolled back changes only the two decision files.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from longtail.core.artifacts import atomic_folder, load_json, save_json
-from longtail.core.config import IncrementalConfig, LongtailConfig, save_config
+from longtail.core.artifacts import load_json, save_json
+from longtail.core.config import IncrementalConfig, LongtailConfig
 from longtail.core.errors import LongtailError
 from longtail.data.splits import leave_one_out, user_sequences
 from longtail.encode.item_text import ItemEncoder, catalogue_encoder
@@ -29,11 +29,22 @@ from longtail.evaluate.significance import paired_bootstrap
 from longtail.models.base import Recommender, TrainData, make_recommender
 from longtail.models.fusion import BOOSTER_FILE, DEFAULT_SOURCES, FusionRanker
 from longtail.models.sequential import SASRec
+from longtail.models.sequential.model import WEIGHTS_FILE
+from longtail.pipeline.model_folder import (
+    HISTORY_FILE,
+    INDEX_DIR,
+    INTENT_FILE,
+    ITEMS_FILE,
+    ModelFolder,
+    evaluate_folder,
+    evaluation_record,
+    fit_popularity,
+    sample_test_users,
+    write_model_folder,
+)
 
 log = logging.getLogger(__name__)
-MODEL_FILE = "model.pt"
-ITEMS_FILE = "items.json"
-HISTORY_FILE = "history.parquet"
+MODEL_FILE = WEIGHTS_FILE  # the sequential model's weights: their presence marks a trained folder
 DECISION_FILE = "update.json"
 DECISION_LOG = "updates.jsonl"
 HISTORY_COLUMNS = ("user_id", "item_id", "event_type", "timestamp")
@@ -77,31 +88,24 @@ def recent_slice(new_events: pl.DataFrame, config: IncrementalConfig) -> tuple[p
     return _part(aged, ~recent), _part(aged, recent)
 
 
-def _write_folder(directory: Path, model: SASRec, item_ids: list[str], history: pl.DataFrame, config: LongtailConfig,
-                  ranker: FusionRanker | None = None) -> None:
-    """Write a complete model folder and swap it in, so a reader never sees half of one; the decision files carry over."""
-    with atomic_folder(directory, carry=(DECISION_FILE, DECISION_LOG)) as staging:
-        model.save(staging)
-        if ranker is not None:
-            ranker.save_booster(staging)
-        save_json(staging / ITEMS_FILE, item_ids, indent=None)
-        history.write_parquet(staging / HISTORY_FILE)
-        save_config(config, staging)
-
-
 def _vectors(encode: ItemEncoder, item_ids: list[str], text_init: bool, fusion: bool) -> np.ndarray | None:
     """Text vectors of the items when a model reads them; the fusion ranker always does."""
     return encode(item_ids) if text_init or fusion else None
 
 
 def train_model_folder(items: pl.DataFrame, events: pl.DataFrame, config: LongtailConfig, out_dir: str | Path,
-                       encode: ItemEncoder | None = None, fusion: bool = False) -> SASRec:
-    """Fit SASRec on the events (each user's last two interactions pick the epoch) and write a model folder.
+                       encode: ItemEncoder | None = None, fusion: bool = False, evaluation_users: int | None = None,
+                       index: str | Path | None = None, intent: str | Path | None = None) -> SASRec:
+    """Fit SASRec on the events (each user's last two interactions pick the epoch), evaluate it, and write a model folder.
 
     Item text vectors come from `encode`, else from the encoder `config.encode` selects.
 
     With `fusion`, the fusion ranker is trained too, as the recommendation benchmark does: its closed-form sources
-    on the same training part, its LambdaRank booster on each user's validation item with SASRec as one source.
+    on the same training part, its LambdaRank booster on each user's validation item with SASRec as one source; it is
+    then the folder's served recommender. What is served (behind the long-tail knob) is scored on each user's test
+    item (`evaluation_users` random users; all when None) and the result saved with it as the evaluation it was
+    accepted with. `index` (a search index folder) and `intent` (an `intent_model.json` from `longtail intent`) are
+    copied in, so the folder serves search and the profile's intent prediction too.
     """
     split = leave_one_out(items, events)
     vectors = _vectors(encode or catalogue_encoder(items, config.encode), split.item_ids, config.recommend.sequential.text_init != "none", fusion)
@@ -112,7 +116,11 @@ def train_model_folder(items: pl.DataFrame, events: pl.DataFrame, config: Longta
     if fusion:
         sources = _sources(model, train, config)
         ranker = FusionRanker(sources, config.recommend, items, split.item_ids, config.seed, sources_fitted=True).fit(train)
-    _write_folder(Path(out_dir), model, split.item_ids, _interactions(events), config, ranker)
+    popularity = fit_popularity(train)
+    served = ModelFolder(Path(out_dir), "", config, split.item_ids, ranker or model, model, popularity, None)
+    users = sample_test_users(split, evaluation_users, config.seed)
+    evaluation = evaluation_record(evaluate_folder(served, split, users), served.name, len(users))
+    write_model_folder(out_dir, model, split.item_ids, _interactions(events), config, popularity, ranker, vectors, evaluation, index, intent)
     return model
 
 
@@ -258,7 +266,13 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
     log.info("incremental update %s: %s old %.4f new %.4f (tolerance %.4f)%s", decision["decision"], settings.metric, sequential["old"],
              sequential["new"], settings.tolerance, "" if ranker_part is None else f"; ranker old {ranker_part['old']:.4f} new {ranker_part['new']:.4f}")
     if keep:
-        _write_folder(directory, candidate, item_ids, pl.concat([history, _interactions(new_events)]), config, ranker)
+        seen = pl.concat([history, _interactions(new_events)])
+        popularity = fit_popularity(TrainData(len(item_ids), user_sequences(item_ids, seen)[1]))
+        index = directory / INDEX_DIR if (directory / INDEX_DIR).is_dir() else None
+        intent = directory / INTENT_FILE if (directory / INTENT_FILE).is_file() else None
+        # The guard's decision is the evaluation the updated models were accepted with.
+        write_model_folder(directory, candidate, item_ids, seen, config, popularity, ranker, vectors, decision, index, intent,
+                           carry=(DECISION_FILE, DECISION_LOG))
     save_json(directory / DECISION_FILE, decision)
     with (directory / DECISION_LOG).open("a", encoding="utf-8") as journal:
         journal.write(json.dumps(decision) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,21 +11,30 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from longtail.core.artifacts import MANIFEST_FILE, update_manifest, verify_manifest, write_manifest
 from longtail.core.config import CONFIG_FILENAME, LongtailConfig, load_config, save_config
 from longtail.core.errors import LongtailError
 from longtail.encode.encoder import TextEncoder, encode_queries
 from longtail.encode.factory import build_encoder
 from longtail.encode.item_text import item_texts
+from longtail.search.cross_encoder import CROSS_ENCODER_DIR, CrossEncoderScorer
 from longtail.search.dense import DenseIndex
+from longtail.search.features import RankingFeatures
 from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, filter_columns
 from longtail.search.fusion import reciprocal_rank_fusion
+from longtail.search.learned import LearnedRanker
 from longtail.search.lexical import LexicalIndex
 
+log = logging.getLogger(__name__)
 Mode = Literal["hybrid", "lexical", "dense"]
 ITEMS_FILE = "items.parquet"
 VECTORS_FILE = "vectors.npy"
 LEXICAL_DIR = "lexical"
 RECENT_FILE = "user_recent_items.parquet"
+# The score the engine hands the learned ranker besides the generic pair features, when the index folder holds a
+# cross-encoder and the ranker was trained with it. (The candidates' RRF score is no feature: judged items that
+# retrieval missed have none, so a ranker trained on judgments learns the judging process from it, not relevance.)
+CROSS_ENCODER_FEATURE = "cross_encoder"
 
 
 @dataclass
@@ -74,6 +84,8 @@ class SearchEngine:
         config: LongtailConfig,
         recent: pl.DataFrame | None = None,
         directory: Path | None = None,
+        ranker: LearnedRanker | None = None,
+        cross_encoder: CrossEncoderScorer | None = None,
     ) -> None:
         self.items = items
         self.lexical = lexical
@@ -88,6 +100,10 @@ class SearchEngine:
         # Rows replaced by a later version of their item stay in both indexes but are never returned.
         self._live: np.ndarray | None = None
         self.directory = directory
+        self.ranker = ranker
+        self.cross_encoder = cross_encoder
+        self._ranking_features: RankingFeatures | None = None
+        self._texts: list[str] | None = None
 
     @classmethod
     def build(
@@ -128,6 +144,7 @@ class SearchEngine:
         self.dense.save(directory)
         self.recent.write_parquet(directory / RECENT_FILE)
         save_config(self.config, directory)
+        write_manifest(directory)  # last: it records the BM25 files `build` wrote too
 
     @classmethod
     def open(cls, directory: str | Path, encoder: TextEncoder | None = None, lexical_copy: str | Path | None = None) -> SearchEngine:
@@ -136,6 +153,8 @@ class SearchEngine:
         directory = Path(directory)
         if not (directory / CONFIG_FILENAME).is_file() or not (directory / ITEMS_FILE).is_file():
             raise LongtailError(f"{directory}: not a search index; build one with `longtail index`")
+        if not verify_manifest(directory):
+            log.warning("%s: no %s (built before manifests); its files cannot be checked, rebuild it to have them checked", directory, MANIFEST_FILE)
         config = load_config(directory / CONFIG_FILENAME)
         vectors = np.load(directory / VECTORS_FILE)
         lexical_dir = directory / LEXICAL_DIR
@@ -145,7 +164,49 @@ class SearchEngine:
         lexical = LexicalIndex.open(lexical_dir, config.search.fuzzy, config.search.fuzzy_min_length)
         dense = DenseIndex.open(directory, vectors, config.search)
         recent = pl.read_parquet(directory / RECENT_FILE)
-        return cls(pl.read_parquet(directory / ITEMS_FILE), lexical, dense, encoder or build_encoder(config.encode), config, recent, directory)
+        items = pl.read_parquet(directory / ITEMS_FILE)
+        cross_encoder = CrossEncoderScorer(directory / CROSS_ENCODER_DIR) if (directory / CROSS_ENCODER_DIR).is_dir() else None
+        return cls(items, lexical, dense, encoder or build_encoder(config.encode), config, recent, directory, LearnedRanker.load(directory), cross_encoder)
+
+    def ranking_features(self) -> RankingFeatures:
+        """The (query, item) feature builder over this catalogue, built on first use (it tokenizes every item once)."""
+        if self._ranking_features is None or len(self._ranking_features.titles) != self.items.height:
+            self._ranking_features = RankingFeatures(self.items, self.dense.vectors, self.lexical.query_terms)
+        return self._ranking_features
+
+    def item_text(self, rows: np.ndarray) -> list[str]:
+        """The indexed text of catalogue rows (what BM25, the encoder and the cross-encoder read)."""
+        if self._texts is None or len(self._texts) != self.items.height:
+            self._texts = item_texts(self.items)
+        return [self._texts[row] for row in np.asarray(rows).tolist()]
+
+    def cross_encoder_scores(self, query: str, rows: np.ndarray) -> np.ndarray:
+        """The index's cross-encoder scores of rows for a query."""
+        if self.cross_encoder is None:
+            raise LongtailError("this index has no cross-encoder folder; its learned ranker cannot use one")
+        return self.cross_encoder.score(query, self.item_text(rows))
+
+    def set_ranker(self, ranker: LearnedRanker | None) -> None:
+        """Use a learned ranker on the fused candidates (None: fusion order), saving it into the index folder if there is one."""
+        self.ranker = ranker
+        if ranker is not None and self.directory is not None:
+            ranker.save(self.directory)
+
+    def rerank(self, query: str, rows: np.ndarray, fused: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The learned ranker's order of the first `depth` fused candidates (the rest keep their fused order below them)."""
+        if self.ranker is None:
+            raise LongtailError("this index has no learned ranker; train one with `longtail train-ranker`")
+        depth = self.ranker.meta.settings.depth
+        top = rows[:depth]
+        extra: dict[str, np.ndarray] = {}
+        if CROSS_ENCODER_FEATURE in self.ranker.features:
+            extra[CROSS_ENCODER_FEATURE] = self.cross_encoder_scores(query, top)
+        features = self.ranking_features().compute(query, top, vector, extra)
+        learned = self.ranker.score(features)
+        order = np.argsort(-learned, kind="stable")
+        # Scores below the re-ranked head are shifted under its minimum, so the returned scores stay ordered.
+        tail_scores = fused[depth:] - fused[depth:].max(initial=0.0) + (learned.min(initial=0.0) - 1.0)
+        return np.concatenate([top[order], rows[depth:]]), np.concatenate([learned[order], tail_scores])
 
     def row_of(self, item_id: str) -> int | None:
         """The live catalogue row of an item, if it is indexed."""
@@ -199,6 +260,7 @@ class SearchEngine:
             temporary = self.directory / f"{RECENT_FILE}.tmp"
             kept.write_parquet(temporary)
             temporary.replace(self.directory / RECENT_FILE)
+            update_manifest(self.directory, [RECENT_FILE])
         return removed
 
     def profile_vector(self, user_id: str | None = None, item_ids: list[str] | None = None) -> np.ndarray | None:
@@ -212,6 +274,26 @@ class SearchEngine:
         norm = float(np.linalg.norm(mean))
         return (mean / norm).astype(np.float32) if norm > 0 else None
 
+    def _retrieve(
+        self, query: str, mode: Mode, depth: int, allowed: np.ndarray | None, query_vector: np.ndarray | None, dense_rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """BM25 rows and dense rows (each best first; empty when the mode skips it) and the query vector used."""
+        empty = np.zeros(0, dtype=np.int64)
+        lexical_rows, vector = empty, None
+        if mode in ("hybrid", "lexical"):
+            lexical_rows, _ = self.lexical.search(query, depth, allowed)
+        if mode in ("hybrid", "dense"):
+            vector = query_vector if query_vector is not None else encode_queries(self.encoder, [query])
+            if dense_rows is None:
+                found, _ = self.dense.search(vector, depth, allowed)
+                dense_rows = found[0][found[0] >= 0]
+        return lexical_rows, empty if dense_rows is None or mode == "lexical" else dense_rows, vector
+
+    def _dense_batch(self, vectors: np.ndarray, depth: int) -> list[np.ndarray]:
+        """Dense candidates of many query vectors in one ANN call (one call per query costs ~10x more on a busy CPU)."""
+        found, _ = self.dense.search(vectors, depth, self._live)
+        return [rows[rows >= 0] for rows in found]
+
     def search(
         self,
         query: str,
@@ -222,23 +304,22 @@ class SearchEngine:
         mode: Mode = "hybrid",
         query_vector: np.ndarray | None = None,
         lexical_weight: float | None = None,
+        learned: bool = True,
+        dense_rows: np.ndarray | None = None,
     ) -> SearchResults:
-        """Rank the catalogue for a query; `mode` picks BM25, dense or both fused; a user's profile re-ranks the candidates."""
+        """Rank the catalogue for a query; `mode` picks BM25, dense or both fused; the index's learned ranker (unless
+        `learned` is False) re-orders the hybrid candidates; a user's profile re-ranks the candidates. `dense_rows`:
+        dense candidates found beforehand (by `search_many`) for an unfiltered search."""
         settings = self.config.search
         depth = max(settings.candidates, k)
         allowed = allowed_rows(self._filter_columns, search_filter)
         if self._live is not None:
             allowed = self._live if allowed is None else allowed & self._live
-        empty = np.zeros(0, dtype=np.int64)
-        lexical_rows, dense_rows = empty, empty
-        if mode in ("hybrid", "lexical"):
-            lexical_rows, _ = self.lexical.search(query, depth, allowed)
-        if mode in ("hybrid", "dense"):
-            vector = query_vector if query_vector is not None else encode_queries(self.encoder, [query])
-            found, _ = self.dense.search(vector, depth, allowed)
-            dense_rows = found[0][found[0] >= 0]
+        lexical_rows, dense_rows, vector = self._retrieve(query, mode, depth, allowed, query_vector, dense_rows)
         weights = [settings.lexical_weight if lexical_weight is None else lexical_weight, settings.dense_weight]
         rows, scores = reciprocal_rank_fusion([lexical_rows, dense_rows], weights, settings.rrf_k)
+        if learned and self.ranker is not None and vector is not None and mode == "hybrid" and len(rows):
+            rows, scores = self.rerank(query, rows, scores, vector)
         if profile is None and user_id is not None:
             profile = self.profile_vector(user_id)
         personalised = profile is not None and settings.personal_weight > 0 and len(rows) > 0
@@ -258,7 +339,17 @@ class SearchEngine:
         return SearchResults(hits, facets, terms, personalised, len(rows))
 
     def ranked_ids(
-        self, query: str, k: int = 100, mode: Mode = "hybrid", query_vector: np.ndarray | None = None, lexical_weight: float | None = None
+        self, query: str, k: int = 100, mode: Mode = "hybrid", query_vector: np.ndarray | None = None, lexical_weight: float | None = None, learned: bool = True
     ) -> list[str]:
         """Just the ranked item ids, for evaluation runs."""
-        return [hit.item_id for hit in self.search(query, k, mode=mode, query_vector=query_vector, lexical_weight=lexical_weight).hits]
+        hits = self.search(query, k, mode=mode, query_vector=query_vector, lexical_weight=lexical_weight, learned=learned).hits
+        return [hit.item_id for hit in hits]
+
+    def search_many(self, queries: list[str], query_vectors: np.ndarray, k: int = 100, mode: Mode = "hybrid", learned: bool = True) -> list[list[str]]:
+        """Ranked item ids for many unfiltered queries, their dense candidates found in one batch (evaluation runs)."""
+        depth = max(self.config.search.candidates, k)
+        dense = self._dense_batch(query_vectors, depth) if mode != "lexical" else [None] * len(queries)
+        return [
+            [hit.item_id for hit in self.search(query, k, mode=mode, query_vector=vector, learned=learned, dense_rows=rows).hits]
+            for query, vector, rows in zip(queries, query_vectors, dense, strict=True)
+        ]

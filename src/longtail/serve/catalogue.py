@@ -9,31 +9,22 @@ from typing import Any
 
 import polars as pl
 
-from longtail.data.tokenize import words
-
 
 @dataclass(frozen=True)
 class CatalogueItem:
-    """The fields the default services rank and display, plus lower-cased text to match queries against."""
+    """The fields the default services search, rank and display."""
 
     item_id: str
     title: str
     category: str | None
     brand: str | None
     price: float | None
-    title_text: str
-    other_text: str
-
-
-def query_terms(query: str) -> list[str]:
-    """Lower-cased word runs; a run of Chinese characters is one term, matched as a substring."""
-    return list(dict.fromkeys(words(query)))
+    description: str | None
 
 
 def _item(record: Mapping[str, Any]) -> CatalogueItem:
     title = str(record.get("title") or "")
     category, brand = record.get("category"), record.get("brand")
-    description = record.get("description") or ""
     price = record.get("price")
     return CatalogueItem(
         item_id=str(record["item_id"]),
@@ -41,8 +32,7 @@ def _item(record: Mapping[str, Any]) -> CatalogueItem:
         category=category,
         brand=brand,
         price=None if price is None else float(price),
-        title_text=title.lower(),
-        other_text=" ".join(str(part) for part in (category, brand, description) if part).lower(),
+        description=record.get("description"),
     )
 
 

@@ -1,4 +1,5 @@
-"""Model-free services so the API is useful before the model-backed ones land: term match, popularity, recent events."""
+"""Model-free services so the API is useful without an index or a model folder: BM25 over item text (the search
+package's lexical index, built in memory), popularity, recent events."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
 from longtail.core.errors import UnknownIdError
-from longtail.serve.catalogue import Catalogue, CatalogueItem, query_terms
+from longtail.search.lexical import LexicalIndex
+from longtail.serve.catalogue import Catalogue, CatalogueItem
 from longtail.serve.events import StoredEvent, returned_event
 from longtail.serve.schemas import (
     ItemHit,
@@ -47,6 +51,12 @@ class DefaultServices:
         self._refreshed_at = float("-inf")
         self._refresh_lock = threading.Lock()
         self._items_synced_at = datetime.now(UTC)
+        # BM25 over the catalogue, built at the first search; rows are appended as items are added or changed.
+        self._lexical: LexicalIndex | None = None
+        self._lexical_lock = threading.Lock()
+        self._indexed: dict[str, CatalogueItem] = {}
+        self._row_items: list[str] = []
+        self._row_of: dict[str, int] = {}
 
     # -- popularity and items posted to other processes -----------------------------------------
 
@@ -93,14 +103,49 @@ class DefaultServices:
 
     # -- Services ------------------------------------------------------------------------------
 
+    def _sync_lexical(self, snapshot: dict[str, CatalogueItem]) -> LexicalIndex:
+        """The lexical index over `snapshot`: items added or changed since the last search are indexed first (lock held)."""
+        if snapshot is not self._indexed or self._lexical is None:
+            # The catalogue swaps in a new dict (and new item objects) on every upsert, so identity finds what changed.
+            fresh = [item for item_id, item in snapshot.items() if self._indexed.get(item_id) is not item]
+            texts = [" ".join(str(part) for part in (item.title, item.category, item.brand, item.description) if part) for item in fresh]
+            if self._lexical is None:
+                self._lexical = LexicalIndex.build(texts)
+            elif fresh:
+                self._lexical.add(texts, len(self._row_items))
+            for item in fresh:
+                self._row_of[item.item_id] = len(self._row_items)
+                self._row_items.append(item.item_id)
+            self._indexed = snapshot
+        return self._lexical
+
     def search(self, request: SearchRequest) -> SearchResponse:
-        """Score = 2 per query term in the title + 1 per term in category, brand or description; ties by popularity."""
-        terms = query_terms(request.query)
+        """BM25 over title, category, brand and description (`search/lexical.py`, typo-tolerant), then the filters; ties by popularity."""
         popularity, _ = self.popularity()
+        with self._lexical_lock:
+            snapshot = self.catalogue.snapshot()
+            rows, scores = self._matches(self._sync_lexical(snapshot), snapshot, request)
+            row_items = self._row_items
+        matches = [(float(score), popularity.get(row_items[row], 0), snapshot[row_items[row]])
+                   for row, score in zip(rows.tolist(), scores.tolist(), strict=True)]
+        matches.sort(key=lambda match: (-match[0], -match[1], match[2].item_id))
+        facets = {
+            "category": dict(Counter(m[2].category for m in matches if m[2].category).most_common(FACET_VALUES)),
+            "brand": dict(Counter(m[2].brand for m in matches if m[2].brand).most_common(FACET_VALUES)),
+        }
+        hits = [_hit(item, score) for score, _, item in matches[: request.k]]
+        return SearchResponse(query=request.query, total=len(matches), items=hits, facets=facets, source="default:bm25")
+
+    def _matches(self, lexical: LexicalIndex, snapshot: dict[str, CatalogueItem], request: SearchRequest) -> tuple[np.ndarray, np.ndarray]:
+        """Every row matching the query and passing the request's filters, with its BM25 score (lock held)."""
         category = request.category.lower() if request.category else None
         brand = request.brand.lower() if request.brand else None
-        matches: list[tuple[float, int, CatalogueItem]] = []
-        for item in self.catalogue.snapshot().values():
+        allowed = np.zeros(len(self._row_items), dtype=bool)
+        for row, item_id in enumerate(self._row_items):
+            item = snapshot.get(item_id)
+            # A changed item was indexed again under a new row: only its latest row may match.
+            if item is None or self._row_of.get(item_id) != row:
+                continue
             if category is not None and (item.category is None or category not in item.category.lower()):
                 continue
             if brand is not None and (item.brand is None or item.brand.lower() != brand):
@@ -109,16 +154,8 @@ class DefaultServices:
                 continue
             if request.price_max is not None and (item.price is None or item.price > request.price_max):
                 continue
-            score = sum(2.0 if term in item.title_text else 1.0 if term in item.other_text else 0.0 for term in terms)
-            if score > 0:
-                matches.append((score, popularity.get(item.item_id, 0), item))
-        matches.sort(key=lambda match: (-match[0], -match[1], match[2].item_id))
-        facets = {
-            "category": dict(Counter(m[2].category for m in matches if m[2].category).most_common(FACET_VALUES)),
-            "brand": dict(Counter(m[2].brand for m in matches if m[2].brand).most_common(FACET_VALUES)),
-        }
-        hits = [_hit(item, score) for score, _, item in matches[: request.k]]
-        return SearchResponse(query=request.query, total=len(matches), items=hits, facets=facets, source="default:term-match")
+            allowed[row] = True
+        return lexical.search(request.query, max(int(allowed.sum()), 1), allowed)
 
     def recommend(self, user_id: str, k: int) -> Recommendations:
         """Popular items in the user's most frequent categories, then popular items overall; never ones already seen."""
@@ -184,6 +221,10 @@ class DefaultServices:
 
     def observe(self, events: Sequence[StoredEvent]) -> None:
         """Nothing to do: profiles and recommendations read the store, so committed events count at once."""
+
+    def model_version(self) -> str | None:
+        """None: no model folder is served."""
+        return None
 
     def forget_user(self, user_id: str) -> None:
         """Nothing to do: this service keeps no per-user state outside the store."""

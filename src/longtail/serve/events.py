@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from longtail.core.config import QualityConfig
-from longtail.core.errors import EventValidationError
+from longtail.core.errors import ConfigError, EventValidationError
 from longtail.data.schema import EVENT_RULES, Event, missing_fields
 from longtail.serve.schemas import EventOut, attributes_storable, spec_model
 
@@ -52,8 +52,12 @@ def returned_event(event: StoredEvent) -> EventOut:
     return EventOut(**{name: getattr(event, name) for name in EventOut.model_fields if name != "id"}, id=event.id or 0)
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+def _utc(moment: datetime) -> datetime | None:
+    """The moment in UTC (naive means UTC already); None when UTC falls outside the years 1-9999 datetime can hold."""
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def validate_events(batch: list[EventIn], quality: QualityConfig, now: datetime | None = None) -> list[StoredEvent]:
@@ -61,9 +65,15 @@ def validate_events(batch: list[EventIn], quality: QualityConfig, now: datetime 
     now = now or datetime.now(UTC)
     latest = now + timedelta(seconds=quality.future_tolerance_seconds)
     earliest = _utc(datetime.fromisoformat(quality.catalogue_start)) if quality.catalogue_start else EPOCH
+    if earliest is None:
+        raise ConfigError(f"quality.catalogue_start {quality.catalogue_start!r} is outside the years 1-9999 in UTC")
     problems, stored = [], []
     for index, event in enumerate(batch):
         moment = _utc(event.timestamp) if event.timestamp is not None else now
+        if moment is None:
+            # e.g. 9999-12-31T23:00:00-05:00: a valid local time whose UTC instant lies past year 9999.
+            problems.append(f"events[{index}].timestamp {event.timestamp.isoformat()} is outside the years 1-9999 in UTC")
+            continue
         if moment > latest:
             problems.append(f"events[{index}].timestamp {moment.isoformat()} is in the future")
         if moment < earliest:

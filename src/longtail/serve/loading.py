@@ -1,4 +1,5 @@
-"""Open what `longtail serve --data DIR [--index DIR]` serves: the items table, the event store seeded once from the events table, the services."""
+"""Open what `longtail serve --data DIR [--index DIR] [--model DIR]` serves: the items table, the event store seeded once from
+the events table, the services."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ import polars as pl
 from pydantic import ValidationError
 
 from longtail.core.config import CONFIG_FILENAME, LongtailConfig
-from longtail.core.errors import EventValidationError, InputDataError
+from longtail.core.errors import EventValidationError, InputDataError, LongtailError
 from longtail.data.loaders import INVALID_FIELDS, load_table
 from longtail.data.schema import EVENTS, ITEMS
 from longtail.search.engine import ITEMS_FILE, SearchEngine
 from longtail.serve.catalogue import Catalogue
 from longtail.serve.defaults import DefaultServices
 from longtail.serve.events import EventIn, StoredEvent, validate_events
+from longtail.serve.recommending import FolderServices, ServedModel
 from longtail.serve.services import Services
 from longtail.serve.store import EventStore, open_store
 
@@ -39,9 +41,13 @@ class Served:
     seeded_events: int
     skipped_events: int
     workdir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+    data_dir: Path | None = None  # the served folder, whose report files an erasure scrubs
+    model: ServedModel | None = field(default=None, repr=False)
 
     def close(self) -> None:
-        """Close the store and remove the working copy of the BM25 index."""
+        """Stop watching the model folder, close the store and remove the working copy of the BM25 index."""
+        if self.model is not None:
+            self.model.close()
         self.store.close()
         if self.workdir is not None:
             self.workdir.cleanup()
@@ -89,31 +95,54 @@ def find_index(data_dir: Path) -> Path | None:
     return folder if (folder / CONFIG_FILENAME).is_file() and (folder / ITEMS_FILE).is_file() else None
 
 
-def open_served(data_dir: str | Path, config: LongtailConfig, index_dir: str | Path | None = None) -> Served:
+def open_index(index_dir: Path, lexical_copy: Path) -> SearchEngine:
+    """Open a search index whose files match its manifest; a damaged file is an error naming it, never a traceback."""
+    try:
+        return SearchEngine.open(index_dir, lexical_copy=lexical_copy)
+    except LongtailError:
+        raise
+    # What numpy, polars, faiss and tantivy raise on a file the manifest could not vouch for (an index built before manifests).
+    except (OSError, ValueError, RuntimeError, pl.exceptions.PolarsError) as error:
+        raise InputDataError(index_dir, f"cannot load the search index ({type(error).__name__}: {error}); rebuild it with `longtail index`") from None
+
+
+def open_served(data_dir: str | Path, config: LongtailConfig, index_dir: str | Path | None = None, model_dir: str | Path | None = None) -> Served:
     """Load the catalogue (file items overlaid with posted items), open and seed the store, and build the services:
-    model-backed over a search index (`index_dir`, else DIR/index when built), the model-free defaults otherwise."""
+    model-backed search over a search index (`index_dir`, else the model folder's `index/`, else DIR/index when built),
+    the model-free defaults otherwise; with `model_dir`, recommendations and similar items come from that model folder."""
     data_dir = Path(data_dir)
+    if index_dir is None and model_dir is not None and find_index(Path(model_dir)) is not None:
+        index_dir = find_index(Path(model_dir))
     index_dir = index_dir if index_dir is not None else find_index(data_dir)
     items_path = find_table(data_dir, "items")
     if items_path is None:
         raise InputDataError(data_dir, "no items table found; expected one of " + ", ".join(p.format(name="items") for p in _CANDIDATES))
     catalogue = Catalogue.from_table(load_table(items_path, ITEMS, config.data.columns.items, config.data.csv_separator))
+    # The model is loaded (and verified) before the store is opened: a refused folder leaves nothing to close.
+    model = ServedModel(model_dir, config.serve.model_reload_seconds) if model_dir is not None else None
     store = open_store(config.serve, data_dir)
     catalogue.upsert(store.items())
     events_path = find_table(data_dir, "events")
     seeded, skipped = seed_store(store, events_path, config) if events_path is not None else (0, 0)
     defaults = DefaultServices(store, catalogue, config.serve.popularity_refresh_seconds)
+
+    def with_model(base: Services) -> Services:
+        """The base services, with recommendations and similar items answered by the model folder when one is served."""
+        return base if model is None else FolderServices(base, model, store, catalogue)
+
     if index_dir is None:
-        return Served(config, store, defaults, seeded, skipped)
+        return Served(config, store, with_model(defaults), seeded, skipped, data_dir=data_dir, model=model)
     from longtail.serve.model_services import ModelServices
 
     # Items posted later are added to a private copy of the BM25 index; the index folder stays as built.
     workdir = tempfile.TemporaryDirectory(prefix="longtail-serve-")
     try:
-        engine = SearchEngine.open(index_dir, lexical_copy=Path(workdir.name) / "lexical")
-        services = ModelServices(engine, store, defaults, config)
+        engine = open_index(Path(index_dir), Path(workdir.name) / "lexical")
+        services = with_model(ModelServices(engine, store, defaults, config))
     except BaseException:
         workdir.cleanup()
         store.close()
+        if model is not None:
+            model.close()
         raise
-    return Served(config, store, services, seeded, skipped, workdir)
+    return Served(config, store, services, seeded, skipped, workdir, data_dir, model)

@@ -105,16 +105,16 @@ class RuleBook:
         self._cached: tuple[float, list[Rule]] = (float("-inf"), [])
         self._lock = threading.Lock()
 
-    def _changed(self, rule_id: int, change: str, actor: str, cursor: object) -> None:
+    def _changed(self, rule_id: int, change: str, actor: str, cursor: Any) -> None:
         rule = self._load(rule_id, cursor)
-        cursor.execute(  # type: ignore[attr-defined]
+        cursor.execute(
             self.store._sql("INSERT INTO merch_audit (rule_id, change, actor, at_us, record) VALUES (?, ?, ?, ?, ?)"),
             (rule_id, change, actor, to_micros(datetime.now(UTC)), rule.model_dump_json()),
         )
 
-    def _load(self, rule_id: int, cursor: object) -> Rule:
-        cursor.execute(self.store._sql(f"SELECT {_RULE_COLUMNS} FROM merch_rules WHERE id = ?"), (rule_id,))  # type: ignore[attr-defined]
-        return _rule(cursor.fetchone())  # type: ignore[attr-defined]
+    def _load(self, rule_id: int, cursor: Any) -> Rule:
+        cursor.execute(self.store._sql(f"SELECT {_RULE_COLUMNS} FROM merch_rules WHERE id = ?"), (rule_id,))
+        return _rule(cursor.fetchone())
 
     def _transaction(self) -> AbstractContextManager[Any]:
         # The store's own transaction: the rule and its audit entry commit together or not at all.

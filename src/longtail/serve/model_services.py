@@ -1,4 +1,4 @@
-"""Model-backed services: hybrid search personalised by live profiles, profile-driven recommendations, vector similarity."""
+"""Model-backed services: hybrid search personalised by live profiles, live profiles updated by every event, vector similarity."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from itertools import chain
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from longtail.core.config import LongtailConfig
@@ -70,7 +68,8 @@ def _record_key(record: Mapping[str, Any]) -> str:
 
 
 class ModelServices:
-    """Search, recommendations, similar items and profiles from a search index and profiles updated by every event.
+    """Search, similar items and profiles from a search index and profiles updated by every event; recommendations are
+    the default services' (a recommender comes from a model folder: `longtail serve --model DIR`).
 
     One lock guards the engine and the profile cache: adding items changes the BM25 and ANN structures in place,
     and a profile must not be rebuilt from the store while an event is being folded into it."""
@@ -196,6 +195,10 @@ class ModelServices:
                     live.profile = update(live.profile, event, items.get(event.item_id) if event.item_id else None, self.settings)
                     live.last_event_id = max(live.last_event_id, event.id or 0)
 
+    def model_version(self) -> str | None:
+        """None: no model folder is served."""
+        return None
+
     def forget_user(self, user_id: str) -> None:
         """Drop the user's live profile and their recent items in the index (memory and folder)."""
         with self._lock:
@@ -224,52 +227,9 @@ class ModelServices:
         return SearchResponse(query=request.query, total=results.total, items=hits, facets=facets, source=source, **recovery_fields(request.query, recovery))
 
     def recommend(self, user_id: str, k: int) -> Recommendations:
-        """Score = trust x cosine(item, blended session and long-term vector) + (1 - trust) x log-popularity, where trust
-        grows with the user's history (half at profile.history_prior_events events); never items the user touched."""
-        self._sync_items()
-        profile = self.live_profile(user_id)
-        seen = set(profile.touches) if profile is not None else set()
-        counts, ranked = self.fallback.popularity()
-        depth = self.settings.candidates + len(seen)
-        with self._lock:
-            popular = self._rows_not_seen(ranked[:depth], seen)
-            vector = interest_vector(profile, self.settings.short_term_weight) if profile is not None else None
-            ids = self.engine.items.get_column("item_id")
-            if vector is None:
-                rows, source, trust = popular, "model:popularity", 0.0
-            else:
-                nearest = self._rows_not_seen(ids.gather(self.engine.nearest(vector, depth)[0]).to_list(), seen)
-                rows = np.array(list(dict.fromkeys([*nearest.tolist(), *popular.tolist()])), dtype=np.int64)
-                source = "model:profile+popularity"
-                assert profile is not None  # an interest vector only ever comes from a profile
-                trust = profile.events / (profile.events + self.settings.history_prior_events)
-            # Log counts: the head item should not outweigh every other signal by orders of magnitude.
-            # counts come most popular first, so the first is the largest: no scan of the catalogue per request
-            ceiling = np.log1p(next(iter(counts.values()), 0)) or 1.0
-            popularity = np.log1p(np.array([counts.get(item_id, 0) for item_id in ids.gather(rows).to_list()], dtype=np.float64)) / ceiling
-            similarity = self.engine.dense.vectors[rows] @ vector if vector is not None else np.zeros(len(rows))
-            scores = trust * similarity + (1.0 - trust) * popularity
-            order = np.argsort(-scores, kind="stable")
-            ranked_rows = zip(rows[order].tolist(), scores[order].tolist(), strict=True)
-            hits = [self._hit(row, score) for row, score in self._unseen(ranked_rows, seen, k)]
-        return Recommendations(user_id=user_id, items=hits, source=source)
-
-    def _rows_not_seen(self, item_ids: Iterable[str], seen: set[str]) -> np.ndarray:
-        """Live rows of the items, in order, leaving out those the user touched."""
-        return np.array([row for row in map(self.engine.row_of, (i for i in item_ids if i not in seen)) if row is not None], dtype=np.int64)
-
-    def _unseen(self, ranked: Iterable[tuple[int, float]], seen: set[str], k: int) -> list[tuple[int, float]]:
-        """The first k live rows the user has not touched, topped up in catalogue order when the ranking runs short."""
-        ids, live = self.engine.items.get_column("item_id"), self.engine.live_rows()
-        chosen: list[tuple[int, float]] = []
-        taken: set[int] = set()
-        for row, score in chain(ranked, ((row, 0.0) for row in range(len(ids)))):
-            if len(chosen) >= k:
-                break
-            if row not in taken and ids[row] not in seen and (live is None or live[row]):
-                chosen.append((row, score))
-                taken.add(row)
-        return chosen
+        """The default services' recommendations: a search index holds no recommender; serve a model folder
+        (`longtail serve --model DIR`) for the evaluated one."""
+        return self.fallback.recommend(user_id, k)
 
     def similar(self, item_id: str, k: int) -> SimilarItems:
         """The items whose text vectors are closest to this item's."""

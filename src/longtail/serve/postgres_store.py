@@ -24,6 +24,14 @@ class PostgresEventStore(EventStore):
         super().__init__()
         self.dsn = dsn
         self.migrate()
+        self.check_tables()
+
+    @property
+    def location(self) -> str:
+        return f"PostgreSQL database {psycopg.conninfo.conninfo_to_dict(self.dsn).get('dbname', '')!r}"
+
+    def _table_names(self) -> set[str]:
+        return {row[0] for row in self._read("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
 
     @property
     def database_errors(self) -> tuple[type[Exception], ...]:

@@ -1,4 +1,4 @@
-"""Per-key token buckets, in process: a burst allowance refilled at a steady rate."""
+"""Token buckets, in process (per API key, or per client address for failed keys): a burst allowance refilled at a steady rate."""
 
 from __future__ import annotations
 
@@ -16,6 +16,13 @@ class RateLimiter:
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+
+    def wait(self, key: str) -> float:
+        """Seconds until the bucket holds a token again (0.0 when it has one), spending nothing."""
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.burst, self._clock()))
+            tokens = min(self.burst, tokens + (self._clock() - last) * self.rate)
+            return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
 
     def acquire(self, key: str) -> float:
         """Spend one token; return 0.0 when allowed, else the seconds until a token is available."""

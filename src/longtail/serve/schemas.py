@@ -50,7 +50,8 @@ def spec_model(name: str, spec: type, doc: str, *, posted: bool, include: Collec
 class SearchRequest(_Model):
     """A text query with optional filters; `user_id` lets a personalising service tailor the ranking."""
 
-    query: NonEmptyText = Field(examples=["sanding roll 120 grit"])
+    # pattern: at least one non-space character; a blank query would match everything arbitrarily.
+    query: NonEmptyText = Field(examples=["sanding roll 120 grit"], pattern=r"\S")
     k: int = Field(10, ge=1, le=100, description="how many results")
     user_id: Identifier | None = None
     category: ShortText | None = Field(
@@ -113,6 +114,7 @@ class Recommendations(_Model):
     user_id: str
     items: list[ItemHit]
     source: str
+    model: str | None = Field(None, description="the version of the model folder that answered (serving a model folder)")
 
 
 class SimilarItems(_Model):
@@ -121,6 +123,7 @@ class SimilarItems(_Model):
     item_id: str
     items: list[ItemHit]
     source: str
+    model: str | None = Field(None, description="the version of the model folder that answered (serving a model folder)")
 
 
 if TYPE_CHECKING:
@@ -203,17 +206,42 @@ class Profile(_Model):
     recent_events: list[EventOut]
     source: str
     detail: ProfileDetail | None = Field(None, description="the live profile with its explanation (model-backed services)")
+    intent_prediction: dict[str, float] | None = Field(
+        None, description="the intent model's browse/compare/buy probabilities for the user's next event (a model folder with an intent model)"
+    )
+
+
+ATTRIBUTES_MAX_DEPTH = 32  # nesting levels of objects and lists; pydantic cannot serialise much past 255
+
+
+def _depth(value: Any) -> int:
+    """How deeply objects and lists nest in a JSON value, walked without recursion so no depth can overflow the stack."""
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > ATTRIBUTES_MAX_DEPTH:
+                break
+            pending.extend((child, depth) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def attributes_storable(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Refuse attributes the stores cannot hold: not JSON, invalid Unicode, or longer than 20,000 characters."""
-    # Nested strings escape the Identifier/ShortText checks; a lone surrogate would fail only when stored or sent back.
+    """Refuse attributes the stores cannot hold: nested deeper than 32 levels, NaN or infinite numbers, invalid Unicode, or over 20,000 characters of JSON."""
+    # Nested values escape the field checks: a lone surrogate, NaN or a deep nesting would fail only when stored or sent back.
     if value is not None:
+        if _depth(value) > ATTRIBUTES_MAX_DEPTH:
+            raise ValueError(f"attributes must nest at most {ATTRIBUTES_MAX_DEPTH} levels of objects and lists")
         try:
-            text = json.dumps(value, ensure_ascii=False)
+            text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        except ValueError:
+            raise ValueError("attributes must not contain NaN or infinite numbers") from None
+        try:
             text.encode("utf-8")
-        except (UnicodeEncodeError, ValueError):
-            raise ValueError("attributes must be JSON-serialisable valid Unicode") from None
+        except UnicodeEncodeError:
+            raise ValueError("attributes must be valid Unicode (no lone surrogates)") from None
         if len(text) > 20_000:
             raise ValueError("attributes must be at most 20,000 characters as JSON")
     return value
@@ -259,3 +287,4 @@ class Health(_Model):
     status: str
     store: str
     events: int
+    model: str | None = Field(None, description="the version of the model folder being served, if any")

@@ -2,27 +2,49 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import h11
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from longtail.core.config import LongtailConfig
 from longtail.serve.app import create_app
 from longtail.serve.loading import Served, open_served
 
 
-def build_app(data_dir: str | Path, config: LongtailConfig, index_dir: str | Path | None = None) -> tuple[FastAPI, Served]:
-    """The app over a data directory (model-backed when a search index is given), and what it opened (to close afterwards)."""
-    served = open_served(data_dir, config, index_dir)
-    return create_app(config, served.services, served.store, reports_dir=data_dir), served
+class JsonErrorH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, answering a request it cannot parse (e.g. a bad Content-Length) in the API's JSON error shape."""
+
+    def send_400_response(self, msg: str) -> None:
+        body = json.dumps({"error": {"code": "bad_request", "message": f"{msg} Check the request line and headers, e.g. Content-Length."}}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+        for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"), h11.Data(data=body), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
 
 
-def serve(data_dir: str | Path, config: LongtailConfig, host: str | None = None, port: int | None = None, index_dir: str | Path | None = None) -> None:
+def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
+    """How the API is served: uvicorn with the JSON-error HTTP protocol, no access log."""
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, http=JsonErrorH11Protocol)
+
+
+def build_app(data_dir: str | Path, config: LongtailConfig, index_dir: str | Path | None = None,
+              model_dir: str | Path | None = None) -> tuple[FastAPI, Served]:
+    """The app over a data directory (model-backed search with an index, recommendations from a model folder), and what it
+    opened (to close afterwards)."""
+    served = open_served(data_dir, config, index_dir, model_dir)
+    return create_app(config, served.services, served.store, reports_dir=served.data_dir), served
+
+
+def serve(data_dir: str | Path, config: LongtailConfig, host: str | None = None, port: int | None = None, index_dir: str | Path | None = None,
+          model_dir: str | Path | None = None) -> None:
     """Serve until interrupted; the store is closed on the way out."""
-    app, served = build_app(data_dir, config, index_dir)
+    app, served = build_app(data_dir, config, index_dir, model_dir)
     try:
         # One process: the rate limiter and catalogue live in memory. Run several behind a proxy with the PostgreSQL store.
-        uvicorn.run(app, host=host or config.serve.host, port=config.serve.port if port is None else port, log_level="info", access_log=False)
+        uvicorn.Server(uvicorn_config(app, host or config.serve.host, config.serve.port if port is None else port)).run()
     finally:
         served.close()

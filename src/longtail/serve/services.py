@@ -47,3 +47,6 @@ class Services(Protocol):
 
     def forget_user(self, user_id: str) -> None:
         """Drop everything derived from a user whose events were erased."""
+
+    def model_version(self) -> str | None:
+        """The version of the model folder answering, or None when no model folder is served."""

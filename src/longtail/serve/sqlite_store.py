@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from longtail.core.errors import StoreError
 from longtail.serve.store import EventStore
+
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 log = logging.getLogger("longtail.serve")
 
@@ -24,7 +27,61 @@ class SqliteEventStore(EventStore):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StoreError(f"{self.path}: cannot create its folder: {error}") from None
+        if self.path.exists():
+            self.check_file(self.path)
+        else:
+            self._create()
         self.migrate()
+        self.check_tables()
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @staticmethod
+    def check_file(path: Path) -> None:
+        """Refuse an existing file that is empty, not SQLite, or another program's database, instead of starting afresh in it."""
+        restore = "restore it from a backup (`longtail restore`), or move it away to start a new store"
+        if not path.is_file():
+            raise StoreError(f"{path}: no such file")
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+        if not header:
+            raise StoreError(f"{path}: the event store file is empty (0 bytes); {restore}")
+        if header != SQLITE_HEADER:
+            raise StoreError(f"{path}: not an SQLite database; {restore}")
+        # Read-only, and not through _connect: opening must not switch a foreign database to WAL mode.
+        try:
+            with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+                tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.Error as error:
+            raise StoreError(f"{path}: cannot read it as an SQLite database ({error}); {restore}") from None
+        if "schema_version" not in tables:
+            raise StoreError(f"{path}: an SQLite database but not a Longtail event store (no schema_version table); {restore}")
+
+    def _create(self) -> None:
+        """Create and migrate a new store under a temporary name, then rename it into place: a crash midway leaves
+        no half-made file that a later start would have to refuse."""
+        final = self.path
+        self.path = final.with_name(f".{final.name}.creating")
+        for leftover in (self.path, self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")):
+            leftover.unlink(missing_ok=True)
+        try:
+            self.migrate()
+            self._close_connections()  # the last close checkpoints the WAL into the file and removes it
+            os.replace(self.path, final)
+            directory = os.open(final.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)  # the rename itself survives power loss
+            finally:
+                os.close(directory)
+        except OSError as error:
+            raise StoreError(f"{final}: cannot create the event store: {error}") from None
+        finally:
+            self.path = final
+
+    def _table_names(self) -> set[str]:
+        return {row[0] for row in self._read("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
     @property
     def database_errors(self) -> tuple[type[Exception], ...]:

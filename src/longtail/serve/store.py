@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from longtail.core.config import ServeConfig
-from longtail.core.errors import StoreError
+from longtail.core.errors import IdempotencyKeyReusedError, StoreError
 from longtail.data.schema import EVENTS
 from longtail.serve.events import EPOCH, StoredEvent
 
@@ -37,6 +37,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # Events carry free-form attributes (a transaction line's quantity, price, invoice) as JSON text, like items.
     ("ALTER TABLE events ADD COLUMN attributes TEXT",),
     (
+        # A write's answer under the client's Idempotency-Key, committed with the write itself: a retry gets it back.
+        (
+            "CREATE TABLE idempotency (key_id TEXT NOT NULL, idempotency_key TEXT NOT NULL, route TEXT NOT NULL,"
+            " fingerprint TEXT NOT NULL, response TEXT NOT NULL, created_us BIGINT NOT NULL, PRIMARY KEY (key_id, idempotency_key))"
+        ),
+        "CREATE INDEX idempotency_by_age ON idempotency (created_us)",
+    ),
+    (
         # Merchandising rules and their audit trail (serve/merchandising.py); a deleted rule keeps its row.
         "CREATE TABLE merch_rules (id {id}, action TEXT NOT NULL, query TEXT, category TEXT, item_id TEXT NOT NULL, position INTEGER,"
         " factor {float}, starts_us BIGINT, ends_us BIGINT, note TEXT NOT NULL, created_by TEXT NOT NULL, created_us BIGINT NOT NULL, deleted_us BIGINT)",
@@ -44,6 +52,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX events_by_type ON events (event_type, ts_us)",
     ),
 )
+# Every table the migrations create; a store that says it is migrated but lacks one is damaged, not new.
+STORE_TABLES = ("schema_version", "events", "api_keys", "items", "meta", "idempotency", "merch_rules", "merch_audit")
+
+
+IDEMPOTENCY_TTL = timedelta(hours=24)  # how long a retry with the same Idempotency-Key gets the first answer back
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """A client's Idempotency-Key for one write: whose API key sent it, to which route, and a hash of the request."""
+
+    key_id: str
+    key: str
+    route: str
+    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -125,6 +148,10 @@ class EventStore(ABC):
     def _lock_migrations(self, cursor: Any) -> None:
         """Keep two processes opening the store at once from migrating it twice."""
 
+    @abstractmethod
+    def _table_names(self) -> set[str]:
+        """The tables the database holds now."""
+
     @property
     @abstractmethod
     def database_errors(self) -> tuple[type[Exception], ...]:
@@ -148,17 +175,56 @@ class EventStore(ABC):
     def _sql(self, statement: str) -> str:
         return statement.replace("?", self.placeholder) if self.placeholder != "?" else statement
 
+    @staticmethod
+    def _execute_rows(cursor: Any, statement: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        results = []
+        for row in rows:
+            cursor.execute(statement, row)
+            # An INSERT ... RETURNING gives its row back; UPDATE and DELETE report how many rows they touched.
+            results.append(cursor.fetchone() if " RETURNING " in statement else cursor.rowcount)
+        return results
+
     def _write(self, statement: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
         try:
             with self._transaction(self._connection()) as cursor:
-                results = []
-                for row in rows:
-                    cursor.execute(self._sql(statement), row)
-                    # An INSERT ... RETURNING gives its row back; UPDATE and DELETE report how many rows they touched.
-                    results.append(cursor.fetchone() if " RETURNING " in statement else cursor.rowcount)
-                return results
+                return self._execute_rows(cursor, self._sql(statement), rows)
         except self.database_errors as error:
             raise StoreError(f"write failed and was rolled back: {error}") from error
+
+    def _write_once(self, once: Idempotency | None, work: Callable[[Any], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+        """Run `work` in one transaction and store its answer under the client's Idempotency-Key in the same transaction;
+        a key seen before returns its first answer and writes nothing. Returns (answer, whether it was replayed)."""
+        try:
+            with self._transaction(self._connection()) as cursor:
+                if once is not None and (previous := self._recalled(cursor, once)) is not None:
+                    return previous, True
+                answer = work(cursor)
+                if once is not None:
+                    now = _now_us()
+                    cursor.execute(self._sql("DELETE FROM idempotency WHERE created_us < ?"), (now - IDEMPOTENCY_TTL // timedelta(microseconds=1),))
+                    cursor.execute(
+                        self._sql("INSERT INTO idempotency (key_id, idempotency_key, route, fingerprint, response, created_us) VALUES (?, ?, ?, ?, ?, ?)"),
+                        (once.key_id, once.key, once.route, once.fingerprint, json.dumps(answer), now),
+                    )
+                return answer, False
+        except self.database_errors as error:
+            if once is not None:
+                # A concurrent retry with the same key committed first (PostgreSQL: our INSERT met its row); ours rolled back.
+                with self._transaction(self._connection()) as cursor:
+                    if (previous := self._recalled(cursor, once)) is not None:
+                        return previous, True
+            raise StoreError(f"write failed and was rolled back: {error}") from error
+
+    def _recalled(self, cursor: Any, once: Idempotency) -> dict[str, Any] | None:
+        cursor.execute(
+            self._sql("SELECT route, fingerprint, response FROM idempotency WHERE key_id = ? AND idempotency_key = ?"), (once.key_id, once.key)
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        if (row[0], row[1]) != (once.route, once.fingerprint):
+            raise IdempotencyKeyReusedError(f"Idempotency-Key {once.key!r} was used for a different request ({row[0]}); use a new key for a new request")
+        return dict(json.loads(row[2]))
 
     def _read(self, statement: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
@@ -189,22 +255,47 @@ class EventStore(ABC):
         except self.database_errors as error:
             raise StoreError(f"cannot migrate the event store: {error}") from error
 
+    def check_tables(self) -> None:
+        """Refuse a store missing any of its tables: serving it would lose keys or events silently."""
+        missing = [name for name in STORE_TABLES if name not in self._table_names()]
+        if missing:
+            raise StoreError(f"{self.location}: the event store lacks table(s) {', '.join(missing)}; restore it from a backup (`longtail restore`)")
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the store lives, for messages: a file path or the database name."""
+
     def close(self) -> None:
         """Close every thread's connection."""
         with self._lock:
             self._closed = True
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
+            self._close_connections()
+
+    def _close_connections(self) -> None:
+        for connection in self._connections:
+            connection.close()
+        self._connections.clear()
+        self._local = threading.local()  # each thread opens a new connection next time
 
     # -- events --------------------------------------------------------------------------------
 
-    def append(self, events: Sequence[StoredEvent]) -> list[int]:
-        """Write a batch in one transaction (all or nothing) and return the new ids in order."""
+    def append(self, events: Sequence[StoredEvent], once: Idempotency | None = None) -> list[int]:
+        """Write a batch in one transaction (all or nothing) and return the new ids in order (see `append_once`)."""
+        return list(self.append_once(events, once)[0]["ids"])
+
+    def append_once(self, events: Sequence[StoredEvent], once: Idempotency | None) -> tuple[dict[str, Any], bool]:
+        """Write a batch in one transaction; with an Idempotency-Key a repeat returns the first {"count", "ids"} and
+        writes nothing. Returns the answer and whether it was replayed."""
         received = _now_us()
         rows = [(*(_stored_value(e, name) for name in _EVENT_FIELDS), received) for e in events]
-        statement = f"INSERT INTO events ({_EVENT_COLUMNS}, received_us) VALUES ({', '.join('?' * (len(_EVENT_FIELDS) + 1))}) RETURNING id"
-        return [row[0] for row in self._write(statement, rows)]
+        statement = self._sql(f"INSERT INTO events ({_EVENT_COLUMNS}, received_us) VALUES ({', '.join('?' * (len(_EVENT_FIELDS) + 1))}) RETURNING id")
+
+        def insert(cursor: Any) -> dict[str, Any]:
+            ids = [row[0] for row in self._execute_rows(cursor, statement, rows)]
+            return {"count": len(ids), "ids": ids}
+
+        return self._write_once(once, insert)
 
     def user_events(self, user_id: str, limit: int = 100) -> list[StoredEvent]:
         """A user's events, most recent first."""
@@ -258,15 +349,21 @@ class EventStore(ABC):
 
     # -- posted items --------------------------------------------------------------------------
 
-    def upsert_items(self, records: Sequence[dict[str, Any]]) -> None:
-        """Store added or updated catalogue items (canonical columns as JSON) in one transaction."""
+    def upsert_items(self, records: Sequence[dict[str, Any]], once: Idempotency | None = None) -> tuple[dict[str, Any], bool]:
+        """Store added or updated catalogue items (canonical columns as JSON) in one transaction; returns the answer
+        {"count", "item_ids"} and whether it was replayed for a repeated Idempotency-Key (then nothing is written)."""
         now = _now_us()
         rows = [(record["item_id"], json.dumps(record, ensure_ascii=False, default=str), now) for record in records]
-        self._write(
+        statement = self._sql(
             "INSERT INTO items (item_id, record, updated_us) VALUES (?, ?, ?)"
-            " ON CONFLICT (item_id) DO UPDATE SET record = excluded.record, updated_us = excluded.updated_us",
-            rows,
+            " ON CONFLICT (item_id) DO UPDATE SET record = excluded.record, updated_us = excluded.updated_us"
         )
+
+        def upsert(cursor: Any) -> dict[str, Any]:
+            self._execute_rows(cursor, statement, rows)
+            return {"count": len(rows), "item_ids": [row[0] for row in rows]}
+
+        return self._write_once(once, upsert)
 
     def items(self, updated_since: datetime | None = None) -> list[dict[str, Any]]:
         """Items posted to the API (all, or those updated since a time), oldest update first, to lay over the catalogue."""
@@ -333,11 +430,14 @@ def open_store(config: ServeConfig, data_dir: str | Path | None = None) -> Event
         return PostgresEventStore(config.postgres_dsn)
     from longtail.serve.sqlite_store import SqliteEventStore
 
+    return SqliteEventStore(sqlite_path(config, data_dir))
+
+
+def sqlite_path(config: ServeConfig, data_dir: str | Path | None = None) -> Path:
+    """Where the SQLite store lives: serve.sqlite_path, else longtail.db in the served directory."""
     if config.sqlite_path:
-        path = Path(config.sqlite_path)
-    elif data_dir is not None:
-        path = Path(data_dir) / DEFAULT_SQLITE_NAME
-    else:
-        raise StoreError("no SQLite path: set serve.sqlite_path or serve a data directory")
-    return SqliteEventStore(path)
+        return Path(config.sqlite_path)
+    if data_dir is not None:
+        return Path(data_dir) / DEFAULT_SQLITE_NAME
+    raise StoreError("no SQLite path: set serve.sqlite_path or serve a data directory")
 

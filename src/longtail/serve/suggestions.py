@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from longtail.search.suggest import LoggedQuery, Suggester, Suggestion
@@ -17,8 +18,9 @@ LOG_DAYS = 365
 class LiveSuggester:
     """Autocomplete over the live catalogue and past searches; a request never waits for a rebuild after the first."""
 
-    def __init__(self, store: EventStore, catalogue: Catalogue, refresh_seconds: float = 60.0, half_life_days: float = 30.0) -> None:
+    def __init__(self, store: EventStore, catalogue: Callable[[], Catalogue], refresh_seconds: float = 60.0, half_life_days: float = 30.0) -> None:
         self.store = store
+        # Asked for at each rebuild, not at construction: building the app never touches it, a rebuild sees the current one.
         self.catalogue = catalogue
         self.refresh_seconds = refresh_seconds
         self.half_life_days = half_life_days
@@ -27,7 +29,7 @@ class LiveSuggester:
         self._lock = threading.Lock()
 
     def _build(self) -> None:
-        items = list(self.catalogue.snapshot().values())
+        items = list(self.catalogue().snapshot().values())
         since = datetime.now(UTC) - timedelta(days=LOG_DAYS)
         log = [LoggedQuery(event.query, event.timestamp) for event in self.store.events(since, ["search"]) if event.query]
         suggester = Suggester.build([item.title for item in items], [item.brand for item in items], log, self.half_life_days)

@@ -9,6 +9,7 @@ from typing import Any, Self
 import numpy as np
 import torch
 
+from longtail.core.artifacts import load_json, save_json
 from longtail.core.config import RecommendConfig, SequentialConfig
 from longtail.models.base import Recommender, TrainData, Validator, register
 from longtail.models.sequential.network import ItemEmbedding, SASRecNetwork, left_pad
@@ -16,7 +17,8 @@ from longtail.models.sequential.trainer import Trainer, TrainingRun
 from longtail.models.similar import similar_items
 
 SCORE_BATCH = 1024
-WEIGHTS_FILE = "model.pt"
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "sequential.json"
 
 
 @register
@@ -82,29 +84,34 @@ class SASRec(Recommender):
         return {"config": self.config.model_dump()}
 
     def _save_state(self, directory: Path) -> None:
-        """Weights, config and training history in `model.pt` (tensors and plain values only: it loads without pickle)."""
+        """Weights as safetensors, config and training history as JSON: loading them runs no code."""
+        from safetensors.torch import save_file
+
         items = self.network_.items
         text_shape = list(items.text.shape) if hasattr(items, "text") else None
-        payload = {"config": self.config.model_dump(), "n_items": self.n_items_, "text_shape": text_shape,
-                   "state": self.network_.state_dict(), "history": self.history_, "best_valid": self.best_valid_}
-        torch.save(payload, directory / WEIGHTS_FILE)
+        meta = {"config": self.config.model_dump(), "n_items": self.n_items_, "text_shape": text_shape,
+                "history": self.history_, "best_valid": self.best_valid_}
+        save_file({name: tensor.contiguous() for name, tensor in self.network_.state_dict().items()}, directory / WEIGHTS_FILE)
+        save_json(directory / META_FILE, meta)
 
     @classmethod
     def load(cls, directory: str | Path) -> SASRec:
-        """A fitted model from the folder `save` wrote (its `model.pt` carries the config too)."""
+        """A fitted model from the folder `save` wrote (its `sequential.json` carries the config too)."""
         return cls._load_state(Path(directory), {})
 
     @classmethod
     def _load_state(cls, directory: Path, params: dict[str, Any]) -> Self:
-        payload = torch.load(directory / WEIGHTS_FILE, weights_only=True)
-        model = cls(SequentialConfig.model_validate(payload["config"]))
-        n_items, mode = payload["n_items"], model.config.text_init
-        text = np.zeros(payload["text_shape"] or (n_items, model.config.hidden), dtype=np.float32)
+        from safetensors.torch import load_file
+
+        meta = load_json(directory / META_FILE)
+        model = cls(SequentialConfig.model_validate(meta["config"]))
+        n_items, mode = meta["n_items"], model.config.text_init
+        text = np.zeros(meta["text_shape"] or (n_items, model.config.hidden), dtype=np.float32)
         items = ItemEmbedding(n_items, model.config.hidden, mode, text, np.ones(n_items, dtype=bool))
         model.network_ = SASRecNetwork(items, model.config)
-        model.network_.load_state_dict(payload["state"])
+        model.network_.load_state_dict(load_file(directory / WEIGHTS_FILE))
         model.network_.eval()
-        model.n_items_, model.history_, model.best_valid_ = n_items, payload["history"], payload["best_valid"]
+        model.n_items_, model.history_, model.best_valid_ = n_items, meta["history"], meta["best_valid"]
         return model
 
     @torch.no_grad()

@@ -86,7 +86,7 @@ def shop_router(services: Services, store: EventStore, rulebook: RuleBook, needs
                 stored_id: Callable[[str], str], reports_dir: Path | None = None, suggest_refresh_seconds: float = 60.0) -> APIRouter:
     """The routes, checked by the app's scoped route class."""
     router = APIRouter(route_class=route_class)
-    suggester = LiveSuggester(store, services.catalogue, suggest_refresh_seconds)
+    suggester = LiveSuggester(store, lambda: services.catalogue, suggest_refresh_seconds)
 
     @router.get("/suggest", tags=["search"], **needs("read"))
     def suggest(q: Annotated[ShortText, Query(description="what the shopper typed so far")],

@@ -1,0 +1,162 @@
+"""Search evaluation on graded judgments: condensed (judged-only) and full-catalogue runs, query segments, paired
+bootstrap CIs between runs, relevance RMSE, and the JSON + HTML report."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from longtail.data.tokenize import is_latin_word, tokenize
+from longtail.evaluate.search_metrics import (
+    METRICS,
+    aligned_scores,
+    summarize,
+)
+from longtail.evaluate.significance import paired_comparison
+from longtail.reporting.charts import bar_chart
+from longtail.reporting.writers import write_report_pair
+from longtail.search.engine import Mode, SearchEngine
+from longtail.search.features import CORRECTED_BM25
+from longtail.search.fusion import reciprocal_rank_fusion
+from longtail.search.ranker_training import JudgedPairs
+
+HEAD_QUERY_SHARE = 0.2
+LONG_QUERY_WORDS = 5
+FULL_DEPTH = 100
+REPORT_NAME = "search_evaluation"
+# Condensed runs: each query's judged items ordered by one score; full runs: the engine's own retrieval.
+CONDENSED_SCORES = ("random", "bm25", "dense", "hybrid")
+FULL_MODES: dict[str, Mode] = {"bm25": "lexical", "dense": "dense", "hybrid": "hybrid"}
+
+
+@dataclass
+class RunResult:
+    """One run's per-query metrics, condensed and full-catalogue (either may be missing)."""
+
+    name: str
+    condensed: pl.DataFrame | None = None
+    full: pl.DataFrame | None = None
+    rmse: float | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _order(item_ids: Sequence[str], scores: np.ndarray, tie_break: np.ndarray) -> list[str]:
+    """Item ids by descending score; ties (e.g. items BM25 does not match) in a seeded random order, never file order."""
+    order = np.lexsort((tie_break, -np.asarray(scores, dtype=np.float64)))
+    return [item_ids[i] for i in order]
+
+
+def condensed_runs(pairs: JudgedPairs, scores: Mapping[str, np.ndarray] | None = None, seed: int = 42, rrf_k: int = 60) -> dict[str, dict[str, list[str]]]:
+    """Run name -> query id -> that query's judged items ranked by the run's score (random, bm25, dense, hybrid, plus `scores`)."""
+    column = {name: position for position, name in enumerate(pairs.names)}
+    tie_break = np.random.default_rng(seed).random(len(pairs.grades))
+    columns = {"random": tie_break, "bm25": pairs.features[:, column[CORRECTED_BM25]], "dense": pairs.features[:, column["dense_cosine"]]}
+    columns.update(scores or {})
+    runs: dict[str, dict[str, list[str]]] = {name: {} for name in (*CONDENSED_SCORES, *(scores or {}))}
+    boundaries = np.flatnonzero(np.concatenate([[True], pairs.query_ids[1:] != pairs.query_ids[:-1], [True]]))
+    for start, end in pairwise(boundaries):
+        query_id = str(pairs.query_ids[start])
+        items = pairs.item_ids[start:end]
+        ties = tie_break[start:end]
+        for name, values in columns.items():
+            if name != "hybrid":
+                runs[name][query_id] = _order(items, values[start:end], ties)
+        by_bm25 = np.asarray([items.index(i) for i in runs["bm25"][query_id]])
+        by_dense = np.asarray([items.index(i) for i in runs["dense"][query_id]])
+        fused_rows, _ = reciprocal_rank_fusion([by_bm25, by_dense], k=rrf_k)
+        runs["hybrid"][query_id] = [items[i] for i in fused_rows.tolist()]
+    return runs
+
+
+def full_runs(
+    engine: SearchEngine, judgments: pl.DataFrame, vectors: Mapping[str, np.ndarray], learned: bool, depth: int = FULL_DEPTH
+) -> dict[str, dict[str, list[str]]]:
+    """Run name -> query id -> the top `depth` of the whole catalogue: bm25, dense, hybrid and (with a ranker) learned."""
+    queries = judgments.select("query_id", "query").unique(maintain_order=True)
+    ids, texts = queries["query_id"].to_list(), queries["query"].to_list()
+    matrix = np.vstack([vectors[text] for text in texts])
+    runs = {name: dict(zip(ids, engine.search_many(texts, matrix, depth, mode, learned=False), strict=True)) for name, mode in FULL_MODES.items()}
+    if learned and engine.ranker is not None:
+        runs["learned"] = dict(zip(ids, engine.search_many(texts, matrix, depth, "hybrid", learned=True), strict=True))
+    return runs
+
+
+def query_segments(judgments: pl.DataFrame, vocabulary: Mapping[str, int], query_counts: Mapping[str, int] | None = None) -> dict[str, list[str]]:
+    """Segment -> query ids: head/tail queries (by search count, else by number of judgments), misspelt (a word not in the
+    catalogue's vocabulary), with numbers, long (≥ 5 words), and queries whose judged items have different grades."""
+    per_query = judgments.group_by("query_id", maintain_order=True).agg(
+        pl.col("query").first(), pl.len().alias("judged"), pl.col("grade").n_unique().alias("grades")
+    )
+    ids, texts = per_query["query_id"].to_list(), per_query["query"].to_list()
+    frequency = [query_counts.get(t, 0) for t in texts] if query_counts is not None else per_query["judged"].to_list()
+    ranked = sorted(range(len(ids)), key=lambda i: -frequency[i])
+    head = {ids[i] for i in ranked[: max(1, int(len(ids) * HEAD_QUERY_SHARE))]}
+    tokens = [tokenize(t) for t in texts]
+    return {
+        "head_queries": [q for q in ids if q in head],
+        "tail_queries": [q for q in ids if q not in head],
+        "misspelt_queries": [q for q, words in zip(ids, tokens, strict=True) if any(is_latin_word(w) and w not in vocabulary for w in words)],
+        "number_queries": [q for q, t in zip(ids, texts, strict=True) if any(c.isdigit() for c in t)],
+        "long_queries": [q for q, words in zip(ids, tokens, strict=True) if len(words) >= LONG_QUERY_WORDS],
+        "mixed_grade_queries": [q for q, g in zip(ids, per_query["grades"].to_list(), strict=True) if g > 1],
+    }
+
+
+def rmse(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Root mean squared error."""
+    return float(np.sqrt(np.mean((np.asarray(predicted) - np.asarray(truth)) ** 2)))
+
+
+def compare_runs(
+    results: Mapping[str, RunResult], view: str, metric: str = "NDCG@10", baselines: Sequence[str] = ("bm25", "dense", "hybrid")
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Run -> baseline -> paired bootstrap of the per-query `metric` difference (run minus baseline) in one view."""
+    comparisons: dict[str, dict[str, dict[str, float]]] = {}
+    for name, result in results.items():
+        frame = getattr(result, view)
+        if frame is None:
+            continue
+        for baseline in baselines:
+            other = getattr(results[baseline], view) if baseline in results else None
+            if baseline == name or other is None:
+                continue
+            candidate, base = aligned_scores(frame, other, metric)
+            comparisons.setdefault(name, {})[baseline] = paired_comparison(base, candidate)
+    return comparisons
+
+
+def summarise_runs(results: Mapping[str, RunResult], segments: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """The report's content (a JSON document): per run and view the means, segment means and CIs against the baselines."""
+    runs: dict[str, dict[str, object]] = {}
+    for name, result in results.items():
+        entry: dict[str, object] = {}
+        for view in ("condensed", "full"):
+            frame = getattr(result, view)
+            if frame is not None:
+                entry[view] = summarize(frame, segments)
+        if result.rmse is not None:
+            entry["RMSE"] = result.rmse
+        entry.update(result.extra)
+        runs[name] = entry
+    return {"runs": runs, "comparisons": {view: compare_runs(results, view) for view in ("condensed", "full")}}
+
+
+def write_report(report: dict[str, Any], out_dir: str | Path, title: str, name: str = REPORT_NAME) -> tuple[Path, Path]:
+    """Write `<name>.json` and `<name>.html` (tables and a chart of NDCG@10 per run) into a folder."""
+    out = Path(out_dir)
+    runs: dict[str, dict[str, Any]] = report["runs"]
+    charts = []
+    for view, label in (("condensed", "condensed (judged only)"), ("full", "full catalogue")):
+        named = [(name, run[view]["metrics"]["NDCG@10"]) for name, run in runs.items() if view in run]
+        if named:
+            charts.append((f"NDCG@10, {label}", bar_chart([n for n, _ in named], [v for _, v in named], f"NDCG@10, {label}", "NDCG@10")))
+    segment_names = sorted({s for run in runs.values() for view in ("condensed", "full") if view in run for s in run[view]["segments"]})
+    context = {"title": title, "report": report, "runs": runs, "metrics": METRICS, "segment_names": segment_names, "charts": charts, "isnan": math.isnan}
+    return write_report_pair(out / f"{name}.json", out / f"{name}.html", report, "search_evaluation.html", context)

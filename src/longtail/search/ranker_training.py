@@ -1,0 +1,87 @@
+"""Feature matrices of judged (query, item) pairs from a search engine, and training its learned ranker on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from longtail.core.errors import LongtailError
+from longtail.encode.encoder import encode_queries
+from longtail.search.engine import CROSS_ENCODER_FEATURE, SearchEngine
+from longtail.search.learned import LearnedRanker, RankerSettings
+
+
+@dataclass
+class JudgedPairs:
+    """Judged pairs found in the index, grouped by query: features, grades, relevance targets and where they came from."""
+
+    features: np.ndarray
+    grades: np.ndarray
+    relevance: np.ndarray
+    query_ids: np.ndarray
+    item_ids: list[str]
+    rows: np.ndarray
+    names: list[str]
+
+
+def query_vectors(engine: SearchEngine, queries: list[str], batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Query text -> query vector for distinct queries, encoded in batches (much faster than one by one)."""
+    distinct = list(dict.fromkeys(queries))
+    vectors = [encode_queries(engine.encoder, distinct[start : start + batch_size]) for start in range(0, len(distinct), batch_size)]
+    stacked = np.vstack(vectors) if vectors else np.zeros((0, engine.dense.vectors.shape[1]), dtype=np.float32)
+    return dict(zip(distinct, stacked, strict=True))
+
+
+def judged_pairs(engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[str, np.ndarray], cross_encoder: bool = False) -> JudgedPairs:
+    """Features of every judged pair whose item is indexed (with the index's cross-encoder score when asked); relevance is
+    the judgments' `relevance` column if present, else the grade."""
+    builder = engine.ranking_features()
+    has_relevance = "relevance" in judgments.columns
+    # One partition pass: iterating a group_by gathers rows per group, which costs ~10 ms a query on 70k judgments.
+    groups = judgments.partition_by("query_id", maintain_order=True)
+    blocks: list[np.ndarray] = []
+    all_rows: list[np.ndarray] = []
+    grades: list[float] = []
+    relevance: list[float] = []
+    query_ids: list[str] = []
+    item_ids: list[str] = []
+    for group in groups:
+        query = group["query"][0]
+        targets = group["relevance"].to_list() if has_relevance else group["grade"].to_list()
+        judged = zip(group["item_id"].to_list(), group["grade"].to_list(), targets, strict=True)
+        known = [(item, grade, rel) for item, grade, rel in judged if engine.row_of(item) is not None]
+        if not known:
+            continue
+        rows = np.asarray([engine.row_of(item) for item, _, _ in known], dtype=np.int64)
+        extra: dict[str, np.ndarray] = {}
+        if cross_encoder:
+            extra[CROSS_ENCODER_FEATURE] = engine.cross_encoder_scores(query, rows)
+        blocks.append(builder.compute(query, rows, vectors[query], extra))
+        grades.extend(grade for _, grade, _ in known)
+        relevance.extend(rel for _, _, rel in known)
+        query_ids.extend([str(group["query_id"][0])] * len(known))
+        item_ids.extend(item for item, _, _ in known)
+        all_rows.append(rows)
+    if not blocks:
+        raise LongtailError("none of the judged items is in the search index; index the catalogue the judgments refer to")
+    return JudgedPairs(
+        np.vstack(blocks), np.asarray(grades, dtype=np.float64), np.asarray(relevance, dtype=np.float64),
+        np.asarray(query_ids, dtype=object), item_ids, np.concatenate(all_rows),
+        builder.names([CROSS_ENCODER_FEATURE] if cross_encoder else []),
+    )
+
+
+def train_ranker(engine: SearchEngine, train: JudgedPairs, validation: JudgedPairs, settings: RankerSettings | None = None) -> LearnedRanker:
+    """LambdaRank on the training pairs (early-stopped on validation) plus a relevance regressor; the engine uses it at once."""
+    ranker = LearnedRanker.fit(
+        train.names,
+        (train.features, train.grades, train.query_ids),
+        (validation.features, validation.grades, validation.query_ids),
+        settings,
+        train.relevance,
+        validation.relevance,
+    )
+    engine.set_ranker(ranker)
+    return ranker

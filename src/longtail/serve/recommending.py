@@ -1,0 +1,165 @@
+"""Recommendations and similar items from a model folder: the evaluated recommender's own methods on each user's live
+sequence, and the folder reloaded, without dropping a request, when `longtail update` swaps it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from longtail.core.artifacts import load_json
+from longtail.core.errors import LongtailError, UnknownIdError
+from longtail.pipeline.model_folder import FOLDER_FILE, ModelFolder, load_model_folder
+from longtail.serve.catalogue import Catalogue
+from longtail.serve.events import StoredEvent
+from longtail.serve.schemas import ItemHit, ItemIn, Profile, Recommendations, SearchRequest, SearchResponse, SimilarItems
+from longtail.serve.services import Services
+from longtail.serve.store import EventStore
+
+log = logging.getLogger("longtail.serve")
+# A user's sequence is read from the store whole: SASRec reads its last max_len items, but the other sources and the
+# "never recommend a history item" rule read all of it.
+SEQUENCE_EVENTS = 5_000
+COLD_SOURCE = "fallback:popularity (cold user: no event on an item the model knows)"
+
+
+class ServedModel:
+    """The model folder being served, swapped whole when the folder's version changes (checked every few seconds).
+
+    A request takes `current` once and uses that object to the end, so a swap never mixes two versions in one answer
+    and never fails a request: the new folder is loaded completely before the reference moves."""
+
+    def __init__(self, directory: str | Path, reload_seconds: float) -> None:
+        self.directory = Path(directory)
+        self.current: ModelFolder = load_model_folder(self.directory)
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        if reload_seconds > 0:
+            self._watcher = threading.Thread(target=self._watch, args=(reload_seconds,), name="model-reload", daemon=True)
+            self._watcher.start()
+
+    def reload_if_changed(self) -> bool:
+        """Load the folder again if its version changed; True when a new version is now served."""
+        try:
+            version = load_json(self.directory / FOLDER_FILE)["version"]
+        except (OSError, ValueError, KeyError):
+            return False  # mid-swap (the folder is renamed aside for an instant) or unreadable: keep serving the old one
+        if version == self.current.version:
+            return False
+        try:
+            fresh = load_model_folder(self.directory)
+        except (OSError, ValueError, LongtailError) as error:
+            log.warning("model folder %s changed but could not be loaded (%s); still serving %s", self.directory, error, self.current.version)
+            return False
+        self.current = fresh
+        log.info("now serving model %s from %s", fresh.version, self.directory)
+        return True
+
+    def _watch(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            self.reload_if_changed()
+
+    def close(self) -> None:
+        """Stop watching the folder."""
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+
+
+def _hit(catalogue: Catalogue, item_id: str, score: float) -> ItemHit | None:
+    item = catalogue.get(item_id)
+    if item is None:
+        return None
+    return ItemHit(item_id=item_id, title=item.title, category=item.category, brand=item.brand, price=item.price, score=round(float(score), 6))
+
+
+class FolderServices:
+    """Recommendations and similar items from a model folder; search, profiles and item and event handling from `base`.
+
+    A user's sequence is every stored event on an item (posted since training included), oldest first, in the order the
+    training split reads it (time, then arrival); items the model does not know are left out. A user with none of
+    those gets the folder's popularity, and the answer's `source` says which path answered."""
+
+    def __init__(self, base: Services, model: ServedModel, store: EventStore, catalogue: Catalogue) -> None:
+        self.base = base
+        self.model = model
+        self.store = store
+        self.catalogue = catalogue
+
+    def model_version(self) -> str | None:
+        """The version of the model folder answering now."""
+        return self.model.current.version
+
+    def _hits(self, item_ids: Iterable[str], scores: Iterable[float], k: int) -> list[ItemHit]:
+        hits = [hit for item_id, score in zip(item_ids, scores, strict=True) if (hit := _hit(self.catalogue, item_id, score)) is not None]
+        return hits[:k]
+
+    def recommend(self, user_id: str, k: int) -> Recommendations:
+        """The folder's recommender on the user's live sequence (cold users: its popularity); never a history item."""
+        folder = self.model.current
+        events = reversed(self.store.user_events(user_id, SEQUENCE_EVENTS))
+        sequence = folder.sequence([event.item_id for event in events if event.item_id is not None])
+        if len(sequence):
+            top, scores = folder.recommend([sequence], k)
+            rows, values, source = top[0], scores[0], f"model:{folder.name}"
+        else:
+            rows, values = folder.popular(k, sequence)
+            source = COLD_SOURCE
+        ids = [folder.item_ids[row] for row in rows.tolist()]
+        return Recommendations(user_id=user_id, items=self._hits(ids, values.tolist(), k), source=source, model=folder.version)
+
+    def similar(self, item_id: str, k: int) -> SimilarItems:
+        """Nearest items by the folder's learned item vectors; an item posted after training falls back to `base`."""
+        folder = self.model.current
+        index = folder.index_of.get(item_id)
+        if index is None:
+            if item_id not in self.catalogue:
+                raise UnknownIdError(f"unknown item_id {item_id!r}")
+            return self.base.similar(item_id, k).model_copy(update={"model": folder.version})
+        rows = folder.similar_items(index, k)
+        ids = [folder.item_ids[row] for row in rows.tolist()]
+        # Rank-based scores: the item vectors' cosine is not comparable across models, the order is what counts.
+        return SimilarItems(item_id=item_id, items=self._hits(ids, [1.0 / (rank + 1) for rank in range(len(ids))], k),
+                            source=f"model:{folder.sequential.name}-item-vectors", model=folder.version)
+
+    def search(self, request: SearchRequest) -> SearchResponse:
+        """Search as the base services do (the search index, when the folder or the server has one)."""
+        return self.base.search(request)
+
+    def profile(self, user_id: str) -> Profile:
+        """The profile as the base services build it, with the folder's intent model's prediction when it has one."""
+        profile = self.base.profile(user_id)
+        folder = self.model.current
+        if folder.intent is None:
+            return profile
+        recent = list(reversed(self.store.user_events(user_id, folder.intent.config.window + folder.intent.config.min_history + 1)))
+        events = pl.DataFrame([{"user_id": e.user_id, "item_id": e.item_id, "event_type": e.event_type, "timestamp": e.timestamp} for e in recent],
+                              schema={"user_id": pl.String, "item_id": pl.String, "event_type": pl.String, "timestamp": pl.Datetime("us", "UTC")})
+        prediction = folder.intent.predict_next(self._side_table(), events, folder.counts_by_id, datetime.now(UTC))
+        return profile.model_copy(update={"intent_prediction": prediction or None})
+
+    def _side_table(self) -> pl.DataFrame:
+        """The catalogue's ids, categories and brands: what the intent features count over."""
+        items = self.catalogue.snapshot().values()
+        return pl.DataFrame({"item_id": [i.item_id for i in items], "category": [i.category for i in items], "brand": [i.brand for i in items]},
+                            schema={"item_id": pl.String, "category": pl.String, "brand": pl.String})
+
+    def unknown_items(self, item_ids: Iterable[str]) -> list[str]:
+        """Ids not in the catalogue."""
+        return self.base.unknown_items(item_ids)
+
+    def upsert_items(self, items: Sequence[ItemIn]) -> None:
+        """Add items (searchable at once; the models learn them at the next `longtail update`)."""
+        self.base.upsert_items(items)
+
+    def observe(self, events: Sequence[StoredEvent]) -> None:
+        """Let the base services fold the events into live profiles; recommendations read the store at each request."""
+        self.base.observe(events)
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop what the base services derived from the user; the models hold no per-user state."""
+        self.base.forget_user(user_id)

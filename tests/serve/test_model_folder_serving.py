@@ -1,0 +1,163 @@
+"""Serving a model folder through a real uvicorn server: the API answers with the evaluated recommender's own scores,
+cold users fall back visibly, replay scores what users get, and `longtail update`-style swaps drop no request."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import polars as pl
+import pytest
+
+from longtail.core.config import IntentConfig, LongtailConfig, RecommendConfig, SequentialConfig
+from longtail.data.adapters import load_dataset
+from longtail.encode.item_text import texts_for
+from longtail.models.intent import INTENTS, IntentModel, intent_table
+from longtail.pipeline.incremental import train_model_folder
+from longtail.pipeline.model_folder import HISTORY_FILE, evaluate_folder, folder_split, load_model_folder, sample_test_users, write_model_folder
+from longtail.pipeline.replay import replay
+from longtail.serve.recommending import COLD_SOURCE
+from longtail.serve.server import build_app
+
+from conftest import LiveServer, make_keys
+
+TINY = SequentialConfig(hidden=16, blocks=1, heads=1, max_len=20, dropout=0.2, epochs=3, patience=2, lr=3e-3, threads=1)
+RANKED = LongtailConfig(recommend=RecommendConfig(sequential=TINY, fusion_candidates=20, fusion_trees=20, bootstrap_samples=50))
+SERVE = LongtailConfig.model_validate({"serve": {"model_reload_seconds": 0.2, "rate_limit_per_second": 10_000, "rate_limit_burst": 10_000}})
+
+
+def _hashed_encoder(items: pl.DataFrame):
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    hashing = HashingVectorizer(n_features=128, alternate_sign=False)
+    return lambda item_ids: hashing.transform(texts_for(item_ids, items)).toarray().astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, datasets_root) -> Path:
+    """A fusion model folder trained on 300 real Scientific users (their items only)."""
+    data = load_dataset("scientific", datasets_root)
+    users = data.events["user_id"].unique().sort().head(300)
+    events = data.events.filter(pl.col("user_id").is_in(users.implode()))
+    items = data.items.filter(pl.col("item_id").is_in(events["item_id"].implode()))
+    target = tmp_path_factory.mktemp("served") / "model"
+    intent = IntentModel(IntentConfig(trees=20, min_child_samples=5)).fit(intent_table(items, events, IntentConfig())).save(target.parent / "intent_model.json")
+    train_model_folder(items, events, RANKED, target, _hashed_encoder(items), fusion=True, evaluation_users=40, intent=intent)
+    items.write_parquet(target.parent / "items.parquet")  # the served directory: the catalogue, no events
+    return target
+
+
+@pytest.fixture()
+def server(model_dir, tmp_path):
+    """A fresh store over the catalogue, serving a copy of the model folder (so a test may replace it)."""
+    import shutil
+
+    served_model = tmp_path / "model"
+    shutil.copytree(model_dir, served_model)
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(model_dir.parent / "items.parquet", data / "items.parquet")
+    app, served = build_app(data, SERVE, model_dir=served_model)
+    key = make_keys(served.store)["admin"]
+    with LiveServer(app) as live, httpx.Client(base_url=live.url, timeout=60, headers={"Authorization": f"Bearer {key}"}) as client:
+        yield client, served_model
+    served.close()
+
+
+def test_served_recommendations_are_the_offline_models_scores_for_the_same_sequence(server) -> None:
+    client, folder_dir = server
+    folder = load_model_folder(folder_dir)
+    split = folder_split(folder_dir)
+    history = pl.read_parquet(folder_dir / HISTORY_FILE)
+    for user in sample_test_users(split, 3, 7).tolist():
+        sequence = split.histories("test")[user]
+        events = [{"user_id": "u", "item_id": folder.item_ids[item], "event_type": "review",
+                   "timestamp": f"2020-01-01T00:00:{second:02d}+00:00"} for second, item in enumerate(sequence.tolist())]
+        served_id = f"same-{user}"
+        assert client.post("/events", json={"events": [{**e, "user_id": served_id} for e in events]}).status_code == 201
+        answer = client.get(f"/users/{served_id}/recommendations", params={"k": 10}).json()
+        top, scores = folder.recommend([sequence], 10)
+        assert answer["source"] == "model:fusion" and answer["model"] == folder.version
+        assert [hit["item_id"] for hit in answer["items"]] == [folder.item_ids[i] for i in top[0].tolist()]
+        assert [hit["score"] for hit in answer["items"]] == pytest.approx(scores[0].tolist(), abs=1e-5)
+    assert history.height > 0
+
+
+def test_a_cold_user_gets_the_folders_popularity_and_is_told_so(server) -> None:
+    client, folder_dir = server
+    folder = load_model_folder(folder_dir)
+    answer = client.get("/users/nobody-yet/recommendations", params={"k": 5}).json()
+    assert answer["source"] == COLD_SOURCE
+    counts = folder.popularity.counts_
+    assert [hit["score"] for hit in answer["items"]] == sorted(counts.tolist(), reverse=True)[:5]
+
+
+def test_similar_items_come_from_the_models_item_vectors(server) -> None:
+    client, folder_dir = server
+    folder = load_model_folder(folder_dir)
+    item = folder.item_ids[3]
+    answer = client.get(f"/items/{item}/similar", params={"k": 5}).json()
+    assert answer["source"] == "model:sasrec-item-vectors"
+    assert [hit["item_id"] for hit in answer["items"]] == [folder.item_ids[i] for i in folder.similar_items(3, 5).tolist()]
+
+
+def test_replay_through_the_api_scores_as_the_offline_evaluation_of_the_same_users(server) -> None:
+    client, folder_dir = server
+    replayed = replay(client, folder_dir, 25, seed=3)
+    split = folder_split(folder_dir)
+    offline = evaluate_folder(load_model_folder(folder_dir), split, sample_test_users(split, 25, 3))
+    assert replayed["users"] == 25 and replayed["sources"] == {"model:fusion": 25}
+    assert replayed["metrics"]["NDCG@10"] == pytest.approx(offline.metrics["NDCG@10"], abs=1e-9)
+    assert replayed["metrics"]["HR@10"] == pytest.approx(offline.metrics["HR@10"], abs=1e-9)
+
+
+def test_the_profile_shows_the_intent_models_prediction_for_the_next_event(server, model_dir) -> None:
+    client, folder_dir = server
+    folder = load_model_folder(folder_dir)
+    assert folder.intent is not None
+    items = pl.read_parquet(model_dir.parent / "items.parquet")
+    picks = folder.item_ids[:3]
+    events = [{"user_id": "shopper", "item_id": item, "event_type": "view", "timestamp": f"2021-03-0{day + 1}T10:00:00+00:00"}
+              for day, item in enumerate(picks)]
+    assert client.post("/events", json={"events": events}).status_code == 201
+    prediction = client.get("/users/shopper/profile").json()["intent_prediction"]
+    assert set(prediction) == set(INTENTS) and sum(prediction.values()) == pytest.approx(1.0, abs=1e-3)
+    stored = pl.DataFrame(events).with_columns(pl.col("timestamp").str.to_datetime(time_zone="UTC").dt.cast_time_unit("us"))
+    offline = folder.intent.predict_next(items.select("item_id", "category", "brand"), stored, folder.counts_by_id, datetime.now(UTC))
+    assert prediction == pytest.approx(offline, abs=2e-3)  # the time of the next event moves between the two calls
+
+
+def test_a_swapped_folder_is_served_without_a_failed_request(server) -> None:
+    client, folder_dir = server
+    folder = load_model_folder(folder_dir)
+    old = client.get("/health").json()["model"]
+    assert old == folder.version
+    outcomes: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            response = client.get("/users/nobody/recommendations", params={"k": 3})
+            outcomes.append((response.status_code, response.json().get("model")))
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.5)
+    new = write_model_folder(folder_dir, folder.sequential, folder.item_ids, pl.read_parquet(folder_dir / HISTORY_FILE), folder.config,
+                             folder.popularity, folder.recommender, None, folder.evaluation)  # type: ignore[arg-type]
+    deadline = time.monotonic() + 30
+    while client.get("/health").json()["model"] != new and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    assert outcomes and all(status == 200 for status, _ in outcomes)
+    versions = [version for _, version in outcomes]
+    assert versions[0] == old and versions[-1] == new and set(versions) == {old, new}
+    assert client.get("/health").json()["model"] == new
