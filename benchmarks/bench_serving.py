@@ -205,6 +205,20 @@ def retried_copies(store: SqliteEventStore) -> dict[str, int]:
     return {session: int(copies) for session, copies in rows}
 
 
+def prepare_served_directory(work: Path, key_name: str) -> tuple[Path, str]:
+    """Copy the demo data into `work`, write a config with the per-key rate limit lifted, and create an API key."""
+    shutil.copy(DEMO / "items.csv", work / "items.csv")
+    shutil.copy(DEMO / "events.parquet", work / "events.parquet")
+    # Rate limits far above what two cores can serve: this measures the server, not the limiter.
+    settings = {"serve": {"rate_limit_per_second": 1e6, "rate_limit_burst": 1_000_000}}
+    LongtailConfig.model_validate(settings)
+    config_path = work / f"{key_name}.yaml"
+    config_path.write_text(json.dumps(settings))
+    with SqliteEventStore(work / "longtail.db") as store:
+        key = create_key(store, ["read", "write_events"], key_name)
+    return config_path, key
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
@@ -221,15 +235,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="longtail-bench-serving-"))
     try:
-        shutil.copy(DEMO / "items.csv", work / "items.csv")
-        shutil.copy(DEMO / "events.parquet", work / "events.parquet")
-        # Rate limits far above what two cores can serve: this measures the server, not the limiter.
-        settings = {"serve": {"rate_limit_per_second": 1e6, "rate_limit_burst": 1_000_000}}
-        config_path = work / "bench.yaml"
-        config_path.write_text(json.dumps(settings))
-        LongtailConfig.model_validate(settings)
-        with SqliteEventStore(work / "longtail.db") as store:
-            key = create_key(store, ["read", "write_events"], "benchmark")
+        config_path, key = prepare_served_directory(work, "benchmark")
         if args.model_backed:
             # an index inside the served directory is picked up by `longtail serve` without being named
             subprocess.run([sys.executable, "-m", "longtail.cli", "index", "--items", str(work / "items.csv"), "--events", str(work / "events.parquet"),

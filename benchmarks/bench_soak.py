@@ -13,10 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from bench_serving import DEMO, MIX, RESULTS, Server, Traffic, run_load
-
-from longtail.serve.auth import create_key
-from longtail.serve.sqlite_store import SqliteEventStore
+from bench_serving import DEMO, MIX, RESULTS, Server, Traffic, prepare_served_directory, run_load
 
 
 def process_state(pid: int) -> dict[str, int]:
@@ -41,14 +38,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="longtail-bench-soak-"))
     try:
-        shutil.copy(DEMO / "items.csv", work / "items.csv")
-        shutil.copy(DEMO / "events.parquet", work / "events.parquet")
-        # The limiter lifted, as in bench_serving: this measures the server over time, not the token buckets.
-        settings = {"serve": {"rate_limit_per_second": 1e6, "rate_limit_burst": 1_000_000}}
-        config_path = work / "soak.yaml"
-        config_path.write_text(json.dumps(settings))
-        with SqliteEventStore(work / "longtail.db") as store:
-            key = create_key(store, ["read", "write_events"], "soak")
+        config_path, key = prepare_served_directory(work, "soak")
         items = pl.read_csv(DEMO / "items.csv", infer_schema=False)
         users = pl.read_parquet(DEMO / "events.parquet")["user_id"].unique().sort().to_list()
         traffic = Traffic(items, users, args.seed)

@@ -98,7 +98,8 @@ def unparseable_fields(table: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _blank(column: str) -> pl.Expr:
+def blank(column: str) -> pl.Expr:
+    """Null or only whitespace; shared by the audit's rules and the commerce rules."""
     # Cast so a number column (an event's rating) counts as blank only when null.
     return pl.col(column).is_null() | (pl.col(column).cast(pl.String).str.strip_chars() == "")
 
@@ -120,9 +121,9 @@ def item_validity(items: pl.DataFrame, config: QualityConfig, now: datetime, cat
     """Missing ids and titles, repeated ids, non-positive prices, impossible creation times."""
     repeated = repeated_key(["item_id"])
     parts = [
-        findings_where(items, _blank("item_id"), "missing_item_id", QUARANTINE),
-        findings_where(items, repeated & ~_blank("item_id"), "duplicate_item_id", QUARANTINE, describe("item_id ", pl.col("item_id"), " seen earlier")),
-        findings_where(items, _blank("title"), "missing_title", QUARANTINE),
+        findings_where(items, blank("item_id"), "missing_item_id", QUARANTINE),
+        findings_where(items, repeated & ~blank("item_id"), "duplicate_item_id", QUARANTINE, describe("item_id ", pl.col("item_id"), " seen earlier")),
+        findings_where(items, blank("title"), "missing_title", QUARANTINE),
         findings_where(
             items,
             (pl.col("price") <= 0) | pl.col("price").is_nan() | pl.col("price").is_infinite(),
@@ -189,7 +190,7 @@ def text_noise_findings(table: pl.DataFrame, columns: list[str], config: Quality
 
 def item_duplicates(items: pl.DataFrame, config: QualityConfig, seed: int) -> pl.DataFrame:
     """Items whose text equals (exact) or nearly equals (near) an earlier item's; flagged, the first one is kept."""
-    candidates = items.filter(~_blank("item_id"), ~_blank("title"), pl.col("item_id").is_first_distinct()).select(
+    candidates = items.filter(~blank("item_id"), ~blank("title"), pl.col("item_id").is_first_distinct()).select(
         SOURCE_ROW, "item_id", duplicates.item_text(items).alias("text")
     )
     ids, texts = candidates["item_id"].to_list(), candidates["text"].to_list()
@@ -215,7 +216,7 @@ def item_duplicates(items: pl.DataFrame, config: QualityConfig, seed: int) -> pl
 def event_validity(events: pl.DataFrame, config: QualityConfig, now: datetime, catalogue_start: datetime | None) -> pl.DataFrame:
     """Missing keys, unknown event types, ratings out of range, impossible times."""
     parts = [
-        findings_where(events, _blank("user_id"), "missing_user_id", QUARANTINE),
+        findings_where(events, blank("user_id"), "missing_user_id", QUARANTINE),
         findings_where(events, pl.col("timestamp").is_null() & _parsed_ok(events, "timestamp"), "missing_timestamp", QUARANTINE),
         findings_where(
             events,
@@ -224,7 +225,7 @@ def event_validity(events: pl.DataFrame, config: QualityConfig, now: datetime, c
             QUARANTINE,
             describe("event_type ", pl.col("event_type")),
         ),
-        *(findings_where(events, rule.applies_expr() & _blank(rule.field), f"missing_{rule.field}", QUARANTINE) for rule in EVENT_RULES),
+        *(findings_where(events, rule.applies_expr() & blank(rule.field), f"missing_{rule.field}", QUARANTINE) for rule in EVENT_RULES),
         findings_where(
             events,
             (pl.col("rating") < config.min_rating) | (pl.col("rating") > config.max_rating) | pl.col("rating").is_nan(),
@@ -326,9 +327,9 @@ def user_validity(users: pl.DataFrame) -> pl.DataFrame:
     """Users without an id, or with an id seen on an earlier row."""
     return pl.concat(
         [
-            findings_where(users, _blank("user_id"), "missing_user_id", QUARANTINE),
+            findings_where(users, blank("user_id"), "missing_user_id", QUARANTINE),
             findings_where(
-                users, repeated_key(["user_id"]) & ~_blank("user_id"), "duplicate_user_id", QUARANTINE, describe("user_id ", pl.col("user_id"), " seen earlier")
+                users, repeated_key(["user_id"]) & ~blank("user_id"), "duplicate_user_id", QUARANTINE, describe("user_id ", pl.col("user_id"), " seen earlier")
             ),
         ]
     )
@@ -346,10 +347,10 @@ def judgment_validity(judgments: pl.DataFrame, items: pl.DataFrame, kept_item_id
     """Judgments without query, item or grade, with a negative grade, on unknown items, or repeated."""
     known = items["item_id"].drop_nulls().unique().implode()
     kept = kept_item_ids.implode()
-    has_item = ~_blank("item_id")
+    has_item = ~blank("item_id")
     return pl.concat(
         [
-            findings_where(judgments, _blank("query"), "missing_query", QUARANTINE),
+            findings_where(judgments, blank("query"), "missing_query", QUARANTINE),
             findings_where(judgments, ~has_item, "missing_item_id", QUARANTINE),
             findings_where(judgments, pl.col("grade").is_null() & _parsed_ok(judgments, "grade"), "missing_grade", QUARANTINE),
             findings_where(judgments, (pl.col("grade") < 0) | pl.col("grade").is_nan(), "invalid_grade", QUARANTINE, describe("grade ", pl.col("grade"))),

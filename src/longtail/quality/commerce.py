@@ -12,7 +12,7 @@ import polars as pl
 from longtail.core.config import QualityConfig
 from longtail.data.expressions import describe
 from longtail.data.schema import SOURCE_ROW
-from longtail.quality.checks import FLAG, QUARANTINE, findings_where, no_findings
+from longtail.quality.checks import FLAG, QUARANTINE, blank, findings_where, no_findings
 
 LINE_FIELDS = {"quantity": pl.Float64, "price": pl.Float64, "invoice": pl.String, "title": pl.String}
 # A title casing (UPPER / lower / Mixed) used by fewer titles than this share is not the shop's own style.
@@ -34,10 +34,6 @@ def line_table(events: pl.DataFrame) -> pl.DataFrame:
     """Per event: source_row, user, item, type, time and the line's quantity, price, invoice and title."""
     fields = [pl.col("attributes").str.json_path_match(f"$.{name}").cast(dtype, strict=False).alias(name) for name, dtype in LINE_FIELDS.items()]
     return events.select(SOURCE_ROW, "user_id", "item_id", "event_type", "timestamp", *fields)
-
-
-def _blank(column: str) -> pl.Expr:
-    return pl.col(column).is_null() | (pl.col(column).str.strip_chars() == "")
 
 
 def title_style(column: str) -> pl.Expr:
@@ -78,7 +74,7 @@ def code_shape(column: str) -> pl.Expr:
 
 def code_profile(items: pl.DataFrame, lines: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:
     """Per item code the signals of a fee-like line: unusual code shape, unstable price, generic title, unusual casing, many baskets."""
-    ids = items.filter(~_blank("item_id")).unique("item_id", maintain_order=True).select(SOURCE_ROW, "item_id", "title")
+    ids = items.filter(~blank("item_id")).unique("item_id", maintain_order=True).select(SOURCE_ROW, "item_id", "title")
     shapes = ids.select("item_id", code_shape("item_id").alias("shape"))
     shape_share = shapes.group_by("shape").agg((pl.len() / shapes.height).alias("shape_share"))
     positive = pl.col("price").filter(pl.col("price") > 0)
@@ -116,7 +112,7 @@ def non_merchandise_codes(items: pl.DataFrame, lines: pl.DataFrame, config: Qual
 
 def case_variant_merges(items: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     """Item codes that differ only by letter case (85123A / 85123a): each variant -> the spelling with the most events."""
-    ids = items.filter(~_blank("item_id")).unique("item_id", maintain_order=True).select(SOURCE_ROW, "item_id")
+    ids = items.filter(~blank("item_id")).unique("item_id", maintain_order=True).select(SOURCE_ROW, "item_id")
     counts = events.group_by("item_id").len("events")
     ranked = ids.join(counts, on="item_id", how="left").with_columns(pl.col("events").fill_null(0), pl.col("item_id").str.to_lowercase().alias("folded"))
     groups = ranked.filter(pl.col("folded").is_duplicated()).sort(["folded", "events", SOURCE_ROW], descending=[False, True, False])
@@ -205,7 +201,7 @@ def commerce_report(lines: pl.DataFrame, events: pl.DataFrame, items: pl.DataFra
     fee_lines = lines.filter(pl.col("item_id").is_in(codes("non_merchandise").implode()))
     return {
         "lines": lines.height,
-        "guest_lines": lines.filter(_blank("user_id")).height,
+        "guest_lines": lines.filter(blank("user_id")).height,
         "return_lines": returns.height,
         "returns_matched": returns.filter(pl.col("purchase_row").is_not_null()).height,
         "negative_quantity_lines": lines.filter(pl.col("quantity") < 0).height,
