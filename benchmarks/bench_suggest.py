@@ -24,6 +24,7 @@ import polars as pl
 
 from longtail.core.config import LongtailConfig
 from longtail.data.query_split import split_by_query
+from longtail.evaluate.significance import paired_comparison
 from longtail.search.suggest import (
     FEATURES,
     LoggedQuery,
@@ -51,17 +52,22 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def mrr_at_5(suggester: Suggester, queries: list[str]) -> dict[str, float]:
-    """Per prefix length, the mean reciprocal rank of the full (normalised) query among the first 5 suggestions."""
-    scores = {}
+def reciprocal_ranks(suggester: Suggester, queries: list[str]) -> dict[str, np.ndarray]:
+    """Per prefix length, each query's reciprocal rank of the full (normalised) query among the first 5 suggestions."""
+    ranks = {}
     for length in PREFIX_LENGTHS:
-        total = 0.0
+        found = []
         for query in queries:
             texts = [s.text for s in suggester.suggest(query[:length], 5)]
             target = normalise(query)
-            total += 1.0 / (texts.index(target) + 1) if target in texts else 0.0
-        scores[str(length)] = round(total / len(queries), 5)
-    return scores
+            found.append(1.0 / (texts.index(target) + 1) if target in texts else 0.0)
+        ranks[str(length)] = np.array(found)
+    return ranks
+
+
+def mrr_at_5(suggester: Suggester, queries: list[str]) -> dict[str, float]:
+    """Per prefix length, the mean reciprocal rank of the full (normalised) query among the first 5 suggestions."""
+    return {length: round(float(found.mean()), 5) for length, found in reciprocal_ranks(suggester, queries).items()}
 
 
 def quality() -> dict:
@@ -93,7 +99,12 @@ def quality() -> dict:
     with_log = Suggester.build(titles, log=[LoggedQuery(query, moment) for query in train], l2=float(chosen))
     log_seconds = time.perf_counter() - started
     log(f"built suggesters in {catalogue_seconds:.1f}s / {log_seconds:.1f}s")
-    arms = {"catalogue_only": mrr_at_5(catalogue_only, test), "query_log": mrr_at_5(with_log, test)}
+    ranks = {"catalogue_only": reciprocal_ranks(catalogue_only, test), "query_log": reciprocal_ranks(with_log, test)}
+    arms = {arm: {length: round(float(found.mean()), 5) for length, found in by_length.items()} for arm, by_length in ranks.items()}
+    # At 1-2 characters a handful of test queries decide the mean: the paired CI says whether a gap is more than that.
+    difference = {length: {key: round(float(value), 5) for key, value in paired_comparison(ranks["catalogue_only"][length], ranks["query_log"][length]).items()}
+                  for length in arms["query_log"]}
+    hits = {arm: {length: int((found > 0).sum()) for length, found in by_length.items()} for arm, by_length in ranks.items()}
     return {
         "dataset": "homedepot-search (real queries, real titles)",
         "split": f"distinct queries, seeded shuffle (data.query_split.split_by_query, seed {SEED}), {len(train)} train + validation / {len(test)} test",
@@ -111,6 +122,8 @@ def quality() -> dict:
         "validation_mrr_at_5": {"catalogue_only": mrr_at_5(catalogue_only, valid), **{f"query_log_l2_{l2}": scores for l2, scores in validation.items()}},
         "mrr_at_5": arms,
         "query_log_beats_catalogue": {n: arms["query_log"][n] > arms["catalogue_only"][n] for n in arms["query_log"]},
+        "query_log_minus_catalogue": difference,
+        "test_queries_hit": hits,
         "phrases": {"catalogue_only": len(catalogue_only), "query_log": len(with_log)},
         "build_seconds": {"catalogue_only": round(catalogue_seconds, 2), "query_log": round(log_seconds, 2)},
     }
