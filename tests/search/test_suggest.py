@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from longtail.search.suggest import LoggedQuery, Suggester, normalise
+import numpy as np
+
+from longtail.search.suggest import FEATURES, LoggedQuery, Suggester, catalogue_phrases, learn_phrase_weights, normalise, query_evidence
 
 TITLES = [
     "Cordless power drill 18V",
@@ -40,6 +42,47 @@ def test_popular_recent_queries_rank_first_and_zero_result_queries_are_left_out(
     assert ranked.index("safety gloves") < ranked.index("safety goggles")
     assert next(s for s in found if s.text == "safety gloves").source == "query"
     assert texts(suggester, "quux") == []
+
+
+def test_sub_phrases_of_past_queries_complete_a_query_never_searched_whole() -> None:
+    log = [LoggedQuery("cordless power drill kit", NOW), LoggedQuery("safety gloves large", NOW)]
+    evidence = query_evidence(log, {"cordless", "power", "drill", "safety", "gloves"})
+    # Every 1-3-word run of a past query counts once per search; the whole query too.
+    assert evidence.phrases["power drill"] == 1.0 and evidence.phrases["cordless power drill kit"] == 1.0
+    assert "cordless power drill kit" in texts(Suggester.build(TITLES, log=log), "cordless p", 10)
+    assert next(s for s in Suggester.build(TITLES, log=log).suggest("power d", 5) if s.text == "power drill").source == "query"
+
+
+def test_the_log_teaches_which_words_end_a_query() -> None:
+    titles = ["Lamp with shade", "Lamp with shade", "Lamp base"]
+    # Shoppers put "with" inside queries but never last; "base" ends every query it is in.
+    log = [LoggedQuery(query, NOW) for query in ("floor lamp with shade", "desk lamp with usb port", "lamp base", "wood base")]
+    evidence = query_evidence(log, {"lamp", "with", "shade", "base"})
+    assert evidence.end_rate("base") > evidence.end_rate("with") and evidence.start_rate("lamp") > evidence.start_rate("with")
+    catalogue = catalogue_phrases(titles, min_items=1)
+    without_log = [s.text for s in Suggester(catalogue).suggest("lamp ", 5)]
+    # Catalogue counts and the boundary evidence only (no weight for the log's own phrases): counts favour "lamp with".
+    boundary_only = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    with_log = [s.text for s in Suggester(catalogue, evidence, weights=boundary_only).suggest("lamp ", 5)]
+    assert without_log.index("lamp with") < without_log.index("lamp base")
+    assert with_log.index("lamp base") < with_log.index("lamp with")
+
+
+def test_the_weights_are_learnt_from_the_log_when_it_is_large_enough() -> None:
+    nouns = ["lamp", "drill", "hose", "mower", "faucet", "shelf", "ladder", "heater", "fan", "sander"]
+    colours = ["white", "black", "red", "blue", "green", "grey", "brass", "steel", "oak", "pine"]
+    titles = [f"{colour} {noun} with {extra}" for noun in nouns for colour in colours for extra in ("remote", "stand")]
+    # Shoppers type "<colour> <noun>": a colour starts a query and a noun ends one; "with" does neither.
+    log = [LoggedQuery(f"{colour} {noun}", NOW) for noun in nouns for colour in colours]
+    catalogue = catalogue_phrases(titles)
+    vocabulary = {word for title in titles for word in title.split()}
+    assert learn_phrase_weights(log[:10], catalogue, vocabulary) is None  # too few queries to learn from
+    weights = learn_phrase_weights(log, catalogue, vocabulary)
+    assert weights is not None and weights[FEATURES.index("log P(last word ends a query)")] > 0
+    suggester = Suggester.build(titles, log=log[::2])
+    # A pair never searched whole still comes first: it is what shoppers type; "... with" is not.
+    assert [s.text for s in suggester.suggest("black f", 1)] == ["black fan"]
+    assert all(not s.text.endswith(" with") for s in suggester.suggest("black ", 5))
 
 
 def test_a_typo_in_the_prefix_still_finds_completions() -> None:

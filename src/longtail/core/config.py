@@ -194,6 +194,9 @@ class SearchConfig(_Section):
     dense_weight: float = Field(1.0, ge=0)
     fuzzy: bool = Field(True, description="query words unknown to the index match words within one or two edits")
     fuzzy_min_length: int = Field(4, ge=1)
+    match: Literal["any", "all"] = Field(
+        "any", description="any: BM25 over items holding any query word; all: only items holding every word (a query none matches is relaxed)"
+    )
     personal_weight: float = Field(0.3, ge=0, description="weight of a user's profile vector in the final score; 0 disables")
     recent_items: int = Field(20, ge=1, description="a user's most recent items that make their profile vector")
     facet_fields: list[str] = Field(default_factory=lambda: ["category", "brand"])

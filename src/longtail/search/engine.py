@@ -216,6 +216,13 @@ class SearchEngine:
         """A mask of the rows that may be returned (None: all of them)."""
         return self._live
 
+    def visible_rows(self, search_filter: SearchFilter | None = None) -> np.ndarray | None:
+        """A mask of the live rows that pass a filter (None: every row)."""
+        allowed = allowed_rows(self._filter_columns, search_filter)
+        if self._live is not None:
+            allowed = self._live if allowed is None else allowed & self._live
+        return allowed
+
     def nearest(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k live rows whose item vectors are closest to a unit vector, and their cosines, best first."""
         found, scores = self.dense.search(vector, k, self._live)
@@ -281,7 +288,7 @@ class SearchEngine:
         empty = np.zeros(0, dtype=np.int64)
         lexical_rows, vector = empty, None
         if mode in ("hybrid", "lexical"):
-            lexical_rows, _ = self.lexical.search(query, depth, allowed)
+            lexical_rows, _ = self.lexical.search(query, depth, allowed, match_all=self.config.search.match == "all")
         if mode in ("hybrid", "dense"):
             vector = query_vector if query_vector is not None else encode_queries(self.encoder, [query])
             if dense_rows is None:
@@ -312,9 +319,7 @@ class SearchEngine:
         dense candidates found beforehand (by `search_many`) for an unfiltered search."""
         settings = self.config.search
         depth = max(settings.candidates, k)
-        allowed = allowed_rows(self._filter_columns, search_filter)
-        if self._live is not None:
-            allowed = self._live if allowed is None else allowed & self._live
+        allowed = self.visible_rows(search_filter)
         lexical_rows, dense_rows, vector = self._retrieve(query, mode, depth, allowed, query_vector, dense_rows)
         weights = [settings.lexical_weight if lexical_weight is None else lexical_weight, settings.dense_weight]
         rows, scores = reciprocal_rank_fusion([lexical_rows, dense_rows], weights, settings.rrf_k)

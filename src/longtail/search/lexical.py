@@ -89,23 +89,31 @@ class LexicalIndex:
         closest = [term for distance, _, term in scored if distance == scored[0][0]] if scored else []
         return closest[:3]
 
-    def query_terms(self, query: str) -> list[str]:
-        """The index terms a query searches for: its tokens, with unknown Latin words replaced by their corrections."""
-        terms: list[str] = []
+    def _word_terms(self, query: str) -> list[list[str]]:
+        """Per query word with an index term: the word itself, or the corrections of an unknown Latin word."""
+        found: list[list[str]] = []
         for token in dict.fromkeys(tokenize(query)):
             known = self.searcher.doc_freq(TEXT_FIELD, token) > 0
             if not known and self.fuzzy and is_latin_word(token) and len(token) >= self.fuzzy_min_length:
-                terms.extend(self.correct(token))
+                corrections = self.correct(token)
+                if corrections:
+                    found.append(corrections)
             elif known:
-                terms.append(token)
-        return list(dict.fromkeys(terms))
+                found.append([token])
+        return found
 
-    def search(self, query: str, k: int = 100, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k rows and BM25 scores for a query; `allowed` (a boolean mask over rows) filters them."""
-        terms = self.query_terms(query)
-        if not terms:
+    def query_terms(self, query: str) -> list[str]:
+        """The index terms a query searches for: its tokens, with unknown Latin words replaced by their corrections."""
+        return list(dict.fromkeys(term for terms in self._word_terms(query) for term in terms))
+
+    def search(self, query: str, k: int = 100, allowed: np.ndarray | None = None, match_all: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k rows and BM25 scores for a query; `allowed` (a boolean mask over rows) filters them. A row matches
+        when it holds any query word, or with `match_all` every word (for a corrected word, any of its corrections)."""
+        words = self._word_terms(query)
+        if not words:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        clauses = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, TEXT_FIELD, term)) for term in terms]
+        occur = tantivy.Occur.Must if match_all else tantivy.Occur.Should
+        clauses = [(occur, self._any_of(terms)) for terms in words]
         parsed = tantivy.Query.boolean_query(clauses)
         limit = k
         while True:
@@ -120,7 +128,29 @@ class LexicalIndex:
                 return rows[:k], scores[:k]
             limit *= 4
 
+    def _any_of(self, terms: Sequence[str]) -> tantivy.Query:
+        queries = [tantivy.Query.term_query(self.schema, TEXT_FIELD, term) for term in terms]
+        return queries[0] if len(queries) == 1 else tantivy.Query.boolean_query([(tantivy.Occur.Should, query) for query in queries])
+
     def doc_freq(self, term: str) -> int:
         """How many indexed rows hold an index term."""
         return int(self.searcher.doc_freq(TEXT_FIELD, term))
 
+    def any_holds_all(self, terms: Sequence[str], allowed: np.ndarray | None = None) -> bool:
+        """True when some row (among `allowed`, a boolean mask over rows, when given) holds every one of these terms."""
+        if not terms:
+            return False
+        clauses = [(tantivy.Occur.Must, tantivy.Query.term_query(self.schema, TEXT_FIELD, term)) for term in terms]
+        parsed = tantivy.Query.boolean_query(clauses)
+        limit = 64
+        while True:
+            hits = self.searcher.search(parsed, limit, count=False).hits
+            if allowed is None:
+                return bool(hits)
+            rows = np.asarray(self.searcher.fast_field_values(ROW_FIELD, [address for _, address in hits]), dtype=np.int64)
+            if allowed[rows].any():
+                return True
+            # The filter rejected every hit so far: look further until the hits run out.
+            if len(hits) < limit:
+                return False
+            limit *= 4

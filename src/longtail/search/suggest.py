@@ -18,6 +18,13 @@ Source = Literal["query", "catalogue", "brand"]
 _END = "\U0010ffff"  # sorts after every character, so [prefix, prefix + _END) is every phrase starting with prefix
 _TYPO_PENALTY = 0.5
 TYPO_MAX_LENGTH = 40
+# What is known of a candidate phrase; the weights that combine these into one score are learnt from the log.
+FEATURES = ("log1p catalogue count", "log1p query weight", "log P(first word starts a query)", "log P(last word ends a query)",
+            "1 word", "2 words", "3 words", "4+ words")
+# For a log too small to learn from: catalogue and query evidence add up, as do the boundary log-probabilities.
+DEFAULT_WEIGHTS = np.array([1.0, 0.5, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+MIN_POSITIVES = 20
+L2 = 1.0
 
 
 def normalise(text: str) -> str:
@@ -59,25 +66,58 @@ class LoggedQuery:
     timestamp: datetime
 
 
-def query_weights(log: Iterable[LoggedQuery], vocabulary: set[str], half_life_days: float = 30.0, max_words: int = 3) -> dict[str, float]:
+@dataclass(frozen=True)
+class QueryLogEvidence:
+    """What past searches say about phrases: each phrase's weight (as a query or inside one), and how often each
+    word starts or ends a query relative to how often it occurs in queries at all."""
+
+    phrases: dict[str, float]
+    starts: dict[str, float]
+    ends: dict[str, float]
+    occurrences: dict[str, float]
+    boundary_rate: float
+    smoothing: float = 2.0
+
+    def _rate(self, counts: dict[str, float], word: str) -> float:
+        # Shrunk towards the rate over all words, so a word the log saw once (or never) gets a moderate estimate.
+        return (counts.get(word, 0.0) + self.smoothing * self.boundary_rate) / (self.occurrences.get(word, 0.0) + self.smoothing)
+
+    def start_rate(self, word: str) -> float:
+        """log P(a query starts with this word | it holds the word): shoppers type "ceiling fan", not "with remote"."""
+        return math.log(self._rate(self.starts, word)) if self.boundary_rate else 0.0
+
+    def end_rate(self, word: str) -> float:
+        """log P(a query ends with this word | it holds the word): "fan" ends queries, "with" does not."""
+        return math.log(self._rate(self.ends, word)) if self.boundary_rate else 0.0
+
+
+def query_evidence(log: Iterable[LoggedQuery], vocabulary: set[str], half_life_days: float = 30.0, max_words: int = 3) -> QueryLogEvidence:
     """Past queries and their phrases of up to max_words words, weighted by frequency and recency (a search counts
-    0.5 per half-life of age before the newest); queries none of whose words occur in the catalogue (zero-result
-    queries) are left out."""
+    0.5 per half-life of age before the newest), and their first and last words; queries none of whose words occur
+    in the catalogue (zero-result queries) are left out."""
     entries = [(normalise(entry.query), entry.timestamp) for entry in log]
     entries = [(text, moment) for text, moment in entries if text]
-    if not entries:
-        return {}
-    newest = max(moment for _, moment in entries)
-    weights: dict[str, float] = defaultdict(float)
+    phrases: dict[str, float] = defaultdict(float)
+    starts: dict[str, float] = defaultdict(float)
+    ends: dict[str, float] = defaultdict(float)
+    occurrences: dict[str, float] = defaultdict(float)
+    newest = max((moment for _, moment in entries), default=None)
     for text, moment in entries:
         tokens = _title_words(text)
-        if not any(token in vocabulary for token in tokenize(text)):
+        if not tokens or not any(token in vocabulary for token in tokenize(text)):
             continue
-        weight = 0.5 ** ((newest - moment).total_seconds() / 86_400 / half_life_days)
+        weight = 0.5 ** ((newest - moment).total_seconds() / 86_400 / half_life_days) if newest else 1.0
         # Phrases of past queries generalise to queries never seen before; the full query is one more entry.
         for phrase in {text, *_phrases(tokens, max_words)}:
-            weights[phrase] += weight
-    return dict(weights)
+            phrases[phrase] += weight
+        starts[tokens[0]] += weight
+        ends[tokens[-1]] += weight
+        for token in tokens:
+            occurrences[token] += weight
+    total = sum(occurrences.values())
+    # Each query has one first word: queries per word occurrence is the rate any word starts (or ends) one.
+    rate = sum(starts.values()) / total if total else 0.0
+    return QueryLogEvidence(dict(phrases), dict(starts), dict(ends), dict(occurrences), rate)
 
 
 def _phrases(tokens: Sequence[str], max_words: int) -> set[str]:
@@ -97,32 +137,89 @@ def catalogue_phrases(titles: Iterable[str], brands: Iterable[str | None] = (), 
     return phrases_found
 
 
+def phrase_features(phrases: Sequence[str], catalogue: dict[str, float], log: QueryLogEvidence) -> np.ndarray:
+    """One row of FEATURES per phrase."""
+    rows = np.zeros((len(phrases), len(FEATURES)), dtype=np.float64)
+    for row, phrase in enumerate(phrases):
+        tokens = _title_words(phrase) or [phrase]
+        rows[row, :4] = (math.log1p(catalogue.get(phrase, 0.0)), math.log1p(log.phrases.get(phrase, 0.0)),
+                         log.start_rate(tokens[0]), log.end_rate(tokens[-1]))
+        rows[row, 3 + min(len(tokens), 4)] = 1.0
+    return rows
+
+
+def _logistic(features: np.ndarray, labels: np.ndarray, l2: float, iterations: int = 30) -> np.ndarray:
+    """L2-regularised logistic regression by Newton's method; the intercept (last weight) is not penalised."""
+    x = np.hstack([features, np.ones((len(features), 1))])
+    weights = np.zeros(x.shape[1])
+    penalty = np.full(x.shape[1], l2)
+    penalty[-1] = 0.0
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(x @ weights)))
+        gradient = x.T @ (p - labels) + penalty * weights
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty) + 1e-9 * np.eye(x.shape[1])
+        step = np.linalg.solve(hessian, gradient)
+        weights -= step
+        if np.abs(step).max() < 1e-6:
+            break
+    return weights
+
+
+def learn_phrase_weights(
+    log: Sequence[LoggedQuery], catalogue: dict[str, float], vocabulary: set[str], half_life_days: float = 30.0, l2: float = L2, seed: int = 0
+) -> np.ndarray | None:
+    """Weights of FEATURES that score a phrase by how likely shoppers are to type it as a whole query, learnt from
+    the log alone: half its distinct queries are the log, the other half the queries to predict (never the same
+    text, as with queries not searched before). None when the log holds under MIN_POSITIVES predictable queries."""
+    texts = sorted({normalise(entry.query) for entry in log} - {""})
+    order = np.random.default_rng(seed).permutation(len(texts))
+    known = {texts[i] for i in order[: len(texts) // 2]}
+    targets = {texts[i] for i in order[len(texts) // 2 :]}
+    evidence = query_evidence([entry for entry in log if normalise(entry.query) in known], vocabulary, half_life_days)
+    candidates = sorted(set(catalogue) | set(evidence.phrases))
+    labels = np.array([phrase in targets for phrase in candidates], dtype=np.float64)
+    if labels.sum() < MIN_POSITIVES:
+        return None
+    return _logistic(phrase_features(candidates, catalogue, evidence), labels, l2)[:-1]
+
+
+def catalogue_vocabulary(titles: Iterable[str], brands: Iterable[str | None] = ()) -> set[str]:
+    """Every index token of the titles and brands: a past query holding none of them found nothing."""
+    return {token for title in titles for token in tokenize(title or "")} | {t for b in brands if b for t in tokenize(b)}
+
+
 class Suggester:
     """Sorted phrases with weights: a prefix is a range found by binary search, its best completions by weight."""
 
-    def __init__(self, queries: dict[str, float], catalogue: dict[str, float], brands: set[str] | None = None, query_scale: float = 1.0) -> None:
-        """Weight = log(1 + catalogue count) + query_scale x log(1 + query weight): evidence from both adds up."""
-        phrases = set(queries) | set(catalogue)
-        self.phrases = sorted(phrases)
-        self.weights = np.array([math.log1p(catalogue.get(p, 0.0)) + query_scale * math.log1p(queries.get(p, 0.0)) for p in self.phrases], dtype=np.float64)
+    def __init__(
+        self, catalogue: dict[str, float], log: QueryLogEvidence | None = None, brands: set[str] | None = None, weights: np.ndarray | None = None
+    ) -> None:
+        """Without a log, a phrase weighs log(1 + catalogue count); with one, its FEATURES (catalogue and log evidence)
+        combine in one score by `weights` (DEFAULT_WEIGHTS when not given)."""
+        queries = log.phrases if log is not None else {}
+        self.phrases = sorted(set(queries) | set(catalogue))
+        if log is None:
+            self.weights = np.array([math.log1p(catalogue.get(p, 0.0)) for p in self.phrases], dtype=np.float64)
+        else:
+            self.weights = phrase_features(self.phrases, catalogue, log) @ (DEFAULT_WEIGHTS if weights is None else weights)
         self.sources: list[Source] = ["query" if p in queries else "brand" if brands and p in brands else "catalogue" for p in self.phrases]
         self.alphabet = sorted({c for phrase in self.phrases for c in phrase if c.isascii() and c.isalnum()})
 
     @classmethod
     def build(
-        cls,
-        titles: Iterable[str],
-        brands: Sequence[str | None] = (),
-        log: Iterable[LoggedQuery] = (),
-        half_life_days: float = 30.0,
-        min_items: int = 2,
-        query_scale: float = 1.0,
+        cls, titles: Iterable[str], brands: Sequence[str | None] = (), log: Iterable[LoggedQuery] = (), half_life_days: float = 30.0,
+        min_items: int = 2, l2: float = L2,
     ) -> Suggester:
-        """A suggester over catalogue titles and brands and, when given, a log of past searches."""
-        titles = list(titles)
-        vocabulary = {token for title in titles for token in tokenize(title or "")} | {t for b in brands if b for t in tokenize(b)}
+        """A suggester over catalogue titles and brands and, when given, a log of past searches whose own queries
+        teach how to weigh the evidence (`learn_phrase_weights`)."""
+        titles, log = list(titles), list(log)
         brand_set = {normalise(b) for b in brands if b}
-        return cls(query_weights(log, vocabulary, half_life_days), catalogue_phrases(titles, brands, min_items=min_items), brand_set, query_scale)
+        vocabulary = catalogue_vocabulary(titles, brands)
+        catalogue = catalogue_phrases(titles, brands, min_items=min_items)
+        if not log:
+            return cls(catalogue, brands=brand_set)
+        weights = learn_phrase_weights(log, catalogue, vocabulary, half_life_days, l2)
+        return cls(catalogue, query_evidence(log, vocabulary, half_life_days), brand_set, weights)
 
     def __len__(self) -> int:
         return len(self.phrases)

@@ -17,5 +17,5 @@ def recovery_fields(query: str, recovery: Recovery) -> dict[str, Any]:
         fields["did_you_mean"] = DidYouMean(original=query, corrected=corrected, corrections=recovery.corrections)
     if recovery.relaxed:
         searched = query if recovery.dense_only else recovery.searched
-        fields["relaxed"] = Relaxation(searched=searched, dropped=recovery.dropped, dense_only=recovery.dense_only)
+        fields["relaxed"] = Relaxation(searched=searched, dropped=recovery.dropped, dense_only=recovery.dense_only, step=recovery.step)
     return fields

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from longtail.data.schema import Event, FieldSpec, Item, spec_fields
+from longtail.search.recovery import Step
 from longtail.serve.text import Identifier, NonEmptyText, ShortText, storable_text
 
 
@@ -79,11 +80,12 @@ class DidYouMean(_Model):
 
 
 class Relaxation(_Model):
-    """How a query that matched no item was relaxed: words dropped (rarest first), or dense retrieval alone."""
+    """How a query no item matched was relaxed: words no item holds dropped, then the rarest words, or dense retrieval alone."""
 
     searched: str = Field(description="the words the results are for")
-    dropped: list[str]
+    dropped: list[str] = Field(description="words left out: those no item holds, then the rarest, in the order dropped")
     dense_only: bool
+    step: Step = Field(description="the step of the ladder that answered: unknown_dropped, rarest_dropped or dense_only")
 
 
 class AppliedRule(_Model):

@@ -71,9 +71,11 @@ function showNotice(data) {
   }
   if (data.relaxed) {
     const line = element("div", "relaxed");
+    const leftOut = data.relaxed.dropped.join(", ");
+    const why = { unknown_dropped: `No item has “${leftOut}”`, rarest_dropped: "No item matches every word" }[data.relaxed.step];
     line.textContent = data.relaxed.dense_only
       ? "No item matched your words; showing the closest items by meaning."
-      : `No item matches every word; showing results for “${data.relaxed.searched}” (left out: ${data.relaxed.dropped.join(", ")}).`;
+      : `${why}; showing results for “${data.relaxed.searched}” (left out: ${leftOut}).`;
     box.append(line);
   }
 }
