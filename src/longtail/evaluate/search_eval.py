@@ -13,10 +13,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from longtail.core.errors import LongtailError
 from longtail.data.tokenize import is_latin_word, tokenize
 from longtail.evaluate.search_metrics import (
     METRICS,
     aligned_scores,
+    evaluate_run,
+    query_metrics,
     summarize,
 )
 from longtail.evaluate.significance import paired_comparison
@@ -24,7 +27,8 @@ from longtail.reporting.charts import bar_chart
 from longtail.reporting.writers import write_report_pair
 from longtail.search.engine import Mode, SearchEngine
 from longtail.search.features import CORRECTED_BM25
-from longtail.search.fusion import reciprocal_rank_fusion
+from longtail.search.fusion import FusionChoice, reciprocal_rank_fusion, tune_fusion
+from longtail.search.learned import LearnedRanker, RankerSettings
 from longtail.search.ranker_training import JudgedPairs
 
 HEAD_QUERY_SHARE = 0.2
@@ -53,8 +57,11 @@ def _order(item_ids: Sequence[str], scores: np.ndarray, tie_break: np.ndarray) -
     return [item_ids[i] for i in order]
 
 
-def condensed_runs(pairs: JudgedPairs, scores: Mapping[str, np.ndarray] | None = None, seed: int = 42, rrf_k: int = 60) -> dict[str, dict[str, list[str]]]:
-    """Run name -> query id -> that query's judged items ranked by the run's score (random, bm25, dense, hybrid, plus `scores`)."""
+def condensed_runs(
+    pairs: JudgedPairs, scores: Mapping[str, np.ndarray] | None = None, seed: int = 42, rrf_k: int = 60, lexical_weight: float = 1.0
+) -> dict[str, dict[str, list[str]]]:
+    """Run name -> query id -> that query's judged items ranked by the run's score (random, bm25, dense, hybrid fused with
+    `rrf_k` and `lexical_weight`, plus `scores`)."""
     column = {name: position for position, name in enumerate(pairs.names)}
     tie_break = np.random.default_rng(seed).random(len(pairs.grades))
     columns = {"random": tie_break, "bm25": pairs.features[:, column[CORRECTED_BM25]], "dense": pairs.features[:, column["dense_cosine"]]}
@@ -70,7 +77,7 @@ def condensed_runs(pairs: JudgedPairs, scores: Mapping[str, np.ndarray] | None =
                 runs[name][query_id] = _order(items, values[start:end], ties)
         by_bm25 = np.asarray([items.index(i) for i in runs["bm25"][query_id]])
         by_dense = np.asarray([items.index(i) for i in runs["dense"][query_id]])
-        fused_rows, _ = reciprocal_rank_fusion([by_bm25, by_dense], k=rrf_k)
+        fused_rows, _ = reciprocal_rank_fusion([by_bm25, by_dense], [lexical_weight, 1.0], rrf_k)
         runs["hybrid"][query_id] = [items[i] for i in fused_rows.tolist()]
     return runs
 
@@ -86,6 +93,64 @@ def full_runs(
     if learned and engine.ranker is not None:
         runs["learned"] = dict(zip(ids, engine.search_many(texts, matrix, depth, "hybrid", learned=True), strict=True))
     return runs
+
+
+def tune_hybrid_fusion(engine: SearchEngine, pairs: JudgedPairs, vectors: Mapping[str, np.ndarray], judgments: pl.DataFrame) -> FusionChoice:
+    """Pick the hybrid's RRF k and lexical weight on judged queries (use validation ones) by mean NDCG@10 of the
+    full-catalogue and the condensed run together, and set them on the engine (saved with its index)."""
+    graded: dict[str, dict[str, float]] = {}
+    texts: dict[str, str] = {}
+    for query_id, query, item_id, grade in judgments.select("query_id", "query", "item_id", "grade").iter_rows():
+        graded.setdefault(str(query_id), {})[item_id] = grade
+        texts[str(query_id)] = query
+    scored = [query_id for query_id, grades in graded.items() if max(grades.values()) >= 1]
+    # Candidates and per-list orders are computed once; each grid point only re-fuses them.
+    lists = engine.candidates([texts[q] for q in scored], np.vstack([vectors[texts[q]] for q in scored]), FULL_DEPTH)
+    item_ids = engine.items["item_id"].to_list()
+    column = {name: position for position, name in enumerate(pairs.names)}
+    wanted = set(scored)
+    condensed: list[tuple[str, list[str], np.ndarray, np.ndarray]] = []
+    boundaries = np.flatnonzero(np.concatenate([[True], pairs.query_ids[1:] != pairs.query_ids[:-1], [True]]))
+    for start, end in pairwise(boundaries):
+        if str(pairs.query_ids[start]) in wanted:
+            by_bm25, by_dense = (np.argsort(-pairs.features[start:end, column[name]], kind="stable") for name in (CORRECTED_BM25, "dense_cosine"))
+            condensed.append((str(pairs.query_ids[start]), pairs.item_ids[start:end], by_bm25, by_dense))
+
+    def objective(rrf_k: int, lexical_weight: float) -> float:
+        fused = [reciprocal_rank_fusion([lexical, dense], [lexical_weight, 1.0], rrf_k)[0][:FULL_DEPTH] for lexical, dense in lists]
+        full = [query_metrics([item_ids[row] for row in rows.tolist()], graded[q])["NDCG@10"] for q, rows in zip(scored, fused, strict=True)]
+        judged = [
+            query_metrics([items[i] for i in reciprocal_rank_fusion([by_bm25, by_dense], [lexical_weight, 1.0], rrf_k)[0].tolist()], graded[q])["NDCG@10"]
+            for q, items, by_bm25, by_dense in condensed
+        ]
+        return (float(np.mean(full)) + float(np.mean(judged))) / 2.0
+
+    choice = tune_fusion(objective)
+    engine.set_fusion(choice.rrf_k, choice.lexical_weight)
+    return choice
+
+
+def condensed_ndcg10(pairs: JudgedPairs, scores: np.ndarray) -> float:
+    """Mean condensed NDCG@10 (graded gain) of judged pairs ordered by `scores` within each query (queries with a relevant item)."""
+    judged = pl.DataFrame({"query_id": pairs.query_ids.astype(str), "item_id": pairs.item_ids, "grade": pairs.grades})
+    run = condensed_runs(pairs, {"scores": np.asarray(scores)})["scores"]
+    return float(evaluate_run(run, judged)["NDCG@10"].mean())
+
+
+def tune_ranker(engine: SearchEngine, train: JudgedPairs, validation: JudgedPairs, grid: Sequence[RankerSettings]) -> tuple[LearnedRanker, list[float]]:
+    """Train one ranker per settings of `grid` (each early-stopped on validation) and keep, on the engine, the one with the
+    best validation condensed NDCG@10; returns it and each grid point's score."""
+    if not grid:
+        raise LongtailError("ranker tuning needs at least one settings in its grid")
+    rankers = [
+        LearnedRanker.fit(train.names, (train.features, train.grades, train.query_ids), (validation.features, validation.grades, validation.query_ids),
+                          settings, train.relevance, validation.relevance)
+        for settings in grid
+    ]
+    scores = [condensed_ndcg10(validation, ranker.score(validation.features)) for ranker in rankers]
+    best = rankers[int(np.argmax(scores))]
+    engine.set_ranker(best)
+    return best, scores
 
 
 def query_segments(judgments: pl.DataFrame, vocabulary: Mapping[str, int], query_counts: Mapping[str, int] | None = None) -> dict[str, list[str]]:

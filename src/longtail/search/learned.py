@@ -32,6 +32,9 @@ class RankerSettings:
     rounds: int = 2000
     early_stopping: int = 100
     seed: int = 42
+    # Graded judgments that come with raters' mean relevance give LambdaRank finer labels (thirds of a grade): pairs of
+    # one grade still differ in relevance, and queries whose judged items all share a grade still teach an order.
+    label_resolution: int = 3
 
 
 @dataclass
@@ -65,6 +68,16 @@ def _groups(query_ids: np.ndarray) -> np.ndarray:
     if len(np.unique(query_ids)) != len(sizes):
         raise LongtailError("ranker training rows must be grouped by query (each query's rows contiguous)")
     return sizes
+
+
+def ranking_labels(grades: np.ndarray, relevance: np.ndarray | None, resolution: int, offset: float) -> tuple[np.ndarray, list[float]]:
+    """Integer LambdaRank labels and their gains (2^grade - 1): the grades themselves, or with relevance targets and a
+    resolution > 0, relevance moved onto the grade scale (minus `offset`) in steps of 1/resolution of a grade."""
+    if relevance is None or resolution <= 0:
+        labels = np.rint(grades).astype(int)
+        return labels, [2.0**g - 1.0 for g in range(int(labels.max(initial=0)) + 2)]
+    labels = np.rint(np.clip(relevance - offset, 0.0, None) * resolution).astype(int)
+    return labels, [2.0 ** (level / resolution) - 1.0 for level in range(int(labels.max(initial=0)) + 2)]
 
 
 class LearnedRanker:
@@ -111,12 +124,16 @@ class LearnedRanker:
             "num_threads": 1,
             "verbosity": -1,
         }
-        # LambdaRank needs integer relevance labels; graded judgments are small non-negative numbers.
-        labels_train, labels_valid = np.rint(y_train).astype(int), np.rint(y_valid).astype(int)
+        with_relevance = train_relevance is not None and validation_relevance is not None
+        # The relevance scale's shift from grades (e.g. 1-3 means for 0-2 grades), learned from the training pairs.
+        offset = float(np.median(train_relevance - y_train)) if with_relevance and train_relevance is not None else 0.0
+        labels_train, gains = ranking_labels(y_train, train_relevance if with_relevance else None, settings.label_resolution, offset)
+        labels_valid, valid_gains = ranking_labels(y_valid, validation_relevance if with_relevance else None, settings.label_resolution, offset)
+        gains = max(gains, valid_gains, key=len)
         train_set = lgb.Dataset(x_train, labels_train, group=_groups(q_train), feature_name=features, free_raw_data=False)
         valid_set = lgb.Dataset(x_valid, labels_valid, group=_groups(q_valid), reference=train_set)
         ranker = lgb.train(
-            {**common, "objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "label_gain": [2**g - 1 for g in range(int(labels_train.max()) + 2)]},
+            {**common, "objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "label_gain": gains},
             train_set,
             settings.rounds,
             valid_sets=[valid_set],
