@@ -110,9 +110,23 @@ def test_ranker_tuning_keeps_the_grid_point_with_the_best_validation_ndcg(engine
     vectors = query_vectors(engine, hand_judgments["query"].to_list())
     train = judged_pairs(engine, hand_judgments.filter(pl.col("query_id") != "q13"), vectors)
     validation = judged_pairs(engine, hand_judgments.filter(pl.col("query_id").is_in(["q12", "q13"])), vectors)
-    grid = [RankerSettings(min_data_in_leaf=1, num_leaves=4, rounds=30, early_stopping=10, label_resolution=r) for r in (0, 3)]
+    small = {"min_data_in_leaf": 1, "num_leaves": 4, "rounds": 30, "early_stopping": 10}
+    grid = [RankerSettings(**small, label_resolution=0), RankerSettings(**small), RankerSettings(**small, objective="regression")]
     best, scores = tune_ranker(engine, train, validation, grid)
-    assert len(scores) == 2 and all(0.0 < s <= 1.0 for s in scores)
-    assert best.meta.settings.label_resolution == grid[int(np.argmax(scores))].label_resolution
-    assert engine.ranker is best
+    assert len(scores) == 3 and all(0.0 < s <= 1.0 for s in scores)
+    assert best.meta.settings == grid[int(np.argmax(scores))]
+    assert engine.ranker is best and best.meta.validation_ndcg10 == max(scores)
     assert condensed_ndcg10(validation, best.score(validation.features)) == pytest.approx(max(scores))
+
+
+def test_the_regression_objective_orders_by_predicted_relevance(engine, hand_judgments):
+    vectors = query_vectors(engine, hand_judgments["query"].to_list())
+    train = judged_pairs(engine, hand_judgments.filter(pl.col("query_id") != "q13"), vectors)
+    validation = judged_pairs(engine, hand_judgments.filter(pl.col("query_id").is_in(["q12", "q13"])), vectors)
+    settings = RankerSettings(min_data_in_leaf=1, num_leaves=4, rounds=50, early_stopping=20, objective="regression")
+    ranker = LearnedRanker.fit(train.names, (train.features, train.grades, train.query_ids), (validation.features, validation.grades, validation.query_ids),
+                               settings, train.relevance, validation.relevance)
+    np.testing.assert_allclose(ranker.score(validation.features), ranker.predict_relevance(validation.features))
+    held_out = validation.query_ids == "q13"
+    items = [item for item, keep in zip(validation.item_ids, held_out, strict=True) if keep]
+    assert items[int(np.argmax(ranker.score(validation.features[held_out])))] == "flask"

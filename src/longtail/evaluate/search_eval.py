@@ -28,7 +28,7 @@ from longtail.reporting.writers import write_report_pair
 from longtail.search.engine import Mode, SearchEngine
 from longtail.search.features import CORRECTED_BM25
 from longtail.search.fusion import FusionChoice, reciprocal_rank_fusion, tune_fusion
-from longtail.search.learned import LearnedRanker, RankerSettings
+from longtail.search.learned import RANKER_GRID, LearnedRanker, RankerSettings
 from longtail.search.ranker_training import JudgedPairs
 
 HEAD_QUERY_SHARE = 0.2
@@ -137,9 +137,11 @@ def condensed_ndcg10(pairs: JudgedPairs, scores: np.ndarray) -> float:
     return float(evaluate_run(run, judged)["NDCG@10"].mean())
 
 
-def tune_ranker(engine: SearchEngine, train: JudgedPairs, validation: JudgedPairs, grid: Sequence[RankerSettings]) -> tuple[LearnedRanker, list[float]]:
+def tune_ranker(
+    engine: SearchEngine, train: JudgedPairs, validation: JudgedPairs, grid: Sequence[RankerSettings] = RANKER_GRID
+) -> tuple[LearnedRanker, list[float]]:
     """Train one ranker per settings of `grid` (each early-stopped on validation) and keep, on the engine, the one with the
-    best validation condensed NDCG@10; returns it and each grid point's score."""
+    best validation condensed NDCG@10 (graded gain, recorded in its meta); returns it and each grid point's score."""
     if not grid:
         raise LongtailError("ranker tuning needs at least one settings in its grid")
     rankers = [
@@ -149,6 +151,8 @@ def tune_ranker(engine: SearchEngine, train: JudgedPairs, validation: JudgedPair
     ]
     scores = [condensed_ndcg10(validation, ranker.score(validation.features)) for ranker in rankers]
     best = rankers[int(np.argmax(scores))]
+    # One yardstick for every objective: LambdaRank's own validation NDCG uses its training labels' gains.
+    best.meta.validation_ndcg10 = max(scores)
     engine.set_ranker(best)
     return best, scores
 

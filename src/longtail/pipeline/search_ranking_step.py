@@ -21,6 +21,7 @@ from longtail.evaluate.search_eval import (
     rmse,
     summarise_runs,
     tune_hybrid_fusion,
+    tune_ranker,
     write_report,
 )
 from longtail.evaluate.search_metrics import evaluate_run, load_judgments
@@ -42,13 +43,16 @@ def open_engine(index: Path | None, items: pl.DataFrame | None, config: Longtail
 
 def train_ranker_step(engine: SearchEngine, judgments_path: Path, seed: int = 42, settings: RankerSettings | None = None) -> dict[str, Any]:
     """Split judgments by query, tune the hybrid's fusion on the validation part and train the ranker on the train part
-    (early-stopped on validation); both are saved with the index."""
+    (early-stopped on validation; without `settings`, the best of the tuning grid on validation); both are saved with the index."""
     started = time.perf_counter()
     parts = split_by_query(load_judgments(judgments_path), DEFAULT_FRACTIONS, seed)
     vectors = query_vectors(engine, [*parts["train"]["query"].to_list(), *parts["validation"]["query"].to_list()])
     train, validation = judged_pairs(engine, parts["train"], vectors), judged_pairs(engine, parts["validation"], vectors)
     fusion = tune_hybrid_fusion(engine, validation, vectors, parts["validation"])
-    ranker = train_ranker(engine, train, validation, settings)
+    if settings is None:
+        ranker, _ = tune_ranker(engine, train, validation)
+    else:
+        ranker = train_ranker(engine, train, validation, settings)
     # Recorded so that evaluate-search can refuse a split whose test queries this ranker trained on.
     ranker.meta.extra[SPLIT_SEED] = seed
     engine.set_ranker(ranker)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -21,8 +22,8 @@ RANKER_META = "ranker.json"
 class RankerSettings:
     """LightGBM settings and how many fused candidates the ranker re-orders at query time.
 
-    Defaults were chosen on the validation queries of the Home Depot split (small trees, slow learning: the best
-    iteration comes early, as rater noise bounds what ordering a few judged items can learn)."""
+    Small trees and slow learning: rater noise bounds what ordering a few judged items can learn, so the best
+    iteration comes early. `RANKER_GRID` holds the variants `tune_ranker` compares on validation queries."""
 
     depth: int = 100
     learning_rate: float = 0.03
@@ -35,6 +36,17 @@ class RankerSettings:
     # Graded judgments that come with raters' mean relevance give LambdaRank finer labels (thirds of a grade): pairs of
     # one grade still differ in relevance, and queries whose judged items all share a grade still teach an order.
     label_resolution: int = 3
+    # "regression": order by the relevance regressor itself (with raters' means it often orders a few judged items better
+    # than LambdaRank, which early-stops after a handful of trees on noisy grades); tuning picks one on validation.
+    objective: Literal["lambdarank", "regression"] = "lambdarank"
+
+
+# What `tune_ranker` tries on validation: LambdaRank, and the relevance regressor as the ranker with two tree sizes.
+RANKER_GRID = (
+    RankerSettings(),
+    RankerSettings(objective="regression"),
+    RankerSettings(objective="regression", num_leaves=31, min_data_in_leaf=20),
+)
 
 
 @dataclass
@@ -124,40 +136,42 @@ class LearnedRanker:
             "num_threads": 1,
             "verbosity": -1,
         }
-        with_relevance = train_relevance is not None and validation_relevance is not None
-        # The relevance scale's shift from grades (e.g. 1-3 means for 0-2 grades), learned from the training pairs.
-        offset = float(np.median(train_relevance - y_train)) if with_relevance and train_relevance is not None else 0.0
-        labels_train, gains = ranking_labels(y_train, train_relevance if with_relevance else None, settings.label_resolution, offset)
-        labels_valid, valid_gains = ranking_labels(y_valid, validation_relevance if with_relevance else None, settings.label_resolution, offset)
-        gains = max(gains, valid_gains, key=len)
-        train_set = lgb.Dataset(x_train, labels_train, group=_groups(q_train), feature_name=features, free_raw_data=False)
-        valid_set = lgb.Dataset(x_valid, labels_valid, group=_groups(q_valid), reference=train_set)
-        ranker = lgb.train(
-            {**common, "objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "label_gain": gains},
-            train_set,
-            settings.rounds,
-            valid_sets=[valid_set],
-            callbacks=[lgb.early_stopping(settings.early_stopping, verbose=False)],
-        )
-        meta = RankerMeta(
-            features=list(features),
-            settings=settings,
-            best_iteration=int(ranker.best_iteration),
-            validation_ndcg10=float(ranker.best_score["valid_0"]["ndcg@10"]),
-            train_queries=len(np.unique(q_train)),
-            validation_queries=len(np.unique(q_valid)),
-        )
-        regressor = None
-        if train_relevance is not None and validation_relevance is not None:
-            regression_train = lgb.Dataset(x_train, train_relevance, feature_name=features, free_raw_data=False)
-            regression_valid = lgb.Dataset(x_valid, validation_relevance, reference=regression_train)
-            regressor = lgb.train(
+        queries = {"train_queries": len(np.unique(q_train)), "validation_queries": len(np.unique(q_valid))}
+
+        def regression(target_train: np.ndarray, target_valid: np.ndarray):
+            regression_train = lgb.Dataset(x_train, target_train, feature_name=features, free_raw_data=False)
+            regression_valid = lgb.Dataset(x_valid, target_valid, reference=regression_train)
+            return lgb.train(
                 {**common, "objective": "regression", "metric": "rmse"},
                 regression_train,
                 settings.rounds,
                 valid_sets=[regression_valid],
                 callbacks=[lgb.early_stopping(settings.early_stopping, verbose=False)],
             )
+
+        regressor = None
+        if train_relevance is not None and validation_relevance is not None:
+            regressor = regression(train_relevance, validation_relevance)
+        if settings.objective == "regression":
+            ranker = regressor if regressor is not None else regression(y_train, y_valid)
+            meta = RankerMeta(list(features), settings, int(ranker.best_iteration), float("nan"), **queries)
+        else:
+            # The relevance scale's shift from grades (e.g. 1-3 means for 0-2 grades), learned from the training pairs.
+            with_relevance = regressor is not None and train_relevance is not None
+            offset = float(np.median(train_relevance - y_train)) if with_relevance and train_relevance is not None else 0.0
+            labels_train, gains = ranking_labels(y_train, train_relevance if with_relevance else None, settings.label_resolution, offset)
+            labels_valid, valid_gains = ranking_labels(y_valid, validation_relevance if with_relevance else None, settings.label_resolution, offset)
+            train_set = lgb.Dataset(x_train, labels_train, group=_groups(q_train), feature_name=features, free_raw_data=False)
+            valid_set = lgb.Dataset(x_valid, labels_valid, group=_groups(q_valid), reference=train_set)
+            ranker = lgb.train(
+                {**common, "objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "label_gain": max(gains, valid_gains, key=len)},
+                train_set,
+                settings.rounds,
+                valid_sets=[valid_set],
+                callbacks=[lgb.early_stopping(settings.early_stopping, verbose=False)],
+            )
+            meta = RankerMeta(list(features), settings, int(ranker.best_iteration), float(ranker.best_score["valid_0"]["ndcg@10"]), **queries)
+        if regressor is not None:
             meta.regressor_best_iteration = int(regressor.best_iteration)
             meta.validation_rmse = float(regressor.best_score["valid_0"]["rmse"])
         return cls(ranker, meta, regressor)
