@@ -134,7 +134,7 @@ def condensed_ndcg10(pairs: JudgedPairs, scores: np.ndarray) -> float:
     """Mean condensed NDCG@10 (graded gain) of judged pairs ordered by `scores` within each query (queries with a relevant item)."""
     judged = pl.DataFrame({"query_id": pairs.query_ids.astype(str), "item_id": pairs.item_ids, "grade": pairs.grades})
     run = condensed_runs(pairs, {"scores": np.asarray(scores)})["scores"]
-    return float(evaluate_run(run, judged)["NDCG@10"].mean())
+    return float(evaluate_run(run, judged)["NDCG@10"].to_numpy().mean())
 
 
 def tune_ranker(

@@ -136,7 +136,7 @@ class LearnedRanker:
             "num_threads": 1,
             "verbosity": -1,
         }
-        queries = {"train_queries": len(np.unique(q_train)), "validation_queries": len(np.unique(q_valid))}
+        train_queries, validation_queries = len(np.unique(q_train)), len(np.unique(q_valid))
 
         def regression(target_train: np.ndarray, target_valid: np.ndarray):
             regression_train = lgb.Dataset(x_train, target_train, feature_name=features, free_raw_data=False)
@@ -154,7 +154,10 @@ class LearnedRanker:
             regressor = regression(train_relevance, validation_relevance)
         if settings.objective == "regression":
             ranker = regressor if regressor is not None else regression(y_train, y_valid)
-            meta = RankerMeta(list(features), settings, int(ranker.best_iteration), float("nan"), **queries)
+            # LambdaRank's validation NDCG does not exist here; `tune_ranker` records the condensed one.
+            meta = RankerMeta(
+                list(features), settings, int(ranker.best_iteration), float("nan"), train_queries=train_queries, validation_queries=validation_queries
+            )
         else:
             # The relevance scale's shift from grades (e.g. 1-3 means for 0-2 grades), learned from the training pairs.
             with_relevance = regressor is not None and train_relevance is not None
@@ -170,7 +173,8 @@ class LearnedRanker:
                 valid_sets=[valid_set],
                 callbacks=[lgb.early_stopping(settings.early_stopping, verbose=False)],
             )
-            meta = RankerMeta(list(features), settings, int(ranker.best_iteration), float(ranker.best_score["valid_0"]["ndcg@10"]), **queries)
+            ndcg10 = float(ranker.best_score["valid_0"]["ndcg@10"])
+            meta = RankerMeta(list(features), settings, int(ranker.best_iteration), ndcg10, train_queries=train_queries, validation_queries=validation_queries)
         if regressor is not None:
             meta.regressor_best_iteration = int(regressor.best_iteration)
             meta.validation_rmse = float(regressor.best_score["valid_0"]["rmse"])
