@@ -116,6 +116,11 @@ def test_ranker_tuning_keeps_the_grid_point_with_the_best_validation_ndcg(engine
     assert len(scores) == 3 and all(0.0 < s <= 1.0 for s in scores)
     assert best.meta.settings == grid[int(np.argmax(scores))]
     assert engine.ranker is best and best.meta.validation_ndcg10 == max(scores)
+    validation_judgments = hand_judgments.filter(pl.col("query_id").is_in(["q12", "q13"]))
+    both, mixed = tune_ranker(engine, train, validation, grid, validation_judgments, vectors)
+    assert len(mixed) == 3 and all(0.0 < s <= 1.0 for s in mixed) and both.meta.settings == grid[int(np.argmax(mixed))]
+    # Full-catalogue NDCG@10 of a re-ranked 8-item catalogue differs from the condensed one, so the objective moves.
+    assert mixed != scores
     assert condensed_ndcg10(validation, best.score(validation.features)) == pytest.approx(max(scores))
 
 

@@ -25,7 +25,7 @@ from longtail.evaluate.search_metrics import (
 from longtail.evaluate.significance import paired_comparison
 from longtail.reporting.charts import bar_chart
 from longtail.reporting.writers import write_report_pair
-from longtail.search.engine import Mode, SearchEngine
+from longtail.search.engine import CROSS_ENCODER_FEATURE, Mode, SearchEngine
 from longtail.search.features import CORRECTED_BM25
 from longtail.search.fusion import FusionChoice, reciprocal_rank_fusion, tune_fusion
 from longtail.search.learned import RANKER_GRID, LearnedRanker, RankerSettings
@@ -137,11 +137,49 @@ def condensed_ndcg10(pairs: JudgedPairs, scores: np.ndarray) -> float:
     return float(evaluate_run(run, judged)["NDCG@10"].to_numpy().mean())
 
 
+def _full_ndcg10_of_rankers(
+    engine: SearchEngine, rankers: Sequence[LearnedRanker], judgments: pl.DataFrame, vectors: Mapping[str, np.ndarray]
+) -> list[float]:
+    """Mean full-catalogue NDCG@10 of each ranker re-ordering the engine's fused top `depth` for the judged queries; the
+    candidates and their features are computed once and scored by every ranker."""
+    graded: dict[str, dict[str, float]] = {}
+    texts: dict[str, str] = {}
+    for query_id, query, item_id, grade in judgments.select("query_id", "query", "item_id", "grade").iter_rows():
+        graded.setdefault(str(query_id), {})[item_id] = grade
+        texts[str(query_id)] = query
+    item_ids = engine.items["item_id"].to_list()
+    builder = engine.ranking_features()
+    totals = np.zeros(len(rankers))
+    scored = [query_id for query_id, grades in graded.items() if max(grades.values()) >= 1]
+    for query_id in scored:
+        query, vector = texts[query_id], vectors[texts[query_id]]
+        rows = np.asarray([hit.row for hit in engine.search(query, FULL_DEPTH, query_vector=vector, learned=False).hits], dtype=np.int64)
+        if not len(rows):
+            continue
+        depth = max(ranker.meta.settings.depth for ranker in rankers)
+        # The same features the engine's re-ranking computes (a cross-encoder score when the rankers read one).
+        extra = {CROSS_ENCODER_FEATURE: engine.cross_encoder_scores(query, rows[:depth])} if CROSS_ENCODER_FEATURE in rankers[0].features else {}
+        features = builder.compute(query, rows[:depth], vector, extra)
+        for number, ranker in enumerate(rankers):
+            depth = ranker.meta.settings.depth
+            head = rows[:depth][np.argsort(-ranker.score(features[:depth]), kind="stable")]
+            ranked = [item_ids[row] for row in np.concatenate([head, rows[depth:]]).tolist()]
+            totals[number] += query_metrics(ranked, graded[query_id])["NDCG@10"]
+    return (totals / max(len(scored), 1)).tolist()
+
+
 def tune_ranker(
-    engine: SearchEngine, train: JudgedPairs, validation: JudgedPairs, grid: Sequence[RankerSettings] = RANKER_GRID
+    engine: SearchEngine,
+    train: JudgedPairs,
+    validation: JudgedPairs,
+    grid: Sequence[RankerSettings] = RANKER_GRID,
+    judgments: pl.DataFrame | None = None,
+    vectors: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[LearnedRanker, list[float]]:
-    """Train one ranker per settings of `grid` (each early-stopped on validation) and keep, on the engine, the one with the
-    best validation condensed NDCG@10 (graded gain, recorded in its meta); returns it and each grid point's score."""
+    """Train one ranker per settings of `grid` (each early-stopped on validation) and keep, on the engine, the best on the
+    validation queries: by condensed NDCG@10 (graded gain), or, given those queries' `judgments` and query `vectors`, by the
+    mean of condensed and full-catalogue NDCG@10 (a ranker must both order judged items and re-rank real candidates).
+    Returns it and each grid point's objective; the best's condensed NDCG@10 is recorded in its meta."""
     if not grid:
         raise LongtailError("ranker tuning needs at least one settings in its grid")
     rankers = [
@@ -149,12 +187,16 @@ def tune_ranker(
                           settings, train.relevance, validation.relevance)
         for settings in grid
     ]
-    scores = [condensed_ndcg10(validation, ranker.score(validation.features)) for ranker in rankers]
-    best = rankers[int(np.argmax(scores))]
+    condensed = [condensed_ndcg10(validation, ranker.score(validation.features)) for ranker in rankers]
+    scores = condensed
+    if judgments is not None and vectors is not None:
+        full = _full_ndcg10_of_rankers(engine, rankers, judgments, vectors)
+        scores = [(c + f) / 2.0 for c, f in zip(condensed, full, strict=True)]
+    best = int(np.argmax(scores))
     # One yardstick for every objective: LambdaRank's own validation NDCG uses its training labels' gains.
-    best.meta.validation_ndcg10 = max(scores)
-    engine.set_ranker(best)
-    return best, scores
+    rankers[best].meta.validation_ndcg10 = condensed[best]
+    engine.set_ranker(rankers[best])
+    return rankers[best], scores
 
 
 def query_segments(judgments: pl.DataFrame, vocabulary: Mapping[str, int], query_counts: Mapping[str, int] | None = None) -> dict[str, list[str]]:

@@ -50,7 +50,7 @@ def train_ranker_step(engine: SearchEngine, judgments_path: Path, seed: int = 42
     train, validation = judged_pairs(engine, parts["train"], vectors), judged_pairs(engine, parts["validation"], vectors)
     fusion = tune_hybrid_fusion(engine, validation, vectors, parts["validation"])
     if settings is None:
-        ranker, _ = tune_ranker(engine, train, validation)
+        ranker, _ = tune_ranker(engine, train, validation, judgments=parts["validation"], vectors=vectors)
     else:
         ranker = train_ranker(engine, train, validation, settings)
     # Recorded so that evaluate-search can refuse a split whose test queries this ranker trained on.

@@ -41,9 +41,11 @@ class RankerSettings:
     objective: Literal["lambdarank", "regression"] = "lambdarank"
 
 
-# What `tune_ranker` tries on validation: LambdaRank, and the relevance regressor as the ranker with two tree sizes.
+# What `tune_ranker` tries on validation: LambdaRank on relevance-scale and on grade labels, and the relevance regressor
+# as the ranker with two tree sizes.
 RANKER_GRID = (
     RankerSettings(),
+    RankerSettings(label_resolution=0),
     RankerSettings(objective="regression"),
     RankerSettings(objective="regression", num_leaves=31, min_data_in_leaf=20),
 )
