@@ -7,7 +7,7 @@ import pytest
 
 from longtail.core.errors import LongtailError
 from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, filter_columns, parse_filters
-from longtail.search.fusion import reciprocal_rank_fusion, tune_lexical_weight
+from longtail.search.fusion import reciprocal_rank_fusion, tune_fusion
 
 
 def test_rrf_rewards_rows_that_both_lists_rank_high():
@@ -27,10 +27,12 @@ def test_rrf_weights_shift_the_order_and_padding_rows_are_ignored():
     assert reciprocal_rank_fusion([np.array([], dtype=np.int64)])[0].tolist() == []
 
 
-def test_weight_tuning_picks_the_best_grid_point_and_prefers_one_on_ties():
-    best, results = tune_lexical_weight(lambda w: -abs(w - 0.5), grid=(0.0, 0.5, 1.0))
-    assert best == 0.5 and results[1.0] == -0.5
-    assert tune_lexical_weight(lambda w: 1.0, grid=(0.0, 1.0, 2.0))[0] == 1.0
+def test_fusion_tuning_picks_the_best_grid_point_and_prefers_the_defaults_on_ties():
+    choice = tune_fusion(lambda k, w: -abs(w - 0.5) - abs(k - 10) / 100, ks=(10, 60), weights=(0.5, 1.0, 2.0))
+    assert (choice.rrf_k, choice.lexical_weight) == (10, 0.5)
+    assert choice.objective == 0.0 and choice.grid[(60, 1.0)] == pytest.approx(-1.0)
+    flat = tune_fusion(lambda k, w: 1.0, ks=(10, 60, 100), weights=(0.5, 1.0, 2.0))
+    assert (flat.rrf_k, flat.lexical_weight) == (60, 1.0)
 
 
 def test_parse_filters_reads_category_brand_and_price_range():

@@ -13,18 +13,22 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from longtail.core.errors import LongtailError
 from longtail.data.tokenize import is_latin_word, tokenize
 from longtail.evaluate.search_metrics import (
     METRICS,
     aligned_scores,
+    evaluate_run,
+    query_metrics,
     summarize,
 )
 from longtail.evaluate.significance import paired_comparison
 from longtail.reporting.charts import bar_chart
 from longtail.reporting.writers import write_report_pair
-from longtail.search.engine import Mode, SearchEngine
+from longtail.search.engine import CROSS_ENCODER_FEATURE, Mode, SearchEngine
 from longtail.search.features import CORRECTED_BM25
-from longtail.search.fusion import reciprocal_rank_fusion
+from longtail.search.fusion import FusionChoice, reciprocal_rank_fusion, tune_fusion
+from longtail.search.learned import RANKER_GRID, LearnedRanker, RankerSettings
 from longtail.search.ranker_training import JudgedPairs
 
 HEAD_QUERY_SHARE = 0.2
@@ -53,8 +57,11 @@ def _order(item_ids: Sequence[str], scores: np.ndarray, tie_break: np.ndarray) -
     return [item_ids[i] for i in order]
 
 
-def condensed_runs(pairs: JudgedPairs, scores: Mapping[str, np.ndarray] | None = None, seed: int = 42, rrf_k: int = 60) -> dict[str, dict[str, list[str]]]:
-    """Run name -> query id -> that query's judged items ranked by the run's score (random, bm25, dense, hybrid, plus `scores`)."""
+def condensed_runs(
+    pairs: JudgedPairs, scores: Mapping[str, np.ndarray] | None = None, seed: int = 42, rrf_k: int = 60, lexical_weight: float = 1.0
+) -> dict[str, dict[str, list[str]]]:
+    """Run name -> query id -> that query's judged items ranked by the run's score (random, bm25, dense, hybrid fused with
+    `rrf_k` and `lexical_weight`, plus `scores`)."""
     column = {name: position for position, name in enumerate(pairs.names)}
     tie_break = np.random.default_rng(seed).random(len(pairs.grades))
     columns = {"random": tie_break, "bm25": pairs.features[:, column[CORRECTED_BM25]], "dense": pairs.features[:, column["dense_cosine"]]}
@@ -70,7 +77,7 @@ def condensed_runs(pairs: JudgedPairs, scores: Mapping[str, np.ndarray] | None =
                 runs[name][query_id] = _order(items, values[start:end], ties)
         by_bm25 = np.asarray([items.index(i) for i in runs["bm25"][query_id]])
         by_dense = np.asarray([items.index(i) for i in runs["dense"][query_id]])
-        fused_rows, _ = reciprocal_rank_fusion([by_bm25, by_dense], k=rrf_k)
+        fused_rows, _ = reciprocal_rank_fusion([by_bm25, by_dense], [lexical_weight, 1.0], rrf_k)
         runs["hybrid"][query_id] = [items[i] for i in fused_rows.tolist()]
     return runs
 
@@ -86,6 +93,110 @@ def full_runs(
     if learned and engine.ranker is not None:
         runs["learned"] = dict(zip(ids, engine.search_many(texts, matrix, depth, "hybrid", learned=True), strict=True))
     return runs
+
+
+def tune_hybrid_fusion(engine: SearchEngine, pairs: JudgedPairs, vectors: Mapping[str, np.ndarray], judgments: pl.DataFrame) -> FusionChoice:
+    """Pick the hybrid's RRF k and lexical weight on judged queries (use validation ones) by mean NDCG@10 of the
+    full-catalogue and the condensed run together, and set them on the engine (saved with its index)."""
+    graded: dict[str, dict[str, float]] = {}
+    texts: dict[str, str] = {}
+    for query_id, query, item_id, grade in judgments.select("query_id", "query", "item_id", "grade").iter_rows():
+        graded.setdefault(str(query_id), {})[item_id] = grade
+        texts[str(query_id)] = query
+    scored = [query_id for query_id, grades in graded.items() if max(grades.values()) >= 1]
+    # Candidates and per-list orders are computed once; each grid point only re-fuses them.
+    lists = engine.candidates([texts[q] for q in scored], np.vstack([vectors[texts[q]] for q in scored]), FULL_DEPTH)
+    item_ids = engine.items["item_id"].to_list()
+    column = {name: position for position, name in enumerate(pairs.names)}
+    wanted = set(scored)
+    condensed: list[tuple[str, list[str], np.ndarray, np.ndarray]] = []
+    boundaries = np.flatnonzero(np.concatenate([[True], pairs.query_ids[1:] != pairs.query_ids[:-1], [True]]))
+    for start, end in pairwise(boundaries):
+        if str(pairs.query_ids[start]) in wanted:
+            by_bm25, by_dense = (np.argsort(-pairs.features[start:end, column[name]], kind="stable") for name in (CORRECTED_BM25, "dense_cosine"))
+            condensed.append((str(pairs.query_ids[start]), pairs.item_ids[start:end], by_bm25, by_dense))
+
+    def objective(rrf_k: int, lexical_weight: float) -> float:
+        fused = [reciprocal_rank_fusion([lexical, dense], [lexical_weight, 1.0], rrf_k)[0][:FULL_DEPTH] for lexical, dense in lists]
+        full = [query_metrics([item_ids[row] for row in rows.tolist()], graded[q])["NDCG@10"] for q, rows in zip(scored, fused, strict=True)]
+        judged = [
+            query_metrics([items[i] for i in reciprocal_rank_fusion([by_bm25, by_dense], [lexical_weight, 1.0], rrf_k)[0].tolist()], graded[q])["NDCG@10"]
+            for q, items, by_bm25, by_dense in condensed
+        ]
+        return (float(np.mean(full)) + float(np.mean(judged))) / 2.0
+
+    choice = tune_fusion(objective)
+    engine.set_fusion(choice.rrf_k, choice.lexical_weight)
+    return choice
+
+
+def condensed_ndcg10(pairs: JudgedPairs, scores: np.ndarray) -> float:
+    """Mean condensed NDCG@10 (graded gain) of judged pairs ordered by `scores` within each query (queries with a relevant item)."""
+    judged = pl.DataFrame({"query_id": pairs.query_ids.astype(str), "item_id": pairs.item_ids, "grade": pairs.grades})
+    run = condensed_runs(pairs, {"scores": np.asarray(scores)})["scores"]
+    return float(evaluate_run(run, judged)["NDCG@10"].to_numpy().mean())
+
+
+def _full_ndcg10_of_rankers(
+    engine: SearchEngine, rankers: Sequence[LearnedRanker], judgments: pl.DataFrame, vectors: Mapping[str, np.ndarray]
+) -> list[float]:
+    """Mean full-catalogue NDCG@10 of each ranker re-ordering the engine's fused top `depth` for the judged queries; the
+    candidates and their features are computed once and scored by every ranker."""
+    graded: dict[str, dict[str, float]] = {}
+    texts: dict[str, str] = {}
+    for query_id, query, item_id, grade in judgments.select("query_id", "query", "item_id", "grade").iter_rows():
+        graded.setdefault(str(query_id), {})[item_id] = grade
+        texts[str(query_id)] = query
+    item_ids = engine.items["item_id"].to_list()
+    builder = engine.ranking_features()
+    totals = np.zeros(len(rankers))
+    scored = [query_id for query_id, grades in graded.items() if max(grades.values()) >= 1]
+    for query_id in scored:
+        query, vector = texts[query_id], vectors[texts[query_id]]
+        rows = np.asarray([hit.row for hit in engine.search(query, FULL_DEPTH, query_vector=vector, learned=False).hits], dtype=np.int64)
+        if not len(rows):
+            continue
+        depth = max(ranker.meta.settings.depth for ranker in rankers)
+        # The same features the engine's re-ranking computes (a cross-encoder score when the rankers read one).
+        extra = {CROSS_ENCODER_FEATURE: engine.cross_encoder_scores(query, rows[:depth])} if CROSS_ENCODER_FEATURE in rankers[0].features else {}
+        features = builder.compute(query, rows[:depth], vector, extra)
+        for number, ranker in enumerate(rankers):
+            depth = ranker.meta.settings.depth
+            head = rows[:depth][np.argsort(-ranker.score(features[:depth]), kind="stable")]
+            ranked = [item_ids[row] for row in np.concatenate([head, rows[depth:]]).tolist()]
+            totals[number] += query_metrics(ranked, graded[query_id])["NDCG@10"]
+    return (totals / max(len(scored), 1)).tolist()
+
+
+def tune_ranker(
+    engine: SearchEngine,
+    train: JudgedPairs,
+    validation: JudgedPairs,
+    grid: Sequence[RankerSettings] = RANKER_GRID,
+    judgments: pl.DataFrame | None = None,
+    vectors: Mapping[str, np.ndarray] | None = None,
+) -> tuple[LearnedRanker, list[float]]:
+    """Train one ranker per settings of `grid` (each early-stopped on validation) and keep, on the engine, the best on the
+    validation queries: by condensed NDCG@10 (graded gain), or, given those queries' `judgments` and query `vectors`, by the
+    mean of condensed and full-catalogue NDCG@10 (a ranker must both order judged items and re-rank real candidates).
+    Returns it and each grid point's objective; the best's condensed NDCG@10 is recorded in its meta."""
+    if not grid:
+        raise LongtailError("ranker tuning needs at least one settings in its grid")
+    rankers = [
+        LearnedRanker.fit(train.names, (train.features, train.grades, train.query_ids), (validation.features, validation.grades, validation.query_ids),
+                          settings, train.relevance, validation.relevance)
+        for settings in grid
+    ]
+    condensed = [condensed_ndcg10(validation, ranker.score(validation.features)) for ranker in rankers]
+    scores = condensed
+    if judgments is not None and vectors is not None:
+        full = _full_ndcg10_of_rankers(engine, rankers, judgments, vectors)
+        scores = [(c + f) / 2.0 for c, f in zip(condensed, full, strict=True)]
+    best = int(np.argmax(scores))
+    # One yardstick for every objective: LambdaRank's own validation NDCG uses its training labels' gains.
+    rankers[best].meta.validation_ndcg10 = condensed[best]
+    engine.set_ranker(rankers[best])
+    return rankers[best], scores
 
 
 def query_segments(judgments: pl.DataFrame, vocabulary: Mapping[str, int], query_counts: Mapping[str, int] | None = None) -> dict[str, list[str]]:

@@ -20,6 +20,8 @@ from longtail.evaluate.search_eval import (
     query_segments,
     rmse,
     summarise_runs,
+    tune_hybrid_fusion,
+    tune_ranker,
     write_report,
 )
 from longtail.evaluate.search_metrics import evaluate_run, load_judgments
@@ -40,12 +42,17 @@ def open_engine(index: Path | None, items: pl.DataFrame | None, config: Longtail
 
 
 def train_ranker_step(engine: SearchEngine, judgments_path: Path, seed: int = 42, settings: RankerSettings | None = None) -> dict[str, Any]:
-    """Split judgments by query, train the ranker on the train part (early-stopped on validation), save it with the index."""
+    """Split judgments by query, tune the hybrid's fusion on the validation part and train the ranker on the train part
+    (early-stopped on validation; without `settings`, the best of the tuning grid on validation); both are saved with the index."""
     started = time.perf_counter()
     parts = split_by_query(load_judgments(judgments_path), DEFAULT_FRACTIONS, seed)
     vectors = query_vectors(engine, [*parts["train"]["query"].to_list(), *parts["validation"]["query"].to_list()])
     train, validation = judged_pairs(engine, parts["train"], vectors), judged_pairs(engine, parts["validation"], vectors)
-    ranker = train_ranker(engine, train, validation, settings)
+    fusion = tune_hybrid_fusion(engine, validation, vectors, parts["validation"])
+    if settings is None:
+        ranker, _ = tune_ranker(engine, train, validation, judgments=parts["validation"], vectors=vectors)
+    else:
+        ranker = train_ranker(engine, train, validation, settings)
     # Recorded so that evaluate-search can refuse a split whose test queries this ranker trained on.
     ranker.meta.extra[SPLIT_SEED] = seed
     engine.set_ranker(ranker)
@@ -55,6 +62,7 @@ def train_ranker_step(engine: SearchEngine, judgments_path: Path, seed: int = 42
         "train_pairs": len(train.grades),
         "validation_pairs": len(validation.grades),
         "importance": ranker.importance(),
+        "fusion": {"rrf_k": fusion.rrf_k, "lexical_weight": fusion.lexical_weight, "validation_ndcg10": fusion.objective},
     }
 
 
@@ -79,7 +87,7 @@ def evaluate_search_step(
     scores: dict[str, np.ndarray] = {}
     if engine.ranker is not None:
         scores["learned"] = engine.ranker.score(pairs.features)
-    condensed = condensed_runs(pairs, scores, seed, engine.config.search.rrf_k)
+    condensed = condensed_runs(pairs, scores, seed, engine.config.search.rrf_k, engine.config.search.lexical_weight)
     results = {name: RunResult(name, condensed=evaluate_run(run, judgments)) for name, run in condensed.items()}
     if engine.ranker is not None and engine.ranker.regressor is not None:
         results["learned"].rmse = rmse(engine.ranker.predict_relevance(pairs.features), pairs.relevance)

@@ -192,6 +192,19 @@ class SearchEngine:
         if ranker is not None and self.directory is not None:
             ranker.save(self.directory)
 
+    def set_fusion(self, rrf_k: int, lexical_weight: float) -> None:
+        """Fuse with this RRF k and lexical weight (dense weight 1), saving them in the index folder's config if there is one."""
+        search = self.config.search.model_copy(update={"rrf_k": rrf_k, "lexical_weight": lexical_weight, "dense_weight": 1.0})
+        self.config = self.config.model_copy(update={"search": search})
+        if self.directory is not None:
+            save_config(self.config, self.directory)
+            update_manifest(self.directory, [CONFIG_FILENAME])
+
+    def candidates(self, queries: list[str], query_vectors: np.ndarray, depth: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each unfiltered query's BM25 rows and dense rows (best first, `depth` each), before fusion: what fusion tuning reads."""
+        dense = self._dense_batch(query_vectors, depth)
+        return [(self.lexical.search(query, depth, self._live)[0], rows) for query, rows in zip(queries, dense, strict=True)]
+
     def rerank(self, query: str, rows: np.ndarray, fused: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The learned ranker's order of the first `depth` fused candidates (the rest keep their fused order below them)."""
         if self.ranker is None:

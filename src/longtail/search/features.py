@@ -1,11 +1,12 @@
-"""Generic (query, item) features for learned ranking: BM25 per field, dense cosine, word/character overlap, typo-corrected
-and number+unit matches; nothing here is specific to one catalogue."""
+"""Generic (query, item) features for learned ranking: BM25 per field, dense cosine, word/character overlap, idf-weighted
+and typo-corrected coverage, word-pair and number+unit matches; nothing here is specific to one catalogue."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from itertools import pairwise
 
 import numpy as np
 import polars as pl
@@ -39,6 +40,9 @@ PAIR_FEATURES = (
     "query_unknown_words",
     "query_quantities",
     "title_words",
+    "idf_coverage",
+    "bigrams_in_title",
+    "matched_position",
 )
 
 
@@ -72,6 +76,13 @@ class FieldStatistics:
 def _char_ngrams(text: str) -> set[str]:
     padded = f" {' '.join(tokenize(text))} "
     return {padded[i : i + CHAR_NGRAM] for i in range(max(len(padded) - CHAR_NGRAM + 1, 0))}
+
+
+def _matched_position(title_tokens: list[str], terms: set[str]) -> float:
+    """Mean relative position (0 first word, 1 last) of the title words a query matches; -1 when none match (titles tend to
+    name the brand first and the product type last, so where a query lands says what it matched)."""
+    positions = [index for index, token in enumerate(title_tokens) if token in terms]
+    return sum(positions) / len(positions) / max(len(title_tokens) - 1, 1) if positions else -1.0
 
 
 class RankingFeatures:
@@ -116,6 +127,10 @@ class RankingFeatures:
         query_grams = _char_ngrams(query)
         query_quantities = quantities(query)
         lowered_query = " ".join(query_tokens)
+        # Rare words (a product type, a model number) say more about a match than common ones (a colour, "in").
+        corrected_idf = {term: title_stats.idf(term) for term in dict.fromkeys(corrected)}
+        idf_total = sum(corrected_idf.values())
+        query_bigrams = set(pairwise(query_tokens))
         columns: list[np.ndarray] = [stats.bm25(query_tokens, rows) for stats in self.fields.values()]
         columns.append(self.text.bm25(corrected, rows))
         pair = np.zeros((len(rows), len(PAIR_FEATURES)), dtype=np.float64)
@@ -146,6 +161,9 @@ class RankingFeatures:
                 unknown,
                 len(query_quantities),
                 len(title_tokens),
+                sum(idf for term, idf in corrected_idf.items() if term in title_set) / idf_total if idf_total > 0 else 0.0,
+                len(query_bigrams & set(pairwise(title_tokens))) / len(query_bigrams) if query_bigrams else 0.0,
+                _matched_position(title_tokens, set(corrected) | query_set),
             )
         matrix = np.column_stack([*columns, pair, *(np.asarray(values, dtype=np.float64) for values in extra.values())])
         return matrix.astype(np.float32)

@@ -1,10 +1,14 @@
-"""Reciprocal-rank fusion of ranked lists, and a grid search for the per-retriever weights."""
+"""Reciprocal-rank fusion of ranked lists, and a grid search for its k and the lexical weight on judged queries."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+
+RRF_K_GRID = (5, 10, 20, 40, 60, 100)
+LEXICAL_WEIGHT_GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0)
 
 
 def reciprocal_rank_fusion(rankings: Sequence[np.ndarray], weights: Sequence[float] | None = None, k: int = 60) -> tuple[np.ndarray, np.ndarray]:
@@ -21,10 +25,21 @@ def reciprocal_rank_fusion(rankings: Sequence[np.ndarray], weights: Sequence[flo
     return rows, np.fromiter((score for _, score in ordered), dtype=np.float64, count=len(ordered))
 
 
-def tune_lexical_weight(
-    objective: Callable[[float], float], grid: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
-) -> tuple[float, dict[float, float]]:
-    """The lexical weight (dense weight fixed at 1) that maximises an objective such as NDCG@10 on training queries."""
-    results = {weight: objective(weight) for weight in grid}
-    best = max(results, key=lambda weight: (results[weight], -abs(weight - 1.0)))
-    return best, results
+@dataclass(frozen=True)
+class FusionChoice:
+    """The RRF k and lexical weight (dense weight 1) a grid search picked, and the objective of every grid point."""
+
+    rrf_k: int
+    lexical_weight: float
+    objective: float
+    grid: dict[tuple[int, float], float]
+
+
+def tune_fusion(
+    objective: Callable[[int, float], float], ks: Sequence[int] = RRF_K_GRID, weights: Sequence[float] = LEXICAL_WEIGHT_GRID
+) -> FusionChoice:
+    """The (k, lexical weight) that maximises an objective such as validation NDCG@10; ties go to the point nearest the
+    defaults (k 60, equal weights), so a flat objective leaves fusion as it was."""
+    grid = {(k, weight): objective(k, weight) for k in ks for weight in weights}
+    best = max(grid, key=lambda point: (round(grid[point], 12), -abs(point[1] - 1.0), -abs(point[0] - 60)))
+    return FusionChoice(best[0], best[1], grid[best], grid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -21,8 +22,8 @@ RANKER_META = "ranker.json"
 class RankerSettings:
     """LightGBM settings and how many fused candidates the ranker re-orders at query time.
 
-    Defaults were chosen on the validation queries of the Home Depot split (small trees, slow learning: the best
-    iteration comes early, as rater noise bounds what ordering a few judged items can learn)."""
+    Small trees and slow learning: rater noise bounds what ordering a few judged items can learn, so the best
+    iteration comes early. `RANKER_GRID` holds the variants `tune_ranker` compares on validation queries."""
 
     depth: int = 100
     learning_rate: float = 0.03
@@ -32,6 +33,22 @@ class RankerSettings:
     rounds: int = 2000
     early_stopping: int = 100
     seed: int = 42
+    # Graded judgments that come with raters' mean relevance give LambdaRank finer labels (thirds of a grade): pairs of
+    # one grade still differ in relevance, and queries whose judged items all share a grade still teach an order.
+    label_resolution: int = 3
+    # "regression": order by the relevance regressor itself (with raters' means it often orders a few judged items better
+    # than LambdaRank, which early-stops after a handful of trees on noisy grades); tuning picks one on validation.
+    objective: Literal["lambdarank", "regression"] = "lambdarank"
+
+
+# What `tune_ranker` tries on validation: LambdaRank on relevance-scale and on grade labels, and the relevance regressor
+# as the ranker with two tree sizes.
+RANKER_GRID = (
+    RankerSettings(),
+    RankerSettings(label_resolution=0),
+    RankerSettings(objective="regression"),
+    RankerSettings(objective="regression", num_leaves=31, min_data_in_leaf=20),
+)
 
 
 @dataclass
@@ -65,6 +82,16 @@ def _groups(query_ids: np.ndarray) -> np.ndarray:
     if len(np.unique(query_ids)) != len(sizes):
         raise LongtailError("ranker training rows must be grouped by query (each query's rows contiguous)")
     return sizes
+
+
+def ranking_labels(grades: np.ndarray, relevance: np.ndarray | None, resolution: int, offset: float) -> tuple[np.ndarray, list[float]]:
+    """Integer LambdaRank labels and their gains (2^grade - 1): the grades themselves, or with relevance targets and a
+    resolution > 0, relevance moved onto the grade scale (minus `offset`) in steps of 1/resolution of a grade."""
+    if relevance is None or resolution <= 0:
+        labels = np.rint(grades).astype(int)
+        return labels, [2.0**g - 1.0 for g in range(int(labels.max(initial=0)) + 2)]
+    labels = np.rint(np.clip(relevance - offset, 0.0, None) * resolution).astype(int)
+    return labels, [2.0 ** (level / resolution) - 1.0 for level in range(int(labels.max(initial=0)) + 2)]
 
 
 class LearnedRanker:
@@ -111,36 +138,46 @@ class LearnedRanker:
             "num_threads": 1,
             "verbosity": -1,
         }
-        # LambdaRank needs integer relevance labels; graded judgments are small non-negative numbers.
-        labels_train, labels_valid = np.rint(y_train).astype(int), np.rint(y_valid).astype(int)
-        train_set = lgb.Dataset(x_train, labels_train, group=_groups(q_train), feature_name=features, free_raw_data=False)
-        valid_set = lgb.Dataset(x_valid, labels_valid, group=_groups(q_valid), reference=train_set)
-        ranker = lgb.train(
-            {**common, "objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "label_gain": [2**g - 1 for g in range(int(labels_train.max()) + 2)]},
-            train_set,
-            settings.rounds,
-            valid_sets=[valid_set],
-            callbacks=[lgb.early_stopping(settings.early_stopping, verbose=False)],
-        )
-        meta = RankerMeta(
-            features=list(features),
-            settings=settings,
-            best_iteration=int(ranker.best_iteration),
-            validation_ndcg10=float(ranker.best_score["valid_0"]["ndcg@10"]),
-            train_queries=len(np.unique(q_train)),
-            validation_queries=len(np.unique(q_valid)),
-        )
-        regressor = None
-        if train_relevance is not None and validation_relevance is not None:
-            regression_train = lgb.Dataset(x_train, train_relevance, feature_name=features, free_raw_data=False)
-            regression_valid = lgb.Dataset(x_valid, validation_relevance, reference=regression_train)
-            regressor = lgb.train(
+        train_queries, validation_queries = len(np.unique(q_train)), len(np.unique(q_valid))
+
+        def regression(target_train: np.ndarray, target_valid: np.ndarray):
+            regression_train = lgb.Dataset(x_train, target_train, feature_name=features, free_raw_data=False)
+            regression_valid = lgb.Dataset(x_valid, target_valid, reference=regression_train)
+            return lgb.train(
                 {**common, "objective": "regression", "metric": "rmse"},
                 regression_train,
                 settings.rounds,
                 valid_sets=[regression_valid],
                 callbacks=[lgb.early_stopping(settings.early_stopping, verbose=False)],
             )
+
+        regressor = None
+        if train_relevance is not None and validation_relevance is not None:
+            regressor = regression(train_relevance, validation_relevance)
+        if settings.objective == "regression":
+            ranker = regressor if regressor is not None else regression(y_train, y_valid)
+            # LambdaRank's validation NDCG does not exist here; `tune_ranker` records the condensed one.
+            meta = RankerMeta(
+                list(features), settings, int(ranker.best_iteration), float("nan"), train_queries=train_queries, validation_queries=validation_queries
+            )
+        else:
+            # The relevance scale's shift from grades (e.g. 1-3 means for 0-2 grades), learned from the training pairs.
+            with_relevance = regressor is not None and train_relevance is not None
+            offset = float(np.median(train_relevance - y_train)) if with_relevance and train_relevance is not None else 0.0
+            labels_train, gains = ranking_labels(y_train, train_relevance if with_relevance else None, settings.label_resolution, offset)
+            labels_valid, valid_gains = ranking_labels(y_valid, validation_relevance if with_relevance else None, settings.label_resolution, offset)
+            train_set = lgb.Dataset(x_train, labels_train, group=_groups(q_train), feature_name=features, free_raw_data=False)
+            valid_set = lgb.Dataset(x_valid, labels_valid, group=_groups(q_valid), reference=train_set)
+            ranker = lgb.train(
+                {**common, "objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "label_gain": max(gains, valid_gains, key=len)},
+                train_set,
+                settings.rounds,
+                valid_sets=[valid_set],
+                callbacks=[lgb.early_stopping(settings.early_stopping, verbose=False)],
+            )
+            ndcg10 = float(ranker.best_score["valid_0"]["ndcg@10"])
+            meta = RankerMeta(list(features), settings, int(ranker.best_iteration), ndcg10, train_queries=train_queries, validation_queries=validation_queries)
+        if regressor is not None:
             meta.regressor_best_iteration = int(regressor.best_iteration)
             meta.validation_rmse = float(regressor.best_score["valid_0"]["rmse"])
         return cls(ranker, meta, regressor)
