@@ -65,7 +65,7 @@ def evaluate_scorer(
         # With repeat consumption a user may buy again what they bought before, so history stays rankable.
         if not config.repeats:
             scores = mask_history(scores, histories[chunk])
-        ranks.extend(target_ranks(scores, targets[chunk]))
+        ranks.extend(target_ranks(scores, targets[chunk], users[chunk]))
         if not segments:
             continue
         top[chunk] = top_k(scores, k_max)
