@@ -32,10 +32,12 @@ def sampling_log_probabilities(counts: np.ndarray, exponent: float = 1.0) -> tor
 
 @dataclass
 class TrainingRun:
-    """What one call of `Trainer.train` measured: one record per epoch, and the best validation score (-inf without one)."""
+    """What one call of `Trainer.train` measured: one record per epoch, the best validation score (-inf without one), and
+    why it stopped: "patience" (converged on validation), "budget" (max_train_seconds) or "epochs" (the epoch limit)."""
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_valid: float = -math.inf
+    stopped: str = "epochs"
 
 
 class Trainer:
@@ -177,7 +179,11 @@ class Trainer:
             record["wall_seconds"] = time.perf_counter() - started
             run.history.append(record)
             log.info("epoch %(epoch)d loss %(loss).4f valid %(valid).4f at %(seconds).0fs", {"valid": float("nan"), **record})
-            if stale >= config.patience or (config.max_train_seconds is not None and training_seconds > config.max_train_seconds):
+            if stale >= config.patience:
+                run.stopped = "patience"
+                break
+            if config.max_train_seconds is not None and training_seconds > config.max_train_seconds:
+                run.stopped = "budget"
                 break
         if best_state is not None:
             network.load_state_dict(best_state)
