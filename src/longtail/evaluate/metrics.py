@@ -15,7 +15,7 @@ import numpy as np
 from longtail.core.errors import NonFiniteScoreError
 
 
-def reject_non_finite(scores: np.ndarray, users: Sequence[int] | None = None) -> None:
+def reject_non_finite(scores: np.ndarray, users: Sequence[int] | np.ndarray | None = None) -> None:
     """Raise NonFiniteScoreError naming the first user row and item with a NaN or +inf score (-inf marks an excluded item)."""
     bad = np.isnan(scores) | np.isposinf(scores)
     if not bad.any():
@@ -28,7 +28,7 @@ def reject_non_finite(scores: np.ndarray, users: Sequence[int] | None = None) ->
     )
 
 
-def target_ranks(masked_scores: np.ndarray, targets: Sequence[np.ndarray], users: Sequence[int] | None = None) -> list[np.ndarray]:
+def target_ranks(masked_scores: np.ndarray, targets: Sequence[np.ndarray], users: Sequence[int] | np.ndarray | None = None) -> list[np.ndarray]:
     """1-based rank of each target item among all items; ties and excluded targets count against the target.
 
     `users` (the rows' user indices) only names the user in the error a NaN or +inf score raises.
