@@ -140,20 +140,21 @@ class Trainer:
         run, best_state, stale, step, training_seconds = TrainingRun(), None, 0, 0, 0.0
         started = time.perf_counter()
 
-        def progress() -> float:
-            by_steps = step / (config.epochs * steps_per_epoch)
-            return max(by_steps, training_seconds / config.max_train_seconds) if config.max_train_seconds else by_steps
-
         for epoch in range(1, config.epochs + 1):
             network.train()
             total, epoch_steps = 0.0, 0
             epoch_started = time.perf_counter()
             for picked in self.batches(windows, generator):
+                trained = training_seconds + time.perf_counter() - epoch_started
                 # the budget binds inside an epoch too, so runs with more training sequences get the same time
-                if epoch_steps and config.max_train_seconds and training_seconds + time.perf_counter() - epoch_started > config.max_train_seconds:
+                if epoch_steps and config.max_train_seconds and trained > config.max_train_seconds:
                     break
+                # the schedule ends with the epochs, or with the budget when that comes first
+                progress = step / (config.epochs * steps_per_epoch)
+                if config.max_train_seconds:
+                    progress = max(progress, trained / config.max_train_seconds)
                 for group in optimiser.param_groups:
-                    group["lr"] = self.learning_rate(step, progress())
+                    group["lr"] = self.learning_rate(step, progress)
                 chosen = [windows[i] for i in picked]
                 length = max(len(inputs) for inputs, _ in chosen)
                 inputs = left_pad([inputs for inputs, _ in chosen], length)
