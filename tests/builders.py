@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import polars as pl
 
 from longtail.data.schema import EVENTS, ITEMS
@@ -26,3 +27,13 @@ def events(rows: Sequence[tuple[str, str | None, str]], at: Sequence[datetime | 
         raise ValueError(f"{len(rows)} event rows but {len(times)} times")
     columns = ("user_id", "item_id", "event_type", "timestamp")
     return pl.DataFrame([(*row, when) for row, when in zip(rows, times, strict=True)], schema={name: EVENTS.columns[name] for name in columns}, orient="row")
+
+
+def hashed_encoder(items: pl.DataFrame) -> Callable[[Sequence[str]], np.ndarray]:
+    """Item text as a hashed bag of words: real text vectors without loading a transformer."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    from longtail.encode.item_text import texts_for
+
+    hashing = HashingVectorizer(n_features=128, alternate_sign=False)
+    return lambda item_ids: hashing.transform(texts_for(item_ids, items)).toarray().astype(np.float32)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
+from longtail.core.config import RecommendConfig
+from longtail.core.errors import NonFiniteScoreError
 from longtail.data.segments import item_segments, user_segments
+from longtail.evaluate.harness import evaluate_scorer
 from longtail.evaluate.metrics import catalogue_coverage, exposure_gini, novelty, ranking_metrics, target_ranks
 from longtail.evaluate.significance import bootstrap_ci, paired_bootstrap
 from longtail.models.base import mask_history
@@ -82,3 +86,26 @@ def test_bootstrap_intervals() -> None:
     assert better["difference"] == pytest.approx(0.1) and better["significant"]
     with pytest.raises(ValueError, match="same users"):
         paired_bootstrap(values, values[:10])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_nan_or_infinite_score_is_refused_never_counted_as_a_hit(bad: float) -> None:
+    scores = np.array([[0.1, 0.2, 0.3], [0.3, bad, 0.1]], dtype=np.float32)
+    with pytest.raises(NonFiniteScoreError, match="user 7, item 1"):
+        target_ranks(scores, [np.array([2]), np.array([1])], users=[3, 7])
+
+
+def test_minus_infinity_marks_an_excluded_item_and_is_allowed() -> None:
+    scores = np.array([[0.1, -np.inf, 0.3]], dtype=np.float32)
+    assert target_ranks(scores, [np.array([1])])[0].tolist() == [3]
+
+
+def test_the_harness_refuses_a_scorer_that_returns_nan() -> None:
+    histories = [np.array([0]), np.array([1])]
+    targets = [np.array([2]), np.array([0])]
+
+    def scorer(chunk: Sequence[np.ndarray]) -> np.ndarray:
+        return np.full((len(chunk), 3), np.nan, dtype=np.float32)
+
+    with pytest.raises(NonFiniteScoreError, match="user 0, item"):
+        evaluate_scorer(scorer, histories, targets, np.array([1, 1, 0]), RecommendConfig(ks=[1]))

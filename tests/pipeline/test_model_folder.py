@@ -12,7 +12,6 @@ import torch
 
 from longtail.core.config import LongtailConfig, RecommendConfig, SequentialConfig
 from longtail.data.adapters import load_dataset
-from longtail.encode.item_text import texts_for
 from longtail.models.fusion import FusionRanker
 from longtail.pipeline.incremental import train_model_folder
 from longtail.pipeline.model_folder import (
@@ -25,16 +24,10 @@ from longtail.pipeline.model_folder import (
     sample_test_users,
 )
 
+import builders
+
 TINY = SequentialConfig(hidden=16, blocks=1, heads=1, max_len=20, dropout=0.2, epochs=3, patience=2, lr=3e-3, threads=1)
 RANKED = LongtailConfig(recommend=RecommendConfig(sequential=TINY, fusion_candidates=20, fusion_trees=20, bootstrap_samples=50))
-
-
-def hashed_encoder(items: pl.DataFrame):
-    """Item text as a hashed bag of words: real text vectors without loading a transformer."""
-    from sklearn.feature_extraction.text import HashingVectorizer
-
-    hashing = HashingVectorizer(n_features=128, alternate_sign=False)
-    return lambda item_ids: hashing.transform(texts_for(item_ids, items)).toarray().astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +38,7 @@ def folder(tmp_path_factory, datasets_root):
     events = data.events.filter(pl.col("user_id").is_in(users.implode()))
     items = data.items.filter(pl.col("item_id").is_in(events["item_id"].implode()))
     target = tmp_path_factory.mktemp("folder") / "model"
-    train_model_folder(items, events, RANKED, target, hashed_encoder(items), fusion=True, evaluation_users=150)
+    train_model_folder(items, events, RANKED, target, builders.hashed_encoder(items), fusion=True, evaluation_users=150)
     return target
 
 

@@ -64,6 +64,10 @@ class LeakageError(LongtailError):
     """Training data shares keys with evaluation data (e.g. a re-sampled row copied from the test split)."""
 
 
+class NonFiniteScoreError(LongtailError):
+    """A recommender returned NaN or +inf scores: a NaN compares false with everything and would rank first."""
+
+
 class IdempotencyKeyReusedError(LongtailError):
     """An Idempotency-Key already answered a different request; a retry must resend the same request."""
 

@@ -65,7 +65,7 @@ def evaluate_scorer(
         # With repeat consumption a user may buy again what they bought before, so history stays rankable.
         if not config.repeats:
             scores = mask_history(scores, histories[chunk])
-        ranks.extend(target_ranks(scores, targets[chunk]))
+        ranks.extend(target_ranks(scores, targets[chunk], users[chunk]))
         if not segments:
             continue
         top[chunk] = top_k(scores, k_max)
@@ -99,10 +99,18 @@ def evaluate_split(scorer: Scorer, split: Split, stage: Stage, config: Recommend
     return evaluate_scorer(scorer, split.histories(stage), split.targets(stage), split.train_counts(), config, segments)
 
 
-def make_validator(split: Split, config: RecommendConfig, metric: str = "NDCG@10") -> Callable[[object], float]:
-    """The early-stopping signal: a model's mean `metric` on the validation targets (no segments, for speed)."""
+def make_validator(split: Split, config: RecommendConfig, metric: str = "NDCG@10", seed: int = 0) -> Callable[[object], float]:
+    """The early-stopping signal: a model's mean `metric` on the validation targets (no segments, for speed).
+
+    With `config.sequential.valid_users`, a fixed random sample of that many validation users (drawn with `seed`) is
+    scored instead of all: early stopping needs the trend, not the last decimal.
+    """
+    users = config.sequential.valid_users
+    candidates = np.array([u for u, target in enumerate(split.valid) if len(target)], dtype=np.int64)
+    sample = split if users is None or users >= len(candidates) else split.subset(
+        np.sort(np.random.default_rng(seed).choice(candidates, size=users, replace=False)))
 
     def validate(model: object) -> float:
-        return evaluate_split(model.score, split, "valid", config, segments=False).metrics[metric]  # type: ignore[attr-defined]
+        return evaluate_split(model.score, sample, "valid", config, segments=False).metrics[metric]  # type: ignore[attr-defined]
 
     return validate

@@ -3,6 +3,7 @@
 Protocol: every catalogue item is ranked (no sampled negatives); items already in the user's history are
 excluded from the ranking, so a held-out item the user had already seen counts as a miss. Ties are broken
 pessimistically: an item with the same score as a held-out item ranks above it, so a constant scorer earns 0.
+Scores must be finite or -inf (an excluded item): NaN or +inf is refused, since a NaN target would rank first.
 """
 
 from __future__ import annotations
@@ -11,9 +12,28 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from longtail.core.errors import NonFiniteScoreError
 
-def target_ranks(masked_scores: np.ndarray, targets: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """1-based rank of each target item among all items; ties and excluded targets count against the target."""
+
+def reject_non_finite(scores: np.ndarray, users: Sequence[int] | np.ndarray | None = None) -> None:
+    """Raise NonFiniteScoreError naming the first user row and item with a NaN or +inf score (-inf marks an excluded item)."""
+    bad = np.isnan(scores) | np.isposinf(scores)
+    if not bad.any():
+        return
+    row, item = (int(i) for i in np.argwhere(bad)[0])
+    user = row if users is None else int(users[row])
+    raise NonFiniteScoreError(
+        f"user {user}, item {item}: score {scores[row, item]} ({int(bad.sum())} non-finite scores in this batch); "
+        "a recommender must return finite scores (or -inf for an item it never recommends)"
+    )
+
+
+def target_ranks(masked_scores: np.ndarray, targets: Sequence[np.ndarray], users: Sequence[int] | np.ndarray | None = None) -> list[np.ndarray]:
+    """1-based rank of each target item among all items; ties and excluded targets count against the target.
+
+    `users` (the rows' user indices) only names the user in the error a NaN or +inf score raises.
+    """
+    reject_non_finite(masked_scores, users)
     rows = np.repeat(np.arange(len(targets)), [len(t) for t in targets])
     if rows.size == 0:
         return [np.zeros(0, dtype=np.int64) for _ in targets]

@@ -7,17 +7,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from longtail.core.config import RecommendConfig
-from longtail.data.splits import Split
+from longtail.data.splits import Split, Stage
 from longtail.evaluate.harness import BATCH, evaluate_scorer
 from longtail.recommend.longtail import LongTailReranker, Scorer
 
 
-def tradeoff_curve(scorer: Scorer, split: Split, config: RecommendConfig, weights: Sequence[float]) -> list[dict]:
-    """For each knob value: test NDCG@10 overall, on head and on tail items, tail exposure in the top 10, coverage.
+def tradeoff_curve(scorer: Scorer, split: Split, config: RecommendConfig, weights: Sequence[float], stage: Stage = "test") -> list[dict]:
+    """For each knob value: NDCG@10 overall, on head and on tail items, tail exposure in the top 10, coverage.
 
+    On the `stage` targets: "valid" to choose the knob's weight, "test" to report it.
     The base model scores every user once; each knob value only re-ranks those scores.
     """
-    histories, targets, counts = split.histories("test"), split.targets("test"), split.train_counts()
+    histories, targets, counts = split.histories(stage), split.targets(stage), split.train_counts()
     base = np.vstack([scorer(histories[start : start + BATCH]) for start in range(0, len(histories), BATCH)])
     row_of = {id(history): row for row, history in enumerate(histories)}
 

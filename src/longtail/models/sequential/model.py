@@ -59,7 +59,7 @@ class SASRec(Recommender):
 
     def _train(self, data: TrainData, validate: Validator | None, learn_from: Sequence[int] | None = None) -> Self:
         run: TrainingRun = Trainer(self.config).train(self.network_, data, None if validate is None else lambda: validate(self), learn_from)
-        self.history_, self.best_valid_ = run.history, run.best_valid
+        self.history_, self.best_valid_, self.stopped_ = run.history, run.best_valid, run.stopped
         return self
 
     @torch.no_grad()
@@ -90,7 +90,7 @@ class SASRec(Recommender):
         items = self.network_.items
         text_shape = list(items.text.shape) if hasattr(items, "text") else None
         meta = {"config": self.config.model_dump(), "n_items": self.n_items_, "text_shape": text_shape,
-                "history": self.history_, "best_valid": self.best_valid_}
+                "history": self.history_, "best_valid": self.best_valid_, "stopped": self.stopped_}
         save_file({name: tensor.contiguous() for name, tensor in self.network_.state_dict().items()}, directory / WEIGHTS_FILE)
         save_json(directory / META_FILE, meta)
 
@@ -112,6 +112,7 @@ class SASRec(Recommender):
         model.network_.load_state_dict(load_file(directory / WEIGHTS_FILE))
         model.network_.eval()
         model.n_items_, model.history_, model.best_valid_ = n_items, meta["history"], meta["best_valid"]
+        model.stopped_ = meta.get("stopped", "unknown")  # folders written before the reason was recorded
         return model
 
     @torch.no_grad()
