@@ -13,6 +13,7 @@ import polars as pl
 
 from longtail.core.artifacts import load_json
 from longtail.core.errors import LongtailError, UnknownIdError
+from longtail.core.lru import CacheStats
 from longtail.pipeline.model_folder import FOLDER_FILE, ModelFolder, load_model_folder
 from longtail.serve.catalogue import Catalogue
 from longtail.serve.events import StoredEvent
@@ -93,6 +94,10 @@ class FolderServices:
     def model_version(self) -> str | None:
         """The version of the model folder answering now."""
         return self.model.current.version
+
+    def cache_stats(self) -> dict[str, CacheStats]:
+        """The base services' caches."""
+        return self.base.cache_stats()
 
     def _hits(self, item_ids: Iterable[str], scores: Iterable[float], k: int) -> list[ItemHit]:
         hits = [hit for item_id, score in zip(item_ids, scores, strict=True) if (hit := _hit(self.catalogue, item_id, score)) is not None]
