@@ -22,7 +22,7 @@ from conftest import LiveServer, make_keys
 
 SLICE_USERS = 15
 FAST = {"encode": {"encoder": "minilm-int8"}}
-UNCACHED = {**FAST, "serve": {"query_cache_size": 0, "result_cache_size": 0, "query_batch_window_ms": 0}}
+UNCACHED = {**FAST, "serve": {"query_cache_size": 0, "result_cache_size": 0, "batch_window_ms": 0}}
 QUERIES = ["gloves", "glass beaker", "digital caliper", "safety glasses", "tape", "gloves", "glass  beaker", "drill bits"]
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Sequence
-from concurrent.futures import Future
 
 import numpy as np
 
+from longtail.core.batching import MicroBatcher
 from longtail.core.lru import CacheStats, LruCache
 from longtail.encode.encoder import TextEncoder, encode_queries
 
@@ -30,14 +28,8 @@ class QueryVectorCache:
         self.encoder = encoder
         self.name = encoder.name
         self.dimension = encoder.dimension
-        self.window_seconds = window_seconds
-        self.max_batch = max_batch
-        self.batches = 0  # forward passes run for queries
         self._cache: LruCache[str, np.ndarray] = LruCache(capacity)
-        self._lock = threading.Lock()
-        self._pending: dict[str, Future[np.ndarray]] = {}
-        self._queue: list[str] = []
-        self._encoding = False  # a thread is collecting and encoding the queue
+        self.batcher: MicroBatcher[str, np.ndarray] = MicroBatcher(self._encode, window_seconds, max_batch)
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False) -> np.ndarray:
         """Item texts: encoded by the wrapped encoder, never cached here."""
@@ -46,54 +38,25 @@ class QueryVectorCache:
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Query vectors, from the cache where present, the rest encoded together with other threads' queries."""
         keys = [query_key(text) for text in texts]
-        found: dict[str, np.ndarray] = {}
-        waiting: dict[str, Future[np.ndarray]] = {}
-        lead = False
-        with self._lock:
-            for key in dict.fromkeys(keys):
-                vector = self._cache.get(key)
-                if vector is not None:
-                    found[key] = vector
-                    continue
-                future = self._pending.get(key)
-                if future is None:  # nobody is encoding this query yet
-                    future = self._pending[key] = Future()
-                    self._queue.append(key)
-                waiting[key] = future
-            if waiting and not self._encoding:
-                self._encoding = lead = True
-        if lead:
-            self._drain()
-        found.update({key: future.result() for key, future in waiting.items()})
+        found = {key: vector for key in dict.fromkeys(keys) if (vector := self._cache.get(key)) is not None}
+        missing = [key for key in dict.fromkeys(keys) if key not in found]
+        found.update(zip(missing, self.batcher.many(missing), strict=True))
         return np.stack([found[key] for key in keys]) if keys else np.zeros((0, self.dimension), dtype=np.float32)
 
-    def _drain(self) -> None:
-        """Encode queued queries a batch at a time until the queue is empty; the first batch waits for company."""
-        time.sleep(self.window_seconds)
-        while True:
-            with self._lock:
-                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-                if not batch:
-                    self._encoding = False
-                    return
-            try:
-                vectors = np.asarray(encode_queries(self.encoder, batch), dtype=np.float32)
-            except Exception as error:  # every waiting thread sees the error; queries queued meanwhile still get encoded
-                with self._lock:
-                    for key in batch:
-                        self._pending.pop(key).set_exception(error)
-                continue
-            with self._lock:
-                self.batches += 1
-                for key, vector in zip(batch, vectors, strict=True):
-                    vector.setflags(write=False)  # one array is shared by every request for this query
-                    self._cache.put(key, vector)
-                    self._pending.pop(key).set_result(vector)
+    def _encode(self, keys: list[str]) -> list[np.ndarray]:
+        """One forward pass over the distinct queries of a batch; each vector is cached and shared read-only."""
+        unique = list(dict.fromkeys(keys))
+        vectors = np.asarray(encode_queries(self.encoder, unique), dtype=np.float32)
+        vectors.setflags(write=False)
+        by_key = dict(zip(unique, vectors, strict=True))
+        for key, vector in by_key.items():
+            self._cache.put(key, vector)
+        return [by_key[key] for key in keys]
 
     def clear(self) -> None:
         """Forget every cached vector."""
         self._cache.clear()
 
     def stats(self) -> CacheStats:
-        """Hits, misses (queries encoded or joined to a pass already under way), vectors held and capacity."""
+        """Hits, misses, vectors held and capacity."""
         return self._cache.stats()

@@ -132,7 +132,7 @@ class ModelServices:
         self.refresh_seconds = config.serve.popularity_refresh_seconds
         self._engine_lock = ReadWriteLock()
         self._profiles_lock = threading.Lock()
-        self.query_vectors = QueryVectorCache(engine.encoder, config.serve.query_cache_size, config.serve.query_batch_window_ms / 1000)
+        self.query_vectors = QueryVectorCache(engine.encoder, config.serve.query_cache_size, config.serve.batch_window_ms / 1000)
         engine.encoder = self.query_vectors
         self._results: LruCache[tuple[Any, ...], SearchResponse] = LruCache(config.serve.result_cache_size)
         self._catalogue_version = 0  # bumped by every change to the indexed items; part of each cached answer's key
