@@ -92,3 +92,13 @@ def test_an_encoder_error_reaches_the_caller_and_the_cache_recovers(minilm: Onnx
     counted.fail = False
     assert cache.encode_queries(["glass beaker"]).shape == (1, minilm.dimension)
     assert cache.stats().size == 1
+
+
+def test_minilm_query_path_gives_the_vectors_encode_gives() -> None:
+    from longtail.encode.encoder import SentenceTransformerEncoder
+
+    encoder = SentenceTransformerEncoder()
+    for query in QUERIES[:3]:
+        np.testing.assert_array_equal(encoder.encode_queries([query]), encoder.encode([query]))
+    np.testing.assert_allclose(encoder.encode_queries(QUERIES), encoder.encode(QUERIES), atol=1e-6)
+    assert encoder.encode_queries([]).shape == (0, encoder.dimension)
