@@ -233,6 +233,7 @@ def main() -> int:
                         help="also serve this model folder (`longtail train` on the demo data): recommendations from its recommender")
     args = parser.parse_args()
 
+    load_at_start = os.getloadavg()[0]  # other work on the machine shares the cores with client and server
     work = Path(tempfile.mkdtemp(prefix="longtail-bench-serving-"))
     try:
         config_path, key = prepare_served_directory(work, "benchmark")
@@ -302,7 +303,9 @@ def main() -> int:
         best = max(zero_error, key=lambda level: level["concurrency"]) if zero_error else None
         report = {
             "benchmark": "serving",
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "note": "client and server share the same cores"},
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "note": "client and server share the same cores",
+                        "load_average_1min": {"start": round(load_at_start, 2), "end": round(os.getloadavg()[0], 2)},
+                        "conditions": "measured under load" if max(load_at_start, os.getloadavg()[0]) > 0.5 * (os.cpu_count() or 1) else "idle"},
             "setup": {
                 "catalogue": "demo (Amazon Industrial & Scientific): 4,385 items, 59,384 seeded events",
                 "store": "SQLite WAL, synchronous=FULL",

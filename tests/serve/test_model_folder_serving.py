@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from longtail.models.intent import INTENTS, IntentModel, intent_table
 from longtail.pipeline.incremental import train_model_folder
 from longtail.pipeline.model_folder import HISTORY_FILE, evaluate_folder, folder_split, load_model_folder, sample_test_users, write_model_folder
 from longtail.pipeline.replay import replay
-from longtail.serve.recommending import COLD_SOURCE
+from longtail.serve.events import StoredEvent
+from longtail.serve.loading import open_served
+from longtail.serve.recommending import COLD_SOURCE, FolderServices
 from longtail.serve.server import build_app
 
 from conftest import LiveServer, make_keys
@@ -161,3 +164,72 @@ def test_a_swapped_folder_is_served_without_a_failed_request(server) -> None:
     versions = [version for _, version in outcomes]
     assert versions[0] == old and versions[-1] == new and set(versions) == {old, new}
     assert client.get("/health").json()["model"] == new
+
+
+@pytest.fixture()
+def folder_services(model_dir, tmp_path):
+    """The services of a served copy of the model folder, called directly (no HTTP), with a wide batching window."""
+    import shutil
+
+    served_model = tmp_path / "model"
+    shutil.copytree(model_dir, served_model)
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(model_dir.parent / "items.parquet", data / "items.parquet")
+    settings = LongtailConfig.model_validate({"serve": {"model_reload_seconds": 0, "batch_window_ms": 50}})
+    served = open_served(data, settings, model_dir=served_model)
+    assert isinstance(served.services, FolderServices) and served.model is not None
+    yield served, served_model
+    served.close()
+
+
+def _post_history(served, user: str, item_ids: list[str]) -> None:
+    events = [StoredEvent(user_id=user, item_id=item, event_type="review", timestamp=datetime(2020, 1, 1, 0, 0, second, tzinfo=UTC))
+              for second, item in enumerate(item_ids)]
+    ids = served.store.append(events)
+    served.services.observe([replace(event, id=event_id) for event, event_id in zip(events, ids, strict=True)])
+
+
+def test_concurrent_recommendations_are_scored_together_and_equal_one_by_one(folder_services) -> None:
+    served, folder_dir = folder_services
+    folder = load_model_folder(folder_dir)
+    split = folder_split(folder_dir)
+    users = sample_test_users(split, 8, 11).tolist()
+    for user in users:
+        _post_history(served, f"c-{user}", [folder.item_ids[i] for i in split.histories("test")[user].tolist()])
+    start = threading.Barrier(len(users))
+    answers = {}
+
+    def ask(user: int) -> None:
+        start.wait()
+        answers[user] = served.services.recommend(f"c-{user}", 10)
+
+    threads = [threading.Thread(target=ask, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert served.services._batcher.batches < len(users)  # the requests shared recommender calls
+    for user in users:
+        top, scores = folder.recommend([split.histories("test")[user]], 10)
+        assert [hit.item_id for hit in answers[user].items] == [folder.item_ids[i] for i in top[0].tolist()]
+        assert [hit.score for hit in answers[user].items] == pytest.approx(scores[0].tolist(), abs=1e-5)
+
+
+def test_cached_recommendations_change_with_a_new_event_and_with_a_swapped_folder(folder_services) -> None:
+    served, folder_dir = folder_services
+    folder = load_model_folder(folder_dir)
+    _post_history(served, "cache-user", folder.item_ids[:4])
+    first = served.services.recommend("cache-user", 10)
+    assert served.services.recommend("cache-user", 10) == first
+    stats = served.services.cache_stats()["recommendations"]
+    assert (stats.hits, stats.misses) == (1, 1)
+    _post_history(served, "cache-user", [first.items[0].item_id])  # the top item is now in the history: it must go
+    after_event = served.services.recommend("cache-user", 10)
+    assert first.items[0].item_id not in [hit.item_id for hit in after_event.items]
+    new = write_model_folder(folder_dir, folder.sequential, folder.item_ids, pl.read_parquet(folder_dir / HISTORY_FILE), folder.config,
+                             folder.popularity, folder.recommender, None, folder.evaluation)  # type: ignore[arg-type]
+    assert served.model.reload_if_changed()
+    swapped = served.services.recommend("cache-user", 10)
+    assert swapped.model == new != after_event.model
+    assert served.services.cache_stats()["recommendations"].misses == 3

@@ -145,6 +145,14 @@ class ServeConfig(_Section):
     max_results: int = Field(100, ge=1, description="largest k a search or recommendation may ask for")
     popularity_refresh_seconds: float = Field(10.0, ge=0, description="how stale the default popularity ranking may get")
     model_reload_seconds: float = Field(2.0, ge=0, description="how often a served model folder is checked for a new version; 0: never")
+    query_cache_size: int = Field(4096, ge=0, description="query vectors kept in memory by model-backed search (LRU); 0: encode every query")
+    batch_window_ms: float = Field(
+        2.0, ge=0, le=50, description="how long a query encode or a recommendation waits for concurrent ones to share its forward pass"
+    )
+    recommendation_cache_size: int = Field(
+        4096, ge=0, description="recommendation lists kept in memory (LRU), keyed by model version, k and the user's sequence; 0: none"
+    )
+    result_cache_size: int = Field(2048, ge=0, description="non-personalised search answers kept in memory (LRU, cleared when items change); 0: none")
 
 
 class EncodeConfig(_Section):

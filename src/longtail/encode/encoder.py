@@ -62,6 +62,19 @@ class SentenceTransformerEncoder:
         )
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Query vectors by one direct forward pass: `encode`'s per-call bookkeeping (device checks, walks over every
+        module) costs a quarter of a short query's time on two cores. A single query's vector is identical to `encode`'s."""
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.model.training:  # a model left in training mode would apply dropout
+            self.model.eval()
+        with torch.inference_mode():
+            embedded = self.model(self.model.preprocess(list(texts)))["sentence_embedding"]
+            return torch.nn.functional.normalize(embedded, p=2, dim=1).numpy().astype(np.float32)
+
 
 def _batches(texts: Sequence[str], batch_size: int, show_progress: bool, description: str) -> Iterator[list[str]]:
     chunks = [list(texts[start : start + batch_size]) for start in range(0, len(texts), batch_size)]

@@ -86,11 +86,12 @@ def allowed_rows(columns: pl.DataFrame, search_filter: SearchFilter | None) -> n
 
 def facet_counts(items: pl.DataFrame, rows: np.ndarray, fields: Sequence[str], top: int = 10) -> dict[str, list[tuple[str, int]]]:
     """For each facet field, the most frequent values among the given result rows with their counts."""
-    subset = items[rows.tolist()] if len(rows) else items.clear()
     facets: dict[str, list[tuple[str, int]]] = {}
     for field in fields:
-        if field not in subset.columns:
+        if field not in items.columns:
             continue
-        counts = subset[field].drop_nulls().value_counts(sort=True).head(top)
+        # Only the facet column is gathered: taking whole rows copied every title and description (half a search's time).
+        column = items.get_column(field)
+        counts = (column.gather(rows) if len(rows) else column.clear()).drop_nulls().value_counts(sort=True).head(top)
         facets[field] = [(str(value), int(count)) for value, count in counts.iter_rows()]
     return facets

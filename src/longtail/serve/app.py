@@ -242,6 +242,7 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
     stored_id = _stored_id(config.privacy)
     ingest = _ingest(config.privacy, stored_id)
     metrics = ApiMetrics()
+    metrics.watch_caches(lambda: services.cache_stats())  # looked up at each scrape, like every other figure
     limiter = RateLimiter(serve.rate_limit_per_second, serve.rate_limit_burst)
     # Unknown or revoked keys are limited per client address, so guessing keys cannot drive the store with look-ups.
     bad_keys = RateLimiter(serve.invalid_key_rate_per_second, serve.invalid_key_burst)

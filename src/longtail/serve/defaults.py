@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from longtail.core.errors import UnknownIdError
+from longtail.core.lru import CacheStats
 from longtail.search.lexical import LexicalIndex
 from longtail.serve.catalogue import Catalogue, CatalogueItem
 from longtail.serve.events import StoredEvent, returned_event
@@ -225,6 +226,10 @@ class DefaultServices:
     def model_version(self) -> str | None:
         """None: no model folder is served."""
         return None
+
+    def cache_stats(self) -> dict[str, CacheStats]:
+        """None: these services answer from the store and the catalogue each time."""
+        return {}
 
     def forget_user(self, user_id: str) -> None:
         """Nothing to do: this service keeps no per-user state outside the store."""

@@ -128,7 +128,7 @@ def open_served(data_dir: str | Path, config: LongtailConfig, index_dir: str | P
 
     def with_model(base: Services) -> Services:
         """The base services, with recommendations and similar items answered by the model folder when one is served."""
-        return base if model is None else FolderServices(base, model, store, catalogue)
+        return base if model is None else FolderServices(base, model, store, catalogue, config.serve)
 
     if index_dir is None:
         return Served(config, store, with_model(defaults), seeded, skipped, data_dir=data_dir, model=model)

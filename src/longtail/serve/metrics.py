@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from longtail.core.lru import CacheStats
 
 # Buckets from 1 ms to 10 s: the API's answers are meant to take milliseconds, timeouts take seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -23,9 +28,34 @@ class ApiMetrics:
         self.events_written = Counter("longtail_events_written", "Events committed to the store", registry=self.registry)
         self.rate_limited = Counter("longtail_rate_limited", "Requests refused by the per-key rate limit", registry=self.registry)
 
+    def watch_caches(self, read: Callable[[], Mapping[str, CacheStats]]) -> None:
+        """Report these caches' hits, misses and sizes at every scrape (read then, so the figures are current)."""
+        self.registry.register(CacheCollector(read))
+
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+
+class CacheCollector(Collector):
+    """Hits, misses, entries and capacity of the services' caches, labelled by cache name."""
+
+    def __init__(self, read: Callable[[], Mapping[str, CacheStats]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[Metric]:
+        """One family per figure, one sample per cache."""
+        caches = self.read()
+        families: list[tuple[CounterMetricFamily | GaugeMetricFamily, Callable[[CacheStats], int]]] = [
+            (CounterMetricFamily("longtail_cache_hits", "Look-ups answered from an in-memory cache", labels=["cache"]), lambda s: s.hits),
+            (CounterMetricFamily("longtail_cache_misses", "Look-ups an in-memory cache could not answer", labels=["cache"]), lambda s: s.misses),
+            (GaugeMetricFamily("longtail_cache_entries", "Entries an in-memory cache holds", labels=["cache"]), lambda s: s.size),
+            (GaugeMetricFamily("longtail_cache_capacity", "Entries an in-memory cache may hold", labels=["cache"]), lambda s: s.capacity),
+        ]
+        for family, figure in families:
+            for name, stats in caches.items():
+                family.add_metric([name], figure(stats))
+            yield family
 
 
 class MetricsMiddleware:

@@ -6,7 +6,8 @@ import json
 import threading
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,8 +16,10 @@ import polars as pl
 
 from longtail.core.config import LongtailConfig
 from longtail.core.errors import UnknownIdError
+from longtail.core.lru import CacheStats, LruCache
 from longtail.data.schema import ITEMS
 from longtail.encode.item_text import item_texts
+from longtail.encode.query_cache import QueryVectorCache
 from longtail.profile.profiles import ProfileItem, UserProfile, build_profile, interest_vector, summarise, update
 from longtail.search.engine import SearchEngine
 from longtail.search.filters import SearchFilter
@@ -67,12 +70,59 @@ def _record_key(record: Mapping[str, Any]) -> str:
     return json.dumps({name: record.get(name) for name in _INDEXED_COLUMNS}, sort_keys=True, default=str, ensure_ascii=False)
 
 
+class ReadWriteLock:
+    """Many readers or one writer; a waiting writer holds back new readers, so a stream of searches cannot starve it.
+    Not re-entrant: a thread holding it must not ask for it again."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the lock shared with other readers."""
+        with self._condition:
+            while self._writing or self._writers_waiting:
+                self._condition.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._readers -= 1
+                if not self._readers:
+                    self._condition.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the lock alone."""
+        with self._condition:
+            self._writers_waiting += 1
+            while self._writing or self._readers:
+                self._condition.wait()
+            self._writers_waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._writing = False
+                self._condition.notify_all()
+
+
 class ModelServices:
     """Search, similar items and profiles from a search index and profiles updated by every event; recommendations are
     the default services' (a recommender comes from a model folder: `longtail serve --model DIR`).
 
-    One lock guards the engine and the profile cache: adding items changes the BM25 and ANN structures in place,
-    and a profile must not be rebuilt from the store while an event is being folded into it."""
+    Searches share the engine (a read lock: concurrent searches run side by side, so their query encodes can share one
+    forward pass); adding items changes the BM25 and ANN structures in place and takes it alone. The profile cache has
+    its own lock, so an event folded into a profile never waits for a search: a profile must not be rebuilt from the
+    store while an event is being folded into it. Lock order: profiles, then engine.
+
+    Non-personalised answers are cached by the whole request, invalidated whenever the catalogue changes; query vectors
+    are cached by query text (they do not depend on the catalogue)."""
 
     def __init__(self, engine: SearchEngine, store: EventStore, fallback: DefaultServices, config: LongtailConfig) -> None:
         self.engine = engine
@@ -80,7 +130,12 @@ class ModelServices:
         self.fallback = fallback
         self.settings = config.profile
         self.refresh_seconds = config.serve.popularity_refresh_seconds
-        self._lock = threading.RLock()
+        self._engine_lock = ReadWriteLock()
+        self._profiles_lock = threading.Lock()
+        self.query_vectors = QueryVectorCache(engine.encoder, config.serve.query_cache_size, config.serve.batch_window_ms / 1000)
+        engine.encoder = self.query_vectors
+        self._results: LruCache[tuple[Any, ...], SearchResponse] = LruCache(config.serve.result_cache_size)
+        self._catalogue_version = 0  # bumped by every change to the indexed items; part of each cached answer's key
         self._profiles: OrderedDict[str, _Live] = OrderedDict()
         self._versions: dict[str, str] = {}
         self._synced_at = datetime.now(UTC)
@@ -97,9 +152,11 @@ class ModelServices:
         frame = items_frame(fresh.values())
         # Encoding is the slow part; it runs outside the lock so searches carry on meanwhile.
         vectors = self.engine.encoder.encode(item_texts(frame))
-        with self._lock:
+        with self._engine_lock.writing():
             self.engine.add_items(frame, vectors)
             self._versions.update({item_id: _record_key(record) for item_id, record in fresh.items()})
+            self._catalogue_version += 1
+            self._results.clear()
 
     def _sync_items(self, force: bool = False) -> None:
         """Index items another server process was sent (they reach this one through the shared store)."""
@@ -136,18 +193,19 @@ class ModelServices:
 
     def _profile_items(self, item_ids: Iterable[str | None]) -> dict[str, ProfileItem]:
         found = {}
-        for item_id in {item_id for item_id in item_ids if item_id is not None}:
-            row = self.engine.row_of(item_id)
-            if row is not None:
-                item = self.engine.items.row(row, named=True)
-                found[item_id] = ProfileItem(item_id, self.engine.dense.vectors[row], item.get("category"), item.get("brand"), item.get("price"))
+        with self._engine_lock.reading():
+            for item_id in {item_id for item_id in item_ids if item_id is not None}:
+                row = self.engine.row_of(item_id)
+                if row is not None:
+                    item = self.engine.items.row(row, named=True)
+                    found[item_id] = ProfileItem(item_id, self.engine.dense.vectors[row], item.get("category"), item.get("brand"), item.get("price"))
         return found
 
     # -- live profiles -------------------------------------------------------------------------
 
     def live_profile(self, user_id: str) -> UserProfile | None:
         """The user's profile: from the cache, else built from their latest events in the store (None: no events)."""
-        with self._lock:
+        with self._profiles_lock:
             self._expire()
             cached = self._profiles.get(user_id)
             if cached is not None:
@@ -174,7 +232,7 @@ class ModelServices:
 
     def cached_users(self) -> list[str]:
         """Users whose live profile is in memory."""
-        with self._lock:
+        with self._profiles_lock:
             return list(self._profiles)
 
     def observe(self, events: Sequence[StoredEvent]) -> None:
@@ -182,7 +240,7 @@ class ModelServices:
         by_user: dict[str, list[StoredEvent]] = defaultdict(list)
         for event in events:
             by_user[event.user_id].append(event)
-        with self._lock:
+        with self._profiles_lock:
             for user_id, batch in by_user.items():
                 live = self._profiles.get(user_id)
                 if live is None:
@@ -199,9 +257,13 @@ class ModelServices:
         """None: no model folder is served."""
         return None
 
+    def cache_stats(self) -> dict[str, CacheStats]:
+        """The query-vector cache and the non-personalised answer cache."""
+        return {"query_vectors": self.query_vectors.stats(), "search_results": self._results.stats()}
+
     def forget_user(self, user_id: str) -> None:
         """Drop the user's live profile and their recent items in the index (memory and folder)."""
-        with self._lock:
+        with self._profiles_lock, self._engine_lock.writing():
             self._profiles.pop(user_id, None)
             self.engine.forget_users([user_id])
         self.fallback.forget_user(user_id)
@@ -219,12 +281,22 @@ class ModelServices:
         profile = self.live_profile(request.user_id) if request.user_id else None
         vector = interest_vector(profile, self.settings.short_term_weight) if profile is not None else None
         search_filter = SearchFilter(request.category, request.brand, request.price_min, request.price_max)
-        with self._lock:
+        with self._engine_lock.reading():
+            # A personalised answer depends on the live profile, which every event changes: only the others are cached.
+            key = None if vector is not None else (self._catalogue_version, request.query, request.k, request.correct, search_filter)
+            cached = self._results.get(key) if key is not None else None
+            if cached is not None:
+                return cached
             results, recovery = search_with_recovery(self.engine, request.query, request.k, search_filter, vector, request.correct)
             hits = [self._hit(hit.row, hit.score) for hit in results.hits]
         facets = {name: dict(counts) for name, counts in results.facets.items()}
         source = ("model:dense" if recovery.dense_only else "model:hybrid") + ("+profile" if results.personalised else "")
-        return SearchResponse(query=request.query, total=results.total, items=hits, facets=facets, source=source, **recovery_fields(request.query, recovery))
+        response = SearchResponse(
+            query=request.query, total=results.total, items=hits, facets=facets, source=source, **recovery_fields(request.query, recovery)
+        )
+        if key is not None:
+            self._results.put(key, response)
+        return response
 
     def recommend(self, user_id: str, k: int) -> Recommendations:
         """The default services' recommendations: a search index holds no recommender; serve a model folder
@@ -234,7 +306,7 @@ class ModelServices:
     def similar(self, item_id: str, k: int) -> SimilarItems:
         """The items whose text vectors are closest to this item's."""
         self._sync_items()
-        with self._lock:
+        with self._engine_lock.reading():
             row = self.engine.row_of(item_id)
             if row is None:
                 if item_id in self.fallback.catalogue:

@@ -9,10 +9,14 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from longtail.core.artifacts import load_json
+from longtail.core.batching import MicroBatcher
+from longtail.core.config import ServeConfig
 from longtail.core.errors import LongtailError, UnknownIdError
+from longtail.core.lru import CacheStats, LruCache
 from longtail.pipeline.model_folder import FOLDER_FILE, ModelFolder, load_model_folder
 from longtail.serve.catalogue import Catalogue
 from longtail.serve.events import StoredEvent
@@ -77,22 +81,50 @@ def _hit(catalogue: Catalogue, item_id: str, score: float) -> ItemHit | None:
     return ItemHit(item_id=item_id, title=item.title, category=item.category, brand=item.brand, price=item.price, score=round(float(score), 6))
 
 
+Ranked = tuple[np.ndarray, np.ndarray]  # item indices best first, and their scores
+_Ask = tuple[ModelFolder, np.ndarray, int]  # the folder answering, a user's sequence, k
+
+
+def _recommend_together(asks: list[_Ask]) -> list[Ranked]:
+    """Concurrent recommendation requests answered by one recommender call per (folder, k): the sources score the
+    users as one matrix, as the offline evaluation does."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for position, (folder, _, k) in enumerate(asks):
+        groups.setdefault((id(folder), k), []).append(position)
+    answers: dict[int, Ranked] = {}
+    for positions in groups.values():
+        folder, _, k = asks[positions[0]]
+        top, scores = folder.recommend([asks[position][1] for position in positions], k)
+        answers.update((position, (top[row], scores[row])) for row, position in enumerate(positions))
+    return [answers[position] for position in range(len(asks))]
+
+
 class FolderServices:
     """Recommendations and similar items from a model folder; search, profiles and item and event handling from `base`.
 
     A user's sequence is every stored event on an item (posted since training included), oldest first, in the order the
     training split reads it (time, then arrival); items the model does not know are left out. A user with none of
-    those gets the folder's popularity, and the answer's `source` says which path answered."""
+    those gets the folder's popularity, and the answer's `source` says which path answered.
 
-    def __init__(self, base: Services, model: ServedModel, store: EventStore, catalogue: Catalogue) -> None:
+    Requests arriving together are scored in one recommender call, and answers are cached by (model version, k,
+    sequence): a new event changes the sequence and a swapped folder the version, so a cached list is never stale."""
+
+    def __init__(self, base: Services, model: ServedModel, store: EventStore, catalogue: Catalogue, settings: ServeConfig | None = None) -> None:
+        settings = settings or ServeConfig()
         self.base = base
         self.model = model
         self.store = store
         self.catalogue = catalogue
+        self._cache: LruCache[tuple[str, int, bytes], Ranked] = LruCache(settings.recommendation_cache_size)
+        self._batcher: MicroBatcher[_Ask, Ranked] = MicroBatcher(_recommend_together, settings.batch_window_ms / 1000)
 
     def model_version(self) -> str | None:
         """The version of the model folder answering now."""
         return self.model.current.version
+
+    def cache_stats(self) -> dict[str, CacheStats]:
+        """The base services' caches and the recommendation cache."""
+        return {**self.base.cache_stats(), "recommendations": self._cache.stats()}
 
     def _hits(self, item_ids: Iterable[str], scores: Iterable[float], k: int) -> list[ItemHit]:
         hits = [hit for item_id, score in zip(item_ids, scores, strict=True) if (hit := _hit(self.catalogue, item_id, score)) is not None]
@@ -104,8 +136,12 @@ class FolderServices:
         events = reversed(self.store.user_events(user_id, SEQUENCE_EVENTS))
         sequence = folder.sequence([event.item_id for event in events if event.item_id is not None])
         if len(sequence):
-            top, scores = folder.recommend([sequence], k)
-            rows, values, source = top[0], scores[0], f"model:{folder.name}"
+            key = (folder.version, k, sequence.tobytes())
+            ranked = self._cache.get(key)
+            if ranked is None:
+                ranked = self._batcher((folder, sequence, k))
+                self._cache.put(key, ranked)
+            (rows, values), source = ranked, f"model:{folder.name}"
         else:
             rows, values = folder.popular(k, sequence)
             source = COLD_SOURCE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -43,6 +44,9 @@ def serve(data_dir: str | Path, config: LongtailConfig, host: str | None = None,
           model_dir: str | Path | None = None) -> None:
     """Serve until interrupted; the store is closed on the way out."""
     app, served = build_app(data_dir, config, index_dir, model_dir)
+    # Everything loaded so far (catalogue, index, model: ~570k objects on the demo) lives as long as the server. Frozen,
+    # the garbage collector no longer walks it on every full collection (one walk held the GIL 1.3 s, measured under load).
+    gc.freeze()
     try:
         # One process: the rate limiter and catalogue live in memory. Run several behind a proxy with the PostgreSQL store.
         uvicorn.Server(uvicorn_config(app, host or config.serve.host, config.serve.port if port is None else port)).run()

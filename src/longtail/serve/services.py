@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from longtail.core.lru import CacheStats
 from longtail.serve.catalogue import Catalogue
 from longtail.serve.events import StoredEvent
 from longtail.serve.schemas import (
@@ -50,3 +51,6 @@ class Services(Protocol):
 
     def model_version(self) -> str | None:
         """The version of the model folder answering, or None when no model folder is served."""
+
+    def cache_stats(self) -> dict[str, CacheStats]:
+        """The in-memory caches answering requests, by name (shown in /metrics)."""

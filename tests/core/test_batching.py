@@ -1,0 +1,62 @@
+"""Micro-batching: concurrent callers share calls of the work function, each gets its own result, errors reach them."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from longtail.core.batching import MicroBatcher
+
+
+def run_together(batcher: MicroBatcher[int, int], inputs: list[int]) -> dict[int, int | Exception]:
+    start = threading.Barrier(len(inputs))
+    got: dict[int, int | Exception] = {}
+
+    def call(value: int) -> None:
+        start.wait()
+        try:
+            got[value] = batcher(value)
+        except ValueError as error:
+            got[value] = error
+
+    threads = [threading.Thread(target=call, args=(value,)) for value in inputs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return got
+
+
+def test_concurrent_calls_share_batches_and_each_gets_its_own_result() -> None:
+    seen: list[list[int]] = []
+
+    def squares(values: list[int]) -> list[int]:
+        seen.append(values)
+        return [value * value for value in values]
+
+    batcher = MicroBatcher(squares, window_seconds=0.2, max_batch=4)
+    got = run_together(batcher, list(range(10)))
+    assert got == {value: value * value for value in range(10)}
+    assert sorted(value for batch in seen for value in batch) == list(range(10))
+    assert all(len(batch) <= 4 for batch in seen) and batcher.batches == len(seen) < 10
+    assert batcher.many([3, 4]) == [9, 16]
+
+
+def test_an_error_reaches_every_caller_of_its_batch_and_later_batches_still_run() -> None:
+    def fails_on_seven(values: list[int]) -> list[int]:
+        if 7 in values:
+            raise ValueError("seven")
+        return values
+
+    batcher = MicroBatcher(fails_on_seven, window_seconds=0.2, max_batch=100)
+    got = run_together(batcher, [5, 6, 7])
+    assert isinstance(got[7], ValueError)
+    # A caller that made the same batch as 7 shares its error; one that came too late for it gets its value.
+    assert all(isinstance(got[value], ValueError) or got[value] == value for value in (5, 6))
+    assert batcher(8) == 8
+
+
+def test_a_batch_size_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_batch"):
+        MicroBatcher(lambda values: values, max_batch=0)
