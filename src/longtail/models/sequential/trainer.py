@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from longtail.core.config import SequentialConfig
 from longtail.core.errors import LongtailError
 from longtail.models.base import TrainData
-from longtail.models.sequential.network import SASRecNetwork, left_pad
+from longtail.models.sequential.network import SequenceNetwork, left_pad
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class TrainingRun:
 
 
 class Trainer:
-    """Trains a `SASRecNetwork` on behaviour histories with the optimiser and loss settings of a `SequentialConfig`."""
+    """Trains a `SequenceNetwork` (SASRec, the text-aware variants) on behaviour histories with the optimiser and loss settings of a `SequentialConfig`."""
 
     def __init__(self, config: SequentialConfig) -> None:
         self.config = config
@@ -90,7 +90,7 @@ class Trainer:
         position_weights = weights[:, None].expand_as(targets)[positions]
         return (F.cross_entropy(logits, labels, reduction="none") * position_weights).sum() / position_weights.sum()
 
-    def train(self, network: SASRecNetwork, data: TrainData, validate: Callable[[], float] | None = None,
+    def train(self, network: SequenceNetwork, data: TrainData, validate: Callable[[], float] | None = None,
               learn_from: Sequence[int] | None = None) -> TrainingRun:
         """Train `network` in place with a fresh optimiser; stop early on `validate()` (higher is better) and keep the best epoch."""
         config = self.config
@@ -120,7 +120,7 @@ class Trainer:
                 length = max(len(inputs) for inputs, _ in chosen)
                 inputs = left_pad([inputs for inputs, _ in chosen], length)
                 targets = left_pad([targets for _, targets in chosen], length)
-                table = network.items()
+                table = network.table()
                 weights = None if window_weights is None else torch.from_numpy(window_weights[picked])
                 loss = self.loss(network(inputs, table), targets, table, log_q, weights)
                 optimiser.zero_grad(set_to_none=True)

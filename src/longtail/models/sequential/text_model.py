@@ -1,0 +1,124 @@
+"""The text-aware sequential recommenders: SASRec over adapted frozen text vectors (with or without item ids), the
+dual-view model, and the tail blend that leans on text for items with little behaviour data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import torch
+
+from longtail.core.config import RecommendConfig, SequentialConfig, TextSequentialConfig
+from longtail.core.errors import LongtailError
+from longtail.models.base import ARRAYS_FILE, TrainData, Validator, register
+from longtail.models.sequential.model import SASRec
+from longtail.models.sequential.network import SASRecNetwork, SequenceNetwork
+from longtail.models.sequential.text_network import AdaptedItemEmbedding, DualViewNetwork
+
+# Per-item tensors are tied to one catalogue; everything else (adaptor, encoder, positions) can move to another.
+CATALOGUE_WEIGHTS = ("items.text", "items.ids", "items.seen")
+
+
+@register
+class TextAdaptorSASRec(SASRec):
+    """SASRec whose item vectors are frozen text vectors through a whitening + mixture-of-experts adaptor (UniSRec),
+    plus learned id vectors for items seen in training (`text.id_embedding: add`) or text alone (`replace`).
+
+    Items without training interactions get their vector from text, so new items are scored like any other.
+    """
+
+    name = "sasrec-adaptor"
+
+    def __init__(self, config: SequentialConfig | None = None, text_config: TextSequentialConfig | None = None) -> None:
+        super().__init__(config)
+        self.text_config = text_config or TextSequentialConfig()
+
+    @classmethod
+    def from_config(cls, config: RecommendConfig) -> Self:
+        return cls(config.sequential, config.text)
+
+    def _network(self, n_items: int, text: np.ndarray | None, seen: np.ndarray) -> SequenceNetwork:
+        return SASRecNetwork(AdaptedItemEmbedding(text, self.config.hidden, self.text_config, seen), self.config)
+
+    def fit_from(self, pretrained: TextAdaptorSASRec, data: TrainData, validate: Validator | None = None) -> Self:
+        """Fit starting from another catalogue's fitted model: its adaptor, encoder and positions are copied, the
+        per-item tensors (text, ids) are this catalogue's; then train as `fit` does (transfer, UniSRec's fine-tuning)."""
+        torch.manual_seed(data.seed)
+        self.n_items_ = data.n_items
+        self.network_ = self._network(data.n_items, data.item_vectors, data.counts() > 0)
+        own = self.network_.state_dict()
+        moved = {name: tensor for name, tensor in pretrained.network_.state_dict().items()
+                 if name not in CATALOGUE_WEIGHTS and name in own and own[name].shape == tensor.shape}
+        if not moved:
+            raise LongtailError("fit_from: the pre-trained model shares no weights with this one (different hidden size or text encoder?)")
+        self.network_.load_state_dict(moved, strict=False)
+        self.transferred_ = sorted(moved)
+        return self._train(data, validate)
+
+    def _saved_params(self) -> dict[str, Any]:
+        return {"config": self.config.model_dump(), "text_config": self.text_config.model_dump()}
+
+    @classmethod
+    def _unfitted(cls, meta: dict[str, Any], params: dict[str, Any]) -> Self:
+        return cls(SequentialConfig.model_validate(meta["config"]), TextSequentialConfig.model_validate(meta["text_config"]))
+
+    def text_table(self) -> torch.Tensor:
+        """The (n_items + 1, hidden) item table from text alone (no id vectors)."""
+        items = self.network_.items if isinstance(self.network_, SASRecNetwork) else None
+        if not isinstance(items, AdaptedItemEmbedding):
+            raise LongtailError(f"{self.name}: the network has no adapted text table")
+        return items.text_table()
+
+
+@register
+class DualViewSASRec(TextAdaptorSASRec):
+    """Dual-view sequential model (LLM-ESR style): a semantic encoder over adapted frozen text vectors and a
+    collaborative encoder over learned id vectors, fused by concatenation; the two views train together."""
+
+    name = "sasrec-dual-view"
+
+    def _network(self, n_items: int, text: np.ndarray | None, seen: np.ndarray) -> SequenceNetwork:
+        return DualViewNetwork(text, seen, self.config, self.text_config)
+
+
+@register
+class TailBlendSASRec(TextAdaptorSASRec):
+    """The adaptor model whose score for item i blends the full score with a text-only one by popularity:
+    (1 - w_i) <h, e_i> + w_i <h, text_i>, w_i = exp(-count_i / text.tail_popularity), h the user's sequence state.
+
+    New items (count 0) are scored by text alone, head items by the full model; tail items in between.
+    """
+
+    name = "sasrec-tail-blend"
+
+    def fit(self, data: TrainData, validate: Validator | None = None) -> Self:
+        # the validator scores through `score`, so the blend weights must exist before training starts
+        self.text_weight_ = np.exp(-data.counts() / self.text_config.tail_popularity).astype(np.float32)
+        return super().fit(data, validate)
+
+    def fit_from(self, pretrained: TextAdaptorSASRec, data: TrainData, validate: Validator | None = None) -> Self:
+        self.text_weight_ = np.exp(-data.counts() / self.text_config.tail_popularity).astype(np.float32)
+        return super().fit_from(pretrained, data, validate)
+
+    def partial_fit(self, data: TrainData, validate: Validator | None = None, learn_from: Sequence[int] | None = None) -> Self:
+        # items appended since fitting have no training interactions yet: text alone scores them (weight 1)
+        self.text_weight_ = np.pad(self.text_weight_, (0, data.n_items - len(self.text_weight_)), constant_values=1.0)
+        return super().partial_fit(data, validate, learn_from)
+
+    def _item_scores(self, hidden: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        weight = torch.from_numpy(self.text_weight_)
+        return (1 - weight) * (hidden @ table[1:].T) + weight * (hidden @ self.text_table()[1:].T)
+
+    def _save_state(self, directory: Path) -> None:
+        from safetensors.numpy import save_file
+
+        super()._save_state(directory)
+        save_file({"text_weight_": self.text_weight_}, directory / ARRAYS_FILE)
+
+    @classmethod
+    def _load_state(cls, directory: Path, params: dict[str, Any]) -> Self:
+        model = super()._load_state(directory, params)
+        model._load_arrays(directory)
+        return model
