@@ -9,7 +9,6 @@ from typing import Any, Self
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from longtail.core.config import RecommendConfig, SequentialConfig, TextSequentialConfig
 from longtail.core.errors import LongtailError
@@ -84,19 +83,14 @@ class DualViewSASRec(TextAdaptorSASRec):
         return DualViewNetwork(text, seen, self.config, self.text_config)
 
 
-def _standardised(scores: torch.Tensor) -> torch.Tensor:
-    """Each user's scores as z-scores over the catalogue, so two scorers on different scales can be blended."""
-    return (scores - scores.mean(1, keepdim=True)) / scores.std(1, keepdim=True).clamp_min(1e-6)
-
-
 @register
 class TailBlendSASRec(TextAdaptorSASRec):
     """The adaptor model whose score for item i blends the full score with a text-only one by popularity:
-    (1 - w_i) z(<h, e_i>) + w_i z(cos(h, text_i)), w_i = exp(-count_i / text.tail_popularity), h the user's sequence
-    state, text_i the item's adapted text vector, z a z-score over the catalogue per user.
+    (1 - w_i) <h, e_i> + w_i <h, text_i>, w_i = exp(-count_i / text.tail_popularity), h the user's sequence state,
+    e_i the item's full vector (adapted text + id), text_i its adapted text vector alone.
 
-    The cosine drops the popularity that the full model's item norms carry; new items (count 0) are scored by it
-    alone, head items by the full model, tail items in between.
+    A tail item's few interactions make its id vector noisy; the blend leans on its text instead. New items
+    (count 0, no id vector) are scored by text alone, head items by the full model, tail items in between.
     """
 
     name = "sasrec-tail-blend"
@@ -117,8 +111,8 @@ class TailBlendSASRec(TextAdaptorSASRec):
 
     def _item_scores(self, hidden: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         weight = torch.from_numpy(self.text_weight_)
-        text = F.normalize(self.text_table()[1:], dim=1)
-        return (1 - weight) * _standardised(hidden @ table[1:].T) + weight * _standardised(F.normalize(hidden, dim=1) @ text.T)
+        # the text-only logit is on the full logit's scale (same user state, same adapted text part): no calibration needed
+        return (1 - weight) * (hidden @ table[1:].T) + weight * (hidden @ self.text_table()[1:].T)
 
     def _save_state(self, directory: Path) -> None:
         from safetensors.numpy import save_file
