@@ -18,6 +18,7 @@ embedding cache, so each text is encoded once across runs (and shared with the s
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -97,7 +98,8 @@ def write(result: dict, dataset: str, evaluations: dict[str, Evaluation], config
     complete = {name.split("/", 1)[1]: row for name, row in rows.items() if set(metrics) <= set(row)}
     compared = {"heading": "Paired bootstrap (95% CI over users): each text model minus SASRec (ID only); new_items/HR@10 minus the content baseline",
                 "rows": complete, "metrics": metrics} if complete else None
-    notes = [f"Run conditions: {result['label']}.", f"Split: leave-one-out, {result['new_item_share']:.0%} of items held out as new items."]
+    notes = [f"Run conditions (latest run): {result['label']}; each run's own are in the JSON.",
+             f"Split: leave-one-out, {result['new_item_share']:.0%} of items held out as new items."]
     context = report_context(f"text-aware models, {dataset}", runs, evaluations, config, "leave-one-out + inductive new items", compared, notes)
     context["segment_names"] = ("head", "torso", "tail", "new_items", "cold", "active")
     write_report_pair(path, path.with_name(f"{path.stem}-{dataset}.html"), result, "evaluation.html", context)
@@ -132,7 +134,9 @@ def run_dataset(dataset: str, seed: int, models: list[str], config: RecommendCon
 
     def score(name: str, model: Recommender, seconds: float, peak: float, **extra: object) -> None:
         evaluations[name] = evaluate_split(model.score, split, "test", config)
-        result["runs"].append(record(dataset, name, seed, evaluations[name], seconds, peak, **extra))
+        # a re-run replaces the same dataset, model and seed; other runs in the file stay
+        result["runs"] = [r for r in result["runs"] if (r["dataset"], r["model"], r["seed"]) != (dataset, name, seed)]
+        result["runs"].append(record(dataset, name, seed, evaluations[name], seconds, peak, label=result["label"], **extra))
         segments = evaluations[name].segments
         log.info("%s %s seed %d: NDCG@10 %.4f tail %.4f cold %.4f new-item HR@10 %.4f (train %.0fs)", dataset, name, seed,
                  evaluations[name].metrics["NDCG@10"], segments["tail"]["NDCG@10"], segments["cold"]["NDCG@10"],
@@ -168,7 +172,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["beauty", "scientific"])
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1: each draws its own new items and initialisation")
-    parser.add_argument("--models", nargs="+", default=[ID_ONLY, CONTENT, *TEXT_MODELS])
+    parser.add_argument("--models", nargs="*", default=[ID_ONLY, CONTENT, *TEXT_MODELS], help="none: only the transfer stage")
     parser.add_argument("--new-item-share", type=float, default=0.1)
     parser.add_argument("--max-train-seconds", type=float, default=None, help="wall-time cap per sequential model")
     parser.add_argument("--epochs", type=int, default=None, help="epoch cap per sequential model (default: the config's)")
@@ -182,8 +186,10 @@ def main() -> int:
     sequential = {"max_train_seconds": arguments.max_train_seconds, **({"epochs": arguments.epochs} if arguments.epochs else {})}
     # cold users: at most 5 items in the history the model reads at test time
     config = config.model_copy(update={"sequential": config.sequential.model_copy(update=sequential), "cold_user_max_history": 5})
-    result: dict = {"label": arguments.label, "new_item_share": arguments.new_item_share, "config": config.model_dump(),
-                    "runs": [], "comparisons": {}, "transfer": {}}
+    result: dict = {"runs": [], "comparisons": {}, "transfer": {}}
+    if arguments.results.is_file():
+        result |= json.loads(arguments.results.read_text())
+    result |= {"label": arguments.label, "new_item_share": arguments.new_item_share, "config": config.model_dump()}
     for seed in range(arguments.seeds):
         pretrained = None
         if arguments.transfer_seconds and "scientific" in arguments.datasets:

@@ -97,12 +97,16 @@ class TailBlendSASRec(TextAdaptorSASRec):
 
     def fit(self, data: TrainData, validate: Validator | None = None) -> Self:
         # the validator scores through `score`, so the blend weights must exist before training starts
-        self.text_weight_ = np.exp(-data.counts() / self.text_config.tail_popularity).astype(np.float32)
+        self.text_weight_ = self._text_weights(data)
         return super().fit(data, validate)
 
     def fit_from(self, pretrained: TextAdaptorSASRec, data: TrainData, validate: Validator | None = None) -> Self:
-        self.text_weight_ = np.exp(-data.counts() / self.text_config.tail_popularity).astype(np.float32)
+        self.text_weight_ = self._text_weights(data)
         return super().fit_from(pretrained, data, validate)
+
+    def _text_weights(self, data: TrainData) -> np.ndarray:
+        """w_i = exp(-count_i / tail_popularity) per item, from the training interactions."""
+        return np.exp(-data.counts() / self.text_config.tail_popularity).astype(np.float32)
 
     def partial_fit(self, data: TrainData, validate: Validator | None = None, learn_from: Sequence[int] | None = None) -> Self:
         # items appended since fitting have no training interactions yet: text alone scores them (weight 1)
