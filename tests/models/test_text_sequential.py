@@ -57,6 +57,8 @@ def test_dual_view_forward_concatenates_the_two_views() -> None:
     table = network.table()
     assert table.shape == (8, 16)
     torch.testing.assert_close(table[:, :8], network.semantic.table())
+    # item 6 (row 7) was never bought: its collaborative half is zero, its semantic half comes from text
+    assert not table[7, 8:].any() and table[7, :8].any()
     batch = torch.tensor([[0, 1, 2], [4, 5, 6]])
     hidden = network(batch, table)
     assert hidden.shape == (2, 3, 16)
@@ -69,19 +71,24 @@ def test_dual_view_learns_the_clusters() -> None:
     assert top[0, 0] in {2, 6} and top[1, 0] == 5
 
 
-def test_tail_blend_scores_new_items_by_text_and_head_items_by_the_full_model() -> None:
-    model = TailBlendSASRec(SEQUENTIAL, TextSequentialConfig(tail_popularity=1.0)).fit(_tiny())
-    hidden = torch.randn(2, 8)
-    table = model.network_.table().detach()
-    blended = model._item_scores(hidden, table).detach()
-    full, text = hidden @ table[1:].T, hidden @ model.text_table().detach()[1:].T
+def test_tail_blend_scores_new_items_by_text_and_head_items_by_the_model() -> None:
+    model = TailBlendSASRec(SEQUENTIAL, TextSequentialConfig(tail_popularity=1.0, tail_recent=2)).fit(_tiny())
+    users = [np.array([0, 1, 2]), np.array([3, 4])]
+    blended = model.score(users)
+    full = TextAdaptorSASRec.score(model, users)
+    # the text path: cosine to the recency-weighted (1/2, 1) mean of the last two items' text vectors
+    queries = np.stack([0.5 * VECTORS[1] + VECTORS[2], 0.5 * VECTORS[3] + VECTORS[4]])
+    text = (queries / np.linalg.norm(queries, axis=1, keepdims=True)) @ VECTORS.T
+
+    def z(scores: np.ndarray) -> np.ndarray:
+        return (scores - scores.mean(1, keepdims=True)) / scores.std(1, keepdims=True)
+
     # item 6 was never bought: weight exp(0) = 1 on text; item 0 was bought 5 times: weight exp(-5)
-    torch.testing.assert_close(blended[:, 6], text[:, 6])
+    np.testing.assert_allclose(blended[:, 6], z(text)[:, 6], rtol=1e-5)
     weight = float(np.exp(-5.0))
-    torch.testing.assert_close(blended[:, 0], (1 - weight) * full[:, 0] + weight * text[:, 0])
-    # the never-bought item shares cluster one's text, so it is recommended after cluster one's items
-    top = model.recommend([np.array([0, 1, 2])], k=1)
-    assert top[0, 0] == 6
+    np.testing.assert_allclose(blended[:, 0], (1 - weight) * z(full)[:, 0] + weight * z(text)[:, 0], rtol=1e-5)
+    # the never-bought item reads like cluster one, so it is recommended to cluster one's user
+    assert model.recommend(users[:1], k=1)[0, 0] == 6
 
 
 def test_fit_from_moves_the_adaptor_and_encoder_but_not_the_catalogue(tmp_path) -> None:

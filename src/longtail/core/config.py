@@ -237,8 +237,9 @@ class TextSequentialConfig(_Section):
         "add", description="add: adapted text vector plus a learned id vector (zero for items without training interactions); replace: text only"
     )
     tail_popularity: float = Field(
-        5.0, gt=0.0, description="tail blend: an item with c training interactions takes weight exp(-c / this) on its text-only score"
+        10.0, gt=0.0, description="tail blend: an item with c training interactions takes weight exp(-c / this) on its text similarity score"
     )
+    tail_recent: int = Field(5, gt=0, description="tail blend: last history items whose frozen text vectors make the user's text query")
 
 
 class RecommendConfig(_Section):

@@ -75,13 +75,9 @@ class SASRec(Recommender):
             chunk = [h[-self.config.max_len :] + 1 for h in histories[start : start + SCORE_BATCH]]
             length = max(1, max(len(c) for c in chunk))
             hidden = self.network_(left_pad(chunk, length), table)[:, -1]
-            output[start : start + len(chunk)] = self._item_scores(hidden, table).numpy()
+            output[start : start + len(chunk)] = (hidden @ table[1:].T).numpy()
         self.network_.train(was_training)
         return output
-
-    def _item_scores(self, hidden: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        """(users, n_items) scores from the users' last hidden states and the (n_items + 1, hidden) item table."""
-        return hidden @ table[1:].T
 
     def similar_items(self, item: int, k: int = 10) -> np.ndarray:
         """The k items whose learned vectors are closest (cosine) to `item`'s, best first."""

@@ -13,6 +13,7 @@ import torch
 from longtail.core.config import RecommendConfig, SequentialConfig, TextSequentialConfig
 from longtail.core.errors import LongtailError
 from longtail.models.base import ARRAYS_FILE, TrainData, Validator, register
+from longtail.models.content import recent_text_scores
 from longtail.models.sequential.model import SASRec
 from longtail.models.sequential.network import SASRecNetwork, SequenceNetwork
 from longtail.models.sequential.text_network import AdaptedItemEmbedding, DualViewNetwork
@@ -64,12 +65,20 @@ class TextAdaptorSASRec(SASRec):
     def _unfitted(cls, meta: dict[str, Any], params: dict[str, Any]) -> Self:
         return cls(SequentialConfig.model_validate(meta["config"]), TextSequentialConfig.model_validate(meta["text_config"]))
 
-    def text_table(self) -> torch.Tensor:
-        """The (n_items + 1, hidden) item table from text alone (no id vectors)."""
+    def _adapted_items(self) -> AdaptedItemEmbedding:
+        """The adapted item table of the fitted network."""
         items = self.network_.items if isinstance(self.network_, SASRecNetwork) else None
         if not isinstance(items, AdaptedItemEmbedding):
             raise LongtailError(f"{self.name}: the network has no adapted text table")
-        return items.text_table()
+        return items
+
+    def text_table(self) -> torch.Tensor:
+        """The (n_items + 1, hidden) item table from text alone (no id vectors)."""
+        return self._adapted_items().text_table()
+
+    def text_vectors(self) -> np.ndarray:
+        """The frozen (n_items, text_dim) text vectors the model reads."""
+        return self._adapted_items().text.numpy()
 
 
 @register
@@ -83,14 +92,21 @@ class DualViewSASRec(TextAdaptorSASRec):
         return DualViewNetwork(text, seen, self.config, self.text_config)
 
 
+def _standardised(scores: np.ndarray) -> np.ndarray:
+    """Each user's scores as z-scores over the catalogue, so scorers on different scales can be blended."""
+    return (scores - scores.mean(1, keepdims=True)) / np.maximum(scores.std(1, keepdims=True), 1e-6)
+
+
 @register
 class TailBlendSASRec(TextAdaptorSASRec):
-    """The adaptor model whose score for item i blends the full score with a text-only one by popularity:
-    (1 - w_i) <h, e_i> + w_i <h, text_i>, w_i = exp(-count_i / text.tail_popularity), h the user's sequence state,
-    e_i the item's full vector (adapted text + id), text_i its adapted text vector alone.
+    """The adaptor model plus a text path, blended per item by popularity:
+    (1 - w_i) z(model_i) + w_i z(text_i), w_i = exp(-count_i / text.tail_popularity), z a z-score over the
+    catalogue per user, text_i the cosine between item i's frozen text vector and a recency-weighted mean of the
+    user's last `text.tail_recent` items' (their sequence read as text).
 
-    A tail item's few interactions make its id vector noisy; the blend leans on its text instead. New items
-    (count 0, no id vector) are scored by text alone, head items by the full model, tail items in between.
+    The model's scores carry popularity (a rarely bought item is rarely a softmax target, so it is pushed down);
+    the text path carries none. New items (count 0) are scored by text alone, head items by the model, tail
+    items in between.
     """
 
     name = "sasrec-tail-blend"
@@ -104,19 +120,20 @@ class TailBlendSASRec(TextAdaptorSASRec):
         self.text_weight_ = self._text_weights(data)
         return super().fit_from(pretrained, data, validate)
 
-    def _text_weights(self, data: TrainData) -> np.ndarray:
-        """w_i = exp(-count_i / tail_popularity) per item, from the training interactions."""
-        return np.exp(-data.counts() / self.text_config.tail_popularity).astype(np.float32)
-
     def partial_fit(self, data: TrainData, validate: Validator | None = None, learn_from: Sequence[int] | None = None) -> Self:
         # items appended since fitting have no training interactions yet: text alone scores them (weight 1)
         self.text_weight_ = np.pad(self.text_weight_, (0, data.n_items - len(self.text_weight_)), constant_values=1.0)
         return super().partial_fit(data, validate, learn_from)
 
-    def _item_scores(self, hidden: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-        weight = torch.from_numpy(self.text_weight_)
-        # the text-only logit is on the full logit's scale (same user state, same adapted text part): no calibration needed
-        return (1 - weight) * (hidden @ table[1:].T) + weight * (hidden @ self.text_table()[1:].T)
+    def _text_weights(self, data: TrainData) -> np.ndarray:
+        """w_i = exp(-count_i / tail_popularity) per item, from the training interactions."""
+        return np.exp(-data.counts() / self.text_config.tail_popularity).astype(np.float32)
+
+    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        model = super().score(histories)
+        text = recent_text_scores(self.text_vectors(), histories, self.text_config.tail_recent)
+        blended = (1 - self.text_weight_) * _standardised(model) + self.text_weight_ * _standardised(text)
+        return blended.astype(np.float32)
 
     def _save_state(self, directory: Path) -> None:
         from safetensors.numpy import save_file

@@ -94,7 +94,13 @@ class AdaptedItemEmbedding(ItemTable):
 class DualViewNetwork(SequenceNetwork):
     """Two SASRec encoders side by side: a semantic view over adapted frozen text vectors and a collaborative view
     over learned id vectors; a user's state and an item's vector are both views concatenated, so a score is the sum
-    of the two views' dot products (the fusion of LLM-ESR, Liu et al. 2024, without its self-distillation)."""
+    of the two views' dot products (the fusion of LLM-ESR, Liu et al. 2024, without its self-distillation).
+
+    The collaborative vector of an item without training interactions is held at zero: it was never trained, and
+    a random row would drown the new item's semantic score in noise.
+    """
+
+    seen: torch.Tensor
 
     def __init__(self, text: np.ndarray | None, seen: np.ndarray, config: SequentialConfig, settings: TextSequentialConfig) -> None:
         super().__init__()
@@ -104,10 +110,11 @@ class DualViewNetwork(SequenceNetwork):
         self.semantic = SASRecNetwork(semantic, config)
         self.collaborative = SASRecNetwork(ItemEmbedding(len(text), config.hidden, "none", None, seen), config)
         self.hidden = config.hidden
+        self.register_buffer("seen", F.pad(torch.as_tensor(seen, dtype=torch.float32), (1, 0)).unsqueeze(1))
 
     def table(self) -> torch.Tensor:
         """(n_items + 1, 2 x hidden): the semantic then the collaborative item vectors."""
-        return torch.cat([self.semantic.table(), self.collaborative.table()], dim=1)
+        return torch.cat([self.semantic.table(), self.collaborative.table() * self.seen], dim=1)
 
     def forward(self, sequences: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """(batch, length, 2 x hidden): each view's encoder over its half of the table."""
@@ -118,6 +125,8 @@ class DualViewNetwork(SequenceNetwork):
         """Grow both views' tables."""
         self.semantic.grow(n_items, text, seen)
         self.collaborative.grow(n_items, text, seen)
+        grown = F.pad(torch.as_tensor(seen, dtype=torch.float32), (1, 0)).unsqueeze(1)
+        self.seen = torch.maximum(F.pad(self.seen, (0, 0, 0, len(grown) - len(self.seen))), grown)
 
     @property
     def text_shape(self) -> tuple[int, ...] | None:
