@@ -86,7 +86,8 @@ def compare(evaluations: dict[str, Evaluation], seed: int, samples: int) -> dict
                 result["ratio"] = float(np.nanmean(ours)) / base_mean if base_mean > 0 else float("nan")
                 result["baseline"] = baseline
                 row[f"{segment}/{metric}"] = result
-        rows[f"{name} (seed {seed})"] = row
+        if row:
+            rows[f"{name} (seed {seed})"] = row
     return rows
 
 
