@@ -106,7 +106,7 @@ class SASRec(Recommender):
         from safetensors.torch import load_file
 
         meta = load_json(directory / META_FILE)
-        model = cls._unfitted(meta, params)
+        model = cls._unfitted(meta)
         n_items = meta["n_items"]
         # placeholders of the saved shapes: the real text vectors and weights come from the safetensors file
         text = np.zeros(meta["text_shape"] or (n_items, model.config.hidden), dtype=np.float32)
@@ -117,7 +117,7 @@ class SASRec(Recommender):
         return model
 
     @classmethod
-    def _unfitted(cls, meta: dict[str, Any], params: dict[str, Any]) -> Self:
+    def _unfitted(cls, meta: dict[str, Any]) -> Self:
         """The unfitted model a saved folder describes (its `sequential.json` carries the config)."""
         return cls(SequentialConfig.model_validate(meta["config"]))
 

@@ -62,7 +62,7 @@ class TextAdaptorSASRec(SASRec):
         return {"config": self.config.model_dump(), "text_config": self.text_config.model_dump()}
 
     @classmethod
-    def _unfitted(cls, meta: dict[str, Any], params: dict[str, Any]) -> Self:
+    def _unfitted(cls, meta: dict[str, Any]) -> Self:
         return cls(SequentialConfig.model_validate(meta["config"]), TextSequentialConfig.model_validate(meta["text_config"]))
 
     def _adapted_items(self) -> AdaptedItemEmbedding:
