@@ -92,19 +92,21 @@ def load_s3rec(root: str | Path, name: str) -> Dataset:
         provenance = f"S3-Rec Amazon {stem} 5-core (research use); item text = attribute ids rendered as tokens; synthetic daily timestamps"
         return Dataset(name, _conform(items, ITEMS), sequences_to_events(sequences), provenance)
     items = _with_product_text(items, root / text_file)
-    provenance = f"S3-Rec Amazon {stem} 5-core (research use); item text = real titles, brands, categories from {text_file}; synthetic daily timestamps"
+    provenance = f"S3-Rec Amazon {stem} 5-core (research use); item text = real titles and categories from {text_file}; synthetic daily timestamps"
     return Dataset(name, _conform(items, ITEMS), sequences_to_events(sequences), provenance)
 
 
 def _with_product_text(items: pl.DataFrame, path: Path) -> pl.DataFrame:
-    """Items with the title, brand and category path of `path` (item_id,asin,title[,brand],categories); an empty title keeps the attribute tokens."""
-    table = pl.read_csv(path, infer_schema=False)
-    text = table.select(
+    """Items with the title and category path of `path` (item_id,asin,title,...,categories); an empty title keeps the attribute tokens.
+
+    The file's brand column is left out: it names S3-Rec's brand attribute id, which the attributes already
+    carry (and the fusion ranker's side information would count twice), and most titles start with the brand.
+    """
+    text = pl.read_csv(path, infer_schema=False).select(
         "item_id",
         pl.col("title").alias("product_title"),
         # the first category path; several are separated by " | "
         pl.col("categories").str.split(" | ").list.first().alias("category"),
-        *([pl.col("brand")] if "brand" in table.columns else []),
     )
     joined = items.join(text, on="item_id", how="left")
     titled = pl.when(pl.col("product_title").str.len_chars() > 0).then(pl.col("product_title")).otherwise(pl.col("title"))
