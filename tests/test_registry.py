@@ -40,4 +40,4 @@ def test_every_name_is_known_without_importing_its_module_first() -> None:
     components, recommenders = set(output[0].split()), set(output[1].split())
     assert {"tail-oversampling", "weighted-sampling", "crop", "text-eda", "smote-enn", "class-weights", "ctgan"} <= components
     assert "weighted_sample" not in components
-    assert recommenders == {"als", "content", "ease", "fusion", "itemknn", "popularity", "sasrec"}
+    assert recommenders == {"als", "content", "ease", "fusion", "itemknn", "popularity", "sasrec", "sasrec-adaptor", "sasrec-dual-view", "sasrec-tail-blend"}

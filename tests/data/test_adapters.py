@@ -33,6 +33,18 @@ def test_sequence_datasets_match_published_sizes(datasets_root: Path, name: str,
     assert set(data.events["item_id"].unique()) <= set(data.items["item_id"])
 
 
+def test_beauty_and_toys_items_read_as_their_real_titles(datasets_root: Path) -> None:
+    beauty = load_dataset("beauty", datasets_root).items.sort(pl.col("item_id").cast(pl.Int64))
+    first = beauty.row(0, named=True)
+    assert first["title"] == "OPI Nail Lacquer, Simmer and Shimmer, 0.5-Fluid Ounce"
+    assert first["category"] == "Beauty > Makeup > Nails > Nail Polish" and first["brand"] is None
+    # the 7 items without a title in the source keep their attribute tokens rather than an empty text
+    assert beauty.filter(pl.col("title").str.starts_with("attr")).height == 7
+    toys = load_dataset("toys", datasets_root).items
+    assert toys.filter(pl.col("item_id") == "2")["title"].item() == "LEGO Star Wars Clone Troopers vs Droidekas 75000"
+    assert toys["brand"].null_count() == toys.height
+
+
 def test_sequence_order_is_kept_in_timestamps(datasets_root: Path) -> None:
     events = load_dataset("beauty", datasets_root).events
     first_user = events.filter(pl.col("user_id") == "1")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
 import pytest
 
+from longtail.core.config import RecommendConfig
 from longtail.core.errors import LongtailError
 from longtail.data.adapters import load_dataset, sequences_to_events
-from longtail.data.splits import leave_one_out, split_events, temporal_split
+from longtail.data.splits import hold_out_new_items, leave_one_out, split_events, temporal_split
+from longtail.evaluate.harness import evaluate_split
 
 import builders
 
@@ -41,6 +44,40 @@ def test_leave_one_out_on_beauty_reassembles_every_sequence(datasets_root) -> No
     user = split.user_ids.index(first_line[0])
     rebuilt = [split.item_ids[i] for i in np.concatenate([split.train[user], split.valid[user], split.test[user]])]
     assert rebuilt == first_line[1:]
+
+
+def test_new_item_split_keeps_held_out_items_out_of_every_model_input(datasets_root) -> None:
+    data = load_dataset("scientific", datasets_root)
+    split = leave_one_out(data.items, data.events)
+    inductive = hold_out_new_items(split, share=0.1, seed=7)
+    new = inductive.new_items
+    assert new is not None and new.sum() == round(0.1 * split.n_items)
+    for stage in ("valid", "test"):
+        assert not any(new[history].any() for history in inductive.histories(stage))
+    assert not any(new[targets].any() for targets in inductive.valid)
+    assert inductive.train_counts()[new].sum() == 0
+    # test targets are untouched, so some of them are new items, and every other interaction is kept in order
+    assert all(np.array_equal(a, b) for a, b in zip(inductive.test, split.test, strict=True))
+    assert 0 < sum(int(new[t].sum()) for t in inductive.test) < len(split.user_ids)
+    user = next(u for u, history in enumerate(split.train) if new[history].any())
+    assert inductive.train[user].tolist() == [i for i in split.train[user] if not new[i]]
+    assert inductive.subset(np.array([user])).new_items is new
+    assert hold_out_new_items(split, 0.1, seed=7).new_items.tolist() == new.tolist()
+
+
+def test_new_items_segment_scores_only_targets_that_are_new() -> None:
+    events = sequences_to_events({"u1": ["a", "b", "c", "d"], "u2": ["b", "a", "c", "e"], "u3": ["a", "c", "b", "d"]})
+    split = leave_one_out(builders.items(["a", "b", "c", "d", "e"]), events)
+    # "d" is only ever a test target (of u1 and u3), so holding it out changes no model input
+    split = replace(split, new_items=np.array([item == "d" for item in split.item_ids]))
+
+    def scorer(histories: list[np.ndarray]) -> np.ndarray:
+        return np.tile(np.asarray(split.new_items, dtype=np.float32), (len(histories), 1))
+
+    evaluation = evaluate_split(scorer, split, "test", RecommendConfig(ks=[1]))
+    assert evaluation.segments["new_items"]["users"] == 2 and evaluation.segments["new_items"]["HR@1"] == 1.0
+    # u2's target "e" ties with every other item at 0 and ties count against the target
+    assert evaluation.metrics["HR@1"] == 2 / 3
 
 
 def test_temporal_split_keeps_the_future_out_of_training() -> None:

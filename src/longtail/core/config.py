@@ -269,6 +269,20 @@ class SequentialConfig(_Section):
         return data
 
 
+class TextSequentialConfig(_Section):
+    """The text-aware sequential models: frozen item text vectors through a learned adaptor, fused with item ids, the tail blend."""
+
+    experts: int = Field(8, gt=0, description="whitening experts of the mixture-of-experts text adaptor (UniSRec)")
+    adaptor_dropout: float = Field(0.2, ge=0.0, lt=1.0, description="dropout on the frozen text vectors before the adaptor")
+    id_embedding: Literal["add", "replace"] = Field(
+        "add", description="add: adapted text vector plus a learned id vector (zero for items without training interactions); replace: text only"
+    )
+    tail_popularity: float = Field(
+        10.0, gt=0.0, description="tail blend: an item with c training interactions takes weight exp(-c / this) on its text similarity score"
+    )
+    tail_recent: int = Field(5, gt=0, description="tail blend: last history items whose frozen text vectors make the user's text query")
+
+
 class RecommendConfig(_Section):
     """Evaluation protocol, segments, baselines, fusion and long-tail re-ranking for recommendation."""
 
@@ -296,6 +310,7 @@ class RecommendConfig(_Section):
     longtail_candidates: int = Field(100, gt=0, description="top items the long-tail re-ranker reorders")
     longtail_weight: float = Field(0.0, ge=0.0, le=1.0, description="the knob: 0 = accuracy only, 1 = least popular first")
     sequential: SequentialConfig = Field(default_factory=SequentialConfig)
+    text: TextSequentialConfig = Field(default_factory=TextSequentialConfig)
 
 
 class ComponentSpec(_Section):

@@ -17,6 +17,8 @@ from longtail.data.schema import EVENTS, ITEMS, TableSpec, empty_table
 
 S3REC_SETS = {"beauty": "Beauty", "sports": "Sports_and_Outdoors", "toys": "Toys_and_Games"}
 GRAM_SETS = {"beauty": "Beauty", "toys": "Toys"}
+# Real product text keyed by the S3-Rec integer ids (see the datasets README); Sports has none.
+S3REC_TEXT_FILES = {"beauty": "Beauty_items.csv", "toys": "Toys_items.csv"}
 # The public sequence files keep order but drop time; events get one synthetic day per step, from this date.
 SYNTHETIC_EPOCH = datetime(2014, 1, 1, tzinfo=UTC)
 
@@ -85,8 +87,30 @@ def load_s3rec(root: str | Path, name: str) -> Dataset:
             "language": ["en"] * len(item_ids),
         }
     )
-    provenance = f"S3-Rec Amazon {stem} 5-core (research use); item text = attribute ids rendered as tokens; synthetic daily timestamps"
+    text_file = S3REC_TEXT_FILES.get(name.lower())
+    if text_file is None or not (root / text_file).is_file():
+        provenance = f"S3-Rec Amazon {stem} 5-core (research use); item text = attribute ids rendered as tokens; synthetic daily timestamps"
+        return Dataset(name, _conform(items, ITEMS), sequences_to_events(sequences), provenance)
+    items = _with_product_text(items, root / text_file)
+    provenance = f"S3-Rec Amazon {stem} 5-core (research use); item text = real titles and categories from {text_file}; synthetic daily timestamps"
     return Dataset(name, _conform(items, ITEMS), sequences_to_events(sequences), provenance)
+
+
+def _with_product_text(items: pl.DataFrame, path: Path) -> pl.DataFrame:
+    """Items with the title and category path of `path` (item_id,asin,title,...,categories); an empty title keeps the attribute tokens.
+
+    The file's brand column is left out: it names S3-Rec's brand attribute id, which the attributes already
+    carry (and the fusion ranker's side information would count twice), and most titles start with the brand.
+    """
+    text = pl.read_csv(path, infer_schema=False).select(
+        "item_id",
+        pl.col("title").alias("product_title"),
+        # the first category path; several are separated by " | "
+        pl.col("categories").str.split(" | ").list.first().alias("category"),
+    )
+    joined = items.join(text, on="item_id", how="left")
+    titled = pl.when(pl.col("product_title").str.len_chars() > 0).then(pl.col("product_title")).otherwise(pl.col("title"))
+    return joined.with_columns(titled.alias("title")).drop("product_title")
 
 
 def _keywords_to_text(pieces: str) -> str:

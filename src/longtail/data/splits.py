@@ -21,6 +21,7 @@ class Split:
 
     At the validation stage a model reads `train` and is scored on `valid`; at the test stage it reads
     `train` followed by `valid` and is scored on `test`. No held-out item is ever part of `train`.
+    `new_items` (inductive splits only) marks the items held out of every model input, seen only as test targets.
     """
 
     item_ids: list[str]
@@ -29,6 +30,7 @@ class Split:
     valid: list[np.ndarray]
     test: list[np.ndarray]
     protocol: str
+    new_items: np.ndarray | None = None
 
     @property
     def n_items(self) -> int:
@@ -46,7 +48,8 @@ class Split:
 
     def subset(self, users: np.ndarray) -> Split:
         """The same catalogue with only the given users (by index), e.g. a quick look at a large set."""
-        return Split(self.item_ids, _pick(self.user_ids, users), _pick(self.train, users), _pick(self.valid, users), _pick(self.test, users), self.protocol)
+        return Split(self.item_ids, _pick(self.user_ids, users), _pick(self.train, users), _pick(self.valid, users), _pick(self.test, users),
+                     self.protocol, self.new_items)
 
     def train_counts(self) -> np.ndarray:
         """Training interactions per item (the popularity every segment and baseline uses)."""
@@ -119,6 +122,18 @@ def temporal_split(items: pl.DataFrame, events: pl.DataFrame, valid_share: float
         test.append(np.unique(sequence[time >= test_cut]))
     protocol = f"temporal (valid from {_day(valid_cut)}, test from {_day(test_cut)})"
     return Split(catalogue, users, train, valid, test, protocol)
+
+
+def hold_out_new_items(split: Split, share: float = 0.1, seed: int = 42) -> Split:
+    """The inductive new-item split: a random `share` of the catalogue is removed from every training history and
+    validation target (so from every model input) and kept only as test targets, which models meet as new items."""
+    if not 0 < share < 1:
+        raise LongtailError(f"new-item split: share must be between 0 and 1, got {share}")
+    new = np.zeros(split.n_items, dtype=bool)
+    new[np.random.default_rng(seed).choice(split.n_items, size=round(share * split.n_items), replace=False)] = True
+    train = [history[~new[history]] for history in split.train]
+    valid = [targets[~new[targets]] for targets in split.valid]
+    return Split(split.item_ids, split.user_ids, train, valid, split.test, f"{split.protocol} + {share:.0%} new items", new)
 
 
 def split_events(items: pl.DataFrame, events: pl.DataFrame, protocol: Literal["loo", "temporal"] = "loo") -> Split:

@@ -47,11 +47,13 @@ def evaluate_scorer(
     train_counts: np.ndarray,
     config: RecommendConfig,
     segments: bool = True,
+    new_items: np.ndarray | None = None,
 ) -> Evaluation:
     """Full-ranking evaluation of users that have targets; histories are excluded from each ranking unless `config.repeats`.
 
     Item segments are computed per (user, target) pair: tail HR@10 is the HR@10 over pairs whose target is a
-    tail item. `unseen` holds the pairs whose target had no training interaction at all.
+    tail item. `unseen` holds the pairs whose target had no training interaction at all; `new_items` (a mask from
+    an inductive split) adds the segment of pairs whose target was held out of every model input.
     """
     users = np.array([i for i, t in enumerate(targets) if len(t)], dtype=np.int64)
     histories = [histories[i] for i in users]
@@ -84,6 +86,8 @@ def evaluate_scorer(
     for label in ("head", "torso", "tail"):
         per_user[label] = ranking_metrics(_restrict(ranks, targets, item_labels == label), config.ks)
     per_user["unseen"] = ranking_metrics(_restrict(ranks, targets, train_counts == 0), config.ks)
+    if new_items is not None:
+        per_user["new_items"] = ranking_metrics(_restrict(ranks, targets, new_items), config.ks)
     user_labels = user_segments(np.array([len(h) for h in histories]), config.cold_user_max_history)
     for label in ("cold", "active"):
         per_user[label] = {name: np.where(user_labels == label, values, np.nan) for name, values in per_user["all"].items()}
@@ -96,7 +100,7 @@ def evaluate_scorer(
 
 def evaluate_split(scorer: Scorer, split: Split, stage: Stage, config: RecommendConfig, segments: bool = True) -> Evaluation:
     """Evaluate a model's scorer on a split's validation or test targets, with training popularity for segments."""
-    return evaluate_scorer(scorer, split.histories(stage), split.targets(stage), split.train_counts(), config, segments)
+    return evaluate_scorer(scorer, split.histories(stage), split.targets(stage), split.train_counts(), config, segments, split.new_items)
 
 
 def make_validator(split: Split, config: RecommendConfig, metric: str = "NDCG@10", seed: int = 0) -> Callable[[object], float]:

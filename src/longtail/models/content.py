@@ -13,6 +13,19 @@ from longtail.models.base import Recommender, TrainData, Validator, register
 from longtail.models.similar import similar_items
 
 
+def recent_text_scores(vectors: np.ndarray, histories: Sequence[np.ndarray], recent: int) -> np.ndarray:
+    """(users, items) cosine between each item's text vector and a recency-weighted mean of the user's last `recent` items'."""
+    queries = np.zeros((len(histories), vectors.shape[1]), dtype=np.float32)
+    for row, history in enumerate(histories):
+        last = history[-recent:]
+        if len(last):
+            # the latest item says most about the next one: weights 1, 1/2, 1/3 ... from the end
+            weights = 1.0 / np.arange(len(last), 0, -1, dtype=np.float32)
+            queries[row] = weights @ vectors[last]
+    queries /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+    return queries @ vectors.T
+
+
 @register
 class Content(Recommender):
     """Cosine similarity between item text vectors and a recency-weighted mean of the user's last items.
@@ -36,15 +49,7 @@ class Content(Recommender):
         return self
 
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        queries = np.zeros((len(histories), self.vectors_.shape[1]), dtype=np.float32)
-        for row, history in enumerate(histories):
-            recent = history[-self.recent :]
-            if len(recent):
-                # the latest item says most about the next one: weights 1, 1/2, 1/3 ... from the end
-                weights = 1.0 / np.arange(len(recent), 0, -1, dtype=np.float32)
-                queries[row] = weights @ self.vectors_[recent]
-        queries /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-        return queries @ self.vectors_.T
+        return recent_text_scores(self.vectors_, histories, self.recent)
 
     def similar_items(self, item: int, k: int = 10) -> np.ndarray:
         """The k items whose text vectors are closest (cosine) to `item`'s, best first."""

@@ -18,7 +18,7 @@ from longtail.evaluate.report import comparisons, write_report
 from longtail.models.base import TrainData, make_recommender
 from longtail.recommend.longtail import LongTailReranker
 
-TEXT_MODELS = {"content"}
+TEXT_MODELS = {"content", "sasrec-adaptor", "sasrec-dual-view", "sasrec-tail-blend"}
 
 
 def evaluate_models(

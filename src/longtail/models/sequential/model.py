@@ -12,7 +12,7 @@ import torch
 from longtail.core.artifacts import load_json, save_json
 from longtail.core.config import RecommendConfig, SequentialConfig
 from longtail.models.base import Recommender, TrainData, Validator, register
-from longtail.models.sequential.network import ItemEmbedding, SASRecNetwork, left_pad
+from longtail.models.sequential.network import ItemEmbedding, SASRecNetwork, SequenceNetwork, left_pad
 from longtail.models.sequential.trainer import Trainer, TrainingRun
 from longtail.models.similar import similar_items
 
@@ -41,9 +41,12 @@ class SASRec(Recommender):
     def fit(self, data: TrainData, validate: Validator | None = None) -> Self:
         torch.manual_seed(data.seed)
         self.n_items_ = data.n_items
-        items = ItemEmbedding(data.n_items, self.config.hidden, self.config.text_init, data.item_vectors, data.counts() > 0)
-        self.network_ = SASRecNetwork(items, self.config)
+        self.network_ = self._network(data.n_items, data.item_vectors, data.counts() > 0)
         return self._train(data, validate)
+
+    def _network(self, n_items: int, text: np.ndarray | None, seen: np.ndarray) -> SequenceNetwork:
+        """A fresh network for `n_items` items with their text vectors and which items have training interactions."""
+        return SASRecNetwork(ItemEmbedding(n_items, self.config.hidden, self.config.text_init, text, seen), self.config)
 
     def partial_fit(self, data: TrainData, validate: Validator | None = None, learn_from: Sequence[int] | None = None) -> Self:
         """Warm start: continue training the fitted weights on `data` (e.g. new events), with a fresh optimiser.
@@ -53,7 +56,7 @@ class SASRec(Recommender):
         get rows first (see `ItemEmbedding.grow`); existing item indices must keep their meaning.
         """
         torch.manual_seed(data.seed)
-        self.network_.items.grow(data.n_items, data.item_vectors, data.counts() > 0)
+        self.network_.grow(data.n_items, data.item_vectors, data.counts() > 0)
         self.n_items_ = data.n_items
         return self._train(data, validate, learn_from)
 
@@ -66,7 +69,7 @@ class SASRec(Recommender):
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         was_training = self.network_.training
         self.network_.eval()
-        table = self.network_.items()
+        table = self.network_.table()
         output = np.empty((len(histories), self.n_items_), dtype=np.float32)
         for start in range(0, len(histories), SCORE_BATCH):
             chunk = [h[-self.config.max_len :] + 1 for h in histories[start : start + SCORE_BATCH]]
@@ -87,9 +90,8 @@ class SASRec(Recommender):
         """Weights as safetensors, config and training history as JSON: loading them runs no code."""
         from safetensors.torch import save_file
 
-        items = self.network_.items
-        text_shape = list(items.text.shape) if hasattr(items, "text") else None
-        meta = {"config": self.config.model_dump(), "n_items": self.n_items_, "text_shape": text_shape,
+        text_shape = self.network_.text_shape
+        meta = {**self._saved_params(), "n_items": self.n_items_, "text_shape": None if text_shape is None else list(text_shape),
                 "history": self.history_, "best_valid": self.best_valid_, "stopped": self.stopped_}
         save_file({name: tensor.contiguous() for name, tensor in self.network_.state_dict().items()}, directory / WEIGHTS_FILE)
         save_json(directory / META_FILE, meta)
@@ -104,18 +106,23 @@ class SASRec(Recommender):
         from safetensors.torch import load_file
 
         meta = load_json(directory / META_FILE)
-        model = cls(SequentialConfig.model_validate(meta["config"]))
-        n_items, mode = meta["n_items"], model.config.text_init
+        model = cls._unfitted(meta)
+        n_items = meta["n_items"]
+        # placeholders of the saved shapes: the real text vectors and weights come from the safetensors file
         text = np.zeros(meta["text_shape"] or (n_items, model.config.hidden), dtype=np.float32)
-        items = ItemEmbedding(n_items, model.config.hidden, mode, text, np.ones(n_items, dtype=bool))
-        model.network_ = SASRecNetwork(items, model.config)
+        model.network_ = model._network(n_items, text, np.ones(n_items, dtype=bool))
         model.network_.load_state_dict(load_file(directory / WEIGHTS_FILE))
         model.network_.eval()
         model.n_items_, model.history_, model.best_valid_ = n_items, meta["history"], meta["best_valid"]
         model.stopped_ = meta.get("stopped", "unknown")  # folders written before the reason was recorded
         return model
 
+    @classmethod
+    def _unfitted(cls, meta: dict[str, Any]) -> Self:
+        """The unfitted model a saved folder describes (its `sequential.json` carries the config)."""
+        return cls(SequentialConfig.model_validate(meta["config"]))
+
     @torch.no_grad()
     def item_vectors(self) -> np.ndarray:
         """The learned (n_items, hidden) item table: the vectors 'similar items' compares."""
-        return self.network_.items()[1:].numpy().copy()
+        return self.network_.table()[1:].numpy().copy()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,7 +15,38 @@ from longtail.core.config import SequentialConfig
 from longtail.core.errors import LongtailError
 
 
-class ItemEmbedding(nn.Module):
+class ItemTable(nn.Module, ABC):
+    """An item table module: called with no input it gives the (n_items + 1, width) table, row 0 the padding."""
+
+    @abstractmethod
+    def grow(self, n_items: int, text: np.ndarray | None, seen: np.ndarray) -> None:
+        """Extend the table to `n_items` rows, keeping every existing row (warm start on a grown catalogue)."""
+
+    @property
+    def text_shape(self) -> tuple[int, ...] | None:
+        """Shape of the frozen text vectors the table keeps as a buffer (None when it keeps none)."""
+        text = getattr(self, "text", None)
+        return tuple(text.shape) if isinstance(text, torch.Tensor) else None
+
+
+class SequenceNetwork(nn.Module, ABC):
+    """A sequential network as the trainer and the recommenders use it: hidden states of sequences over its item table."""
+
+    @abstractmethod
+    def table(self) -> torch.Tensor:
+        """The (n_items + 1, width) item table (row 0 = padding) that `forward` reads and the softmax scores against."""
+
+    @abstractmethod
+    def grow(self, n_items: int, text: np.ndarray | None, seen: np.ndarray) -> None:
+        """Give items appended to the catalogue a row, keeping every existing one."""
+
+    @property
+    @abstractmethod
+    def text_shape(self) -> tuple[int, ...] | None:
+        """Shape of the frozen text vectors kept in the weights (None without), so a saved network can be rebuilt."""
+
+
+class ItemEmbedding(ItemTable):
     """The item table (row 0 = padding) shared by the input and the output softmax.
 
     Modes: `none` a learned table; `freeze` a fixed PCA of the text vectors; `project` a learned linear map of
@@ -113,10 +145,10 @@ class _Block(nn.Module):
         return x + self.residual_dropout(self.feed_forward(self.feed_forward_norm(x)))
 
 
-class SASRecNetwork(nn.Module):
+class SASRecNetwork(SequenceNetwork):
     """Item + position embeddings, causal transformer blocks, final layer norm."""
 
-    def __init__(self, items: ItemEmbedding, config: SequentialConfig) -> None:
+    def __init__(self, items: ItemTable, config: SequentialConfig) -> None:
         super().__init__()
         if config.hidden % config.heads:
             raise LongtailError(f"sequential.hidden ({config.hidden}) must be divisible by sequential.heads ({config.heads})")
@@ -127,6 +159,20 @@ class SASRecNetwork(nn.Module):
         self.input_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(_Block(config.hidden, config.heads, config.dropout) for _ in range(config.blocks))
         self.norm = nn.LayerNorm(config.hidden)
+
+    def table(self) -> torch.Tensor:
+        """The item table module's current table."""
+        table: torch.Tensor = self.items()
+        return table
+
+    def grow(self, n_items: int, text: np.ndarray | None, seen: np.ndarray) -> None:
+        """Grow the item table (see `ItemTable.grow`)."""
+        self.items.grow(n_items, text, seen)
+
+    @property
+    def text_shape(self) -> tuple[int, ...] | None:
+        """The item table's text buffer shape."""
+        return self.items.text_shape
 
     def forward(self, sequences: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         """Hidden states (batch, length, hidden) for left-padded item sequences (0 = padding)."""

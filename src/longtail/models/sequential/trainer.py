@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from longtail.core.config import SequentialConfig
 from longtail.core.errors import LongtailError
 from longtail.models.base import TrainData
-from longtail.models.sequential.network import SASRecNetwork, left_pad
+from longtail.models.sequential.network import SequenceNetwork, left_pad
 
 log = logging.getLogger(__name__)
 BUCKET_SPAN = 16  # batches sorted by length together: long enough to bucket well, short enough to stay shuffled
@@ -41,7 +41,7 @@ class TrainingRun:
 
 
 class Trainer:
-    """Trains a `SASRecNetwork` on behaviour histories with the optimiser and loss settings of a `SequentialConfig`."""
+    """Trains a `SequenceNetwork` (SASRec, the text-aware variants) on behaviour histories with the optimiser and loss settings of a `SequentialConfig`."""
 
     def __init__(self, config: SequentialConfig) -> None:
         self.config = config
@@ -120,7 +120,7 @@ class Trainer:
             return config.lr
         return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
-    def train(self, network: SASRecNetwork, data: TrainData, validate: Callable[[], float] | None = None,
+    def train(self, network: SequenceNetwork, data: TrainData, validate: Callable[[], float] | None = None,
               learn_from: Sequence[int] | None = None) -> TrainingRun:
         """Train `network` in place with a fresh optimiser; stop early on `validate()` (higher is better) and keep the best epoch.
 
@@ -161,7 +161,7 @@ class Trainer:
                 targets = left_pad([targets for _, targets in chosen], length)
                 weights = None if window_weights is None else torch.from_numpy(window_weights[picked])
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.autocast == "bf16"):
-                    table = network.items()
+                    table = network.table()
                     loss = self.loss(network(inputs, table), targets, table, log_q, weights)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
