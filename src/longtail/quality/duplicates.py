@@ -116,7 +116,7 @@ def band_keys(signatures: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         for band in range(BANDS):
             rows = signatures[:, band * ROWS : (band + 1) * ROWS].astype(np.uint64)
-            key = _U64(band + 1)
+            key = np.full(signatures.shape[0], band + 1, dtype=np.uint64)
             for column in range(ROWS):
                 key = _mix(key * _U64(0x9E3779B97F4A7C15) + rows[:, column])
             keys[:, band] = key
