@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from longtail.core.config import QualityConfig
+from longtail.core.config import PipelineConfig, QualityConfig
+from longtail.pipeline.spark import StandaloneCluster, start_session
+from longtail.pipeline.spark_items import near_duplicates_on_spark
 from longtail.quality import duplicates
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -44,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--planted-share", type=float, default=0.01)
+    parser.add_argument("--spark", action="store_true", help="run the Spark banding job on a loopback standalone cluster instead")
     parser.add_argument("--under-load", action="store_true", help="label the figures as measured while others used the CPUs")
     args = parser.parse_args()
     config = QualityConfig()
@@ -55,13 +58,23 @@ def main() -> None:
         if len(own & other) / len(own | other) >= config.near_duplicate_threshold:
             reachable[later] = earlier
     load = os.getloadavg()[0]
-    started = time.perf_counter()
-    found = duplicates.near_duplicates(ids, texts, config.near_duplicate_threshold, config.near_duplicate_shingle)
-    seconds = time.perf_counter() - started
+    if args.spark:
+        with StandaloneCluster(worker_cores=2, worker_memory="6g") as cluster:
+            session = start_session(PipelineConfig(executor="spark", spark_master=cluster.master_url, spark_executor_memory="5g"))
+            try:
+                started = time.perf_counter()
+                found = near_duplicates_on_spark(session, ids, texts, config.near_duplicate_threshold, config.near_duplicate_shingle, partitions=8)
+                seconds = time.perf_counter() - started
+            finally:
+                session.stop()
+    else:
+        started = time.perf_counter()
+        found = duplicates.near_duplicates(ids, texts, config.near_duplicate_threshold, config.near_duplicate_shingle)
+        seconds = time.perf_counter() - started
     recalled = sum(1 for later, earlier in reachable.items() if found.get(later, ("",))[0] == earlier)
     output = {
         "benchmark": "scaling_items",
-        "path": "in-process (numpy MinHash + LSH banding, exact verification)",
+        "path": "spark standalone, 1 worker x 2 cores (banding job)" if args.spark else "in-process (numpy MinHash + LSH banding, exact verification)",
         "items": len(ids),
         "mean_text_chars": round(float(np.mean([len(t) for t in texts])), 1),
         "planted_near_duplicates": len(planted),
@@ -75,7 +88,11 @@ def main() -> None:
         "measured_under_load": args.under_load,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "scaling_items.json").write_text(json.dumps(output, indent=2), encoding="utf-8")
+    target = RESULTS / "scaling_items.json"
+    runs = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {}
+    runs = runs if "runs" in runs else {"benchmark": "scaling_items", "runs": [runs] if runs else []}
+    runs["runs"] = [run for run in runs["runs"] if (run["path"], run["items"]) != (output["path"], output["items"])] + [output]
+    target.write_text(json.dumps(runs, indent=2), encoding="utf-8")
     print(json.dumps(output, indent=2))
 
 

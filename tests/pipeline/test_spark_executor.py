@@ -18,6 +18,8 @@ from longtail.pipeline.audit_step import run_audit
 from longtail.pipeline.encode_step import run_encode
 from longtail.pipeline.executors import table_mapper
 from longtail.pipeline.spark import StandaloneCluster, check_master_reachable, start_session
+from longtail.pipeline.spark_items import near_duplicates_on_spark
+from longtail.quality import duplicates
 from longtail.quality.audit import audit
 
 pytest.importorskip("pyspark")
@@ -114,6 +116,23 @@ def test_executors_read_part_files_and_write_the_same_outcome_as_the_local_run(c
     item_flags = pl.read_parquet(tmp_path / "remote" / "flags" / "items.parquet").filter(pl.col("reason") == "near_duplicate_item")
     assert remote.report["uniqueness"]["items"]["near_duplicate_item"] == item_flags.height  # the demo catalogue has its own
     assert "RELISTED" in item_flags["item_id"].to_list()
+
+
+@pytest.mark.slow
+def test_near_duplicates_on_the_cluster_equal_the_in_process_detector(cluster: StandaloneCluster, dirty_demo: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    items, _ = dirty_demo
+    candidates = items.filter(pl.col("item_id").is_first_distinct())
+    ids, texts = candidates["item_id"].to_list(), candidates.select(duplicates.item_text(candidates))["title"].to_list()
+    config = PipelineConfig(executor="spark", spark_master=cluster.master_url)
+    session = start_session(config)
+    try:
+        remote = near_duplicates_on_spark(session, ids, texts, 0.8, 3, partitions=3)
+    finally:
+        session.stop()
+    local = duplicates.near_duplicates(ids, texts, 0.8, 3)
+    assert len(local) > 200  # the demo catalogue lists many variants of one product
+    assert remote == local
+    assert "RELISTED" in remote
 
 
 def test_unreachable_master_fails_fast_with_a_clear_message() -> None:

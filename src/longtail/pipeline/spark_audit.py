@@ -112,10 +112,12 @@ def audit_on_cluster(
     parts = part_files(events_path)
     schema = dict(_event_sample(events_path, config).schema)
     clock = AuditClock.from_config(config.quality)
+    step("start the Spark session")
     session: SparkSession = start_session(config.pipeline, "longtail-audit")
     try:
         listing = session.sparkContext.parallelize([(index, str(path)) for index, path in enumerate(parts)], len(parts))
         events = listing.toDF("part int, path string").mapInPandas(partial(_read_parts, config=config, schema=schema), spark_ddl(schema))
+        step("items: case variants")
         variants = commerce.case_variant_ids(items)["item_id"].to_list()
         counts = (
             _collect(events.where(events.item_id.isin(variants)).groupBy("item_id").count().withColumnRenamed("count", "events"), COUNTS_SCHEMA)
