@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from longtail.core.errors import InputDataError
-from longtail.data.loaders import INVALID_FIELDS, PART_ROW_STRIDE, load_table, part_files
+from longtail.data.loaders import INVALID_FIELDS, PART_ROW_STRIDE, load_part, load_table, part_files
 from longtail.data.schema import EVENTS, ITEMS, JUDGMENTS, SOURCE_ROW
 
 ITEM_ROWS = [
@@ -126,6 +126,7 @@ def test_a_folder_of_parts_numbers_rows_by_part_and_row(tmp_path: Path) -> None:
     assert table["user_id"].to_list() == ["u1", "u2", "u3"]
     assert table[INVALID_FIELDS].to_list() == ["", "", "timestamp"]
     assert part_files(parts) == [parts / "part-0.csv", parts / "part-1.jsonl"]
+    assert load_part(parts / "part-0.csv", 12, EVENTS)[SOURCE_ROW].to_list() == [12 * PART_ROW_STRIDE + 1, 12 * PART_ROW_STRIDE + 2]
 
 
 def test_a_folder_without_data_files_is_an_error(tmp_path: Path) -> None:

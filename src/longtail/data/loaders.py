@@ -258,7 +258,8 @@ def load_part(
     raw = read_raw(path, separator, data.encoding if data else "utf-8")
     if raw.height >= PART_ROW_STRIDE:
         raise InputDataError(path, f"{raw.height:,} rows in one part file; split it into parts of under {PART_ROW_STRIDE:,} rows")
-    numbered = raw.with_row_index(SOURCE_ROW, offset=index * PART_ROW_STRIDE + 1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
+    # polars numbers rows as UInt32, so the part's offset is added in Int64.
+    numbered = raw.with_row_index(SOURCE_ROW, offset=1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64) + index * PART_ROW_STRIDE)
     return to_canonical(numbered, spec, path, mapping, data)
 
 
