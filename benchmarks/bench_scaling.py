@@ -191,7 +191,9 @@ def cluster_run(args: argparse.Namespace) -> None:
             print(json.dumps(record["in_process"], indent=2), flush=True)
     target = RESULTS / "scaling.json"
     existing = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {"benchmark": "scaling", "cpus": os.cpu_count()}
-    existing["cluster_run"] = record
+    # One record per size: a rerun at the same size replaces its record, other sizes stay.
+    others = [run for run in existing.get("cluster_runs", []) if (run["events"], run["items"]) != (args.events, args.items)]
+    existing["cluster_runs"] = [*others, record]
     target.write_text(json.dumps(existing, indent=2), encoding="utf-8")
 
 
