@@ -19,7 +19,6 @@ NUM_PERMUTATIONS = BANDS * ROWS
 # (about four standard deviations of the estimate at 126 permutations).
 ESTIMATE_MARGIN = 0.15
 _U64 = np.uint64
-_MASK32 = _U64(0xFFFFFFFF)
 
 
 def normalise_text(text: str) -> str:
