@@ -17,7 +17,7 @@ import polars as pl
 
 from longtail.core.config import LongtailConfig
 from longtail.data.loaders import load_table
-from longtail.data.schema import EVENT_TYPES, EVENTS
+from longtail.data.schema import EVENTS
 from longtail.pipeline.audit_step import run_audit
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -50,13 +50,15 @@ def synthetic_events(count: int, items: int, users: int, rng: np.random.Generato
     """Zipf-popular items, uniform users, 90 days of timestamps, 10% searches with queries, some defects."""
     start = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
     item = (rng.zipf(1.2, count) - 1) % items
-    types = rng.choice(len(EVENT_TYPES), count, p=[0.1, 0.5, 0.2, 0.08, 0.04, 0.05, 0.03])
+    # The mix the benchmark was written for; named, so event types added later (returns) do not shift it.
+    mix = {"search": 0.1, "view": 0.5, "click": 0.2, "add_to_cart": 0.08, "purchase": 0.04, "rating": 0.05, "review": 0.03}
+    types = rng.choice(len(mix), count, p=list(mix.values()))
     seconds = np.sort(rng.uniform(0, 90 * 86400, count))
     frame = pl.DataFrame(
         {
             "user_id": pl.Series(rng.integers(0, users, count)).cast(pl.String),
             "item_id": pl.Series(item).cast(pl.String),
-            "event_type": pl.Series(np.array(EVENT_TYPES)[types]),
+            "event_type": pl.Series(np.array(list(mix))[types]),
             "timestamp": pl.Series((start + seconds) * 1e6).cast(pl.Int64).cast(pl.Datetime("us", "UTC")),
             "rating": pl.Series(rng.integers(0, 7, count).astype(float)),
         }

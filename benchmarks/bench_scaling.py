@@ -1,4 +1,4 @@
-"""Wall time and peak memory of the batch steps (audit, encode) per executor: in-process, Spark local[2], standalone cluster."""
+"""Wall time and peak memory of the batch steps (audit, encode) per executor; with --events, one large audit from part files on a standalone cluster."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -21,6 +23,7 @@ from bench_audit import synthetic_events, synthetic_items  # noqa: E402
 from longtail.core.config import LongtailConfig  # noqa: E402
 from longtail.data.loaders import to_canonical  # noqa: E402
 from longtail.data.schema import EVENTS, ITEMS  # noqa: E402
+from longtail.pipeline.audit_step import run_audit  # noqa: E402
 from longtail.pipeline.encode_step import run_encode  # noqa: E402
 from longtail.pipeline.executors import table_mapper  # noqa: E402
 from longtail.pipeline.spark import StandaloneCluster  # noqa: E402
@@ -74,11 +77,143 @@ def measure(run: Callable[[], object]) -> dict[str, float]:
     return {"seconds": round(seconds, 2), "peak_mb": round(memory.peak / 2**20, 1)}
 
 
+class StepMemory(PeakMemory):
+    """Peak memory per audit step (from the step callback): the whole process tree, and this driver process alone."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        super().__init__(interval)
+        self.steps: list[dict[str, object]] = []
+        self._current = "start"
+        self._started = time.perf_counter()
+        self._tree_peak = 0
+        self._driver_peak = 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            tree = self._sample()
+            self.peak = max(self.peak, tree)
+            self._tree_peak = max(self._tree_peak, tree)
+            self._driver_peak = max(self._driver_peak, psutil.Process().memory_info().rss)
+            time.sleep(self.interval)
+
+    def step(self, name: str) -> None:
+        """Close the running step (its wall time and peaks) and open the next."""
+        now = time.perf_counter()
+        self.steps.append(
+            {"step": self._current, "seconds": round(now - self._started, 2), "peak_tree_mb": round(self._tree_peak / 2**20, 1),
+             "peak_driver_python_mb": round(self._driver_peak / 2**20, 1)}
+        )
+        self._current, self._started, self._tree_peak, self._driver_peak = name, now, 0, 0
+
+
+def write_parts(folder: Path, events: int, items: int, part_events: int, seed: int) -> int:
+    """Synthetic events as Parquet part files, generated one part at a time (never all rows at once); the parts written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    users = max(events // 10, 1)
+    count = 0
+    for index, start in enumerate(range(0, events, part_events)):
+        rng = np.random.default_rng([seed, index])
+        synthetic_events(min(part_events, events - start), items, users, rng).write_parquet(folder / f"part-{index:05d}.parquet")
+        count += 1
+    return count
+
+
+IN_PROCESS = """
+import json, resource, sys, time
+from longtail.core.config import LongtailConfig
+from longtail.pipeline.audit_step import run_audit
+config = LongtailConfig.model_validate({"quality": {"reference_time": "2026-04-01T00:00:00+00:00"}})
+started = time.perf_counter()
+result = run_audit(sys.argv[1], sys.argv[2], sys.argv[3], config)
+print(json.dumps({"seconds": round(time.perf_counter() - started, 2), "events": result.report["tables"]["events"]}))
+"""
+
+
+def in_process_run(items: Path, events: Path, out: Path, memory_gb: float | None) -> dict[str, object]:
+    """The in-process audit of the same input in a child process (optionally under an address-space cap): its figures or its failure."""
+    import resource
+    import subprocess
+
+    def cap() -> None:
+        if memory_gb:
+            limit = int(memory_gb * 2**30)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    started = time.perf_counter()
+    child = subprocess.run([sys.executable, "-c", IN_PROCESS, str(items), str(events), str(out)], capture_output=True, text=True, preexec_fn=cap,
+                           check=False)
+    seconds = round(time.perf_counter() - started, 2)
+    peak = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+    if child.returncode == 0:
+        return {"completed": True, **json.loads(child.stdout.strip().splitlines()[-1]), "peak_mb": peak, "memory_cap_gb": memory_gb}
+    lines = [line for line in child.stderr.strip().splitlines() if line.strip()]
+    reason = lines[-1] if lines else f"exit code {child.returncode}"
+    if child.returncode < 0 or "MemoryError" in child.stderr or "memory" in child.stderr.lower():
+        reason = f"out of memory (cap {memory_gb} GB): {reason}"
+    return {"completed": False, "seconds": seconds, "failure": reason, "peak_mb": peak, "memory_cap_gb": memory_gb}
+
+
+def cluster_run(args: argparse.Namespace) -> None:
+    """Events as part files through a standalone cluster (driver capped at 2 GB), then in-process on the same input."""
+    record: dict[str, object] = {
+        "events": args.events, "items": args.items, "part_events": args.part_events, "under_load": args.under_load,
+        "load_average_at_start": round(os.getloadavg()[0], 2), "worker_cores": 2, "worker_memory": args.worker_memory,
+        "executor_memory": args.executor_memory, "driver_memory": "2g", "partitions": args.partitions,
+    }
+    with tempfile.TemporaryDirectory(prefix="longtail-scaling-") as folder:
+        work = Path(folder)
+        started = time.perf_counter()
+        synthetic_items(args.items, np.random.default_rng(0)).write_parquet(work / "items.parquet")
+        record["parts"] = write_parts(work / "events", args.events, args.items, args.part_events, seed=0)
+        record["generate_seconds"] = round(time.perf_counter() - started, 2)
+        record["input_mb"] = round(sum(p.stat().st_size for p in (work / "events").iterdir()) / 2**20, 1)
+        with StandaloneCluster(worker_cores=2, worker_memory=args.worker_memory) as cluster:
+            pipeline = {"executor": "spark", "spark_master": cluster.master_url, "spark_partitions": args.partitions,
+                        "spark_driver_memory": "2g", "spark_executor_memory": args.executor_memory}
+            config = LongtailConfig.model_validate({"pipeline": pipeline, "quality": {"reference_time": "2026-04-01T00:00:00+00:00"}})
+            with StepMemory() as memory:
+                started = time.perf_counter()
+                result = run_audit(work / "items.parquet", work / "events", work / "out-cluster", config, memory.step)
+                seconds = time.perf_counter() - started
+                memory.step("end")
+            events = result.report["tables"]["events"]
+            written = {folder: pl.scan_parquet(work / "out-cluster" / folder / "events").select(pl.len()).collect().item()
+                       for folder in ("clean", "quarantine")}
+            record["cluster"] = {
+                "seconds": round(seconds, 2), "peak_tree_mb": round(memory.peak / 2**20, 1), "steps": memory.steps[1:],
+                "events": events, "rows_written": written,
+                "reconciles": events["input_rows"] == args.events == events["kept_rows"] + events["quarantined_rows"]
+                and written == {"clean": events["kept_rows"], "quarantine": events["quarantined_rows"]},
+            }
+        print(json.dumps(record["cluster"], indent=2), flush=True)
+        if not args.skip_in_process:
+            record["in_process"] = in_process_run(work / "items.parquet", work / "events", work / "out-local", args.in_process_memory_gb)
+            print(json.dumps(record["in_process"], indent=2), flush=True)
+    target = RESULTS / "scaling.json"
+    existing = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {"benchmark": "scaling", "cpus": os.cpu_count()}
+    # One record per size: a rerun at the same size replaces its record, other sizes stay.
+    others = [run for run in existing.get("cluster_runs", []) if (run["events"], run["items"]) != (args.events, args.items)]
+    existing["cluster_runs"] = [*others, record]
+    target.write_text(json.dumps(existing, indent=2), encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--executors", default="local,spark-local,spark-standalone")
     parser.add_argument("--quick", action="store_true", help="small sizes only, to check the script")
+    parser.add_argument("--events", type=int, help="run the cluster audit on this many synthetic events written as part files")
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--part-events", type=int, default=1_000_000)
+    parser.add_argument("--partitions", type=int, default=16)
+    parser.add_argument("--worker-memory", default="8g")
+    parser.add_argument("--executor-memory", default="6g")
+    parser.add_argument("--in-process-memory-gb", type=float, help="address-space cap for the in-process run")
+    parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument("--under-load", action="store_true", help="label the figures as measured while others used the CPUs")
     args = parser.parse_args()
+    if args.events:
+        cluster_run(args)
+        return
     grid = [(2_000, 50_000)] if args.quick else AUDIT_GRID
     encode_sizes = [200] if args.quick else ENCODE_SIZES
     executors = args.executors.split(",")

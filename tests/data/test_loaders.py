@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from longtail.core.errors import InputDataError
-from longtail.data.loaders import INVALID_FIELDS, load_table
+from longtail.data.loaders import INVALID_FIELDS, PART_ROW_STRIDE, load_part, load_table, part_files
 from longtail.data.schema import EVENTS, ITEMS, JUDGMENTS, SOURCE_ROW
 
 ITEM_ROWS = [
@@ -113,3 +113,23 @@ def test_bom_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "i.csv"
     path.write_bytes(b"\xef\xbb\xbfitem_id,title\nA1,Mug\n")
     assert load_table(path, ITEMS)["item_id"].to_list() == ["A1"]
+
+
+def test_a_folder_of_parts_numbers_rows_by_part_and_row(tmp_path: Path) -> None:
+    parts = tmp_path / "events"
+    parts.mkdir()
+    (parts / "part-0.csv").write_text("user_id,item_id,event_type,timestamp\nu1,i1,view,2024-01-01T00:00:00\nu2,i2,view,2024-01-02T00:00:00\n")
+    (parts / "part-1.jsonl").write_text('{"user_id": "u3", "item_id": "i3", "event_type": "view", "timestamp": "soon"}\n')
+    (parts / "_SUCCESS").write_text("")
+    table = load_table(parts, EVENTS)
+    assert table[SOURCE_ROW].to_list() == [1, 2, PART_ROW_STRIDE + 1]
+    assert table["user_id"].to_list() == ["u1", "u2", "u3"]
+    assert table[INVALID_FIELDS].to_list() == ["", "", "timestamp"]
+    assert part_files(parts) == [parts / "part-0.csv", parts / "part-1.jsonl"]
+    assert load_part(parts / "part-0.csv", 12, EVENTS)[SOURCE_ROW].to_list() == [12 * PART_ROW_STRIDE + 1, 12 * PART_ROW_STRIDE + 2]
+
+
+def test_a_folder_without_data_files_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.md").write_text("nothing here")
+    with pytest.raises(InputDataError, match="no data files"):
+        load_table(tmp_path, EVENTS)

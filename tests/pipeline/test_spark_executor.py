@@ -12,11 +12,14 @@ import pytest
 
 from longtail.core.config import LongtailConfig, PipelineConfig
 from longtail.core.errors import ExecutorError
-from longtail.data.loaders import load_table
-from longtail.data.schema import EVENTS, ITEMS
+from longtail.data.loaders import PART_ROW_STRIDE, load_table
+from longtail.data.schema import EVENTS, ITEMS, SOURCE_ROW
+from longtail.pipeline.audit_step import run_audit
 from longtail.pipeline.encode_step import run_encode
 from longtail.pipeline.executors import table_mapper
 from longtail.pipeline.spark import StandaloneCluster, check_master_reachable, start_session
+from longtail.pipeline.spark_items import near_duplicates_on_spark
+from longtail.quality import duplicates
 from longtail.quality.audit import audit
 
 pytest.importorskip("pyspark")
@@ -29,8 +32,8 @@ def cluster() -> Iterator[StandaloneCluster]:
 
 
 @pytest.fixture(scope="module")
-def dirty_demo(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The bundled real data plus a few defects of each kind the event checks look for, and a bot."""
+def dirty_files(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled real data plus a few defects of each kind the event checks look for, and a bot, as files."""
     items = pl.read_csv(demo_data / "items.csv", infer_schema=False)
     events = pl.read_parquet(demo_data / "events.parquet").with_columns(pl.col(c).cast(pl.String) for c in ("timestamp", "rating"))
     sample = events.head(20)
@@ -46,11 +49,27 @@ def dirty_demo(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
             bot.with_columns(pl.lit(None, pl.String).alias(c) for c in ("session_id", "query", "rating", "text")).select(events.columns),
         ]
     )
-    planted_items = pl.concat([items, items.head(5).with_columns(pl.lit("-3").alias("price"))])
+    title = items["title"][10]
+    middle = len(title) // 2
+    swapped = title[:middle] + title[middle + 1] + title[middle] + title[middle + 2 :]  # a re-listing with a typo: a near-duplicate
+    relisted = items.slice(10, 1).with_columns(pl.lit("RELISTED").alias("item_id"), pl.lit(swapped).alias("title"))
+    planted_items = pl.concat([items, items.head(5).with_columns(pl.lit("-3").alias("price")), relisted])
     folder = tmp_path_factory.mktemp("dirty")
     planted_items.write_csv(folder / "items.csv")
     planted.write_csv(folder / "events.csv")
-    return load_table(folder / "items.csv", ITEMS), load_table(folder / "events.csv", EVENTS)
+    # The part files hold a slice of the real events plus every planted defect: enough to compare, quick to run.
+    small = pl.concat([events.head(3000), planted.slice(events.height)])
+    (folder / "parts").mkdir()
+    third = small.height // 3 + 1
+    for index in range(3):
+        small.slice(index * third, third).write_csv(folder / "parts" / f"part-{index}.csv")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dirty_demo(dirty_files: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The planted data as loaded tables."""
+    return load_table(dirty_files / "items.csv", ITEMS), load_table(dirty_files / "events.csv", EVENTS)
 
 
 @pytest.mark.slow
@@ -74,6 +93,46 @@ def test_cluster_audit_and_encoding_match_the_local_run(cluster: StandaloneClust
     assert remote.report == local.report | {"generated_at": remote.report["generated_at"]}
     assert remote_ids == local_ids
     np.testing.assert_allclose(remote_vectors, local_vectors, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_executors_read_part_files_and_write_the_same_outcome_as_the_local_run(cluster: StandaloneCluster, dirty_files: Path, tmp_path: Path) -> None:
+    config = {"quality": {"reference_time": "2026-04-01T00:00:00+00:00"}}
+    local_config = LongtailConfig.model_validate(config)
+    spark_config = LongtailConfig.model_validate(config | {"pipeline": {"executor": "spark", "spark_master": cluster.master_url, "spark_partitions": 3}})
+    local = run_audit(dirty_files / "items.csv", dirty_files / "parts", tmp_path / "local", local_config)
+    remote = run_audit(dirty_files / "items.csv", dirty_files / "parts", tmp_path / "remote", spark_config)
+
+    parts = {folder: pl.read_parquet(tmp_path / "remote" / folder / "events") for folder in ("clean", "quarantine", "flags")}
+    assert len(list((tmp_path / "remote" / "clean" / "events").glob("part-*.parquet"))) == 3
+    assert parts["clean"].sort(SOURCE_ROW).drop(SOURCE_ROW).equals(pl.read_parquet(tmp_path / "local" / "clean" / "events.parquet"))
+    assert parts["quarantine"].sort(SOURCE_ROW).equals(pl.read_parquet(tmp_path / "local" / "quarantine" / "events.parquet"))
+    assert parts["flags"].sort([SOURCE_ROW, "reason"]).equals(pl.read_parquet(tmp_path / "local" / "flags" / "events.parquet"))
+    # Row ids name the part file and the row in it: the planted bot's events all sit in the last of three parts.
+    assert parts["quarantine"].filter(pl.col("reason") == "bot_user")[SOURCE_ROW].min() > 2 * PART_ROW_STRIDE
+    expected = {key: value for key, value in local.report.items() if key not in ("generated_at", "imbalance")}
+    assert {key: value for key, value in remote.report.items() if key != "generated_at"} == expected
+    assert remote.report["tables"]["events"]["by_reason"]["bot_user"] == 400
+    item_flags = pl.read_parquet(tmp_path / "remote" / "flags" / "items.parquet").filter(pl.col("reason") == "near_duplicate_item")
+    assert remote.report["uniqueness"]["items"]["near_duplicate_item"] == item_flags.height  # the demo catalogue has its own
+    assert "RELISTED" in item_flags["item_id"].to_list()
+
+
+@pytest.mark.slow
+def test_near_duplicates_on_the_cluster_equal_the_in_process_detector(cluster: StandaloneCluster, dirty_demo: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    items, _ = dirty_demo
+    candidates = items.filter(pl.col("item_id").is_first_distinct())
+    ids, texts = candidates["item_id"].to_list(), candidates.select(duplicates.item_text(candidates))["title"].to_list()
+    config = PipelineConfig(executor="spark", spark_master=cluster.master_url)
+    session = start_session(config)
+    try:
+        remote = near_duplicates_on_spark(session, ids, texts, 0.8, 3, partitions=3)
+    finally:
+        session.stop()
+    local = duplicates.near_duplicates(ids, texts, 0.8, 3)
+    assert len(local) > 200  # the demo catalogue lists many variants of one product
+    assert remote == local
+    assert "RELISTED" in remote
 
 
 def test_unreachable_master_fails_fast_with_a_clear_message() -> None:

@@ -22,9 +22,14 @@ commands = typer.Typer()
 
 
 def audit_with_progress(items: Path, events: Path, out: Path, config: Path | None, users: Path | None = None,
-                        judgments: Path | None = None) -> AuditResult:
-    """Run the audit with a progress bar over its steps."""
+                        judgments: Path | None = None, executor: str | None = None, master: str | None = None) -> AuditResult:
+    """Run the audit with a progress bar over its steps; `executor`/`master` override pipeline.executor/spark_master."""
     settings = load_config(config)
+    overrides = {key: value for key, value in (("executor", executor), ("spark_master", master)) if value is not None}
+    if master is not None and executor is None:
+        overrides["executor"] = "spark"  # a master only makes sense for Spark
+    if overrides:
+        settings = settings.model_copy(update={"pipeline": settings.pipeline.model_validate(settings.pipeline.model_dump() | overrides)})
     with progress() as bar:
         task = bar.add_task("audit", total=RUN_AUDIT_STEPS)
         with data_warnings():
@@ -51,14 +56,16 @@ def print_audit_summary(result: AuditResult, out_dir: Path) -> None:
 @commands.command()
 def audit(
     items: Annotated[Path, typer.Option(help="items file (.csv, .tsv, .parquet, .jsonl)")],
-    events: Annotated[Path, typer.Option(help="events file (.csv, .tsv, .parquet, .jsonl)")],
+    events: Annotated[Path, typer.Option(help="events file (.csv, .tsv, .parquet, .jsonl) or a folder of such part files")],
     out: Annotated[Path, typer.Option(help="output directory (replaced atomically)")],
     config: ConfigOption = None,
     users: Annotated[Path | None, typer.Option(help="optional users file")] = None,
     judgments: Annotated[Path | None, typer.Option(help="optional search judgments file")] = None,
+    executor: Annotated[str | None, typer.Option(help="local or spark (overrides pipeline.executor)")] = None,
+    master: Annotated[str | None, typer.Option(help="Spark master, local[N] or spark://host:port (implies --executor spark)")] = None,
 ) -> None:
-    """Audit and clean a catalogue and its events; write report, clean tables, quarantine and flags."""
-    print_audit_summary(audit_with_progress(items, events, out, config, users, judgments), out)
+    """Audit and clean a catalogue and its events (a file or a folder of part files); write report, clean tables, quarantine and flags."""
+    print_audit_summary(audit_with_progress(items, events, out, config, users, judgments, executor, master), out)
 
 
 @dataclass(frozen=True)

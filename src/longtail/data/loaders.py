@@ -24,6 +24,9 @@ INVALID_VALUES = "_invalid_values"
 CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
+# A folder of part files numbers rows file by file: row r of the i-th part (sorted by name) is i * stride + r,
+# so a quarantine reference names its file and row, and a single file keeps its plain row numbers.
+PART_ROW_STRIDE = 1_000_000_000
 _DATETIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d")
 
 
@@ -236,11 +239,38 @@ def to_canonical(
     return frame.select([pl.col(SOURCE_ROW), *casts, *extras, invalid.alias(INVALID_FIELDS), invalid_text.alias(INVALID_VALUES)])
 
 
+def part_files(path: str | Path) -> list[Path]:
+    """The input's files: the file itself, or a folder's data files (sorted by name; hidden and marker files skipped)."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    suffixes = CSV_SUFFIXES | JSONL_SUFFIXES | PARQUET_SUFFIXES
+    parts = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith((".", "_")))
+    if not parts:
+        raise InputDataError(path, f"the folder holds no data files ({', '.join(sorted(suffixes))})")
+    return parts
+
+
+def load_part(
+    path: str | Path, index: int, spec: TableSpec, mapping: dict[str, str] | None = None, separator: str = ",", data: DataConfig | None = None
+) -> pl.DataFrame:
+    """One part file as a canonical table whose `source_row` is `index * PART_ROW_STRIDE + row`."""
+    raw = read_raw(path, separator, data.encoding if data else "utf-8")
+    if raw.height >= PART_ROW_STRIDE:
+        raise InputDataError(path, f"{raw.height:,} rows in one part file; split it into parts of under {PART_ROW_STRIDE:,} rows")
+    # polars numbers rows as UInt32, so the part's offset is added in Int64.
+    numbered = raw.with_row_index(SOURCE_ROW, offset=1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64) + index * PART_ROW_STRIDE)
+    return to_canonical(numbered, spec, path, mapping, data)
+
+
 def load_table(
     path: str | Path, spec: TableSpec, mapping: dict[str, str] | None = None, separator: str = ",", data: DataConfig | None = None
 ) -> pl.DataFrame:
-    """Read a file and return its canonical table with `source_row` and `_invalid_fields` columns."""
-    return to_canonical(read_raw(path, separator, data.encoding if data else "utf-8"), spec, path, mapping, data)
+    """Read a file (or a folder of part files) and return its canonical table with `source_row` and `_invalid_fields` columns."""
+    parts = part_files(path)
+    if len(parts) == 1 and parts[0] == Path(path):
+        return to_canonical(read_raw(path, separator, data.encoding if data else "utf-8"), spec, path, mapping, data)
+    return pl.concat([load_part(part, index, spec, mapping, separator, data) for index, part in enumerate(parts)], how="diagonal_relaxed")
 
 
 def _expected_format(dtype: pl.DataType) -> str:

@@ -9,7 +9,7 @@ import polars as pl
 from longtail.balance.imbalance import for_json, imbalance_charts, imbalance_report
 from longtail.core.config import LongtailConfig
 from longtail.data.loaders import check_parse_rates, load_table, to_canonical
-from longtail.data.schema import EVENTS, ITEMS, JUDGMENTS, USERS
+from longtail.data.schema import EVENTS, ITEMS, JUDGMENTS, USERS, TableSpec
 from longtail.pipeline.executors import table_mapper
 from longtail.privacy.ingest import apply_privacy
 from longtail.quality.audit import AUDIT_STEPS, AuditResult, StepCallback, audit
@@ -28,12 +28,12 @@ def add_imbalance(result: AuditResult, config: LongtailConfig) -> AuditResult:
 
 
 def _private(
-    items: pl.DataFrame, events: pl.DataFrame, users: pl.DataFrame | None, config: LongtailConfig
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
+    items: pl.DataFrame, events: pl.DataFrame | None, users: pl.DataFrame | None, config: LongtailConfig
+) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame | None]:
     """The tables after the optional privacy step, so raw user ids and PII never reach the audit's artifacts."""
-    tables = {"items": items, "events": events} | ({"users": users} if users is not None else {})
+    tables = {"items": items} | {name: table for name, table in (("events", events), ("users", users)) if table is not None}
     private = apply_privacy(tables, config.privacy)
-    return private["items"], private["events"], private.get("users")
+    return private["items"], private.get("events"), private.get("users")
 
 
 def run_audit(
@@ -45,26 +45,24 @@ def run_audit(
     users_path: str | Path | None = None,
     judgments_path: str | Path | None = None,
 ) -> AuditResult:
-    """Read every file (failing before anything is written), audit them and write the results to out_dir."""
+    """Read every file (failing before anything is written), audit them and write the results to out_dir.
+
+    With `pipeline.executor: spark` the events (a file or a folder of part files) are read, audited and
+    written by the cluster's executors, and the driver never holds them (see pipeline/spark_audit.py).
+    """
     step = on_step or (lambda _name: None)
-    columns = config.data.columns
-    separator = config.data.csv_separator
-    share = config.quality.max_unparseable_share
-    loaded = {}
-    inputs = (
-        (ITEMS, items_path, columns.items),
-        (EVENTS, events_path, columns.events),
-        (USERS, users_path, columns.users),
-        (JUDGMENTS, judgments_path, columns.judgments),
+    on_cluster = config.pipeline.executor == "spark"
+    loaded = _load_inputs(
+        [(ITEMS, items_path), (EVENTS, None if on_cluster else events_path), (USERS, users_path), (JUDGMENTS, judgments_path)], config, step
     )
-    for spec, path, mapping in inputs:
-        if path:
-            step(f"load {spec.name}")
-            loaded[spec.name] = load_table(path, spec, mapping, separator, config.data)
-            # A column that mostly fails to parse is a format problem (say, dates as 12/1/10 8:26), not dirt to quarantine.
-            check_parse_rates(loaded[spec.name], spec, path, share)
-    items, events, users, judgments = loaded["items"], loaded["events"], loaded.get("users"), loaded.get("judgments")
-    items, events, users = _private(items, events, users, config)
+    items, users, judgments = loaded["items"], loaded.get("users"), loaded.get("judgments")
+    if on_cluster:
+        from longtail.pipeline.spark_audit import audit_on_cluster
+
+        items, _, users = _private(items, None, users, config)
+        return audit_on_cluster(items, events_path, out_dir, config, step, users, judgments)
+    items, events, users = _private(items, loaded["events"], users, config)
+    assert events is not None  # given, so returned
     with table_mapper(config.pipeline) as mapper:
         result = audit(items, events, config, step, users, judgments, mapper)
     step("imbalance")
@@ -74,13 +72,27 @@ def run_audit(
     return result
 
 
+def _load_inputs(paths: list[tuple[TableSpec, str | Path | None]], config: LongtailConfig, step: StepCallback) -> dict[str, pl.DataFrame]:
+    """Load every given file as its canonical table, failing on a column that mostly does not parse."""
+    loaded = {}
+    columns = config.data.columns
+    for spec, path in paths:
+        if path:
+            step(f"load {spec.name}")
+            loaded[spec.name] = load_table(path, spec, getattr(columns, spec.name), config.data.csv_separator, config.data)
+            # A column that mostly fails to parse is a format problem (say, dates as 12/1/10 8:26), not dirt to quarantine.
+            check_parse_rates(loaded[spec.name], spec, path, config.quality.max_unparseable_share)
+    return loaded
+
+
 def run_audit_on_tables(
     items: pl.DataFrame, events: pl.DataFrame, out_dir: str | Path, config: LongtailConfig, on_step: StepCallback | None = None
 ) -> AuditResult:
     """Audit canonical frames already in memory (e.g. from a dataset adapter)."""
-    items, events, _ = _private(to_canonical(items, ITEMS, "<items>"), to_canonical(events, EVENTS, "<events>"), None, config)
+    items, private_events, _ = _private(to_canonical(items, ITEMS, "<items>"), to_canonical(events, EVENTS, "<events>"), None, config)
+    assert private_events is not None  # given, so returned
     with table_mapper(config.pipeline) as mapper:
-        result = audit(items, events, config, on_step, map_table=mapper)
+        result = audit(items, private_events, config, on_step, map_table=mapper)
     add_imbalance(result, config)
     write_audit(result, out_dir, config)
     return result

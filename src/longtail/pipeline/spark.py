@@ -59,7 +59,7 @@ def conform(frame: pl.DataFrame, schema: OutputSchema) -> pl.DataFrame:
     return frame.select(columns)
 
 
-def _run_partition(
+def run_partition(
     batches: Iterator[pd.DataFrame], function: BatchFunction, input_schema: OutputSchema, output_schema: OutputSchema
 ) -> Iterator[pd.DataFrame]:
     """Worker side: gather the partition's batches (so grouped rows meet), run the pure function, return pandas."""
@@ -89,7 +89,7 @@ class SparkTableMapper:
         input_schema = dict(table.schema)
 
         def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-            return _run_partition(batches, function, input_schema, output_schema)
+            return run_partition(batches, function, input_schema, output_schema)
 
         result = frame.mapInPandas(run, spark_ddl(output_schema)).toArrow()
         path.unlink(missing_ok=True)

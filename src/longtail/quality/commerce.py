@@ -110,10 +110,15 @@ def non_merchandise_codes(items: pl.DataFrame, lines: pl.DataFrame, config: Qual
     return profile.filter(fee_like).select("item_id", describe("behaves like a fee: ", signals).alias("detail"))
 
 
-def case_variant_merges(items: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
-    """Item codes that differ only by letter case (85123A / 85123a): each variant -> the spelling with the most events."""
+def case_variant_ids(items: pl.DataFrame) -> pl.DataFrame:
+    """Item rows (source_row, item_id) whose code equals another's but for letter case (85123A / 85123a)."""
     ids = items.filter(~blank("item_id")).unique("item_id", maintain_order=True).select(SOURCE_ROW, "item_id")
-    counts = events.group_by("item_id").len("events")
+    return ids.filter(pl.col("item_id").str.to_lowercase().is_duplicated())
+
+
+def case_variant_merges(items: pl.DataFrame, counts: pl.DataFrame) -> pl.DataFrame:
+    """Each case variant -> the spelling with the most events; `counts` holds events per item (item_id, events)."""
+    ids = case_variant_ids(items)
     ranked = ids.join(counts, on="item_id", how="left").with_columns(pl.col("events").fill_null(0), pl.col("item_id").str.to_lowercase().alias("folded"))
     groups = ranked.filter(pl.col("folded").is_duplicated()).sort(["folded", "events", SOURCE_ROW], descending=[False, True, False])
     canonical = groups.group_by("folded", maintain_order=True).agg(pl.col("item_id").first().alias("merged_into"))

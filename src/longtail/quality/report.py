@@ -33,7 +33,8 @@ def _charts(result: AuditResult) -> list[tuple[str, str]]:
         figures.append(
             (f"{name}: missing values per column", charts.bar_chart(list(missing), list(missing.values()), f"{name} missing ratio", "share of rows"))
         )
-    events = result.tables["events"].kept
+    # An audit run on a cluster leaves its events in Parquet parts on the executors: no per-day or per-user charts then.
+    events = result.tables["events"].kept if "events" in result.tables else pl.DataFrame()
     if events.height:
         daily = events.group_by(pl.col("timestamp").dt.date().alias("day")).len().sort("day")
         figures.append(("events per day (kept rows)", charts.line_chart(daily["day"].to_list(), daily["len"].to_list(), "events per day", "events")))
@@ -69,16 +70,21 @@ def _sections(report: dict[str, Any]) -> list[tuple[str, str]]:
 def write_audit(result: AuditResult, out_dir: str | Path, config: LongtailConfig) -> Path:
     """Write report.json/html, clean/, quarantine/, flags/ and config.yaml; all or nothing."""
     with atomic_folder(out_dir) as staging:
-        for folder in ("clean", "quarantine", "flags"):
-            (staging / folder).mkdir()
-        for name, outcome in result.tables.items():
-            outcome.kept.write_parquet(staging / "clean" / f"{name}.parquet")
-            outcome.quarantine.write_parquet(staging / "quarantine" / f"{name}.parquet")
-            outcome.flags.write_parquet(staging / "flags" / f"{name}.parquet")
-        merges = result.report.get("item_merges", {})
-        pl.DataFrame({"item_id": list(merges), "merged_into": list(merges.values())}, schema={"item_id": pl.String, "merged_into": pl.String}).write_parquet(
-            staging / "clean" / "item_merges.parquet"
-        )
-        write_report_pair(staging / "report.json", staging / "report.html", result.report, "audit.html", _page_context(result))
-        save_config(config, staging)
+        write_audit_files(result, staging, config)
     return Path(out_dir)
+
+
+def write_audit_files(result: AuditResult, staging: Path, config: LongtailConfig) -> None:
+    """Write the audit's artifacts into a folder being staged (tables the result holds; a cluster writes its own parts)."""
+    for folder in ("clean", "quarantine", "flags"):
+        (staging / folder).mkdir(exist_ok=True)
+    for name, outcome in result.tables.items():
+        outcome.kept.write_parquet(staging / "clean" / f"{name}.parquet")
+        outcome.quarantine.write_parquet(staging / "quarantine" / f"{name}.parquet")
+        outcome.flags.write_parquet(staging / "flags" / f"{name}.parquet")
+    merges = result.report.get("item_merges", {})
+    pl.DataFrame({"item_id": list(merges), "merged_into": list(merges.values())}, schema={"item_id": pl.String, "merged_into": pl.String}).write_parquet(
+        staging / "clean" / "item_merges.parquet"
+    )
+    write_report_pair(staging / "report.json", staging / "report.html", result.report, "audit.html", _page_context(result))
+    save_config(config, staging)
