@@ -20,6 +20,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from longtail.core.config import LongtailConfig
+from longtail.search.engine import SearchEngine
 from longtail.serve.app import create_app
 from longtail.serve.auth import create_key
 from longtail.serve.loading import Served, open_served
@@ -140,6 +141,18 @@ class Api:
 
     def headers(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[key]}"}
+
+
+def write_demo_slice(folder: Path, demo_data: Path, users: int, settings: dict) -> Path:
+    """The first `users` demo users' events, the items they touched, and a search index over those items, in `folder`."""
+    events = pl.read_parquet(demo_data / "events.parquet")
+    events = events.filter(pl.col("user_id").is_in(events["user_id"].unique(maintain_order=True).head(users).implode()))
+    items = pl.read_csv(demo_data / "items.csv", schema_overrides={"price": pl.Float64})
+    items = items.filter(pl.col("item_id").is_in(events["item_id"].unique().implode()))
+    items.write_csv(folder / "items.csv")
+    events.write_parquet(folder / "events.parquet")
+    SearchEngine.build(items, LongtailConfig.model_validate(settings), events=events, directory=folder / "index")
+    return folder
 
 
 def make_keys(store: EventStore) -> dict[str, str]:

@@ -12,13 +12,12 @@ import polars as pl
 import pytest
 
 from longtail.core.config import LongtailConfig
-from longtail.search.engine import SearchEngine
 from longtail.serve.app import create_app
 from longtail.serve.loading import Served, open_served
 from longtail.serve.model_services import ModelServices
 from longtail.serve.schemas import ItemIn, SearchRequest
 
-from conftest import LiveServer, make_keys
+from conftest import LiveServer, make_keys, write_demo_slice
 
 SLICE_USERS = 15
 FAST = {"encode": {"encoder": "minilm-int8"}}
@@ -29,15 +28,7 @@ QUERIES = ["gloves", "glass beaker", "digital caliper", "safety glasses", "tape"
 @pytest.fixture(scope="module")
 def slice_dir(tmp_path_factory: pytest.TempPathFactory, demo_data: Path) -> Path:
     """The first demo users' events, the items they touched, and a hybrid index over those items."""
-    folder = tmp_path_factory.mktemp("cache-slice")
-    events = pl.read_parquet(demo_data / "events.parquet")
-    events = events.filter(pl.col("user_id").is_in(events["user_id"].unique(maintain_order=True).head(SLICE_USERS).implode()))
-    items = pl.read_csv(demo_data / "items.csv", schema_overrides={"price": pl.Float64})
-    items = items.filter(pl.col("item_id").is_in(events["item_id"].unique().implode()))
-    items.write_csv(folder / "items.csv")
-    events.write_parquet(folder / "events.parquet")
-    SearchEngine.build(items, LongtailConfig.model_validate(FAST), events=events, directory=folder / "index")
-    return folder
+    return write_demo_slice(tmp_path_factory.mktemp("cache-slice"), demo_data, SLICE_USERS, FAST)
 
 
 def open_copy(slice_dir: Path, target: Path, settings: dict) -> Served:
