@@ -17,6 +17,7 @@ import pytest
 from longtail.core.config import IntentConfig, LongtailConfig, RecommendConfig, SequentialConfig
 from longtail.data.adapters import load_dataset
 from longtail.encode.item_text import texts_for
+from longtail.models.fusion import FusionRanker
 from longtail.models.intent import INTENTS, IntentModel, intent_table
 from longtail.pipeline.incremental import train_model_folder
 from longtail.pipeline.model_folder import HISTORY_FILE, evaluate_folder, folder_split, load_model_folder, sample_test_users, write_model_folder
@@ -24,7 +25,7 @@ from longtail.pipeline.replay import replay
 from longtail.serve.events import StoredEvent
 from longtail.serve.loading import open_served
 from longtail.serve.recommending import COLD_SOURCE, FolderServices
-from longtail.serve.server import build_app
+from longtail.serve.server import build_app, limit_compute_threads
 
 from conftest import LiveServer, make_keys
 
@@ -233,3 +234,25 @@ def test_cached_recommendations_change_with_a_new_event_and_with_a_swapped_folde
     swapped = served.services.recommend("cache-user", 10)
     assert swapped.model == new != after_event.model
     assert served.services.cache_stats()["recommendations"].misses == 3
+
+
+def test_the_served_ranker_scores_on_one_thread_with_the_offline_scores(folder_services) -> None:
+    served, folder_dir = folder_services
+    offline = load_model_folder(folder_dir)
+    split = folder_split(folder_dir)
+    histories = [split.histories("test")[user] for user in sample_test_users(split, 20, 3).tolist()]
+    ranker = served.model.current.recommender
+    assert isinstance(ranker, FusionRanker) and ranker.predict_threads == SERVE.serve.compute_threads == 1
+    assert isinstance(offline.recommender, FusionRanker) and offline.recommender.predict_threads == 0
+    np.testing.assert_array_equal(served.model.current.score(histories), offline.score(histories))
+
+
+def test_limit_compute_threads_sets_torchs_thread_count() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        limit_compute_threads(1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -153,6 +153,9 @@ class ServeConfig(_Section):
         4096, ge=0, description="recommendation lists kept in memory (LRU), keyed by model version, k and the user's sequence; 0: none"
     )
     result_cache_size: int = Field(2048, ge=0, description="non-personalised search answers kept in memory (LRU, cleared when items change); 0: none")
+    compute_threads: int = Field(
+        1, ge=1, le=64, description="threads one model call (torch, LightGBM) may use; concurrent requests already fill the cores"
+    )
 
 
 class EncodeConfig(_Section):

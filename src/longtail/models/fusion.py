@@ -56,6 +56,9 @@ class FusionRanker(Recommender):
     """
 
     name = "fusion"
+    # Threads LightGBM may use to score one call's candidates; 0 is its default, one per core. A server answering
+    # several requests at once sets 1: an OpenMP thread per core made a one-user call wait for a descheduled thread.
+    predict_threads = 0
 
     def __init__(self, sources: dict[str, Recommender], config: RecommendConfig, items: pl.DataFrame | None = None,
                  item_ids: list[str] | None = None, seed: int = 42, sources_fitted: bool = False) -> None:
@@ -232,7 +235,7 @@ class FusionRanker(Recommender):
 
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         candidates, features = self._candidates_and_features(histories)
-        predicted = self.booster_.predict(features) if len(features) else np.zeros(0)
+        predicted = self.booster_.predict(features, num_threads=self.predict_threads) if len(features) else np.zeros(0)
         output = np.full((len(histories), self.side_.shape[0]), -np.inf, dtype=np.float32)
         offsets = np.cumsum([0] + [len(c) for c in candidates])
         for row, chosen in enumerate(candidates):

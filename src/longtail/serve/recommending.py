@@ -17,6 +17,7 @@ from longtail.core.batching import MicroBatcher
 from longtail.core.config import ServeConfig
 from longtail.core.errors import LongtailError, UnknownIdError
 from longtail.core.lru import CacheStats, LruCache
+from longtail.models.fusion import FusionRanker
 from longtail.pipeline.model_folder import FOLDER_FILE, ModelFolder, load_model_folder
 from longtail.serve.catalogue import Catalogue
 from longtail.serve.events import StoredEvent
@@ -37,9 +38,10 @@ class ServedModel:
     A request takes `current` once and uses that object to the end, so a swap never mixes two versions in one answer
     and never fails a request: the new folder is loaded completely before the reference moves."""
 
-    def __init__(self, directory: str | Path, reload_seconds: float) -> None:
+    def __init__(self, directory: str | Path, reload_seconds: float, compute_threads: int = 0) -> None:
         self.directory = Path(directory)
-        self.current: ModelFolder = load_model_folder(self.directory)
+        self.compute_threads = compute_threads
+        self.current: ModelFolder = self._load()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         if reload_seconds > 0:
@@ -55,13 +57,20 @@ class ServedModel:
         if version == self.current.version:
             return False
         try:
-            fresh = load_model_folder(self.directory)
+            fresh = self._load()
         except (OSError, ValueError, LongtailError) as error:
             log.warning("model folder %s changed but could not be loaded (%s); still serving %s", self.directory, error, self.current.version)
             return False
         self.current = fresh
         log.info("now serving model %s from %s", fresh.version, self.directory)
         return True
+
+    def _load(self) -> ModelFolder:
+        """The folder as served: its fusion ranker scores with `compute_threads` LightGBM threads (0: one per core)."""
+        folder = load_model_folder(self.directory)
+        if isinstance(folder.recommender, FusionRanker):
+            folder.recommender.predict_threads = self.compute_threads
+        return folder
 
     def _watch(self, seconds: float) -> None:
         while not self._stop.wait(seconds):
