@@ -156,6 +156,10 @@ class ServeConfig(_Section):
     compute_threads: int = Field(
         1, ge=1, le=64, description="threads one model call (torch, LightGBM) may use; concurrent requests already fill the cores"
     )
+    compiled_ranker_dir: str | None = Field(
+        ".cache/compiled-rankers",
+        description="where a served fusion ranker's trees are compiled to native code (lleaves), keyed by the model's hash; null: score with LightGBM",
+    )
 
 
 class EncodeConfig(_Section):
