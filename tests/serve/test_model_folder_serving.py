@@ -249,15 +249,20 @@ def test_the_served_ranker_scores_compiled_on_one_thread_with_the_offline_scores
     np.testing.assert_array_equal(served.model.current.score(histories), offline.score(histories))
 
 
-def test_limit_compute_threads_sets_torchs_thread_count() -> None:
+def test_limit_compute_threads_sets_torchs_and_blass_thread_counts() -> None:
     import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     before = torch.get_num_threads()
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
     try:
         limit_compute_threads(1)
         assert torch.get_num_threads() == 1
+        assert blas and all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
     finally:
         torch.set_num_threads(before)
+        for pool in blas:
+            threadpool_limits(limits=pool["num_threads"], user_api="blas")
 
 
 def test_a_swapped_folder_switches_search_to_its_own_index_without_a_failed_search(model_dir, tmp_path) -> None:

@@ -48,13 +48,17 @@ def build_app(data_dir: str | Path, config: LongtailConfig, index_dir: str | Pat
 
 
 def limit_compute_threads(threads: int) -> None:
-    """Let one torch call use at most `threads` threads (the process-wide setting)."""
+    """Let one torch, BLAS (numpy's matrix products) or OpenMP (faiss, LightGBM) call use at most `threads` threads,
+    process-wide, for the libraries loaded so far."""
     # Measured on two shared cores: with torch's default (a thread per core) a one-user scoring call sometimes waited
-    # ~100 ms for a descheduled pool thread (p99 100 ms, p50 8 ms); with one thread p99 was 25-32 ms. Concurrent
-    # requests use the cores instead, and the scores are bit-identical.
+    # ~100 ms for a descheduled pool thread (p99 100 ms, p50 8 ms); with one thread p99 was 25-32 ms. OpenBLAS did the
+    # same to the content source's (16 users x 4,385 items) product: 16 ms on two threads under load, 3 ms on one.
+    # Concurrent requests use the cores instead, and the results are bit-identical.
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)
 
 
 def serve(data_dir: str | Path, config: LongtailConfig, host: str | None = None, port: int | None = None, index_dir: str | Path | None = None,
