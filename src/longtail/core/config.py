@@ -157,7 +157,7 @@ class ServeConfig(_Section):
     )
     result_cache_size: int = Field(2048, ge=0, description="non-personalised search answers kept in memory (LRU, cleared when items change); 0: none")
     compute_threads: int = Field(
-        1, ge=1, le=64, description="threads one model call (torch, LightGBM) may use; concurrent requests already fill the cores"
+        1, ge=1, le=64, description="threads one model call (torch, BLAS, OpenMP, LightGBM) may use; concurrent requests already fill the cores"
     )
     compiled_ranker_dir: str | None = Field(
         ".cache/compiled-rankers",
