@@ -55,7 +55,8 @@ def compile_trees(model_text: str, cache_dir: str | Path) -> TreePredictor | Non
             partial = cache_dir / f"{key}.so.{os.getpid()}.partial"
             model.compile(cache=str(partial))
             partial.replace(library)
-    except (OSError, RuntimeError, ValueError) as error:
+    # AttributeError: lleaves 1.3 on an llvmlite newer than 0.44, whose legacy pass manager it calls is gone.
+    except (OSError, RuntimeError, ValueError, AttributeError) as error:
         log.warning("could not compile %s with lleaves (%s): scoring with LightGBM", model_file, error)
         return None
 
