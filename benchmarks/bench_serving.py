@@ -1,8 +1,9 @@
-"""Serving under load on loopback: mixed search/recommend/event traffic at rising concurrency, then kill -9 mid-load."""
+"""Serving under load on loopback: mixed search/recommend/event traffic at rising concurrency (an asyncio client), then kill -9 mid-load."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -19,6 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import numpy as np
 import polars as pl
@@ -81,6 +83,12 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError(f"server did not answer /health within {timeout:.0f}s")
 
+    @property
+    def pid(self) -> int:
+        """The running server's process id."""
+        assert self.process is not None
+        return self.process.pid
+
     def kill_9(self) -> None:
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGKILL)
@@ -112,8 +120,25 @@ class Traffic:
             return "POST", "/search", {"query": " ".join(rng.sample(self.words, rng.randint(1, 2))), "k": 10}
         if kind == "recommend":
             return "GET", f"/users/{rng.choice(self.users)}/recommendations?k=10", None
-        event = {"user_id": f"bench-w{worker}", "item_id": rng.choice(self.item_ids), "event_type": rng.choice(["view", "click", "add_to_cart"]), "session_id": session}
+        event = {"user_id": f"bench-w{worker}", "item_id": rng.choice(self.item_ids), "event_type": rng.choice(["view", "click", "add_to_cart"]),
+                 "session_id": session}
         return "POST", "/events", {"events": [event]}
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_ms(response: aiohttp.ClientResponse) -> float | None:
+    """The server's own time on the request, from its `Server-Timing: app;dur=<ms>` header."""
+    _, found, duration = response.headers.get("server-timing", "").partition("dur=")
+    return float(duration) if found else None
+
+
+def _percentile_ms(seconds: list[float], q: float) -> float | None:
+    return round(float(np.percentile(seconds, q)) * 1000, 2) if seconds else None
 
 
 def run_load(
@@ -126,73 +151,92 @@ def run_load(
     mix: tuple[tuple[str, float], ...],
     stop: threading.Event | None = None,
     idempotent: bool = False,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
-    """Workers send requests until the count or time bound; collect latencies, errors and acknowledged event ids.
-    With `idempotent`, each event request carries a unique Idempotency-Key (also its event's session id), and
-    requests that got no answer are kept to be retried."""
+    """`concurrency` closed-loop clients (each sends its next request when the last is answered, on its own keep-alive
+    connection) until the count or time bound; latencies as the client saw them and as the server timed them, errors,
+    acknowledged event ids, and the CPU the client and (given its pid) the server used. With `idempotent`, each event
+    request carries a unique Idempotency-Key (also its event's session id), and requests that got no answer are kept to
+    be retried. The clients are coroutines on one asyncio loop over aiohttp: a lean client, so the figures measure the
+    server rather than the load generator (it still shares the machine's cores with the server)."""
+    return asyncio.run(_load(url, key, traffic, concurrency, max_requests, max_seconds, mix, stop, idempotent, server_pid))
+
+
+async def _load(url: str, key: str, traffic: Traffic, concurrency: int, max_requests: int, max_seconds: float,
+                mix: tuple[tuple[str, float], ...], stop: threading.Event | None, idempotent: bool, server_pid: int | None) -> dict[str, Any]:
     latencies: dict[str, list[float]] = defaultdict(list)
+    server_seconds: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
     acknowledged: list[tuple[int, str]] = []
     unanswered: list[tuple[str, dict[str, Any]]] = []
-    lock = threading.Lock()
     budget = iter(range(max_requests))
     deadline = time.perf_counter() + max_seconds
     kinds, weights = zip(*mix, strict=True)
 
-    def worker(index: int) -> None:
+    async def worker(index: int) -> None:
         rng = random.Random(traffic.seed * 1000 + index)
         sent = 0
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+        connection = aiohttp.TCPConnector(limit=1)
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(url, headers={"Authorization": f"Bearer {key}"}, connector=connection, timeout=timeout) as http:
             while time.perf_counter() < deadline and not (stop and stop.is_set()):
-                with lock:
-                    if next(budget, None) is None:
-                        return
+                if next(budget, None) is None:
+                    return
                 kind = rng.choices(kinds, weights)[0]
                 sent += 1
                 once = f"retry-w{index}-{sent}" if idempotent and kind == "event" else None
                 method, path, body = traffic.request(rng, kind, index, once)
                 started = time.perf_counter()
                 try:
-                    response = http.request(method, path, json=body, headers={"Idempotency-Key": once} if once else None)
-                    ok = response.status_code < 400
-                except httpx.TransportError:
-                    response, ok = None, False
+                    async with http.request(method, path, json=body, headers={"Idempotency-Key": once} if once else None) as response:
+                        answer = await response.json() if response.status < 400 else None
+                        ok, spent = response.status < 400, _server_ms(response)
+                except (TimeoutError, aiohttp.ClientError):
+                    answer, ok, spent = None, False, None
                     if once is not None and body is not None:
-                        with lock:
-                            unanswered.append((once, body))
+                        unanswered.append((once, body))
                 elapsed = time.perf_counter() - started
-                with lock:
-                    if ok:
-                        latencies[kind].append(elapsed)
-                        if kind == "event" and response is not None:
-                            acknowledged.extend((event_id, f"bench-w{index}") for event_id in response.json()["ids"])
-                    else:
-                        errors[kind] += 1
+                if ok:
+                    latencies[kind].append(elapsed)
+                    if spent is not None:
+                        server_seconds[kind].append(spent / 1000)
+                    if kind == "event" and answer is not None:
+                        acknowledged.extend((event_id, f"bench-w{index}") for event_id in answer["ids"])
+                else:
+                    errors[kind] += 1
 
+    client_cpu, server_cpu = time.process_time(), process_cpu_seconds(server_pid) if server_pid else None
     started = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
     wall = time.perf_counter() - started
+    client_cpu = time.process_time() - client_cpu
+    server_cpu = process_cpu_seconds(server_pid) - server_cpu if server_pid and server_cpu is not None else None
     done = sum(len(v) for v in latencies.values())
     failed = sum(errors.values())
     per_kind = {
         kind: {
             "requests": len(latencies[kind]) + errors[kind],
             "errors": errors[kind],
-            "p50_ms": round(float(np.percentile(latencies[kind], 50)) * 1000, 2) if latencies[kind] else None,
-            "p99_ms": round(float(np.percentile(latencies[kind], 99)) * 1000, 2) if latencies[kind] else None,
+            "p50_ms": _percentile_ms(latencies[kind], 50),
+            "p99_ms": _percentile_ms(latencies[kind], 99),
+            "server_p50_ms": _percentile_ms(server_seconds[kind], 50),
+            "server_p99_ms": _percentile_ms(server_seconds[kind], 99),
         }
         for kind in kinds
     }
+    answered = max(done, 1)
     return {
         "concurrency": concurrency,
         "requests": done + failed,
         "seconds": round(wall, 2),
         "throughput_rps": round(done / wall, 1),
         "error_rate": round(failed / max(done + failed, 1), 4),
+        "cpu": {
+            "client_seconds": round(client_cpu, 2),
+            "client_ms_per_request": round(client_cpu / answered * 1000, 2),
+            "server_seconds": None if server_cpu is None else round(server_cpu, 2),
+            "server_ms_per_request": None if server_cpu is None else round(server_cpu / answered * 1000, 2),
+        },
         "by_kind": per_kind,
         "_acknowledged": acknowledged,
         "_unanswered": unanswered,
@@ -249,12 +293,14 @@ def main() -> int:
         first_start = server.start()
         levels, acknowledged = [], []
         for concurrency in args.concurrency:
-            result = run_load(server.url, key, traffic, concurrency, args.max_requests, args.max_seconds, MIX)
+            result = run_load(server.url, key, traffic, concurrency, args.max_requests, args.max_seconds, MIX, server_pid=server.pid)
             acknowledged.extend(result.pop("_acknowledged"))
             result.pop("_unanswered")  # no fault here: nothing to retry
             levels.append(result)
-            print(f"concurrency {concurrency}: {result['throughput_rps']} req/s, errors {result['error_rate']:.2%}, "
-                  + ", ".join(f"{k} p50 {v['p50_ms']} ms p99 {v['p99_ms']} ms" for k, v in result["by_kind"].items()), flush=True)
+            print(f"concurrency {concurrency}: {result['throughput_rps']} req/s, errors {result['error_rate']:.2%}, cpu/request client "
+                  f"{result['cpu']['client_ms_per_request']} ms server {result['cpu']['server_ms_per_request']} ms, "
+                  + ", ".join(f"{k} p50 {v['p50_ms']} ms p99 {v['p99_ms']} ms (server p99 {v['server_p99_ms']} ms)" for k, v in result["by_kind"].items()),
+                  flush=True)
 
         # Fault: event-heavy load at the highest concurrency, kill -9 the server while requests are in flight.
         stop = threading.Event()
@@ -313,6 +359,9 @@ def main() -> int:
                              else "default (BM25 search)") + (f"; recommendations from the model folder {args.model}" if args.model
                                                                     else "; default popularity recommendations"),
                 "mix": dict(MIX),
+                "client": "closed-loop clients as coroutines on one asyncio loop (aiohttp, one keep-alive connection each) in the benchmark "
+                          "process, on the same two cores as the server; latency as the client saw it, server_p50/p99 from the "
+                          "server's Server-Timing header; cpu: the client's and the server's CPU seconds per level (/proc)",
                 "bounds": {"max_requests_per_level": args.max_requests, "max_seconds_per_level": args.max_seconds},
                 "server_start_seconds": round(first_start, 2),
                 "command": "python benchmarks/bench_serving.py" + (" --model-backed" if args.model_backed else "")

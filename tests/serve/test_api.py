@@ -128,6 +128,13 @@ def test_metrics_count_requests_per_route_and_events_written(client: httpx.Clien
     assert float(written.split()[-1]) >= 1
 
 
+def test_every_answer_says_how_long_the_server_spent_on_it(client: httpx.Client, api: Api) -> None:
+    for response in (client.get("/health"), client.get("/users/api-nobody/recommendations", headers=api.headers("read")),
+                     client.get("/metrics")):  # a 401 too
+        name, _, duration = response.headers["server-timing"].partition(";dur=")
+        assert name == "app" and 0 < float(duration) < 60_000
+
+
 def test_openapi_spec_is_served(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
     assert {

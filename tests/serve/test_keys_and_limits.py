@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import shutil
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from longtail.cli import app
-from longtail.serve.auth import ApiKeyError, create_key, verify_key
+from longtail.core.config import LongtailConfig
+from longtail.serve.auth import ApiKeyError, VerifiedKeys, create_key, verify_key
 from longtail.serve.ratelimit import RateLimiter
+from longtail.serve.server import build_app
 from longtail.serve.sqlite_store import SqliteEventStore
+
+from conftest import LiveServer
 
 
 @pytest.fixture
@@ -80,3 +87,44 @@ def test_keys_cli_prints_the_key_once_and_revokes_it(tmp_path: Path) -> None:
     assert runner.invoke(app, ["keys", "revoke", principal.key_id, "--data", str(tmp_path)]).exit_code == 2
     bad = runner.invoke(app, ["keys", "create", "--data", str(tmp_path), "--scope", "root"])
     assert bad.exit_code == 2 and "unknown scope" in bad.output
+
+
+def test_a_verified_key_is_trusted_for_its_seconds_then_looked_up_again(store: SqliteEventStore) -> None:
+    now = [100.0]
+    verified = VerifiedKeys(seconds=1.0, clock=lambda: now[0])
+    key = create_key(store, ["read"])
+    principal = verify_key(store, key)
+    assert principal is not None and verified.get(key) is None
+    verified.put(key, principal)
+    store.revoke_key(principal.key_id)
+    now[0] += 0.9
+    assert verified.get(key) == principal  # revoked, but verified 0.9 s ago: within the window
+    now[0] += 0.2
+    assert verified.get(key) is None and verify_key(store, key) is None  # past it: the store says revoked
+    assert verified.get("lt_" + "0" * 16 + "_other") is None
+
+
+def test_with_no_seconds_no_key_is_kept(store: SqliteEventStore) -> None:
+    verified = VerifiedKeys(seconds=0)
+    key = create_key(store, ["read"])
+    principal = verify_key(store, key)
+    assert principal is not None
+    verified.put(key, principal)
+    assert verified.get(key) is None and verified.stats().capacity == 0
+
+
+def test_a_revoked_key_is_refused_by_the_api_within_the_key_cache_seconds(served_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(served_dir, data)
+    app, served = build_app(data, LongtailConfig.model_validate({"serve": {"key_cache_seconds": 0.5}}))
+    key = create_key(served.store, ["read"])
+    try:
+        with LiveServer(app) as live, httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {key}"}) as client:
+            assert client.get("/users/nobody/recommendations").status_code == 200
+            served.store.revoke_key(key.split("_")[1])
+            revoked_at = time.monotonic()
+            while client.get("/users/nobody/recommendations").status_code == 200:
+                assert time.monotonic() - revoked_at < 0.5 + 0.5  # trusted no longer than its seconds (and a request's time)
+            assert client.get("/users/nobody/recommendations").json()["error"]["code"] == "invalid_api_key"
+    finally:
+        served.close()

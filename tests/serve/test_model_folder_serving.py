@@ -25,6 +25,7 @@ from longtail.pipeline.replay import replay
 from longtail.serve.events import StoredEvent
 from longtail.serve.loading import open_served
 from longtail.serve.recommending import COLD_SOURCE, FolderServices
+from longtail.serve.schemas import SearchRequest
 from longtail.serve.server import build_app, limit_compute_threads
 
 from conftest import LiveServer, make_keys
@@ -236,23 +237,82 @@ def test_cached_recommendations_change_with_a_new_event_and_with_a_swapped_folde
     assert served.services.cache_stats()["recommendations"].misses == 3
 
 
-def test_the_served_ranker_scores_on_one_thread_with_the_offline_scores(folder_services) -> None:
+def test_the_served_ranker_scores_compiled_on_one_thread_with_the_offline_scores(folder_services) -> None:
     served, folder_dir = folder_services
     offline = load_model_folder(folder_dir)
     split = folder_split(folder_dir)
     histories = [split.histories("test")[user] for user in sample_test_users(split, 20, 3).tolist()]
     ranker = served.model.current.recommender
     assert isinstance(ranker, FusionRanker) and ranker.predict_threads == SERVE.serve.compute_threads == 1
-    assert isinstance(offline.recommender, FusionRanker) and offline.recommender.predict_threads == 0
+    assert ranker.compiled_ is not None  # lleaves is installed: the served trees are native code
+    assert isinstance(offline.recommender, FusionRanker) and offline.recommender.predict_threads == 0 and offline.recommender.compiled_ is None
     np.testing.assert_array_equal(served.model.current.score(histories), offline.score(histories))
 
 
-def test_limit_compute_threads_sets_torchs_thread_count() -> None:
+def test_limit_compute_threads_sets_torchs_and_blass_thread_counts() -> None:
     import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     before = torch.get_num_threads()
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
     try:
         limit_compute_threads(1)
         assert torch.get_num_threads() == 1
+        assert blas and all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
     finally:
         torch.set_num_threads(before)
+        for pool in blas:
+            threadpool_limits(limits=pool["num_threads"], user_api="blas")
+
+
+def test_a_swapped_folder_switches_search_to_its_own_index_without_a_failed_search(model_dir, tmp_path) -> None:
+    import shutil
+
+    from longtail.search.engine import SearchEngine
+
+    items = pl.read_parquet(model_dir.parent / "items.parquet")
+    indexed = {"old": items.head(40), "new": items.slice(40, 40)}
+    for name, part in indexed.items():
+        SearchEngine.build(part, LongtailConfig.model_validate({"encode": {"encoder": "minilm-int8"}}), directory=tmp_path / name)
+    folder = load_model_folder(model_dir)
+    served_model = tmp_path / "model"
+    shutil.copytree(model_dir, served_model)
+    write_model_folder(served_model, folder.sequential, folder.item_ids, pl.read_parquet(model_dir / HISTORY_FILE), folder.config,
+                       folder.popularity, folder.recommender, None, folder.evaluation, index=tmp_path / "old")
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(model_dir.parent / "items.parquet", data / "items.parquet")
+    settings = LongtailConfig.model_validate({"serve": {"model_reload_seconds": 0}})
+    served = open_served(data, settings, model_dir=served_model)
+    query = SearchRequest(query=" ".join(indexed["new"]["title"][0].split()[:3]), k=10)
+
+    def found() -> set[str]:
+        return {hit.item_id for hit in served.services.search(query).items}
+
+    try:
+        assert found() <= set(indexed["old"]["item_id"])
+        failures: list[BaseException] = []
+        stop = threading.Event()
+
+        def search_on() -> None:
+            while not stop.is_set():
+                try:
+                    found()
+                except Exception as error:  # noted, so the test can say which search failed during the swap
+                    failures.append(error)
+
+        workers = [threading.Thread(target=search_on) for _ in range(3)]
+        for worker in workers:
+            worker.start()
+        write_model_folder(served_model, folder.sequential, folder.item_ids, pl.read_parquet(model_dir / HISTORY_FILE), folder.config,
+                           folder.popularity, folder.recommender, None, folder.evaluation, index=tmp_path / "new")
+        assert served.model is not None and served.model.reload_if_changed()
+        stop.set()
+        for worker in workers:
+            worker.join()
+        assert not failures
+        answered = found()
+        assert answered and answered <= set(indexed["new"]["item_id"])
+        assert indexed["new"]["item_id"][0] in answered
+    finally:
+        served.close()

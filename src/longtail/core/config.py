@@ -140,6 +140,9 @@ class ServeConfig(_Section):
     max_batch_events: int = Field(1000, ge=1, description="most events in one POST /events")
     rate_limit_per_second: float = Field(100.0, gt=0, description="tokens each API key regains per second")
     rate_limit_burst: int = Field(200, ge=1, description="requests a key may make at once before being limited")
+    key_cache_seconds: float = Field(
+        1.0, ge=0, description="how long a verified API key is trusted without a store look-up (a revocation takes effect within it); 0: look up every request"
+    )
     invalid_key_rate_per_second: float = Field(5.0, gt=0, description="requests with an unknown or revoked key one client address regains per second")
     invalid_key_burst: int = Field(50, ge=1, description="requests with a bad key one client address may make before getting 429 without a key look-up")
     max_results: int = Field(100, ge=1, description="largest k a search or recommendation may ask for")
@@ -154,7 +157,11 @@ class ServeConfig(_Section):
     )
     result_cache_size: int = Field(2048, ge=0, description="non-personalised search answers kept in memory (LRU, cleared when items change); 0: none")
     compute_threads: int = Field(
-        1, ge=1, le=64, description="threads one model call (torch, LightGBM) may use; concurrent requests already fill the cores"
+        1, ge=1, le=64, description="threads one model call (torch, BLAS, OpenMP, LightGBM) may use; concurrent requests already fill the cores"
+    )
+    compiled_ranker_dir: str | None = Field(
+        ".cache/compiled-rankers",
+        description="where a served fusion ranker's trees are compiled to native code (lleaves), keyed by the model's hash; null: score with LightGBM",
     )
 
 

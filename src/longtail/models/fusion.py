@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from longtail.core.config import RecommendConfig
 from longtail.core.errors import LongtailError
 from longtail.models.base import Recommender, TrainData, Validator, make_recommender, mask_history, register, top_k
+from longtail.models.compiled_trees import TreePredictor, compile_trees
 
 if TYPE_CHECKING:
     import lightgbm
@@ -59,6 +60,8 @@ class FusionRanker(Recommender):
     # Threads LightGBM may use to score one call's candidates; 0 is its default, one per core. A server answering
     # several requests at once sets 1: an OpenMP thread per core made a one-user call wait for a descheduled thread.
     predict_threads = 0
+    # The booster compiled to native code (`compile_booster`), used in place of LightGBM's `predict` when set.
+    compiled_: TreePredictor | None = None
 
     def __init__(self, sources: dict[str, Recommender], config: RecommendConfig, items: pl.DataFrame | None = None,
                  item_ids: list[str] | None = None, seed: int = 42, sources_fitted: bool = False) -> None:
@@ -233,9 +236,23 @@ class FusionRanker(Recommender):
         ranker.training_groups_, ranker.candidate_recall_ = state["training_groups"], state["candidate_recall"]
         return ranker
 
+    def compile_booster(self, cache_dir: str | Path) -> bool:
+        """Score with the booster compiled to native code (cached in `cache_dir`); False, scoring with LightGBM, when
+        the compiler is missing or fails."""
+        self.compiled_ = compile_trees(self.booster_.model_to_string(), cache_dir)
+        return self.compiled_ is not None
+
+    def _predict(self, features: np.ndarray) -> np.ndarray:
+        """The booster's scores for candidate rows: compiled when available (7x faster on 175 rows), else LightGBM."""
+        if not len(features):
+            return np.zeros(0)
+        if self.compiled_ is not None:
+            return self.compiled_(features)
+        return np.asarray(self.booster_.predict(features, num_threads=self.predict_threads))
+
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         candidates, features = self._candidates_and_features(histories)
-        predicted = self.booster_.predict(features, num_threads=self.predict_threads) if len(features) else np.zeros(0)
+        predicted = self._predict(features)
         output = np.full((len(histories), self.side_.shape[0]), -np.inf, dtype=np.float32)
         offsets = np.cumsum([0] + [len(c) for c in candidates])
         for row, chosen in enumerate(candidates):

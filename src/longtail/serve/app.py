@@ -5,7 +5,7 @@
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path as FilePath
@@ -34,7 +34,7 @@ from longtail.core.errors import (
 from longtail.privacy.erasure import scrub_reports
 from longtail.privacy.pii import scrub_text
 from longtail.privacy.pseudonym import pseudonymiser_from_config
-from longtail.serve.auth import verify_key
+from longtail.serve.auth import Principal, VerifiedKeys, verify_key
 from longtail.serve.events import EventBatch, StoredEvent, validate_events
 from longtail.serve.limits import BodyGuard, send_error
 from longtail.serve.merchandising import RuleBook, merchandised_search
@@ -196,7 +196,7 @@ def _install_local_docs(app: FastAPI) -> None:
                               redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
 
 
-def _scoped_route_class(authorize: Callable[[Request, str], None]) -> type[APIRoute]:
+def _scoped_route_class(authorize: Callable[[Request, str], Awaitable[None]]) -> type[APIRoute]:
     """Routes that check the key and its scope before FastAPI reads the body, so no unauthenticated input is parsed."""
 
     class ScopedRoute(APIRoute):
@@ -207,13 +207,17 @@ def _scoped_route_class(authorize: Callable[[Request, str], None]) -> type[APIRo
                 return handler
 
             async def checked(request: Request) -> Response:
-                # The key lookup is a blocking store read: run it on the thread pool, off the event loop.
-                await run_in_threadpool(authorize, request, scope)
+                await authorize(request, scope)
                 return await handler(request)
 
             return checked
 
     return ScopedRoute
+
+
+def _address(request: Request) -> str:
+    """The client's address, what bad-key limits count by."""
+    return request.client.host if request.client else "unknown"
 
 
 def _stored_id(privacy: PrivacyConfig) -> Callable[[str], str]:
@@ -257,19 +261,35 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
     _install_error_handlers(app)
     _install_local_docs(app)
 
-    def authorize(request: Request, scope: str) -> None:
+    verified = VerifiedKeys(serve.key_cache_seconds)
+
+    def presented_key(request: Request) -> str:
+        """The bearer key sent, unless it is missing or its address is blocked for sending bad keys."""
         scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
         if scheme.lower() != "bearer" or not token:
             raise ApiError(401, "missing_api_key", "send an API key as 'Authorization: Bearer <key>'", {"WWW-Authenticate": "Bearer"})
-        address = request.client.host if request.client else "unknown"
-        blocked = bad_keys.wait(address)
+        blocked = bad_keys.wait(_address(request))
         if blocked > 0:
             metrics.rate_limited.inc()
             raise ApiError(429, "rate_limited", "too many requests with invalid API keys from this address", {"Retry-After": str(math.ceil(blocked))})
+        return token
+
+    def look_up(request: Request, token: str) -> Principal:
+        """The key's principal from the store (a blocking read); an unknown, revoked or malformed key is a 401."""
         principal = verify_key(store, token)
         if principal is None:
-            bad_keys.acquire(address)
+            bad_keys.acquire(_address(request))
             raise ApiError(401, "invalid_api_key", "the API key is unknown, revoked or malformed", {"WWW-Authenticate": "Bearer"})
+        verified.put(token, principal)
+        return principal
+
+    async def authorize(request: Request, scope: str) -> None:
+        token = presented_key(request)
+        principal = verified.get(token)
+        if principal is None:
+            # The store read blocks: it runs on the thread pool, off the event loop. A key verified in the last
+            # serve.key_cache_seconds skips it, and with it a thread hop per request.
+            principal = await run_in_threadpool(look_up, request, token)
         request.state.key_id = principal.key_id  # scopes an Idempotency-Key to the client that sent it
         if not principal.allows(scope):
             raise ApiError(403, "insufficient_scope", f"this API key lacks the '{scope}' scope")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
 from longtail.core.errors import LongtailError
+from longtail.core.lru import CacheStats, LruCache
 from longtail.serve.store import EventStore, KeyRecord
 
 Scope = Literal["read", "write_events", "admin"]
@@ -70,3 +72,27 @@ def verify_key(store: EventStore, presented: str) -> Principal | None:
 def key_id_of(key: str) -> str:
     """The public id part of a full key (what `keys revoke` takes)."""
     return key.split("_")[1] if key.count("_") >= 2 else key
+
+
+class VerifiedKeys:
+    """Principals of keys verified in the last `seconds`, so a request with a recently seen key skips the store look-up
+    (and the thread-pool hop it needs). Only keys that passed `verify_key` are kept; a revoked key stops working here
+    at most `seconds` after its revocation. Keyed by a digest of the presented key, never the key itself."""
+
+    def __init__(self, seconds: float, capacity: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._cache: LruCache[str, tuple[Principal, float]] = LruCache(capacity if seconds > 0 else 0)
+
+    def get(self, presented: str) -> Principal | None:
+        """The principal of a key verified less than `seconds` ago, else None."""
+        found = self._cache.get(hashlib.sha256(presented.encode()).hexdigest())
+        return found[0] if found is not None and found[1] > self._clock() else None
+
+    def put(self, presented: str, principal: Principal) -> None:
+        """Remember a key that was just verified."""
+        self._cache.put(hashlib.sha256(presented.encode()).hexdigest(), (principal, self._clock() + self.seconds))
+
+    def stats(self) -> CacheStats:
+        """Hits, misses, keys held and capacity."""
+        return self._cache.stats()

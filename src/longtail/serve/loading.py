@@ -3,11 +3,15 @@ the events table, the services."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 from pydantic import ValidationError
@@ -24,11 +28,15 @@ from longtail.serve.recommending import FolderServices, ServedModel
 from longtail.serve.services import Services
 from longtail.serve.store import EventStore, open_store
 
+if TYPE_CHECKING:
+    from longtail.serve.model_services import ModelServices
+
 log = logging.getLogger("longtail.serve")
 # Where a table may sit in a served directory: a plain export, or the clean tables an audit wrote.
 _CANDIDATES = ("{name}.parquet", "clean/{name}.parquet", "audit/clean/{name}.parquet", "{name}.csv", "{name}.jsonl")
 SEEDED_META = "seeded_from"
 INDEX_DIR = "index"  # a search index inside the served directory is used without being named
+LEXICAL_COPY = "lexical"  # the served BM25 index's private copy, in the server's working folder
 
 
 @dataclass
@@ -106,20 +114,41 @@ def open_index(index_dir: Path, lexical_copy: Path) -> SearchEngine:
         raise InputDataError(index_dir, f"cannot load the search index ({type(error).__name__}: {error}); rebuild it with `longtail index`") from None
 
 
+def _index_swapper(search: ModelServices, workdir: Path) -> Callable[[Path], None]:
+    """What a model folder swap does to search when the index came from the folder: open the new folder's index (its
+    own private BM25 copy) and switch the search services to it; the old copy is removed once nothing reads it."""
+    copies = itertools.count(1)
+    served_copy = [workdir / LEXICAL_COPY]
+
+    def swap(model_dir: Path) -> None:
+        index_dir = find_index(model_dir)
+        if index_dir is None:
+            raise InputDataError(model_dir, f"the new model folder has no search index ({INDEX_DIR}/) but the served one had")
+        fresh = workdir / f"{LEXICAL_COPY}-{next(copies)}"
+        search.swap_engine(open_index(index_dir, fresh))
+        shutil.rmtree(served_copy[0], ignore_errors=True)  # swap_engine returns once no search reads the old engine
+        served_copy[0] = fresh
+
+    return swap
+
+
 def open_served(data_dir: str | Path, config: LongtailConfig, index_dir: str | Path | None = None, model_dir: str | Path | None = None) -> Served:
     """Load the catalogue (file items overlaid with posted items), open and seed the store, and build the services:
     model-backed search over a search index (`index_dir`, else the model folder's `index/`, else DIR/index when built),
     the model-free defaults otherwise; with `model_dir`, recommendations and similar items come from that model folder."""
     data_dir = Path(data_dir)
-    if index_dir is None and model_dir is not None and find_index(Path(model_dir)) is not None:
-        index_dir = find_index(Path(model_dir))
+    model_index = find_index(Path(model_dir)) if index_dir is None and model_dir is not None else None
+    index_from_model = model_index is not None
+    if model_index is not None:
+        index_dir = model_index
     index_dir = index_dir if index_dir is not None else find_index(data_dir)
     items_path = find_table(data_dir, "items")
     if items_path is None:
         raise InputDataError(data_dir, "no items table found; expected one of " + ", ".join(p.format(name="items") for p in _CANDIDATES))
     catalogue = Catalogue.from_table(load_table(items_path, ITEMS, config.data.columns.items, config.data.csv_separator))
     # The model is loaded (and verified) before the store is opened: a refused folder leaves nothing to close.
-    model = ServedModel(model_dir, config.serve.model_reload_seconds, config.serve.compute_threads) if model_dir is not None else None
+    model = (ServedModel(model_dir, config.serve.model_reload_seconds, config.serve.compute_threads, config.serve.compiled_ranker_dir)
+             if model_dir is not None else None)
     store = open_store(config.serve, data_dir)
     catalogue.upsert(store.items())
     events_path = find_table(data_dir, "events")
@@ -137,8 +166,11 @@ def open_served(data_dir: str | Path, config: LongtailConfig, index_dir: str | P
     # Items posted later are added to a private copy of the BM25 index; the index folder stays as built.
     workdir = tempfile.TemporaryDirectory(prefix="longtail-serve-")
     try:
-        engine = open_index(Path(index_dir), Path(workdir.name) / "lexical")
-        services = with_model(ModelServices(engine, store, defaults, config))
+        engine = open_index(Path(index_dir), Path(workdir.name) / LEXICAL_COPY)
+        search = ModelServices(engine, store, defaults, config)
+        services = with_model(search)
+        if index_from_model and model is not None:
+            model.on_reload = _index_swapper(search, Path(workdir.name))
     except BaseException:
         workdir.cleanup()
         store.close()

@@ -132,8 +132,8 @@ class ModelServices:
         self.refresh_seconds = config.serve.popularity_refresh_seconds
         self._engine_lock = ReadWriteLock()
         self._profiles_lock = threading.Lock()
-        self.query_vectors = QueryVectorCache(engine.encoder, config.serve.query_cache_size, config.serve.batch_window_ms / 1000)
-        engine.encoder = self.query_vectors
+        self._query_cache = (config.serve.query_cache_size, config.serve.batch_window_ms / 1000)
+        self.query_vectors = self._cache_queries(engine)
         self._results: LruCache[tuple[Any, ...], SearchResponse] = LruCache(config.serve.result_cache_size)
         self._catalogue_version = 0  # bumped by every change to the indexed items; part of each cached answer's key
         self._profiles: OrderedDict[str, _Live] = OrderedDict()
@@ -141,6 +141,31 @@ class ModelServices:
         self._synced_at = datetime.now(UTC)
         self._checked_at = time.monotonic()
         self._add_records(store.items())
+
+    def _cache_queries(self, engine: SearchEngine) -> QueryVectorCache:
+        """Put a query-vector cache in front of the engine's encoder: the cache belongs to that encoder, so no vector
+        crosses encoders when the engine is swapped."""
+        size, window = self._query_cache
+        cache = QueryVectorCache(engine.encoder, size, window)
+        engine.encoder = cache
+        return cache
+
+    def swap_engine(self, engine: SearchEngine) -> None:
+        """Serve searches from another index (a swapped model folder's), with the posted items added to it first; a
+        search in flight finishes on the old one, the next starts on the new one, and none fails."""
+        query_vectors = self._cache_queries(engine)
+        records = self.store.items()
+        versions = {record["item_id"]: _record_key(record) for record in records}
+        if records:
+            # The new engine is not shared yet: posted items are encoded and added without holding any lock.
+            frame = items_frame(records)
+            engine.add_items(frame, engine.encoder.encode(item_texts(frame)))
+        # Live profiles hold item vectors of the old encoder: dropped, they are rebuilt from the store on next use.
+        with self._profiles_lock, self._engine_lock.writing():
+            self.engine, self.query_vectors, self._versions = engine, query_vectors, versions
+            self._catalogue_version += 1
+            self._results.clear()
+            self._profiles.clear()
 
     # -- items ---------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,9 +38,13 @@ class ServedModel:
     A request takes `current` once and uses that object to the end, so a swap never mixes two versions in one answer
     and never fails a request: the new folder is loaded completely before the reference moves."""
 
-    def __init__(self, directory: str | Path, reload_seconds: float, compute_threads: int = 0) -> None:
+    def __init__(self, directory: str | Path, reload_seconds: float, compute_threads: int = 0, compiled_dir: str | Path | None = None) -> None:
         self.directory = Path(directory)
         self.compute_threads = compute_threads
+        self.compiled_dir = compiled_dir
+        # Called with the folder's path after a new version loaded and before it is served, e.g. to switch search to
+        # the folder's own index; an error there keeps the old version serving.
+        self.on_reload: Callable[[Path], None] | None = None
         self.current: ModelFolder = self._load()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -58,6 +62,8 @@ class ServedModel:
             return False
         try:
             fresh = self._load()
+            if self.on_reload is not None:
+                self.on_reload(self.directory)
         except (OSError, ValueError, LongtailError) as error:
             log.warning("model folder %s changed but could not be loaded (%s); still serving %s", self.directory, error, self.current.version)
             return False
@@ -66,10 +72,13 @@ class ServedModel:
         return True
 
     def _load(self) -> ModelFolder:
-        """The folder as served: its fusion ranker scores with `compute_threads` LightGBM threads (0: one per core)."""
+        """The folder as served: its fusion ranker's trees compiled to native code when `compiled_dir` is set (compiled
+        once per model, off the request path), else scored with `compute_threads` LightGBM threads (0: one per core)."""
         folder = load_model_folder(self.directory)
         if isinstance(folder.recommender, FusionRanker):
             folder.recommender.predict_threads = self.compute_threads
+            if self.compiled_dir is not None:
+                folder.recommender.compile_booster(self.compiled_dir)
         return folder
 
     def _watch(self, seconds: float) -> None:

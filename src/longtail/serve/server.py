@@ -6,30 +6,37 @@ import gc
 import json
 from pathlib import Path
 
-import h11
 import uvicorn
 from fastapi import FastAPI
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from longtail.core.config import LongtailConfig
 from longtail.serve.app import create_app
 from longtail.serve.loading import Served, open_served
 
 
-class JsonErrorH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol, answering a request it cannot parse (e.g. a bad Content-Length) in the API's JSON error shape."""
+def _bad_request(msg: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """Headers and body of the API's JSON 400 for a request the HTTP parser refused."""
+    body = json.dumps({"error": {"code": "bad_request", "message": f"{msg} Check the request line and headers, e.g. Content-Length."}}).encode()
+    return [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")], body
+
+
+class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol (httptools' C parser), answering a request it cannot parse (e.g. a bad Content-Length)
+    in the API's JSON error shape."""
 
     def send_400_response(self, msg: str) -> None:
-        body = json.dumps({"error": {"code": "bad_request", "message": f"{msg} Check the request line and headers, e.g. Content-Length."}}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
-        for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"), h11.Data(data=body), h11.EndOfMessage()):
-            self.transport.write(self.conn.send(event))
+        headers, body = _bad_request(msg)
+        lines = [b"HTTP/1.1 400 Bad Request\r\n", *(name + b": " + value + b"\r\n" for name, value in headers), b"\r\n", body]
+        self.transport.write(b"".join(lines))
         self.transport.close()
 
 
 def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info") -> uvicorn.Config:
-    """How the API is served: uvicorn with the JSON-error HTTP protocol, no access log."""
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, http=JsonErrorH11Protocol)
+    """How the API is served: uvicorn with the JSON-error HTTP protocol, no access log. The C parser (httptools) and
+    event loop (uvloop) rather than the pure-Python h11 and asyncio: the server's own HTTP handling runs under the
+    interpreter lock that the model calls need."""
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, http=JsonErrorHttpToolsProtocol, loop="uvloop")
 
 
 def build_app(data_dir: str | Path, config: LongtailConfig, index_dir: str | Path | None = None,
@@ -41,13 +48,17 @@ def build_app(data_dir: str | Path, config: LongtailConfig, index_dir: str | Pat
 
 
 def limit_compute_threads(threads: int) -> None:
-    """Let one torch call use at most `threads` threads (the process-wide setting)."""
+    """Let one torch, BLAS (numpy's matrix products) or OpenMP (faiss, LightGBM) call use at most `threads` threads,
+    process-wide, for the libraries loaded so far."""
     # Measured on two shared cores: with torch's default (a thread per core) a one-user scoring call sometimes waited
-    # ~100 ms for a descheduled pool thread (p99 100 ms, p50 8 ms); with one thread p99 was 25-32 ms. Concurrent
-    # requests use the cores instead, and the scores are bit-identical.
+    # ~100 ms for a descheduled pool thread (p99 100 ms, p50 8 ms); with one thread p99 was 25-32 ms. OpenBLAS did the
+    # same to the content source's (16 users x 4,385 items) product: 16 ms on two threads under load, 3 ms on one.
+    # Concurrent requests use the cores instead, and the results are bit-identical.
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
+    threadpool_limits(limits=threads)
 
 
 def serve(data_dir: str | Path, config: LongtailConfig, host: str | None = None, port: int | None = None, index_dir: str | Path | None = None,
