@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -152,6 +153,9 @@ class ServeConfig(_Section):
     batch_window_ms: float = Field(
         2.0, ge=0, le=50, description="how long a query encode or a recommendation waits for concurrent ones to share its forward pass"
     )
+    batch_concurrency: int | None = Field(
+        None, ge=1, le=64, description="query-encode or recommendation batches that may run at once (model calls release the interpreter lock); null: one per core"
+    )
     recommendation_cache_size: int = Field(
         4096, ge=0, description="recommendation lists kept in memory (LRU), keyed by model version, k and the user's sequence; 0: none"
     )
@@ -163,6 +167,11 @@ class ServeConfig(_Section):
         ".cache/compiled-rankers",
         description="where a served fusion ranker's trees are compiled to native code (lleaves), keyed by the model's hash; null: score with LightGBM",
     )
+
+
+    def batches_at_once(self) -> int:
+        """How many micro-batches of one kind run at once: `batch_concurrency`, else the number of cores."""
+        return self.batch_concurrency or os.cpu_count() or 1
 
 
 class EncodeConfig(_Section):

@@ -20,16 +20,17 @@ class QueryVectorCache:
     """Wraps an encoder so `encode_queries` answers repeated queries from memory and batches concurrent new ones.
 
     A thread whose query is not cached waits up to `window_seconds` for other threads' queries and encodes them all in
-    one forward pass (on two cores a batch of 16 short queries costs about three single ones). Item texts (`encode`)
+    one forward pass (on two cores a batch of 16 short queries costs about three single ones); up to `concurrency`
+    such passes run at once, so a batch need not wait for the one before it. Item texts (`encode`)
     go straight to the wrapped encoder. The cache belongs to one encoder object: an index served with another encoder
     gets another cache, so a vector is never reused across encoders."""
 
-    def __init__(self, encoder: TextEncoder, capacity: int = 4096, window_seconds: float = 0.002, max_batch: int = 32) -> None:
+    def __init__(self, encoder: TextEncoder, capacity: int = 4096, window_seconds: float = 0.002, max_batch: int = 32, concurrency: int = 1) -> None:
         self.encoder = encoder
         self.name = encoder.name
         self.dimension = encoder.dimension
         self._cache: LruCache[str, np.ndarray] = LruCache(capacity)
-        self.batcher: MicroBatcher[str, np.ndarray] = MicroBatcher(self._encode, window_seconds, max_batch)
+        self.batcher: MicroBatcher[str, np.ndarray] = MicroBatcher(self._encode, window_seconds, max_batch, concurrency)
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False) -> np.ndarray:
         """Item texts: encoded by the wrapped encoder, never cached here."""

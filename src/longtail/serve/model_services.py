@@ -132,7 +132,7 @@ class ModelServices:
         self.refresh_seconds = config.serve.popularity_refresh_seconds
         self._engine_lock = ReadWriteLock()
         self._profiles_lock = threading.Lock()
-        self._query_cache = (config.serve.query_cache_size, config.serve.batch_window_ms / 1000)
+        self._query_cache = (config.serve.query_cache_size, config.serve.batch_window_ms / 1000, config.serve.batches_at_once())
         self.query_vectors = self._cache_queries(engine)
         self._results: LruCache[tuple[Any, ...], SearchResponse] = LruCache(config.serve.result_cache_size)
         self._catalogue_version = 0  # bumped by every change to the indexed items; part of each cached answer's key
@@ -145,8 +145,8 @@ class ModelServices:
     def _cache_queries(self, engine: SearchEngine) -> QueryVectorCache:
         """Put a query-vector cache in front of the engine's encoder: the cache belongs to that encoder, so no vector
         crosses encoders when the engine is swapped."""
-        size, window = self._query_cache
-        cache = QueryVectorCache(engine.encoder, size, window)
+        size, window, concurrency = self._query_cache
+        cache = QueryVectorCache(engine.encoder, size, window, concurrency=concurrency)
         engine.encoder = cache
         return cache
 
