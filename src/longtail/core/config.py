@@ -154,7 +154,7 @@ class ServeConfig(_Section):
         2.0, ge=0, le=50, description="how long a query encode or a recommendation waits for concurrent ones to share its forward pass"
     )
     batch_concurrency: int | None = Field(
-        None, ge=1, le=64, description="query-encode or recommendation batches that may run at once (model calls release the interpreter lock); null: one per core"
+        None, ge=1, le=64, description="query-encode or recommendation batches running at once (model calls release the interpreter lock); null: one per core"
     )
     recommendation_cache_size: int = Field(
         4096, ge=0, description="recommendation lists kept in memory (LRU), keyed by model version, k and the user's sequence; 0: none"
