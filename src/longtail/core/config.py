@@ -163,11 +163,14 @@ class ServeConfig(_Section):
     compute_threads: int = Field(
         1, ge=1, le=64, description="threads one model call (torch, BLAS, OpenMP, LightGBM) may use; concurrent requests already fill the cores"
     )
+    onnx_query_encoder_dir: str | None = Field(
+        ".cache/onnx-query-encoders",
+        description="where model-backed search exports its MiniLM query encoder to fp32 ONNX (by weights hash) for ONNX Runtime; null: torch",
+    )
     compiled_ranker_dir: str | None = Field(
         ".cache/compiled-rankers",
         description="where a served fusion ranker's trees are compiled to native code (lleaves), keyed by the model's hash; null: score with LightGBM",
     )
-
 
     def batches_at_once(self) -> int:
         """How many micro-batches of one kind run at once: `batch_concurrency`, else the number of cores."""

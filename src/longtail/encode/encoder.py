@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from rich.progress import track
@@ -65,6 +65,11 @@ class SentenceTransformerEncoder:
         )
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
+    def tokenize(self, texts: list[str]) -> dict[str, Any]:
+        """The model's input tensors for texts (padded to the longest); threads take turns, as the fast tokenizer needs."""
+        with self._tokenize_lock:
+            return dict(self.model.preprocess(texts))
+
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Query vectors by one direct forward pass: `encode`'s per-call bookkeeping (device checks, walks over every
         module) costs a quarter of a short query's time on two cores. A single query's vector is identical to `encode`'s.
@@ -75,8 +80,7 @@ class SentenceTransformerEncoder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if self.model.training:  # a model left in training mode would apply dropout
             self.model.eval()
-        with self._tokenize_lock:
-            features = self.model.preprocess(list(texts))
+        features = self.tokenize(list(texts))
         with torch.inference_mode():
             embedded = self.model(features)["sentence_embedding"]
             return torch.nn.functional.normalize(embedded, p=2, dim=1).numpy().astype(np.float32)
