@@ -153,8 +153,13 @@ class ServeConfig(_Section):
     batch_window_ms: float = Field(
         2.0, ge=0, le=50, description="how long a query encode or a recommendation waits for concurrent ones to share its forward pass"
     )
-    batch_concurrency: int | None = Field(
-        None, ge=1, le=64, description="query-encode or recommendation batches running at once (model calls release the interpreter lock); null: one per core"
+    # 1 by default: on the shared 2-core machine two batches at once split the work into smaller, costlier batches
+    # (docs/serving.md has the runs); a machine with idle cores may do better with null.
+    query_batch_concurrency: int | None = Field(
+        1, ge=1, le=64, description="query-encode batches running at once (ONNX Runtime and torch release the interpreter lock); null: one per core"
+    )
+    recommend_batch_concurrency: int | None = Field(
+        1, ge=1, le=64, description="recommendation batches running at once (smaller batches cost more CPU per user); null: one per core"
     )
     recommendation_cache_size: int = Field(
         4096, ge=0, description="recommendation lists kept in memory (LRU), keyed by model version, k and the user's sequence; 0: none"
@@ -172,9 +177,9 @@ class ServeConfig(_Section):
         description="where a served fusion ranker's trees are compiled to native code (lleaves), keyed by the model's hash; null: score with LightGBM",
     )
 
-    def batches_at_once(self) -> int:
-        """How many micro-batches of one kind run at once: `batch_concurrency`, else the number of cores."""
-        return self.batch_concurrency or os.cpu_count() or 1
+    def batches_at_once(self, setting: int | None) -> int:
+        """How many micro-batches of one kind run at once: the setting, else the number of cores."""
+        return setting or os.cpu_count() or 1
 
 
 class EncodeConfig(_Section):

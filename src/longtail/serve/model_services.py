@@ -133,7 +133,8 @@ class ModelServices:
         self.refresh_seconds = config.serve.popularity_refresh_seconds
         self._engine_lock = ReadWriteLock()
         self._profiles_lock = threading.Lock()
-        self._query_cache = (config.serve.query_cache_size, config.serve.batch_window_ms / 1000, config.serve.batches_at_once())
+        serve = config.serve
+        self._query_cache = (serve.query_cache_size, serve.batch_window_ms / 1000, serve.batches_at_once(serve.query_batch_concurrency))
         self._onnx_dir = config.serve.onnx_query_encoder_dir
         self.query_vectors = self._cache_queries(engine)
         self._results: LruCache[tuple[Any, ...], SearchResponse] = LruCache(config.serve.result_cache_size)
