@@ -25,7 +25,7 @@ import httpx
 import numpy as np
 import polars as pl
 
-from longtail.core.config import LongtailConfig
+from longtail.core.config import LongtailConfig, ServeConfig
 from longtail.serve.auth import create_key
 from longtail.serve.sqlite_store import SqliteEventStore
 
@@ -249,12 +249,13 @@ def retried_copies(store: SqliteEventStore) -> dict[str, int]:
     return {session: int(copies) for session, copies in rows}
 
 
-def prepare_served_directory(work: Path, key_name: str) -> tuple[Path, str]:
-    """Copy the demo data into `work`, write a config with the per-key rate limit lifted, and create an API key."""
+def prepare_served_directory(work: Path, key_name: str, serve_settings: dict[str, object] | None = None) -> tuple[Path, str]:
+    """Copy the demo data into `work`, write a config with the per-key rate limit lifted (and `serve_settings`), and
+    create an API key."""
     shutil.copy(DEMO / "items.csv", work / "items.csv")
     shutil.copy(DEMO / "events.parquet", work / "events.parquet")
     # Rate limits far above what two cores can serve: this measures the server, not the limiter.
-    settings = {"serve": {"rate_limit_per_second": 1e6, "rate_limit_burst": 1_000_000}}
+    settings = {"serve": {"rate_limit_per_second": 1e6, "rate_limit_burst": 1_000_000, **(serve_settings or {})}}
     LongtailConfig.model_validate(settings)
     config_path = work / f"{key_name}.yaml"
     config_path.write_text(json.dumps(settings))
@@ -275,12 +276,16 @@ def main() -> int:
                         help="build a search index in the served directory first, so the server runs the model-backed services")
     parser.add_argument("--model", type=Path, default=None,
                         help="also serve this model folder (`longtail train` on the demo data): recommendations from its recommender")
+    parser.add_argument("--query-batch-concurrency", type=int, default=None, help="serve.query_batch_concurrency (default: the config's, 1)")
+    parser.add_argument("--recommend-batch-concurrency", type=int, default=None, help="serve.recommend_batch_concurrency (default: the config's, 1)")
     args = parser.parse_args()
 
     load_at_start = os.getloadavg()[0]  # other work on the machine shares the cores with client and server
     work = Path(tempfile.mkdtemp(prefix="longtail-bench-serving-"))
     try:
-        config_path, key = prepare_served_directory(work, "benchmark")
+        batching = {"query_batch_concurrency": args.query_batch_concurrency, "recommend_batch_concurrency": args.recommend_batch_concurrency}
+        serve_settings = {name: value for name, value in batching.items() if value is not None}
+        config_path, key = prepare_served_directory(work, "benchmark", serve_settings)
         if args.model_backed:
             # an index inside the served directory is picked up by `longtail serve` without being named
             subprocess.run([sys.executable, "-m", "longtail.cli", "index", "--items", str(work / "items.csv"), "--events", str(work / "events.parquet"),
@@ -365,7 +370,9 @@ def main() -> int:
                 "bounds": {"max_requests_per_level": args.max_requests, "max_seconds_per_level": args.max_seconds},
                 "server_start_seconds": round(first_start, 2),
                 "command": "python benchmarks/bench_serving.py" + (" --model-backed" if args.model_backed else "")
-                           + (f" --model {args.model}" if args.model else ""),
+                           + (f" --model {args.model}" if args.model else "")
+                           + "".join(f" --{name.replace('_', '-')} {value}" for name, value in serve_settings.items()),
+                "batches_at_once": {name: value or getattr(ServeConfig(), name) for name, value in batching.items()},
             },
             "levels": levels,
             "highest_zero_error_concurrency": best and {

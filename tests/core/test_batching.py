@@ -60,3 +60,49 @@ def test_an_error_reaches_every_caller_of_its_batch_and_later_batches_still_run(
 def test_a_batch_size_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="max_batch"):
         MicroBatcher(lambda values: values, max_batch=0)
+
+
+def test_up_to_concurrency_batches_run_at_once_with_the_same_results_as_one_at_a_time() -> None:
+    both_running = threading.Barrier(2, timeout=5)
+    calls = 0
+    lock = threading.Lock()
+
+    def cubes(values: list[int]) -> list[int]:
+        nonlocal calls
+        with lock:
+            calls += 1
+            first_two = calls <= 2
+        if first_two:  # passes only when two batches run together: one batch at a time would break the barrier
+            both_running.wait()
+        return [value**3 for value in values]
+
+    concurrent = MicroBatcher(cubes, window_seconds=0.0, max_batch=2, concurrency=2)
+    got = run_together(concurrent, list(range(12)))
+    serial = MicroBatcher(lambda values: [value**3 for value in values], window_seconds=0.0, max_batch=2)
+    assert got == {value: serial(value) for value in range(12)} == {value: value**3 for value in range(12)}
+    assert concurrent.most_running == 2 and not both_running.broken
+
+
+def test_no_more_than_concurrency_batches_run_at_once() -> None:
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def slow_identity(values: list[int]) -> list[int]:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        threading.Event().wait(0.02)
+        with lock:
+            running -= 1
+        return values
+
+    batcher = MicroBatcher(slow_identity, window_seconds=0.0, max_batch=1, concurrency=3)
+    assert run_together(batcher, list(range(16))) == {value: value for value in range(16)}
+    assert most <= 3 and batcher.most_running <= 3 and batcher.batches == 16
+
+
+def test_a_concurrency_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="concurrency"):
+        MicroBatcher(lambda values: values, concurrency=0)

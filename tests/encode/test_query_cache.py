@@ -102,3 +102,26 @@ def test_minilm_query_path_gives_the_vectors_encode_gives() -> None:
         np.testing.assert_array_equal(encoder.encode_queries([query]), encoder.encode([query]))
     np.testing.assert_allclose(encoder.encode_queries(QUERIES), encoder.encode(QUERIES), atol=1e-6)
     assert encoder.encode_queries([]).shape == (0, encoder.dimension)
+
+
+def test_minilm_batches_running_at_once_give_the_one_at_a_time_vectors() -> None:
+    from longtail.encode.encoder import SentenceTransformerEncoder
+
+    encoder = SentenceTransformerEncoder()
+    cache = QueryVectorCache(encoder, window_seconds=0, max_batch=2, concurrency=2)
+    start = threading.Barrier(len(QUERIES))
+    got: dict[str, np.ndarray] = {}
+
+    def ask(query: str) -> None:
+        start.wait()
+        got[query] = cache.encode_queries([query])[0]
+
+    threads = [threading.Thread(target=ask, args=(query,)) for query in QUERIES]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 1 <= cache.batcher.most_running <= 2
+    for query in QUERIES:
+        # Two threads tokenizing and running forward passes together: the same vectors as one query at a time.
+        np.testing.assert_allclose(got[query], encoder.encode_queries([query])[0], atol=1e-6)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 
 from longtail.core.errors import LongtailError
-from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, filter_columns, parse_filters
+from longtail.search.filters import FacetCodes, SearchFilter, allowed_rows, facet_counts, filter_columns, parse_filters
 from longtail.search.fusion import reciprocal_rank_fusion, tune_fusion
 
 
@@ -67,3 +68,24 @@ def test_facet_counts_count_values_among_result_rows(catalogue):
     assert dict(facets["brand"]) == {"Pyrex": 2, "Kimble": 1, "Ansell": 1}
     assert "missing" not in facets
     assert facet_counts(catalogue, np.array([], dtype=np.int64), ["brand"]) == {"brand": []}
+
+
+def test_facet_codes_count_as_value_counts_and_break_ties_by_first_appearance(catalogue):
+    codes = FacetCodes(catalogue, ["category", "brand"])
+    generator = np.random.default_rng(5)
+    for _ in range(20):
+        rows = generator.choice(catalogue.height, size=int(generator.integers(0, 12)), replace=True)
+        for field, counted in codes.counts(rows, top=100).items():
+            expected = catalogue.get_column(field).gather(rows).drop_nulls().value_counts()
+            assert dict(counted) == {str(value): count for value, count in expected.iter_rows()}
+            assert [count for _, count in counted] == sorted((count for _, count in counted), reverse=True)
+    # Pyrex (rows 0, 6) and Kimble (row 1) twice each: the value of the better-ranked result comes first.
+    assert codes.counts(np.array([1, 0, 6, 1]))["brand"] == [("Kimble", 2), ("Pyrex", 2)]
+    assert codes.counts(np.array([0, 1, 1, 6]))["brand"] == [("Pyrex", 2), ("Kimble", 2)]
+    assert codes.counts(np.array([0, 1, 6]), top=1) == {"category": [("Lab > Glassware", 3)], "brand": [("Pyrex", 2)]}
+
+
+def test_facet_codes_skip_missing_values_and_fields():
+    items = pl.DataFrame({"item_id": ["a", "b", "c"], "brand": ["Acme", None, "Acme"], "price": [1.5, 2.0, 1.5]})
+    codes = FacetCodes(items, ["brand", "price", "colour"])
+    assert codes.counts(np.array([0, 1, 2])) == {"brand": [("Acme", 2)], "price": [("1.5", 2), ("2.0", 1)]}

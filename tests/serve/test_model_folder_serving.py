@@ -192,8 +192,11 @@ def _post_history(served, user: str, item_ids: list[str]) -> None:
     served.services.observe([replace(event, id=event_id) for event, event_id in zip(events, ids, strict=True)])
 
 
-def test_concurrent_recommendations_are_scored_together_and_equal_one_by_one(folder_services) -> None:
+@pytest.mark.parametrize(("concurrency", "max_batch"), [(1, 32), (2, 2)])
+def test_concurrent_recommendations_are_scored_together_and_equal_one_by_one(folder_services, concurrency: int, max_batch: int) -> None:
     served, folder_dir = folder_services
+    batcher = served.services._batcher
+    batcher.concurrency, batcher.max_batch = concurrency, max_batch  # (2, 2): small batches, two scored at once
     folder = load_model_folder(folder_dir)
     split = folder_split(folder_dir)
     users = sample_test_users(split, 8, 11).tolist()
@@ -211,7 +214,8 @@ def test_concurrent_recommendations_are_scored_together_and_equal_one_by_one(fol
         thread.start()
     for thread in threads:
         thread.join()
-    assert served.services._batcher.batches < len(users)  # the requests shared recommender calls
+    assert batcher.batches < len(users) if max_batch > len(users) else batcher.batches >= len(users) // max_batch
+    assert 1 <= batcher.most_running <= concurrency
     for user in users:
         top, scores = folder.recommend([split.histories("test")[user]], 10)
         assert [hit.item_id for hit in answers[user].items] == [folder.item_ids[i] for i in top[0].tolist()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -152,6 +153,14 @@ class ServeConfig(_Section):
     batch_window_ms: float = Field(
         2.0, ge=0, le=50, description="how long a query encode or a recommendation waits for concurrent ones to share its forward pass"
     )
+    # 1 by default: on the shared 2-core machine two batches at once split the work into smaller, costlier batches
+    # (docs/serving.md has the runs); a machine with idle cores may do better with null.
+    query_batch_concurrency: int | None = Field(
+        1, ge=1, le=64, description="query-encode batches running at once (ONNX Runtime and torch release the interpreter lock); null: one per core"
+    )
+    recommend_batch_concurrency: int | None = Field(
+        1, ge=1, le=64, description="recommendation batches running at once (smaller batches cost more CPU per user); null: one per core"
+    )
     recommendation_cache_size: int = Field(
         4096, ge=0, description="recommendation lists kept in memory (LRU), keyed by model version, k and the user's sequence; 0: none"
     )
@@ -159,10 +168,18 @@ class ServeConfig(_Section):
     compute_threads: int = Field(
         1, ge=1, le=64, description="threads one model call (torch, BLAS, OpenMP, LightGBM) may use; concurrent requests already fill the cores"
     )
+    onnx_query_encoder_dir: str | None = Field(
+        ".cache/onnx-query-encoders",
+        description="where model-backed search exports its MiniLM query encoder to fp32 ONNX (by weights hash) for ONNX Runtime; null: torch",
+    )
     compiled_ranker_dir: str | None = Field(
         ".cache/compiled-rankers",
         description="where a served fusion ranker's trees are compiled to native code (lleaves), keyed by the model's hash; null: score with LightGBM",
     )
+
+    def batches_at_once(self, setting: int | None) -> int:
+        """How many micro-batches of one kind run at once: the setting, else the number of cores."""
+        return setting or os.cpu_count() or 1
 
 
 class EncodeConfig(_Section):

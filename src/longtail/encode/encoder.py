@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from rich.progress import track
@@ -50,6 +51,8 @@ class SentenceTransformerEncoder:
         self.name = name
         self.batch_size = batch_size
         self.model = SentenceTransformer(str(model_path), device="cpu")
+        # A fast tokenizer sets its padding and truncation on every call; two threads doing it at once fail ("Already borrowed").
+        self._tokenize_lock = threading.Lock()
         dimension = self.model.get_embedding_dimension()
         if dimension is None:
             raise LongtailError(f"encoder '{name}': the model at {model_path} does not report its embedding dimension")
@@ -62,17 +65,24 @@ class SentenceTransformerEncoder:
         )
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
+    def tokenize(self, texts: list[str]) -> dict[str, Any]:
+        """The model's input tensors for texts (padded to the longest); threads take turns, as the fast tokenizer needs."""
+        with self._tokenize_lock:
+            return dict(self.model.preprocess(texts))
+
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Query vectors by one direct forward pass: `encode`'s per-call bookkeeping (device checks, walks over every
-        module) costs a quarter of a short query's time on two cores. A single query's vector is identical to `encode`'s."""
+        module) costs a quarter of a short query's time on two cores. A single query's vector is identical to `encode`'s.
+        Several threads may call it at once (the forward pass releases the interpreter lock; tokenizing takes turns)."""
         import torch
 
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if self.model.training:  # a model left in training mode would apply dropout
             self.model.eval()
+        features = self.tokenize(list(texts))
         with torch.inference_mode():
-            embedded = self.model(self.model.preprocess(list(texts)))["sentence_embedding"]
+            embedded = self.model(features)["sentence_embedding"]
             return torch.nn.functional.normalize(embedded, p=2, dim=1).numpy().astype(np.float32)
 
 

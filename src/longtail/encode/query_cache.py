@@ -20,16 +20,27 @@ class QueryVectorCache:
     """Wraps an encoder so `encode_queries` answers repeated queries from memory and batches concurrent new ones.
 
     A thread whose query is not cached waits up to `window_seconds` for other threads' queries and encodes them all in
-    one forward pass (on two cores a batch of 16 short queries costs about three single ones). Item texts (`encode`)
+    one forward pass (on two cores a batch of 16 short queries costs about three single ones); up to `concurrency`
+    such passes run at once, so a batch need not wait for the one before it. `query_encoder`, when given, encodes
+    the queries: the same model run another way (its vectors checked against the encoder's). Item texts (`encode`)
     go straight to the wrapped encoder. The cache belongs to one encoder object: an index served with another encoder
     gets another cache, so a vector is never reused across encoders."""
 
-    def __init__(self, encoder: TextEncoder, capacity: int = 4096, window_seconds: float = 0.002, max_batch: int = 32) -> None:
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        capacity: int = 4096,
+        window_seconds: float = 0.002,
+        max_batch: int = 32,
+        concurrency: int = 1,
+        query_encoder: TextEncoder | None = None,
+    ) -> None:
         self.encoder = encoder
+        self.query_encoder = query_encoder or encoder  # the same model by another route (e.g. its ONNX copy)
         self.name = encoder.name
         self.dimension = encoder.dimension
         self._cache: LruCache[str, np.ndarray] = LruCache(capacity)
-        self.batcher: MicroBatcher[str, np.ndarray] = MicroBatcher(self._encode, window_seconds, max_batch)
+        self.batcher: MicroBatcher[str, np.ndarray] = MicroBatcher(self._encode, window_seconds, max_batch, concurrency)
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False) -> np.ndarray:
         """Item texts: encoded by the wrapped encoder, never cached here."""
@@ -46,7 +57,7 @@ class QueryVectorCache:
     def _encode(self, keys: list[str]) -> list[np.ndarray]:
         """One forward pass over the distinct queries of a batch; each vector is cached and shared read-only."""
         unique = list(dict.fromkeys(keys))
-        vectors = np.asarray(encode_queries(self.encoder, unique), dtype=np.float32)
+        vectors = np.asarray(encode_queries(self.query_encoder, unique), dtype=np.float32)
         vectors.setflags(write=False)
         by_key = dict(zip(unique, vectors, strict=True))
         for key, vector in by_key.items():

@@ -20,7 +20,7 @@ from longtail.encode.item_text import item_texts
 from longtail.search.cross_encoder import CROSS_ENCODER_DIR, CrossEncoderScorer
 from longtail.search.dense import DenseIndex
 from longtail.search.features import RankingFeatures
-from longtail.search.filters import SearchFilter, allowed_rows, facet_counts, filter_columns
+from longtail.search.filters import FacetCodes, SearchFilter, allowed_rows, filter_columns
 from longtail.search.fusion import reciprocal_rank_fusion
 from longtail.search.learned import LearnedRanker
 from longtail.search.lexical import LexicalIndex
@@ -104,6 +104,7 @@ class SearchEngine:
         self.cross_encoder = cross_encoder
         self._ranking_features: RankingFeatures | None = None
         self._texts: list[str] | None = None
+        self._facet_codes: FacetCodes | None = None
 
     @classmethod
     def build(
@@ -173,6 +174,13 @@ class SearchEngine:
         if self._ranking_features is None or len(self._ranking_features.titles) != self.items.height:
             self._ranking_features = RankingFeatures(self.items, self.dense.vectors, self.lexical.query_terms)
         return self._ranking_features
+
+    def facet_codes(self) -> FacetCodes:
+        """The facet fields' codes per catalogue row, made on first use and again after items are added."""
+        codes = self._facet_codes
+        if codes is None or codes.height != self.items.height:
+            codes = self._facet_codes = FacetCodes(self.items, self.config.search.facet_fields)
+        return codes
 
     def item_text(self, rows: np.ndarray) -> list[str]:
         """The indexed text of catalogue rows (what BM25, the encoder and the cross-encoder read)."""
@@ -346,7 +354,7 @@ class SearchEngine:
             affinity = self.dense.vectors[rows] @ profile
             by_affinity = rows[np.argsort(-affinity, kind="stable")]
             rows, scores = reciprocal_rank_fusion([rows, by_affinity], [1.0, settings.personal_weight], settings.rrf_k)
-        facets = facet_counts(self.items, rows[: settings.facet_depth], settings.facet_fields)
+        facets = self.facet_codes().counts(rows[: settings.facet_depth])
         lexical_rank = {row: rank for rank, row in enumerate(lexical_rows.tolist(), start=1)}
         dense_rank = {row: rank for rank, row in enumerate(dense_rows.tolist(), start=1)}
         hits = [

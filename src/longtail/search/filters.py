@@ -55,6 +55,7 @@ def parse_filters(expressions: Sequence[str]) -> SearchFilter:
 
 def filter_columns(items: pl.DataFrame) -> pl.DataFrame:
     """The columns filters read, lower-cased once per catalogue (per query it cost ~100 ms at 1M items)."""
+
     def column(name: str, dtype: pl.DataType) -> pl.Expr:
         return pl.col(name).cast(dtype) if name in items.columns else pl.lit(None, dtype=dtype)
 
@@ -84,14 +85,36 @@ def allowed_rows(columns: pl.DataFrame, search_filter: SearchFilter | None) -> n
     return mask.to_numpy().astype(bool)
 
 
+class FacetCodes:
+    """Each facet field's values as one integer code per catalogue row (-1: no value), made once per catalogue, so
+    counting a result's facets is a gather and a `bincount` rather than a data frame per search."""
+
+    def __init__(self, items: pl.DataFrame, fields: Sequence[str]) -> None:
+        self.height = items.height
+        self.fields: dict[str, tuple[np.ndarray, list[str]]] = {}
+        for field in fields:
+            if field not in items.columns:
+                continue
+            column = items.get_column(field)
+            values = column.drop_nulls().unique().sort()
+            # Dense ranks number the distinct values 1..n in the sorted order of `values`; nulls stay null.
+            codes = column.rank("dense").fill_null(0).to_numpy().astype(np.int64) - 1
+            self.fields[field] = (codes, [str(value) for value in values.to_list()])
+
+    def counts(self, rows: np.ndarray, top: int = 10) -> dict[str, list[tuple[str, int]]]:
+        """For each facet field, its `top` most frequent values among the result rows, with their counts; equal
+        counts in the order the values first appear in `rows` (the better-ranked result first)."""
+        facets: dict[str, list[tuple[str, int]]] = {}
+        for field, (codes, values) in self.fields.items():
+            found = codes[rows]
+            found = found[found >= 0]
+            present, first = np.unique(found, return_index=True)
+            counts = np.bincount(found, minlength=len(values))[present]
+            order = np.lexsort((first, -counts))[:top]
+            facets[field] = [(values[code], int(count)) for code, count in zip(present[order].tolist(), counts[order].tolist(), strict=True)]
+        return facets
+
+
 def facet_counts(items: pl.DataFrame, rows: np.ndarray, fields: Sequence[str], top: int = 10) -> dict[str, list[tuple[str, int]]]:
-    """For each facet field, the most frequent values among the given result rows with their counts."""
-    facets: dict[str, list[tuple[str, int]]] = {}
-    for field in fields:
-        if field not in items.columns:
-            continue
-        # Only the facet column is gathered: taking whole rows copied every title and description (half a search's time).
-        column = items.get_column(field)
-        counts = (column.gather(rows) if len(rows) else column.clear()).drop_nulls().value_counts(sort=True).head(top)
-        facets[field] = [(str(value), int(count)) for value, count in counts.iter_rows()]
-    return facets
+    """For each facet field, the most frequent values among the given result rows with their counts (see `FacetCodes`)."""
+    return FacetCodes(items, fields).counts(rows, top)

@@ -20,6 +20,7 @@ from longtail.core.lru import CacheStats, LruCache
 from longtail.data.schema import ITEMS
 from longtail.encode.item_text import item_texts
 from longtail.encode.query_cache import QueryVectorCache
+from longtail.encode.query_onnx import minilm_inside, onnx_query_encoder
 from longtail.profile.profiles import ProfileItem, UserProfile, build_profile, interest_vector, summarise, update
 from longtail.search.engine import SearchEngine
 from longtail.search.filters import SearchFilter
@@ -132,7 +133,9 @@ class ModelServices:
         self.refresh_seconds = config.serve.popularity_refresh_seconds
         self._engine_lock = ReadWriteLock()
         self._profiles_lock = threading.Lock()
-        self._query_cache = (config.serve.query_cache_size, config.serve.batch_window_ms / 1000)
+        serve = config.serve
+        self._query_cache = (serve.query_cache_size, serve.batch_window_ms / 1000, serve.batches_at_once(serve.query_batch_concurrency))
+        self._onnx_dir = config.serve.onnx_query_encoder_dir
         self.query_vectors = self._cache_queries(engine)
         self._results: LruCache[tuple[Any, ...], SearchResponse] = LruCache(config.serve.result_cache_size)
         self._catalogue_version = 0  # bumped by every change to the indexed items; part of each cached answer's key
@@ -144,9 +147,12 @@ class ModelServices:
 
     def _cache_queries(self, engine: SearchEngine) -> QueryVectorCache:
         """Put a query-vector cache in front of the engine's encoder: the cache belongs to that encoder, so no vector
-        crosses encoders when the engine is swapped."""
-        size, window = self._query_cache
-        cache = QueryVectorCache(engine.encoder, size, window)
+        crosses encoders when the engine is swapped. A MiniLM encoder's queries run on its ONNX copy when one can be made
+        and agrees with torch (`serve.onnx_query_encoder_dir`)."""
+        size, window, concurrency = self._query_cache
+        minilm = minilm_inside(engine.encoder) if self._onnx_dir is not None else None
+        query_encoder = onnx_query_encoder(minilm, self._onnx_dir) if minilm is not None and self._onnx_dir is not None else None
+        cache = QueryVectorCache(engine.encoder, size, window, concurrency=concurrency, query_encoder=query_encoder)
         engine.encoder = cache
         return cache
 

@@ -134,7 +134,9 @@ class FolderServices:
         self.store = store
         self.catalogue = catalogue
         self._cache: LruCache[tuple[str, int, bytes], Ranked] = LruCache(settings.recommendation_cache_size)
-        self._batcher: MicroBatcher[_Ask, Ranked] = MicroBatcher(_recommend_together, settings.batch_window_ms / 1000)
+        self._batcher: MicroBatcher[_Ask, Ranked] = MicroBatcher(
+            _recommend_together, settings.batch_window_ms / 1000, concurrency=settings.batches_at_once(settings.recommend_batch_concurrency)
+        )
 
     def model_version(self) -> str | None:
         """The version of the model folder answering now."""
