@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
     """A cross-encoder trained on the pairs above, and its training report."""
     folder = tmp_path_factory.mktemp("ce") / CROSS_ENCODER_DIR
     settings = CrossEncoderSettings(epochs=10, batch_size=4, learning_rate=5e-4, warmup_ratio=0.0)
-    report = train_cross_encoder([(q, t) for q, t, _ in PAIRS], np.asarray([label for _, _, label in PAIRS]), folder, settings)
+    report = train_cross_encoder([(q, t) for q, t, _ in PAIRS], np.asarray([label for _, _, label in PAIRS]), folder, settings, groups=[q for q, _, _ in PAIRS])
     return folder, report
 
 
@@ -66,7 +66,7 @@ def test_early_stopping_saves_the_best_checked_weights_at_the_trained_depth(tmp_
         return float(scores[labels == 1].mean() - scores[labels == 0].mean())
 
     settings = CrossEncoderSettings(epochs=8, batch_size=4, learning_rate=2e-4, warmup_ratio=0.0, eval_every=2, patience=2, layers=2, max_length=24)
-    report = train_cross_encoder(pairs, labels, tmp_path / "ce", settings, validate=margin)
+    report = train_cross_encoder(pairs, labels, tmp_path / "ce", settings, validate=margin, groups=[q for q, _ in pairs])
     values = [value for _, value in report.validation]
     assert [step for step, _ in report.validation][:2] == [2, 4] and report.best_validation == max(values)
     assert dict(report.validation)[report.best_step] == report.best_validation
@@ -142,6 +142,25 @@ def test_an_index_with_a_cross_encoder_feeds_its_score_to_a_ranker_trained_with_
     reopened = SearchEngine.open(tmp_path / "index", encoder=built.encoder)
     hits = reopened.search("erlenmeyer flask", k=3).hits
     assert len(hits) == 3 and [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_pairwise_loss_is_the_label_gap_weighted_ranknet_loss_within_groups():
+    import torch
+
+    from longtail.search.cross_encoder import _pairwise_loss
+
+    logits, targets = torch.tensor([2.0, 0.0, 5.0]), torch.tensor([1.0, 0.5, 0.0])
+    # groups: the first two pairs share a query; the third is alone, so it is compared with nothing
+    loss = _pairwise_loss(logits, targets, torch.tensor([0, 0, 1]))
+    assert float(loss) == pytest.approx(float(np.log1p(np.exp(-2.0))))
+    # two better-over-worse pairs in one group: (1.0 over 0.5, weight 0.5) and (1.0 over 0.0, weight 1) and (0.5 over 0.0, weight 0.5)
+    expected = (0.5 * np.log1p(np.exp(-2.0)) + 1.0 * np.log1p(np.exp(3.0)) + 0.5 * np.log1p(np.exp(5.0))) / 2.0
+    assert float(_pairwise_loss(logits, targets, torch.tensor([0, 0, 0]))) == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_pairwise_loss_without_query_groups_is_refused(tmp_path):
+    with pytest.raises(LongtailError, match="group"):
+        train_cross_encoder([(q, t) for q, t, _ in PAIRS], np.asarray([label for _, _, label in PAIRS]), tmp_path, CrossEncoderSettings(batch_size=4))
 
 
 def test_labels_outside_zero_to_one_are_refused(tmp_path):

@@ -300,10 +300,12 @@ def train_cross_encoders(
     validation_queries: int = 400,
     seed: int = 42,
     quantised: bool = True,
+    models: int | None = None,
 ) -> CrossFit:
     """Train `folds` cross-encoders, model k on every training query outside fold k, each early-stopped on condensed
     NDCG@10 of (a sample of) the validation queries; `out_dir/fold-k` holds model k, and fold 0's is the one to serve.
-    Out-of-fold scores come from the scorer setting the index will use (`quantised`: dynamic int8)."""
+    Out-of-fold scores come from the scorer setting the index will use (`quantised`: dynamic int8). `models` < folds
+    trains only the first models (a smaller budget): only those folds' queries get out-of-fold scores."""
     if folds < 2:
         raise LongtailError(f"cross-fitting needs at least 2 folds, got {folds}")
     distinct = list(dict.fromkeys(train.query_ids))
@@ -315,11 +317,13 @@ def train_cross_encoders(
 
     directories, reports = [], []
     out_of_fold: dict[tuple[str, str], float] = {}
-    for fold in range(folds):
+    for fold in range(folds if models is None else min(models, folds)):
         inside = np.asarray([fold_of[q] != fold for q in train.query_ids])
         folder = Path(out_dir) / f"fold-{fold}"
         chosen = np.flatnonzero(inside)
-        reports.append(train_cross_encoder([train.pairs[i] for i in chosen], train.targets[chosen], folder, settings, validate))
+        reports.append(
+            train_cross_encoder([train.pairs[i] for i in chosen], train.targets[chosen], folder, settings, validate, [train.query_ids[i] for i in chosen])
+        )
         directories.append(folder)
         held_out = np.flatnonzero(~inside)
         scores = CrossEncoderScorer(folder, quantised=quantised).score_pairs([train.pairs[i] for i in held_out])

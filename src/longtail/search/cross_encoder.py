@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -31,6 +32,11 @@ class CrossEncoderSettings:
     layers x tokens x candidates, and re-ranking 50 candidates per query must fit a latency budget on a CPU."""
 
     max_pairs: int = 40_000
+    # "pairwise": a RankNet loss between pairs of one query (weighted by their label gap) plus `pointwise_weight` x
+    # binary cross-entropy, which keeps scores comparable across queries; "bce": binary cross-entropy alone. Pointwise
+    # training mostly learns how relevant a query's results are on average, not which of them is better.
+    loss: Literal["pairwise", "bce"] = "pairwise"
+    pointwise_weight: float = 0.1
     epochs: int = 1
     batch_size: int = 32
     learning_rate: float = 1e-4
@@ -102,15 +108,46 @@ def score_with(model, pairs: Sequence[tuple[str, str]], max_length: int, batch_s
     return scores
 
 
+def _batches(chosen: np.ndarray, groups: np.ndarray | None, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Index batches of about `batch_size` pairs: shuffled pairs, or with `groups` whole groups in shuffled order (a
+    pairwise loss compares pairs of one query, so a query's pairs share a batch)."""
+    if groups is None:
+        order = rng.permutation(chosen)
+        return [order[start : start + batch_size] for start in range(0, len(order) - batch_size + 1, batch_size)]
+    members: dict[object, list[int]] = {}
+    for index in chosen.tolist():
+        members.setdefault(groups[index], []).append(index)
+    keys = list(members)
+    batches, current = [], []
+    for position in rng.permutation(len(keys)).tolist():
+        current.extend(members[keys[position]])
+        if len(current) >= batch_size:
+            batches.append(np.asarray(current))
+            current = []
+    return batches
+
+
+def _pairwise_loss(logits, targets, codes):
+    """RankNet: softplus of the score gap of every (better, worse) pair of one group, weighted by their label gap."""
+    import torch
+
+    gap = (targets[:, None] - targets[None, :]).clamp(min=0) * (codes[:, None] == codes[None, :])
+    if float(gap.sum()) == 0.0:
+        return logits.sum() * 0.0
+    return (gap * torch.nn.functional.softplus(logits[None, :] - logits[:, None])).sum() / gap.sum()
+
+
 def train_cross_encoder(
     pairs: Sequence[tuple[str, str]],
     labels: np.ndarray,
     out_dir: str | Path,
     settings: CrossEncoderSettings | None = None,
     validate: Validator | None = None,
+    groups: Sequence[str] | None = None,
 ) -> CrossEncoderReport:
-    """Fine-tune MiniLM (cut to `settings.layers`) as a one-logit cross-encoder with binary cross-entropy on graded labels
-    in [0, 1]; with `validate`, early-stop on it and keep the best weights; save the model to `out_dir`."""
+    """Fine-tune MiniLM (cut to `settings.layers`) as a one-logit cross-encoder on graded labels in [0, 1] (pairwise within
+    `groups`, e.g. query ids, and/or binary cross-entropy); with `validate`, early-stop on it and keep the best weights;
+    save the model to `out_dir`."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
@@ -120,17 +157,26 @@ def train_cross_encoder(
         raise LongtailError(f"cross-encoder training needs at least {settings.batch_size} labelled pairs, got {len(pairs)} pairs and {len(labels)} labels")
     if labels.min() < 0 or labels.max() > 1:
         raise LongtailError("cross-encoder labels must lie in [0, 1]; scale grades by the top grade first")
+    if settings.loss == "pairwise" and (groups is None or len(groups) != len(pairs)):
+        raise LongtailError("a pairwise cross-encoder loss needs one group (query id) per pair")
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
-    chosen = rng.permutation(len(pairs))[: settings.max_pairs]
+    group_array = np.asarray(groups, dtype=object) if settings.loss == "pairwise" and groups is not None else None
+    if group_array is None:
+        chosen = rng.permutation(len(pairs))[: settings.max_pairs]
+    else:
+        # Whole queries, in a seeded order, until `max_pairs` pairs are in.
+        by_group = _batches(np.arange(len(pairs)), group_array, 1, rng)
+        sizes = np.cumsum([len(members) for members in by_group])
+        chosen = np.concatenate(by_group[: int(np.searchsorted(sizes, settings.max_pairs)) + 1])
+    codes = np.unique(group_array, return_inverse=True)[1] if group_array is not None else np.zeros(len(pairs), dtype=np.int64)
     model = load_cross_encoder(None, settings.max_length, settings.layers)
     network = model[0].auto_model
     optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate)
-    steps_per_epoch = len(chosen) // settings.batch_size
-    total = steps_per_epoch * settings.epochs
+    total = len(_batches(chosen, group_array, settings.batch_size, np.random.default_rng(settings.seed))) * settings.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total * settings.warmup_ratio), total)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
+    bce = torch.nn.BCEWithLogitsLoss()
     losses: list[float] = []
     report = CrossEncoderReport(len(chosen), 0, 0.0, float("nan"), float("nan"))
     best_state = None
@@ -153,11 +199,13 @@ def train_cross_encoder(
     network.train()
     step = 0
     for _ in range(settings.epochs):
-        order = rng.permutation(chosen)
-        for start in range(0, steps_per_epoch * settings.batch_size, settings.batch_size):
-            batch = order[start : start + settings.batch_size]
+        for batch in _batches(chosen, group_array, settings.batch_size, rng):
             logits = _forward_logits(model, [pairs[i] for i in batch], settings.max_length)
-            loss = loss_fn(logits, torch.from_numpy(labels[batch]))
+            targets = torch.from_numpy(labels[batch])
+            if settings.loss == "pairwise":
+                loss = _pairwise_loss(logits, targets, torch.from_numpy(codes[batch])) + settings.pointwise_weight * bce(logits, targets)
+            else:
+                loss = bce(logits, targets)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
             optimizer.step()
