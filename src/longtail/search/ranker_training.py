@@ -26,6 +26,21 @@ class JudgedPairs:
     names: list[str]
     queries: list[str]
 
+    def subset(self, keep: np.ndarray) -> JudgedPairs:
+        """The pairs where the boolean mask `keep` is true (queries stay grouped: the mask only drops rows)."""
+        keep = np.asarray(keep, dtype=bool)
+        rows = np.flatnonzero(keep)
+        return replace(
+            self,
+            features=self.features[keep],
+            grades=self.grades[keep],
+            relevance=self.relevance[keep],
+            query_ids=self.query_ids[keep],
+            item_ids=[self.item_ids[i] for i in rows],
+            rows=self.rows[keep],
+            queries=[self.queries[i] for i in rows],
+        )
+
     def with_feature(self, name: str, values: np.ndarray) -> JudgedPairs:
         """These pairs with one more feature column appended (e.g. a cross-encoder score computed apart)."""
         values = np.asarray(values, dtype=np.float32).reshape(-1)
