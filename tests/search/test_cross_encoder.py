@@ -142,6 +142,12 @@ def test_an_index_with_a_cross_encoder_feeds_its_score_to_a_ranker_trained_with_
     reopened = SearchEngine.open(tmp_path / "index", encoder=built.encoder)
     hits = reopened.search("erlenmeyer flask", k=3).hits
     assert len(hits) == 3 and [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # Re-ranking by the cross-encoder alone orders the head by its scores and leaves the tail in place.
+    rows = np.asarray([hit.row for hit in reopened.search("erlenmeyer flask", k=6, learned=False).hits])
+    reranked = reopened.cross_encoder_rerank("erlenmeyer flask", rows, 4)
+    head_scores = reopened.cross_encoder_scores("erlenmeyer flask", reranked[:4])
+    assert sorted(reranked[:4].tolist()) == sorted(rows[:4].tolist()) and reranked[4:].tolist() == rows[4:].tolist()
+    assert head_scores.tolist() == sorted(head_scores.tolist(), reverse=True)
 
 
 def test_pairwise_loss_is_the_label_gap_weighted_ranknet_loss_within_groups():
