@@ -31,6 +31,7 @@ from longtail.core.config import EncodeConfig, LongtailConfig
 from longtail.data.loaders import load_table
 from longtail.data.query_split import split_by_query
 from longtail.data.schema import ITEMS
+from longtail.encode.encoder import encode_queries
 from longtail.encode.factory import build_encoder
 from longtail.encode.item_text import item_texts
 from longtail.evaluate.search_eval import (
@@ -51,7 +52,7 @@ from longtail.evaluate.search_metrics import evaluate_run, load_judgments
 from longtail.search.cross_encoder import CrossEncoderReport, CrossEncoderScorer, CrossEncoderSettings
 from longtail.search.engine import CROSS_ENCODER_FEATURE, SearchEngine
 from longtail.search.learned import RANKER_GRID, LearnedRanker
-from longtail.search.ranker_training import cross_encoder_feature, judged_pairs
+from longtail.search.ranker_training import JudgedPairs, cross_encoder_feature, judged_pairs
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -76,6 +77,12 @@ CROSS_ENCODER_VALIDATION_QUERIES = 300
 CROSS_ENCODER_DEPTH = 10
 # The stock fp32 MiniLM encodes titles faster than the int8 ONNX one on this busy 2-core machine (both speeds are reported).
 ENCODER = "minilm"
+
+
+# Fine-tuned bi-encoders trained by benchmarks/bench_dense_finetune.py into out/models/<folder> (on train judgments, and
+# on synthetic queries from titles only); each scored when its folder exists, on the judged items of the scored queries.
+FINETUNED = {"dense-finetuned": "judgments-full", "dense-synthetic": "synthetic-full"}
+MODELS = HERE.parent / "out" / "models"
 
 
 def log(message: str) -> None:
@@ -172,6 +179,25 @@ def cross_fitted(items: pl.DataFrame, parts: dict[str, pl.DataFrame]) -> CrossFi
     raw = json.loads(summary.read_text())
     reports = [CrossEncoderReport(**{**r, "validation": [tuple(v) for v in r["validation"]]}) for r in raw["reports"]]
     return CrossFit([folder / f"fold-{k}" for k in range(len(reports))], reports, {(q, i): v for q, i, v in raw["out_of_fold"]})
+
+
+def finetuned_cosines(engine: SearchEngine, pairs: JudgedPairs) -> dict[str, np.ndarray]:
+    """Per fine-tuned encoder whose folder exists: the cosine of each judged pair (its items' vectors cached in out/cache)."""
+    found = {}
+    rows = np.unique(pairs.rows)
+    position = {row: index for index, row in enumerate(rows.tolist())}
+    queries = list(dict.fromkeys(pairs.queries))
+    for name, folder in FINETUNED.items():
+        if not (MODELS / folder / "config.json").is_file():
+            log(f"{name}: no model in {MODELS / folder}; skipped")
+            continue
+        encoder = build_encoder(EncodeConfig(model_path=str(MODELS / folder), cache_dir=str(CACHE)))
+        item_vectors = encoder.encode(engine.item_text(rows))
+        query_vectors = dict(zip(queries, encode_queries(encoder, queries), strict=True))
+        found[name] = np.asarray(
+            [item_vectors[position[row]] @ query_vectors[query] for row, query in zip(pairs.rows.tolist(), pairs.queries, strict=True)], dtype=np.float32
+        )
+    return found
 
 
 def entries(report: dict, results: dict[str, RunResult], queries: int, part: str) -> list[dict]:
@@ -300,6 +326,9 @@ def main() -> int:
     features = {name: (with_ce[part] if CROSS_ENCODER_FEATURE in ranker.features else test_pairs).features for name, ranker in named.items()}
     scores = {name: ranker.score(features[name]) for name, ranker in named.items()}
     scores["cross-encoder"] = with_ce[part].features[:, -1]
+    t = time.perf_counter()
+    scores.update(finetuned_cosines(engine, test_pairs))
+    speed["finetuned_encoding_seconds"] = time.perf_counter() - t
     results = {
         name: RunResult(name, condensed=evaluate_run(run, test))
         for name, run in condensed_runs(test_pairs, scores, SEED, fusion.rrf_k, fusion.lexical_weight).items()
