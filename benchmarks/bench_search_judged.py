@@ -68,7 +68,7 @@ BASELINES = ("bm25", "dense", "hybrid")
 # The cross-encoder: the lowest two MiniLM layers, pairs cut to 32 tokens (the median pair has 25), a pairwise loss within
 # queries, one model trained on half of the train queries within a wall-clock budget that fits this shared 2-core machine;
 # the ranker that reads its score trains on the other half (scores the model never saw), the ranker without it on all.
-CROSS_ENCODER = CrossEncoderSettings(layers=2, max_length=32, learning_rate=2e-4, eval_every=100, patience=3, max_seconds=600, max_pairs=26_000)
+CROSS_ENCODER = CrossEncoderSettings(layers=2, max_length=32, learning_rate=3e-5, eval_every=100, patience=3, max_seconds=600, max_pairs=26_000)
 CROSS_ENCODER_FOLDS = 2
 CROSS_ENCODER_MODELS = 1
 CROSS_ENCODER_VALIDATION_QUERIES = 300
