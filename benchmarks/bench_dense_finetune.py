@@ -3,7 +3,8 @@ vs fine-tuned on synthetic queries from titles only; plus encoding speed (items/
 
 Validation queries only (split 70/10/20 by query, seed 42, as bench_search_judged.py); test queries are never read here.
 Models are trained once into out/models/<name> and loaded afterwards. Writes benchmarks/results/dense_finetune.json.
-Usage: bench_dense_finetune.py [run ...] with runs among stock, judgments-full, judgments-lora, synthetic-full.
+Usage: bench_dense_finetune.py [run ...] with runs among stock, judgments-full, judgments-lora, synthetic-full, speed
+(speed: items/s of the stock and int8 encoders on 5,000 sampled titles, per batch size, no cache; run it at normal priority).
 """
 
 from __future__ import annotations
@@ -32,10 +33,36 @@ RESULT = HERE / "results" / "dense_finetune.json"
 DATASETS = Path(os.environ.get("LONGTAIL_DATASETS", HERE.parents[1] / "shared" / "datasets"))
 SEED = 42
 # Fine-tuning settings chosen for a 2-core machine: short inputs (titles are <= 64 tokens, median 19), one pass, a wall budget.
-FINETUNE = {"epochs": 1, "batch_size": 32, "learning_rate": 3e-5, "max_seq_length": 48, "eval_steps": 60, "early_stopping_patience": 3,
-            "validation_fraction": 0.02, "max_minutes": 12}
-RUNS = {"judgments-full": ("judgments", {"mode": "full"}), "judgments-lora": ("judgments", {"mode": "lora", "learning_rate": 5e-4}),
-        "synthetic-full": ("synthetic", {"mode": "full"})}
+FINETUNE = {
+    "epochs": 1,
+    "batch_size": 32,
+    "learning_rate": 3e-5,
+    "max_seq_length": 48,
+    "eval_steps": 60,
+    "early_stopping_patience": 3,
+    "validation_fraction": 0.02,
+    "max_minutes": 12,
+}
+SPEED_TITLES = 5000
+SPEED_BATCHES = (32,)
+RUNS = {
+    "judgments-full": ("judgments", {"mode": "full"}),
+    "judgments-lora": ("judgments", {"mode": "lora", "learning_rate": 5e-4}),
+    "synthetic-full": ("synthetic", {"mode": "full"}),
+}
+
+
+def encoder_speed(texts: list[str]) -> dict[str, dict[str, float]]:
+    """Items per second of the stock and the int8 MiniLM per batch size (length-sorted batches, no cache), after a warm-up batch."""
+    speeds: dict[str, dict[str, float]] = {}
+    for name in ("minilm", "minilm-int8"):
+        encoder = build_encoder(EncodeConfig.model_validate({"encoder": name, "cache_dir": None}))
+        encoder.encode(texts[:64])
+        for batch_size in SPEED_BATCHES:
+            started = time.perf_counter()
+            encoder.encode(texts, batch_size)
+            speeds.setdefault(name, {})[f"batch_{batch_size}"] = len(texts) / (time.perf_counter() - started)
+    return speeds
 
 
 def main(names: list[str]) -> int:
@@ -49,6 +76,19 @@ def main(names: list[str]) -> int:
     scorer = ValidationScorer(items, validation, max_queries=None, seed=SEED)
     for name in names:
         started = time.perf_counter()
+        if name == "speed":
+            sample = items.sample(SPEED_TITLES, seed=SEED)["title"].to_list()
+            speeds = encoder_speed(sample)
+            results["speed"] = {
+                "titles": SPEED_TITLES,
+                "items_per_s": speeds,
+                "load_before": load,
+                "load_after": os.getloadavg(),
+                "note": "measured under load: 2 cores shared with other jobs (load averages above)",
+            }
+            print("speed", speeds, flush=True)
+            RESULT.write_text(json.dumps(results, indent=2), encoding="utf-8")
+            continue
         if name == "stock":
             encoder = build_encoder(EncodeConfig(cache_dir=None))
             extra: dict[str, object] = {}
@@ -58,8 +98,15 @@ def main(names: list[str]) -> int:
             encoder = train_or_load_finetuned(items, OUT / "models" / name, config, source, parts["train"], validation)
             extra = {"model_path": f"out/models/{name}", "finetune_report": json.loads((OUT / "models" / name / "finetune_report.json").read_text())}
         metrics = scorer.score_encoder(encoder)
-        results[name] = {"split": "validation", "queries": len(scorer.query_ids), "metrics": metrics, "seconds": time.perf_counter() - started,
-                         "load_at_start": load, "note": "measured under load (2 shared cores)", **extra}
+        results[name] = {
+            "split": "validation",
+            "queries": len(scorer.query_ids),
+            "metrics": metrics,
+            "seconds": time.perf_counter() - started,
+            "load_at_start": load,
+            "note": "measured under load (2 shared cores)",
+            **extra,
+        }
         print(name, metrics, flush=True)
         RESULT.write_text(json.dumps(results, indent=2), encoding="utf-8")
     return 0

@@ -64,7 +64,6 @@ def test_pairs_come_from_good_judgments_and_searches_followed_by_clicks():
     assert pairs_from_search_events(events, items, texts) == [("gloves", "Gloves")]
 
 
-
 HARD = [(query, positive, PAIRS[(i + 1) % len(PAIRS)][1]) for i, (query, positive) in enumerate(PAIRS)]
 
 

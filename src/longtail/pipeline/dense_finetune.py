@@ -123,8 +123,8 @@ class ValidationScorer:
             order = np.argsort(-(item_vectors[judged_rows] @ query_vectors[position]), kind="stable")
             condensed[query_id] = [judged[i] for i in order]
             full[query_id] = [self.item_ids[row] for row in rows[position] if row >= 0]
-        condensed_ndcg = float(evaluate_run(condensed, self.judgments)["NDCG@10"].mean())
-        full_ndcg = float(evaluate_run(full, self.judgments)["NDCG@10"].mean())
+        condensed_ndcg = float(np.mean(evaluate_run(condensed, self.judgments)["NDCG@10"].to_numpy()))
+        full_ndcg = float(np.mean(evaluate_run(full, self.judgments)["NDCG@10"].to_numpy()))
         return {"NDCG@10_condensed": condensed_ndcg, "NDCG@10_sampled_catalogue": full_ndcg, OBJECTIVE: (condensed_ndcg + full_ndcg) / 2}
 
     def score_encoder(self, encoder: TextEncoder) -> dict[str, float]:
@@ -159,6 +159,10 @@ def train_or_load_finetuned(
             examples = synthetic_examples(items, synthetic_items, seed=config.seed)
         scorer = ValidationScorer(items, validation_judgments, seed=config.seed)
         finetune_encoder(examples, out, config, scorer=scorer)
-        (out / SOURCE_FILE).write_text(json.dumps({"source": source, "min_grade": min_grade if source == "judgments" else None,
-                                                   "examples": len(examples), "report": REPORT_FILE}, indent=2), encoding="utf-8")
+        (out / SOURCE_FILE).write_text(
+            json.dumps(
+                {"source": source, "min_grade": min_grade if source == "judgments" else None, "examples": len(examples), "report": REPORT_FILE}, indent=2
+            ),
+            encoding="utf-8",
+        )
     return build_encoder(EncodeConfig.model_validate({**config.encode.model_dump(), "encoder": "minilm", "model_path": str(out)}))
