@@ -3,7 +3,8 @@ vs fine-tuned on synthetic queries from titles only; plus encoding speed (items/
 
 Validation queries only (split 70/10/20 by query, seed 42, as bench_search_judged.py); test queries are never read here.
 Models are trained once into out/models/<name> and loaded afterwards. Writes benchmarks/results/dense_finetune.json.
-Usage: bench_dense_finetune.py [run ...] with runs among stock, judgments-full, judgments-lora, synthetic-full, speed
+Usage: bench_dense_finetune.py [run ...] with runs among stock, judgments-full, judgments-lora, synthetic-full, synthetic-inbatch
+(in-batch negatives only), speed
 (speed: items/s of the stock and int8 encoders on 5,000 sampled titles, per batch size, no cache; run it at normal priority).
 """
 
@@ -49,6 +50,7 @@ RUNS = {
     "judgments-full": ("judgments", {"mode": "full"}),
     "judgments-lora": ("judgments", {"mode": "lora", "learning_rate": 5e-4}),
     "synthetic-full": ("synthetic", {"mode": "full"}),
+    "synthetic-inbatch": ("synthetic", {"mode": "full", "max_minutes": 7}),
 }
 
 
@@ -95,7 +97,9 @@ def main(names: list[str]) -> int:
         else:
             source, settings = RUNS[name]
             config = LongtailConfig.model_validate({"seed": SEED, "finetune": {**FINETUNE, **settings}, "encode": {"cache_dir": None}})
-            encoder = train_or_load_finetuned(items, OUT / "models" / name, config, source, parts["train"], validation)
+            encoder = train_or_load_finetuned(
+                items, OUT / "models" / name, config, source, parts["train"], validation, hard_negatives=not name.endswith("inbatch")
+            )
             extra = {"model_path": f"out/models/{name}", "finetune_report": json.loads((OUT / "models" / name / "finetune_report.json").read_text())}
         metrics = scorer.score_encoder(encoder)
         results[name] = {

@@ -70,3 +70,10 @@ def test_validation_scorer_ranks_by_cosine_and_reports_both_views():
     assert bad["NDCG@10_condensed"] == pytest.approx(1 / np.log2(3))
     assert bad["NDCG@10_sampled_catalogue"] == pytest.approx(1 / np.log2(4))
     assert bad["objective"] == pytest.approx((bad["NDCG@10_condensed"] + bad["NDCG@10_sampled_catalogue"]) / 2)
+
+
+def test_synthetic_pairs_without_hard_negatives_keep_every_generated_query():
+    pairs = synthetic_examples(ITEMS, per_item=3, hard_negatives=False)
+    titles = set(ITEMS["title"].to_list())
+    assert len(pairs) >= len(synthetic_examples(ITEMS, per_item=3))
+    assert all(len(pair) == 2 and pair[1] in titles for pair in pairs)

@@ -66,9 +66,11 @@ def judgment_examples(items: pl.DataFrame, judgments: pl.DataFrame, min_grade: f
     return examples
 
 
-def synthetic_examples(items: pl.DataFrame, max_items: int | None = None, per_item: int = 3, depth: int = 10, seed: int = 42) -> list[Example]:
+def synthetic_examples(
+    items: pl.DataFrame, max_items: int | None = None, per_item: int = 3, depth: int = 10, seed: int = 42, hard_negatives: bool = True
+) -> list[Example]:
     """(synthetic query, its item's text, hard negative text) from the titles alone: queries from `augment.queries`, the
-    negative a top BM25 hit for the query with a different text (no judgments used)."""
+    negative a top BM25 hit for the query with a different text (no judgments used); without `hard_negatives`, (query, text) pairs."""
     texts = item_texts(items)
     item_ids = items["item_id"].to_list()
     text_of = dict(zip(item_ids, texts, strict=True))
@@ -76,6 +78,8 @@ def synthetic_examples(items: pl.DataFrame, max_items: int | None = None, per_it
     # Salient words are weighed against the whole catalogue, so a sample gets the same queries it would get in full.
     generated = generate_queries(items, per_item=per_item, templates=SHOPPER_TEMPLATES).filter(pl.col("item_id").is_in(chosen["item_id"].to_list()))
     queries, owners = generated["query"].to_list(), generated["item_id"].to_list()
+    if not hard_negatives:
+        return [(query, text_of[owner]) for query, owner in zip(queries, owners, strict=True)]
     lexical = LexicalIndex.build(texts)
     mined = _negatives_by_query(lexical, item_ids, queries, [{owner} for owner in owners], depth)
     rng = np.random.default_rng(seed)
@@ -143,6 +147,7 @@ def train_or_load_finetuned(
     validation_judgments: pl.DataFrame | None = None,
     min_grade: float = 2.0,
     synthetic_items: int | None = 20_000,
+    hard_negatives: bool = True,
 ) -> TextEncoder:
     """The fine-tuned MiniLM in `out_dir` as an encoder (behind `config.encode.cache_dir`), training it first if the folder has
     no model: on `train_judgments` (source "judgments") or on synthetic queries from the titles (source "synthetic"),
@@ -156,12 +161,19 @@ def train_or_load_finetuned(
                 raise LongtailError(f"{out}: fine-tuning on judgments needs the training queries' judgments")
             examples = judgment_examples(items, train_judgments, min_grade, seed=config.seed)
         else:
-            examples = synthetic_examples(items, synthetic_items, seed=config.seed)
+            examples = synthetic_examples(items, synthetic_items, seed=config.seed, hard_negatives=hard_negatives)
         scorer = ValidationScorer(items, validation_judgments, seed=config.seed)
         finetune_encoder(examples, out, config, scorer=scorer)
         (out / SOURCE_FILE).write_text(
             json.dumps(
-                {"source": source, "min_grade": min_grade if source == "judgments" else None, "examples": len(examples), "report": REPORT_FILE}, indent=2
+                {
+                    "source": source,
+                    "min_grade": min_grade if source == "judgments" else None,
+                    "hard_negatives": hard_negatives,
+                    "examples": len(examples),
+                    "report": REPORT_FILE,
+                },
+                indent=2,
             ),
             encoding="utf-8",
         )
