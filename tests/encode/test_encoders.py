@@ -73,6 +73,14 @@ def test_fast_path_keeps_input_order_when_sorting_batches_by_length(fast):
     np.testing.assert_allclose(together, one_by_one, atol=1e-4)
 
 
+def test_stock_length_sorted_batches_give_the_vectors_of_unpadded_one_by_one_encoding(stock):
+    # Batches padded only to their longest text: a text's vector must not depend on its batch-mates.
+    texts = [*TITLES, "Drill", "Stainless steel caliper with digital display, 150 mm, in a case with spare battery"]
+    together = stock.encode(texts, batch_size=3)
+    one_by_one = np.vstack([stock.encode([t]) for t in texts])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+
+
 def test_fast_path_finds_the_matching_title(fast):
     items, query = fast.encode(TITLES), encode_queries(fast, ["latex gloves"])
     assert int(np.argmax(items @ query[0])) == 1

@@ -63,3 +63,40 @@ def test_pairs_come_from_good_judgments_and_searches_followed_by_clicks():
     )
     assert pairs_from_search_events(events, items, texts) == [("gloves", "Gloves")]
 
+
+HARD = [(query, positive, PAIRS[(i + 1) % len(PAIRS)][1]) for i, (query, positive) in enumerate(PAIRS)]
+
+
+def _margin(model, examples) -> float:
+    """Mean cosine of each query with its positive minus with its hard negative."""
+    import numpy as np
+
+    vectors = [model.encode([e[c] for e in examples], normalize_embeddings=True, convert_to_numpy=True) for c in range(3)]
+    return float(np.mean((vectors[0] * vectors[1]).sum(axis=1) - (vectors[0] * vectors[2]).sum(axis=1)))
+
+
+@pytest.mark.slow
+def test_hard_negative_training_widens_the_positive_margin_and_keeps_the_best_scored_state(tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    probe = HARD[:24]
+    report = finetune_encoder(HARD, tmp_path, _config("full", epochs=2, learning_rate=1e-4), scorer=lambda model: {"objective": _margin(model, probe)})
+    assert report.hard_negatives
+    assert report.initial_objective is not None and report.best_objective is not None
+    assert report.best_objective > report.initial_objective + 0.05
+    assert report.scores[0][0] == 0 and len(report.scores) > 2
+    # The saved model is the best-scored state: re-measuring the probe gives the reported objective.
+    saved = SentenceTransformer(str(tmp_path), device="cpu")
+    assert _margin(saved, probe) == pytest.approx(report.best_objective, abs=1e-3)
+
+
+def test_examples_of_mixed_shapes_are_an_error(tmp_path):
+    with pytest.raises(LongtailError, match="all be"):
+        finetune_encoder(PAIRS[:40] + HARD[:40], tmp_path, _config("full"))
+
+
+@pytest.mark.slow
+def test_time_budget_stops_training_and_keeps_a_model(tmp_path):
+    report = finetune_encoder(PAIRS, tmp_path, _config("full", epochs=50, max_minutes=0.001))
+    assert report.stopped_early and report.steps == 1
+    assert (tmp_path / "model.safetensors").is_file()

@@ -10,16 +10,18 @@ import polars as pl
 import pytest
 
 from longtail.core.errors import LongtailError
+from longtail.evaluate.search_eval import condensed_ndcg10_of, cross_encoder_examples, train_cross_encoders
 from longtail.search.cross_encoder import (
     CROSS_ENCODER_DIR,
     REPORT_FILE,
     CrossEncoderScorer,
     CrossEncoderSettings,
+    load_cross_encoder,
     train_cross_encoder,
 )
 from longtail.search.engine import CROSS_ENCODER_FEATURE, SearchEngine
 from longtail.search.learned import RankerSettings
-from longtail.search.ranker_training import judged_pairs, query_vectors, train_ranker
+from longtail.search.ranker_training import cross_encoder_feature, judged_pairs, query_vectors, train_ranker
 
 PAIRS = [
     ("glass beaker", "Borosilicate glass beaker 500 ml", 1.0),
@@ -37,8 +39,8 @@ PAIRS = [
 def trained(tmp_path_factory):
     """A cross-encoder trained on the pairs above, and its training report."""
     folder = tmp_path_factory.mktemp("ce") / CROSS_ENCODER_DIR
-    settings = CrossEncoderSettings(epochs=6, batch_size=4, learning_rate=2e-4, warmup_ratio=0.0)
-    report = train_cross_encoder([(q, t) for q, t, _ in PAIRS], np.asarray([label for _, _, label in PAIRS]), folder, settings)
+    settings = CrossEncoderSettings(epochs=10, batch_size=4, learning_rate=5e-4, warmup_ratio=0.0)
+    report = train_cross_encoder([(q, t) for q, t, _ in PAIRS], np.asarray([label for _, _, label in PAIRS]), folder, settings, groups=[q for q, _, _ in PAIRS])
     return folder, report
 
 
@@ -47,11 +49,75 @@ def test_training_separates_relevant_from_irrelevant_pairs_and_round_trips(train
     folder, report = trained
     pairs = [(q, t) for q, t, _ in PAIRS]
     labels = np.asarray([label for _, _, label in PAIRS])
-    assert report.steps == 12 and report.last_loss < report.first_loss
+    assert report.steps == 20 and report.last_loss < report.first_loss
     assert json.loads((folder / REPORT_FILE).read_text())["pairs"] == len(pairs)
     scores = CrossEncoderScorer(folder).score_pairs(pairs)
     assert scores.shape == (len(pairs),)
     assert scores[labels == 1].mean() > scores[labels == 0].mean()
+
+
+@pytest.mark.slow
+def test_early_stopping_saves_the_best_checked_weights_at_the_trained_depth(tmp_path):
+    pairs = [(q, t) for q, t, _ in PAIRS]
+    labels = np.asarray([label for _, _, label in PAIRS])
+
+    def margin(score):
+        scores = score(pairs)
+        return float(scores[labels == 1].mean() - scores[labels == 0].mean())
+
+    settings = CrossEncoderSettings(epochs=8, batch_size=4, learning_rate=2e-4, warmup_ratio=0.0, eval_every=2, patience=2, layers=2, max_length=24)
+    report = train_cross_encoder(pairs, labels, tmp_path / "ce", settings, validate=margin, groups=[q for q, _ in pairs])
+    values = [value for _, value in report.validation]
+    assert [step for step, _ in report.validation][:2] == [2, 4] and report.best_validation == max(values)
+    assert dict(report.validation)[report.best_step] == report.best_validation
+    # The saved folder is the best checkpoint: reloaded in fp32 it reproduces the best validation score.
+    assert margin(CrossEncoderScorer(tmp_path / "ce", quantised=False).score_pairs) == pytest.approx(report.best_validation, abs=1e-4)
+    assert load_cross_encoder(tmp_path / "ce")[0].auto_model.config.num_hidden_layers == 2
+    assert CrossEncoderScorer(tmp_path / "ce").max_length == 24
+
+
+@pytest.mark.slow
+def test_int8_scores_keep_the_fp32_order_of_clearly_different_pairs(trained):
+    folder, _ = trained
+    pairs = [(q, t) for q, t, _ in PAIRS]
+    full, int8 = CrossEncoderScorer(folder, quantised=False).score_pairs(pairs), CrossEncoderScorer(folder).score_pairs(pairs)
+    assert np.abs(full - int8).max() < 0.5 * (full.max() - full.min())
+    assert np.corrcoef(full, int8)[0, 1] > 0.9
+
+
+def test_examples_pair_queries_with_indexed_text_and_scale_relevance_to_unit_range(catalogue, hand_judgments):
+    examples = cross_encoder_examples(catalogue, hand_judgments.head(4))
+    assert examples.pairs[0] == ("glass beaker", "Borosilicate glass beaker 500 ml. Pyrex. Lab > Glassware")
+    assert examples.item_ids == ["beaker", "flask", "pipette", "drill"]
+    # relevance 3, 2, 2, 1 (grade + 1) over the range 1..3
+    np.testing.assert_allclose(examples.targets, [1.0, 0.5, 0.5, 0.0])
+    # ordered by these targets, the judged items get a perfect condensed NDCG@10; reversed, less
+    assert condensed_ndcg10_of(examples, examples.targets) == pytest.approx(1.0)
+    assert condensed_ndcg10_of(examples, -examples.targets) < 0.7
+
+
+@pytest.mark.slow
+def test_cross_fitting_scores_each_training_pair_with_the_model_that_did_not_see_its_query(catalogue, hand_judgments, tmp_path):
+    train = cross_encoder_examples(catalogue, hand_judgments.filter(pl.col("query_id") != "q13"))
+    validation = cross_encoder_examples(catalogue, hand_judgments.filter(pl.col("query_id") == "q13"))
+    settings = CrossEncoderSettings(batch_size=4, learning_rate=5e-4, warmup_ratio=0.0, eval_every=2, patience=3, max_length=24)
+    fit = train_cross_encoders(train, validation, tmp_path, settings, folds=2, quantised=False)
+    assert [d.name for d in fit.directories] == ["fold-0", "fold-1"]
+    assert set(fit.out_of_fold) == set(zip(train.query_ids, train.item_ids, strict=True))
+    seen = [json.loads((d / REPORT_FILE).read_text())["pairs"] for d in fit.directories]
+    assert sum(seen) == len(train.pairs) and all(0 < n < len(train.pairs) for n in seen)
+    # A pair's out-of-fold score is one of the two models' scores of it, and the two models differ (fp32: int8 scores move
+    # with the other pairs in a batch, which share its activation scale).
+    scorers = [CrossEncoderScorer(d, quantised=False) for d in fit.directories]
+    both = np.vstack([s.score_pairs(train.pairs) for s in scorers])
+    out_of_fold = np.asarray([fit.out_of_fold[key] for key in zip(train.query_ids, train.item_ids, strict=True)])
+    matches = np.isclose(both, out_of_fold, atol=1e-5)
+    assert matches.any(axis=0).all() and not np.allclose(both[0], both[1])
+    # All pairs of one query come from the same model (folds split queries, not pairs).
+    scored_by = {}
+    for query_id, model in zip(train.query_ids, matches.argmax(axis=0).tolist(), strict=True):
+        scored_by.setdefault(query_id, set()).add(model)
+    assert all(len(models) == 1 for models in scored_by.values()) and {m for models in scored_by.values() for m in models} == {0, 1}
 
 
 @pytest.mark.slow
@@ -67,11 +133,40 @@ def test_an_index_with_a_cross_encoder_feeds_its_score_to_a_ranker_trained_with_
     validation = judged_pairs(engine, hand_judgments.filter(pl.col("query_id") == "q13"), vectors, cross_encoder=True)
     expected = engine.cross_encoder.score("erlenmeyer flask", engine.item_text(np.asarray([engine.row_of(i) for i in validation.item_ids])))
     np.testing.assert_allclose(validation.features[:, -1], expected, rtol=1e-5)
+    plain = judged_pairs(engine, hand_judgments.filter(pl.col("query_id") == "q13"), vectors)
+    appended = plain.with_feature(CROSS_ENCODER_FEATURE, cross_encoder_feature(engine, plain))
+    assert appended.names == validation.names
+    np.testing.assert_allclose(appended.features, validation.features, rtol=1e-5)
     ranker = train_ranker(engine, train, validation, settings)
     assert ranker.features[-1] == CROSS_ENCODER_FEATURE
     reopened = SearchEngine.open(tmp_path / "index", encoder=built.encoder)
     hits = reopened.search("erlenmeyer flask", k=3).hits
     assert len(hits) == 3 and [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    # Re-ranking by the cross-encoder alone orders the head by its scores and leaves the tail in place.
+    rows = np.asarray([hit.row for hit in reopened.search("erlenmeyer flask", k=6, learned=False).hits])
+    reranked = reopened.cross_encoder_rerank("erlenmeyer flask", rows, 4)
+    head_scores = reopened.cross_encoder_scores("erlenmeyer flask", reranked[:4])
+    assert sorted(reranked[:4].tolist()) == sorted(rows[:4].tolist()) and reranked[4:].tolist() == rows[4:].tolist()
+    assert head_scores.tolist() == sorted(head_scores.tolist(), reverse=True)
+
+
+def test_pairwise_loss_is_the_label_gap_weighted_ranknet_loss_within_groups():
+    import torch
+
+    from longtail.search.cross_encoder import _pairwise_loss
+
+    logits, targets = torch.tensor([2.0, 0.0, 5.0]), torch.tensor([1.0, 0.5, 0.0])
+    # groups: the first two pairs share a query; the third is alone, so it is compared with nothing
+    loss = _pairwise_loss(logits, targets, torch.tensor([0, 0, 1]))
+    assert float(loss) == pytest.approx(float(np.log1p(np.exp(-2.0))))
+    # two better-over-worse pairs in one group: (1.0 over 0.5, weight 0.5) and (1.0 over 0.0, weight 1) and (0.5 over 0.0, weight 0.5)
+    expected = (0.5 * np.log1p(np.exp(-2.0)) + 1.0 * np.log1p(np.exp(3.0)) + 0.5 * np.log1p(np.exp(5.0))) / 2.0
+    assert float(_pairwise_loss(logits, targets, torch.tensor([0, 0, 0]))) == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_pairwise_loss_without_query_groups_is_refused(tmp_path):
+    with pytest.raises(LongtailError, match="group"):
+        train_cross_encoder([(q, t) for q, t, _ in PAIRS], np.asarray([label for _, _, label in PAIRS]), tmp_path, CrossEncoderSettings(batch_size=4))
 
 
 def test_labels_outside_zero_to_one_are_refused(tmp_path):

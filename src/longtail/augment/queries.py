@@ -18,6 +18,12 @@ from longtail.data.columns import SYNTHETIC, WEIGHT
 from longtail.data.tokenize import tokenize
 
 TEMPLATES = ("keywords", "brand", "category", "long", "partial")
+# Templates closer to what shoppers type (a typo, a size with its unit), for training encoders on synthetic queries.
+SHOPPER_TEMPLATES = ("keywords", "measure", "typo", "long", "brand", "category", "partial")
+ALL_TEMPLATES = (*TEMPLATES, "typo", "measure")
+# A number with a short unit after it ("18 in.", "16 oz", "150mm", "18V"): units are short words in most catalogues.
+_MEASURE = re.compile(r"(?<![\w/.-])(\d+(?:[./-]\d+)*)\s?([A-Za-z]{1,3}\.?)(?![\w])")
+TYPO_MIN_LENGTH = 5
 # Function words that TF-IDF can still rank high in short texts; content words are left to the statistics.
 STOPWORDS = frozenset(
     [
@@ -94,7 +100,25 @@ def partial(query: str) -> str | None:
     return f"{head} {last[:keep]}".strip()
 
 
-def item_queries(keywords: Sequence[str], brand: str | None, category: str | None) -> dict[str, str]:
+def typo(query: str) -> str | None:
+    """The query with one slip of the fingers: the two middle letters of its longest Latin word swapped (none if no word is long enough)."""
+    words = query.split(" ")
+    longest = max(range(len(words)), key=lambda i: (len(words[i]), -i))
+    word = words[longest]
+    if len(word) < TYPO_MIN_LENGTH or not word.isalpha() or _CJK.search(word):
+        return None
+    middle = len(word) // 2
+    swapped = word[: middle - 1] + word[middle] + word[middle - 1] + word[middle + 1 :]
+    return None if swapped == word else " ".join([*words[:longest], swapped, *words[longest + 1 :]])
+
+
+def first_measure(text: str) -> str | None:
+    """The first number-with-unit of a text, lower-cased, as a shopper would type it ("18 in.", "16 oz")."""
+    found = _MEASURE.search(text)
+    return None if found is None else f"{found.group(1)} {found.group(2).lower()}"
+
+
+def item_queries(keywords: Sequence[str], brand: str | None, category: str | None, measure: str | None = None) -> dict[str, str]:
     """template -> query for one item from its keywords (brand words already removed); templates missing an ingredient are left out."""
     queries: dict[str, str] = {}
     if keywords:
@@ -109,6 +133,11 @@ def item_queries(keywords: Sequence[str], brand: str | None, category: str | Non
         cut = partial(queries["keywords"])
         if cut:
             queries["partial"] = cut
+        slipped = typo(queries["keywords"])
+        if slipped:
+            queries["typo"] = slipped
+        if measure:
+            queries["measure"] = f"{keywords[0]} {measure}"
     return queries
 
 
@@ -123,10 +152,10 @@ def generate_queries(items: pl.DataFrame, per_item: int = 3, keywords: int = 4, 
     # extra candidates, because the brand's own words are taken out: the brand has a template of its own
     salient = salient_keywords(texts, keywords + BRAND_TERMS_SKIPPED)
     rows: list[tuple[str, str, str, bool]] = []
-    for item_id, terms, brand, category in zip(items["item_id"].to_list(), salient, brands, categories, strict=True):
+    for item_id, text, terms, brand, category in zip(items["item_id"].to_list(), texts, salient, brands, categories, strict=True):
         brand_terms = set(tokenize(brand or ""))
         product_terms = [t for t in terms if t not in brand_terms] or terms
-        made = item_queries(product_terms[:keywords], brand, category)
+        made = item_queries(product_terms[:keywords], brand, category, first_measure(text))
         distinct = dict.fromkeys((made[t], t) for t in templates if t in made)
         seen: set[str] = set()
         for query, template in distinct:

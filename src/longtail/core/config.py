@@ -211,6 +211,7 @@ class FinetuneConfig(_Section):
     eval_steps: int = Field(50, ge=1)
     early_stopping_patience: int = Field(2, ge=1, description="evaluations without a lower validation loss before stopping")
     max_seq_length: int = Field(64, ge=8)
+    max_minutes: float | None = Field(None, gt=0, description="wall-clock budget: training stops (keeping the best state so far) once it is spent")
 
 
 class SearchConfig(_Section):

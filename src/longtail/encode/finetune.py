@@ -1,4 +1,4 @@
-"""Contrastive fine-tuning of the MiniLM encoder on (query, item text) pairs, full or LoRA, with early stopping."""
+"""Contrastive fine-tuning of the MiniLM encoder on (query, item text[, hard negative text]) examples, full or LoRA, with early stopping."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import copy
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,9 +18,15 @@ from longtail.core.config import FinetuneConfig, LongtailConfig, save_config
 from longtail.core.errors import LongtailError
 
 if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
     from transformers import BertModel
 
 REPORT_FILE = "finetune_report.json"
+OBJECTIVE = "objective"
+# A scorer gets the model in eval mode and returns metrics with an OBJECTIVE (higher is better), e.g. validation NDCG@10.
+Scorer = Callable[["SentenceTransformer"], dict[str, float]]
+# An example is (query, positive text) or (query, positive text, hard negative text).
+Example = tuple[str, ...]
 # BERT's attention projections: the usual LoRA targets, 74k trainable parameters at rank 8 on MiniLM-L6.
 LORA_TARGETS = ["query", "value"]
 
@@ -41,6 +47,10 @@ class FinetuneReport:
     stopped_early: bool
     seconds: float
     curve: list[tuple[int, float]] = field(default_factory=list)
+    hard_negatives: bool = False
+    best_objective: float | None = None
+    initial_objective: float | None = None
+    scores: list[tuple[int, dict[str, float]]] = field(default_factory=list)
 
 
 def pairs_from_judgments(judgments: pl.DataFrame, items: pl.DataFrame, texts: Sequence[str], min_grade: float = 2.0) -> list[tuple[str, str]]:
@@ -76,13 +86,15 @@ def _freeze_lowest_layers(auto_model: BertModel, layers: int) -> None:
 
 
 def finetune_encoder(
-    pairs: Sequence[tuple[str, str]],
+    pairs: Sequence[Example],
     out_dir: str | Path,
     config: LongtailConfig | None = None,
     base_model_path: str | Path | None = None,
     show_progress: bool = False,
+    scorer: Scorer | None = None,
 ) -> FinetuneReport:
-    """Train with in-batch negatives (MultipleNegativesRankingLoss); save the best model (by validation loss) to `out_dir`."""
+    """Train with MultipleNegativesRankingLoss (in-batch negatives, plus each example's hard negative when all examples have
+    one); save the best model to `out_dir`: by `scorer`'s objective when given, else by validation loss."""
     import torch
     from rich.progress import Progress
     from sentence_transformers import SentenceTransformer
@@ -93,6 +105,9 @@ def finetune_encoder(
     settings: FinetuneConfig = config.finetune
     if len(pairs) < 2 * settings.batch_size:
         raise LongtailError(f"fine-tuning needs at least {2 * settings.batch_size} (query, item) pairs, got {len(pairs)}")
+    widths = {len(example) for example in pairs}
+    if not widths <= {2, 3} or len(widths) != 1:
+        raise LongtailError(f"fine-tuning examples must all be (query, item) or all (query, item, negative) tuples, got lengths {sorted(widths)}")
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -122,10 +137,19 @@ def finetune_encoder(
     total_steps = steps_per_epoch * settings.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * settings.warmup_ratio), total_steps)
 
-    def batch_loss(batch: Sequence[tuple[str, str]]) -> torch.Tensor:
-        queries = model.preprocess([q for q, _ in batch])
-        documents = model.preprocess([d for _, d in batch])
-        return loss_fn([queries, documents], labels=None)
+    def batch_loss(batch: Sequence[Example]) -> torch.Tensor:
+        # Column 0 the queries, column 1 their positives, column 2 (when present) their hard negatives.
+        columns = [model.preprocess([example[column] for example in batch]) for column in range(len(batch[0]))]
+        return loss_fn(columns, labels=None)
+
+    def objective() -> dict[str, float] | None:
+        if scorer is None:
+            return None
+        model.eval()
+        with torch.no_grad():
+            metrics = scorer(model)
+        model.train()
+        return metrics
 
     def validation_loss() -> float:
         model.eval()
@@ -136,9 +160,13 @@ def finetune_encoder(
         return float(np.mean(losses))
 
     best_loss = initial_loss = validation_loss()
+    initial_metrics = objective()
+    scores = [] if initial_metrics is None else [(0, initial_metrics)]
+    initial_objective = best_objective = None if initial_metrics is None else initial_metrics[OBJECTIVE]
     best_state = copy.deepcopy(model.state_dict())
     best_step, step, bad_evaluations, stopped_early = 0, 0, 0, False
     curve = [(0, initial_loss)]
+    deadline = started + 60 * settings.max_minutes if settings.max_minutes is not None else math.inf
     model.train()
     with Progress(disable=not show_progress, transient=True) as progress:
         task = progress.add_task(f"fine-tune ({settings.mode})", total=total_steps)
@@ -154,15 +182,22 @@ def finetune_encoder(
                 optimizer.zero_grad()
                 step += 1
                 progress.advance(task)
-                if step % settings.eval_steps == 0 or step == total_steps:
+                out_of_time = time.perf_counter() > deadline
+                if step % settings.eval_steps == 0 or step == total_steps or out_of_time:
                     current = validation_loss()
                     curve.append((step, current))
-                    if current < best_loss - 1e-4:
+                    metrics = objective()
+                    if metrics is not None:
+                        scores.append((step, metrics))
+                    # Higher objective is better; without a scorer, lower validation loss is.
+                    improved = current < best_loss - 1e-4 if metrics is None else best_objective is None or metrics[OBJECTIVE] > best_objective + 1e-4
+                    if improved:
                         best_loss, best_step, bad_evaluations = current, step, 0
+                        best_objective = None if metrics is None else metrics[OBJECTIVE]
                         best_state = copy.deepcopy(model.state_dict())
                     else:
                         bad_evaluations += 1
-                    if bad_evaluations >= settings.early_stopping_patience:
+                    if bad_evaluations >= settings.early_stopping_patience or out_of_time:
                         stopped_early = True
                         break
             if stopped_early:
@@ -187,6 +222,10 @@ def finetune_encoder(
         stopped_early=stopped_early,
         seconds=time.perf_counter() - started,
         curve=curve,
+        hard_negatives=widths == {3},
+        best_objective=best_objective,
+        initial_objective=initial_objective,
+        scores=scores,
     )
     (out_dir / REPORT_FILE).write_text(json.dumps(asdict(report), indent=2), encoding="utf-8")
     save_config(config, out_dir)

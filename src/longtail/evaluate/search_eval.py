@@ -15,6 +15,7 @@ import polars as pl
 
 from longtail.core.errors import LongtailError
 from longtail.data.tokenize import is_latin_word, tokenize
+from longtail.encode.item_text import item_texts
 from longtail.evaluate.search_metrics import (
     METRICS,
     aligned_scores,
@@ -25,6 +26,7 @@ from longtail.evaluate.search_metrics import (
 from longtail.evaluate.significance import paired_comparison
 from longtail.reporting.charts import bar_chart
 from longtail.reporting.writers import write_report_pair
+from longtail.search.cross_encoder import CrossEncoderReport, CrossEncoderScorer, CrossEncoderSettings, PairScorer, train_cross_encoder
 from longtail.search.engine import CROSS_ENCODER_FEATURE, Mode, SearchEngine
 from longtail.search.features import CORRECTED_BM25
 from longtail.search.fusion import FusionChoice, reciprocal_rank_fusion, tune_fusion
@@ -83,15 +85,35 @@ def condensed_runs(
 
 
 def full_runs(
-    engine: SearchEngine, judgments: pl.DataFrame, vectors: Mapping[str, np.ndarray], learned: bool, depth: int = FULL_DEPTH
+    engine: SearchEngine,
+    judgments: pl.DataFrame,
+    vectors: Mapping[str, np.ndarray],
+    learned: bool,
+    depth: int = FULL_DEPTH,
+    rankers: Mapping[str, LearnedRanker] | None = None,
+    cross_encoder_depth: int = 0,
 ) -> dict[str, dict[str, list[str]]]:
-    """Run name -> query id -> the top `depth` of the whole catalogue: bm25, dense, hybrid and (with a ranker) learned."""
+    """Run name -> query id -> the top `depth` of the whole catalogue: bm25, dense, hybrid, (with a ranker) learned, each of
+    `rankers` under its name, and with `cross_encoder_depth` the cross-encoder re-ranking that many hybrid candidates."""
     queries = judgments.select("query_id", "query").unique(maintain_order=True)
     ids, texts = queries["query_id"].to_list(), queries["query"].to_list()
     matrix = np.vstack([vectors[text] for text in texts])
     runs = {name: dict(zip(ids, engine.search_many(texts, matrix, depth, mode, learned=False), strict=True)) for name, mode in FULL_MODES.items()}
-    if learned and engine.ranker is not None:
-        runs["learned"] = dict(zip(ids, engine.search_many(texts, matrix, depth, "hybrid", learned=True), strict=True))
+    chosen = dict(rankers or {})
+    if learned and engine.ranker is not None and not chosen:
+        chosen["learned"] = engine.ranker
+    kept = engine.ranker
+    for name, ranker in chosen.items():
+        engine.ranker = ranker
+        runs[name] = dict(zip(ids, engine.search_many(texts, matrix, depth, "hybrid", learned=True), strict=True))
+    engine.ranker = kept
+    if cross_encoder_depth:
+        item_ids = engine.items["item_id"].to_list()
+        hybrid_rows = {q: np.asarray([engine.row_of(i) for i in runs["hybrid"][q]], dtype=np.int64) for q in ids}
+        runs["cross-encoder"] = {
+            q: [item_ids[row] for row in engine.cross_encoder_rerank(text, hybrid_rows[q], cross_encoder_depth).tolist()]
+            for q, text in zip(ids, texts, strict=True)
+        }
     return runs
 
 
@@ -137,9 +159,7 @@ def condensed_ndcg10(pairs: JudgedPairs, scores: np.ndarray) -> float:
     return float(evaluate_run(run, judged)["NDCG@10"].to_numpy().mean())
 
 
-def _full_ndcg10_of_rankers(
-    engine: SearchEngine, rankers: Sequence[LearnedRanker], judgments: pl.DataFrame, vectors: Mapping[str, np.ndarray]
-) -> list[float]:
+def _full_ndcg10_of_rankers(engine: SearchEngine, rankers: Sequence[LearnedRanker], judgments: pl.DataFrame, vectors: Mapping[str, np.ndarray]) -> list[float]:
     """Mean full-catalogue NDCG@10 of each ranker re-ordering the engine's fused top `depth` for the judged queries; the
     candidates and their features are computed once and scored by every ranker."""
     graded: dict[str, dict[str, float]] = {}
@@ -183,8 +203,14 @@ def tune_ranker(
     if not grid:
         raise LongtailError("ranker tuning needs at least one settings in its grid")
     rankers = [
-        LearnedRanker.fit(train.names, (train.features, train.grades, train.query_ids), (validation.features, validation.grades, validation.query_ids),
-                          settings, train.relevance, validation.relevance)
+        LearnedRanker.fit(
+            train.names,
+            (train.features, train.grades, train.query_ids),
+            (validation.features, validation.grades, validation.query_ids),
+            settings,
+            train.relevance,
+            validation.relevance,
+        )
         for settings in grid
     ]
     condensed = [condensed_ndcg10(validation, ranker.score(validation.features)) for ranker in rankers]
@@ -197,6 +223,112 @@ def tune_ranker(
     rankers[best].meta.validation_ndcg10 = condensed[best]
     engine.set_ranker(rankers[best])
     return rankers[best], scores
+
+
+@dataclass
+class CrossEncoderExamples:
+    """Judged (query, indexed text) pairs of one judgment part with training targets in [0, 1]."""
+
+    pairs: list[tuple[str, str]]
+    targets: np.ndarray
+    query_ids: list[str]
+    item_ids: list[str]
+    grades: np.ndarray
+
+
+def cross_encoder_examples(items: pl.DataFrame, judgments: pl.DataFrame) -> CrossEncoderExamples:
+    """The judged pairs whose item is in the catalogue, with the item's indexed text (what the cross-encoder reads at query
+    time); targets are the raters' mean relevance (else the grade) scaled to [0, 1] by the judgments' own range."""
+    target = "relevance" if "relevance" in judgments.columns else "grade"
+    text_of = dict(zip(items["item_id"].to_list(), item_texts(items), strict=True))
+    frame = judgments.filter(pl.col("item_id").is_in(list(text_of)))
+    if frame.height == 0:
+        raise LongtailError("none of the judged items is in the catalogue; give the catalogue the judgments refer to")
+    values = frame[target].cast(pl.Float64).to_numpy()
+    low, high = float(values.min()), float(values.max())
+    targets = (values - low) / (high - low) if high > low else np.ones_like(values)
+    return CrossEncoderExamples(
+        [(query, text_of[item]) for query, item in zip(frame["query"].to_list(), frame["item_id"].to_list(), strict=True)],
+        targets.astype(np.float32),
+        [str(q) for q in frame["query_id"].to_list()],
+        frame["item_id"].to_list(),
+        frame["grade"].cast(pl.Float64).to_numpy(),
+    )
+
+
+def condensed_ndcg10_of(examples: CrossEncoderExamples, scores: np.ndarray, seed: int = 42) -> float:
+    """Mean condensed NDCG@10 of each query's judged items ordered by `scores` (queries with a relevant item)."""
+    judged = pl.DataFrame({"query_id": examples.query_ids, "item_id": examples.item_ids, "grade": examples.grades})
+    tie_break = np.random.default_rng(seed).random(len(scores))
+    positions: dict[str, list[int]] = {}
+    for position, query_id in enumerate(examples.query_ids):
+        positions.setdefault(query_id, []).append(position)
+    run = {q: _order([examples.item_ids[i] for i in rows], scores[rows], tie_break[rows]) for q, rows in ((q, np.asarray(r)) for q, r in positions.items())}
+    return float(evaluate_run(run, judged)["NDCG@10"].to_numpy().mean())
+
+
+def _query_sample(examples: CrossEncoderExamples, queries: int, seed: int) -> CrossEncoderExamples:
+    """The examples of at most `queries` randomly chosen queries (a cheaper validation set for frequent checks)."""
+    distinct = list(dict.fromkeys(examples.query_ids))
+    kept = set(np.random.default_rng(seed).permutation(distinct)[:queries].tolist()) if len(distinct) > queries else set(distinct)
+    rows = [i for i, q in enumerate(examples.query_ids) if q in kept]
+    return CrossEncoderExamples(
+        [examples.pairs[i] for i in rows],
+        examples.targets[rows],
+        [examples.query_ids[i] for i in rows],
+        [examples.item_ids[i] for i in rows],
+        examples.grades[rows],
+    )
+
+
+@dataclass
+class CrossFit:
+    """Cross-encoders trained on folds of the training queries: their folders and reports, and each training pair's
+    score from the model that did not see its query (what a ranker may train on without learning the model's overfit)."""
+
+    directories: list[Path]
+    reports: list[CrossEncoderReport]
+    out_of_fold: dict[tuple[str, str], float]
+
+
+def train_cross_encoders(
+    train: CrossEncoderExamples,
+    validation: CrossEncoderExamples,
+    out_dir: str | Path,
+    settings: CrossEncoderSettings | None = None,
+    folds: int = 2,
+    validation_queries: int = 400,
+    seed: int = 42,
+    quantised: bool = True,
+    models: int | None = None,
+) -> CrossFit:
+    """Train `folds` cross-encoders, model k on every training query outside fold k, each early-stopped on condensed
+    NDCG@10 of (a sample of) the validation queries; `out_dir/fold-k` holds model k, and fold 0's is the one to serve.
+    Out-of-fold scores come from the scorer setting the index will use (`quantised`: dynamic int8). `models` < folds
+    trains only the first models (a smaller budget): only those folds' queries get out-of-fold scores."""
+    if folds < 2:
+        raise LongtailError(f"cross-fitting needs at least 2 folds, got {folds}")
+    distinct = list(dict.fromkeys(train.query_ids))
+    fold_of = {q: i % folds for i, q in enumerate(np.random.default_rng(seed).permutation(distinct).tolist())}
+    sample = _query_sample(validation, validation_queries, seed)
+
+    def validate(score: PairScorer) -> float:
+        return condensed_ndcg10_of(sample, score(sample.pairs), seed)
+
+    directories, reports = [], []
+    out_of_fold: dict[tuple[str, str], float] = {}
+    for fold in range(folds if models is None else min(models, folds)):
+        inside = np.asarray([fold_of[q] != fold for q in train.query_ids])
+        folder = Path(out_dir) / f"fold-{fold}"
+        chosen = np.flatnonzero(inside)
+        reports.append(
+            train_cross_encoder([train.pairs[i] for i in chosen], train.targets[chosen], folder, settings, validate, [train.query_ids[i] for i in chosen])
+        )
+        directories.append(folder)
+        held_out = np.flatnonzero(~inside)
+        scores = CrossEncoderScorer(folder, quantised=quantised).score_pairs([train.pairs[i] for i in held_out])
+        out_of_fold.update({(train.query_ids[i], train.item_ids[i]): float(s) for i, s in zip(held_out.tolist(), scores.tolist(), strict=True)})
+    return CrossFit(directories, reports, out_of_fold)
 
 
 def query_segments(judgments: pl.DataFrame, vocabulary: Mapping[str, int], query_counts: Mapping[str, int] | None = None) -> dict[str, list[str]]:

@@ -200,6 +200,12 @@ class SearchEngine:
         if ranker is not None and self.directory is not None:
             ranker.save(self.directory)
 
+    def set_cross_encoder(self, scorer: CrossEncoderScorer | None) -> None:
+        """Use a trained cross-encoder (None: none) for ranker features, copying its folder into the index folder if there is one."""
+        self.cross_encoder = scorer
+        if scorer is not None and self.directory is not None and scorer.directory.resolve() != (self.directory / CROSS_ENCODER_DIR).resolve():
+            shutil.copytree(scorer.directory, self.directory / CROSS_ENCODER_DIR, dirs_exist_ok=True)
+
     def set_fusion(self, rrf_k: int, lexical_weight: float) -> None:
         """Fuse with this RRF k and lexical weight (dense weight 1), saving them in the index folder's config if there is one."""
         search = self.config.search.model_copy(update={"rrf_k": rrf_k, "lexical_weight": lexical_weight, "dense_weight": 1.0})
@@ -228,6 +234,12 @@ class SearchEngine:
         # Scores below the re-ranked head are shifted under its minimum, so the returned scores stay ordered.
         tail_scores = fused[depth:] - fused[depth:].max(initial=0.0) + (learned.min(initial=0.0) - 1.0)
         return np.concatenate([top[order], rows[depth:]]), np.concatenate([learned[order], tail_scores])
+
+    def cross_encoder_rerank(self, query: str, rows: np.ndarray, depth: int) -> np.ndarray:
+        """Rows with their first `depth` re-ordered by the cross-encoder (one batched pass); the rest keep their order."""
+        head = np.asarray(rows[:depth])
+        order = np.argsort(-self.cross_encoder_scores(query, head), kind="stable")
+        return np.concatenate([head[order], rows[depth:]])
 
     def row_of(self, item_id: str) -> int | None:
         """The live catalogue row of an item, if it is indexed."""

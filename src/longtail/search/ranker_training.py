@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -24,6 +24,29 @@ class JudgedPairs:
     item_ids: list[str]
     rows: np.ndarray
     names: list[str]
+    queries: list[str]
+
+    def subset(self, keep: np.ndarray) -> JudgedPairs:
+        """The pairs where the boolean mask `keep` is true (queries stay grouped: the mask only drops rows)."""
+        keep = np.asarray(keep, dtype=bool)
+        rows = np.flatnonzero(keep)
+        return replace(
+            self,
+            features=self.features[keep],
+            grades=self.grades[keep],
+            relevance=self.relevance[keep],
+            query_ids=self.query_ids[keep],
+            item_ids=[self.item_ids[i] for i in rows],
+            rows=self.rows[keep],
+            queries=[self.queries[i] for i in rows],
+        )
+
+    def with_feature(self, name: str, values: np.ndarray) -> JudgedPairs:
+        """These pairs with one more feature column appended (e.g. a cross-encoder score computed apart)."""
+        values = np.asarray(values, dtype=np.float32).reshape(-1)
+        if len(values) != len(self.grades):
+            raise LongtailError(f"feature '{name}' has {len(values)} values for {len(self.grades)} judged pairs")
+        return replace(self, features=np.column_stack([self.features, values]).astype(np.float32), names=[*self.names, name])
 
 
 def query_vectors(engine: SearchEngine, queries: list[str], batch_size: int = 256) -> dict[str, np.ndarray]:
@@ -47,6 +70,7 @@ def judged_pairs(engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[st
     relevance: list[float] = []
     query_ids: list[str] = []
     item_ids: list[str] = []
+    texts: list[str] = []
     for group in groups:
         query = group["query"][0]
         targets = group["relevance"].to_list() if has_relevance else group["grade"].to_list()
@@ -63,14 +87,29 @@ def judged_pairs(engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[st
         relevance.extend(rel for _, _, rel in known)
         query_ids.extend([str(group["query_id"][0])] * len(known))
         item_ids.extend(item for item, _, _ in known)
+        texts.extend([query] * len(known))
         all_rows.append(rows)
     if not blocks:
         raise LongtailError("none of the judged items is in the search index; index the catalogue the judgments refer to")
     return JudgedPairs(
-        np.vstack(blocks), np.asarray(grades, dtype=np.float64), np.asarray(relevance, dtype=np.float64),
-        np.asarray(query_ids, dtype=object), item_ids, np.concatenate(all_rows),
+        np.vstack(blocks),
+        np.asarray(grades, dtype=np.float64),
+        np.asarray(relevance, dtype=np.float64),
+        np.asarray(query_ids, dtype=object),
+        item_ids,
+        np.concatenate(all_rows),
         builder.names([CROSS_ENCODER_FEATURE] if cross_encoder else []),
+        texts,
     )
+
+
+def cross_encoder_feature(engine: SearchEngine, pairs: JudgedPairs) -> np.ndarray:
+    """The index's cross-encoder score of every judged pair, one batch per query (as re-ranking scores them)."""
+    scores = np.zeros(len(pairs.grades), dtype=np.float32)
+    boundaries = np.flatnonzero(np.concatenate([[True], pairs.query_ids[1:] != pairs.query_ids[:-1], [True]]))
+    for start, end in zip(boundaries[:-1].tolist(), boundaries[1:].tolist(), strict=True):
+        scores[start:end] = engine.cross_encoder_scores(pairs.queries[start], pairs.rows[start:end])
+    return scores
 
 
 def train_ranker(engine: SearchEngine, train: JudgedPairs, validation: JudgedPairs, settings: RankerSettings | None = None) -> LearnedRanker:
