@@ -8,7 +8,7 @@ import pytest
 from longtail.core.config import RecommendConfig
 from longtail.evaluate.harness import evaluate_split
 from longtail.models.base import TrainData, make_recommender, mask_history, top_k
-from longtail.models.fusion import FusionRanker, item_side_tokens
+from longtail.models.fusion import FusionRanker, _finite_mean_and_spread, item_side_tokens
 
 
 def test_side_tokens_split_each_items_weight_over_its_attributes(beauty_slice) -> None:
@@ -79,3 +79,17 @@ def test_candidate_features_equal_the_full_catalogue_definition(beauty_slice) ->
             assert np.array_equal(block[:, 2 * column], standardised[row, chosen])
             assert np.array_equal(block[:, 2 * column + 1], rank[row, chosen])
         assert set(np.flatnonzero(expected[0][1][row] <= 20)) <= set(chosen.tolist())
+
+
+def test_shared_mean_and_spread_equal_numpys_nanmean_and_nanstd() -> None:
+    rng = np.random.default_rng(3)
+    for trial in range(50):
+        scores = (rng.normal(size=(5, 997)) * rng.uniform(0.01, 100)).astype(np.float32)
+        if trial % 2:
+            scores = np.floor(np.abs(scores))  # counts with ties, as popularity scores
+        scores[rng.random(scores.shape) < 0.02] = -np.inf  # masked history items
+        nan_filled = np.where(np.isfinite(scores), scores, np.nan)
+        finite, mean, spread = _finite_mean_and_spread(scores)
+        assert np.array_equal(finite, nan_filled, equal_nan=True)
+        assert np.array_equal(mean, np.nanmean(nan_filled, axis=1, keepdims=True)) and mean.dtype == np.float32
+        assert np.array_equal(spread, np.nanstd(nan_filled, axis=1, keepdims=True)) and spread.dtype == np.float32
