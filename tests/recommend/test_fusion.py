@@ -78,6 +78,8 @@ def test_candidate_features_equal_the_full_catalogue_definition(beauty_slice) ->
         for column, (standardised, rank) in enumerate(expected):
             assert np.array_equal(block[:, 2 * column], standardised[row, chosen])
             assert np.array_equal(block[:, 2 * column + 1], rank[row, chosen])
+        profile = np.asarray(ranker._side_profile([histories[row]]).todense())[0]
+        assert np.array_equal(block[:, -3], np.asarray(ranker.side_[chosen] @ profile).ravel())  # side-information affinity
         assert set(np.flatnonzero(expected[0][1][row] <= 20)) <= set(chosen.tolist())
 
 
