@@ -16,7 +16,7 @@ from longtail.core.executors import OutputSchema
 from longtail.data.loaders import load_part, part_files
 from longtail.data.schema import EVENTS, TABLES
 from longtail.pipeline.spark import conform, run_partition, spark_ddl, start_session
-from longtail.pipeline.spark_items import near_duplicates_on_spark
+from longtail.pipeline.spark_items import near_duplicates_on_spark, price_outliers_on_spark
 from longtail.privacy.ingest import apply_privacy
 from longtail.quality import checks, commerce, statistics
 from longtail.quality.audit import (
@@ -153,7 +153,8 @@ def audit_on_cluster(
         )
         merges = commerce.case_variant_merges(items, counts)
         find_near = partial(near_duplicates_on_spark, session, partitions=config.pipeline.spark_partitions)
-        item_audit = audit_items(items, None, merges, config, clock, step, find_near)
+        price_outliers = partial(price_outliers_on_spark, session, partitions=config.pipeline.spark_partitions)
+        item_audit = audit_items(items, None, merges, config, clock, step, find_near, price_outliers)
         side_outcomes, side_findings = audit_side_tables(items, item_audit.outcome.kept, users, judgments, config)
         by_user = events.repartition(config.pipeline.spark_partitions, "user_id")
         step("events: activity per user")

@@ -204,8 +204,12 @@ def audit_items(
     clock: AuditClock,
     step: StepCallback,
     find_near: duplicates.NearDuplicateFinder = duplicates.near_duplicates,
+    price_outliers: Callable[[pl.DataFrame, QualityConfig], pl.DataFrame] = checks.price_outliers,
 ) -> ItemAudit:
-    """Every item check (validity, commerce rules, duplicates, outliers, text noise) and the items' outcome; `find_near` searches near-duplicates."""
+    """Every item check (validity, commerce rules, duplicates, outliers, text noise) and the items' outcome.
+
+    `find_near` and `price_outliers` are the catalogue-wide checks, in-process by default (pipeline/spark_items.py has cluster twins).
+    """
     quality = config.quality
     step("items: validity")
     commerce_items = commerce.item_findings(items, lines, merges, quality)
@@ -213,7 +217,7 @@ def audit_items(
     step("items: duplicates")
     item_findings.append(checks.item_duplicates(items, quality, config.seed, find_near))
     step("items: outliers and consistency")
-    item_findings += [checks.price_outliers(items, quality), checks.category_consistency(items)]
+    item_findings += [price_outliers(items, quality), checks.category_consistency(items)]
     step("items: text noise")
     item_findings.append(checks.text_noise_findings(items, ITEM_TEXT_COLUMNS, quality))
     findings = pl.concat(item_findings)

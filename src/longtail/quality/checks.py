@@ -141,14 +141,26 @@ def item_validity(items: pl.DataFrame, config: QualityConfig, now: datetime, cat
     return pl.concat(parts)
 
 
+NO_CATEGORY = "(no category)"
+
+
+def priced_items(items: pl.DataFrame) -> pl.DataFrame:
+    """Items with a positive price, those without a category under one shared name (the price-outlier check's input)."""
+    return items.filter(pl.col("price") > 0).select(SOURCE_ROW, "price", pl.col("category").fill_null(NO_CATEGORY))
+
+
 def price_outliers(items: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:
     """Prices far from their category's median (a robust centre): flagged, since luxury items exist.
 
     Items without a category are compared with the median of all uncategorised items: the shop's own price distribution.
     """
-    priced = items.filter(pl.col("price") > 0).with_columns(pl.col("category").fill_null("(no category)"))
+    priced = priced_items(items)
     stats = priced.group_by("category").agg(pl.col("price").median().alias("category_median"), pl.len().alias("category_items"))
-    joined = priced.join(stats.filter(pl.col("category_items") >= config.price_outlier_min_category_items), on="category")
+    return price_outlier_findings(priced.join(stats.filter(pl.col("category_items") >= config.price_outlier_min_category_items), on="category"), config)
+
+
+def price_outlier_findings(joined: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:
+    """The findings for priced items that carry their category's median (`category_median`; only categories large enough)."""
     ratio = pl.col("price") / pl.col("category_median")
     mask = (ratio >= config.price_outlier_ratio) | (ratio <= 1.0 / config.price_outlier_ratio)
     return findings_where(
