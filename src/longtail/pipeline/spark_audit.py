@@ -135,7 +135,8 @@ def audit_on_cluster(
     `out_dir` must be on storage every executor can write (on loopback: the local disk).
     """
     step = on_step or (lambda _name: None)
-    events_path = Path(events_path)
+    # Absolute paths: executors run in their own working folders, where a relative path names nothing.
+    events_path, out_dir = Path(events_path).resolve(), Path(out_dir).resolve()
     parts = part_files(events_path)
     schema = dict(_event_sample(events_path, config).schema)
     clock = AuditClock.from_config(config.quality)

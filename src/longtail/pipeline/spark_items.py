@@ -97,7 +97,9 @@ def price_outliers_on_spark(session: SparkSession, items: pl.DataFrame, config: 
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    priced = session.createDataFrame(checks.priced_items(items).to_pandas()).repartition(partitions, "category")
+    priced_schema = {SOURCE_ROW: pl.Int64, "price": pl.Float64, "category": pl.String}
+    # The schema is given so a catalogue without prices (an empty frame) still makes a table.
+    priced = session.createDataFrame(checks.priced_items(items).to_pandas(), spark_ddl(priced_schema)).repartition(partitions, "category")
     ordered = Window.partitionBy("category").orderBy("price")
     whole = Window.partitionBy("category")
     numbered = priced.withColumn("rank", F.row_number().over(ordered)).withColumn("size", F.count(F.lit(1)).over(whole))
