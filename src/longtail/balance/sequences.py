@@ -46,8 +46,9 @@ def item_count_rows(batch: pl.DataFrame) -> pl.DataFrame:
 def item_counts(table: pl.DataFrame, map_table: TableMapper = map_in_process) -> np.ndarray:
     """Interactions per item in the original (non-synthetic) rows, indexed up to the largest item index present."""
     rows = map_table(table.select(ITEMS, SYNTHETIC), item_count_rows, ITEM_COUNTS_SCHEMA).group_by("item").agg(pl.col("count").sum())
-    counts = np.zeros(int(rows["item"].max()) + 1 if rows.height else 0, dtype=np.int64)
-    counts[rows["item"].to_numpy()] = rows["count"].to_numpy()
+    present = rows["item"].to_numpy()
+    counts = np.zeros(int(present.max()) + 1 if present.size else 0, dtype=np.int64)
+    counts[present] = rows["count"].to_numpy()
     return counts
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from longtail.core.errors import LongtailError
-from longtail.core.executors import TableMapper, map_in_process
+from longtail.core.executors import OutputSchema, TableMapper, map_in_process
 
 Stage = Literal["valid", "test"]
 T = TypeVar("T")
@@ -67,7 +67,7 @@ def _day(micros: float) -> str:
     return f"{datetime.fromtimestamp(micros / 1e6, tz=UTC):%Y-%m-%d}"
 
 
-SEQUENCE_ROWS_SCHEMA = {"user_id": pl.String, "item": pl.List(pl.Int64), "time": pl.List(pl.Int64)}
+SEQUENCE_ROWS_SCHEMA: OutputSchema = {"user_id": pl.String, "item": pl.List(pl.Int64), "time": pl.List(pl.Int64)}
 
 
 def user_sequence_rows(batch: pl.DataFrame) -> pl.DataFrame:
