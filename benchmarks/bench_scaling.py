@@ -77,33 +77,63 @@ def measure(run: Callable[[], object]) -> dict[str, float]:
     return {"seconds": round(seconds, 2), "peak_mb": round(memory.peak / 2**20, 1)}
 
 
+def process_role(process: psutil.Process) -> str:
+    """Which part of a Spark run a process of the tree is: driver JVM, executor JVM, executor Python, cluster daemon, or other."""
+    try:
+        command = " ".join(process.cmdline())
+    except psutil.Error:
+        return "other"
+    if "CoarseGrainedExecutorBackend" in command:
+        return "executor_jvm"
+    if "pyspark.daemon" in command or "pyspark.worker" in command:
+        return "executor_python"
+    if "SparkSubmit" in command:
+        return "driver_jvm"
+    if "deploy.master.Master" in command or "deploy.worker.Worker" in command:
+        return "cluster_daemons"
+    return "other"
+
+
+ROLES = ("driver_python", "driver_jvm", "executor_jvm", "executor_python", "cluster_daemons")
+
+
 class StepMemory(PeakMemory):
-    """Peak memory per audit step (from the step callback): the whole process tree, and this driver process alone."""
+    """Peak memory per audit step (from the step callback): the whole process tree, and per role (driver Python and JVM, executors)."""
 
     def __init__(self, interval: float = 0.2) -> None:
         super().__init__(interval)
         self.steps: list[dict[str, object]] = []
         self._current = "start"
         self._started = time.perf_counter()
-        self._tree_peak = 0
-        self._driver_peak = 0
+        self._peaks: dict[str, int] = {}
+
+    def _roles(self) -> dict[str, int]:
+        me = psutil.Process()
+        sums = dict.fromkeys(ROLES, 0) | {"tree": me.memory_info().rss, "driver_python": me.memory_info().rss}
+        for child in me.children(recursive=True):
+            try:
+                rss = child.memory_info().rss
+            except psutil.Error:
+                continue
+            sums["tree"] += rss
+            role = process_role(child)
+            if role in sums:
+                sums[role] += rss
+        return sums
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            tree = self._sample()
-            self.peak = max(self.peak, tree)
-            self._tree_peak = max(self._tree_peak, tree)
-            self._driver_peak = max(self._driver_peak, psutil.Process().memory_info().rss)
+            sums = self._roles()
+            self.peak = max(self.peak, sums["tree"])
+            self._peaks = {role: max(self._peaks.get(role, 0), value) for role, value in sums.items()}
             time.sleep(self.interval)
 
     def step(self, name: str) -> None:
         """Close the running step (its wall time and peaks) and open the next."""
         now = time.perf_counter()
-        self.steps.append(
-            {"step": self._current, "seconds": round(now - self._started, 2), "peak_tree_mb": round(self._tree_peak / 2**20, 1),
-             "peak_driver_python_mb": round(self._driver_peak / 2**20, 1)}
-        )
-        self._current, self._started, self._tree_peak, self._driver_peak = name, now, 0, 0
+        peaks = {f"peak_{role}_mb": round(self._peaks.get(role, 0) / 2**20, 1) for role in ("tree", *ROLES)}
+        self.steps.append({"step": self._current, "seconds": round(now - self._started, 2), **peaks})
+        self._current, self._started, self._peaks = name, now, {}
 
 
 def write_parts(folder: Path, events: int, items: int, part_events: int, seed: int) -> int:
@@ -161,24 +191,30 @@ def cluster_run(args: argparse.Namespace) -> None:
         "executor_memory": args.executor_memory, "driver_memory": "2g", "partitions": args.partitions,
     }
     with tempfile.TemporaryDirectory(prefix="longtail-scaling-") as folder:
-        work = Path(folder)
-        started = time.perf_counter()
-        synthetic_items(args.items, np.random.default_rng(0)).write_parquet(work / "items.parquet")
-        record["parts"] = write_parts(work / "events", args.events, args.items, args.part_events, seed=0)
-        record["generate_seconds"] = round(time.perf_counter() - started, 2)
+        # A kept input folder (--input-dir) is generated once and reused, so a rerun skips the generation.
+        work = Path(args.input_dir) if args.input_dir else Path(folder)
+        if not (work / "events").is_dir():
+            started = time.perf_counter()
+            work.mkdir(parents=True, exist_ok=True)
+            synthetic_items(args.items, np.random.default_rng(0)).write_parquet(work / "items.parquet")
+            write_parts(work / "events", args.events, args.items, args.part_events, seed=0)
+            record["generate_seconds"] = round(time.perf_counter() - started, 2)
+        record["parts"] = len(list((work / "events").iterdir()))
         record["input_mb"] = round(sum(p.stat().st_size for p in (work / "events").iterdir()) / 2**20, 1)
+        out = Path(folder)
         with StandaloneCluster(worker_cores=2, worker_memory=args.worker_memory) as cluster:
             pipeline = {"executor": "spark", "spark_master": cluster.master_url, "spark_partitions": args.partitions,
                         "spark_driver_memory": "2g", "spark_executor_memory": args.executor_memory}
             config = LongtailConfig.model_validate({"pipeline": pipeline, "quality": {"reference_time": "2026-04-01T00:00:00+00:00"}})
             with StepMemory() as memory:
                 started = time.perf_counter()
-                result = run_audit(work / "items.parquet", work / "events", work / "out-cluster", config, memory.step)
+                result = run_audit(work / "items.parquet", work / "events", out / "out-cluster", config, memory.step)
                 seconds = time.perf_counter() - started
                 memory.step("end")
             events = result.report["tables"]["events"]
-            written = {folder: pl.scan_parquet(work / "out-cluster" / folder / "events").select(pl.len()).collect().item()
+            written = {folder: pl.scan_parquet(out / "out-cluster" / folder / "events").select(pl.len()).collect().item()
                        for folder in ("clean", "quarantine")}
+            record["load_average_at_end"] = round(os.getloadavg()[0], 2)
             record["cluster"] = {
                 "seconds": round(seconds, 2), "peak_tree_mb": round(memory.peak / 2**20, 1), "steps": memory.steps[1:],
                 "events": events, "rows_written": written,
@@ -187,7 +223,7 @@ def cluster_run(args: argparse.Namespace) -> None:
             }
         print(json.dumps(record["cluster"], indent=2), flush=True)
         if not args.skip_in_process:
-            record["in_process"] = in_process_run(work / "items.parquet", work / "events", work / "out-local", args.in_process_memory_gb)
+            record["in_process"] = in_process_run(work / "items.parquet", work / "events", out / "out-local", args.in_process_memory_gb)
             print(json.dumps(record["in_process"], indent=2), flush=True)
     target = RESULTS / "scaling.json"
     existing = json.loads(target.read_text(encoding="utf-8")) if target.exists() else {"benchmark": "scaling", "cpus": os.cpu_count()}
@@ -209,6 +245,7 @@ def main() -> None:
     parser.add_argument("--executor-memory", default="6g")
     parser.add_argument("--in-process-memory-gb", type=float, help="address-space cap for the in-process run")
     parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument("--input-dir", help="keep the synthetic input in this folder (generated when absent) instead of a temporary one")
     parser.add_argument("--under-load", action="store_true", help="label the figures as measured while others used the CPUs")
     args = parser.parse_args()
     if args.events:

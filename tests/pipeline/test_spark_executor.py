@@ -10,19 +10,25 @@ import numpy as np
 import polars as pl
 import pytest
 
-from longtail.core.config import LongtailConfig, PipelineConfig
+from longtail.balance.component import build_chain, run
+from longtail.balance.sequences import item_counts, sequence_table
+from longtail.core.config import ComponentSpec, DataConfig, LongtailConfig, PipelineConfig, QualityConfig
 from longtail.core.errors import ExecutorError
-from longtail.data.loaders import PART_ROW_STRIDE, load_table
+from longtail.data.loaders import PART_ROW_STRIDE, load_table, to_canonical
 from longtail.data.schema import EVENTS, ITEMS, SOURCE_ROW
+from longtail.data.splits import leave_one_out
+from longtail.data.transactions import convert_transactions
 from longtail.pipeline.audit_step import run_audit
 from longtail.pipeline.encode_step import run_encode
 from longtail.pipeline.executors import table_mapper
-from longtail.pipeline.spark import StandaloneCluster, check_master_reachable, start_session
-from longtail.pipeline.spark_items import near_duplicates_on_spark
-from longtail.quality import duplicates
+from longtail.pipeline.spark import SparkTableMapper, StandaloneCluster, check_master_reachable, start_session
+from longtail.pipeline.spark_items import near_duplicates_on_spark, price_outliers_on_spark
+from longtail.quality import checks, duplicates
 from longtail.quality.audit import audit
 
 pytest.importorskip("pyspark")
+
+BALANCING = [ComponentSpec(name="tail-oversampling", params={"ratio": 0.5}), ComponentSpec(name="inverse-popularity-weights")]
 
 
 @pytest.fixture(scope="module")
@@ -113,26 +119,58 @@ def test_executors_read_part_files_and_write_the_same_outcome_as_the_local_run(c
     expected = {key: value for key, value in local.report.items() if key not in ("generated_at", "imbalance")}
     assert {key: value for key, value in remote.report.items() if key != "generated_at"} == expected
     assert remote.report["tables"]["events"]["by_reason"]["bot_user"] == 400
-    item_flags = pl.read_parquet(tmp_path / "remote" / "flags" / "items.parquet").filter(pl.col("reason") == "near_duplicate_item")
-    assert remote.report["uniqueness"]["items"]["near_duplicate_item"] == item_flags.height  # the demo catalogue has its own
-    assert "RELISTED" in item_flags["item_id"].to_list()
+    # The item checks ran on the cluster (near-duplicates by banding, price outliers by window functions): the same outcome, details included.
+    for folder in ("flags", "quarantine", "clean"):
+        assert pl.read_parquet(tmp_path / "remote" / folder / "items.parquet").equals(pl.read_parquet(tmp_path / "local" / folder / "items.parquet")), folder
+    item_flags = pl.read_parquet(tmp_path / "remote" / "flags" / "items.parquet")
+    near = item_flags.filter(pl.col("reason") == "near_duplicate_item")
+    assert remote.report["uniqueness"]["items"]["near_duplicate_item"] == near.height  # the demo catalogue has its own
+    assert "RELISTED" in near["item_id"].to_list()
+
+
+@pytest.fixture(scope="module")
+def priced_catalogues(datasets_root: Path, dirty_demo: tuple[pl.DataFrame, pl.DataFrame]) -> list[pl.DataFrame]:
+    """Catalogues with prices: the online-retail export's (real, uncategorised) and the demo's 777 categories with seeded log-normal prices."""
+    raw = pl.read_parquet(datasets_root / "online-retail" / "online_retail.parquet")
+    retail = to_canonical(convert_transactions(raw, DataConfig(), "online_retail.parquet").items, ITEMS, "online_retail.parquet")
+    demo = dirty_demo[0]
+    prices = np.round(np.random.default_rng(7).lognormal(3.0, 0.8, demo.height), 2)
+    return [retail, demo.with_columns(pl.Series("price", prices))]
 
 
 @pytest.mark.slow
-def test_near_duplicates_on_the_cluster_equal_the_in_process_detector(cluster: StandaloneCluster, dirty_demo: tuple[pl.DataFrame, pl.DataFrame]) -> None:
-    items, _ = dirty_demo
+def test_item_checks_training_table_and_balancing_on_the_cluster_equal_in_process(
+    cluster: StandaloneCluster, dirty_demo: tuple[pl.DataFrame, pl.DataFrame], priced_catalogues: list[pl.DataFrame], tmp_path: Path
+) -> None:
+    items, events = dirty_demo
     candidates = items.filter(pl.col("item_id").is_first_distinct())
     ids, texts = candidates["item_id"].to_list(), candidates.select(duplicates.item_text(candidates))["title"].to_list()
+    quality = QualityConfig(price_outlier_ratio=3.0)
+    demo_events = events.filter(pl.col("item_id").is_not_null(), pl.col("timestamp").is_not_null())
     config = PipelineConfig(executor="spark", spark_master=cluster.master_url)
     session = start_session(config)
     try:
         remote = near_duplicates_on_spark(session, ids, texts, 0.8, 3, partitions=3)
+        remote_outliers = [price_outliers_on_spark(session, catalogue, quality, partitions=3) for catalogue in priced_catalogues]
+        mapper = SparkTableMapper(session, 3, tmp_path)
+        remote_split = leave_one_out(items, demo_events, mapper)
+        table = sequence_table(remote_split.train)
+        remote_counts = item_counts(table, mapper)
+        remote_balanced = run(build_chain(BALANCING), table, seed=5, map_table=mapper)
     finally:
         session.stop()
     local = duplicates.near_duplicates(ids, texts, 0.8, 3)
     assert len(local) > 200  # the demo catalogue lists many variants of one product
     assert remote == local
     assert "RELISTED" in remote
+    local_outliers = [checks.price_outliers(catalogue, quality) for catalogue in priced_catalogues]
+    assert [table.height > 10 for table in local_outliers] == [True, True]  # real outliers (postage, manual fees) and seeded ones
+    assert all(remote_table.equals(local_table) for remote_table, local_table in zip(remote_outliers, local_outliers, strict=True))
+    local_split = leave_one_out(items, demo_events)
+    assert remote_split.user_ids == local_split.user_ids
+    assert all(np.array_equal(a, b) for a, b in zip(remote_split.train, local_split.train, strict=True))
+    np.testing.assert_array_equal(remote_counts, item_counts(sequence_table(local_split.train)))
+    assert remote_balanced.equals(run(build_chain(BALANCING), table, seed=5))
 
 
 def test_unreachable_master_fails_fast_with_a_clear_message() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 
 from longtail.core.config import ComponentSpec
+from longtail.core.executors import TableMapper, map_in_process
 from longtail.core.registry import Registry
 from longtail.data.columns import SYNTHETIC, WEIGHT
 
@@ -30,6 +31,13 @@ class Component(ABC):
     @abstractmethod
     def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
         """The transformed training table (same columns as the input)."""
+
+    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+        """`apply` with its table-wide statistics computed batch by batch through `map_table` (in-process or on Spark).
+
+        Components without such statistics apply to the whole table here; the sequence components override this.
+        """
+        return self.apply(table, rng)
 
 
 COMPONENTS: Registry[type[Component]] = Registry("balancing/augmentation component")
@@ -65,13 +73,18 @@ class Chain(Component):
         self.components = list(components)
 
     def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+        return self.apply_mapped(table, rng, map_in_process)
+
+    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
         for component in self.components:
-            table = component.apply(table, rng)
+            table = component.apply_mapped(table, rng, map_table)
         return table
 
 
-def run(component: Component, table: pl.DataFrame, seed: int, on_step: Callable[[str], None] | None = None) -> pl.DataFrame:
-    """Apply `component` to the training table with a generator seeded by `seed`."""
+def run(
+    component: Component, table: pl.DataFrame, seed: int, on_step: Callable[[str], None] | None = None, map_table: TableMapper = map_in_process
+) -> pl.DataFrame:
+    """Apply `component` to the training table with a generator seeded by `seed`, its statistics through `map_table`."""
     if on_step is not None:
         on_step(component.name)
-    return component.apply(as_training_table(table), np.random.default_rng(seed))
+    return component.apply_mapped(as_training_table(table), np.random.default_rng(seed), map_table)

@@ -9,6 +9,7 @@ import polars as pl
 
 from longtail.balance.component import Component, as_training_table, register
 from longtail.core.errors import LongtailError
+from longtail.core.executors import TableMapper, map_in_process
 from longtail.data.columns import MASKED, SYNTHETIC, WEIGHT
 from longtail.data.segments import HEAD, TAIL, TORSO, item_segments
 
@@ -33,11 +34,22 @@ def table_histories(table: pl.DataFrame) -> tuple[list[np.ndarray], np.ndarray |
     return histories, None if np.all(weights == 1.0) else weights
 
 
-def item_counts(table: pl.DataFrame) -> np.ndarray:
+ITEM_COUNTS_SCHEMA = {"item": pl.Int64, "count": pl.Int64}
+
+
+def item_count_rows(batch: pl.DataFrame) -> pl.DataFrame:
+    """Interactions per item in a batch's original (non-synthetic) rows; batches' rows add up to the table's."""
+    items = batch.filter(~pl.col(SYNTHETIC)).select(pl.col(ITEMS).alias("item")).explode("item").drop_nulls()
+    return items.filter(pl.col("item") != MASKED).group_by("item").agg(pl.len().cast(pl.Int64).alias("count"))
+
+
+def item_counts(table: pl.DataFrame, map_table: TableMapper = map_in_process) -> np.ndarray:
     """Interactions per item in the original (non-synthetic) rows, indexed up to the largest item index present."""
-    items = table.filter(~pl.col(SYNTHETIC))[ITEMS].explode().drop_nulls().to_numpy()
-    items = items[items != MASKED]
-    return np.bincount(items, minlength=int(items.max()) + 1 if items.size else 0)
+    rows = map_table(table.select(ITEMS, SYNTHETIC), item_count_rows, ITEM_COUNTS_SCHEMA).group_by("item").agg(pl.col("count").sum())
+    present = rows["item"].to_numpy()
+    counts = np.zeros(int(present.max()) + 1 if present.size else 0, dtype=np.int64)
+    counts[present] = rows["count"].to_numpy()
+    return counts
 
 
 def last_items(table: pl.DataFrame) -> np.ndarray:
@@ -45,9 +57,11 @@ def last_items(table: pl.DataFrame) -> np.ndarray:
     return table.select(pl.col(ITEMS).list.eval(pl.element().filter(pl.element() != MASKED)).list.last()).to_series().to_numpy()
 
 
-def last_item_buckets(table: pl.DataFrame, head_item_share: float = 0.2, tail_interaction_share: float = 0.2) -> np.ndarray:
+def last_item_buckets(
+    table: pl.DataFrame, head_item_share: float = 0.2, tail_interaction_share: float = 0.2, map_table: TableMapper = map_in_process
+) -> np.ndarray:
     """head / torso / tail of each row's last item, with the evaluation's segment rule over the table's own popularity."""
-    labels = item_segments(item_counts(table), head_item_share, tail_interaction_share)
+    labels = item_segments(item_counts(table, map_table), head_item_share, tail_interaction_share)
     return labels[last_items(table)]
 
 
@@ -56,8 +70,15 @@ def _copies(table: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
     return table[rows].with_columns(pl.lit(True).alias(SYNTHETIC))
 
 
+class _PopularityComponent(Component):
+    """A sequence component whose one table-wide statistic is item popularity (item_counts), which a mapper can count."""
+
+    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+        return self.apply_mapped(table, rng, map_in_process)
+
+
 @register
-class SequenceWeights(Component):
+class SequenceWeights(_PopularityComponent):
     """Keep every sequence, but weight its loss by popularity(last item) ** -exponent (weights average 1)."""
 
     name = "inverse-popularity-weights"
@@ -67,14 +88,14 @@ class SequenceWeights(Component):
             raise LongtailError("inverse-popularity-weights: exponent must be >= 0")
         self.exponent = exponent
 
-    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-        popularity = item_counts(table)[last_items(table)].astype(np.float64)
+    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+        popularity = item_counts(table, map_table)[last_items(table)].astype(np.float64)
         factor = np.maximum(popularity, 1.0) ** -self.exponent
         return table.with_columns((pl.col(WEIGHT) * pl.Series(factor / factor.mean())).alias(WEIGHT))
 
 
 @register
-class TailOverSampling(Component):
+class TailOverSampling(_PopularityComponent):
     """Copy sequences whose last item is in a smaller popularity bucket until that bucket has `ratio` x the largest's rows.
 
     Buckets are the evaluation segments (head / torso / tail) of the last item. Only the buckets named in
@@ -91,17 +112,17 @@ class TailOverSampling(Component):
         self.buckets = list(buckets)
         self.shares = (head_item_share, tail_interaction_share)
 
-    def targets(self, table: pl.DataFrame) -> dict[str, int]:
-        """Rows each bucket has after over-sampling."""
-        labels = last_item_buckets(table, *self.shares)
+    def targets(self, table: pl.DataFrame, labels: np.ndarray | None = None) -> dict[str, int]:
+        """Rows each bucket has after over-sampling (`labels`: each row's bucket, when already known)."""
+        labels = last_item_buckets(table, *self.shares) if labels is None else labels
         counts = {bucket: int(np.sum(labels == bucket)) for bucket in BUCKETS}
         goal = round(self.ratio * max(counts.values()))
         return {bucket: max(count, goal) if bucket in self.buckets and count else count for bucket, count in counts.items()}
 
-    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-        labels = last_item_buckets(table, *self.shares)
+    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+        labels = last_item_buckets(table, *self.shares, map_table=map_table)
         extra = []
-        for bucket, goal in self.targets(table).items():
+        for bucket, goal in self.targets(table, labels).items():
             members = np.flatnonzero(labels == bucket)
             if goal > len(members):
                 extra.append(rng.choice(members, size=goal - len(members), replace=True))
@@ -110,7 +131,7 @@ class TailOverSampling(Component):
 
 
 @register
-class HeadUnderSampling(Component):
+class HeadUnderSampling(_PopularityComponent):
     """Drop randomly chosen head-dominated sequences until they make up at most `max_share` of the rows.
 
     A sequence is head-dominated when at least `head_fraction` of its items are head items.
@@ -125,14 +146,14 @@ class HeadUnderSampling(Component):
         self.head_fraction = head_fraction
         self.shares = (head_item_share, tail_interaction_share)
 
-    def head_dominated(self, table: pl.DataFrame) -> np.ndarray:
+    def head_dominated(self, table: pl.DataFrame, map_table: TableMapper = map_in_process) -> np.ndarray:
         """Whether each row counts as head-dominated."""
-        is_head = item_segments(item_counts(table), *self.shares) == HEAD
+        is_head = item_segments(item_counts(table, map_table), *self.shares) == HEAD
         fractions = [float(np.mean(is_head[items[items != MASKED]])) for items in map(np.asarray, table[ITEMS].to_list())]
         return np.asarray(fractions) >= self.head_fraction
 
-    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-        dominated = np.flatnonzero(self.head_dominated(table))
+    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+        dominated = np.flatnonzero(self.head_dominated(table, map_table))
         others = len(table) - len(dominated)
         # the largest k with k / (others + k) <= max_share
         keep = min(len(dominated), int(np.floor(self.max_share * others / (1 - self.max_share))))

@@ -102,6 +102,12 @@ class PipelineConfig(_Section):
     spark_connect_timeout_seconds: float = Field(30.0, gt=0, description="give up on an unreachable master after this long")
     spark_executor_memory: str = "1g"
     spark_driver_memory: str = "2g"
+    in_process_memory_gb: float | None = Field(
+        None, gt=0, description="memory the in-process executor may use; unset: what the machine has available when the step starts"
+    )
+    in_process_bytes_per_event: int = Field(
+        500, gt=0, description="peak memory per event of the in-process audit (measured ~470-600 B), for refusing inputs that cannot fit"
+    )
 
 
 class DifferentialPrivacyConfig(_Section):

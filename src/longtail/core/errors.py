@@ -44,6 +44,10 @@ class ExecutorError(LongtailError):
     """The configured executor (e.g. a Spark master) cannot run the pipeline."""
 
 
+class InsufficientMemoryError(LongtailError):
+    """An in-process step would need more memory than is available; it is refused before loading anything."""
+
+
 class PrivacyError(LongtailError):
     """A privacy step cannot run as configured (e.g. pseudonymisation is on but no key is set)."""
 

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 
 from longtail.core.errors import LongtailError
+from longtail.core.executors import OutputSchema, TableMapper, map_in_process
 
 Stage = Literal["valid", "test"]
 T = TypeVar("T")
@@ -66,28 +67,40 @@ def _day(micros: float) -> str:
     return f"{datetime.fromtimestamp(micros / 1e6, tz=UTC):%Y-%m-%d}"
 
 
-def _ordered_sequences(items: pl.DataFrame, events: pl.DataFrame) -> tuple[list[str], list[str], list[np.ndarray], list[np.ndarray]]:
-    """Per user the item indices and timestamps of their interactions in time order (input order breaks ties)."""
-    interactions = events.filter(pl.col("item_id").is_not_null()).with_row_index("order")
+SEQUENCE_ROWS_SCHEMA: OutputSchema = {"user_id": pl.String, "item": pl.List(pl.Int64), "time": pl.List(pl.Int64)}
+
+
+def user_sequence_rows(batch: pl.DataFrame) -> pl.DataFrame:
+    """Per user of the batch (user_id, item index, timestamp, input order) the items and times in time order; needs each user whole."""
+    ordered = batch.sort(["user_id", "timestamp", "order"]).group_by("user_id", maintain_order=True)
+    return ordered.agg(pl.col("item"), pl.col("timestamp").dt.epoch("us").alias("time"))
+
+
+def _ordered_sequences(
+    items: pl.DataFrame, events: pl.DataFrame, map_table: TableMapper = map_in_process
+) -> tuple[list[str], list[str], list[np.ndarray], list[np.ndarray]]:
+    """Per user the item indices and timestamps of their interactions in time order (input order breaks ties).
+
+    The per-user ordering runs through `map_table` with each user's events together (in-process or on Spark);
+    users come back sorted by id either way.
+    """
+    interactions = events.filter(pl.col("item_id").is_not_null()).with_row_index("order").with_columns(pl.col("order").cast(pl.Int64))
     catalogue = list(dict.fromkeys([*items["item_id"].to_list(), *interactions["item_id"].unique(maintain_order=True).to_list()]))
     index = pl.DataFrame({"item_id": catalogue, "item": np.arange(len(catalogue), dtype=np.int64)})
-    grouped = (
-        interactions.join(index, on="item_id", how="left")
-        .sort(["user_id", "timestamp", "order"])
-        .group_by("user_id", maintain_order=True)
-        .agg(pl.col("item"), pl.col("timestamp").dt.epoch("us").alias("time"))
-    )
+    indexed = interactions.join(index, on="item_id", how="left").select("user_id", "item", "timestamp", "order")
+    grouped = map_table(indexed, user_sequence_rows, SEQUENCE_ROWS_SCHEMA, "user_id").sort("user_id")
     sequences = [np.asarray(s, dtype=np.int64) for s in grouped["item"].to_list()]
     times = [np.asarray(t, dtype=np.int64) for t in grouped["time"].to_list()]
     return catalogue, grouped["user_id"].to_list(), sequences, times
 
 
-def leave_one_out(items: pl.DataFrame, events: pl.DataFrame) -> Split:
+def leave_one_out(items: pl.DataFrame, events: pl.DataFrame, map_table: TableMapper = map_in_process) -> Split:
     """Last interaction per user = test, the one before = validation, the rest = training.
 
     Users with fewer than three interactions keep them all for training and are not evaluated.
+    The per-user sequences are built through `map_table` (in-process by default).
     """
-    catalogue, users, sequences, _ = _ordered_sequences(items, events)
+    catalogue, users, sequences, _ = _ordered_sequences(items, events, map_table)
     empty = np.zeros(0, dtype=np.int64)
     train, valid, test = [], [], []
     for sequence in sequences:
@@ -102,7 +115,9 @@ def leave_one_out(items: pl.DataFrame, events: pl.DataFrame) -> Split:
     return Split(catalogue, users, train, valid, test, "loo")
 
 
-def temporal_split(items: pl.DataFrame, events: pl.DataFrame, valid_share: float = 0.1, test_share: float = 0.1) -> Split:
+def temporal_split(
+    items: pl.DataFrame, events: pl.DataFrame, valid_share: float = 0.1, test_share: float = 0.1, map_table: TableMapper = map_in_process
+) -> Split:
     """One global time cut: the latest `test_share` of interactions is test, the `valid_share` before it validation.
 
     Targets are the distinct items a user interacted with inside a window; training holds only events before
@@ -110,7 +125,7 @@ def temporal_split(items: pl.DataFrame, events: pl.DataFrame, valid_share: float
     """
     if not (valid_share > 0 and test_share > 0 and valid_share + test_share < 1):
         raise LongtailError("temporal split: valid_share and test_share must be positive and sum to less than 1")
-    catalogue, users, sequences, times = _ordered_sequences(items, events)
+    catalogue, users, sequences, times = _ordered_sequences(items, events, map_table)
     every_time = np.concatenate(times) if times else np.zeros(0, np.int64)
     if every_time.size == 0:
         raise LongtailError("temporal split: there are no interaction events to split")
@@ -136,12 +151,14 @@ def hold_out_new_items(split: Split, share: float = 0.1, seed: int = 42) -> Spli
     return Split(split.item_ids, split.user_ids, train, valid, split.test, f"{split.protocol} + {share:.0%} new items", new)
 
 
-def split_events(items: pl.DataFrame, events: pl.DataFrame, protocol: Literal["loo", "temporal"] = "loo") -> Split:
-    """Split by protocol name."""
+def split_events(
+    items: pl.DataFrame, events: pl.DataFrame, protocol: Literal["loo", "temporal"] = "loo", map_table: TableMapper = map_in_process
+) -> Split:
+    """Split by protocol name, the per-user sequences built through `map_table`."""
     if protocol == "loo":
-        return leave_one_out(items, events)
+        return leave_one_out(items, events, map_table)
     if protocol == "temporal":
-        return temporal_split(items, events)
+        return temporal_split(items, events, map_table=map_table)
     raise LongtailError(f"unknown split protocol '{protocol}'; use loo or temporal")
 
 

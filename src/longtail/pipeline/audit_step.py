@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import psutil
 
 from longtail.balance.imbalance import for_json, imbalance_charts, imbalance_report
 from longtail.core.config import LongtailConfig
-from longtail.data.loaders import check_parse_rates, load_table, to_canonical
+from longtail.core.errors import InsufficientMemoryError
+from longtail.data.loaders import check_parse_rates, estimated_rows, load_table, to_canonical
 from longtail.data.schema import EVENTS, ITEMS, JUDGMENTS, USERS, TableSpec
 from longtail.pipeline.executors import table_mapper
 from longtail.privacy.ingest import apply_privacy
@@ -36,6 +38,20 @@ def _private(
     return private["items"], private.get("events"), private.get("users")
 
 
+def check_fits_in_memory(events_path: str | Path, config: LongtailConfig) -> None:
+    """Refuse, before loading anything, an in-process audit whose events would need more memory than is available."""
+    pipeline = config.pipeline
+    rows = estimated_rows(events_path)
+    needed = rows * pipeline.in_process_bytes_per_event
+    available = pipeline.in_process_memory_gb * 2**30 if pipeline.in_process_memory_gb else psutil.virtual_memory().available
+    if needed > available:
+        raise InsufficientMemoryError(
+            f"{events_path}: ~{rows:,} events need ~{needed / 2**30:.1f} GB to audit in-process (~{pipeline.in_process_bytes_per_event} bytes "
+            f"per event) but {available / 2**30:.1f} GB is available; run it on a cluster (pipeline.executor: spark, "
+            "longtail audit --executor spark --master spark://...) or split the input"
+        )
+
+
 def run_audit(
     items_path: str | Path,
     events_path: str | Path,
@@ -52,6 +68,8 @@ def run_audit(
     """
     step = on_step or (lambda _name: None)
     on_cluster = config.pipeline.executor == "spark"
+    if not on_cluster:
+        check_fits_in_memory(events_path, config)
     loaded = _load_inputs(
         [(ITEMS, items_path), (EVENTS, None if on_cluster else events_path), (USERS, users_path), (JUDGMENTS, judgments_path)], config, step
     )

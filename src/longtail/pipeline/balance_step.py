@@ -12,6 +12,7 @@ import polars as pl
 from longtail.balance.component import Component, build_chain, run
 from longtail.balance.leakage import check_disjoint
 from longtail.core.config import ComponentSpec, LongtailConfig, TabularBalanceConfig, save_config
+from longtail.core.executors import TableMapper, map_in_process
 from longtail.evaluate.balancing import report_heads, run_category_experiment
 from longtail.evaluate.classification import classification_context
 from longtail.reporting.writers import write_report_pair
@@ -22,13 +23,14 @@ def build_strategies(config: TabularBalanceConfig) -> dict[str, Component]:
     return {name: build_chain(specs) for name, specs in config.strategies.items()}
 
 
-def balance_training_table(train: pl.DataFrame, evaluation: pl.DataFrame, keys: Sequence[str], specs: Sequence[ComponentSpec], seed: int) -> pl.DataFrame:
-    """The training split after the configured components; raises LeakageError if it shares a key with the evaluation split."""
+def balance_training_table(
+    train: pl.DataFrame, evaluation: pl.DataFrame, keys: Sequence[str], specs: Sequence[ComponentSpec], seed: int, map_table: TableMapper = map_in_process
+) -> pl.DataFrame:
+    """The training split after the configured components (their statistics through `map_table`); raises LeakageError on a key shared with evaluation."""
     check_disjoint(train, evaluation, keys)
-    balanced = run(build_chain(specs), train, seed)
+    balanced = run(build_chain(specs), train, seed, map_table=map_table)
     check_disjoint(balanced, evaluation, keys)
     return balanced
-
 
 
 def run_classification_ablation(settings: LongtailConfig, datasets_root: str | Path, out_dir: Path,

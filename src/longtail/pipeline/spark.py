@@ -32,13 +32,23 @@ _SPARK_TYPES: dict[PolarsDataType, str] = {
 }
 
 
+def _spark_type(dtype: PolarsDataType) -> str | None:
+    """The Spark SQL type of a polars type: flat types, timestamps, and lists of them; None when it has none."""
+    if isinstance(dtype, pl.Datetime):
+        return "timestamp"
+    if isinstance(dtype, pl.List):
+        inner = _spark_type(dtype.inner)
+        return f"array<{inner}>" if inner else None
+    return _SPARK_TYPES.get(dtype.base_type())
+
+
 def spark_ddl(schema: OutputSchema) -> str:
-    """A Spark DDL schema string for a polars schema of flat columns."""
+    """A Spark DDL schema string for a polars schema of flat columns (and lists of them)."""
     parts = []
     for name, dtype in schema.items():
-        spark_type = "timestamp" if isinstance(dtype, pl.Datetime) else _SPARK_TYPES.get(dtype.base_type())
+        spark_type = _spark_type(dtype)
         if spark_type is None:
-            raise ExecutorError(f"column '{name}' of type {dtype} cannot cross to Spark; use flat types")
+            raise ExecutorError(f"column '{name}' of type {dtype} cannot cross to Spark; use flat types or lists of them")
         parts.append(f"`{name}` {spark_type}")
     return ", ".join(parts)
 

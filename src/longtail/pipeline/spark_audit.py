@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -16,6 +16,7 @@ from longtail.core.executors import OutputSchema
 from longtail.data.loaders import load_part, part_files
 from longtail.data.schema import EVENTS, TABLES
 from longtail.pipeline.spark import conform, run_partition, spark_ddl, start_session
+from longtail.pipeline.spark_items import near_duplicates_on_spark, price_outliers_on_spark
 from longtail.privacy.ingest import apply_privacy
 from longtail.quality import checks, commerce, statistics
 from longtail.quality.audit import (
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 PART_FOLDERS = ("clean", "quarantine", "flags")
 COUNTS_SCHEMA = {"item_id": pl.String, "events": pl.Int64}
+BOTS_SCHEMA = {"user_id": pl.String, "peak": pl.Int64}
 
 
 def _read_parts(rows: Iterator[pd.DataFrame], config: LongtailConfig, schema: OutputSchema) -> Iterator[pd.DataFrame]:
@@ -78,6 +80,31 @@ def _collect(frame: DataFrame, schema: OutputSchema) -> pl.DataFrame:
     return conform(collected, schema)
 
 
+def _user_activity(by_user: DataFrame, schema: OutputSchema, config: LongtailConfig) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The bot-like users (user_id, peak) and the report's user activity; the per-user rates stay on the executors.
+
+    The driver receives only how many users share each (peak, events) pair, which fixes the robust
+    centre and spread exactly as in-process, then the few users whose peak marks a bot and the top ten.
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    rates_function = partial(event_user_rates, window_seconds=config.quality.bot_window_seconds)
+    rates = by_user.mapInPandas(partial(run_partition, function=rates_function, input_schema=schema, output_schema=RATES_SCHEMA), spark_ddl(RATES_SCHEMA))
+    # Kept on the executors (spilling to their disk) for the three small queries below, so the events are read once.
+    rates = rates.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        counts = _collect(rates.groupBy("peak", "events").agg(F.count(F.lit(1)).alias("users")), checks.RATE_COUNTS_SCHEMA).sort("peak", "events")
+        scores = checks.peak_scores(counts, config.quality)
+        bot_peaks = scores.filter(pl.col("bot"))["peak"].to_list()
+        bots = _collect(rates.where(F.col("peak").isin(bot_peaks)).select("user_id", "peak"), BOTS_SCHEMA) if bot_peaks else pl.DataFrame(schema=BOTS_SCHEMA)
+        ranked = rates.orderBy(F.col("peak").desc(), F.col("events").desc(), F.col("user_id").asc()).limit(statistics.TOP_PEAK_USERS)
+        top = _collect(ranked, RATES_SCHEMA).join(scores, on="peak", how="left")
+    finally:
+        rates.unpersist()
+    return bots, statistics.user_activity(counts, statistics.top_peak_users(top))
+
+
 def _event_sample(events_path: Path, config: LongtailConfig) -> pl.DataFrame:
     """The first part file, loaded on the driver: its schema, and proof that the events carry no transaction lines."""
     first = part_files(events_path)[0]
@@ -108,7 +135,8 @@ def audit_on_cluster(
     `out_dir` must be on storage every executor can write (on loopback: the local disk).
     """
     step = on_step or (lambda _name: None)
-    events_path = Path(events_path)
+    # Absolute paths: executors run in their own working folders, where a relative path names nothing.
+    events_path, out_dir = Path(events_path).resolve(), Path(out_dir).resolve()
     parts = part_files(events_path)
     schema = dict(_event_sample(events_path, config).schema)
     clock = AuditClock.from_config(config.quality)
@@ -125,18 +153,17 @@ def audit_on_cluster(
             else pl.DataFrame(schema=COUNTS_SCHEMA)
         )
         merges = commerce.case_variant_merges(items, counts)
-        item_audit = audit_items(items, None, merges, config, clock, step)
+        find_near = partial(near_duplicates_on_spark, session, partitions=config.pipeline.spark_partitions)
+        price_outliers = partial(price_outliers_on_spark, session, partitions=config.pipeline.spark_partitions)
+        item_audit = audit_items(items, None, merges, config, clock, step, find_near, price_outliers)
         side_outcomes, side_findings = audit_side_tables(items, item_audit.outcome.kept, users, judgments, config)
         by_user = events.repartition(config.pipeline.spark_partitions, "user_id")
         step("events: activity per user")
-        rates_function = partial(event_user_rates, window_seconds=config.quality.bot_window_seconds)
-        rates = _collect(by_user.mapInPandas(partial(run_partition, function=rates_function, input_schema=schema, output_schema=RATES_SCHEMA),
-                                             spark_ddl(RATES_SCHEMA)), RATES_SCHEMA)
-        user_rates = checks.bot_table(rates, config.quality)
+        bots, activity = _user_activity(by_user, schema, config)
         context = EventBatchContext(
             EventContext(checks.item_index(items, item_audit.outcome.kept["item_id"]), config.quality, clock.now, clock.catalogue_start),
             merges,
-            user_rates.filter(pl.col("bot")).select("user_id", "peak"),
+            bots,
             side_outcomes["users"].kept.select("user_id") if "users" in side_outcomes else None,
             config,
         )
@@ -151,7 +178,7 @@ def audit_on_cluster(
             figures = {"items": statistics.table_figures(items, item_audit.outcome, item_audit.findings), "events": event_figures}
             figures |= {name: statistics.table_figures(table, side_outcomes[name], side_findings[name])
                         for name, table in (("users", users), ("judgments", judgments)) if table is not None}
-            report = statistics.assemble_report(in_table_order(figures), items, user_rates, daily, clock.wall_clock, config)
+            report = statistics.assemble_report(in_table_order(figures), items, activity, daily, clock.wall_clock, config)
             report["item_merges"] = dict(merges.iter_rows())
             result = AuditResult(in_table_order({"items": item_audit.outcome, **side_outcomes}), report)
             step("write artifacts")

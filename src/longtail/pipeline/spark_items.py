@@ -1,4 +1,4 @@
-"""Near-duplicate items as a Spark job: the in-process MinHash banding, with bucket pairing and exact checks spread over executors."""
+"""Catalogue-wide item checks as Spark jobs: near-duplicates (the in-process MinHash banding) and per-category price outliers (window functions)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from longtail.core.config import QualityConfig
+from longtail.data.schema import SOURCE_ROW
 from longtail.pipeline.spark import conform, spark_ddl
-from longtail.quality import duplicates
+from longtail.quality import checks, duplicates
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 TEXTS_SCHEMA = {"position": pl.Int64, "compact": pl.String}
 BUCKETS_SCHEMA = {"position": pl.Int64, "band": pl.Int32, "key": pl.Int64}
 MATCHES_SCHEMA = {"later": pl.Int64, "earlier": pl.Int64, "similarity": pl.Float64}
+MEDIANS_SCHEMA = {SOURCE_ROW: pl.Int64, "price": pl.Float64, "category_median": pl.Float64}
 
 
 def _band_rows(batches: Iterator[pd.DataFrame], shingle_size: int, seed: int) -> Iterator[pd.DataFrame]:
@@ -82,3 +85,35 @@ def near_duplicates_on_spark(
     collected = pl.from_arrow(chosen.toArrow())
     assert isinstance(collected, pl.DataFrame)  # a Spark result is a table, never a single column
     return {ids[later]: (ids[earlier], float(np.round(similarity, 3))) for later, earlier, similarity in conform(collected, MATCHES_SCHEMA).iter_rows()}
+
+
+def price_outliers_on_spark(session: SparkSession, items: pl.DataFrame, config: QualityConfig, partitions: int = 8) -> pl.DataFrame:
+    """The findings of quality.checks.price_outliers, with each category's median price computed by window functions on the cluster.
+
+    Within a category, prices are numbered by `row_number` and counted; the median is the middle price,
+    or `lower + (upper - lower) / 2` of the two middle ones (how polars interpolates), so it is bit-identical.
+    Only rows whose ratio to the median is extreme come back to the driver.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    priced_schema = {SOURCE_ROW: pl.Int64, "price": pl.Float64, "category": pl.String}
+    # The schema is given so a catalogue without prices (an empty frame) still makes a table.
+    priced = session.createDataFrame(checks.priced_items(items).to_pandas(), spark_ddl(priced_schema)).repartition(partitions, "category")
+    ordered = Window.partitionBy("category").orderBy("price")
+    whole = Window.partitionBy("category")
+    numbered = priced.withColumn("rank", F.row_number().over(ordered)).withColumn("size", F.count(F.lit(1)).over(whole))
+    lower, upper = F.floor((F.col("size") + 1) / 2), F.floor(F.col("size") / 2) + 1
+    middle = numbered.groupBy("category", "size").agg(
+        F.max(F.when(F.col("rank") == lower, F.col("price"))).alias("lower"), F.max(F.when(F.col("rank") == upper, F.col("price"))).alias("upper")
+    )
+    medians = middle.where(F.col("size") >= config.price_outlier_min_category_items).select(
+        "category", (F.col("lower") + (F.col("upper") - F.col("lower")) * 0.5).alias("category_median")
+    )
+    ratio = F.col("price") / F.col("category_median")
+    extreme = (ratio >= config.price_outlier_ratio) | (ratio <= 1.0 / config.price_outlier_ratio)
+    flagged = priced.join(medians, "category").where(extreme).select(SOURCE_ROW, "price", "category_median")
+    collected = pl.from_arrow(flagged.toArrow())
+    assert isinstance(collected, pl.DataFrame)  # a Spark result is a table, never a single column
+    # In catalogue order, as the in-process join returns them.
+    return checks.price_outlier_findings(conform(collected, MEDIANS_SCHEMA).sort(SOURCE_ROW), config)

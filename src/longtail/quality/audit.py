@@ -16,7 +16,7 @@ from longtail.core.executors import TableMapper, map_in_process
 from longtail.data.expressions import describe
 from longtail.data.loaders import INVALID_FIELDS, INVALID_VALUES
 from longtail.data.schema import CLEAN_CONTRACTS, EVENTS, ITEMS, JUDGMENTS, SOURCE_ROW, USERS, TableSpec
-from longtail.quality import checks, commerce, statistics, text_noise
+from longtail.quality import checks, commerce, duplicates, statistics, text_noise
 
 ITEM_TEXT_COLUMNS = ["title", "description"]
 EVENT_TEXT_COLUMNS = ["query", "text"]
@@ -197,17 +197,27 @@ class ItemAudit:
 
 
 def audit_items(
-    items: pl.DataFrame, lines: pl.DataFrame | None, merges: pl.DataFrame, config: LongtailConfig, clock: AuditClock, step: StepCallback
+    items: pl.DataFrame,
+    lines: pl.DataFrame | None,
+    merges: pl.DataFrame,
+    config: LongtailConfig,
+    clock: AuditClock,
+    step: StepCallback,
+    find_near: duplicates.NearDuplicateFinder = duplicates.near_duplicates,
+    price_outliers: Callable[[pl.DataFrame, QualityConfig], pl.DataFrame] = checks.price_outliers,
 ) -> ItemAudit:
-    """Every item check (validity, commerce rules, duplicates, outliers, text noise) and the items' outcome."""
+    """Every item check (validity, commerce rules, duplicates, outliers, text noise) and the items' outcome.
+
+    `find_near` and `price_outliers` are the catalogue-wide checks, in-process by default (pipeline/spark_items.py has cluster twins).
+    """
     quality = config.quality
     step("items: validity")
     commerce_items = commerce.item_findings(items, lines, merges, quality)
     item_findings = [checks.unparseable_fields(items), checks.item_validity(items, quality, clock.now, clock.catalogue_start), commerce_items]
     step("items: duplicates")
-    item_findings.append(checks.item_duplicates(items, quality, config.seed))
+    item_findings.append(checks.item_duplicates(items, quality, config.seed, find_near))
     step("items: outliers and consistency")
-    item_findings += [checks.price_outliers(items, quality), checks.category_consistency(items)]
+    item_findings += [price_outliers(items, quality), checks.category_consistency(items)]
     step("items: text noise")
     item_findings.append(checks.text_noise_findings(items, ITEM_TEXT_COLUMNS, quality))
     findings = pl.concat(item_findings)

@@ -141,14 +141,26 @@ def item_validity(items: pl.DataFrame, config: QualityConfig, now: datetime, cat
     return pl.concat(parts)
 
 
+NO_CATEGORY = "(no category)"
+
+
+def priced_items(items: pl.DataFrame) -> pl.DataFrame:
+    """Items with a positive price, those without a category under one shared name (the price-outlier check's input)."""
+    return items.filter(pl.col("price") > 0).select(SOURCE_ROW, "price", pl.col("category").fill_null(NO_CATEGORY))
+
+
 def price_outliers(items: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:
     """Prices far from their category's median (a robust centre): flagged, since luxury items exist.
 
     Items without a category are compared with the median of all uncategorised items: the shop's own price distribution.
     """
-    priced = items.filter(pl.col("price") > 0).with_columns(pl.col("category").fill_null("(no category)"))
+    priced = priced_items(items)
     stats = priced.group_by("category").agg(pl.col("price").median().alias("category_median"), pl.len().alias("category_items"))
-    joined = priced.join(stats.filter(pl.col("category_items") >= config.price_outlier_min_category_items), on="category")
+    return price_outlier_findings(priced.join(stats.filter(pl.col("category_items") >= config.price_outlier_min_category_items), on="category"), config)
+
+
+def price_outlier_findings(joined: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:
+    """The findings for priced items that carry their category's median (`category_median`; only categories large enough)."""
     ratio = pl.col("price") / pl.col("category_median")
     mask = (ratio >= config.price_outlier_ratio) | (ratio <= 1.0 / config.price_outlier_ratio)
     return findings_where(
@@ -188,15 +200,20 @@ def text_noise_findings(table: pl.DataFrame, columns: list[str], config: Quality
     return pl.concat(parts) if parts else no_findings()
 
 
-def item_duplicates(items: pl.DataFrame, config: QualityConfig, seed: int) -> pl.DataFrame:
-    """Items whose text equals (exact) or nearly equals (near) an earlier item's; flagged, the first one is kept."""
+def item_duplicates(
+    items: pl.DataFrame, config: QualityConfig, seed: int, find_near: duplicates.NearDuplicateFinder = duplicates.near_duplicates
+) -> pl.DataFrame:
+    """Items whose text equals (exact) or nearly equals (near) an earlier item's; flagged, the first one is kept.
+
+    `find_near` is the near-duplicate search (in-process by default; pipeline/spark_items.py runs the same one on a cluster).
+    """
     candidates = items.filter(~blank("item_id"), ~blank("title"), pl.col("item_id").is_first_distinct()).select(
         SOURCE_ROW, "item_id", duplicates.item_text(items).alias("text")
     )
     ids, texts = candidates["item_id"].to_list(), candidates["text"].to_list()
     exact = duplicates.exact_duplicates(ids, texts)
     remaining = [(i, t) for i, t in zip(ids, texts, strict=True) if i not in exact]
-    near = duplicates.near_duplicates(
+    near = find_near(
         [i for i, _ in remaining], [t for _, t in remaining], config.near_duplicate_threshold, config.near_duplicate_shingle, seed
     )
     exact_frame = pl.DataFrame(
@@ -292,21 +309,36 @@ def user_peak_rates(events: pl.DataFrame, window_seconds: int) -> pl.DataFrame:
         ).pl()
 
 
-def robust_z(values: np.ndarray) -> np.ndarray:
-    """(x - median) / (1.4826 * MAD), with a floor on MAD so constant data gives finite scores."""
-    median = np.median(values)
-    mad = max(float(np.median(np.abs(values - median))) * 1.4826, 1e-9)
-    return (values - median) / mad
+def robust_centre(values: np.ndarray) -> tuple[float, float]:
+    """The median and 1.4826 * MAD, with a floor on MAD so constant data gives finite scores."""
+    median = float(np.median(values))
+    return median, max(float(np.median(np.abs(values - median))) * 1.4826, 1e-9)
+
+
+RATE_COUNTS_SCHEMA = {"peak": pl.Int64, "events": pl.Int64, "users": pl.Int64}
+
+
+def rate_counts(rates: pl.DataFrame) -> pl.DataFrame:
+    """How many users share each (peak, events) pair: all the bot statistics need, at a size independent of the user count."""
+    return rates.group_by("peak", "events").agg(pl.len().cast(pl.Int64).alias("users")).sort("peak", "events")
+
+
+def peak_scores(counts: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:
+    """Each distinct peak (from `rate_counts`) with its robust z-score over all users and whether it marks a bot."""
+    peaks = counts.group_by("peak").agg(pl.col("users").sum()).sort("peak")
+    log_peak = np.log1p(peaks["peak"].to_numpy().astype(float))
+    # The centre and spread are over users, not distinct peaks, so each peak counts once per user holding it.
+    median, mad = robust_centre(np.repeat(log_peak, peaks["users"].to_numpy()))
+    scored = peaks.select("peak", pl.Series("peak_robust_z", (log_peak - median) / mad))
+    is_bot = (pl.col("peak") > config.bot_max_events_per_window) | ((pl.col("peak_robust_z") > config.bot_robust_z) & (pl.col("peak") >= 50))
+    return scored.with_columns(is_bot.alias("bot"))
 
 
 def bot_table(rates: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:
     """Per-user rates with a robust z-score of the peak and whether the user behaves like a bot."""
     if rates.height == 0:
         return rates.with_columns(pl.lit(None, pl.Float64).alias("peak_robust_z"), pl.lit(None, pl.Boolean).alias("bot"))
-    log_peak = np.log1p(rates["peak"].to_numpy().astype(float))
-    scored = rates.with_columns(pl.Series("peak_robust_z", robust_z(log_peak)))
-    is_bot = (pl.col("peak") > config.bot_max_events_per_window) | ((pl.col("peak_robust_z") > config.bot_robust_z) & (pl.col("peak") >= 50))
-    return scored.with_columns(is_bot.alias("bot"))
+    return rates.join(peak_scores(rate_counts(rates), config), on="peak", how="left")
 
 
 def bot_findings(events: pl.DataFrame, bots: pl.DataFrame, config: QualityConfig) -> pl.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,8 @@ NUM_PERMUTATIONS = BANDS * ROWS
 # (about four standard deviations of the estimate at 126 permutations).
 ESTIMATE_MARGIN = 0.15
 _U64 = np.uint64
+# (ids, texts, threshold, shingle size, seed) -> {later id: (earlier id, similarity)}: near_duplicates or its cluster twin.
+NearDuplicateFinder = Callable[[list[str], list[str], float, int, int], dict[str, tuple[str, float]]]
 
 
 def normalise_text(text: str) -> str:

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
 from longtail.core.config import LongtailConfig
 from longtail.data.schema import SOURCE_ROW, TABLES
+from longtail.quality import checks
 
 if TYPE_CHECKING:
     from longtail.quality.audit import TableOutcome
@@ -104,18 +106,26 @@ def timeliness_from_daily(daily: pl.DataFrame, now: datetime, stale_after_days: 
     }
 
 
-def user_activity(user_rates: pl.DataFrame) -> dict[str, Any]:
-    """Distribution of events per user and the users with the highest peak rate."""
-    if user_rates.height == 0:
+TOP_PEAK_USERS = 10
+
+
+def top_peak_users(user_rates: pl.DataFrame) -> pl.DataFrame:
+    """The users with the highest peak rate (then most events, then id), as the report lists them."""
+    return user_rates.sort(["peak", "events", "user_id"], descending=[True, True, False]).head(TOP_PEAK_USERS)
+
+
+def user_activity(counts: pl.DataFrame, top: pl.DataFrame) -> dict[str, Any]:
+    """Distribution of events per user (from checks.rate_counts) and the users with the highest peak rate (`top`, scored)."""
+    if counts.height == 0:
         return {"users": 0}
-    counts = user_rates["events"]
-    top = user_rates.sort(["peak", "events", "user_id"], descending=[True, True, False]).head(10)
+    # Expanded to one value per user so the median and percentile are exactly those of the per-user table.
+    per_user = pl.Series("events", np.repeat(counts["events"].to_numpy(), counts["users"].to_numpy()))
     return {
-        "users": user_rates.height,
+        "users": int(counts["users"].sum()),
         "events_per_user": {
-            "median": _number(counts.median()),
-            "p99": _number(counts.quantile(0.99)),
-            "max": int(_number(counts.max())),
+            "median": _number(per_user.median()),
+            "p99": _number(per_user.quantile(0.99)),
+            "max": int(_number(per_user.max())),
         },
         "top_peak_users": top.select("user_id", "events", "peak", pl.col("peak_robust_z").round(2)).to_dicts(),
     }
@@ -171,13 +181,14 @@ def build_report(
 ) -> dict[str, Any]:
     """The JSON report: per-table counts and reasons, then one section per quality dimension."""
     figures = {name: table_figures(inputs[name], outcome, findings_by_table[name]) for name, outcome in outcomes.items()}
-    return assemble_report(figures, inputs["items"], user_rates, daily_times(inputs["events"], now), now, config)
+    activity = user_activity(checks.rate_counts(user_rates), top_peak_users(user_rates))
+    return assemble_report(figures, inputs["items"], activity, daily_times(inputs["events"], now), now, config)
 
 
 def assemble_report(
-    figures: dict[str, TableFigures], items: pl.DataFrame, user_rates: pl.DataFrame, daily: pl.DataFrame, now: datetime, config: LongtailConfig
+    figures: dict[str, TableFigures], items: pl.DataFrame, activity: dict[str, Any], daily: pl.DataFrame, now: datetime, config: LongtailConfig
 ) -> dict[str, Any]:
-    """The JSON report from per-table figures, the item table, per-user rates and per-day event times."""
+    """The JSON report from per-table figures, the item table, the user activity (see user_activity) and per-day event times."""
 
     def by_table(reasons: set[str]) -> dict[str, dict[str, int]]:
         return {name: {r: n for r, n in table.reasons.items() if r in reasons} for name, table in figures.items()}
@@ -189,7 +200,7 @@ def assemble_report(
         "validity": by_table(VALIDITY_REASONS),
         "consistency": {**by_table(CONSISTENCY_REASONS), "categories": int(items["category"].n_unique()), "prices": price_summary(items)},
         "uniqueness": by_table(UNIQUENESS_REASONS),
-        "outliers": {**by_table(OUTLIER_REASONS), "user_activity": user_activity(user_rates)},
+        "outliers": {**by_table(OUTLIER_REASONS), "user_activity": activity},
         "text_noise": by_table(NOISE_REASONS),
         "timeliness": timeliness_from_daily(daily, now, config.quality.stale_after_days),
     }
