@@ -6,26 +6,18 @@ import threading
 
 import pytest
 
+from concurrent_calls import call_at_once
 from longtail.core.batching import MicroBatcher
 
 
 def run_together(batcher: MicroBatcher[int, int], inputs: list[int]) -> dict[int, int | Exception]:
-    start = threading.Barrier(len(inputs))
-    got: dict[int, int | Exception] = {}
-
-    def call(value: int) -> None:
-        start.wait()
+    def call(value: int) -> int | Exception:
         try:
-            got[value] = batcher(value)
+            return batcher(value)
         except ValueError as error:
-            got[value] = error
+            return error
 
-    threads = [threading.Thread(target=call, args=(value,)) for value in inputs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return got
+    return call_at_once(call, inputs)
 
 
 def test_concurrent_calls_share_batches_and_each_gets_its_own_result() -> None:

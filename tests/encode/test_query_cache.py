@@ -3,12 +3,12 @@ at the same time by several threads share forward passes."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
+from concurrent_calls import call_at_once
 from longtail.encode.encoder import OnnxMiniLMEncoder, TextEncoder, encode_queries
 from longtail.encode.query_cache import QueryVectorCache, query_key
 
@@ -64,18 +64,7 @@ def test_capacity_bounds_the_cache_and_clear_empties_it(minilm: OnnxMiniLMEncode
 def test_concurrent_queries_share_forward_passes_and_match_one_by_one_vectors(minilm: OnnxMiniLMEncoder) -> None:
     counted = CountedEncoder(minilm)
     cache = QueryVectorCache(counted, window_seconds=0.05)
-    start = threading.Barrier(len(QUERIES))
-    got: dict[str, np.ndarray] = {}
-
-    def ask(query: str) -> None:
-        start.wait()
-        got[query] = cache.encode_queries([query])[0]
-
-    threads = [threading.Thread(target=ask, args=(query,)) for query in QUERIES]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    got = call_at_once(lambda query: cache.encode_queries([query])[0], QUERIES)
     assert sorted(text for batch in counted.passes for text in batch) == sorted(QUERIES)  # each encoded exactly once
     assert len(counted.passes) < len(QUERIES)
     for query in QUERIES:
@@ -109,18 +98,7 @@ def test_minilm_batches_running_at_once_give_the_one_at_a_time_vectors() -> None
 
     encoder = SentenceTransformerEncoder()
     cache = QueryVectorCache(encoder, window_seconds=0, max_batch=2, concurrency=2)
-    start = threading.Barrier(len(QUERIES))
-    got: dict[str, np.ndarray] = {}
-
-    def ask(query: str) -> None:
-        start.wait()
-        got[query] = cache.encode_queries([query])[0]
-
-    threads = [threading.Thread(target=ask, args=(query,)) for query in QUERIES]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    got = call_at_once(lambda query: cache.encode_queries([query])[0], QUERIES)
     assert 1 <= cache.batcher.most_running <= 2
     for query in QUERIES:
         # Two threads tokenizing and running forward passes together: the same vectors as one query at a time.

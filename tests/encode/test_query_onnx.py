@@ -3,11 +3,10 @@ copy cannot be made."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
+from concurrent_calls import call_at_once
 from longtail.encode.encoder import EmbeddingCache, SentenceTransformerEncoder
 from longtail.encode.query_cache import QueryVectorCache
 from longtail.encode.query_onnx import OnnxQueryEncoder, minilm_inside, onnx_query_encoder, weights_key
@@ -38,18 +37,7 @@ def test_concurrent_onnx_batches_give_the_one_at_a_time_vectors(minilm: Sentence
     onnx = onnx_query_encoder(minilm, tmp_path)
     assert onnx is not None
     cache = QueryVectorCache(minilm, window_seconds=0, max_batch=2, concurrency=2, query_encoder=onnx)
-    start = threading.Barrier(len(QUERIES))
-    got: dict[str, np.ndarray] = {}
-
-    def ask(query: str) -> None:
-        start.wait()
-        got[query] = cache.encode_queries([query])[0]
-
-    threads = [threading.Thread(target=ask, args=(query,)) for query in QUERIES]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    got = call_at_once(lambda query: cache.encode_queries([query])[0], QUERIES)
     for query in QUERIES:
         np.testing.assert_allclose(got[query], minilm.encode_queries([query])[0], atol=1e-5)
 

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from concurrent_calls import call_at_once
 from longtail.core.config import IntentConfig, LongtailConfig, RecommendConfig, SequentialConfig
 from longtail.data.adapters import load_dataset
 from longtail.encode.item_text import texts_for
@@ -202,18 +203,7 @@ def test_concurrent_recommendations_are_scored_together_and_equal_one_by_one(fol
     users = sample_test_users(split, 8, 11).tolist()
     for user in users:
         _post_history(served, f"c-{user}", [folder.item_ids[i] for i in split.histories("test")[user].tolist()])
-    start = threading.Barrier(len(users))
-    answers = {}
-
-    def ask(user: int) -> None:
-        start.wait()
-        answers[user] = served.services.recommend(f"c-{user}", 10)
-
-    threads = [threading.Thread(target=ask, args=(user,)) for user in users]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = call_at_once(lambda user: served.services.recommend(f"c-{user}", 10), users)
     assert batcher.batches < len(users) if max_batch > len(users) else batcher.batches >= len(users) // max_batch
     assert 1 <= batcher.most_running <= concurrency
     for user in users:

@@ -31,7 +31,7 @@ from longtail.search.engine import CROSS_ENCODER_FEATURE, Mode, SearchEngine
 from longtail.search.features import CORRECTED_BM25
 from longtail.search.fusion import FusionChoice, reciprocal_rank_fusion, tune_fusion
 from longtail.search.learned import RANKER_GRID, LearnedRanker, RankerSettings
-from longtail.search.ranker_training import JudgedPairs
+from longtail.search.ranker_training import JudgedPairs, fit_ranker
 
 HEAD_QUERY_SHARE = 0.2
 LONG_QUERY_WORDS = 5
@@ -202,17 +202,7 @@ def tune_ranker(
     Returns it and each grid point's objective; the best's condensed NDCG@10 is recorded in its meta."""
     if not grid:
         raise LongtailError("ranker tuning needs at least one settings in its grid")
-    rankers = [
-        LearnedRanker.fit(
-            train.names,
-            (train.features, train.grades, train.query_ids),
-            (validation.features, validation.grades, validation.query_ids),
-            settings,
-            train.relevance,
-            validation.relevance,
-        )
-        for settings in grid
-    ]
+    rankers = [fit_ranker(train, validation, settings) for settings in grid]
     condensed = [condensed_ndcg10(validation, ranker.score(validation.features)) for ranker in rankers]
     scores = condensed
     if judgments is not None and vectors is not None:

@@ -112,9 +112,9 @@ def cross_encoder_feature(engine: SearchEngine, pairs: JudgedPairs) -> np.ndarra
     return scores
 
 
-def train_ranker(engine: SearchEngine, train: JudgedPairs, validation: JudgedPairs, settings: RankerSettings | None = None) -> LearnedRanker:
-    """LambdaRank on the training pairs (early-stopped on validation) plus a relevance regressor; the engine uses it at once."""
-    ranker = LearnedRanker.fit(
+def fit_ranker(train: JudgedPairs, validation: JudgedPairs, settings: RankerSettings | None = None) -> LearnedRanker:
+    """LambdaRank on the training pairs (early-stopped on validation) plus a relevance regressor."""
+    return LearnedRanker.fit(
         train.names,
         (train.features, train.grades, train.query_ids),
         (validation.features, validation.grades, validation.query_ids),
@@ -122,5 +122,10 @@ def train_ranker(engine: SearchEngine, train: JudgedPairs, validation: JudgedPai
         train.relevance,
         validation.relevance,
     )
+
+
+def train_ranker(engine: SearchEngine, train: JudgedPairs, validation: JudgedPairs, settings: RankerSettings | None = None) -> LearnedRanker:
+    """`fit_ranker`, and the engine uses the ranker at once."""
+    ranker = fit_ranker(train, validation, settings)
     engine.set_ranker(ranker)
     return ranker
