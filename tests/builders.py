@@ -37,3 +37,10 @@ def hashed_encoder(items: pl.DataFrame) -> Callable[[Sequence[str]], np.ndarray]
 
     hashing = HashingVectorizer(n_features=128, alternate_sign=False)
     return lambda item_ids: hashing.transform(texts_for(item_ids, items)).toarray().astype(np.float32)
+
+
+def first_users(items: pl.DataFrame, events: pl.DataFrame, count: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The first `count` users by id with all their events, and only the items those events touch."""
+    users = events["user_id"].unique().sort().head(count)
+    kept = events.filter(pl.col("user_id").is_in(users.implode()))
+    return items.filter(pl.col("item_id").is_in(kept["item_id"].implode())), kept

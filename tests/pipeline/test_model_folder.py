@@ -6,7 +6,6 @@ import pickle
 import shutil
 
 import numpy as np
-import polars as pl
 import pytest
 import torch
 
@@ -34,9 +33,7 @@ RANKED = LongtailConfig(recommend=RecommendConfig(sequential=TINY, fusion_candid
 def folder(tmp_path_factory, datasets_root):
     """A fusion model folder trained on 300 real Scientific users (their items only), evaluated on 150 of them."""
     data = load_dataset("scientific", datasets_root)
-    users = data.events["user_id"].unique().sort().head(300)
-    events = data.events.filter(pl.col("user_id").is_in(users.implode()))
-    items = data.items.filter(pl.col("item_id").is_in(events["item_id"].implode()))
+    items, events = builders.first_users(data.items, data.events, 300)
     target = tmp_path_factory.mktemp("folder") / "model"
     train_model_folder(items, events, RANKED, target, builders.hashed_encoder(items), fusion=True, evaluation_users=150)
     return target

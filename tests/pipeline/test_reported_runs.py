@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import polars as pl
 import pytest
 
 from longtail.core.artifacts import load_json, save_json
@@ -22,9 +21,7 @@ CONFIG = LongtailConfig(recommend=RecommendConfig(sequential=TINY, bootstrap_sam
 def runs(tmp_path_factory, datasets_root):
     """Two seeds of SASRec on 200 real Scientific users (their items only), each written to its model folder."""
     data = load_dataset("scientific", datasets_root)
-    users = data.events["user_id"].unique().sort().head(200)
-    events = data.events.filter(pl.col("user_id").is_in(users.implode()))
-    items = data.items.filter(pl.col("item_id").is_in(events["item_id"].implode()))
+    items, events = builders.first_users(data.items, data.events, 200)
     out = tmp_path_factory.mktemp("reported")
     return reported_runs(items, events, CONFIG, "scientific", [1, 2], out, builders.hashed_encoder(items)), out, (items, events)
 

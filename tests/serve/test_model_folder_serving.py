@@ -29,6 +29,7 @@ from longtail.serve.recommending import COLD_SOURCE, FolderServices
 from longtail.serve.schemas import SearchRequest
 from longtail.serve.server import build_app, limit_compute_threads
 
+import builders
 from conftest import LiveServer, make_keys
 
 TINY = SequentialConfig(hidden=16, blocks=1, heads=1, max_len=20, dropout=0.2, epochs=3, patience=2, lr=3e-3, threads=1)
@@ -47,9 +48,7 @@ def _hashed_encoder(items: pl.DataFrame):
 def model_dir(tmp_path_factory, datasets_root) -> Path:
     """A fusion model folder trained on 300 real Scientific users (their items only)."""
     data = load_dataset("scientific", datasets_root)
-    users = data.events["user_id"].unique().sort().head(300)
-    events = data.events.filter(pl.col("user_id").is_in(users.implode()))
-    items = data.items.filter(pl.col("item_id").is_in(events["item_id"].implode()))
+    items, events = builders.first_users(data.items, data.events, 300)
     target = tmp_path_factory.mktemp("served") / "model"
     intent = IntentModel(IntentConfig(trees=20, min_child_samples=5)).fit(intent_table(items, events, IntentConfig())).save(target.parent / "intent_model.json")
     train_model_folder(items, events, RANKED, target, _hashed_encoder(items), fusion=True, evaluation_users=40, intent=intent)
@@ -57,9 +56,8 @@ def model_dir(tmp_path_factory, datasets_root) -> Path:
     return target
 
 
-@pytest.fixture()
-def server(model_dir, tmp_path):
-    """A fresh store over the catalogue, serving a copy of the model folder (so a test may replace it)."""
+def _served_copy(model_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A served directory holding the folder's catalogue, and a copy of the model folder (so a test may replace it)."""
     import shutil
 
     served_model = tmp_path / "model"
@@ -67,6 +65,13 @@ def server(model_dir, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     shutil.copy(model_dir.parent / "items.parquet", data / "items.parquet")
+    return data, served_model
+
+
+@pytest.fixture()
+def server(model_dir, tmp_path):
+    """A fresh store over the catalogue, serving a copy of the model folder (so a test may replace it)."""
+    data, served_model = _served_copy(model_dir, tmp_path)
     app, served = build_app(data, SERVE, model_dir=served_model)
     key = make_keys(served.store)["admin"]
     with LiveServer(app) as live, httpx.Client(base_url=live.url, timeout=60, headers={"Authorization": f"Bearer {key}"}) as client:
@@ -172,13 +177,7 @@ def test_a_swapped_folder_is_served_without_a_failed_request(server) -> None:
 @pytest.fixture()
 def folder_services(model_dir, tmp_path):
     """The services of a served copy of the model folder, called directly (no HTTP), with a wide batching window."""
-    import shutil
-
-    served_model = tmp_path / "model"
-    shutil.copytree(model_dir, served_model)
-    data = tmp_path / "data"
-    data.mkdir()
-    shutil.copy(model_dir.parent / "items.parquet", data / "items.parquet")
+    data, served_model = _served_copy(model_dir, tmp_path)
     settings = LongtailConfig.model_validate({"serve": {"model_reload_seconds": 0, "batch_window_ms": 50}})
     served = open_served(data, settings, model_dir=served_model)
     assert isinstance(served.services, FolderServices) and served.model is not None
