@@ -10,10 +10,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from longtail.balance.component import build_chain, run
+from longtail.balance.component import as_training_table, build, build_chain, run
 from longtail.balance.sequences import item_counts, sequence_table
 from longtail.core.config import ComponentSpec, DataConfig, LongtailConfig, PipelineConfig, QualityConfig
-from longtail.core.errors import ExecutorError
+from longtail.core.errors import ExecutorError, NotMappableError
+from longtail.data.columns import SYNTHETIC
 from longtail.data.loaders import PART_ROW_STRIDE, load_table, to_canonical
 from longtail.data.schema import EVENTS, ITEMS, SOURCE_ROW
 from longtail.data.splits import leave_one_out
@@ -28,7 +29,13 @@ from longtail.quality.audit import audit
 
 pytest.importorskip("pyspark")
 
-BALANCING = [ComponentSpec(name="tail-oversampling", params={"ratio": 0.5}), ComponentSpec(name="inverse-popularity-weights")]
+BALANCING = [
+    ComponentSpec(name="head-undersampling", params={"max_share": 0.2}),
+    ComponentSpec(name="tail-oversampling", params={"ratio": 0.5}),
+    ComponentSpec(name="random-sample", params={"fraction": 0.7}),
+    ComponentSpec(name="inverse-popularity-weights"),
+]
+AUGMENTING = [ComponentSpec(name="crop", params={"copies": 2}), ComponentSpec(name="mask")]
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +154,7 @@ def test_item_checks_training_table_and_balancing_on_the_cluster_equal_in_proces
     ids, texts = candidates["item_id"].to_list(), candidates.select(duplicates.item_text(candidates))["title"].to_list()
     quality = QualityConfig(price_outlier_ratio=3.0)
     demo_events = events.filter(pl.col("item_id").is_not_null(), pl.col("timestamp").is_not_null())
+    texts_table = as_training_table(items.head(400).select("item_id", pl.col("title").alias("text")))
     config = PipelineConfig(executor="spark", spark_master=cluster.master_url)
     session = start_session(config)
     try:
@@ -157,6 +165,10 @@ def test_item_checks_training_table_and_balancing_on_the_cluster_equal_in_proces
         table = sequence_table(remote_split.train)
         remote_counts = item_counts(table, mapper)
         remote_balanced = run(build_chain(BALANCING), table, seed=5, map_table=mapper)
+        remote_augmented = run(build_chain(AUGMENTING), table, seed=6, map_table=mapper)
+        remote_texts = run(build("text-eda", copies=2), texts_table, seed=7, map_table=mapper)
+        with pytest.raises(NotMappableError, match="component 'smote' cannot run per partition"):
+            run(build("smote", label="item_id"), texts_table, seed=1, map_table=mapper)
     finally:
         session.stop()
     local = duplicates.near_duplicates(ids, texts, 0.8, 3)
@@ -170,7 +182,13 @@ def test_item_checks_training_table_and_balancing_on_the_cluster_equal_in_proces
     assert remote_split.user_ids == local_split.user_ids
     assert all(np.array_equal(a, b) for a, b in zip(remote_split.train, local_split.train, strict=True))
     np.testing.assert_array_equal(remote_counts, item_counts(sequence_table(local_split.train)))
-    assert remote_balanced.equals(run(build_chain(BALANCING), table, seed=5))
+    # row sampling and augmentation decided per row on the executors: the same rows, in the same order, as in-process
+    local_balanced = run(build_chain(BALANCING), table, seed=5)
+    assert remote_balanced.equals(local_balanced)
+    assert local_balanced[SYNTHETIC].any() and local_balanced.filter(~pl.col(SYNTHETIC)).height < table.height  # copies made, rows dropped
+    assert remote_augmented.equals(run(build_chain(AUGMENTING), table, seed=6))
+    assert remote_texts.equals(run(build("text-eda", copies=2), texts_table, seed=7))
+    assert remote_texts.height == 3 * texts_table.height
 
 
 def test_unreachable_master_fails_fast_with_a_clear_message() -> None:

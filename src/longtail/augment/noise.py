@@ -8,7 +8,7 @@ import polars as pl
 from longtail.balance.component import Component, register
 from longtail.balance.rows import RowDraws, component_stream, map_rows, with_copies
 from longtail.core.errors import ConfigError
-from longtail.core.executors import TableMapper, map_in_process
+from longtail.core.executors import OutputSchema, TableMapper, map_in_process
 
 UNIT_NORM_TOLERANCE = 1e-3
 
@@ -54,7 +54,7 @@ class EmbeddingNoise(Component):
         the vectors, so a different split changes it only in the last bits of a float64 sum, below float32 rounding.
         """
         dimensions = vector_matrix(table.head(1), self.column).shape[1] if table.height else 0
-        schema = {"rows": pl.Int64, "off_unit": pl.Int64, "sums": pl.List(pl.Float64), "squares": pl.List(pl.Float64)}
+        schema: OutputSchema = {"rows": pl.Int64, "off_unit": pl.Int64, "sums": pl.List(pl.Float64), "squares": pl.List(pl.Float64)}
         parts = map_table(table.select(self.column), self._batch_moments, schema)
         rows = int(parts["rows"].sum())
         sums = np.asarray(parts["sums"].to_list(), dtype=np.float64).reshape(-1, dimensions).sum(axis=0)

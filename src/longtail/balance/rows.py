@@ -16,7 +16,7 @@ from functools import partial
 import numpy as np
 import polars as pl
 
-from longtail.core.executors import TableMapper
+from longtail.core.executors import OutputSchema, TableMapper
 from longtail.core.rowrandom import combine_keys, row_generator, stream_key, uniforms
 from longtail.data.columns import SYNTHETIC
 
@@ -51,10 +51,8 @@ def component_stream(rng: np.random.Generator, name: str) -> int:
 
 def map_rows(table: pl.DataFrame, function: RowFunction, map_table: TableMapper, stream: int) -> pl.DataFrame:
     """Run a row-local `function` over `table` through `map_table`; it returns each batch's rows with COPY (see `repeat`)."""
-    keyed = table.with_columns(
-        table.hash_rows(seed=_HASH_SEED).reinterpret(signed=True).alias(ROW_KEY), pl.int_range(pl.len(), dtype=pl.Int64).alias(POSITION)
-    )
-    output = {**table.schema, POSITION: pl.Int64, COPY: pl.Int64}
+    keyed = table.with_columns(table.hash_rows(seed=_HASH_SEED).reinterpret(signed=True).alias(ROW_KEY), pl.int_range(pl.len(), dtype=pl.Int64).alias(POSITION))
+    output: OutputSchema = {**table.schema, POSITION: pl.Int64, COPY: pl.Int64}
     mapped = map_table(keyed, partial(_run_batch, function=function, stream=stream, columns=list(output)), output, ROW_KEY)
     return mapped.sort(COPY, POSITION).drop(POSITION, COPY)
 
@@ -98,7 +96,7 @@ def poisson_counts(mean: np.ndarray, draws: RowDraws) -> np.ndarray:
 
 def value_counts(table: pl.DataFrame, column: str, map_table: TableMapper) -> dict:
     """Rows per value of `column`, counted batch by batch through `map_table`, in value order."""
-    schema = {column: table.schema[column], "count": pl.Int64}
+    schema: OutputSchema = {column: table.schema[column], "count": pl.Int64}
     counted = map_table(table.select(column), partial(_count_values, column=column), schema)
     totals = counted.group_by(column).agg(pl.col("count").sum()).sort(column)
     return dict(zip(totals[column].to_list(), totals["count"].to_list(), strict=True))
