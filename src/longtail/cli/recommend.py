@@ -273,11 +273,13 @@ def run_recommendation_ablation(settings: LongtailConfig, datasets_root: Path, o
     """Train the baseline and every variant, write ablation.json/.html and config.yaml; the result record."""
     from longtail.core.config import save_config
     from longtail.evaluate.ablation import run_ablation, write_results
+    from longtail.pipeline.executors import table_mapper
 
-    with progress() as bar:
+    # pipeline.executor decides where the split and the arms' components run (a Spark session lives for the whole run)
+    with table_mapper(settings.pipeline) as mapper, progress() as bar:
         arms = 2 + len(settings.ablation.variants) + (settings.ablation.combine_best > 1)
         task = bar.add_task("ablate", total=arms)
-        result, evaluations = run_ablation(settings, datasets_root, on_step=lambda step: bar.update(task, advance=1, description=step))
+        result, evaluations = run_ablation(settings, datasets_root, on_step=lambda step: bar.update(task, advance=1, description=step), map_table=mapper)
     write_results(result, evaluations, settings, out / "ablation.json", out / "ablation.html")
     save_config(settings, out)
     return result
