@@ -8,7 +8,7 @@ import polars as pl
 from longtail.balance.component import Component, register
 from longtail.balance.rows import RowDraws, component_stream, map_rows, with_copies
 from longtail.core.errors import ConfigError
-from longtail.core.executors import OutputSchema, TableMapper, map_in_process
+from longtail.core.executors import OutputSchema, Rows, RowsT, TableMapper, map_in_process
 
 UNIT_NORM_TOLERANCE = 1e-3
 
@@ -47,15 +47,15 @@ class EmbeddingNoise(Component):
             raise ConfigError("embedding noise needs scale >= 0 and copies >= 1")
         self.column, self.scale, self.copies, self.only = column, scale, copies, only
 
-    def moments(self, table: pl.DataFrame, map_table: TableMapper = map_in_process) -> tuple[np.ndarray, bool]:
+    def moments(self, table: Rows, map_table: TableMapper = map_in_process) -> tuple[np.ndarray, bool]:
         """Each dimension's standard deviation over all rows, and whether every vector has unit length, batch by batch.
 
         Batches add up their row count, sums and sums of squares (float64); the standard deviation is float32 like
         the vectors, so a different split changes it only in the last bits of a float64 sum, below float32 rounding.
         """
-        dimensions = vector_matrix(table.head(1), self.column).shape[1] if table.height else 0
         schema: OutputSchema = {"rows": pl.Int64, "off_unit": pl.Int64, "sums": pl.List(pl.Float64), "squares": pl.List(pl.Float64)}
-        parts = map_table(table.select(self.column), self._batch_moments, schema)
+        parts = map_table(table.select(self.column), self._batch_moments, schema).filter(pl.col("rows") > 0)
+        dimensions = len(parts["sums"][0]) if parts.height else 0
         rows = int(parts["rows"].sum())
         sums = np.asarray(parts["sums"].to_list(), dtype=np.float64).reshape(-1, dimensions).sum(axis=0)
         squares = np.asarray(parts["squares"].to_list(), dtype=np.float64).reshape(-1, dimensions).sum(axis=0)
@@ -69,7 +69,7 @@ class EmbeddingNoise(Component):
         sums, squares = vectors.sum(axis=0).tolist(), (vectors**2).sum(axis=0).tolist()
         return pl.DataFrame({"rows": [batch.height], "off_unit": [off_unit], "sums": [sums], "squares": [squares]})
 
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
         spread, renormalise = self.moments(table, map_table)
         dtype = table.schema[self.column]
 

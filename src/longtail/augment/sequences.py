@@ -11,7 +11,7 @@ from longtail.balance.component import Component, register
 from longtail.balance.rows import RowDraws, component_stream, map_rows, with_copies
 from longtail.balance.sequences import ITEMS
 from longtail.core.errors import LongtailError
-from longtail.core.executors import TableMapper
+from longtail.core.executors import RowsT, TableMapper
 from longtail.data.columns import MASKED, SYNTHETIC
 
 
@@ -34,7 +34,7 @@ class SequenceAugmentation(Component):
     def transform(self, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One augmented version of a sequence that still has two or more unmasked items to learn from."""
 
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
         return map_rows(table, self._augment, map_table, component_stream(rng, self.name))
 
     def _augment(self, batch: pl.DataFrame, draws: RowDraws) -> pl.DataFrame:

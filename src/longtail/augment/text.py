@@ -19,7 +19,7 @@ from scipy.sparse.linalg import svds
 from longtail.balance.component import Component, register
 from longtail.balance.rows import RowDraws, component_stream, keep_with_probability, map_rows, with_copies
 from longtail.core.errors import LongtailError
-from longtail.core.executors import TableMapper
+from longtail.core.executors import Rows, RowsT, TableMapper
 from longtail.data.columns import SYNTHETIC
 from longtail.data.tokenize import has_chinese, is_word, segment
 
@@ -138,18 +138,20 @@ class TextAugmentation(Component):
         self.min_similarity = min_similarity
         self.fit_texts = fit_texts
 
-    def fit_sample(self, table: pl.DataFrame, map_table: TableMapper, stream: int) -> list[str]:
+    def fit_sample(self, table: Rows, map_table: TableMapper, stream: int) -> list[str]:
         """The original texts the synonyms are fitted on (all, or about `fit_texts` chosen row by row), sorted."""
-        texts = table.select(pl.col(self.column).fill_null(""), SYNTHETIC)
+        texts = table.select(self.column, SYNTHETIC)
         originals = int(map_table(texts, lambda batch: pl.DataFrame({"rows": [int((~batch[SYNTHETIC]).sum())]}), {"rows": pl.Int64})["rows"].sum())
         share = min(1.0, self.fit_texts / max(originals, 1))
 
         def pick(batch: pl.DataFrame, draws: RowDraws) -> pl.DataFrame:
             return keep_with_probability(batch, np.where(batch[SYNTHETIC].to_numpy(), 0.0, share), draws)
 
-        return sorted(map_rows(texts, pick, map_table, stream)[self.column].to_list())
+        chosen = map_rows(texts, pick, map_table, stream)
+        # the sample comes to this process (the fit needs it in one place): at most about fit_texts texts
+        return sorted(text or "" for text in map_table(chosen, lambda batch: batch.select(self.column), {self.column: pl.String})[self.column])
 
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
         stream = component_stream(rng, self.name)
         synonyms = Synonyms.from_texts(self.fit_sample(table, map_table, stream), per_word=self.neighbours, min_similarity=self.min_similarity)
 

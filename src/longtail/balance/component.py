@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import polars as pl
 
 from longtail.core.config import ComponentSpec
 from longtail.core.errors import NotMappableError
-from longtail.core.executors import TableMapper, map_in_process
+from longtail.core.executors import RowsT, TableMapper, map_in_process
 from longtail.core.registry import Registry
 from longtail.data.columns import SYNTHETIC, WEIGHT
 
@@ -37,7 +37,7 @@ class Component(ABC):
         return self.apply_mapped(table, rng, map_in_process)
 
     @abstractmethod
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
         """The transformed training table, its statistics and row-level work run batch by batch through `map_table`."""
 
 
@@ -54,14 +54,14 @@ class WholeTableComponent(Component):
     def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
         """The transformed training table, computed over the whole table at once."""
 
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
-        if map_table is not map_in_process:
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
+        if map_table is not map_in_process or not isinstance(table, pl.DataFrame):
             raise NotMappableError(
                 f"component {self.name!r} cannot run per partition: {self.needs_whole_table}; run it with pipeline.executor: local "
                 "on a table that fits in memory, or use a row-local component (random-sample, stratified-sample, weighted-sampling, "
                 "class-weights) on the cluster"
             )
-        return self.apply(table, rng)
+        return cast(RowsT, self.apply(table, rng))
 
 
 COMPONENTS: Registry[type[Component]] = Registry("balancing/augmentation component")
@@ -96,7 +96,7 @@ class Chain(Component):
     def __init__(self, components: Sequence[Component]) -> None:
         self.components = list(components)
 
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
         for component in self.components:
             table = component.apply_mapped(table, rng, map_table)
         return table

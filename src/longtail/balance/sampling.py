@@ -17,7 +17,7 @@ from longtail.balance.component import Component, register
 from longtail.balance.rows import RowDraws, component_stream, keep_with_probability, map_rows, poisson_counts, repeat, value_counts
 from longtail.balance.sequences import item_counts, last_item_counts, last_items
 from longtail.core.errors import ConfigError
-from longtail.core.executors import TableMapper, map_in_process
+from longtail.core.executors import Rows, RowsT, TableMapper, map_in_process
 from longtail.data.columns import SYNTHETIC
 
 
@@ -68,7 +68,7 @@ class RandomSample(Component):
                  label: str = "label", replace: bool = False) -> None:
         self.fraction, self.size, self.per_class, self.label, self.replace = fraction, size, per_class, label, replace
 
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
         stream = component_stream(rng, self.name)
         if self.per_class is None:
             share = _target_size(table.height, self.fraction, self.size) / max(table.height, 1)
@@ -87,7 +87,7 @@ class StratifiedSample(Component):
     def __init__(self, label: str = "label", fraction: float | None = None, size: int | None = None) -> None:
         self.label, self.fraction, self.size = label, fraction, size
 
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
         stream = component_stream(rng, self.name)
         share = min(_target_size(table.height, self.fraction, self.size) / max(table.height, 1), 1.0)
         keep = {value: min(count, max(1, round(share * count))) / count for value, count in value_counts(table, self.label, map_table).items()}
@@ -117,7 +117,7 @@ class WeightedSampling(Component):
             raise ConfigError("weighted-sampling: exponent must be >= 0, size and fraction > 0")
         self.by, self.exponent, self.label, self.weight_column, self.size, self.fraction = by, exponent, label, weight_column, size, fraction
 
-    def weigher(self, table: pl.DataFrame, map_table: TableMapper) -> tuple[dict | np.ndarray | None, float]:
+    def weigher(self, table: Rows, map_table: TableMapper) -> tuple[dict | np.ndarray | None, float]:
         """What a batch needs to weigh its rows (class sizes, item popularity, or nothing for a column) and the weights' total."""
         if self.by == "column":
             assert self.weight_column is not None  # __init__ requires it exactly when by is column
@@ -153,7 +153,7 @@ class WeightedSampling(Component):
         statistic, total = self.weigher(table, map_table)
         return self.weights(table, statistic) / _positive(total)
 
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
         stream = component_stream(rng, self.name)
         draws = self.size if self.size is not None else round((1.0 if self.fraction is None else self.fraction) * table.height)
         statistic, total = self.weigher(table, map_table)

@@ -13,7 +13,7 @@ import polars as pl
 from longtail.balance.component import Component, as_training_table, register
 from longtail.balance.rows import RowDraws, component_stream, keep_with_probability, map_rows, repeat
 from longtail.core.errors import LongtailError
-from longtail.core.executors import TableMapper, map_in_process
+from longtail.core.executors import Rows, RowsT, TableMapper, map_in_process
 from longtail.data.columns import MASKED, SYNTHETIC, WEIGHT
 from longtail.data.segments import HEAD, TAIL, TORSO, item_segments
 
@@ -47,7 +47,7 @@ def item_count_rows(batch: pl.DataFrame) -> pl.DataFrame:
     return items.filter(pl.col("item") != MASKED).group_by("item").agg(pl.len().cast(pl.Int64).alias("count"))
 
 
-def item_counts(table: pl.DataFrame, map_table: TableMapper = map_in_process) -> np.ndarray:
+def item_counts(table: Rows, map_table: TableMapper = map_in_process) -> np.ndarray:
     """Interactions per item in the original (non-synthetic) rows, indexed up to the largest item index present."""
     rows = map_table(table.select(ITEMS, SYNTHETIC), item_count_rows, ITEM_COUNTS_SCHEMA).group_by("item").agg(pl.col("count").sum())
     present = rows["item"].to_numpy()
@@ -77,7 +77,7 @@ def last_item_count_rows(batch: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame({"item": last_items(batch)}, schema={"item": pl.Int64}).group_by("item").agg(pl.len().cast(pl.Int64).alias("rows"))
 
 
-def last_item_counts(table: pl.DataFrame, map_table: TableMapper = map_in_process) -> tuple[np.ndarray, np.ndarray]:
+def last_item_counts(table: Rows, map_table: TableMapper = map_in_process) -> tuple[np.ndarray, np.ndarray]:
     """The last items present (ascending) and how many rows end in each, counted batch by batch through `map_table`."""
     rows = map_table(table.select(ITEMS), last_item_count_rows, LAST_ITEM_COUNTS_SCHEMA).group_by("item").agg(pl.col("rows").sum()).sort("item")
     return rows["item"].to_numpy(), rows["rows"].to_numpy()
@@ -94,7 +94,7 @@ class SequenceWeights(Component):
             raise LongtailError("inverse-popularity-weights: exponent must be >= 0")
         self.exponent = exponent
 
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
         factor = np.maximum(item_counts(table, map_table).astype(np.float64), 1.0) ** -self.exponent
         items, rows = last_item_counts(table, map_table)
         # the mean over rows from exact per-item row counts, summed in item order: the same bits however the table is split
@@ -127,14 +127,14 @@ class TailOverSampling(Component):
         self.buckets = list(buckets)
         self.shares = (head_item_share, tail_interaction_share)
 
-    def targets(self, table: pl.DataFrame, map_table: TableMapper = map_in_process) -> dict[str, int]:
+    def targets(self, table: Rows, map_table: TableMapper = map_in_process) -> dict[str, int]:
         """Rows each bucket is to have after over-sampling (in expectation)."""
         return self._targets(self._bucket_rows(self._segments(table, map_table), table, map_table))
 
-    def _segments(self, table: pl.DataFrame, map_table: TableMapper) -> np.ndarray:
+    def _segments(self, table: Rows, map_table: TableMapper) -> np.ndarray:
         return item_segments(item_counts(table, map_table), *self.shares)
 
-    def _bucket_rows(self, segments: np.ndarray, table: pl.DataFrame, map_table: TableMapper) -> dict[str, int]:
+    def _bucket_rows(self, segments: np.ndarray, table: Rows, map_table: TableMapper) -> dict[str, int]:
         items, rows = last_item_counts(table, map_table)
         return {bucket: int(rows[segments[items] == bucket].sum()) for bucket in BUCKETS}
 
@@ -142,7 +142,7 @@ class TailOverSampling(Component):
         goal = round(self.ratio * max(counts.values()))
         return {bucket: max(count, goal) if bucket in self.buckets and count else count for bucket, count in counts.items()}
 
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
         segments = self._segments(table, map_table)
         counts = self._bucket_rows(segments, table, map_table)
         extra = {bucket: goal / counts[bucket] - 1.0 for bucket, goal in self._targets(counts).items() if counts[bucket]}
@@ -183,7 +183,7 @@ class HeadUnderSampling(Component):
         fractions = [float(np.mean(is_head[items[items != MASKED]])) for items in map(np.asarray, batch[ITEMS].to_list())]
         return np.asarray(fractions, dtype=np.float64) >= self.head_fraction
 
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
         is_head = item_segments(item_counts(table, map_table), *self.shares) == HEAD
         counted = map_table(table.select(ITEMS), lambda batch: pl.DataFrame({"rows": [int(self._dominated(batch, is_head).sum())]}), {"rows": pl.Int64})
         dominated = int(counted["rows"].sum())

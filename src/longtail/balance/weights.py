@@ -9,7 +9,7 @@ import polars as pl
 
 from longtail.balance.component import Component, register
 from longtail.balance.rows import RowDraws, component_stream, map_rows, repeat, value_counts
-from longtail.core.executors import TableMapper
+from longtail.core.executors import RowsT, TableMapper
 from longtail.data.columns import WEIGHT
 
 WeightMethod = Literal["inverse", "effective"]
@@ -44,7 +44,7 @@ class ClassBalancedWeights(Component):
     def __init__(self, label: str = "label", method: WeightMethod = "effective", beta: float = 0.999) -> None:
         self.label, self.method, self.beta = label, method, beta
 
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
         weights = class_weights(value_counts(table, self.label, map_table), self.method, self.beta)
 
         def reweight(batch: pl.DataFrame, draws: RowDraws) -> pl.DataFrame:
