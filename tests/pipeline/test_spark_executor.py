@@ -9,9 +9,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
 from longtail.balance.component import as_training_table, build, build_chain, run
-from longtail.balance.sequences import item_counts, sequence_table
+from longtail.balance.rows import in_row_order
+from longtail.balance.sequences import ITEMS as SEQUENCE_ITEMS
+from longtail.balance.sequences import USER, item_counts, sequence_table
+from longtail.cli import app
 from longtail.core.config import ComponentSpec, DataConfig, LongtailConfig, PipelineConfig, QualityConfig
 from longtail.core.errors import ExecutorError, NotMappableError
 from longtail.data.columns import SYNTHETIC
@@ -23,6 +27,7 @@ from longtail.pipeline.audit_step import run_audit
 from longtail.pipeline.encode_step import run_encode
 from longtail.pipeline.executors import table_mapper
 from longtail.pipeline.spark import SparkTableMapper, StandaloneCluster, check_master_reachable, start_session
+from longtail.pipeline.spark_files import balance_files
 from longtail.pipeline.spark_items import near_duplicates_on_spark, price_outliers_on_spark
 from longtail.quality import checks, duplicates
 from longtail.quality.audit import audit
@@ -189,6 +194,40 @@ def test_item_checks_training_table_and_balancing_on_the_cluster_equal_in_proces
     assert remote_augmented.equals(run(build_chain(AUGMENTING), table, seed=6))
     assert remote_texts.equals(run(build("text-eda", copies=2), texts_table, seed=7))
     assert remote_texts.height == 3 * texts_table.height
+
+
+def test_balancing_and_augmentation_of_parquet_parts_on_the_cluster_write_the_in_process_rows(
+    cluster: StandaloneCluster, dirty_demo: tuple[pl.DataFrame, pl.DataFrame], tmp_path: Path
+) -> None:
+    items, events = dirty_demo
+    sequences = sequence_table(leave_one_out(items, events.filter(pl.col("item_id").is_not_null(), pl.col("timestamp").is_not_null())).train)
+    table = pl.concat([sequences, sequences.head(30)])  # identical rows: their keys differ only by rank in input order
+    parts = tmp_path / "sequences"
+    parts.mkdir()
+    for number, start in enumerate(range(0, table.height, 700)):
+        table.slice(start, 700).write_parquet(parts / f"part-{number:02d}.parquet")
+    assert len(list(parts.iterdir())) >= 3
+    pipeline = PipelineConfig(executor="spark", spark_master=cluster.master_url, spark_partitions=3)
+    figures = balance_files(build_chain(BALANCING).components, parts, tmp_path / "balanced", 5, pipeline)
+    # the augmentation chain through the command line, from a config's ablation arm
+    config = tmp_path / "config.yaml"
+    arm = "{name: augment, sequences: [{name: crop, params: {copies: 2}}, {name: mask}]}"
+    config.write_text(f"seed: 6\nablation:\n  variants: [{arm}]\n")
+    command = ["balance-files", str(parts), "--out", str(tmp_path / "augmented"), "--arm", "augment", "--config", str(config), "--master", cluster.master_url]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert "input order: sort by __order2, __order1, __order0" in " ".join(result.output.split())
+    local_balanced = run(build_chain(BALANCING), table, seed=5)
+    written = in_row_order(pl.read_parquet(tmp_path / "balanced" / "rows" / "*.parquet"))
+    assert written.equals(local_balanced)
+    assert local_balanced[SYNTHETIC].any() and local_balanced.filter(~pl.col(SYNTHETIC)).height < table.height  # copies made, rows dropped
+    assert in_row_order(pl.read_parquet(tmp_path / "augmented" / "rows" / "*.parquet")).equals(run(build_chain(AUGMENTING), table, seed=6))
+    assert figures["input_rows"] == table.height and figures["output_rows"] == local_balanced.height
+    assert figures["synthetic_rows"] == int(local_balanced[SYNTHETIC].sum())
+    # the driver got the components' statistics only (per-partition counts of items, rows), never a row's content
+    returned = figures["returned_to_driver"]
+    assert returned["frames"] > 0 and not {USER, SEQUENCE_ITEMS} & set(returned["columns"])
+    assert set(returned["columns"]) <= {"item", "count", "rows"}
 
 
 def test_unreachable_master_fails_fast_with_a_clear_message() -> None:

@@ -144,7 +144,11 @@ def balance_files(components: Sequence[Component], input_path: str | Path, out_d
             "output_rows": int(totals["rows"]),
             "synthetic_rows": int(totals["synthetic"] or 0),
             "order_columns": order_columns(balanced.schema.names()),
-            "returned_to_driver": {"frames": len(balanced.returned), "rows": sum(rows for _, rows in balanced.returned)},
+            "returned_to_driver": {
+                "frames": len(balanced.returned),
+                "rows": sum(rows for _, rows in balanced.returned),
+                "columns": sorted({column for columns, _ in balanced.returned for column in columns}),
+            },
         }
     finally:
         session.stop()
