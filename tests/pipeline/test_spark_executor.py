@@ -27,7 +27,7 @@ from longtail.pipeline.audit_step import run_audit
 from longtail.pipeline.encode_step import run_encode
 from longtail.pipeline.executors import table_mapper
 from longtail.pipeline.spark import SparkTableMapper, StandaloneCluster, check_master_reachable, start_session
-from longtail.pipeline.spark_files import balance_files
+from longtail.pipeline.spark_files import balance_files, sequence_parts
 from longtail.pipeline.spark_items import near_duplicates_on_spark, price_outliers_on_spark
 from longtail.quality import checks, duplicates
 from longtail.quality.audit import audit
@@ -196,18 +196,31 @@ def test_item_checks_training_table_and_balancing_on_the_cluster_equal_in_proces
     assert remote_texts.height == 3 * texts_table.height
 
 
-def test_balancing_and_augmentation_of_parquet_parts_on_the_cluster_write_the_in_process_rows(
+def test_sequences_balancing_and_augmentation_from_files_on_the_cluster_write_the_in_process_rows(
     cluster: StandaloneCluster, dirty_demo: tuple[pl.DataFrame, pl.DataFrame], tmp_path: Path
 ) -> None:
     items, events = dirty_demo
-    sequences = sequence_table(leave_one_out(items, events.filter(pl.col("item_id").is_not_null(), pl.col("timestamp").is_not_null())).train)
+    valid = events.filter(pl.col("item_id").is_not_null(), pl.col("timestamp").is_not_null())  # the planted unknown item stays
+    event_parts = tmp_path / "events"
+    event_parts.mkdir()
+    raw = valid.select("user_id", "item_id", "event_type", pl.col("timestamp").cast(pl.String))
+    for number, start in enumerate(range(0, raw.height, 5000)):
+        raw.slice(start, 5000).write_csv(event_parts / f"part-{number:02d}.csv")
+    pipeline = PipelineConfig(executor="spark", spark_master=cluster.master_url, spark_partitions=3)
+    built = sequence_parts(items, event_parts, tmp_path / "built", LongtailConfig(pipeline=pipeline))
+    reference = leave_one_out(items, load_table(event_parts, EVENTS))
+    rows = pl.read_parquet(tmp_path / "built" / "rows" / "*.parquet").sort("user_id")
+    assert rows["user_id"].to_list() == reference.user_ids and built["users"] == len(reference.user_ids)
+    assert all(np.array_equal(a, b) for a, b in zip(rows[SEQUENCE_ITEMS].to_list(), reference.train, strict=True))
+    assert pl.read_parquet(tmp_path / "built" / "catalogue.parquet")["item_id"].to_list() == reference.item_ids
+    assert built["unknown_items"] >= 1  # GHOST: indexed after the catalogue, as in-process
+    sequences = sequence_table(reference.train)
     table = pl.concat([sequences, sequences.head(30)])  # identical rows: their keys differ only by rank in input order
     parts = tmp_path / "sequences"
     parts.mkdir()
     for number, start in enumerate(range(0, table.height, 700)):
         table.slice(start, 700).write_parquet(parts / f"part-{number:02d}.parquet")
     assert len(list(parts.iterdir())) >= 3
-    pipeline = PipelineConfig(executor="spark", spark_master=cluster.master_url, spark_partitions=3)
     figures = balance_files(build_chain(BALANCING).components, parts, tmp_path / "balanced", 5, pipeline)
     # the augmentation chain through the command line, from a config's ablation arm
     config = tmp_path / "config.yaml"

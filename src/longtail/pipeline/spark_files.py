@@ -1,4 +1,5 @@
-"""Balancing and augmentation of a training table in Parquet parts on a Spark cluster, the driver never holding rows.
+"""Training tables in Parquet parts on a Spark cluster, the driver never holding rows: per-user sequences built from event
+parts, and balancing and augmentation of a training table.
 
 Executors read the parts (numbering each row by its part and place, like the audit's `source_row`), compute the
 row keys, run the components' row functions per partition and write the result as Parquet parts; the driver
@@ -19,19 +20,25 @@ import polars as pl
 
 from longtail.balance.component import Chain, Component, as_training_table
 from longtail.balance.rows import POSITION, order_columns
+from longtail.balance.sequences import ITEMS
 from longtail.core.artifacts import atomic_folder
-from longtail.core.config import PipelineConfig
+from longtail.core.config import LongtailConfig, PipelineConfig
 from longtail.core.errors import InputDataError
 from longtail.core.executors import BatchFunction, OutputSchema, map_partitioned
 from longtail.data.columns import SYNTHETIC
 from longtail.data.loaders import PARQUET_SUFFIXES, PART_ROW_STRIDE, part_files, read_raw
+from longtail.data.schema import SOURCE_ROW
+from longtail.data.splits import leave_one_out_train, user_sequence_rows
 from longtail.pipeline.spark import conform, run_partition, spark_ddl, start_session
+from longtail.pipeline.spark_audit import event_schema, read_event_parts
 
 if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame, SparkSession
 
 ROWS_FOLDER = "rows"
+CATALOGUE_FILE = "catalogue.parquet"
+TRAINING_SEQUENCES_SCHEMA: OutputSchema = {"user_id": pl.String, ITEMS: pl.List(pl.Int64)}
 
 
 class ClusterTable:
@@ -150,5 +157,48 @@ def balance_files(components: Sequence[Component], input_path: str | Path, out_d
                 "columns": sorted({column for columns, _ in balanced.returned for column in columns}),
             },
         }
+    finally:
+        session.stop()
+
+
+def _training_sequences(batch: pl.DataFrame) -> pl.DataFrame:
+    """Worker side: each user's items in time order (data.splits.user_sequence_rows), cut to the leave-one-out training part."""
+    return user_sequence_rows(batch).select("user_id", leave_one_out_train(pl.col("item")).alias(ITEMS))
+
+
+def sequence_parts(items: pl.DataFrame, events_path: str | Path, out_dir: str | Path, config: LongtailConfig) -> dict[str, Any]:
+    """Leave-one-out training sequences per user (user_id, items) from event parts, built and written by the executors.
+
+    The item indices are data.splits' (the catalogue's items in order, then unknown items in first-seen order), so
+    `out_dir/rows` sorted by user_id holds `leave_one_out(items, events).train` for the same events; the driver holds
+    the catalogue (written as `out_dir/catalogue.parquet`, item_id by index) and the unknown items' first positions.
+    """
+    from pyspark.sql import functions as F
+
+    events_path, out_dir = Path(events_path).resolve(), Path(out_dir).resolve()
+    schema = event_schema(events_path, config)
+    session = start_session(config.pipeline, "longtail-sequences")
+    try:
+        events = read_event_parts(session, events_path, schema, config)
+        interactions = events.where(F.col("item_id").isNotNull()).select("user_id", "item_id", "timestamp", F.col(SOURCE_ROW).alias("order"))
+        known = list(dict.fromkeys(items["item_id"].to_list()))
+        index = session.createDataFrame(pl.DataFrame({"item_id": known, "item": range(len(known))}, schema={"item_id": pl.String, "item": pl.Int64}).to_arrow())
+        unseen = interactions.join(F.broadcast(index), "item_id", "left_anti").groupBy("item_id").agg(F.min("order").alias("first"))
+        unknown = pl.from_arrow(unseen.toArrow())
+        assert isinstance(unknown, pl.DataFrame)  # a Spark result is a table, never a single column
+        catalogue = [*known, *unknown.sort("first")["item_id"].to_list()]
+        full = pl.DataFrame({"item_id": catalogue, "item": range(len(catalogue))}, schema={"item_id": pl.String, "item": pl.Int64})
+        indexed = interactions.join(F.broadcast(session.createDataFrame(full.to_arrow())), "item_id").select("user_id", "item", "timestamp", "order")
+        input_schema: OutputSchema = {"user_id": pl.String, "item": pl.Int64, "timestamp": schema["timestamp"], "order": pl.Int64}
+        by_user = indexed.repartition(config.pipeline.spark_partitions, "user_id")
+        sequences = by_user.mapInPandas(
+            partial(run_partition, function=_training_sequences, input_schema=input_schema, output_schema=TRAINING_SEQUENCES_SCHEMA),
+            spark_ddl(TRAINING_SEQUENCES_SCHEMA),
+        )
+        with atomic_folder(out_dir) as staging:
+            sequences.write.parquet(str(staging / ROWS_FOLDER))
+            full.write_parquet(staging / CATALOGUE_FILE)
+        users = session.read.parquet(str(out_dir / ROWS_FOLDER)).count()
+        return {"users": int(users), "items": len(catalogue), "unknown_items": unknown.height}
     finally:
         session.stop()
