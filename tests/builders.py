@@ -44,3 +44,14 @@ def first_users(items: pl.DataFrame, events: pl.DataFrame, count: int) -> tuple[
     users = events["user_id"].unique().sort().head(count)
     kept = events.filter(pl.col("user_id").is_in(users.implode()))
     return items.filter(pl.col("item_id").is_in(kept["item_id"].implode())), kept
+
+
+def batch_mapper(parts: int) -> Callable[..., pl.DataFrame]:
+    """An in-process table mapper shaped like Spark's: `parts` batches (each group key's rows together), results in reverse batch order."""
+
+    def mapper(table: pl.DataFrame, function: Callable[[pl.DataFrame], pl.DataFrame], output_schema: dict, group_key: str | None = None) -> pl.DataFrame:
+        keys = table[group_key].hash(seed=1) if group_key else pl.Series(np.arange(table.height, dtype=np.uint64))
+        batches = [table.filter((keys % parts) == part) for part in range(parts)]
+        return pl.concat([function(batch).cast(pl.Schema(output_schema)) for batch in reversed(batches)])
+
+    return mapper

@@ -13,6 +13,8 @@ from longtail.core.config import AblationVariant, RecommendConfig, config_from_d
 from longtail.core.errors import ConfigError
 from longtail.evaluate.ablation import BASELINE, SEGMENTS, best_combination, goal_check, training_table, variant_settings
 
+from builders import batch_mapper
+
 TINY = {
     "seed": 3,
     "recommend": {"bootstrap_samples": 200, "sequential": {"hidden": 16, "blocks": 1, "max_len": 10, "dropout": 0.2, "epochs": 3,
@@ -59,6 +61,8 @@ def test_training_rows_come_only_from_training_histories(beauty_slice) -> None:
     for user, items in zip(table["user"].to_list(), table["items"].to_list(), strict=True):
         held_out = (set(split.valid[user]) | set(split.test[user])) - set(split.train[user])
         assert not held_out & set(items)
+    # the arm's components through a mapper of several batches (as on Spark) build the same training table
+    assert training_table(split, arm, seed=0, map_table=batch_mapper(4)).equals(table)
 
 
 def test_a_variant_may_not_change_the_budget_or_invent_settings() -> None:

@@ -9,11 +9,16 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
-from longtail.balance.component import build_chain, run
-from longtail.balance.sequences import item_counts, sequence_table
+from longtail.balance.component import as_training_table, build, build_chain, run
+from longtail.balance.rows import in_row_order
+from longtail.balance.sequences import ITEMS as SEQUENCE_ITEMS
+from longtail.balance.sequences import USER, item_counts, sequence_table
+from longtail.cli import app
 from longtail.core.config import ComponentSpec, DataConfig, LongtailConfig, PipelineConfig, QualityConfig
-from longtail.core.errors import ExecutorError
+from longtail.core.errors import ExecutorError, NotMappableError
+from longtail.data.columns import SYNTHETIC
 from longtail.data.loaders import PART_ROW_STRIDE, load_table, to_canonical
 from longtail.data.schema import EVENTS, ITEMS, SOURCE_ROW
 from longtail.data.splits import leave_one_out
@@ -22,13 +27,20 @@ from longtail.pipeline.audit_step import run_audit
 from longtail.pipeline.encode_step import run_encode
 from longtail.pipeline.executors import table_mapper
 from longtail.pipeline.spark import SparkTableMapper, StandaloneCluster, check_master_reachable, start_session
+from longtail.pipeline.spark_files import balance_files, sequence_parts
 from longtail.pipeline.spark_items import near_duplicates_on_spark, price_outliers_on_spark
 from longtail.quality import checks, duplicates
 from longtail.quality.audit import audit
 
 pytest.importorskip("pyspark")
 
-BALANCING = [ComponentSpec(name="tail-oversampling", params={"ratio": 0.5}), ComponentSpec(name="inverse-popularity-weights")]
+BALANCING = [
+    ComponentSpec(name="head-undersampling", params={"max_share": 0.2}),
+    ComponentSpec(name="tail-oversampling", params={"ratio": 0.5}),
+    ComponentSpec(name="random-sample", params={"fraction": 0.7}),
+    ComponentSpec(name="inverse-popularity-weights"),
+]
+AUGMENTING = [ComponentSpec(name="crop", params={"copies": 2}), ComponentSpec(name="mask")]
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +159,7 @@ def test_item_checks_training_table_and_balancing_on_the_cluster_equal_in_proces
     ids, texts = candidates["item_id"].to_list(), candidates.select(duplicates.item_text(candidates))["title"].to_list()
     quality = QualityConfig(price_outlier_ratio=3.0)
     demo_events = events.filter(pl.col("item_id").is_not_null(), pl.col("timestamp").is_not_null())
+    texts_table = as_training_table(items.head(400).select("item_id", pl.col("title").alias("text")))
     config = PipelineConfig(executor="spark", spark_master=cluster.master_url)
     session = start_session(config)
     try:
@@ -157,6 +170,10 @@ def test_item_checks_training_table_and_balancing_on_the_cluster_equal_in_proces
         table = sequence_table(remote_split.train)
         remote_counts = item_counts(table, mapper)
         remote_balanced = run(build_chain(BALANCING), table, seed=5, map_table=mapper)
+        remote_augmented = run(build_chain(AUGMENTING), table, seed=6, map_table=mapper)
+        remote_texts = run(build("text-eda", copies=2), texts_table, seed=7, map_table=mapper)
+        with pytest.raises(NotMappableError, match="component 'smote' cannot run per partition"):
+            run(build("smote", label="item_id"), texts_table, seed=1, map_table=mapper)
     finally:
         session.stop()
     local = duplicates.near_duplicates(ids, texts, 0.8, 3)
@@ -170,7 +187,60 @@ def test_item_checks_training_table_and_balancing_on_the_cluster_equal_in_proces
     assert remote_split.user_ids == local_split.user_ids
     assert all(np.array_equal(a, b) for a, b in zip(remote_split.train, local_split.train, strict=True))
     np.testing.assert_array_equal(remote_counts, item_counts(sequence_table(local_split.train)))
-    assert remote_balanced.equals(run(build_chain(BALANCING), table, seed=5))
+    # row sampling and augmentation decided per row on the executors: the same rows, in the same order, as in-process
+    local_balanced = run(build_chain(BALANCING), table, seed=5)
+    assert remote_balanced.equals(local_balanced)
+    assert local_balanced[SYNTHETIC].any() and local_balanced.filter(~pl.col(SYNTHETIC)).height < table.height  # copies made, rows dropped
+    assert remote_augmented.equals(run(build_chain(AUGMENTING), table, seed=6))
+    assert remote_texts.equals(run(build("text-eda", copies=2), texts_table, seed=7))
+    assert remote_texts.height == 3 * texts_table.height
+
+
+def test_sequences_balancing_and_augmentation_from_files_on_the_cluster_write_the_in_process_rows(
+    cluster: StandaloneCluster, dirty_demo: tuple[pl.DataFrame, pl.DataFrame], tmp_path: Path
+) -> None:
+    items, events = dirty_demo
+    valid = events.filter(pl.col("item_id").is_not_null(), pl.col("timestamp").is_not_null())  # the planted unknown item stays
+    event_parts = tmp_path / "events"
+    event_parts.mkdir()
+    raw = valid.select("user_id", "item_id", "event_type", pl.col("timestamp").cast(pl.String))
+    for number, start in enumerate(range(0, raw.height, 5000)):
+        raw.slice(start, 5000).write_csv(event_parts / f"part-{number:02d}.csv")
+    pipeline = PipelineConfig(executor="spark", spark_master=cluster.master_url, spark_partitions=3)
+    built = sequence_parts(items, event_parts, tmp_path / "built", LongtailConfig(pipeline=pipeline))
+    reference = leave_one_out(items, load_table(event_parts, EVENTS))
+    rows = pl.read_parquet(tmp_path / "built" / "rows" / "*.parquet").sort("user_id")
+    assert rows["user_id"].to_list() == reference.user_ids and built["users"] == len(reference.user_ids)
+    assert all(np.array_equal(a, b) for a, b in zip(rows[SEQUENCE_ITEMS].to_list(), reference.train, strict=True))
+    assert pl.read_parquet(tmp_path / "built" / "catalogue.parquet")["item_id"].to_list() == reference.item_ids
+    assert built["unknown_items"] >= 1  # GHOST: indexed after the catalogue, as in-process
+    sequences = sequence_table(reference.train)
+    table = pl.concat([sequences, sequences.head(30)])  # identical rows: their keys differ only by rank in input order
+    parts = tmp_path / "sequences"
+    parts.mkdir()
+    for number, start in enumerate(range(0, table.height, 700)):
+        table.slice(start, 700).write_parquet(parts / f"part-{number:02d}.parquet")
+    assert len(list(parts.iterdir())) >= 3
+    figures = balance_files(build_chain(BALANCING).components, parts, tmp_path / "balanced", 5, pipeline)
+    # the augmentation chain through the command line, from a config's ablation arm
+    config = tmp_path / "config.yaml"
+    arm = "{name: augment, sequences: [{name: crop, params: {copies: 2}}, {name: mask}]}"
+    config.write_text(f"seed: 6\nablation:\n  variants: [{arm}]\n")
+    command = ["balance-files", str(parts), "--out", str(tmp_path / "augmented"), "--arm", "augment", "--config", str(config), "--master", cluster.master_url]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert "input order: sort by __order2, __order1, __order0" in " ".join(result.output.split())
+    local_balanced = run(build_chain(BALANCING), table, seed=5)
+    written = in_row_order(pl.read_parquet(tmp_path / "balanced" / "rows" / "*.parquet"))
+    assert written.equals(local_balanced)
+    assert local_balanced[SYNTHETIC].any() and local_balanced.filter(~pl.col(SYNTHETIC)).height < table.height  # copies made, rows dropped
+    assert in_row_order(pl.read_parquet(tmp_path / "augmented" / "rows" / "*.parquet")).equals(run(build_chain(AUGMENTING), table, seed=6))
+    assert figures["input_rows"] == table.height and figures["output_rows"] == local_balanced.height
+    assert figures["synthetic_rows"] == int(local_balanced[SYNTHETIC].sum())
+    # the driver got the components' statistics only (per-partition counts of items, rows), never a row's content
+    returned = figures["returned_to_driver"]
+    assert returned["frames"] > 0 and not {USER, SEQUENCE_ITEMS} & set(returned["columns"])
+    assert set(returned["columns"]) <= {"item", "count", "rows"}
 
 
 def test_unreachable_master_fails_fast_with_a_clear_message() -> None:

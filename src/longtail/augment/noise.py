@@ -6,8 +6,9 @@ import numpy as np
 import polars as pl
 
 from longtail.balance.component import Component, register
+from longtail.balance.rows import RowDraws, component_stream, map_rows, with_copies
 from longtail.core.errors import ConfigError
-from longtail.data.columns import SYNTHETIC
+from longtail.core.executors import OutputSchema, Rows, RowsT, TableMapper, map_in_process
 
 UNIT_NORM_TOLERANCE = 1e-3
 
@@ -22,9 +23,9 @@ def vector_matrix(table: pl.DataFrame, column: str) -> np.ndarray:
     return vectors
 
 
-def add_gaussian_noise(vectors: np.ndarray, scale: float, spread: np.ndarray, rng: np.random.Generator, renormalise: bool) -> np.ndarray:
-    """vectors + N(0, (scale * spread)^2) per dimension; back onto the unit sphere when `renormalise`."""
-    noisy = vectors + rng.normal(size=vectors.shape).astype(np.float32) * (scale * spread).astype(np.float32)
+def add_gaussian_noise(vectors: np.ndarray, scale: float, spread: np.ndarray, normals: np.ndarray, renormalise: bool) -> np.ndarray:
+    """vectors + `normals` x scale x spread per dimension (N(0, (scale * spread)^2)); back onto the unit sphere when `renormalise`."""
+    noisy = vectors + normals.astype(np.float32) * (scale * spread).astype(np.float32)
     if renormalise:
         noisy /= np.maximum(np.linalg.norm(noisy, axis=1, keepdims=True), 1e-12)
     return noisy
@@ -46,17 +47,40 @@ class EmbeddingNoise(Component):
             raise ConfigError("embedding noise needs scale >= 0 and copies >= 1")
         self.column, self.scale, self.copies, self.only = column, scale, copies, only
 
-    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-        vectors = vector_matrix(table, self.column)
-        spread = vectors.std(axis=0)
-        renormalise = bool(np.all(np.abs(np.linalg.norm(vectors, axis=1) - 1) < UNIT_NORM_TOLERANCE))
-        chosen = table.filter(pl.col(self.only)) if self.only is not None else table
-        base = vector_matrix(chosen, self.column)
+    def moments(self, table: Rows, map_table: TableMapper = map_in_process) -> tuple[np.ndarray, bool]:
+        """Each dimension's standard deviation over all rows, and whether every vector has unit length, batch by batch.
+
+        Batches add up their row count, sums and sums of squares (float64); the standard deviation is float32 like
+        the vectors, so a different split changes it only in the last bits of a float64 sum, below float32 rounding.
+        """
+        schema: OutputSchema = {"rows": pl.Int64, "off_unit": pl.Int64, "sums": pl.List(pl.Float64), "squares": pl.List(pl.Float64)}
+        parts = map_table(table.select(self.column), self._batch_moments, schema).filter(pl.col("rows") > 0)
+        dimensions = len(parts["sums"][0]) if parts.height else 0
+        rows = int(parts["rows"].sum())
+        sums = np.asarray(parts["sums"].to_list(), dtype=np.float64).reshape(-1, dimensions).sum(axis=0)
+        squares = np.asarray(parts["squares"].to_list(), dtype=np.float64).reshape(-1, dimensions).sum(axis=0)
+        mean = sums / max(rows, 1)
+        spread = np.sqrt(np.maximum(squares / max(rows, 1) - mean**2, 0.0)).astype(np.float32)
+        return spread, int(parts["off_unit"].sum()) == 0
+
+    def _batch_moments(self, batch: pl.DataFrame) -> pl.DataFrame:
+        vectors = vector_matrix(batch, self.column).astype(np.float64)
+        off_unit = int(np.sum(np.abs(np.linalg.norm(vectors, axis=1) - 1) >= UNIT_NORM_TOLERANCE))
+        sums, squares = vectors.sum(axis=0).tolist(), (vectors**2).sum(axis=0).tolist()
+        return pl.DataFrame({"rows": [batch.height], "off_unit": [off_unit], "sums": [sums], "squares": [squares]})
+
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
+        spread, renormalise = self.moments(table, map_table)
         dtype = table.schema[self.column]
-        copies = [
-            chosen.with_columns(
-                pl.Series(self.column, add_gaussian_noise(base, self.scale, spread, rng, renormalise)).cast(dtype), pl.lit(True).alias(SYNTHETIC)
-            )
-            for _ in range(self.copies)
-        ]
-        return pl.concat([table, *copies])
+
+        def add_copies(batch: pl.DataFrame, draws: RowDraws) -> pl.DataFrame:
+            rows = np.flatnonzero(batch[self.only].to_numpy()) if self.only is not None else np.arange(batch.height)
+            chosen = batch[rows]
+            base = vector_matrix(chosen, self.column)
+            copies = []
+            for copy in range(1, self.copies + 1):
+                normals = np.stack([draws.generator(int(row), copy).standard_normal(base.shape[1]) for row in rows]) if rows.size else base
+                copies.append(chosen.with_columns(pl.Series(self.column, add_gaussian_noise(base, self.scale, spread, normals, renormalise)).cast(dtype)))
+            return with_copies(batch, copies)
+
+        return map_rows(table, add_copies, map_table, component_stream(rng, self.name))

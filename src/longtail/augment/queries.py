@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import Component, register
+from longtail.balance.component import WholeTableComponent, register
 from longtail.data.columns import SYNTHETIC, WEIGHT
 from longtail.data.tokenize import tokenize
 
@@ -166,8 +166,10 @@ def generate_queries(items: pl.DataFrame, per_item: int = 3, keywords: int = 4, 
 
 
 @register
-class SyntheticQueries(Component):
+class SyntheticQueries(WholeTableComponent):
     """Add generated (item_id, query) rows for every catalogue item without a query in the training pairs table."""
+
+    needs_whole_table = "it finds the catalogue items with no query anywhere in the table and weighs keywords over every item text"
 
     name = "synthetic-queries"
 

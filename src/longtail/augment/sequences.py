@@ -8,8 +8,10 @@ import numpy as np
 import polars as pl
 
 from longtail.balance.component import Component, register
+from longtail.balance.rows import RowDraws, component_stream, map_rows, with_copies
 from longtail.balance.sequences import ITEMS
 from longtail.core.errors import LongtailError
+from longtail.core.executors import RowsT, TableMapper
 from longtail.data.columns import MASKED, SYNTHETIC
 
 
@@ -17,7 +19,8 @@ class SequenceAugmentation(Component):
     """Adds `copies` transformed copies of every original sequence with at least `min_length` items (Xie et al., CL4SRec).
 
     Originals stay as they are; every copy is synthetic and built only from its own sequence's items,
-    so nothing outside the user's training history can enter.
+    so nothing outside the user's training history can enter. Each copy draws from its row's own generator
+    (balance.rows), so the augmentation runs per partition.
     """
 
     def __init__(self, rate: float, copies: int = 1, min_length: int = 3) -> None:
@@ -31,12 +34,19 @@ class SequenceAugmentation(Component):
     def transform(self, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One augmented version of a sequence that still has two or more unmasked items to learn from."""
 
-    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-        eligible = table.filter(~pl.col(SYNTHETIC) & (pl.col(ITEMS).list.len() >= self.min_length))
-        sources = pl.concat([eligible] * self.copies) if len(eligible) else eligible
-        augmented = [self.transform(np.asarray(items, dtype=np.int64), rng) for items in sources[ITEMS].to_list()]
-        copies = sources.with_columns(pl.Series(ITEMS, augmented, dtype=pl.List(pl.Int64)), pl.lit(True).alias(SYNTHETIC))
-        return pl.concat([table, copies])
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
+        return map_rows(table, self._augment, map_table, component_stream(rng, self.name))
+
+    def _augment(self, batch: pl.DataFrame, draws: RowDraws) -> pl.DataFrame:
+        """The batch plus `copies` transformed copies of its eligible rows, each from its row's own generator."""
+        eligible = np.flatnonzero(batch.select(~pl.col(SYNTHETIC) & (pl.col(ITEMS).list.len() >= self.min_length)).to_series().to_numpy())
+        sources = batch[eligible]
+        histories = [np.asarray(items, dtype=np.int64) for items in sources[ITEMS].to_list()]
+        copies = []
+        for copy in range(1, self.copies + 1):
+            augmented = [self.transform(items, draws.generator(int(row), copy)) for row, items in zip(eligible, histories, strict=True)]
+            copies.append(sources.with_columns(pl.Series(ITEMS, augmented, dtype=pl.List(pl.Int64))))
+        return with_copies(batch, copies)
 
 
 def _stretch(size: int, rate: float, rng: np.random.Generator) -> slice:

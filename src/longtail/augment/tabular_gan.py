@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import Component, register
+from longtail.balance.component import WholeTableComponent, register
 from longtail.balance.sampling import class_sizes
 from longtail.core.errors import ConfigError
 from longtail.data.columns import SYNTHETIC, WEIGHT
@@ -35,14 +35,16 @@ def _observed_range(column: pl.Series) -> tuple[int | None, int | None]:
 
 
 @register
-class CtganSynthesis(Component):
+class CtganSynthesis(WholeTableComponent):
     """Fit CTGAN on the rows of the scarce classes and generate new rows for them, conditioned on the class.
 
     scarce classes: `classes`, or every class smaller than the largest. Rows generated per class: `rows_per_class`,
     or enough to bring the class up to the largest one. Only `columns` (default: all) and the label are modelled;
     other columns of generated rows are null. A generated row identical to a real one is dropped, so the output
-    never holds a disguised copy.
+    never holds a disguised copy. The GAN is fitted on all scarce rows at once, so it runs in-process only.
     """
+
+    needs_whole_table = "CTGAN is fitted on every row of the scarce classes at once and checks its rows against the whole table"
 
     name = "ctgan"
 

@@ -17,7 +17,9 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
 from longtail.balance.component import Component, register
+from longtail.balance.rows import RowDraws, component_stream, keep_with_probability, map_rows, with_copies
 from longtail.core.errors import LongtailError
+from longtail.core.executors import Rows, RowsT, TableMapper
 from longtail.data.columns import SYNTHETIC
 from longtail.data.tokenize import has_chinese, is_word, segment
 
@@ -114,14 +116,17 @@ def augment_text(text: str, operation: str, rate: float, synonyms: Synonyms, rng
 class TextAugmentation(Component):
     """`copies` augmented versions of every original row's text, each by one operation drawn from `operations`.
 
-    Synonyms are fitted on the table's own original texts (the catalogue vocabulary). New rows are synthetic
-    and keep every other column of their source row, so an item's augmented texts stay attached to it.
+    Synonyms are fitted on the table's own original texts (the catalogue vocabulary): all of them up to `fit_texts`,
+    beyond that a uniform sample of about `fit_texts` of them, chosen row by row and collected to the driver (the
+    fit is a co-occurrence SVD over the vocabulary, so it needs its texts in one place). The augmentation itself runs
+    per row, each copy from its row's own generator, so it runs per partition. New rows are synthetic and keep every
+    other column of their source row, so an item's augmented texts stay attached to it.
     """
 
     name = "text-eda"
 
     def __init__(self, column: str = "text", operations: Sequence[str] = OPERATIONS, rate: float = 0.1, copies: int = 1,
-                 neighbours: int = 5, min_similarity: float = 0.5) -> None:
+                 neighbours: int = 5, min_similarity: float = 0.5, fit_texts: int = 200_000) -> None:
         unknown = set(operations) - set(OPERATIONS)
         if unknown or not operations or not 0 < rate < 1 or copies < 1:
             raise LongtailError(f"text-eda: operations must be among {OPERATIONS} (got {sorted(unknown)}), 0 < rate < 1, copies >= 1")
@@ -131,11 +136,34 @@ class TextAugmentation(Component):
         self.copies = copies
         self.neighbours = neighbours
         self.min_similarity = min_similarity
+        self.fit_texts = fit_texts
 
-    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-        originals = table.filter(~pl.col(SYNTHETIC))
-        texts = originals[self.column].fill_null("").to_list()
-        synonyms = Synonyms.from_texts(texts, per_word=self.neighbours, min_similarity=self.min_similarity)
-        sources = pl.concat([originals] * self.copies)
-        augmented = [augment_text(text, str(rng.choice(self.operations)), self.rate, synonyms, rng) for text in texts * self.copies]
-        return pl.concat([table, sources.with_columns(pl.Series(self.column, augmented), pl.lit(True).alias(SYNTHETIC))])
+    def fit_sample(self, table: Rows, map_table: TableMapper, stream: int) -> list[str]:
+        """The original texts the synonyms are fitted on (all, or about `fit_texts` chosen row by row), sorted."""
+        texts = table.select(self.column, SYNTHETIC)
+        originals = int(map_table(texts, lambda batch: pl.DataFrame({"rows": [int((~batch[SYNTHETIC]).sum())]}), {"rows": pl.Int64})["rows"].sum())
+        share = min(1.0, self.fit_texts / max(originals, 1))
+
+        def pick(batch: pl.DataFrame, draws: RowDraws) -> pl.DataFrame:
+            return keep_with_probability(batch, np.where(batch[SYNTHETIC].to_numpy(), 0.0, share), draws)
+
+        chosen = map_rows(texts, pick, map_table, stream)
+        # the sample comes to this process (the fit needs it in one place): at most about fit_texts texts
+        return sorted(text or "" for text in map_table(chosen, lambda batch: batch.select(self.column), {self.column: pl.String})[self.column])
+
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
+        stream = component_stream(rng, self.name)
+        synonyms = Synonyms.from_texts(self.fit_sample(table, map_table, stream), per_word=self.neighbours, min_similarity=self.min_similarity)
+
+        def augment(batch: pl.DataFrame, draws: RowDraws) -> pl.DataFrame:
+            rows = np.flatnonzero(~batch[SYNTHETIC].to_numpy())
+            sources = batch[rows]
+            texts = sources[self.column].fill_null("").to_list()
+            copies = []
+            for copy in range(1, self.copies + 1):
+                generators = [draws.generator(int(row), copy) for row in rows]
+                augmented = [augment_text(text, str(g.choice(self.operations)), self.rate, synonyms, g) for text, g in zip(texts, generators, strict=True)]
+                copies.append(sources.with_columns(pl.Series(self.column, augmented, dtype=pl.String)))
+            return with_copies(batch, copies)
+
+        return map_rows(table, augment, map_table, stream)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import polars as pl
 
 from longtail.core.config import ComponentSpec
-from longtail.core.executors import TableMapper, map_in_process
+from longtail.core.errors import NotMappableError
+from longtail.core.executors import RowsT, TableMapper, map_in_process
 from longtail.core.registry import Registry
 from longtail.data.columns import SYNTHETIC, WEIGHT
 
@@ -24,20 +25,43 @@ class Component(ABC):
     Components never change an original row's values, only its weight or how often it appears,
     and every row they create has `synthetic = True`. Parameters go in `__init__`; randomness comes
     only from the generator passed to `apply`, so a seed reproduces the result.
+
+    There is one implementation, `apply_mapped`: table-wide statistics and then the row-level work run batch by
+    batch through a table mapper (balance.rows), and `apply` is that with the in-process mapper.
     """
 
     name: ClassVar[str]
 
+    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+        """The transformed training table (same columns as the input), in this process."""
+        return self.apply_mapped(table, rng, map_in_process)
+
+    @abstractmethod
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
+        """The transformed training table, its statistics and row-level work run batch by batch through `map_table`."""
+
+
+class WholeTableComponent(Component):
+    """A component that needs every row in one place (e.g. nearest neighbours across rows, a model fitted on them).
+
+    It runs only in-process: through any other mapper it refuses with NotMappableError rather than collect the
+    table to the driver, because a table worth a cluster would not fit there.
+    """
+
+    needs_whole_table: ClassVar[str]  # why, in a few words, for the error message
+
     @abstractmethod
     def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-        """The transformed training table (same columns as the input)."""
+        """The transformed training table, computed over the whole table at once."""
 
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
-        """`apply` with its table-wide statistics computed batch by batch through `map_table` (in-process or on Spark).
-
-        Components without such statistics apply to the whole table here; the sequence components override this.
-        """
-        return self.apply(table, rng)
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
+        if map_table is not map_in_process or not isinstance(table, pl.DataFrame):
+            raise NotMappableError(
+                f"component {self.name!r} cannot run per partition: {self.needs_whole_table}; run it with pipeline.executor: local "
+                "on a table that fits in memory, or use a row-local component (random-sample, stratified-sample, weighted-sampling, "
+                "class-weights) on the cluster"
+            )
+        return cast(RowsT, self.apply(table, rng))
 
 
 COMPONENTS: Registry[type[Component]] = Registry("balancing/augmentation component")
@@ -72,10 +96,7 @@ class Chain(Component):
     def __init__(self, components: Sequence[Component]) -> None:
         self.components = list(components)
 
-    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-        return self.apply_mapped(table, rng, map_in_process)
-
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
         for component in self.components:
             table = component.apply_mapped(table, rng, map_table)
         return table
@@ -84,7 +105,7 @@ class Chain(Component):
 def run(
     component: Component, table: pl.DataFrame, seed: int, on_step: Callable[[str], None] | None = None, map_table: TableMapper = map_in_process
 ) -> pl.DataFrame:
-    """Apply `component` to the training table with a generator seeded by `seed`, its statistics through `map_table`."""
+    """Apply `component` to the training table with a generator seeded by `seed`, its statistics and rows through `map_table`."""
     if on_step is not None:
         on_step(component.name)
     return component.apply_mapped(as_training_table(table), np.random.default_rng(seed), map_table)

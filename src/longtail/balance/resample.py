@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from longtail.balance.component import Component, register
+from longtail.balance.component import WholeTableComponent, register
 from longtail.balance.sampling import repeat_rows
 from longtail.core.errors import ConfigError
 from longtail.data.columns import SYNTHETIC, WEIGHT
@@ -25,12 +25,15 @@ def feature_columns(table: pl.DataFrame, label: str, features: Sequence[str] | N
     return [name for name, dtype in table.schema.items() if name not in skipped and dtype.is_numeric()]
 
 
-class ImbalancedLearnResampler(Component):
+class ImbalancedLearnResampler(WholeTableComponent):
     """A re-sampler from imbalanced-learn applied to the feature columns of a table with a label column.
 
     Kept original rows come back unchanged with all their columns; rows the sampler generates carry its feature
     values and label, nulls in every other column (so they never share a key with any real row) and `synthetic = True`.
+    The imbalanced-learn samplers work on the whole table at once, so these run in-process only.
     """
+
+    needs_whole_table = "imbalanced-learn re-samples the whole table at once (class counts, nearest neighbours across all rows)"
 
     def __init__(self, label: str = "label", features: Sequence[str] | None = None, sampling_strategy: SamplingStrategy = "auto",
                  k_neighbors: int = 5) -> None:

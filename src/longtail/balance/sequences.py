@@ -1,4 +1,7 @@
-"""Balancing components over behaviour sequences: inverse-popularity weights, tail over-sampling, head under-sampling."""
+"""Balancing components over behaviour sequences: inverse-popularity weights, tail over-sampling, head under-sampling.
+
+Their statistics (item popularity, rows per last item) are counted batch by batch and their row decisions are made
+per row (balance.rows), so they run per partition through any table mapper."""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ import numpy as np
 import polars as pl
 
 from longtail.balance.component import Component, as_training_table, register
+from longtail.balance.rows import RowDraws, component_stream, keep_with_probability, map_rows, repeat
 from longtail.core.errors import LongtailError
-from longtail.core.executors import TableMapper, map_in_process
+from longtail.core.executors import Rows, RowsT, TableMapper, map_in_process
 from longtail.data.columns import MASKED, SYNTHETIC, WEIGHT
 from longtail.data.segments import HEAD, TAIL, TORSO, item_segments
 
@@ -43,7 +47,7 @@ def item_count_rows(batch: pl.DataFrame) -> pl.DataFrame:
     return items.filter(pl.col("item") != MASKED).group_by("item").agg(pl.len().cast(pl.Int64).alias("count"))
 
 
-def item_counts(table: pl.DataFrame, map_table: TableMapper = map_in_process) -> np.ndarray:
+def item_counts(table: Rows, map_table: TableMapper = map_in_process) -> np.ndarray:
     """Interactions per item in the original (non-synthetic) rows, indexed up to the largest item index present."""
     rows = map_table(table.select(ITEMS, SYNTHETIC), item_count_rows, ITEM_COUNTS_SCHEMA).group_by("item").agg(pl.col("count").sum())
     present = rows["item"].to_numpy()
@@ -65,20 +69,22 @@ def last_item_buckets(
     return labels[last_items(table)]
 
 
-def _copies(table: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
-    """Duplicates of the given rows, marked synthetic (a component's made-up rows)."""
-    return table[rows].with_columns(pl.lit(True).alias(SYNTHETIC))
+LAST_ITEM_COUNTS_SCHEMA = {"item": pl.Int64, "rows": pl.Int64}
 
 
-class _PopularityComponent(Component):
-    """A sequence component whose one table-wide statistic is item popularity (item_counts), which a mapper can count."""
+def last_item_count_rows(batch: pl.DataFrame) -> pl.DataFrame:
+    """Rows per last item in a batch (every row, synthetic ones too); batches' rows add up to the table's."""
+    return pl.DataFrame({"item": last_items(batch)}, schema={"item": pl.Int64}).group_by("item").agg(pl.len().cast(pl.Int64).alias("rows"))
 
-    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-        return self.apply_mapped(table, rng, map_in_process)
+
+def last_item_counts(table: Rows, map_table: TableMapper = map_in_process) -> tuple[np.ndarray, np.ndarray]:
+    """The last items present (ascending) and how many rows end in each, counted batch by batch through `map_table`."""
+    rows = map_table(table.select(ITEMS), last_item_count_rows, LAST_ITEM_COUNTS_SCHEMA).group_by("item").agg(pl.col("rows").sum()).sort("item")
+    return rows["item"].to_numpy(), rows["rows"].to_numpy()
 
 
 @register
-class SequenceWeights(_PopularityComponent):
+class SequenceWeights(Component):
     """Keep every sequence, but weight its loss by popularity(last item) ** -exponent (weights average 1)."""
 
     name = "inverse-popularity-weights"
@@ -88,18 +94,27 @@ class SequenceWeights(_PopularityComponent):
             raise LongtailError("inverse-popularity-weights: exponent must be >= 0")
         self.exponent = exponent
 
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
-        popularity = item_counts(table, map_table)[last_items(table)].astype(np.float64)
-        factor = np.maximum(popularity, 1.0) ** -self.exponent
-        return table.with_columns((pl.col(WEIGHT) * pl.Series(factor / factor.mean())).alias(WEIGHT))
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
+        factor = np.maximum(item_counts(table, map_table).astype(np.float64), 1.0) ** -self.exponent
+        items, rows = last_item_counts(table, map_table)
+        # the mean over rows from exact per-item row counts, summed in item order: the same bits however the table is split
+        mean = float(np.sum(rows * factor[items])) / max(table.height, 1)
+
+        def reweight(batch: pl.DataFrame, draws: RowDraws) -> pl.DataFrame:
+            scaled = batch.with_columns((pl.col(WEIGHT) * pl.Series(factor[last_items(batch)] / mean)).alias(WEIGHT))
+            return repeat(scaled, np.ones(batch.height, dtype=np.int64))
+
+        return map_rows(table, reweight, map_table, component_stream(rng, self.name))
 
 
 @register
-class TailOverSampling(_PopularityComponent):
+class TailOverSampling(Component):
     """Copy sequences whose last item is in a smaller popularity bucket until that bucket has `ratio` x the largest's rows.
 
     Buckets are the evaluation segments (head / torso / tail) of the last item. Only the buckets named in
-    `buckets` grow; copies are synthetic. ratio 1 balances them with the largest bucket.
+    `buckets` grow; copies are synthetic. ratio 1 balances them with the largest bucket. A bucket that needs
+    r copies per row on average gives every row floor(r) copies and one more with probability r - floor(r),
+    decided row by row, so the bucket reaches its target in expectation.
     """
 
     name = "tail-oversampling"
@@ -112,27 +127,41 @@ class TailOverSampling(_PopularityComponent):
         self.buckets = list(buckets)
         self.shares = (head_item_share, tail_interaction_share)
 
-    def targets(self, table: pl.DataFrame, labels: np.ndarray | None = None) -> dict[str, int]:
-        """Rows each bucket has after over-sampling (`labels`: each row's bucket, when already known)."""
-        labels = last_item_buckets(table, *self.shares) if labels is None else labels
-        counts = {bucket: int(np.sum(labels == bucket)) for bucket in BUCKETS}
+    def targets(self, table: Rows, map_table: TableMapper = map_in_process) -> dict[str, int]:
+        """Rows each bucket is to have after over-sampling (in expectation)."""
+        return self._targets(self._bucket_rows(self._segments(table, map_table), table, map_table))
+
+    def _segments(self, table: Rows, map_table: TableMapper) -> np.ndarray:
+        return item_segments(item_counts(table, map_table), *self.shares)
+
+    def _bucket_rows(self, segments: np.ndarray, table: Rows, map_table: TableMapper) -> dict[str, int]:
+        items, rows = last_item_counts(table, map_table)
+        return {bucket: int(rows[segments[items] == bucket].sum()) for bucket in BUCKETS}
+
+    def _targets(self, counts: dict[str, int]) -> dict[str, int]:
         goal = round(self.ratio * max(counts.values()))
         return {bucket: max(count, goal) if bucket in self.buckets and count else count for bucket, count in counts.items()}
 
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
-        labels = last_item_buckets(table, *self.shares, map_table=map_table)
-        extra = []
-        for bucket, goal in self.targets(table, labels).items():
-            members = np.flatnonzero(labels == bucket)
-            if goal > len(members):
-                extra.append(rng.choice(members, size=goal - len(members), replace=True))
-        rows = np.concatenate(extra) if extra else np.zeros(0, dtype=np.int64)
-        return pl.concat([table, _copies(table, rows)])
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
+        segments = self._segments(table, map_table)
+        counts = self._bucket_rows(segments, table, map_table)
+        extra = {bucket: goal / counts[bucket] - 1.0 for bucket, goal in self._targets(counts).items() if counts[bucket]}
+
+        def oversample(batch: pl.DataFrame, draws: RowDraws) -> pl.DataFrame:
+            labels = segments[last_items(batch)]
+            mean = np.zeros(batch.height, dtype=np.float64)
+            for bucket, rate in extra.items():
+                mean[labels == bucket] = rate
+            whole = np.floor(mean)
+            return repeat(batch, 1 + whole.astype(np.int64) + (draws.uniform() < mean - whole))
+
+        return map_rows(table, oversample, map_table, component_stream(rng, self.name))
 
 
 @register
-class HeadUnderSampling(_PopularityComponent):
-    """Drop randomly chosen head-dominated sequences until they make up at most `max_share` of the rows.
+class HeadUnderSampling(Component):
+    """Drop randomly chosen head-dominated sequences until they make up at most `max_share` of the rows (in expectation:
+    each head-dominated row is kept with the same probability, decided row by row).
 
     A sequence is head-dominated when at least `head_fraction` of its items are head items.
     """
@@ -148,17 +177,24 @@ class HeadUnderSampling(_PopularityComponent):
 
     def head_dominated(self, table: pl.DataFrame, map_table: TableMapper = map_in_process) -> np.ndarray:
         """Whether each row counts as head-dominated."""
-        is_head = item_segments(item_counts(table, map_table), *self.shares) == HEAD
-        fractions = [float(np.mean(is_head[items[items != MASKED]])) for items in map(np.asarray, table[ITEMS].to_list())]
-        return np.asarray(fractions) >= self.head_fraction
+        return self._dominated(table, item_segments(item_counts(table, map_table), *self.shares) == HEAD)
 
-    def apply_mapped(self, table: pl.DataFrame, rng: np.random.Generator, map_table: TableMapper) -> pl.DataFrame:
-        dominated = np.flatnonzero(self.head_dominated(table, map_table))
-        others = len(table) - len(dominated)
-        # the largest k with k / (others + k) <= max_share
-        keep = min(len(dominated), int(np.floor(self.max_share * others / (1 - self.max_share))))
-        dropped = rng.choice(dominated, size=len(dominated) - keep, replace=False)
-        return table.filter(~pl.Series(np.isin(np.arange(len(table)), dropped)))
+    def _dominated(self, batch: pl.DataFrame, is_head: np.ndarray) -> np.ndarray:
+        fractions = [float(np.mean(is_head[items[items != MASKED]])) for items in map(np.asarray, batch[ITEMS].to_list())]
+        return np.asarray(fractions, dtype=np.float64) >= self.head_fraction
+
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
+        is_head = item_segments(item_counts(table, map_table), *self.shares) == HEAD
+        counted = map_table(table.select(ITEMS), lambda batch: pl.DataFrame({"rows": [int(self._dominated(batch, is_head).sum())]}), {"rows": pl.Int64})
+        dominated = int(counted["rows"].sum())
+        # the largest k with k / (others + k) <= max_share, as the expected number of head-dominated rows kept
+        keep = min(dominated, int(np.floor(self.max_share * (table.height - dominated) / (1 - self.max_share))))
+        share = keep / dominated if dominated else 1.0
+
+        def undersample(batch: pl.DataFrame, draws: RowDraws) -> pl.DataFrame:
+            return keep_with_probability(batch, np.where(self._dominated(batch, is_head), share, 1.0), draws)
+
+        return map_rows(table, undersample, map_table, component_stream(rng, self.name))
 
 
 def check_training_only(table: pl.DataFrame, train: Sequence[np.ndarray]) -> None:

@@ -8,7 +8,8 @@ import numpy as np
 import polars as pl
 
 from longtail.balance.component import Component, register
-from longtail.balance.sampling import class_sizes
+from longtail.balance.rows import RowDraws, component_stream, map_rows, repeat, value_counts
+from longtail.core.executors import RowsT, TableMapper
 from longtail.data.columns import WEIGHT
 
 WeightMethod = Literal["inverse", "effective"]
@@ -43,7 +44,11 @@ class ClassBalancedWeights(Component):
     def __init__(self, label: str = "label", method: WeightMethod = "effective", beta: float = 0.999) -> None:
         self.label, self.method, self.beta = label, method, beta
 
-    def apply(self, table: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-        weights = class_weights(class_sizes(table[self.label].to_numpy()), self.method, self.beta)
-        factor = table[self.label].replace_strict(weights, return_dtype=pl.Float64)
-        return table.with_columns((pl.col(WEIGHT) * factor).alias(WEIGHT))
+    def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
+        weights = class_weights(value_counts(table, self.label, map_table), self.method, self.beta)
+
+        def reweight(batch: pl.DataFrame, draws: RowDraws) -> pl.DataFrame:
+            factor = batch[self.label].replace_strict(weights, return_dtype=pl.Float64)
+            return repeat(batch.with_columns((pl.col(WEIGHT) * factor).alias(WEIGHT)), np.ones(batch.height, dtype=np.int64))
+
+        return map_rows(table, reweight, map_table, component_stream(rng, self.name))

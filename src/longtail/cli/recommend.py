@@ -1,4 +1,4 @@
-"""Recommendation commands: `evaluate` recommenders, `ablate` balancing choices, `train` and `update` a model folder, `intent`."""
+"""Recommendation commands: `evaluate` recommenders, `ablate` balancing choices (`balance-files` on Spark), `train` and `update` a model folder, `intent`."""
 
 from __future__ import annotations
 
@@ -273,14 +273,38 @@ def run_recommendation_ablation(settings: LongtailConfig, datasets_root: Path, o
     """Train the baseline and every variant, write ablation.json/.html and config.yaml; the result record."""
     from longtail.core.config import save_config
     from longtail.evaluate.ablation import run_ablation, write_results
+    from longtail.pipeline.executors import table_mapper
 
-    with progress() as bar:
+    # pipeline.executor decides where the split and the arms' components run (a Spark session lives for the whole run)
+    with table_mapper(settings.pipeline) as mapper, progress() as bar:
         arms = 2 + len(settings.ablation.variants) + (settings.ablation.combine_best > 1)
         task = bar.add_task("ablate", total=arms)
-        result, evaluations = run_ablation(settings, datasets_root, on_step=lambda step: bar.update(task, advance=1, description=step))
+        result, evaluations = run_ablation(settings, datasets_root, on_step=lambda step: bar.update(task, advance=1, description=step), map_table=mapper)
     write_results(result, evaluations, settings, out / "ablation.json", out / "ablation.html")
     save_config(settings, out)
     return result
+
+
+@commands.command("balance-files")
+def balance_files(
+    input_path: Annotated[Path, typer.Argument(help="a training table: a folder of Parquet parts (or one file), e.g. one row per user's sequence")],
+    out: Annotated[Path, typer.Option(help="output folder: the executors write rows/ as Parquet parts")],
+    arm: Annotated[str, typer.Option(help="the ablation arm (config ablation.variants) whose sequences components to apply, in order")],
+    config: ConfigOption = None,
+    master: Annotated[str | None, typer.Option(help="Spark master (spark://host:port or local[N]); default: pipeline.spark_master")] = None,
+) -> None:
+    """Balance/augment a training table in Parquet parts on Spark, the driver holding no rows; sort rows/ by the printed ORDER columns for input order."""
+    from longtail.balance.component import build_chain
+    from longtail.pipeline.spark_files import balance_files as run_on_files
+
+    settings = load_config(config)
+    variants = {variant.name: variant for variant in settings.ablation.variants}
+    if arm not in variants:
+        raise LongtailError(f"arm {arm!r} is not among the config's ablation.variants ({', '.join(variants) or 'none'})")
+    pipeline = settings.pipeline.model_copy(update={"spark_master": master}) if master else settings.pipeline
+    figures = run_on_files(build_chain(variants[arm].sequences).components, input_path, out, settings.seed, pipeline)
+    console.print(f"{figures['input_rows']:,} rows in, {figures['output_rows']:,} out ({figures['synthetic_rows']:,} synthetic) -> {out / 'rows'}; "
+                  f"input order: sort by {', '.join(figures['order_columns'])}")
 
 
 def print_recommendation_ablation(result: dict[str, Any], out: Path) -> None:

@@ -44,6 +44,10 @@ class ExecutorError(LongtailError):
     """The configured executor (e.g. a Spark master) cannot run the pipeline."""
 
 
+class NotMappableError(ExecutorError):
+    """A component that needs the whole table in one place was asked to run per partition."""
+
+
 class InsufficientMemoryError(LongtailError):
     """An in-process step would need more memory than is available; it is refused before loading anything."""
 

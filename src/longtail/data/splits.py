@@ -94,6 +94,11 @@ def _ordered_sequences(
     return catalogue, grouped["user_id"].to_list(), sequences, times
 
 
+def leave_one_out_train(sequences: pl.Expr) -> pl.Expr:
+    """The training part of leave-one-out sequences (list column): all but the last two items, or all when under three."""
+    return pl.when(sequences.list.len() >= 3).then(sequences.list.head(sequences.list.len() - 2)).otherwise(sequences)
+
+
 def leave_one_out(items: pl.DataFrame, events: pl.DataFrame, map_table: TableMapper = map_in_process) -> Split:
     """Last interaction per user = test, the one before = validation, the rest = training.
 

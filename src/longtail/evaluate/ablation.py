@@ -14,6 +14,7 @@ from longtail.balance.component import build_chain, run
 from longtail.balance.sequences import check_training_only, sequence_table, table_histories
 from longtail.core.config import AblationVariant, LongtailConfig, RecommendConfig, SequentialConfig
 from longtail.core.errors import ConfigError
+from longtail.core.executors import TableMapper, map_in_process
 from longtail.data.adapters import Dataset, load_dataset
 from longtail.data.columns import SYNTHETIC
 from longtail.data.splits import Split, split_events
@@ -57,17 +58,19 @@ def variant_settings(base: RecommendConfig, variant: AblationVariant) -> Recomme
     return base.model_copy(update={"sequential": sequential})
 
 
-def training_table(split: Split, variant: AblationVariant, seed: int) -> pl.DataFrame:
-    """The arm's training sequences, checked to hold nothing but each user's own training items."""
-    table = run(build_chain(variant.sequences), sequence_table(split.train), seed)
+def training_table(split: Split, variant: AblationVariant, seed: int, map_table: TableMapper = map_in_process) -> pl.DataFrame:
+    """The arm's training sequences (its components run through `map_table`), checked to hold nothing but each user's own training items."""
+    table = run(build_chain(variant.sequences), sequence_table(split.train), seed, map_table=map_table)
     check_training_only(table, split.train)
     return table
 
 
-def item_vectors(split: Split, items: pl.DataFrame, variant: AblationVariant, encoder: TextEncoder, seed: int) -> np.ndarray:
-    """Item text vectors; with text components, each item's vector is the mean over its original and augmented texts."""
+def item_vectors(
+    split: Split, items: pl.DataFrame, variant: AblationVariant, encoder: TextEncoder, seed: int, map_table: TableMapper = map_in_process
+) -> np.ndarray:
+    """Item text vectors; with text components (run through `map_table`), each item's vector is the mean over its original and augmented texts."""
     texts = pl.DataFrame({"item": np.arange(split.n_items), "text": texts_for(split.item_ids, items)})
-    table = run(build_chain(variant.item_text), texts, seed)
+    table = run(build_chain(variant.item_text), texts, seed, map_table=map_table)
     vectors = encoder.encode(table["text"].to_list())
     summed = np.zeros((split.n_items, vectors.shape[1]), dtype=np.float64)
     np.add.at(summed, table["item"].to_numpy(), vectors)
@@ -129,12 +132,12 @@ def goal_check(compared: dict[str, dict[str, dict]], tail_gain: float, overall_l
 
 
 def train_arm(arm: AblationVariant, split: Split, items: pl.DataFrame, settings: LongtailConfig,
-              encoder: TextEncoder | None) -> tuple[dict, Evaluation]:
-    """Build the arm's training data, train its model under the shared budget, and evaluate it on validation and test."""
+              encoder: TextEncoder | None, map_table: TableMapper = map_in_process) -> tuple[dict, Evaluation]:
+    """Build the arm's training data (through `map_table`), train its model under the shared budget, and evaluate it on validation and test."""
     config = variant_settings(settings.recommend, arm)
-    table = training_table(split, arm, settings.seed)
+    table = training_table(split, arm, settings.seed, map_table)
     histories, weights = table_histories(table)
-    vectors = item_vectors(split, items, arm, encoder, settings.seed) if encoder is not None and config.sequential.text_init != "none" else None
+    vectors = item_vectors(split, items, arm, encoder, settings.seed, map_table) if encoder is not None and config.sequential.text_init != "none" else None
     model = make_recommender(config.model, config)
     started = time.perf_counter()
     model.fit(TrainData(split.n_items, histories, None, vectors, settings.seed, weights), make_validator(split, config))
@@ -153,10 +156,12 @@ def train_arm(arm: AblationVariant, split: Split, items: pl.DataFrame, settings:
 
 
 def run_ablation(settings: LongtailConfig, datasets_root: Path, on_step: Step | None = None,
-                 on_arm: Callable[[dict, dict[str, Evaluation]], None] | None = None) -> tuple[dict, dict[str, Evaluation]]:
+                 on_arm: Callable[[dict, dict[str, Evaluation]], None] | None = None,
+                 map_table: TableMapper = map_in_process) -> tuple[dict, dict[str, Evaluation]]:
     """Train and test the baseline and every variant with the same seed, split and budget: the results and per-arm evaluations.
 
-    `on_arm` receives the results so far after every arm, so a long run leaves what it finished.
+    The per-user sequences and every arm's balancing/augmentation components run through `map_table` (in-process or
+    on Spark); the models train in this process. `on_arm` receives the results so far after every arm, so a long run leaves what it finished.
     """
     step = on_step or (lambda _: None)
     ablation = settings.ablation
@@ -170,7 +175,7 @@ def run_ablation(settings: LongtailConfig, datasets_root: Path, on_step: Step | 
             raise ConfigError(f"ablation variant {arm.name!r} augments item text but its model ignores text (set sequential.text_init)")
     step("load and split")
     items, events = first_users(load_dataset(ablation.dataset, datasets_root), ablation.max_users)
-    split = split_events(items, events, ablation.protocol)
+    split = split_events(items, events, ablation.protocol, map_table)
     encoder = build_encoder(settings.encode) if any(config.sequential.text_init != "none" for config in arm_settings.values()) else None
     runs: list[dict] = []
     evaluations: dict[str, Evaluation] = {}
@@ -180,7 +185,7 @@ def run_ablation(settings: LongtailConfig, datasets_root: Path, on_step: Step | 
         if current is None:
             break
         step(f"{current.name}: train and evaluate")
-        record, evaluations[current.name] = train_arm(current, split, items, settings, encoder)
+        record, evaluations[current.name] = train_arm(current, split, items, settings, encoder, map_table)
         runs.append(record)
         if on_arm is not None:
             on_arm(summarise(settings, split, runs, evaluations), evaluations)

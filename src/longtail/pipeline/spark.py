@@ -19,7 +19,7 @@ import polars as pl
 
 from longtail.core.config import PipelineConfig
 from longtail.core.errors import ExecutorError
-from longtail.core.executors import BatchFunction, OutputSchema
+from longtail.core.executors import BatchFunction, OutputSchema, Rows, held_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,13 +90,14 @@ class SparkTableMapper:
         self.partitions = partitions
         self.work_dir = work_dir
 
-    def __call__(self, table: pl.DataFrame, function: BatchFunction, output_schema: OutputSchema, group_key: str | None = None) -> pl.DataFrame:
-        """Ship the table as Parquet, run `function` per partition (co-partitioned by `group_key`), collect as Arrow."""
+    def __call__(self, table: Rows, function: BatchFunction, output_schema: OutputSchema, group_key: str | None = None) -> pl.DataFrame:
+        """Ship the held table as Parquet, run `function` per partition (co-partitioned by `group_key`), collect as Arrow."""
+        held = held_table(table)
         path = self.work_dir / f"input-{uuid.uuid4().hex}.parquet"
-        table.write_parquet(path)
+        held.write_parquet(path)
         frame = self.session.read.parquet(str(path))
         frame = frame.repartition(self.partitions, group_key) if group_key else frame.repartition(self.partitions)
-        input_schema = dict(table.schema)
+        input_schema = dict(held.schema)
 
         def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
             return run_partition(batches, function, input_schema, output_schema)

@@ -105,8 +105,8 @@ def _user_activity(by_user: DataFrame, schema: OutputSchema, config: LongtailCon
     return bots, statistics.user_activity(counts, statistics.top_peak_users(top))
 
 
-def _event_sample(events_path: Path, config: LongtailConfig) -> pl.DataFrame:
-    """The first part file, loaded on the driver: its schema, and proof that the events carry no transaction lines."""
+def event_schema(events_path: Path, config: LongtailConfig) -> OutputSchema:
+    """The events' canonical columns, from the first part loaded on the driver, which also proves they carry no transaction lines."""
     first = part_files(events_path)[0]
     sample = load_part(first, 0, EVENTS, config.data.columns.events, config.data.csv_separator, config.data)
     if commerce.has_lines(sample):
@@ -114,7 +114,14 @@ def _event_sample(events_path: Path, config: LongtailConfig) -> pl.DataFrame:
             f"{first}: events carry transaction lines (quantity/price); their commerce rules compare lines across users "
             "and run only in-process: set pipeline.executor: local"
         )
-    return apply_privacy({"events": sample}, config.privacy)["events"]
+    return dict(apply_privacy({"events": sample}, config.privacy)["events"].schema)
+
+
+def read_event_parts(session: SparkSession, events_path: Path, schema: OutputSchema, config: LongtailConfig) -> DataFrame:
+    """The events of a file or folder of parts, read by the executors (one task per part, each row keeping its `source_row`)."""
+    parts = part_files(events_path)
+    listing = session.sparkContext.parallelize([(index, str(path)) for index, path in enumerate(parts)], len(parts))
+    return listing.toDF("part int, path string").mapInPandas(partial(_read_parts, config=config, schema=schema), spark_ddl(schema))
 
 
 def audit_on_cluster(
@@ -137,14 +144,12 @@ def audit_on_cluster(
     step = on_step or (lambda _name: None)
     # Absolute paths: executors run in their own working folders, where a relative path names nothing.
     events_path, out_dir = Path(events_path).resolve(), Path(out_dir).resolve()
-    parts = part_files(events_path)
-    schema = dict(_event_sample(events_path, config).schema)
+    schema = event_schema(events_path, config)
     clock = AuditClock.from_config(config.quality)
     step("start the Spark session")
     session: SparkSession = start_session(config.pipeline, "longtail-audit")
     try:
-        listing = session.sparkContext.parallelize([(index, str(path)) for index, path in enumerate(parts)], len(parts))
-        events = listing.toDF("part int, path string").mapInPandas(partial(_read_parts, config=config, schema=schema), spark_ddl(schema))
+        events = read_event_parts(session, events_path, schema, config)
         step("items: case variants")
         variants = commerce.case_variant_ids(items)["item_id"].to_list()
         counts = (
