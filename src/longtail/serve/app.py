@@ -5,6 +5,7 @@
 import hashlib
 import logging
 import math
+import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
 from importlib.resources import files
@@ -328,7 +329,7 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
     @app.get("/health", tags=["operations"])
     def health() -> Health:
         """Liveness without a key: whether the store answers, how many events it holds, which model version answers."""
-        return Health(status="ok", store=type(store).__name__, events=store.count(), model=services.model_version())
+        return Health(status="ok", store=type(store).__name__, events=store.count(), model=services.model_version(), process=os.getpid())
 
     @app.get("/metrics", tags=["operations"], response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}}, **needs("read"))
     def prometheus() -> Response:
