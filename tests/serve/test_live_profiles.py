@@ -22,6 +22,7 @@ from longtail.search.engine import RECENT_FILE, VECTORS_FILE, SearchEngine
 from longtail.serve.app import create_app
 from longtail.serve.loading import Served, open_served
 from longtail.serve.model_services import ModelServices
+from longtail.serve.schemas import ItemIn, SearchRequest
 
 from conftest import LiveServer, fresh_postgres_dsn, make_keys, write_demo_slice
 
@@ -292,3 +293,20 @@ def test_two_server_processes_over_one_store_see_each_others_events_items_and_er
             client.http.close()
     first.close()
     second.close()
+
+
+def test_the_default_services_of_a_second_process_find_an_item_posted_to_the_first_at_once(slice_dir: Path, tmp_path: Path) -> None:
+    config = LongtailConfig()
+    data = copy_data(slice_dir, tmp_path / "data")
+    first, second = open_served(data, config), open_served(data, config)
+    try:
+        query = SearchRequest(query="qvzxw", k=3)
+        assert second.services.search(query).items == []
+        item = ItemIn(item_id="qv-2", title="Qvzxw cast iron bench vise", brand="Qvzxw", category="Tools > Vises", price=60.0)
+        first.store.upsert_items([item.model_dump()])  # what POST /items does: the store first, then this process's services
+        first.services.upsert_items([item])
+        assert [hit.item_id for hit in second.services.search(query).items] == ["qv-2"]
+        assert second.services.unknown_items(["qv-2"]) == []
+    finally:
+        first.close()
+        second.close()
