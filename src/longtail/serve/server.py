@@ -84,6 +84,19 @@ def _reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _claim_port(host: str, port: int) -> int:
+    """The port to serve on (a free one for 0), refused when anything already listens there: the workers' sockets share
+    the port with any socket that allows it, so without this check a second server could silently take half the traffic."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise LongtailError(f"cannot bind {host}:{port}: {error}") from None
+        return int(probe.getsockname()[1])
+
+
 def _die_with_parent() -> None:
     """Ask Linux to SIGKILL this process when the process that started it dies (also by kill -9), so no worker is left
     holding the port."""
@@ -126,29 +139,32 @@ def serve(data_dir: str | Path, config: LongtailConfig, host: str | None = None,
         app, served = build_app(data_dir, config, index_dir, model_dir)
         _run(app, served, config, host, port, None)
         return
-    first = _reuseport_socket(host, port)
-    port = first.getsockname()[1]  # port 0: the others join the port the first one was given
-    sockets = [first, *(_reuseport_socket(host, port) for _ in range(workers - 1))]
+    port = _claim_port(host, port)
+    first, *others = [_reuseport_socket(host, port) for _ in range(workers)]
     # This process loads first: it seeds an empty store once and fills the compiled-ranker and ONNX caches the others read.
     app, served = build_app(data_dir, config, index_dir, model_dir)
     context = multiprocessing.get_context("spawn")
     children: list[tuple[multiprocessing.process.BaseProcess, ProcessEvent]] = []
     try:
-        for sock in sockets[1:]:
+        for sock in others:
             ready = context.Event()
             child = context.Process(target=_worker, args=(Path(data_dir), config, host, port, index_dir and Path(index_dir),
                                                           model_dir and Path(model_dir), sock, ready), name="longtail-serve-worker")
             child.start()
             children.append((child, ready))
         # This process listens last: once /health answers, every worker takes connections.
-        while not all(ready.is_set() for _, ready in children):
-            dead = [child for child, ready in children if not ready.is_set() and not child.is_alive()]
-            if dead:
-                raise LongtailError(f"a server worker exited with {dead[0].exitcode} while loading; see its log above")
-            time.sleep(0.1)
+        try:
+            while not all(ready.is_set() for _, ready in children):
+                exits = [worker.exitcode for worker, ready in children if not ready.is_set() and not worker.is_alive()]
+                if exits:
+                    raise LongtailError(f"a server worker exited with {exits[0]} while loading; see its log above")
+                time.sleep(0.1)
+        except BaseException:
+            served.close()  # _run closes it otherwise
+            raise
         _run(app, served, config, host, port, [first])
     finally:
-        for child, _ in children:
-            child.terminate()
-        for child, _ in children:
-            child.join(timeout=20)
+        for worker, _ in children:
+            worker.terminate()
+        for worker, _ in children:
+            worker.join(timeout=20)
