@@ -126,9 +126,11 @@ class Traffic:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (from /proc)."""
+    """User + system CPU seconds a process and its child processes (the server's workers) have used so far (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir() for child in (task / "children").read_text().split()]
+    return own + sum(process_cpu_seconds(child) for child in children)
 
 
 def _server_ms(response: aiohttp.ClientResponse) -> float | None:
@@ -278,13 +280,14 @@ def main() -> int:
                         help="also serve this model folder (`longtail train` on the demo data): recommendations from its recommender")
     parser.add_argument("--query-batch-concurrency", type=int, default=None, help="serve.query_batch_concurrency (default: the config's, 1)")
     parser.add_argument("--recommend-batch-concurrency", type=int, default=None, help="serve.recommend_batch_concurrency (default: the config's, 1)")
+    parser.add_argument("--workers", type=int, default=None, help="serve.workers: server processes (default: the config's)")
     args = parser.parse_args()
 
     load_at_start = os.getloadavg()[0]  # other work on the machine shares the cores with client and server
     work = Path(tempfile.mkdtemp(prefix="longtail-bench-serving-"))
     try:
         batching = {"query_batch_concurrency": args.query_batch_concurrency, "recommend_batch_concurrency": args.recommend_batch_concurrency}
-        serve_settings = {name: value for name, value in batching.items() if value is not None}
+        serve_settings = {name: value for name, value in {**batching, "workers": args.workers}.items() if value is not None}
         config_path, key = prepare_served_directory(work, "benchmark", serve_settings)
         if args.model_backed:
             # an index inside the served directory is picked up by `longtail serve` without being named
@@ -373,6 +376,7 @@ def main() -> int:
                            + (f" --model {args.model}" if args.model else "")
                            + "".join(f" --{name.replace('_', '-')} {value}" for name, value in serve_settings.items()),
                 "batches_at_once": {name: value or getattr(ServeConfig(), name) for name, value in batching.items()},
+                "server_processes": args.workers or ServeConfig().workers,
             },
             "levels": levels,
             "highest_zero_error_concurrency": best and {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +46,7 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
 def test_health_needs_no_key(client: httpx.Client, api: Api) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "store": "SqliteEventStore", "events": api.store.count(), "model": None}
+    assert response.json() == {"status": "ok", "store": "SqliteEventStore", "events": api.store.count(), "model": None, "process": os.getpid()}
 
 
 def test_search_ranks_title_matches_with_facets_and_filters(client: httpx.Client, api: Api) -> None:

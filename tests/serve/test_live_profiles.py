@@ -22,6 +22,7 @@ from longtail.search.engine import RECENT_FILE, VECTORS_FILE, SearchEngine
 from longtail.serve.app import create_app
 from longtail.serve.loading import Served, open_served
 from longtail.serve.model_services import ModelServices
+from longtail.serve.schemas import ItemIn, SearchRequest
 
 from conftest import LiveServer, fresh_postgres_dsn, make_keys, write_demo_slice
 
@@ -257,3 +258,55 @@ def test_an_index_inside_the_served_directory_is_used_and_none_means_defaults(sl
     built = open_served(data, config)
     assert isinstance(built.services, ModelServices) and built.services.engine.directory == data / "index"
     built.close()
+
+
+def test_two_server_processes_over_one_store_see_each_others_events_items_and_erasures(slice_dir: Path, tmp_path: Path) -> None:
+    """What `serve.workers` processes share is the store: each of two servers over it sees, at its next request, an event,
+    an item and an erasure the other one was sent, even for a profile it already holds in memory."""
+    config = LongtailConfig.model_validate(FAST)
+    data = copy_data(slice_dir, tmp_path / "data")
+    first, second = open_served(data, config, slice_dir / "index"), open_served(data, config, slice_dir / "index")
+    key = make_keys(first.store)["admin"]
+    with LiveServer(create_app(config, first.services, first.store)) as one, LiveServer(create_app(config, second.services, second.store)) as two:
+        a, b = Client(one.url, key), Client(two.url, key)
+        user, start = "two-u", datetime.now(UTC) - timedelta(hours=1)
+        picks = categories_firsts(slice_dir, 2)
+        a.post_event(user, picks[0], "view", start)
+        assert b.profile(user)["detail"]["intent"] == {"view": 1.0}  # b now holds the profile in memory
+        a.post_event(user, picks[1], "purchase", start + timedelta(minutes=1))
+        detail = b.profile(user)["detail"]
+        assert detail["intent"] == {"view": 0.5, "purchase": 0.5} and detail["session"][-1]["item_id"] == picks[1]
+        personalised = b.http.post("/search", json={"query": "tool", "k": 5, "user_id": user}).json()
+        assert personalised["source"].endswith("+profile")
+
+        item = {"item_id": "qv-1", "title": "Qvzxw anodised bench vise, 6 inch jaws", "brand": "Qvzxw", "category": "Tools > Vises", "price": 80.0}
+        assert "qv-1" not in {hit["item_id"] for hit in b.http.post("/search", json={"query": "qvzxw", "k": 3}).json()["items"]}  # now cached
+        assert a.http.post("/items", json={"items": [item]}).status_code == 200
+        found = b.http.post("/search", json={"query": "qvzxw", "k": 3}).json()
+        assert found["items"][0]["item_id"] == "qv-1"
+        b.post_event(user, "qv-1", "view", start + timedelta(minutes=2))  # b accepts events on it
+
+        assert a.http.delete(f"/users/{user}").status_code == 200
+        assert b.http.get(f"/users/{user}/profile").status_code == 404  # b's cached profile went with the erasure
+        assert b.http.post("/search", json={"query": "tool", "k": 5, "user_id": user}).json()["source"] == "model:hybrid"
+        for client in (a, b):
+            client.http.close()
+    first.close()
+    second.close()
+
+
+def test_the_default_services_of_a_second_process_find_an_item_posted_to_the_first_at_once(slice_dir: Path, tmp_path: Path) -> None:
+    config = LongtailConfig()
+    data = copy_data(slice_dir, tmp_path / "data")
+    first, second = open_served(data, config), open_served(data, config)
+    try:
+        query = SearchRequest(query="qvzxw", k=3)
+        assert second.services.search(query).items == []
+        item = ItemIn(item_id="qv-2", title="Qvzxw cast iron bench vise", brand="Qvzxw", category="Tools > Vises", price=60.0)
+        first.store.upsert_items([item.model_dump()])  # what POST /items does: the store first, then this process's services
+        first.services.upsert_items([item])
+        assert [hit.item_id for hit in second.services.search(query).items] == ["qv-2"]
+        assert second.services.unknown_items(["qv-2"]) == []
+    finally:
+        first.close()
+        second.close()

@@ -309,3 +309,90 @@ def test_a_swapped_folder_switches_search_to_its_own_index_without_a_failed_sear
         assert indexed["new"]["item_id"][0] in answered
     finally:
         served.close()
+
+
+def test_two_worker_processes_answer_from_one_store_and_both_take_a_swap_without_a_failed_request(model_dir, tmp_path) -> None:
+    """`longtail serve --workers 2`: events posted to one process drive the other's recommendations (the offline scores for
+    that sequence), a swapped folder reaches both with no failed request, and stopping the server stops both."""
+    import json
+    import subprocess
+    import sys
+
+    from longtail.serve.auth import create_key
+    from longtail.serve.sqlite_store import SqliteEventStore
+
+    from conftest import free_port
+
+    data, served_model = _served_copy(model_dir, tmp_path)
+    with SqliteEventStore(data / "longtail.db") as store:
+        key = create_key(store, ["admin"])
+    settings = tmp_path / "serve.yaml"
+    settings.write_text(json.dumps({"serve": {"model_reload_seconds": 0.2, "rate_limit_per_second": 10_000, "rate_limit_burst": 10_000}}))
+    port, log = free_port(), tmp_path / "server.log"
+    command = [sys.executable, "-m", "longtail.cli", "serve", "--data", str(data), "--model", str(served_model), "--port", str(port),
+               "--config", str(settings), "--workers", "2"]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
+    url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
+    clients: dict[int, httpx.Client] = {}
+    try:
+        deadline, up = time.monotonic() + 180, False
+        while not up and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            try:
+                up = httpx.get(f"{url}/health", timeout=2).status_code == 200
+            except httpx.TransportError:
+                time.sleep(0.2)
+        # Each keep-alive connection stays with the process the kernel gave it: open connections until both answered.
+        for _ in range(64):
+            client = httpx.Client(base_url=url, headers=headers, timeout=60)
+            answering = client.get("/health").json()["process"]
+            if answering in clients:
+                client.close()
+            else:
+                clients[answering] = client
+            if len(clients) == 2:
+                break
+        assert len(clients) == 2 and process.pid in clients, log.read_text()
+        one, other = clients[process.pid], next(client for pid, client in clients.items() if pid != process.pid)
+
+        folder = load_model_folder(served_model)
+        sequence = folder_split(served_model).histories("test")[int(sample_test_users(folder_split(served_model), 1, 3)[0])]
+        assert other.get("/users/both-u/recommendations", params={"k": 10}).json()["source"] == COLD_SOURCE
+        events = [{"user_id": "both-u", "item_id": folder.item_ids[item], "event_type": "review", "timestamp": f"2020-01-01T00:00:{second:02d}+00:00"}
+                  for second, item in enumerate(sequence.tolist())]
+        assert one.post("/events", json={"events": events}).status_code == 201
+        answer = other.get("/users/both-u/recommendations", params={"k": 10}).json()
+        top, _ = folder.recommend([sequence], 10)
+        assert answer["source"] == "model:fusion" and [hit["item_id"] for hit in answer["items"]] == [folder.item_ids[i] for i in top[0].tolist()]
+
+        outcomes: list[tuple[int, str | None]] = []
+        stop = threading.Event()
+
+        def load(client: httpx.Client) -> None:
+            while not stop.is_set():
+                response = client.get("/users/both-u/recommendations", params={"k": 3})
+                outcomes.append((response.status_code, response.json().get("model")))
+
+        # httpx clients are thread-safe; two threads per process.
+        threads = [threading.Thread(target=load, args=(client,)) for client in (one, other, one, other)]
+        for thread in threads:
+            thread.start()
+        new = write_model_folder(served_model, folder.sequential, folder.item_ids, pl.read_parquet(served_model / HISTORY_FILE), folder.config,
+                                 folder.popularity, folder.recommender, None, folder.evaluation)  # type: ignore[arg-type]
+        deadline = time.monotonic() + 60
+        while {client.get("/health").json()["model"] for client in (one, other)} != {new} and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.3)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        assert outcomes and all(status == 200 for status, _ in outcomes)
+        assert {version for _, version in outcomes} == {folder.version, new} and outcomes[-1][1] == new
+    finally:
+        for client in clients.values():
+            client.close()
+        process.terminate()
+        process.wait(timeout=60)
+    with pytest.raises(httpx.TransportError):  # neither process is left holding the port
+        httpx.get(f"{url}/health", timeout=2)

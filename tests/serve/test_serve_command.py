@@ -66,3 +66,19 @@ def test_served_events_survive_kill_9_of_the_server(served_dir: Path, tmp_path: 
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_workers_refuse_a_port_another_server_listens_on(served_dir: Path, tmp_path: Path) -> None:
+    """The workers share their port through SO_REUSEPORT; a port already served must still be refused, not shared."""
+    import socket
+
+    from longtail.core.config import LongtailConfig
+    from longtail.core.errors import LongtailError
+    from longtail.serve.server import serve
+
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # even one that would allow sharing
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(LongtailError, match="cannot bind"):
+            serve(served_dir, LongtailConfig(), "127.0.0.1", taken.getsockname()[1], workers=2)

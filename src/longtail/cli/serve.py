@@ -48,12 +48,13 @@ def serve(
             "reloaded when `longtail update` replaces it",
         ),
     ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="server processes sharing the port and the event store (default: serve.workers)")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Serve search, recommendations, events and profiles over HTTP until interrupted (model-free defaults without an index or model)."""
     from longtail.serve.server import serve as run_server
 
-    run_server(data, load_config(config), host, port, index_dir, model)
+    run_server(data, load_config(config), host, port, index_dir, model, workers)
 
 
 def open_key_store(data: Path, config: Path | None) -> EventStore:

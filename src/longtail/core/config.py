@@ -143,6 +143,8 @@ class ServeConfig(_Section):
     postgres_dsn: str | None = Field(None, description="libpq connection string, required when store is postgres")
     host: str = Field("127.0.0.1", description="interface to bind; loopback unless you mean to expose the API")
     port: int = Field(8000, ge=0, le=65535)
+    # 2: measured on this 2-core machine, one process used one core (its event loop holds the interpreter lock); see docs/serving.md.
+    workers: int = Field(2, ge=1, le=64, description="server processes sharing the port (SO_REUSEPORT) and the event store; each loads the whole model")
     max_body_bytes: int = Field(1_048_576, gt=0, description="larger request bodies get 413")
     max_batch_events: int = Field(1000, ge=1, description="most events in one POST /events")
     rate_limit_per_second: float = Field(100.0, gt=0, description="tokens each API key regains per second")

@@ -5,6 +5,7 @@
 import hashlib
 import logging
 import math
+import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
 from importlib.resources import files
@@ -19,6 +20,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -215,6 +217,13 @@ def _scoped_route_class(authorize: Callable[[Request, str], Awaitable[None]]) ->
     return ScopedRoute
 
 
+def _answer(model: BaseModel, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """A route's answer serialised as JSON in the thread that computed it. Returned as a model from a sync route, FastAPI
+    would validate it against its own type again in a second thread-pool hop before serialising it; the busy routes
+    declare their `response_model` for the OpenAPI spec and answer through this instead."""
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json", headers=headers)
+
+
 def _address(request: Request) -> str:
     """The client's address, what bad-key limits count by."""
     return request.client.host if request.client else "unknown"
@@ -328,7 +337,7 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
     @app.get("/health", tags=["operations"])
     def health() -> Health:
         """Liveness without a key: whether the store answers, how many events it holds, which model version answers."""
-        return Health(status="ok", store=type(store).__name__, events=store.count(), model=services.model_version())
+        return Health(status="ok", store=type(store).__name__, events=store.count(), model=services.model_version(), process=os.getpid())
 
     @app.get("/metrics", tags=["operations"], response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}}, **needs("read"))
     def prometheus() -> Response:
@@ -341,8 +350,8 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
             return None
         return Idempotency(request.state.key_id, key, route, hashlib.sha256(batch.model_dump_json().encode()).hexdigest())
 
-    @app.post("/events", status_code=201, tags=["events"], **needs("write_events"))
-    def post_events(batch: EventBatch, request: Request, response: Response, idempotency_key: IdempotencyKey = None) -> EventsWritten:
+    @app.post("/events", status_code=201, response_model=EventsWritten, tags=["events"], **needs("write_events"))
+    def post_events(batch: EventBatch, request: Request, idempotency_key: IdempotencyKey = None) -> Response:
         """Write a batch of events in one transaction; 201 means every one is committed and durable. With an
         Idempotency-Key, a retry gets the first answer back and writes nothing new."""
         if len(batch.events) > serve.max_batch_events:
@@ -354,12 +363,10 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
                 422, "unknown_items", f"events reference unknown item_id(s) {', '.join(map(repr, unknown[:10]))}; post the items first; nothing was written"
             )
         answer, replayed = store.append_once(events, idempotency(request, "POST /events", idempotency_key, batch))
-        if replayed:
-            response.headers[REPLAYED_HEADER] = "true"
-        else:
+        if not replayed:
             metrics.events_written.inc(answer["count"])
             services.observe([replace(event, id=event_id) for event, event_id in zip(events, answer["ids"], strict=True)])
-        return EventsWritten(**answer)
+        return _answer(EventsWritten(**answer), 201, {REPLAYED_HEADER: "true"} if replayed else None)
 
     @app.delete("/users/{user_id:path}", tags=["users"], **needs("admin"))
     def erase_user(user_id: UserId) -> Erased:
@@ -376,16 +383,16 @@ def create_app(config: LongtailConfig, services: Services, store: EventStore, re
             services.forget_user(spelling)
         return Erased(user_id=user_id, events_deleted=deleted)
 
-    @app.post("/search", tags=["search"], **needs("read"))
-    def search(request: SearchRequest) -> SearchResponse:
+    @app.post("/search", response_model=SearchResponse, tags=["search"], **needs("read"))
+    def search(request: SearchRequest) -> Response:
         """Ranked items for a text query, with category and brand facets, corrections, relaxation and merchandising rules applied."""
         scoped = request if request.user_id is None else request.model_copy(update={"user_id": stored_id(request.user_id)})
-        return merchandised_search(rulebook, services, scoped)
+        return _answer(merchandised_search(rulebook, services, scoped))
 
-    @app.get("/users/{user_id:path}/recommendations", tags=["users"], **needs("read"))
-    def recommendations(user_id: UserId, k: top_k = 10) -> Recommendations:
+    @app.get("/users/{user_id:path}/recommendations", response_model=Recommendations, tags=["users"], **needs("read"))
+    def recommendations(user_id: UserId, k: top_k = 10) -> Response:
         """Items to recommend to a user; a user without events gets popular items."""
-        return services.recommend(stored_id(user_id), k).model_copy(update={"user_id": user_id})
+        return _answer(services.recommend(stored_id(user_id), k).model_copy(update={"user_id": user_id}))
 
     @app.get("/users/{user_id:path}/profile", tags=["users"], **needs("read"))
     def profile(user_id: UserId) -> Profile:

@@ -52,6 +52,7 @@ class DefaultServices:
         self._refreshed_at = float("-inf")
         self._refresh_lock = threading.Lock()
         self._items_synced_at = datetime.now(UTC)
+        self._items_version = (-1, -1)  # unknown: the first request re-reads the items posted lately
         # BM25 over the catalogue, built at the first search; rows are appended as items are added or changed.
         self._lexical: LexicalIndex | None = None
         self._lexical_lock = threading.Lock()
@@ -62,12 +63,16 @@ class DefaultServices:
     # -- popularity and items posted to other processes -----------------------------------------
 
     def popularity(self) -> tuple[dict[str, int], list[str]]:
-        """Event counts per item and the catalogue items ranked by them, refreshed every few seconds."""
+        """Event counts per item and the catalogue items ranked by them, refreshed every few seconds; items another server
+        process was sent are laid over the catalogue at the first request after (one cheap store read tells)."""
+        version = self.store.catalogue_version()[:2]
+        if version != self._items_version:
+            with self._refresh_lock:
+                self._sync_items()
+                self._items_version = version
         # A GROUP BY over every event per request would dominate latency; a ranking a few seconds old is fine.
-        # The same refresh picks up items that other server processes sharing a PostgreSQL store were sent.
         if time.monotonic() - self._refreshed_at > self.refresh_seconds and self._refresh_lock.acquire(blocking=False):
             try:
-                self._sync_items()
                 counts = dict(self.store.popular_items(max(len(self.catalogue), 1) * 2))
                 self._ranking = (counts, [item_id for item_id in counts if item_id in self.catalogue])
                 self._refreshed_at = time.monotonic()

@@ -130,9 +130,9 @@ class ModelServices:
         self.store = store
         self.fallback = fallback
         self.settings = config.profile
-        self.refresh_seconds = config.serve.popularity_refresh_seconds
         self._engine_lock = ReadWriteLock()
         self._profiles_lock = threading.Lock()
+        self._sync_lock = threading.Lock()  # one thread at a time picks up what other processes changed
         serve = config.serve
         self._query_cache = (serve.query_cache_size, serve.batch_window_ms / 1000, serve.batches_at_once(serve.query_batch_concurrency))
         self._onnx_dir = config.serve.onnx_query_encoder_dir
@@ -142,7 +142,8 @@ class ModelServices:
         self._profiles: OrderedDict[str, _Live] = OrderedDict()
         self._versions: dict[str, str] = {}
         self._synced_at = datetime.now(UTC)
-        self._checked_at = time.monotonic()
+        # Read before the items: a change committed after this read shows as a new version at the next request.
+        self._store_version = store.catalogue_version()
         self._add_records(store.items())
 
     def _cache_queries(self, engine: SearchEngine) -> QueryVectorCache:
@@ -189,20 +190,36 @@ class ModelServices:
             self._catalogue_version += 1
             self._results.clear()
 
-    def _sync_items(self, force: bool = False) -> None:
-        """Index items another server process was sent (they reach this one through the shared store)."""
-        if not force and time.monotonic() - self._checked_at < self.refresh_seconds:
+    def _catch_up(self) -> None:
+        """Pick up what another server process changed in the shared store, checked at every request by one cheap read:
+        items it was sent are indexed here too (and laid over the catalogue), and after an erasure the live profiles
+        and the index's in-memory recent items of users without stored events are dropped."""
+        version = self.store.catalogue_version()
+        if version == self._store_version:
             return
-        self._checked_at = time.monotonic()
-        synced_at = datetime.now(UTC)
-        self._add_records(self.store.items(updated_since=self._synced_at - ITEM_SYNC_MARGIN))
-        self._synced_at = synced_at
+        with self._sync_lock:
+            seen = self._store_version
+            if version == seen:
+                return  # another request caught up meanwhile
+            if version[2] != seen[2]:
+                users = self.store.user_ids()
+                with self._profiles_lock, self._engine_lock.writing():
+                    self._profiles.clear()
+                    # Memory only: the process that erased the user rewrote the index folder's copy.
+                    self.engine.recent = self.engine.recent.filter(pl.col("user_id").is_in(users))
+            if version[:2] != seen[:2]:
+                synced_at = datetime.now(UTC)
+                records = self.store.items(updated_since=self._synced_at - ITEM_SYNC_MARGIN)
+                self._add_records(records)
+                self.fallback.catalogue.upsert(records)
+                self._synced_at = synced_at
+            self._store_version = version
 
     def unknown_items(self, item_ids: Iterable[str]) -> list[str]:
         """Ids in neither the index nor the catalogue, after picking up items other processes were sent."""
         wanted = list(item_ids)
         if any(self.engine.row_of(item_id) is None for item_id in wanted):
-            self._sync_items(force=True)
+            self._catch_up()
         return self.fallback.unknown_items(wanted)
 
     def upsert_items(self, items: Sequence[ItemIn]) -> None:
@@ -235,12 +252,14 @@ class ModelServices:
     # -- live profiles -------------------------------------------------------------------------
 
     def live_profile(self, user_id: str) -> UserProfile | None:
-        """The user's profile: from the cache, else built from their latest events in the store (None: no events)."""
+        """The user's profile: from the cache with the events stored since folded in (another server process may have
+        taken them), else built from their latest events in the store (None: no events)."""
         with self._profiles_lock:
             self._expire()
             cached = self._profiles.get(user_id)
             if cached is not None:
                 self._profiles.move_to_end(user_id)
+                self._fold(cached, self.store.user_events_after(user_id, cached.last_event_id))
                 return cached.profile
             events = self.store.user_events(user_id, self.settings.max_events)
             if not events:
@@ -274,15 +293,20 @@ class ModelServices:
         with self._profiles_lock:
             for user_id, batch in by_user.items():
                 live = self._profiles.get(user_id)
-                if live is None:
-                    continue
-                items = self._profile_items(event.item_id for event in batch)
-                for event in batch:
-                    # A profile built from the store after this event committed already holds it.
-                    if event.id is not None and event.id <= live.last_event_id:
-                        continue
-                    live.profile = update(live.profile, event, items.get(event.item_id) if event.item_id else None, self.settings)
-                    live.last_event_id = max(live.last_event_id, event.id or 0)
+                if live is not None:
+                    self._fold(live, batch)
+
+    def _fold(self, live: _Live, events: Sequence[StoredEvent]) -> None:
+        """Fold a user's events into their cached profile, skipping those it already holds (profiles lock held)."""
+        if not events:
+            return
+        items = self._profile_items(event.item_id for event in events)
+        for event in events:
+            # A profile built from the store after this event committed already holds it.
+            if event.id is not None and event.id <= live.last_event_id:
+                continue
+            live.profile = update(live.profile, event, items.get(event.item_id) if event.item_id else None, self.settings)
+            live.last_event_id = max(live.last_event_id, event.id or 0)
 
     def model_version(self) -> str | None:
         """None: no model folder is served."""
@@ -308,7 +332,7 @@ class ModelServices:
 
     def search(self, request: SearchRequest) -> SearchResponse:
         """Hybrid BM25 + dense search; with a user id, re-ranked by the user's live interest vector."""
-        self._sync_items()
+        self._catch_up()
         profile = self.live_profile(request.user_id) if request.user_id else None
         vector = interest_vector(profile, self.settings.short_term_weight) if profile is not None else None
         search_filter = SearchFilter(request.category, request.brand, request.price_min, request.price_max)
@@ -336,7 +360,7 @@ class ModelServices:
 
     def similar(self, item_id: str, k: int) -> SimilarItems:
         """The items whose text vectors are closest to this item's."""
-        self._sync_items()
+        self._catch_up()
         with self._engine_lock.reading():
             row = self.engine.row_of(item_id)
             if row is None:
@@ -349,6 +373,7 @@ class ModelServices:
 
     def profile(self, user_id: str) -> Profile:
         """The live profile with its explanation, plus the user's latest stored events."""
+        self._catch_up()
         profile = self.live_profile(user_id)
         if profile is None or profile.last_seen is None:
             raise UnknownIdError(f"no events for user_id {user_id!r}")

@@ -290,3 +290,4 @@ class Health(_Model):
     store: str
     events: int
     model: str | None = Field(None, description="the version of the model folder being served, if any")
+    process: int = Field(description="the id of the server process that answered (one of serve.workers; each connection stays with one)")

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
+import multiprocessing
+import signal
+import socket
+import time
+from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
 
 import uvicorn
@@ -11,6 +17,7 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from longtail.core.config import LongtailConfig
+from longtail.core.errors import LongtailError
 from longtail.serve.app import create_app
 from longtail.serve.loading import Served, open_served
 
@@ -61,16 +68,103 @@ def limit_compute_threads(threads: int) -> None:
     threadpool_limits(limits=threads)
 
 
-def serve(data_dir: str | Path, config: LongtailConfig, host: str | None = None, port: int | None = None, index_dir: str | Path | None = None,
-          model_dir: str | Path | None = None) -> None:
-    """Serve until interrupted; the store is closed on the way out."""
-    app, served = build_app(data_dir, config, index_dir, model_dir)
+def _reuseport_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound (not yet listening) to host:port with SO_REUSEPORT: each server process gets its own, and the
+    kernel spreads new connections over those that listen, so a process starts taking connections only when it is ready."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise LongtailError(f"cannot bind {host}:{port}: {error}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _claim_port(host: str, port: int) -> int:
+    """The port to serve on (a free one for 0), refused when anything already listens there: the workers' sockets share
+    the port with any socket that allows it, so without this check a second server could silently take half the traffic."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise LongtailError(f"cannot bind {host}:{port}: {error}") from None
+        return int(probe.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the process that started it dies (also by kill -9), so no worker is left
+    holding the port."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _run(app: FastAPI, served: Served, config: LongtailConfig, host: str, port: int, sockets: list[socket.socket] | None) -> None:
+    """Serve `app` on this process until interrupted, then close what it opened."""
     limit_compute_threads(config.serve.compute_threads)
     # Everything loaded so far (catalogue, index, model: ~570k objects on the demo) lives as long as the server. Frozen,
     # the garbage collector no longer walks it on every full collection (one walk held the GIL 1.3 s, measured under load).
     gc.freeze()
     try:
-        # One process: the rate limiter and catalogue live in memory. Run several behind a proxy with the PostgreSQL store.
-        uvicorn.Server(uvicorn_config(app, host or config.serve.host, config.serve.port if port is None else port)).run()
+        uvicorn.Server(uvicorn_config(app, host, port)).run(sockets=sockets)
     finally:
         served.close()
+
+
+def _worker(data_dir: Path, config: LongtailConfig, host: str, port: int, index_dir: Path | None, model_dir: Path | None,
+            sock: socket.socket, ready: ProcessEvent) -> None:
+    """One more server process: load everything, say so, then listen on its own SO_REUSEPORT socket."""
+    _die_with_parent()
+    app, served = build_app(data_dir, config, index_dir, model_dir)
+    ready.set()
+    _run(app, served, config, host, port, [sock])
+
+
+def serve(data_dir: str | Path, config: LongtailConfig, host: str | None = None, port: int | None = None, index_dir: str | Path | None = None,
+          model_dir: str | Path | None = None, workers: int | None = None) -> None:
+    """Serve until interrupted, with `workers` processes (default serve.workers); the store is closed on the way out.
+
+    Several processes each load the whole app and share the event store, the one source of truth: each reads a user's
+    events from it per request and picks up items and model versions the others were sent (docs/serving.md)."""
+    host = host or config.serve.host
+    port = config.serve.port if port is None else port
+    workers = workers or config.serve.workers
+    if workers == 1:
+        app, served = build_app(data_dir, config, index_dir, model_dir)
+        _run(app, served, config, host, port, None)
+        return
+    port = _claim_port(host, port)
+    first, *others = [_reuseport_socket(host, port) for _ in range(workers)]
+    # This process loads first: it seeds an empty store once and fills the compiled-ranker and ONNX caches the others read.
+    app, served = build_app(data_dir, config, index_dir, model_dir)
+    context = multiprocessing.get_context("spawn")
+    children: list[tuple[multiprocessing.process.BaseProcess, ProcessEvent]] = []
+    try:
+        for sock in others:
+            ready = context.Event()
+            child = context.Process(target=_worker, args=(Path(data_dir), config, host, port, index_dir and Path(index_dir),
+                                                          model_dir and Path(model_dir), sock, ready), name="longtail-serve-worker")
+            child.start()
+            children.append((child, ready))
+        # This process listens last: once /health answers, every worker takes connections.
+        try:
+            while not all(ready.is_set() for _, ready in children):
+                exits = [worker.exitcode for worker, ready in children if not ready.is_set() and not worker.is_alive()]
+                if exits:
+                    raise LongtailError(f"a server worker exited with {exits[0]} while loading; see its log above")
+                time.sleep(0.1)
+        except BaseException:
+            served.close()  # _run closes it otherwise
+            raise
+        _run(app, served, config, host, port, [first])
+    finally:
+        for worker, _ in children:
+            worker.terminate()
+        for worker, _ in children:
+            worker.join(timeout=20)

@@ -56,6 +56,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 STORE_TABLES = ("schema_version", "events", "api_keys", "items", "meta", "idempotency", "merch_rules", "merch_audit")
 
 
+ERASURES_META = "erasures"  # meta row counting erasures, so every server process notices one
 IDEMPOTENCY_TTL = timedelta(hours=24)  # how long a retry with the same Idempotency-Key gets the first answer back
 
 
@@ -304,6 +305,15 @@ class EventStore(ABC):
         )
         return [_stored_event(r) for r in rows]
 
+    def user_events_after(self, user_id: str, after_id: int) -> list[StoredEvent]:
+        """A user's events with an id above `after_id` (what another server process stored since), oldest first."""
+        rows = self._read(f"SELECT {_EVENT_COLUMNS}, id FROM events WHERE user_id = ? AND id > ? ORDER BY id", (user_id, after_id))
+        return [_stored_event(r) for r in rows]
+
+    def user_ids(self) -> list[str]:
+        """Every user id with a stored event."""
+        return [row[0] for row in self._read("SELECT DISTINCT user_id FROM events")]
+
     def count(self, user_id: str | None = None) -> int:
         """How many events are stored, in total or for one user."""
         if user_id is None:
@@ -322,6 +332,9 @@ class EventStore(ABC):
         """Erase every event of several user ids (e.g. an id and its pseudonym) in one transaction; how many were deleted."""
         deleted = sum(int(count) for count in self._write("DELETE FROM events WHERE user_id = ?", [(user_id,) for user_id in user_ids]))
         if deleted:
+            # Other server processes compare this count at each request and drop what they derived from erased events.
+            self._write("INSERT INTO meta (name, value) VALUES (?, '1') ON CONFLICT (name) DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)",
+                        [(ERASURES_META,)])
             self._after_erasure()
         return deleted
 
@@ -364,6 +377,14 @@ class EventStore(ABC):
             return {"count": len(rows), "item_ids": [row[0] for row in rows]}
 
         return self._write_once(once, upsert)
+
+    def catalogue_version(self) -> tuple[int, int, int]:
+        """What changes whenever an item is posted (the latest update time and the count of posted items) or a user is
+        erased (the erasure count): one cheap read that tells a server process whether another one changed something."""
+        latest, count, erasures = self._read(
+            "SELECT COALESCE(MAX(updated_us), 0), COUNT(*), (SELECT value FROM meta WHERE name = ?) FROM items", (ERASURES_META,)
+        )[0]
+        return int(latest), int(count), int(erasures or 0)
 
     def items(self, updated_since: datetime | None = None) -> list[dict[str, Any]]:
         """Items posted to the API (all, or those updated since a time), oldest update first, to lay over the catalogue."""
