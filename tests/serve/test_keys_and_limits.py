@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import pickle
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +16,7 @@ from typer.testing import CliRunner
 from longtail.cli import app
 from longtail.core.config import LongtailConfig
 from longtail.serve.auth import ApiKeyError, VerifiedKeys, create_key, verify_key
-from longtail.serve.ratelimit import RateLimiter
+from longtail.serve.ratelimit import PROBES, BucketTable, RateLimiter
 from longtail.serve.server import build_app
 from longtail.serve.sqlite_store import SqliteEventStore
 
@@ -71,6 +74,42 @@ def test_token_bucket_allows_a_burst_then_refills_at_its_rate() -> None:
     assert limiter.acquire("k") > 0
     now[0] = 100.0
     assert [limiter.acquire("k") for _ in range(4)][-1] > 0  # refills only up to the burst
+
+
+def _spend(table: BucketTable, tries: int, allowed: Any) -> None:
+    """Spend `tries` tokens of key "k" from another process, counting the ones allowed."""
+    limiter = RateLimiter(rate_per_second=1e-6, burst=10, table=table)
+    granted = sum(limiter.acquire("k") == 0.0 for _ in range(tries))
+    with allowed.get_lock():
+        allowed.value += granted
+
+
+def test_processes_sharing_a_table_spend_one_bucket_per_key() -> None:
+    context = multiprocessing.get_context("spawn")
+    table, allowed = BucketTable.shared(context, slots=64), context.Value("i", 0)
+    workers = [context.Process(target=_spend, args=(table, 8, allowed)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0]
+    assert allowed.value == 10  # 24 tries over three processes, one burst of 10 in all
+    assert RateLimiter(rate_per_second=1e-6, burst=10, table=table).acquire("k") > 0  # this process sees it spent too
+    with pytest.raises(TypeError, match="only a shared"):
+        pickle.dumps(BucketTable.local())
+
+
+def test_a_full_table_reuses_the_bucket_refilled_longest_ago() -> None:
+    now = [0.0]
+    limiter = RateLimiter(rate_per_second=1e-6, burst=1, clock=lambda: now[0], table=BucketTable.local(slots=PROBES))
+    for key in range(PROBES):
+        now[0] = float(key)
+        assert limiter.acquire(f"k{key}") == 0.0
+    assert limiter.acquire("k3") > 0  # still held
+    now[0] = 100.0
+    assert limiter.acquire("newcomer") == 0.0  # takes k0's slot, the stalest
+    assert limiter.acquire("k0") == 0.0  # k0 starts again from a full burst
+    assert limiter.acquire("k5") > 0
 
 
 def test_keys_cli_prints_the_key_once_and_revokes_it(tmp_path: Path) -> None:

@@ -313,7 +313,8 @@ def test_a_swapped_folder_switches_search_to_its_own_index_without_a_failed_sear
 
 def test_two_worker_processes_answer_from_one_store_and_both_take_a_swap_without_a_failed_request(model_dir, tmp_path) -> None:
     """`longtail serve --workers 2`: events posted to one process drive the other's recommendations (the offline scores for
-    that sequence), a swapped folder reaches both with no failed request, and stopping the server stops both."""
+    that sequence), rate limits hold for the server as a whole, a swapped folder reaches both with no failed request, and
+    stopping the server stops both."""
     import json
     import subprocess
     import sys
@@ -327,7 +328,8 @@ def test_two_worker_processes_answer_from_one_store_and_both_take_a_swap_without
     with SqliteEventStore(data / "longtail.db") as store:
         key = create_key(store, ["admin"])
     settings = tmp_path / "serve.yaml"
-    settings.write_text(json.dumps({"serve": {"model_reload_seconds": 0.2, "rate_limit_per_second": 10_000, "rate_limit_burst": 10_000}}))
+    settings.write_text(json.dumps({"serve": {"model_reload_seconds": 0.2, "rate_limit_per_second": 10_000, "rate_limit_burst": 10_000,
+                                               "invalid_key_rate_per_second": 0.01, "invalid_key_burst": 6}}))
     port, log = free_port(), tmp_path / "server.log"
     command = [sys.executable, "-m", "longtail.cli", "serve", "--data", str(data), "--model", str(served_model), "--port", str(port),
                "--config", str(settings), "--workers", "2"]
@@ -389,6 +391,11 @@ def test_two_worker_processes_answer_from_one_store_and_both_take_a_swap_without
             thread.join()
         assert outcomes and all(status == 200 for status, _ in outcomes)
         assert {version for _, version in outcomes} == {folder.version, new} and outcomes[-1][1] == new
+        # Bad keys spend one bucket per client address across both processes (last: an empty one blocks the address):
+        # 6 refusals by key lookup, then 429 from either process.
+        bad = {"Authorization": "Bearer lt_unknown_secret"}
+        statuses = [client.get("/users/both-u/profile", headers=bad).status_code for client in (one, other) * 5]
+        assert statuses == [401] * 6 + [429] * 4
     finally:
         for client in clients.values():
             client.close()

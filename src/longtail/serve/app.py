@@ -41,7 +41,7 @@ from longtail.serve.events import EventBatch, StoredEvent, validate_events
 from longtail.serve.limits import BodyGuard, send_error
 from longtail.serve.merchandising import RuleBook, merchandised_search
 from longtail.serve.metrics import CONTENT_TYPE, ApiMetrics, MetricsMiddleware
-from longtail.serve.ratelimit import RateLimiter
+from longtail.serve.ratelimit import LimitTables, RateLimiter
 from longtail.serve.routers.shop import shop_router
 from longtail.serve.schemas import (
     Erased,
@@ -248,17 +248,20 @@ def _ingest(privacy: PrivacyConfig, stored_id: Callable[[str], str]) -> Callable
     return ingest
 
 
-def create_app(config: LongtailConfig, services: Services, store: EventStore, reports_dir: FilePath | None = None) -> FastAPI:
+def create_app(config: LongtailConfig, services: Services, store: EventStore, reports_dir: FilePath | None = None,
+               limit_tables: LimitTables | None = None) -> FastAPI:
     """Build the API over a services object (search, recommendations, profiles) and an open event store; the operator
-    console shows the reports found in `reports_dir` (the served folder), and an erasure also scrubs them."""
+    console shows the reports found in `reports_dir` (the served folder), and an erasure also scrubs them. Rate limits
+    spend buckets in `limit_tables` (shared by a server's processes; this process's own by default)."""
     serve = config.serve
     stored_id = _stored_id(config.privacy)
     ingest = _ingest(config.privacy, stored_id)
     metrics = ApiMetrics()
     metrics.watch_caches(lambda: services.cache_stats())  # looked up at each scrape, like every other figure
-    limiter = RateLimiter(serve.rate_limit_per_second, serve.rate_limit_burst)
+    tables = limit_tables or LimitTables.local()
+    limiter = RateLimiter(serve.rate_limit_per_second, serve.rate_limit_burst, table=tables.keys)
     # Unknown or revoked keys are limited per client address, so guessing keys cannot drive the store with look-ups.
-    bad_keys = RateLimiter(serve.invalid_key_rate_per_second, serve.invalid_key_burst)
+    bad_keys = RateLimiter(serve.invalid_key_rate_per_second, serve.invalid_key_burst, table=tables.addresses)
     bearer = HTTPBearer(auto_error=False, description="an API key from `longtail keys create`")
     app = FastAPI(
         title="Longtail",

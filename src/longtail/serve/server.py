@@ -20,6 +20,7 @@ from longtail.core.config import LongtailConfig
 from longtail.core.errors import LongtailError
 from longtail.serve.app import create_app
 from longtail.serve.loading import Served, open_served
+from longtail.serve.ratelimit import LimitTables
 
 
 def _bad_request(msg: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
@@ -47,11 +48,11 @@ def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info") 
 
 
 def build_app(data_dir: str | Path, config: LongtailConfig, index_dir: str | Path | None = None,
-              model_dir: str | Path | None = None) -> tuple[FastAPI, Served]:
+              model_dir: str | Path | None = None, limit_tables: LimitTables | None = None) -> tuple[FastAPI, Served]:
     """The app over a data directory (model-backed search with an index, recommendations from a model folder), and what it
-    opened (to close afterwards)."""
+    opened (to close afterwards); `limit_tables` are the rate-limit buckets it shares with other processes, if any."""
     served = open_served(data_dir, config, index_dir, model_dir)
-    return create_app(config, served.services, served.store, reports_dir=served.data_dir), served
+    return create_app(config, served.services, served.store, reports_dir=served.data_dir, limit_tables=limit_tables), served
 
 
 def limit_compute_threads(threads: int) -> None:
@@ -118,10 +119,10 @@ def _run(app: FastAPI, served: Served, config: LongtailConfig, host: str, port: 
 
 
 def _worker(data_dir: Path, config: LongtailConfig, host: str, port: int, index_dir: Path | None, model_dir: Path | None,
-            sock: socket.socket, ready: ProcessEvent) -> None:
+            sock: socket.socket, ready: ProcessEvent, limit_tables: LimitTables) -> None:
     """One more server process: load everything, say so, then listen on its own SO_REUSEPORT socket."""
     _die_with_parent()
-    app, served = build_app(data_dir, config, index_dir, model_dir)
+    app, served = build_app(data_dir, config, index_dir, model_dir, limit_tables)
     ready.set()
     _run(app, served, config, host, port, [sock])
 
@@ -142,14 +143,17 @@ def serve(data_dir: str | Path, config: LongtailConfig, host: str | None = None,
     port = _claim_port(host, port)
     first, *others = [_reuseport_socket(host, port) for _ in range(workers)]
     # This process loads first: it seeds an empty store once and fills the compiled-ranker and ONNX caches the others read.
-    app, served = build_app(data_dir, config, index_dir, model_dir)
     context = multiprocessing.get_context("spawn")
+    # One set of rate-limit buckets for all processes: a key's limit holds for the server, whichever process answers.
+    limit_tables = LimitTables.shared(context)
+    app, served = build_app(data_dir, config, index_dir, model_dir, limit_tables)
     children: list[tuple[multiprocessing.process.BaseProcess, ProcessEvent]] = []
     try:
         for sock in others:
             ready = context.Event()
             child = context.Process(target=_worker, args=(Path(data_dir), config, host, port, index_dir and Path(index_dir),
-                                                          model_dir and Path(model_dir), sock, ready), name="longtail-serve-worker")
+                                                          model_dir and Path(model_dir), sock, ready, limit_tables),
+                                    name="longtail-serve-worker")
             child.start()
             children.append((child, ready))
         # This process listens last: once /health answers, every worker takes connections.
