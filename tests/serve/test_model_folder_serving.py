@@ -21,7 +21,15 @@ from longtail.encode.item_text import texts_for
 from longtail.models.fusion import FusionRanker
 from longtail.models.intent import INTENTS, IntentModel, intent_table
 from longtail.pipeline.incremental import train_model_folder
-from longtail.pipeline.model_folder import HISTORY_FILE, evaluate_folder, folder_split, load_model_folder, sample_test_users, write_model_folder
+from longtail.pipeline.model_folder import (
+    HISTORY_FILE,
+    ModelFolder,
+    evaluate_folder,
+    folder_split,
+    load_model_folder,
+    sample_test_users,
+    write_model_folder,
+)
 from longtail.pipeline.replay import replay
 from longtail.serve.events import StoredEvent
 from longtail.serve.loading import open_served
@@ -66,6 +74,14 @@ def _served_copy(model_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
     data.mkdir()
     shutil.copy(model_dir.parent / "items.parquet", data / "items.parquet")
     return data, served_model
+
+
+def _rewrite(folder_dir: Path, folder: ModelFolder, history_from: Path | None = None, index: Path | None = None) -> str:
+    """Write `folder`'s model into `folder_dir` again (a new version, as `longtail train` would), with the history table
+    of `history_from` (default: the folder itself); the version written."""
+    history = pl.read_parquet((history_from or folder_dir) / HISTORY_FILE)
+    return write_model_folder(folder_dir, folder.sequential, folder.item_ids, history, folder.config, folder.popularity,
+                              folder.recommender, None, folder.evaluation, index=index)  # type: ignore[arg-type]
 
 
 @pytest.fixture()
@@ -159,8 +175,7 @@ def test_a_swapped_folder_is_served_without_a_failed_request(server) -> None:
     for worker in workers:
         worker.start()
     time.sleep(0.5)
-    new = write_model_folder(folder_dir, folder.sequential, folder.item_ids, pl.read_parquet(folder_dir / HISTORY_FILE), folder.config,
-                             folder.popularity, folder.recommender, None, folder.evaluation)  # type: ignore[arg-type]
+    new = _rewrite(folder_dir, folder)
     deadline = time.monotonic() + 30
     while client.get("/health").json()["model"] != new and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -222,8 +237,7 @@ def test_cached_recommendations_change_with_a_new_event_and_with_a_swapped_folde
     _post_history(served, "cache-user", [first.items[0].item_id])  # the top item is now in the history: it must go
     after_event = served.services.recommend("cache-user", 10)
     assert first.items[0].item_id not in [hit.item_id for hit in after_event.items]
-    new = write_model_folder(folder_dir, folder.sequential, folder.item_ids, pl.read_parquet(folder_dir / HISTORY_FILE), folder.config,
-                             folder.popularity, folder.recommender, None, folder.evaluation)  # type: ignore[arg-type]
+    new = _rewrite(folder_dir, folder)
     assert served.model.reload_if_changed()
     swapped = served.services.recommend("cache-user", 10)
     assert swapped.model == new != after_event.model
@@ -270,8 +284,7 @@ def test_a_swapped_folder_switches_search_to_its_own_index_without_a_failed_sear
     folder = load_model_folder(model_dir)
     served_model = tmp_path / "model"
     shutil.copytree(model_dir, served_model)
-    write_model_folder(served_model, folder.sequential, folder.item_ids, pl.read_parquet(model_dir / HISTORY_FILE), folder.config,
-                       folder.popularity, folder.recommender, None, folder.evaluation, index=tmp_path / "old")
+    _rewrite(served_model, folder, model_dir, tmp_path / "old")
     data = tmp_path / "data"
     data.mkdir()
     shutil.copy(model_dir.parent / "items.parquet", data / "items.parquet")
@@ -297,8 +310,7 @@ def test_a_swapped_folder_switches_search_to_its_own_index_without_a_failed_sear
         workers = [threading.Thread(target=search_on) for _ in range(3)]
         for worker in workers:
             worker.start()
-        write_model_folder(served_model, folder.sequential, folder.item_ids, pl.read_parquet(model_dir / HISTORY_FILE), folder.config,
-                           folder.popularity, folder.recommender, None, folder.evaluation, index=tmp_path / "new")
+        _rewrite(served_model, folder, model_dir, tmp_path / "new")
         assert served.model is not None and served.model.reload_if_changed()
         stop.set()
         for worker in workers:
@@ -380,8 +392,7 @@ def test_two_worker_processes_answer_from_one_store_and_both_take_a_swap_without
         threads = [threading.Thread(target=load, args=(client,)) for client in (one, other, one, other)]
         for thread in threads:
             thread.start()
-        new = write_model_folder(served_model, folder.sequential, folder.item_ids, pl.read_parquet(served_model / HISTORY_FILE), folder.config,
-                                 folder.popularity, folder.recommender, None, folder.evaluation)  # type: ignore[arg-type]
+        new = _rewrite(served_model, folder)
         deadline = time.monotonic() + 60
         while {client.get("/health").json()["model"] for client in (one, other)} != {new} and time.monotonic() < deadline:
             time.sleep(0.1)
