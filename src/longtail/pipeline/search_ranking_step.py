@@ -62,7 +62,7 @@ def train_ranker_step(engine: SearchEngine, judgments_path: Path, seed: int = 42
         "train_pairs": len(train.grades),
         "validation_pairs": len(validation.grades),
         "importance": ranker.importance(),
-        "fusion": {"rrf_k": fusion.rrf_k, "lexical_weight": fusion.lexical_weight, "validation_ndcg10": fusion.objective},
+        "fusion": {"rrf_k": fusion.rrf_k, "lexical_weight": fusion.lexical_weight, "validation_margin_over_best_list": fusion.objective},
     }
 
 

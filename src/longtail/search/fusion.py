@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RRF_K_GRID = (5, 10, 20, 40, 60, 100)
+# Small k lets the top ranks of each list dominate; the grid reaches down to 1 so that a best point is not on its edge.
+RRF_K_GRID = (1, 2, 3, 5, 10, 20, 40, 60, 100)
 LEXICAL_WEIGHT_GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0)
 
 
