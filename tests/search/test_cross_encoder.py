@@ -150,8 +150,10 @@ def test_examples_pair_queries_with_indexed_text_and_scale_relevance_to_unit_ran
 
 @pytest.mark.slow
 def test_cross_fitting_scores_each_training_pair_with_the_model_that_did_not_see_its_query(catalogue, hand_judgments, tmp_path):
-    train = cross_encoder_examples(catalogue, hand_judgments.filter(pl.col("query_id") != "q13"))
-    validation = cross_encoder_examples(catalogue, hand_judgments.filter(pl.col("query_id") == "q13"))
+    # Validation queries the untrained model orders imperfectly, so each fold model's training moves it past step 0.
+    held = pl.col("query_id").is_in(["q4", "q7", "q9", "q10"])
+    train = cross_encoder_examples(catalogue, hand_judgments.filter(~held))
+    validation = cross_encoder_examples(catalogue, hand_judgments.filter(held))
     settings = CrossEncoderSettings(batch_size=4, learning_rate=5e-4, warmup_ratio=0.0, eval_every=2, patience=3, max_length=24)
     fit = train_cross_encoders(train, validation, tmp_path, settings, folds=2, quantised=False)
     assert [d.name for d in fit.directories] == ["fold-0", "fold-1"]

@@ -138,7 +138,7 @@ class PairModel:
         """Weights as safetensors, the tokenizer, and the readout as JSON (no pickle)."""
         self.network.save_pretrained(str(folder), safe_serialization=True)
         self.tokenizer.save_pretrained(str(folder))
-        save_json(folder / READOUT_FILE, {"readout": self.readout, "scale": float(self.log_scale.exp()), "bias": float(self.bias)}, indent=2)
+        save_json(folder / READOUT_FILE, {"readout": self.readout, "scale": float(self.log_scale.detach().exp()), "bias": float(self.bias.detach())}, indent=2)
 
 
 def _mean_unit(hidden, mask):
