@@ -440,7 +440,7 @@ def main() -> int:
             "grid_validation_mean_condensed_full_ndcg10": [{**asdict(g), "objective": v} for g, v in zip(grid_settings, grid, strict=True)],
         }
     results["cross-encoder"].extra["cross_encoder"] = {
-        "model": f"all-MiniLM-L6-v2 (bundled) cut to its lowest {CROSS_ENCODER.layers} layers, new one-logit head, dynamic int8 at inference",
+        "model": f"all-MiniLM-L6-v2 (bundled) cut to its lowest {CROSS_ENCODER.layers} layers, cosine readout of one joint pass, dynamic int8 at inference",
         "settings": asdict(CROSS_ENCODER),
         "training_queries": "the train queries outside fold 0 of 2 (half); the ranker that reads its score trained on fold 0's queries",
         "folds": CROSS_ENCODER_FOLDS,
