@@ -142,13 +142,15 @@ def test_factory_without_cache_dir_returns_the_bare_encoder():
 
 
 def test_item_text_joins_present_fields_in_one_order_and_skips_missing():
-    items = pl.DataFrame({
-        "item_id": ["a", "b", "c"],
-        "category": ["Lab > Glass", "Lab", ""],
-        "title": ["Beaker", "Gloves", "Caliper"],
-        "brand": ["Pyrex", None, "Mitutoyo"],
-        "attributes": ['{"size": "500 ml", "attribute_ids": [3, 4]}', None, '{"attribute_ids": [1]}'],
-    })
+    items = pl.DataFrame(
+        {
+            "item_id": ["a", "b", "c"],
+            "category": ["Lab > Glass", "Lab", ""],
+            "title": ["Beaker", "Gloves", "Caliper"],
+            "brand": ["Pyrex", None, "Mitutoyo"],
+            "attributes": ['{"size": "500 ml", "attribute_ids": [3, 4]}', None, '{"attribute_ids": [1]}'],
+        }
+    )
     # title, brand, category, description, attributes, whatever order the columns come in; S3-Rec ids are skipped
     assert item_texts(items) == ["Beaker. Pyrex. Lab > Glass. size: 500 ml", "Gloves. Lab", "Caliper. Mitutoyo"]
     assert texts_for(["c", "zz", "a"], items) == ["Caliper. Mitutoyo", "item zz", "Beaker. Pyrex. Lab > Glass. size: 500 ml"]

@@ -36,9 +36,7 @@ class FusionChoice:
     grid: dict[tuple[int, float], float]
 
 
-def tune_fusion(
-    objective: Callable[[int, float], float], ks: Sequence[int] = RRF_K_GRID, weights: Sequence[float] = LEXICAL_WEIGHT_GRID
-) -> FusionChoice:
+def tune_fusion(objective: Callable[[int, float], float], ks: Sequence[int] = RRF_K_GRID, weights: Sequence[float] = LEXICAL_WEIGHT_GRID) -> FusionChoice:
     """The (k, lexical weight) that maximises an objective such as validation NDCG@10; ties go to the point nearest the
     defaults (k 60, equal weights), so a flat objective leaves fusion as it was."""
     grid = {(k, weight): objective(k, weight) for k in ks for weight in weights}
