@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from longtail.core.errors import LongtailError
-from longtail.data.query_split import split_by_query, write_split
+from longtail.data.query_split import query_folds, split_by_query, write_split
 
 
 def _judgments(queries: int = 50) -> pl.DataFrame:
@@ -41,3 +41,13 @@ def test_written_parts_read_back(tmp_path):
     paths = write_split(split_by_query(_judgments(), seed=0), tmp_path)
     assert sorted(paths) == ["test", "train", "validation"]
     assert pl.read_csv(paths["validation"])["query_id"].n_unique() == 5
+
+
+def test_query_folds_deal_each_query_to_one_fold_reproducibly():
+    queries = [f"q{number % 9}" for number in range(30)]  # 9 distinct ids, repeated as judgment rows repeat them
+    folds = query_folds(queries, 2, seed=4)
+    assert sorted(folds) == sorted(set(queries)) and set(folds.values()) == {0, 1}
+    assert sorted(list(folds.values()).count(fold) for fold in (0, 1)) == [4, 5]
+    assert query_folds(queries, 2, seed=4) == folds and query_folds(queries, 2, seed=5) != folds
+    with pytest.raises(LongtailError, match="at least 2 folds"):
+        query_folds(queries, 1)

@@ -11,6 +11,7 @@ import pytest
 
 from longtail.core.config import EncodeConfig, LongtailConfig
 from longtail.core.errors import ConfigError
+from longtail.encode import encoder as encoder_module
 from longtail.encode.encoder import EmbeddingCache, OnnxMiniLMEncoder, encode_queries
 from longtail.encode.factory import build_encoder
 from longtail.encode.item_text import item_texts, texts_for
@@ -58,6 +59,24 @@ def test_cache_does_not_reencode_unchanged_items(tmp_path):
     assert reopened.encoded_last_call == 1
     np.testing.assert_array_equal(again[0], first[0])
     np.testing.assert_array_equal(again[2], first[1])
+
+
+def test_a_stopped_encode_keeps_the_chunks_it_finished(tmp_path, monkeypatch):
+    monkeypatch.setattr(encoder_module, "CACHE_CHUNK", 2)
+    texts = [f"title {number} {'a' * number}" for number in range(5)]
+
+    class Interrupted(CountingEncoder):
+        def encode(self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False) -> np.ndarray:
+            if len(self.seen) >= 4:
+                raise KeyboardInterrupt
+            return super().encode(texts, batch_size, show_progress)
+
+    with pytest.raises(KeyboardInterrupt):
+        EmbeddingCache(tmp_path, Interrupted()).encode(texts)
+    resumed = CountingEncoder()
+    vectors = EmbeddingCache(tmp_path, resumed).encode(texts)
+    assert resumed.seen == texts[4:]  # two chunks of two were saved before the stop
+    np.testing.assert_allclose(vectors, CountingEncoder().encode(texts))
 
 
 def test_fast_path_vectors_agree_with_stock_minilm(stock, fast):
@@ -123,13 +142,15 @@ def test_factory_without_cache_dir_returns_the_bare_encoder():
 
 
 def test_item_text_joins_present_fields_in_one_order_and_skips_missing():
-    items = pl.DataFrame({
-        "item_id": ["a", "b", "c"],
-        "category": ["Lab > Glass", "Lab", ""],
-        "title": ["Beaker", "Gloves", "Caliper"],
-        "brand": ["Pyrex", None, "Mitutoyo"],
-        "attributes": ['{"size": "500 ml", "attribute_ids": [3, 4]}', None, '{"attribute_ids": [1]}'],
-    })
+    items = pl.DataFrame(
+        {
+            "item_id": ["a", "b", "c"],
+            "category": ["Lab > Glass", "Lab", ""],
+            "title": ["Beaker", "Gloves", "Caliper"],
+            "brand": ["Pyrex", None, "Mitutoyo"],
+            "attributes": ['{"size": "500 ml", "attribute_ids": [3, 4]}', None, '{"attribute_ids": [1]}'],
+        }
+    )
     # title, brand, category, description, attributes, whatever order the columns come in; S3-Rec ids are skipped
     assert item_texts(items) == ["Beaker. Pyrex. Lab > Glass. size: 500 ml", "Gloves. Lab", "Caliper. Mitutoyo"]
     assert texts_for(["c", "zz", "a"], items) == ["Caliper. Mitutoyo", "item zz", "Beaker. Pyrex. Lab > Glass. size: 500 ml"]

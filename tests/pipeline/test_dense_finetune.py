@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import polars as pl
 import pytest
 
 from longtail.augment.queries import first_measure, typo
-from longtail.pipeline.dense_finetune import ValidationScorer, judgment_examples, synthetic_examples
+from longtail.core.config import LongtailConfig
+from longtail.data.query_split import query_folds
+from longtail.pipeline.dense_finetune import ValidationScorer, judgment_examples, synthetic_examples, train_or_load_folds
 
 ITEMS = pl.DataFrame(
     {
@@ -77,3 +81,17 @@ def test_synthetic_pairs_without_hard_negatives_keep_every_generated_query():
     titles = set(ITEMS["title"].to_list())
     assert len(pairs) >= len(synthetic_examples(ITEMS, per_item=3))
     assert all(len(pair) == 2 and pair[1] in titles for pair in pairs)
+
+
+def test_cross_fitted_encoders_each_train_on_the_queries_outside_their_fold(tmp_path):
+    # (query, two relevant items, one irrelevant): two training examples per query
+    queries = {"q1": ("ball valve", "ac", "d"), "q2": ("zinc bracket", "de", "a"), "q3": ("brass valve", "ab", "f"), "q4": ("copper pipe", "fa", "e")}
+    rows = [(q, text, item, 2.0 if item in good else 0.0) for q, (text, good, bad) in queries.items() for item in good + bad]
+    judgments = pl.DataFrame(rows, schema=["query_id", "query", "item_id", "grade"], orient="row")
+    config = LongtailConfig.model_validate({"seed": 3, "finetune": {"epochs": 1, "batch_size": 2, "max_minutes": 0.001}, "encode": {"cache_dir": None}})
+    encoders, fold_of = train_or_load_folds(ITEMS, tmp_path, config, judgments, judgments.filter(pl.col("query_id") == "q1"))
+    assert fold_of == query_folds(list(queries), 2, seed=3) and sorted(fold_of.values()) == [0, 0, 1, 1]
+    for fold, encoder in enumerate(encoders):
+        source = json.loads((tmp_path / f"fold-{fold}" / "training_source.json").read_text())
+        assert source["examples"] == 2 * sum(1 for q in queries if fold_of[q] != fold)
+        assert encoder.encode(["ball valve"]).shape == (1, 384)

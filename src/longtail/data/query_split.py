@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,15 @@ def split_by_query(judgments: pl.DataFrame, fractions: tuple[float, float, float
     validation_end = train_end + round(fractions[1] * len(queries))
     cuts = {"train": order[:train_end], "validation": order[train_end:validation_end], "test": order[validation_end:]}
     return {part: judgments.filter(pl.col("query_id").is_in(queries[rows].tolist())) for part, rows in cuts.items()}
+
+
+def query_folds(query_ids: Sequence[str], folds: int, seed: int = 42) -> dict[str, int]:
+    """Query id -> fold (0 .. folds-1): the distinct ids, in first-seen order, shuffled with `seed` and dealt round-robin,
+    so every model cross-fitted on the same training queries (cross-encoders, fine-tuned encoders) shares the folds."""
+    if folds < 2:
+        raise LongtailError(f"cross-fitting needs at least 2 folds, got {folds}")
+    distinct = list(dict.fromkeys(query_ids))
+    return {query: number % folds for number, query in enumerate(np.random.default_rng(seed).permutation(distinct).tolist())}
 
 
 def write_split(parts: dict[str, pl.DataFrame], out_dir: str | Path) -> dict[str, Path]:

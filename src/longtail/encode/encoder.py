@@ -27,6 +27,8 @@ MULTILINGUAL_ENCODER = "e5-multilingual"
 ENCODERS = (DEFAULT_ENCODER, FAST_ENCODER, MULTILINGUAL_ENCODER)
 # all-MiniLM-L6-v2 was trained on 128-token inputs and sentence-transformers truncates it at 256.
 MINILM_MAX_TOKENS = 256
+# Texts the embedding cache encodes between two saves.
+CACHE_CHUNK = 8192
 
 
 class TextEncoder(Protocol):
@@ -207,11 +209,13 @@ class EmbeddingCache:
         missing = list(dict.fromkeys(k for k in keys if k not in self._index))
         first_text = dict(zip(keys, texts, strict=True))
         self.encoded_last_call = len(missing)
-        if missing:
-            fresh = self.encoder.encode([first_text[k] for k in missing], batch_size, show_progress)
+        # Saved after each chunk: a long encode that is stopped keeps what it finished, and a rerun resumes from there.
+        for chunk_start in range(0, len(missing), CACHE_CHUNK):
+            chunk = missing[chunk_start : chunk_start + CACHE_CHUNK]
+            fresh = self.encoder.encode([first_text[k] for k in chunk], batch_size, show_progress)
             start = len(self._index)
             self._vectors = np.vstack([self._vectors, fresh])
-            self._index.update({key: start + offset for offset, key in enumerate(missing)})
+            self._index.update({key: start + offset for offset, key in enumerate(chunk)})
             self._save()
         return self._vectors[[self._index[k] for k in keys]]
 

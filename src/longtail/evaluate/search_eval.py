@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from longtail.core.errors import LongtailError
+from longtail.data.query_split import query_folds
 from longtail.data.tokenize import is_latin_word, tokenize
 from longtail.encode.item_text import item_texts
 from longtail.evaluate.search_metrics import (
@@ -27,7 +28,7 @@ from longtail.evaluate.significance import paired_comparison
 from longtail.reporting.charts import bar_chart
 from longtail.reporting.writers import write_report_pair
 from longtail.search.cross_encoder import CrossEncoderReport, CrossEncoderScorer, CrossEncoderSettings, PairScorer, train_cross_encoder
-from longtail.search.engine import CROSS_ENCODER_FEATURE, Mode, SearchEngine
+from longtail.search.engine import Mode, SearchEngine
 from longtail.search.features import CORRECTED_BM25
 from longtail.search.fusion import FusionChoice, reciprocal_rank_fusion, tune_fusion
 from longtail.search.learned import RANKER_GRID, LearnedRanker, RankerSettings
@@ -118,8 +119,10 @@ def full_runs(
 
 
 def tune_hybrid_fusion(engine: SearchEngine, pairs: JudgedPairs, vectors: Mapping[str, np.ndarray], judgments: pl.DataFrame) -> FusionChoice:
-    """Pick the hybrid's RRF k and lexical weight on judged queries (use validation ones) by mean NDCG@10 of the
-    full-catalogue and the condensed run together, and set them on the engine (saved with its index)."""
+    """Pick the hybrid's RRF k and lexical weight on judged queries (use validation ones) and set them on the engine (saved
+    with its index). The objective is the hybrid's smaller margin over the better single retriever (BM25 or dense) in
+    NDCG@10 of the two views, full-catalogue and condensed: fusion is for beating both lists in both views, and a mean
+    of the two views would let the full-catalogue figures, which move ten times more with the weights, decide alone."""
     graded: dict[str, dict[str, float]] = {}
     texts: dict[str, str] = {}
     for query_id, query, item_id, grade in judgments.select("query_id", "query", "item_id", "grade").iter_rows():
@@ -138,14 +141,20 @@ def tune_hybrid_fusion(engine: SearchEngine, pairs: JudgedPairs, vectors: Mappin
             by_bm25, by_dense = (np.argsort(-pairs.features[start:end, column[name]], kind="stable") for name in (CORRECTED_BM25, "dense_cosine"))
             condensed.append((str(pairs.query_ids[start]), pairs.item_ids[start:end], by_bm25, by_dense))
 
+    def full_ndcg(ranked: list[np.ndarray]) -> float:
+        return float(np.mean([query_metrics([item_ids[row] for row in rows.tolist()], graded[q])["NDCG@10"] for q, rows in zip(scored, ranked, strict=True)]))
+
+    def condensed_ndcg(orders: list[np.ndarray]) -> float:
+        ranked = [([items[i] for i in order.tolist()], graded[q]) for (q, items, _, _), order in zip(condensed, orders, strict=True)]
+        return float(np.mean([query_metrics(run, grades)["NDCG@10"] for run, grades in ranked]))
+
+    best_full = max(full_ndcg([lexical for lexical, _ in lists]), full_ndcg([dense for _, dense in lists]))
+    best_condensed = max(condensed_ndcg([by_bm25 for _, _, by_bm25, _ in condensed]), condensed_ndcg([by_dense for _, _, _, by_dense in condensed]))
+
     def objective(rrf_k: int, lexical_weight: float) -> float:
-        fused = [reciprocal_rank_fusion([lexical, dense], [lexical_weight, 1.0], rrf_k)[0][:FULL_DEPTH] for lexical, dense in lists]
-        full = [query_metrics([item_ids[row] for row in rows.tolist()], graded[q])["NDCG@10"] for q, rows in zip(scored, fused, strict=True)]
-        judged = [
-            query_metrics([items[i] for i in reciprocal_rank_fusion([by_bm25, by_dense], [lexical_weight, 1.0], rrf_k)[0].tolist()], graded[q])["NDCG@10"]
-            for q, items, by_bm25, by_dense in condensed
-        ]
-        return (float(np.mean(full)) + float(np.mean(judged))) / 2.0
+        full = full_ndcg([reciprocal_rank_fusion([lexical, dense], [lexical_weight, 1.0], rrf_k)[0][:FULL_DEPTH] for lexical, dense in lists])
+        judged = condensed_ndcg([reciprocal_rank_fusion([by_bm25, by_dense], [lexical_weight, 1.0], rrf_k)[0] for _, _, by_bm25, by_dense in condensed])
+        return min(full - best_full, judged - best_condensed)
 
     choice = tune_fusion(objective)
     engine.set_fusion(choice.rrf_k, choice.lexical_weight)
@@ -177,9 +186,8 @@ def _full_ndcg10_of_rankers(engine: SearchEngine, rankers: Sequence[LearnedRanke
         if not len(rows):
             continue
         depth = max(ranker.meta.settings.depth for ranker in rankers)
-        # The same features the engine's re-ranking computes (a cross-encoder score when the rankers read one).
-        extra = {CROSS_ENCODER_FEATURE: engine.cross_encoder_scores(query, rows[:depth])} if CROSS_ENCODER_FEATURE in rankers[0].features else {}
-        features = builder.compute(query, rows[:depth], vector, extra)
+        # The same features the engine's re-ranking computes (model scores when the rankers read them).
+        features = builder.compute(query, rows[:depth], vector, engine.model_features(query, rows[:depth], rankers[0].features))
         for number, ranker in enumerate(rankers):
             depth = ranker.meta.settings.depth
             head = rows[:depth][np.argsort(-ranker.score(features[:depth]), kind="stable")]
@@ -296,10 +304,7 @@ def train_cross_encoders(
     NDCG@10 of (a sample of) the validation queries; `out_dir/fold-k` holds model k, and fold 0's is the one to serve.
     Out-of-fold scores come from the scorer setting the index will use (`quantised`: dynamic int8). `models` < folds
     trains only the first models (a smaller budget): only those folds' queries get out-of-fold scores."""
-    if folds < 2:
-        raise LongtailError(f"cross-fitting needs at least 2 folds, got {folds}")
-    distinct = list(dict.fromkeys(train.query_ids))
-    fold_of = {q: i % folds for i, q in enumerate(np.random.default_rng(seed).permutation(distinct).tolist())}
+    fold_of = query_folds(train.query_ids, folds, seed)
     sample = _query_sample(validation, validation_queries, seed)
 
     def validate(score: PairScorer) -> float:
@@ -319,6 +324,17 @@ def train_cross_encoders(
         scores = CrossEncoderScorer(folder, quantised=quantised).score_pairs([train.pairs[i] for i in held_out])
         out_of_fold.update({(train.query_ids[i], train.item_ids[i]): float(s) for i, s in zip(held_out.tolist(), scores.tolist(), strict=True)})
     return CrossFit(directories, reports, out_of_fold)
+
+
+def cross_fitted_scores(query_ids: Sequence[str], per_model: np.ndarray, fold_of: Mapping[str, int]) -> np.ndarray:
+    """One score per pair from cross-fitted models (row k of `per_model`: model k, trained outside fold k): a training
+    query's pairs take the model that did not see it, any other query's (validation, test) the mean of all models."""
+    per_model = np.asarray(per_model, dtype=np.float64)
+    fold = np.asarray([fold_of.get(str(query), -1) for query in query_ids], dtype=np.int64)
+    if fold.max(initial=-1) >= len(per_model):
+        raise LongtailError(f"a query's fold ({int(fold.max())}) has no model: {len(per_model)} cross-fitted models given")
+    own = per_model[np.clip(fold, 0, None), np.arange(per_model.shape[1])]
+    return np.where(fold >= 0, own, per_model.mean(axis=0)).astype(np.float32)
 
 
 def query_segments(judgments: pl.DataFrame, vocabulary: Mapping[str, int], query_counts: Mapping[str, int] | None = None) -> dict[str, list[str]]:

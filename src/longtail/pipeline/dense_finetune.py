@@ -18,6 +18,7 @@ import polars as pl
 from longtail.augment.queries import SHOPPER_TEMPLATES, generate_queries
 from longtail.core.config import EncodeConfig, LongtailConfig
 from longtail.core.errors import LongtailError
+from longtail.data.query_split import query_folds
 from longtail.encode.encoder import TextEncoder
 from longtail.encode.factory import build_encoder
 from longtail.encode.finetune import OBJECTIVE, REPORT_FILE, Example, finetune_encoder
@@ -178,3 +179,26 @@ def train_or_load_finetuned(
             encoding="utf-8",
         )
     return build_encoder(EncodeConfig.model_validate({**config.encode.model_dump(), "encoder": "minilm", "model_path": str(out)}))
+
+
+def train_or_load_folds(
+    items: pl.DataFrame,
+    out_dir: str | Path,
+    config: LongtailConfig,
+    train_judgments: pl.DataFrame,
+    validation_judgments: pl.DataFrame,
+    folds: int = 2,
+    min_grade: float = 2.0,
+) -> tuple[list[TextEncoder], dict[str, int]]:
+    """Cross-fitted fine-tuned encoders: model k (in `out_dir/fold-k`) trained on the training queries outside fold k,
+    each early-stopped on `validation_judgments`; with the query id -> fold map (`query_folds`, the cross-encoders' folds),
+    so a training pair can take the cosine of the one model that never saw its query."""
+    fold_of = query_folds([str(query) for query in train_judgments["query_id"].to_list()], folds, config.seed)
+    fold_column = train_judgments["query_id"].cast(pl.String).replace_strict(fold_of, return_dtype=pl.Int64)
+    encoders = [
+        train_or_load_finetuned(
+            items, Path(out_dir) / f"fold-{fold}", config, "judgments", train_judgments.filter(fold_column != fold), validation_judgments, min_grade
+        )
+        for fold in range(folds)
+    ]
+    return encoders, fold_of

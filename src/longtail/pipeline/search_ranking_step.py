@@ -25,7 +25,7 @@ from longtail.evaluate.search_eval import (
     write_report,
 )
 from longtail.evaluate.search_metrics import evaluate_run, load_judgments
-from longtail.search.engine import CROSS_ENCODER_FEATURE, SearchEngine
+from longtail.search.engine import MODEL_FEATURES, SearchEngine
 from longtail.search.learned import RankerSettings
 from longtail.search.ranker_training import judged_pairs, query_vectors, train_ranker
 
@@ -62,7 +62,7 @@ def train_ranker_step(engine: SearchEngine, judgments_path: Path, seed: int = 42
         "train_pairs": len(train.grades),
         "validation_pairs": len(validation.grades),
         "importance": ranker.importance(),
-        "fusion": {"rrf_k": fusion.rrf_k, "lexical_weight": fusion.lexical_weight, "validation_ndcg10": fusion.objective},
+        "fusion": {"rrf_k": fusion.rrf_k, "lexical_weight": fusion.lexical_weight, "validation_margin_over_best_list": fusion.objective},
     }
 
 
@@ -82,8 +82,8 @@ def evaluate_search_step(
         kept = judgments["query_id"].unique(maintain_order=True).head(limit)
         judgments = judgments.filter(pl.col("query_id").is_in(kept.implode()))
     vectors = query_vectors(engine, judgments["query"].to_list())
-    uses_cross_encoder = engine.ranker is not None and CROSS_ENCODER_FEATURE in engine.ranker.features
-    pairs = judged_pairs(engine, judgments, vectors, cross_encoder=uses_cross_encoder)
+    used = [name for name in engine.ranker.features if name in MODEL_FEATURES] if engine.ranker is not None else []
+    pairs = judged_pairs(engine, judgments, vectors, model_features=used)
     scores: dict[str, np.ndarray] = {}
     if engine.ranker is not None:
         scores["learned"] = engine.ranker.score(pairs.features)
@@ -100,4 +100,3 @@ def evaluate_search_step(
         report["ranker"] = {"features": engine.ranker.features, "validation_ndcg10": engine.ranker.meta.validation_ndcg10}
     write_report(report, out_dir, f"{judgments_path.name}, {part} queries")
     return report
-

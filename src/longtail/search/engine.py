@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -21,6 +22,7 @@ from longtail.search.cross_encoder import CROSS_ENCODER_DIR, CrossEncoderScorer
 from longtail.search.dense import DenseIndex
 from longtail.search.features import RankingFeatures
 from longtail.search.filters import FacetCodes, SearchFilter, allowed_rows, filter_columns
+from longtail.search.finetuned import FINETUNED_DIR, FINETUNED_FEATURE, FinetunedCosine
 from longtail.search.fusion import reciprocal_rank_fusion
 from longtail.search.learned import LearnedRanker
 from longtail.search.lexical import LexicalIndex
@@ -35,6 +37,8 @@ RECENT_FILE = "user_recent_items.parquet"
 # cross-encoder and the ranker was trained with it. (The candidates' RRF score is no feature: judged items that
 # retrieval missed have none, so a ranker trained on judgments learns the judging process from it, not relevance.)
 CROSS_ENCODER_FEATURE = "cross_encoder"
+# Scores the engine computes per pair from models in its folder, appended after the generic features in the ranker's order.
+MODEL_FEATURES = (FINETUNED_FEATURE, CROSS_ENCODER_FEATURE)
 
 
 @dataclass
@@ -86,6 +90,7 @@ class SearchEngine:
         directory: Path | None = None,
         ranker: LearnedRanker | None = None,
         cross_encoder: CrossEncoderScorer | None = None,
+        finetuned: FinetunedCosine | None = None,
     ) -> None:
         self.items = items
         self.lexical = lexical
@@ -102,6 +107,7 @@ class SearchEngine:
         self.directory = directory
         self.ranker = ranker
         self.cross_encoder = cross_encoder
+        self.finetuned = finetuned
         self._ranking_features: RankingFeatures | None = None
         self._texts: list[str] | None = None
         self._facet_codes: FacetCodes | None = None
@@ -167,7 +173,10 @@ class SearchEngine:
         recent = pl.read_parquet(directory / RECENT_FILE)
         items = pl.read_parquet(directory / ITEMS_FILE)
         cross_encoder = CrossEncoderScorer(directory / CROSS_ENCODER_DIR) if (directory / CROSS_ENCODER_DIR).is_dir() else None
-        return cls(items, lexical, dense, encoder or build_encoder(config.encode), config, recent, directory, LearnedRanker.load(directory), cross_encoder)
+        finetuned = FinetunedCosine.open(directory / FINETUNED_DIR) if (directory / FINETUNED_DIR).is_dir() else None
+        return cls(
+            items, lexical, dense, encoder or build_encoder(config.encode), config, recent, directory, LearnedRanker.load(directory), cross_encoder, finetuned
+        )
 
     def ranking_features(self) -> RankingFeatures:
         """The (query, item) feature builder over this catalogue, built on first use (it tokenizes every item once)."""
@@ -193,6 +202,26 @@ class SearchEngine:
         if self.cross_encoder is None:
             raise LongtailError("this index has no cross-encoder folder; its learned ranker cannot use one")
         return self.cross_encoder.score(query, self.item_text(rows))
+
+    def model_features(self, query: str, rows: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """The model scores among `names` (see MODEL_FEATURES) of rows for a query, in the order `names` lists them."""
+        computed: dict[str, np.ndarray] = {}
+        for name in names:
+            if name == CROSS_ENCODER_FEATURE:
+                computed[name] = self.cross_encoder_scores(query, rows)
+            elif name == FINETUNED_FEATURE:
+                if self.finetuned is None:
+                    raise LongtailError("this index has no fine-tuned encoders (finetuned/ folder); its learned ranker cannot use their cosine")
+                computed[name] = self.finetuned.scores(query, rows)
+        return computed
+
+    def set_finetuned(self, finetuned: FinetunedCosine | None) -> None:
+        """Use fine-tuned encoders' cosine (None: none) for ranker features, saving them into the index folder if there is one."""
+        if finetuned is not None and len(finetuned.vectors[0]) != self.items.height:
+            raise LongtailError(f"fine-tuned vectors cover {len(finetuned.vectors[0])} rows, the index has {self.items.height}")
+        self.finetuned = finetuned
+        if finetuned is not None and self.directory is not None:
+            finetuned.save(self.directory / FINETUNED_DIR)
 
     def set_ranker(self, ranker: LearnedRanker | None) -> None:
         """Use a learned ranker on the fused candidates (None: fusion order), saving it into the index folder if there is one."""
@@ -225,10 +254,7 @@ class SearchEngine:
             raise LongtailError("this index has no learned ranker; train one with `longtail train-ranker`")
         depth = self.ranker.meta.settings.depth
         top = rows[:depth]
-        extra: dict[str, np.ndarray] = {}
-        if CROSS_ENCODER_FEATURE in self.ranker.features:
-            extra[CROSS_ENCODER_FEATURE] = self.cross_encoder_scores(query, top)
-        features = self.ranking_features().compute(query, top, vector, extra)
+        features = self.ranking_features().compute(query, top, vector, self.model_features(query, top, self.ranker.features))
         learned = self.ranker.score(features)
         order = np.argsort(-learned, kind="stable")
         # Scores below the re-ranked head are shifted under its minimum, so the returned scores stay ordered.
@@ -277,6 +303,8 @@ class SearchEngine:
         added = items.select([name for name in self.items.columns if name in items.columns])
         self.lexical.add(texts, first)
         self.dense.add(vectors)
+        if self.finetuned is not None:
+            self.finetuned.add(texts)
         live = np.ones(first + items.height, dtype=bool)
         if self._live is not None:
             live[:first] = self._live

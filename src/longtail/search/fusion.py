@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RRF_K_GRID = (5, 10, 20, 40, 60, 100)
+# Small k lets the top ranks of each list dominate; the grid reaches down to 1 so that a best point is not on its edge.
+RRF_K_GRID = (1, 2, 3, 5, 10, 20, 40, 60, 100)
 LEXICAL_WEIGHT_GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0)
 
 
@@ -35,9 +36,7 @@ class FusionChoice:
     grid: dict[tuple[int, float], float]
 
 
-def tune_fusion(
-    objective: Callable[[int, float], float], ks: Sequence[int] = RRF_K_GRID, weights: Sequence[float] = LEXICAL_WEIGHT_GRID
-) -> FusionChoice:
+def tune_fusion(objective: Callable[[int, float], float], ks: Sequence[int] = RRF_K_GRID, weights: Sequence[float] = LEXICAL_WEIGHT_GRID) -> FusionChoice:
     """The (k, lexical weight) that maximises an objective such as validation NDCG@10; ties go to the point nearest the
     defaults (k 60, equal weights), so a flat objective leaves fusion as it was."""
     grid = {(k, weight): objective(k, weight) for k in ks for weight in weights}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -57,9 +58,13 @@ def query_vectors(engine: SearchEngine, queries: list[str], batch_size: int = 25
     return dict(zip(distinct, stacked, strict=True))
 
 
-def judged_pairs(engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[str, np.ndarray], cross_encoder: bool = False) -> JudgedPairs:
-    """Features of every judged pair whose item is indexed (with the index's cross-encoder score when asked); relevance is
-    the judgments' `relevance` column if present, else the grade."""
+def judged_pairs(
+    engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[str, np.ndarray], cross_encoder: bool = False, model_features: Sequence[str] = ()
+) -> JudgedPairs:
+    """Features of every judged pair whose item is indexed, with the index's model scores `model_features` (MODEL_FEATURES,
+    in that order; `cross_encoder` adds the cross-encoder's) appended; relevance is the judgments' `relevance` column if
+    present, else the grade."""
+    extras = [*model_features, *([CROSS_ENCODER_FEATURE] if cross_encoder and CROSS_ENCODER_FEATURE not in model_features else [])]
     builder = engine.ranking_features()
     has_relevance = "relevance" in judgments.columns
     # One partition pass: iterating a group_by gathers rows per group, which costs ~10 ms a query on 70k judgments.
@@ -79,10 +84,7 @@ def judged_pairs(engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[st
         if not known:
             continue
         rows = np.asarray([engine.row_of(item) for item, _, _ in known], dtype=np.int64)
-        extra: dict[str, np.ndarray] = {}
-        if cross_encoder:
-            extra[CROSS_ENCODER_FEATURE] = engine.cross_encoder_scores(query, rows)
-        blocks.append(builder.compute(query, rows, vectors[query], extra))
+        blocks.append(builder.compute(query, rows, vectors[query], engine.model_features(query, rows, extras)))
         grades.extend(grade for _, grade, _ in known)
         relevance.extend(rel for _, _, rel in known)
         query_ids.extend([str(group["query_id"][0])] * len(known))
@@ -98,7 +100,7 @@ def judged_pairs(engine: SearchEngine, judgments: pl.DataFrame, vectors: dict[st
         np.asarray(query_ids, dtype=object),
         item_ids,
         np.concatenate(all_rows),
-        builder.names([CROSS_ENCODER_FEATURE] if cross_encoder else []),
+        builder.names(extras),
         texts,
     )
 
