@@ -84,6 +84,32 @@ def _rewrite(folder_dir: Path, folder: ModelFolder, history_from: Path | None = 
                               folder.recommender, None, folder.evaluation, index=index)  # type: ignore[arg-type]
 
 
+def _swap_under_load(folder_dir: Path, folder: ModelFolder, clients: list[httpx.Client], user: str) -> tuple[list[tuple[int, str | None]], str]:
+    """Ask for `user`'s recommendations from one thread per client in `clients` while the folder is written again; stop
+    once every client's /health names the new version. The (status, model version) of every answer, and that version."""
+    outcomes: list[tuple[int, str | None]] = []
+    stop = threading.Event()
+
+    def load(client: httpx.Client) -> None:
+        while not stop.is_set():
+            response = client.get(f"/users/{user}/recommendations", params={"k": 3})
+            outcomes.append((response.status_code, response.json().get("model")))
+
+    threads = [threading.Thread(target=load, args=(client,)) for client in clients]  # httpx clients are thread-safe
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    new = _rewrite(folder_dir, folder)
+    deadline = time.monotonic() + 60
+    while {client.get("/health").json()["model"] for client in clients} != {new} and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return outcomes, new
+
+
 @pytest.fixture()
 def server(model_dir, tmp_path):
     """A fresh store over the catalogue, serving a copy of the model folder (so a test may replace it)."""
@@ -163,26 +189,7 @@ def test_a_swapped_folder_is_served_without_a_failed_request(server) -> None:
     folder = load_model_folder(folder_dir)
     old = client.get("/health").json()["model"]
     assert old == folder.version
-    outcomes: list[tuple[int, str | None]] = []
-    stop = threading.Event()
-
-    def load() -> None:
-        while not stop.is_set():
-            response = client.get("/users/nobody/recommendations", params={"k": 3})
-            outcomes.append((response.status_code, response.json().get("model")))
-
-    workers = [threading.Thread(target=load) for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    time.sleep(0.5)
-    new = _rewrite(folder_dir, folder)
-    deadline = time.monotonic() + 30
-    while client.get("/health").json()["model"] != new and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.5)
-    stop.set()
-    for worker in workers:
-        worker.join()
+    outcomes, new = _swap_under_load(folder_dir, folder, [client] * 4, "nobody")
     assert outcomes and all(status == 200 for status, _ in outcomes)
     versions = [version for _, version in outcomes]
     assert versions[0] == old and versions[-1] == new and set(versions) == {old, new}
@@ -380,26 +387,7 @@ def test_two_worker_processes_answer_from_one_store_and_both_take_a_swap_without
         top, _ = folder.recommend([sequence], 10)
         assert answer["source"] == "model:fusion" and [hit["item_id"] for hit in answer["items"]] == [folder.item_ids[i] for i in top[0].tolist()]
 
-        outcomes: list[tuple[int, str | None]] = []
-        stop = threading.Event()
-
-        def load(client: httpx.Client) -> None:
-            while not stop.is_set():
-                response = client.get("/users/both-u/recommendations", params={"k": 3})
-                outcomes.append((response.status_code, response.json().get("model")))
-
-        # httpx clients are thread-safe; two threads per process.
-        threads = [threading.Thread(target=load, args=(client,)) for client in (one, other, one, other)]
-        for thread in threads:
-            thread.start()
-        new = _rewrite(served_model, folder)
-        deadline = time.monotonic() + 60
-        while {client.get("/health").json()["model"] for client in (one, other)} != {new} and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(0.3)
-        stop.set()
-        for thread in threads:
-            thread.join()
+        outcomes, new = _swap_under_load(served_model, folder, [one, other, one, other], "both-u")  # two threads per process
         assert outcomes and all(status == 200 for status, _ in outcomes)
         assert {version for _, version in outcomes} == {folder.version, new} and outcomes[-1][1] == new
         # Bad keys spend one bucket per client address across both processes (last: an empty one blocks the address):
