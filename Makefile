@@ -34,7 +34,8 @@ demo: $(STAMP)
 
 # Style and bugs (ruff), types (mypy; strict for core/), and the folder layering (import-linter); config in pyproject.toml.
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

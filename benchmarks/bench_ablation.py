@@ -37,8 +37,14 @@ def main() -> int:
     def save(result: dict, evaluations: dict) -> None:
         write_results(result, evaluations, settings, arguments.results, arguments.report)
         latest = result["runs"][-1]
-        log.info("%s: NDCG@10 %.4f tail NDCG@10 %.4f (%d epochs, %.0fs)", latest["model"], latest["metrics"]["NDCG@10"],
-                 latest["segments"]["tail"]["NDCG@10"], latest["epochs"], latest["train_seconds"])
+        log.info(
+            "%s: NDCG@10 %.4f tail NDCG@10 %.4f (%d epochs, %.0fs)",
+            latest["model"],
+            latest["metrics"]["NDCG@10"],
+            latest["segments"]["tail"]["NDCG@10"],
+            latest["epochs"],
+            latest["train_seconds"],
+        )
 
     run_ablation(settings, DATASETS, on_step=lambda step: log.info(step), on_arm=save)
     return 0

@@ -22,8 +22,26 @@ from longtail.pipeline.audit_step import run_audit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORDS = [
-    "red", "blue", "steel", "glass", "cotton", "wireless", "mini", "pro", "max", "kit", "pack", "set", "bottle",
-    "lamp", "shoe", "bag", "保温杯", "耳机", "手机壳", "充电器",
+    "red",
+    "blue",
+    "steel",
+    "glass",
+    "cotton",
+    "wireless",
+    "mini",
+    "pro",
+    "max",
+    "kit",
+    "pack",
+    "set",
+    "bottle",
+    "lamp",
+    "shoe",
+    "bag",
+    "保温杯",
+    "耳机",
+    "手机壳",
+    "充电器",
 ]
 
 

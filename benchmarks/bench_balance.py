@@ -30,8 +30,10 @@ def print_table(experiment: dict) -> None:
     print(f"{'strategy':<24}{'train rows':>11}{'synthetic':>10}{'macro-F1':>10}{'  vs baseline [95% CI]':<26}{'minority recall':>16}  vs baseline [95% CI]")
     for row in experiment["rows"]:
         compared = row.get("vs_baseline")
-        print(f"{row['strategy']:<24}{row['train_rows']:>11,}{row['synthetic_rows']:>10,}{row['macro_f1']:>10.4f}  {_interval(compared, 'macro_f1'):<24}"
-              f"{row['minority_recall']:>16.4f}  {_interval(compared, 'minority_recall')}")
+        print(
+            f"{row['strategy']:<24}{row['train_rows']:>11,}{row['synthetic_rows']:>10,}{row['macro_f1']:>10.4f}  {_interval(compared, 'macro_f1'):<24}"
+            f"{row['minority_recall']:>16.4f}  {_interval(compared, 'minority_recall')}"
+        )
 
 
 def main() -> None:
@@ -43,8 +45,9 @@ def main() -> None:
     config = LongtailConfig()
     config.balance.tabular.classifier = args.classifier
     started = time.perf_counter()
-    experiment = run_category_experiment(args.datasets, config.balance.tabular, build_strategies(config.balance.tabular), config.seed,
-                                         on_step=lambda name: print(f"... {name}", flush=True))
+    experiment = run_category_experiment(
+        args.datasets, config.balance.tabular, build_strategies(config.balance.tabular), config.seed, on_step=lambda name: print(f"... {name}", flush=True)
+    )
     result = {
         "benchmark": "balance",
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},

@@ -59,9 +59,17 @@ def main() -> int:
     started = time.perf_counter()
     model = train_model_folder(data.items.filter(pl.col("item_id").is_in(past["item_id"].implode())), past, config, base, fusion=arguments.fusion)
     result = {
-        "dataset": "scientific", "held_back_per_user": HELD_BACK, "past_events": past.height, "new_events": new.height, "fusion": arguments.fusion,
-        "initial_training": {"seconds": round(time.perf_counter() - started, 1), "epochs": len(model.history_),
-                             "valid_NDCG@10": model.best_valid_, "items": model.n_items_},
+        "dataset": "scientific",
+        "held_back_per_user": HELD_BACK,
+        "past_events": past.height,
+        "new_events": new.height,
+        "fusion": arguments.fusion,
+        "initial_training": {
+            "seconds": round(time.perf_counter() - started, 1),
+            "epochs": len(model.history_),
+            "valid_NDCG@10": model.best_valid_,
+            "items": model.n_items_,
+        },
         "updates": {},
     }
     for name, events in (("clean", new), ("relabelled", relabel_trained_part(new, data.items["item_id"].to_list(), config.seed))):

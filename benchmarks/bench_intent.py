@@ -39,8 +39,10 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ARTIFACTS / RESULT_FILE, RESULTS / RESULT_FILE)
     shutil.copyfile(ARTIFACTS / REPORT_FILE, RESULTS / REPORT_FILE)
-    summary = {name: {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4), "macro_auc": round(m["macro_auc"], 4)}
-               for name, m in result["heads"]["intent"]["models"].items()}
+    summary = {
+        name: {"accuracy": round(m["accuracy"], 4), "macro_f1": round(m["macro_f1"], 4), "macro_auc": round(m["macro_auc"], 4)}
+        for name, m in result["heads"]["intent"]["models"].items()
+    }
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -70,8 +70,13 @@ def update_costs(items: pl.DataFrame, events: pl.DataFrame, vectors: np.ndarray,
             profile = update(profile, StoredEvent(user, row["item_id"], row["event_type"], row["timestamp"]), lookup.get(row["item_id"]))
             per_event.append(time.perf_counter() - one)
         folds.append(time.perf_counter() - started)
-    return {"users": len(active), "events": int(events.filter(pl.col("user_id").is_in(active)).height),
-            "batch_build": percentiles(batch), "fold_all_events": percentiles(folds), "update_one_event": percentiles(per_event)}
+    return {
+        "users": len(active),
+        "events": int(events.filter(pl.col("user_id").is_in(active)).height),
+        "batch_build": percentiles(batch),
+        "fold_all_events": percentiles(folds),
+        "update_one_event": percentiles(per_event),
+    }
 
 
 def served_latency(items: pl.DataFrame, events: pl.DataFrame, vectors: np.ndarray, requests: int) -> dict[str, object]:

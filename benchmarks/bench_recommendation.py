@@ -83,8 +83,16 @@ class PeakMemory:
 
 def run_record(dataset: str, model: str, seed: int, evaluation: Evaluation, train_seconds: float, peak_mb: float, **extra: object) -> dict:
     """One run in the results file's format."""
-    return {"dataset": dataset, "model": model, "seed": seed, "protocol": "loo-full", **evaluation.summary(),
-            "train_seconds": round(train_seconds, 2), "peak_rss_mb": round(peak_mb, 1), **extra}
+    return {
+        "dataset": dataset,
+        "model": model,
+        "seed": seed,
+        "protocol": "loo-full",
+        **evaluation.summary(),
+        "train_seconds": round(train_seconds, 2),
+        "peak_rss_mb": round(peak_mb, 1),
+        **extra,
+    }
 
 
 def save_runs(runs: list[dict], results: Path) -> None:
@@ -121,14 +129,19 @@ def sequential_model(name: str, split: Split, config: RecommendConfig, vectors: 
     data = TrainData(split.n_items, split.train, split.valid, vectors)
     model, seconds, peak = fit_measured(SASRec(config.sequential), data, make_validator(split, config))
     model.save(path)
-    meta = {"config": settings, "train_seconds": seconds, "peak_rss_mb": peak, "epochs": len(model.history_),
-            "best_valid_ndcg10": model.best_valid_, "history": model.history_}
+    meta = {
+        "config": settings,
+        "train_seconds": seconds,
+        "peak_rss_mb": peak,
+        "epochs": len(model.history_),
+        "best_valid_ndcg10": model.best_valid_,
+        "history": model.history_,
+    }
     meta_path.write_text(json.dumps(meta, indent=1))
     return model, meta
 
 
-def bench_dataset(dataset: str, config: LongtailConfig, stages: set[str], seeds: list[int], results: Path, artifacts: Path,
-                  users: int | None = None) -> None:
+def bench_dataset(dataset: str, config: LongtailConfig, stages: set[str], seeds: list[int], results: Path, artifacts: Path, users: int | None = None) -> None:
     """Every requested stage on one dataset, then the dataset's report, seed summaries and bootstrap comparisons."""
     data = load_dataset(dataset, DATASETS)
     events = data.events
@@ -171,15 +184,17 @@ def bench_dataset(dataset: str, config: LongtailConfig, stages: set[str], seeds:
         fusion = "fusion" in stages
         for seed in seeds:
             with PeakMemory() as memory:
-                seed_runs, seed_evaluations = reported_runs(data.items, events, tuned_config, dataset, [seed], artifacts / dataset, lambda ids: vectors,
-                                                            fusion=fusion)
+                seed_runs, seed_evaluations = reported_runs(
+                    data.items, events, tuned_config, dataset, [seed], artifacts / dataset, lambda ids: vectors, fusion=fusion
+                )
             seeded.update(seed_evaluations)
             sequential = tuned_config.recommend.sequential
             for run in seed_runs:
                 # the anchor a figure is compared with must share its loss: say which one trained it
                 runs.append({**run, "peak_rss_mb": round(memory.peak_mb, 1), "recipe": sequential.recipe, "loss": sequential.loss})
-                log.info("%s %s seed %d: NDCG@10 %.4f (%s after %d epochs)", dataset, run["model"], seed, run["metrics"]["NDCG@10"], run["stopped"],
-                         run["epochs"])
+                log.info(
+                    "%s %s seed %d: NDCG@10 %.4f (%s after %d epochs)", dataset, run["model"], seed, run["metrics"]["NDCG@10"], run["stopped"], run["epochs"]
+                )
             save_runs(runs, results)
         for name in {name for name, _ in seeded}:
             evaluations[name] = seeded[(name, seeds[0])]
@@ -190,8 +205,20 @@ def bench_dataset(dataset: str, config: LongtailConfig, stages: set[str], seeds:
         weight = choose_knob(tradeoff_curve(scorer, split, settings, KNOB_WEIGHTS, stage="valid"))
         curve = tradeoff_curve(scorer, split, settings, KNOB_WEIGHTS)
         chosen = next(point for point in curve if point["weight"] == weight)
-        runs.append({"dataset": dataset, "model": f"{base}+longtail-curve", "protocol": "loo-full", "seed": seeds[0], "curve": curve,
-                     "chosen_weight": weight, "chosen_on": "validation", "metrics": chosen["metrics"], "segments": {}, "train_seconds": 0.0})
+        runs.append(
+            {
+                "dataset": dataset,
+                "model": f"{base}+longtail-curve",
+                "protocol": "loo-full",
+                "seed": seeds[0],
+                "curve": curve,
+                "chosen_weight": weight,
+                "chosen_on": "validation",
+                "metrics": chosen["metrics"],
+                "segments": {},
+                "train_seconds": 0.0,
+            }
+        )
         save_runs(runs, results)
     if "textinit" in stages:
         for mode in ("none", "project", "finetune"):
@@ -203,8 +230,9 @@ def bench_dataset(dataset: str, config: LongtailConfig, stages: set[str], seeds:
         seed_runs = [run for run in runs if (run["model"], run.get("seed")) in seeded]
         summaries = summarise_seeds(seed_runs, seeded, settings.bootstrap_samples)
         if "fusion" in evaluations:
-            fusion_minus_sasrec = compare_over_seeds([seeded[("fusion", s)] for s in seeds], [seeded[("sasrec", s)] for s in seeds],
-                                                     samples=settings.bootstrap_samples)
+            fusion_minus_sasrec = compare_over_seeds(
+                [seeded[("fusion", s)] for s in seeds], [seeded[("sasrec", s)] for s in seeds], samples=settings.bootstrap_samples
+            )
             next(s for s in summaries if s["model"] == "fusion")["minus_sasrec_NDCG@10"] = fusion_minus_sasrec
         save_summaries(summaries, results.with_name(SUMMARY.name))
     best = max((n for n in evaluations if n in ("sasrec", "fusion")), key=lambda n: evaluations[n].metrics["NDCG@10"], default=None)

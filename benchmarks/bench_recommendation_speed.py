@@ -62,19 +62,33 @@ def run_recipe(dataset: str, recipe: str, budget: float, seed: int, artifacts: P
     model.save(artifacts / f"{dataset}-{recipe}")
     history = model.history_
     entry = {
-        "dataset": dataset, "recipe": recipe, "seed": seed, "protocol": "loo-full", "budget_seconds": budget,
-        "train_seconds": round(history[-1]["seconds"], 1), "wall_seconds": round(wall, 1),
+        "dataset": dataset,
+        "recipe": recipe,
+        "seed": seed,
+        "protocol": "loo-full",
+        "budget_seconds": budget,
+        "train_seconds": round(history[-1]["seconds"], 1),
+        "wall_seconds": round(wall, 1),
         # CPU time this process got (training and validation): on a shared box it says how much of the budget was compute
-        "cpu_seconds": round(cpu, 1), "epochs": len(history),
+        "cpu_seconds": round(cpu, 1),
+        "epochs": len(history),
         "best_epoch": max(history, key=lambda r: r["valid"])["epoch"],
         "metrics": {name: evaluation.metrics[name] for name in ("HR@10", "NDCG@10")},
         "curve": [[round(r["seconds"], 1), round(r["valid"], 5)] for r in history],
         "curve_metric": f"NDCG@10 on {VALID_USERS} random validation users",
-        "peak_rss_mb": round(memory.peak_mb, 1), "config": sequential.model_dump(), "conditions": note,
+        "peak_rss_mb": round(memory.peak_mb, 1),
+        "config": sequential.model_dump(),
+        "conditions": note,
         "model_folder": os.path.relpath(artifacts / f"{dataset}-{recipe}", REPO),
     }
-    log.info("%s %s: NDCG@10 %.4f HR@10 %.4f after %.0fs of training", dataset, recipe, entry["metrics"]["NDCG@10"], entry["metrics"]["HR@10"],
-             entry["train_seconds"])
+    log.info(
+        "%s %s: NDCG@10 %.4f HR@10 %.4f after %.0fs of training",
+        dataset,
+        recipe,
+        entry["metrics"]["NDCG@10"],
+        entry["metrics"]["HR@10"],
+        entry["train_seconds"],
+    )
     return entry, evaluation
 
 
@@ -91,14 +105,27 @@ def save_entries(entries: list[dict], results: Path) -> list[dict]:
 def write_html(dataset: str, entries: list[dict], evaluations: dict[str, Evaluation], results: Path) -> None:
     """The evaluation page of the recipes' best epochs, with both NDCG@10-vs-training-seconds curves."""
     # "curve" here is over seconds, not the long-tail knob the evaluation page charts under that key: left out
-    runs = [{**{k: v for k, v in e.items() if k != "curve"}, "model": f"sasrec ({e['recipe']} recipe)",
-             "segments": evaluations[e["recipe"]].segments, "metrics": evaluations[e["recipe"]].metrics} for e in entries]
-    context = report_context(f"Time to quality on {dataset}", runs, {r["model"]: evaluations[r["recipe"]] for r in runs}, RecommendConfig(),
-                             notes=[f"{e['recipe']}: {e['conditions']}, budget {e['budget_seconds']:.0f}s" for e in entries])
+    runs = [
+        {
+            **{k: v for k, v in e.items() if k != "curve"},
+            "model": f"sasrec ({e['recipe']} recipe)",
+            "segments": evaluations[e["recipe"]].segments,
+            "metrics": evaluations[e["recipe"]].metrics,
+        }
+        for e in entries
+    ]
+    context = report_context(
+        f"Time to quality on {dataset}",
+        runs,
+        {r["model"]: evaluations[r["recipe"]] for r in runs},
+        RecommendConfig(),
+        notes=[f"{e['recipe']}: {e['conditions']}, budget {e['budget_seconds']:.0f}s" for e in entries],
+    )
     curves = {f"{e['recipe']} recipe": [(x, y) for x, y in e["curve"]] for e in entries}
     context["charts"] = [("NDCG@10 vs training seconds", xy_chart(curves, entries[0]["curve_metric"], "training seconds", "NDCG@10"))]
-    write_report_pair(results.with_name(f"training-speed-{dataset}.json"), results.with_name(f"training-speed-{dataset}.html"), runs,
-                      "evaluation.html", context)
+    write_report_pair(
+        results.with_name(f"training-speed-{dataset}.json"), results.with_name(f"training-speed-{dataset}.html"), runs, "evaluation.html", context
+    )
 
 
 def main() -> int:

@@ -62,29 +62,74 @@ def main() -> None:
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1"}
     if not (args.model / "folder.json").is_file():
-        subprocess.run(longtail("train", "--dataset", args.dataset, "--fusion", "--evaluation-users", str(args.users), "--config",
-                                str(TRAINING_CONFIG), "--out", str(args.model), "--datasets-root", str(args.datasets_root)), env=env, check=True)
+        subprocess.run(
+            longtail(
+                "train",
+                "--dataset",
+                args.dataset,
+                "--fusion",
+                "--evaluation-users",
+                str(args.users),
+                "--config",
+                str(TRAINING_CONFIG),
+                "--out",
+                str(args.model),
+                "--datasets-root",
+                str(args.datasets_root),
+            ),
+            env=env,
+            check=True,
+        )
     with tempfile.TemporaryDirectory(prefix="longtail-replay-") as work:
         data = Path(work) / "data"
         data.mkdir()
         # The served directory holds the catalogue only: every replayed user arrives as new, through POST /events.
         load_dataset(args.dataset, args.datasets_root).items.write_parquet(data / "items.parquet")
-        key = subprocess.run(longtail("keys", "create", "--data", str(data), "--scope", "read", "--scope", "write_events"),
-                             env=env, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        key = (
+            subprocess.run(
+                longtail("keys", "create", "--data", str(data), "--scope", "read", "--scope", "write_events"),
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         started = time.perf_counter()
-        subprocess.run(longtail("evaluate", "--model", str(args.model), "--max-users", str(args.users), "--out", f"{work}/offline"),
-                       env=env, check=True)
+        subprocess.run(longtail("evaluate", "--model", str(args.model), "--max-users", str(args.users), "--out", f"{work}/offline"), env=env, check=True)
         offline_seconds = time.perf_counter() - started
         offline = json.loads((Path(work) / "offline" / "evaluation.json").read_text())
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(longtail("serve", "--data", str(data), "--model", str(args.model), "--port", str(port)), env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            longtail("serve", "--data", str(data), "--model", str(args.model), "--port", str(port)),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             health = wait_for(url, 300)
             started = time.perf_counter()
-            subprocess.run(longtail("replay", "--model", str(args.model), "--dataset", args.dataset, "--users", str(args.users),
-                                    "--url", url, "--key", key, "--out", f"{work}/replay.json"), env=env, check=True)
+            subprocess.run(
+                longtail(
+                    "replay",
+                    "--model",
+                    str(args.model),
+                    "--dataset",
+                    args.dataset,
+                    "--users",
+                    str(args.users),
+                    "--url",
+                    url,
+                    "--key",
+                    key,
+                    "--out",
+                    f"{work}/replay.json",
+                ),
+                env=env,
+                check=True,
+            )
             replay_seconds = time.perf_counter() - started
         finally:
             server.terminate()
@@ -95,13 +140,17 @@ def main() -> None:
     settings = load_config(args.model / "config.yaml").recommend
     cap = settings.sequential.max_train_seconds
     difference = result["replay"]["NDCG@10"] - result["offline"]["NDCG@10"]
-    result.update({
-        "served_version": health["model"],
-        "training": ("SASRec uncapped" if cap is None else f"demo-sized: SASRec capped at {cap:g} s of wall time")
-                    + f", fusion ranker on {settings.fusion_train_users:,} users (the folder's config.yaml)",
-        "difference_NDCG@10": difference, "within_tolerance": abs(difference) <= TOLERANCE, "tolerance": TOLERANCE,
-        "seconds": {"offline": round(offline_seconds, 1), "replay": round(replay_seconds, 1)},
-    })
+    result.update(
+        {
+            "served_version": health["model"],
+            "training": ("SASRec uncapped" if cap is None else f"demo-sized: SASRec capped at {cap:g} s of wall time")
+            + f", fusion ranker on {settings.fusion_train_users:,} users (the folder's config.yaml)",
+            "difference_NDCG@10": difference,
+            "within_tolerance": abs(difference) <= TOLERANCE,
+            "tolerance": TOLERANCE,
+            "seconds": {"offline": round(offline_seconds, 1), "replay": round(replay_seconds, 1)},
+        }
+    )
     RESULT.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=1))
 

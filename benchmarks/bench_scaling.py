@@ -170,8 +170,7 @@ def in_process_run(items: Path, events: Path, out: Path, memory_gb: float | None
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
     started = time.perf_counter()
-    child = subprocess.run([sys.executable, "-c", IN_PROCESS, str(items), str(events), str(out)], capture_output=True, text=True, preexec_fn=cap,
-                           check=False)
+    child = subprocess.run([sys.executable, "-c", IN_PROCESS, str(items), str(events), str(out)], capture_output=True, text=True, preexec_fn=cap, check=False)
     seconds = round(time.perf_counter() - started, 2)
     peak = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     if child.returncode == 0:
@@ -186,9 +185,16 @@ def in_process_run(items: Path, events: Path, out: Path, memory_gb: float | None
 def cluster_run(args: argparse.Namespace) -> None:
     """Events as part files through a standalone cluster (driver capped at 2 GB), then in-process on the same input."""
     record: dict[str, object] = {
-        "events": args.events, "items": args.items, "part_events": args.part_events, "under_load": args.under_load,
-        "load_average_at_start": round(os.getloadavg()[0], 2), "worker_cores": 2, "worker_memory": args.worker_memory,
-        "executor_memory": args.executor_memory, "driver_memory": "2g", "partitions": args.partitions,
+        "events": args.events,
+        "items": args.items,
+        "part_events": args.part_events,
+        "under_load": args.under_load,
+        "load_average_at_start": round(os.getloadavg()[0], 2),
+        "worker_cores": 2,
+        "worker_memory": args.worker_memory,
+        "executor_memory": args.executor_memory,
+        "driver_memory": "2g",
+        "partitions": args.partitions,
     }
     with tempfile.TemporaryDirectory(prefix="longtail-scaling-") as folder:
         # A kept input folder (--input-dir) is generated once and reused, so a rerun skips the generation.
@@ -203,8 +209,13 @@ def cluster_run(args: argparse.Namespace) -> None:
         record["input_mb"] = round(sum(p.stat().st_size for p in (work / "events").iterdir()) / 2**20, 1)
         out = Path(folder)
         with StandaloneCluster(worker_cores=2, worker_memory=args.worker_memory) as cluster:
-            pipeline = {"executor": "spark", "spark_master": cluster.master_url, "spark_partitions": args.partitions,
-                        "spark_driver_memory": "2g", "spark_executor_memory": args.executor_memory}
+            pipeline = {
+                "executor": "spark",
+                "spark_master": cluster.master_url,
+                "spark_partitions": args.partitions,
+                "spark_driver_memory": "2g",
+                "spark_executor_memory": args.executor_memory,
+            }
             config = LongtailConfig.model_validate({"pipeline": pipeline, "quality": {"reference_time": "2026-04-01T00:00:00+00:00"}})
             with StepMemory() as memory:
                 started = time.perf_counter()
@@ -212,12 +223,14 @@ def cluster_run(args: argparse.Namespace) -> None:
                 seconds = time.perf_counter() - started
                 memory.step("end")
             events = result.report["tables"]["events"]
-            written = {folder: pl.scan_parquet(out / "out-cluster" / folder / "events").select(pl.len()).collect().item()
-                       for folder in ("clean", "quarantine")}
+            written = {folder: pl.scan_parquet(out / "out-cluster" / folder / "events").select(pl.len()).collect().item() for folder in ("clean", "quarantine")}
             record["load_average_at_end"] = round(os.getloadavg()[0], 2)
             record["cluster"] = {
-                "seconds": round(seconds, 2), "peak_tree_mb": round(memory.peak / 2**20, 1), "steps": memory.steps[1:],
-                "events": events, "rows_written": written,
+                "seconds": round(seconds, 2),
+                "peak_tree_mb": round(memory.peak / 2**20, 1),
+                "steps": memory.steps[1:],
+                "events": events,
+                "rows_written": written,
                 "reconciles": events["input_rows"] == args.events == events["kept_rows"] + events["quarantined_rows"]
                 and written == {"clean": events["kept_rows"], "quarantine": events["quarantined_rows"]},
             }

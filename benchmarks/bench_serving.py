@@ -120,8 +120,12 @@ class Traffic:
             return "POST", "/search", {"query": " ".join(rng.sample(self.words, rng.randint(1, 2))), "k": 10}
         if kind == "recommend":
             return "GET", f"/users/{rng.choice(self.users)}/recommendations?k=10", None
-        event = {"user_id": f"bench-w{worker}", "item_id": rng.choice(self.item_ids), "event_type": rng.choice(["view", "click", "add_to_cart"]),
-                 "session_id": session}
+        event = {
+            "user_id": f"bench-w{worker}",
+            "item_id": rng.choice(self.item_ids),
+            "event_type": rng.choice(["view", "click", "add_to_cart"]),
+            "session_id": session,
+        }
         return "POST", "/events", {"events": [event]}
 
 
@@ -164,8 +168,18 @@ def run_load(
     return asyncio.run(_load(url, key, traffic, concurrency, max_requests, max_seconds, mix, stop, idempotent, server_pid))
 
 
-async def _load(url: str, key: str, traffic: Traffic, concurrency: int, max_requests: int, max_seconds: float,
-                mix: tuple[tuple[str, float], ...], stop: threading.Event | None, idempotent: bool, server_pid: int | None) -> dict[str, Any]:
+async def _load(
+    url: str,
+    key: str,
+    traffic: Traffic,
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+    mix: tuple[tuple[str, float], ...],
+    stop: threading.Event | None,
+    idempotent: bool,
+    server_pid: int | None,
+) -> dict[str, Any]:
     latencies: dict[str, list[float]] = defaultdict(list)
     server_seconds: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, int] = defaultdict(int)
@@ -274,10 +288,12 @@ def main() -> int:
     parser.add_argument("--fault-seconds", type=float, default=4.0, help="load before the kill -9")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", type=Path, default=None, help="default: results/serving.json, or serving-model.json with --model-backed or --model")
-    parser.add_argument("--model-backed", action="store_true",
-                        help="build a search index in the served directory first, so the server runs the model-backed services")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="also serve this model folder (`longtail train` on the demo data): recommendations from its recommender")
+    parser.add_argument(
+        "--model-backed", action="store_true", help="build a search index in the served directory first, so the server runs the model-backed services"
+    )
+    parser.add_argument(
+        "--model", type=Path, default=None, help="also serve this model folder (`longtail train` on the demo data): recommendations from its recommender"
+    )
     parser.add_argument("--query-batch-concurrency", type=int, default=None, help="serve.query_batch_concurrency (default: the config's, 1)")
     parser.add_argument("--recommend-batch-concurrency", type=int, default=None, help="serve.recommend_batch_concurrency (default: the config's, 1)")
     parser.add_argument("--workers", type=int, default=None, help="serve.workers: server processes (default: the config's)")
@@ -291,8 +307,21 @@ def main() -> int:
         config_path, key = prepare_served_directory(work, "benchmark", serve_settings)
         if args.model_backed:
             # an index inside the served directory is picked up by `longtail serve` without being named
-            subprocess.run([sys.executable, "-m", "longtail.cli", "index", "--items", str(work / "items.csv"), "--events", str(work / "events.parquet"),
-                            "--out", str(work / "index")], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "longtail.cli",
+                    "index",
+                    "--items",
+                    str(work / "items.csv"),
+                    "--events",
+                    str(work / "events.parquet"),
+                    "--out",
+                    str(work / "index"),
+                ],
+                check=True,
+            )
         items = pl.read_csv(DEMO / "items.csv", infer_schema=False)
         users = pl.read_parquet(DEMO / "events.parquet")["user_id"].unique().sort().to_list()
         traffic = Traffic(items, users, args.seed)
@@ -305,10 +334,12 @@ def main() -> int:
             acknowledged.extend(result.pop("_acknowledged"))
             result.pop("_unanswered")  # no fault here: nothing to retry
             levels.append(result)
-            print(f"concurrency {concurrency}: {result['throughput_rps']} req/s, errors {result['error_rate']:.2%}, cpu/request client "
-                  f"{result['cpu']['client_ms_per_request']} ms server {result['cpu']['server_ms_per_request']} ms, "
-                  + ", ".join(f"{k} p50 {v['p50_ms']} ms p99 {v['p99_ms']} ms (server p99 {v['server_p99_ms']} ms)" for k, v in result["by_kind"].items()),
-                  flush=True)
+            print(
+                f"concurrency {concurrency}: {result['throughput_rps']} req/s, errors {result['error_rate']:.2%}, cpu/request client "
+                f"{result['cpu']['client_ms_per_request']} ms server {result['cpu']['server_ms_per_request']} ms, "
+                + ", ".join(f"{k} p50 {v['p50_ms']} ms p99 {v['p99_ms']} ms (server p99 {v['server_p99_ms']} ms)" for k, v in result["by_kind"].items()),
+                flush=True,
+            )
 
         # Fault: event-heavy load at the highest concurrency, kill -9 the server while requests are in flight.
         stop = threading.Event()
@@ -357,29 +388,34 @@ def main() -> int:
         best = max(zero_error, key=lambda level: level["concurrency"]) if zero_error else None
         report = {
             "benchmark": "serving",
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "note": "client and server share the same cores",
-                        "load_average_1min": {"start": round(load_at_start, 2), "end": round(os.getloadavg()[0], 2)},
-                        "conditions": "measured under load" if max(load_at_start, os.getloadavg()[0]) > 0.5 * (os.cpu_count() or 1) else "idle"},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "note": "client and server share the same cores",
+                "load_average_1min": {"start": round(load_at_start, 2), "end": round(os.getloadavg()[0], 2)},
+                "conditions": "measured under load" if max(load_at_start, os.getloadavg()[0]) > 0.5 * (os.cpu_count() or 1) else "idle",
+            },
             "setup": {
                 "catalogue": "demo (Amazon Industrial & Scientific): 4,385 items, 59,384 seeded events",
                 "store": "SQLite WAL, synchronous=FULL",
-                "services": ("model-backed (hybrid BM25 + dense search personalised by live profiles)" if args.model_backed
-                             else "default (BM25 search)") + (f"; recommendations from the model folder {args.model}" if args.model
-                                                                    else "; default popularity recommendations"),
+                "services": ("model-backed (hybrid BM25 + dense search personalised by live profiles)" if args.model_backed else "default (BM25 search)")
+                + (f"; recommendations from the model folder {args.model}" if args.model else "; default popularity recommendations"),
                 "mix": dict(MIX),
                 "client": "closed-loop clients as coroutines on one asyncio loop (aiohttp, one keep-alive connection each) in the benchmark "
-                          "process, on the same two cores as the server; latency as the client saw it, server_p50/p99 from the "
-                          "server's Server-Timing header; cpu: the client's and the server's CPU seconds per level (/proc)",
+                "process, on the same two cores as the server; latency as the client saw it, server_p50/p99 from the "
+                "server's Server-Timing header; cpu: the client's and the server's CPU seconds per level (/proc)",
                 "bounds": {"max_requests_per_level": args.max_requests, "max_seconds_per_level": args.max_seconds},
                 "server_start_seconds": round(first_start, 2),
-                "command": "python benchmarks/bench_serving.py" + (" --model-backed" if args.model_backed else "")
-                           + (f" --model {args.model}" if args.model else "")
-                           + "".join(f" --{name.replace('_', '-')} {value}" for name, value in serve_settings.items()),
+                "command": "python benchmarks/bench_serving.py"
+                + (" --model-backed" if args.model_backed else "")
+                + (f" --model {args.model}" if args.model else "")
+                + "".join(f" --{name.replace('_', '-')} {value}" for name, value in serve_settings.items()),
                 "batches_at_once": {name: value or getattr(ServeConfig(), name) for name, value in batching.items()},
                 "server_processes": args.workers or ServeConfig().workers,
             },
             "levels": levels,
-            "highest_zero_error_concurrency": best and {
+            "highest_zero_error_concurrency": best
+            and {
                 "concurrency": best["concurrency"],
                 "search_p99_ms": best["by_kind"]["search"]["p99_ms"],
                 "recommend_p99_ms": best["by_kind"]["recommend"]["p99_ms"],

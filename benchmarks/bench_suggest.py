@@ -103,8 +103,10 @@ def quality() -> dict:
     ranks = {"catalogue_only": reciprocal_ranks(catalogue_only, test), "query_log": reciprocal_ranks(with_log, test)}
     arms = {arm: {length: round(float(found.mean()), 5) for length, found in by_length.items()} for arm, by_length in ranks.items()}
     # At 1-2 characters a handful of test queries decide the mean: the paired CI says whether a gap is more than that.
-    difference = {length: {key: round(float(value), 5) for key, value in paired_comparison(ranks["catalogue_only"][length], ranks["query_log"][length]).items()}
-                  for length in arms["query_log"]}
+    difference = {
+        length: {key: round(float(value), 5) for key, value in paired_comparison(ranks["catalogue_only"][length], ranks["query_log"][length]).items()}
+        for length in arms["query_log"]
+    }
     hits = {arm: {length: int((found > 0).sum()) for length, found in by_length.items()} for arm, by_length in ranks.items()}
     return {
         "dataset": "homedepot-search (real queries, real titles)",
@@ -138,8 +140,15 @@ def synthetic_items(count: int, seed: int) -> pl.DataFrame:
     rng = random.Random(seed)
     titles = [" ".join(rng.choices(vocabulary, k=rng.randint(4, 10))) for _ in range(count)]
     brands = [f"Brand{rng.randint(1, 500)}" for _ in range(count)]
-    return pl.DataFrame({"item_id": [f"s{i}" for i in range(count)], "title": titles, "brand": brands, "category": [f"Cat{i % 40}" for i in range(count)],
-                         "price": [float(1 + i % 300) for i in range(count)]})
+    return pl.DataFrame(
+        {
+            "item_id": [f"s{i}" for i in range(count)],
+            "title": titles,
+            "brand": brands,
+            "category": [f"Cat{i % 40}" for i in range(count)],
+            "price": [float(1 + i % 300) for i in range(count)],
+        }
+    )
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -198,10 +207,16 @@ def latency() -> dict:
             now = datetime.now(UTC)
             for i in range(RULES):
                 # Rules on the benchmark's own queries, so each search has rules to match and apply.
-                client.post("/merchandising/rules", json={
-                    "action": ["pin", "boost", "bury", "hide"][i % 4], "query": queries[i % len(queries)], "item_id": f"s{rng.randrange(LATENCY_ITEMS)}",
-                    "starts_at": (now - timedelta(hours=1)).isoformat(), "ends_at": (now + timedelta(days=1)).isoformat(),
-                }).raise_for_status()
+                client.post(
+                    "/merchandising/rules",
+                    json={
+                        "action": ["pin", "boost", "bury", "hide"][i % 4],
+                        "query": queries[i % len(queries)],
+                        "item_id": f"s{rng.randrange(LATENCY_ITEMS)}",
+                        "starts_at": (now - timedelta(hours=1)).isoformat(),
+                        "ends_at": (now + timedelta(days=1)).isoformat(),
+                    },
+                ).raise_for_status()
             with_rules = timed_searches()
         served.close()
     return {
@@ -223,8 +238,12 @@ def load_average() -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--part", choices=("all", "latency"), default="all",
-                        help="latency: re-measure latency only and keep the file's quality figures (test queries untouched)")
+    parser.add_argument(
+        "--part",
+        choices=("all", "latency"),
+        default="all",
+        help="latency: re-measure latency only and keep the file's quality figures (test queries untouched)",
+    )
     part = parser.parse_args().part
     path = RESULTS / "suggest.json"
     if part == "latency":

@@ -64,9 +64,18 @@ def inductive_split(dataset: str, seed: int, share: float) -> tuple[Split, np.nd
 
 def record(dataset: str, model: str, seed: int, evaluation: Evaluation, seconds: float, peak_mb: float, **extra: object) -> dict:
     """One run as the issue asks: dataset, model, uses_text, seed, metrics, segments (tail, cold, new_items, ...), cost."""
-    return {"dataset": dataset, "model": model, "uses_text": model != ID_ONLY, "seed": seed, "protocol": "loo-full + new items",
-            "metrics": evaluation.metrics, "segments": evaluation.segments, "train_seconds": round(seconds, 2),
-            "peak_rss_mb": round(peak_mb, 1), **extra}
+    return {
+        "dataset": dataset,
+        "model": model,
+        "uses_text": model != ID_ONLY,
+        "seed": seed,
+        "protocol": "loo-full + new items",
+        "metrics": evaluation.metrics,
+        "segments": evaluation.segments,
+        "train_seconds": round(seconds, 2),
+        "peak_rss_mb": round(peak_mb, 1),
+        **extra,
+    }
 
 
 def compare(evaluations: dict[str, Evaluation], seed: int, samples: int) -> dict[str, dict[str, dict]]:
@@ -97,10 +106,19 @@ def write(result: dict, dataset: str, evaluations: dict[str, Evaluation], config
     rows = {name: row for name, row in result["comparisons"].items() if name.startswith(f"{dataset}/")}
     metrics = [f"{s}/{m}" for s, m in AGAINST_ID_ONLY + AGAINST_CONTENT]
     complete = {name.split("/", 1)[1]: row for name, row in rows.items() if set(metrics) <= set(row)}
-    compared = {"heading": "Paired bootstrap (95% CI over users): each text model minus SASRec (ID only); new_items/HR@10 minus the content baseline",
-                "rows": complete, "metrics": metrics} if complete else None
-    notes = [f"Run conditions (latest run): {result['label']}; each run's own are in the JSON.",
-             f"Split: leave-one-out, {result['new_item_share']:.0%} of items held out as new items."]
+    compared = (
+        {
+            "heading": "Paired bootstrap (95% CI over users): each text model minus SASRec (ID only); new_items/HR@10 minus the content baseline",
+            "rows": complete,
+            "metrics": metrics,
+        }
+        if complete
+        else None
+    )
+    notes = [
+        f"Run conditions (latest run): {result['label']}; each run's own are in the JSON.",
+        f"Split: leave-one-out, {result['new_item_share']:.0%} of items held out as new items.",
+    ]
     context = report_context(f"text-aware models, {dataset}", runs, evaluations, config, "leave-one-out + inductive new items", compared, notes)
     context["segment_names"] = ("head", "torso", "tail", "new_items", "cold", "active")
     write_report_pair(path, path.with_name(f"{path.stem}-{dataset}.html"), result, "evaluation.html", context)
@@ -123,12 +141,18 @@ def pretrained_adaptor(config: RecommendConfig, seed: int, seconds: float) -> tu
     return fitted, train_seconds, peak
 
 
-def run_dataset(dataset: str, seed: int, models: list[str], config: RecommendConfig, result: dict, path: Path,
-                pretrained: TextAdaptorSASRec | None) -> None:
+def run_dataset(dataset: str, seed: int, models: list[str], config: RecommendConfig, result: dict, path: Path, pretrained: TextAdaptorSASRec | None) -> None:
     """Every model on one dataset and seed, written after each; then the paired comparisons."""
     split, vectors = inductive_split(dataset, seed, result["new_item_share"])
-    log.info("%s seed %d: %d users, %d items (%d new), %d training interactions", dataset, seed, len(split.user_ids), split.n_items,
-             int(np.sum(split.new_items)), sum(map(len, split.train)))
+    log.info(
+        "%s seed %d: %d users, %d items (%d new), %d training interactions",
+        dataset,
+        seed,
+        len(split.user_ids),
+        split.n_items,
+        int(np.sum(split.new_items)),
+        sum(map(len, split.train)),
+    )
     data = TrainData(split.n_items, split.train, split.valid, vectors, seed)
     validate = make_validator(split, config)
     evaluations: dict[str, Evaluation] = {}
@@ -139,9 +163,17 @@ def run_dataset(dataset: str, seed: int, models: list[str], config: RecommendCon
         result["runs"] = [r for r in result["runs"] if (r["dataset"], r["model"], r["seed"]) != (dataset, name, seed)]
         result["runs"].append(record(dataset, name, seed, evaluations[name], seconds, peak, label=result["label"], **extra))
         segments = evaluations[name].segments
-        log.info("%s %s seed %d: NDCG@10 %.4f tail %.4f cold %.4f new-item HR@10 %.4f (train %.0fs)", dataset, name, seed,
-                 evaluations[name].metrics["NDCG@10"], segments["tail"]["NDCG@10"], segments["cold"]["NDCG@10"],
-                 segments["new_items"]["HR@10"], seconds)
+        log.info(
+            "%s %s seed %d: NDCG@10 %.4f tail %.4f cold %.4f new-item HR@10 %.4f (train %.0fs)",
+            dataset,
+            name,
+            seed,
+            evaluations[name].metrics["NDCG@10"],
+            segments["tail"]["NDCG@10"],
+            segments["cold"]["NDCG@10"],
+            segments["new_items"]["HR@10"],
+            seconds,
+        )
         write(result, dataset, evaluations, config, path)
 
     for name in models:
@@ -160,8 +192,12 @@ def run_dataset(dataset: str, seed: int, models: list[str], config: RecommendCon
                     model.fit_from(start, data, validate)
                 seconds = time.perf_counter() - started
             score(name, model, seconds, memory.peak_mb, epochs=len(model.history_))
-        transfer = paired_bootstrap(evaluations["sasrec-adaptor-transfer"].per_user["all"]["NDCG@10"],
-                                    evaluations["sasrec-adaptor-scratch"].per_user["all"]["NDCG@10"], config.bootstrap_samples, seed)
+        transfer = paired_bootstrap(
+            evaluations["sasrec-adaptor-transfer"].per_user["all"]["NDCG@10"],
+            evaluations["sasrec-adaptor-scratch"].per_user["all"]["NDCG@10"],
+            config.bootstrap_samples,
+            seed,
+        )
         result["transfer"][f"{dataset} (seed {seed})"] = {"all/NDCG@10": transfer}
     for name, row in compare(evaluations, seed, config.bootstrap_samples).items():
         result["comparisons"][f"{dataset}/{name}"] = row
@@ -177,8 +213,12 @@ def main() -> int:
     parser.add_argument("--new-item-share", type=float, default=0.1)
     parser.add_argument("--max-train-seconds", type=float, default=None, help="wall-time cap per sequential model")
     parser.add_argument("--epochs", type=int, default=None, help="epoch cap per sequential model (default: the config's)")
-    parser.add_argument("--transfer-seconds", type=float, default=None,
-                        help="transfer stage on scientific: pre-train on Beauty + Toys this long, then fine-tune vs from scratch, equal time each")
+    parser.add_argument(
+        "--transfer-seconds",
+        type=float,
+        default=None,
+        help="transfer stage on scientific: pre-train on Beauty + Toys this long, then fine-tune vs from scratch, equal time each",
+    )
     parser.add_argument("--label", default="3 seeds, uncapped", help="run conditions written into the results, e.g. '1 seed, capped, under load'")
     parser.add_argument("--results", type=Path, default=RESULTS)
     arguments = parser.parse_args()
@@ -195,8 +235,12 @@ def main() -> int:
         pretrained = None
         if arguments.transfer_seconds and "scientific" in arguments.datasets:
             pretrained, seconds, peak = pretrained_adaptor(config, seed, arguments.transfer_seconds)
-            result["transfer"][f"pretraining (seed {seed})"] = {"datasets": list(PRETRAIN_SETS), "train_seconds": round(seconds, 2),
-                                                                "peak_rss_mb": round(peak, 1), "epochs": len(pretrained.history_)}
+            result["transfer"][f"pretraining (seed {seed})"] = {
+                "datasets": list(PRETRAIN_SETS),
+                "train_seconds": round(seconds, 2),
+                "peak_rss_mb": round(peak, 1),
+                "epochs": len(pretrained.history_),
+            }
         for dataset in arguments.datasets:
             run_dataset(dataset, seed, arguments.models, config, result, arguments.results, pretrained if dataset == "scientific" else None)
     return 0

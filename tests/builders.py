@@ -19,8 +19,12 @@ def items(ids: Sequence[str], **columns: Sequence[object]) -> pl.DataFrame:
     return pl.DataFrame(data, schema={name: ITEMS.columns[name] for name in data})
 
 
-def events(rows: Sequence[tuple[str, str | None, str]], at: Sequence[datetime | timedelta] | None = None,
-           start: datetime = START, step: timedelta = timedelta(minutes=5)) -> pl.DataFrame:
+def events(
+    rows: Sequence[tuple[str, str | None, str]],
+    at: Sequence[datetime | timedelta] | None = None,
+    start: datetime = START,
+    step: timedelta = timedelta(minutes=5),
+) -> pl.DataFrame:
     """Canonical events from (user, item, event_type) rows at the given times or offsets from `start`, else `step` apart in row order."""
     times = [start + i * step for i in range(len(rows))] if at is None else [start + t if isinstance(t, timedelta) else t for t in at]
     if len(times) != len(rows):

@@ -27,8 +27,15 @@ def _copy_package(destination: Path) -> Path:
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     """Run lint-imports on the package copied under root, with only that copy importable."""
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache", "--no-logo"],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--config", str(root / "pyproject.toml"), "--no-cache", "--no-logo"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def _broken_layers(output: str) -> set[tuple[str, str]]:

@@ -32,7 +32,12 @@ def test_audit_writes_report_tables_quarantine_and_flags(tmp_path: Path, good_fi
     assert "Audit summary" in result.output
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["tables"]["items"] == {
-        "input_rows": 2, "kept_rows": 1, "quarantined_rows": 1, "by_reason": {"invalid_price": 1}, "flagged_rows": 0, "flags_by_reason": {},
+        "input_rows": 2,
+        "kept_rows": 1,
+        "quarantined_rows": 1,
+        "by_reason": {"invalid_price": 1},
+        "flagged_rows": 0,
+        "flags_by_reason": {},
     }
     assert report["tables"]["events"]["by_reason"] == {"duplicate_event": 1, "unknown_item": 1}
     quarantine = pl.read_parquet(out / "quarantine" / "items.parquet")

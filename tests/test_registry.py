@@ -34,8 +34,10 @@ def test_a_registry_rejects_snake_case_and_taken_names_and_lists_known_ones() ->
 
 def test_every_name_is_known_without_importing_its_module_first() -> None:
     # a fresh interpreter that imports only the balance interface and the recommender base
-    code = ("from longtail.balance.component import COMPONENTS; from longtail.models.base import RECOMMENDERS; "
-            "print(' '.join(COMPONENTS.names())); print(' '.join(RECOMMENDERS.names()))")
+    code = (
+        "from longtail.balance.component import COMPONENTS; from longtail.models.base import RECOMMENDERS; "
+        "print(' '.join(COMPONENTS.names())); print(' '.join(RECOMMENDERS.names()))"
+    )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ).stdout.split("\n")
     components, recommenders = set(output[0].split()), set(output[1].split())
     assert {"tail-oversampling", "weighted-sampling", "crop", "text-eda", "smote-enn", "class-weights", "ctgan"} <= components

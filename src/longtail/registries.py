@@ -5,5 +5,19 @@ from longtail.balance import resample, sampling, weights
 from longtail.balance import sequences as sequence_balancing
 from longtail.models import collaborative, content, fusion, popularity, sequential
 
-__all__ = ["collaborative", "content", "fusion", "noise", "popularity", "queries", "resample", "sampling",
-           "sequence_balancing", "sequences", "sequential", "tabular_gan", "text", "weights"]
+__all__ = [
+    "collaborative",
+    "content",
+    "fusion",
+    "noise",
+    "popularity",
+    "queries",
+    "resample",
+    "sampling",
+    "sequence_balancing",
+    "sequences",
+    "sequential",
+    "tabular_gan",
+    "text",
+    "weights",
+]

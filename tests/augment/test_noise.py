@@ -28,12 +28,14 @@ def item_vectors(datasets_root: Path) -> pl.DataFrame:
     keep = np.linalg.norm(vectors, axis=1) > 0  # titles made only of words no other title has
     items, vectors = items.filter(pl.Series(keep)), vectors[keep]
     counts = items.join(data.events.group_by("item_id").len(), on="item_id", how="left").fill_null(0)["len"].to_numpy()
-    return pl.DataFrame({
-        "item_id": items["item_id"],
-        "vector": vectors,
-        "unit": vectors / np.linalg.norm(vectors, axis=1, keepdims=True),
-        "tail": item_segments(counts) == TAIL,
-    })
+    return pl.DataFrame(
+        {
+            "item_id": items["item_id"],
+            "vector": vectors,
+            "unit": vectors / np.linalg.norm(vectors, axis=1, keepdims=True),
+            "tail": item_segments(counts) == TAIL,
+        }
+    )
 
 
 def test_noise_has_the_requested_scale_relative_to_each_dimension_spread(item_vectors: pl.DataFrame) -> None:

@@ -13,11 +13,13 @@ from longtail.cli import app
 CONFIG = {
     "seed": 7,
     "ablation": {"task": "classification"},
-    "balance": {"tabular": {
-        "sample_fraction": 0.05,
-        "bootstrap_samples": 100,
-        "strategies": {"baseline": [], "random_over": [{"name": "random-over"}]},
-    }},
+    "balance": {
+        "tabular": {
+            "sample_fraction": 0.05,
+            "bootstrap_samples": 100,
+            "strategies": {"baseline": [], "random_over": [{"name": "random-over"}]},
+        }
+    },
 }
 
 

@@ -80,8 +80,10 @@ def test_audit_report_has_an_imbalance_section(tmp_path: Path) -> None:
     items = tmp_path / "items.csv"
     pl.DataFrame({"item_id": ["A1", "A2", "A3"], "title": ["保温杯 500ml", "Steel bottle", "Glass jar"], "category": ["杯", "杯", "罐"]}).write_csv(items)
     events = tmp_path / "events.jsonl"
-    rows = [{"user_id": f"u{n}", "item_id": item, "event_type": kind, "timestamp": f"2024-01-0{n + 1}T10:00:00Z"}
-            for n, (item, kind) in enumerate([("A1", "view"), ("A1", "view"), ("A1", "purchase"), ("A2", "view")])]
+    rows = [
+        {"user_id": f"u{n}", "item_id": item, "event_type": kind, "timestamp": f"2024-01-0{n + 1}T10:00:00Z"}
+        for n, (item, kind) in enumerate([("A1", "view"), ("A1", "view"), ("A1", "purchase"), ("A2", "view")])
+    ]
     pl.DataFrame(rows).write_ndjson(events)
     out = tmp_path / "audit"
     result = runner.invoke(app, ["audit", "--items", str(items), "--events", str(events), "--out", str(out)])

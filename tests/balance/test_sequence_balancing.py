@@ -92,7 +92,7 @@ def test_tail_oversampling_reaches_the_promised_bucket_counts(table) -> None:
         assert within_binomial(int(np.sum(after == bucket)) - rows * (1 + whole), rows, rate - whole), bucket
         assert targets[bucket] >= round(0.8 * largest) * (bucket != "head")
     assert _originals(grown).equals(table.sort("user"))
-    assert grown.filter(pl.col(SYNTHETIC))[ITEMS].to_list() == [table[ITEMS][u] .to_list() for u in grown.filter(pl.col(SYNTHETIC))["user"]]
+    assert grown.filter(pl.col(SYNTHETIC))[ITEMS].to_list() == [table[ITEMS][u].to_list() for u in grown.filter(pl.col(SYNTHETIC))["user"]]
     assert grown.equals(run(component, table, seed=1))
 
 
@@ -122,8 +122,10 @@ def test_inverse_popularity_weights_average_one_and_favour_rare_targets(table) -
     assert table_histories(table)[1] is None  # unweighted tables train the unweighted model
 
 
-@pytest.mark.parametrize(("name", "params"), [("weighted-sampling", {"by": "last-item"}), ("tail-oversampling", {}),
-                                             ("head-undersampling", {}), ("crop", {}), ("mask", {}), ("reorder", {})])
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("weighted-sampling", {"by": "last-item"}), ("tail-oversampling", {}), ("head-undersampling", {}), ("crop", {}), ("mask", {}), ("reorder", {})],
+)
 def test_no_component_lets_a_held_out_item_into_training(beauty_slice, table, train, name, params) -> None:
     split = beauty_slice[1]
     output = run(build(name, **params), table, seed=11)

@@ -96,7 +96,7 @@ def test_a_log_without_an_item_column_names_the_missing_role() -> None:
 
 def test_latin1_file_reads_with_the_encoding_option_and_fails_clearly_without(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
-    path.write_bytes("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID\n1,A1,CAFÉ MUG,1,12/1/10 8:26,\"2,50\",1\n".encode("latin-1"))
+    path.write_bytes('InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID\n1,A1,CAFÉ MUG,1,12/1/10 8:26,"2,50",1\n'.encode("latin-1"))
     with pytest.raises(InputDataError, match="data.encoding"):
         read_raw(path)
     data = DataConfig(encoding="latin-1", decimal_separator=",", transactions=TransactionConfig())
@@ -120,8 +120,15 @@ def test_another_export_with_other_column_names_needs_no_configuration() -> None
         pl.col("InvoiceDate").str.replace(r"/(\d\d) ", "/20$1 ")
     )
     tables, messages = _convert(log)
-    assert tables.summary["columns"] == {"invoice": "Invoice", "item_id": "StockCode", "title": "Description", "quantity": "Quantity",
-                                         "price": "Price", "timestamp": "InvoiceDate", "user_id": "Customer ID"}
+    assert tables.summary["columns"] == {
+        "invoice": "Invoice",
+        "item_id": "StockCode",
+        "title": "Description",
+        "quantity": "Quantity",
+        "price": "Price",
+        "timestamp": "InvoiceDate",
+        "user_id": "Customer ID",
+    }
     assert tables.summary["timestamp_format"] == "%m/%d/%Y %H:%M"
     assert tables.events["user_id"][4] == "13085" and messages
     assert tables.events["event_type"][3] == "return"

@@ -17,13 +17,20 @@ from builders import batch_mapper
 
 TINY = {
     "seed": 3,
-    "recommend": {"bootstrap_samples": 200, "sequential": {"hidden": 16, "blocks": 1, "max_len": 10, "dropout": 0.2, "epochs": 3,
-                                                           "patience": 3, "batch_size": 128, "lr": 0.003}},
-    "ablation": {"dataset": "gram-beauty", "max_users": 300, "combine_best": 2, "variants": [
-        {"name": "weights", "sequences": [{"name": "inverse-popularity-weights", "params": {"exponent": 0.5}}]},
-        {"name": "oversample", "sequences": [{"name": "tail-oversampling"}]},
-        {"name": "logq", "sequential": {"loss": "sampled", "negatives": 64}},
-    ]},
+    "recommend": {
+        "bootstrap_samples": 200,
+        "sequential": {"hidden": 16, "blocks": 1, "max_len": 10, "dropout": 0.2, "epochs": 3, "patience": 3, "batch_size": 128, "lr": 0.003},
+    },
+    "ablation": {
+        "dataset": "gram-beauty",
+        "max_users": 300,
+        "combine_best": 2,
+        "variants": [
+            {"name": "weights", "sequences": [{"name": "inverse-popularity-weights", "params": {"exponent": 0.5}}]},
+            {"name": "oversample", "sequences": [{"name": "tail-oversampling"}]},
+            {"name": "logq", "sequential": {"loss": "sampled", "negatives": 64}},
+        ],
+    },
 }
 
 
@@ -54,8 +61,18 @@ def test_ablate_writes_a_comparison_of_every_variant_with_the_baseline(tmp_path,
 
 def test_training_rows_come_only_from_training_histories(beauty_slice) -> None:
     split = beauty_slice[1]
-    arm = AblationVariant.model_validate({"name": "all", "sequences": [
-        {"name": "weighted-sampling", "params": {"by": "last-item"}}, {"name": "tail-oversampling"}, {"name": "crop"}, {"name": "mask"}, {"name": "reorder"}]})
+    arm = AblationVariant.model_validate(
+        {
+            "name": "all",
+            "sequences": [
+                {"name": "weighted-sampling", "params": {"by": "last-item"}},
+                {"name": "tail-oversampling"},
+                {"name": "crop"},
+                {"name": "mask"},
+                {"name": "reorder"},
+            ],
+        }
+    )
     table = training_table(split, arm, seed=0)
     assert table["synthetic"].sum() > len(split.train)
     for user, items in zip(table["user"].to_list(), table["items"].to_list(), strict=True):
@@ -78,11 +95,13 @@ def test_a_variant_may_not_change_the_budget_or_invent_settings() -> None:
 
 def test_the_combination_is_chosen_on_validation_among_variants_that_keep_accuracy() -> None:
     variants = [AblationVariant(name=n, sequences=[{"name": n}]) for n in ("a", "b", "c", "d")]
-    runs = [{"model": BASELINE, "valid": {"NDCG@10": 0.10, "tail/NDCG@10": 0.01}},
-            {"model": "a", "valid": {"NDCG@10": 0.099, "tail/NDCG@10": 0.03}},
-            {"model": "b", "valid": {"NDCG@10": 0.080, "tail/NDCG@10": 0.09}},  # too much accuracy lost
-            {"model": "c", "valid": {"NDCG@10": 0.102, "tail/NDCG@10": 0.02}},
-            {"model": "d", "valid": {"NDCG@10": 0.110, "tail/NDCG@10": 0.005}}]  # no tail gain
+    runs = [
+        {"model": BASELINE, "valid": {"NDCG@10": 0.10, "tail/NDCG@10": 0.01}},
+        {"model": "a", "valid": {"NDCG@10": 0.099, "tail/NDCG@10": 0.03}},
+        {"model": "b", "valid": {"NDCG@10": 0.080, "tail/NDCG@10": 0.09}},  # too much accuracy lost
+        {"model": "c", "valid": {"NDCG@10": 0.102, "tail/NDCG@10": 0.02}},
+        {"model": "d", "valid": {"NDCG@10": 0.110, "tail/NDCG@10": 0.005}},
+    ]  # no tail gain
     combined = best_combination(runs, variants, 2, overall_loss=0.05)
     assert combined is not None and combined.name == "best-combination: a + c"
     assert [spec.name for spec in combined.sequences] == ["a", "c"]

@@ -14,7 +14,7 @@ CLASSES = ["browse", "compare", "buy"]
 
 def test_metrics_match_a_hand_count() -> None:
     truth = ["browse", "browse", "browse", "compare", "buy", "buy"]
-    probabilities = np.array([[.8, .1, .1], [.6, .3, .1], [.2, .7, .1], [.3, .6, .1], [.5, .1, .4], [.1, .2, .7]])
+    probabilities = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.3, 0.6, 0.1], [0.5, 0.1, 0.4], [0.1, 0.2, 0.7]])
     result = classification_metrics(truth, probabilities, CLASSES)
     # predicted: browse, browse, compare, compare, browse, buy
     assert math.isclose(result["accuracy"], 4 / 6)

@@ -17,15 +17,20 @@ def _evaluation(ndcg: list[float]) -> Evaluation:
 
 
 def test_the_knob_is_the_best_tail_weight_within_the_accuracy_tolerance() -> None:
-    curve = [{"weight": 0.0, "NDCG@10": 0.050, "tail_NDCG@10": 0.010}, {"weight": 0.1, "NDCG@10": 0.049, "tail_NDCG@10": 0.014},
-             {"weight": 0.3, "NDCG@10": 0.0476, "tail_NDCG@10": 0.020}, {"weight": 0.5, "NDCG@10": 0.040, "tail_NDCG@10": 0.030}]
+    curve = [
+        {"weight": 0.0, "NDCG@10": 0.050, "tail_NDCG@10": 0.010},
+        {"weight": 0.1, "NDCG@10": 0.049, "tail_NDCG@10": 0.014},
+        {"weight": 0.3, "NDCG@10": 0.0476, "tail_NDCG@10": 0.020},
+        {"weight": 0.5, "NDCG@10": 0.040, "tail_NDCG@10": 0.030},
+    ]
     assert choose_knob(curve, tolerance=0.05) == 0.3  # 0.5 is more tail-friendly but loses 20% accuracy
     assert choose_knob(curve, tolerance=0.0) == 0.0
 
 
 def test_a_seed_summary_gives_mean_sd_and_a_user_interval_over_seed_averaged_values() -> None:
-    runs = [{"dataset": "d", "model": "m", "protocol": "loo-full", "seed": seed, "metrics": {"NDCG@10": value}}
-            for seed, value in ((1, 0.2), (2, 0.4), (3, 0.6))]
+    runs = [
+        {"dataset": "d", "model": "m", "protocol": "loo-full", "seed": seed, "metrics": {"NDCG@10": value}} for seed, value in ((1, 0.2), (2, 0.4), (3, 0.6))
+    ]
     evaluations = [_evaluation([0.0, 0.3, 0.3]), _evaluation([0.3, 0.6, 0.3]), _evaluation([0.6, 0.9, 0.3])]
     summary = seed_summary(runs, evaluations, samples=200)
     assert summary["seeds"] == [1, 2, 3]
@@ -39,10 +44,13 @@ def test_a_seed_summary_gives_mean_sd_and_a_user_interval_over_seed_averaged_val
 
 
 def test_summaries_group_runs_by_model_and_compare_paired_over_users() -> None:
-    runs = [{"dataset": "d", "model": model, "protocol": "loo-full", "seed": seed, "metrics": {"NDCG@10": 0.1}}
-            for model in ("a", "b") for seed in (1, 2)]
-    evaluations = {("a", 1): _evaluation([0.2, 0.4, 0.6, 0.8]), ("a", 2): _evaluation([0.2, 0.4, 0.6, 0.8]),
-                   ("b", 1): _evaluation([0.1, 0.3, 0.5, 0.7]), ("b", 2): _evaluation([0.1, 0.3, 0.5, 0.7])}
+    runs = [{"dataset": "d", "model": model, "protocol": "loo-full", "seed": seed, "metrics": {"NDCG@10": 0.1}} for model in ("a", "b") for seed in (1, 2)]
+    evaluations = {
+        ("a", 1): _evaluation([0.2, 0.4, 0.6, 0.8]),
+        ("a", 2): _evaluation([0.2, 0.4, 0.6, 0.8]),
+        ("b", 1): _evaluation([0.1, 0.3, 0.5, 0.7]),
+        ("b", 2): _evaluation([0.1, 0.3, 0.5, 0.7]),
+    }
     assert [s["model"] for s in summarise_seeds(runs, evaluations, samples=100)] == ["a", "b"]
     compared = compare_over_seeds([evaluations[("a", 1)], evaluations[("a", 2)]], [evaluations[("b", 1)], evaluations[("b", 2)]])
     assert compared["difference"] == pytest.approx(0.1) and compared["significant"]

@@ -94,9 +94,7 @@ def test_aligned_scores_pair_queries_by_id():
 
 
 def test_proxy_queries_are_made_of_words_of_their_own_item_title():
-    items = pl.DataFrame(
-        {"item_id": ["x", "y", "z"], "title": ["Borosilicate glass beaker with spout", "Nitrile gloves large blue", "Tape"]}
-    )
+    items = pl.DataFrame({"item_id": ["x", "y", "z"], "title": ["Borosilicate glass beaker with spout", "Nitrile gloves large blue", "Tape"]})
     queries = known_item_queries(items, n_queries=5, seed=1)
     assert queries.height == 2  # "Tape" has too few words to hide any
     for query, item in zip(queries["query"].to_list(), queries["item_id"].to_list(), strict=True):

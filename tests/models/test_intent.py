@@ -40,8 +40,9 @@ ITEMS = builders.items(
 
 
 def test_step_intents_follow_the_documented_definition() -> None:
-    events = _events([("u", "a", "view"), ("u", "b", "view"), ("u", "c", "view"), ("u", "d", "view"), ("u", None, "search"),
-                      ("u", "b", "purchase"), ("u", "e", "view")])
+    events = _events(
+        [("u", "a", "view"), ("u", "b", "view"), ("u", "c", "view"), ("u", "d", "view"), ("u", None, "search"), ("u", "b", "purchase"), ("u", "e", "view")]
+    )
     steps = step_intents(ITEMS, events, window=5)
     # a: nothing before; b: same category as a, new brand; c: brand Acme seen (a); d: new category and brand;
     # search: no item; b again: repeat item; e: unknown category and brand
@@ -70,9 +71,11 @@ def test_features_never_see_the_event_they_predict(scientific_slice) -> None:
     # change every user's last event to an item of a category and brand none of them has: only that row's label may move
     last = events.with_row_index("row").group_by("user_id").agg(pl.col("row").max())["row"]
     stranger = items.filter(pl.col("category").is_not_null() & pl.col("brand").is_not_null())["item_id"][0]
-    changed_events = events.with_row_index("row").with_columns(
-        pl.when(pl.col("row").is_in(last.implode())).then(pl.lit(stranger)).otherwise(pl.col("item_id")).alias("item_id")
-    ).drop("row")
+    changed_events = (
+        events.with_row_index("row")
+        .with_columns(pl.when(pl.col("row").is_in(last.implode())).then(pl.lit(stranger)).otherwise(pl.col("item_id")).alias("item_id"))
+        .drop("row")
+    )
     changed = intent_table(items, changed_events, config, popularity)
     assert full.select("user_id", "position", *FEATURES).equals(changed.select("user_id", "position", *FEATURES))
     is_last = full.with_columns((pl.col("position") == pl.col("position").max().over("user_id")).alias("last"))["last"]
@@ -98,9 +101,13 @@ def test_table_shape_labels_and_a_single_event_type(scientific_slice) -> None:
 def _typed_log(users: int, seed: int) -> pl.DataFrame:
     """A shop's funnel: search -> view -> (view | click) -> add_to_cart -> purchase, with seeded noise."""
     generator = np.random.default_rng(seed)
-    follows = {"search": (["view", "search"], [0.85, 0.15]), "view": (["view", "click", "search"], [0.3, 0.6, 0.1]),
-               "click": (["add_to_cart", "view"], [0.7, 0.3]), "add_to_cart": (["purchase", "view"], [0.75, 0.25]),
-               "purchase": (["search"], [1.0])}
+    follows = {
+        "search": (["view", "search"], [0.85, 0.15]),
+        "view": (["view", "click", "search"], [0.3, 0.6, 0.1]),
+        "click": (["add_to_cart", "view"], [0.7, 0.3]),
+        "add_to_cart": (["purchase", "view"], [0.75, 0.25]),
+        "purchase": (["search"], [1.0]),
+    }
     rows = []
     for user in range(users):
         action = "search"

@@ -51,8 +51,9 @@ def test_warm_up_then_cosine_to_the_floor() -> None:
 def test_the_new_recipe_learns_the_next_item_on_a_tiny_set() -> None:
     # one thread: on a model this small a second one only waits on the first (and is 10x slower on a busy machine)
     histories = _cycles(160, 24, 8)
-    config = SequentialConfig(recipe="new", hidden=16, blocks=1, max_len=8, dropout=0.1, negatives=64, batch_size=32, epochs=16, threads=1,
-                              warmup_steps=10, lr=1e-2)
+    config = SequentialConfig(
+        recipe="new", hidden=16, blocks=1, max_len=8, dropout=0.1, negatives=64, batch_size=32, epochs=16, threads=1, warmup_steps=10, lr=1e-2
+    )
     model = SASRec(config).fit(TrainData(24, histories))
     probes = [np.array([5, 6, 7]), np.array([20, 21, 22, 23]), np.array([10, 11])]
     assert model.score(probes).argmax(axis=1).tolist() == [8, 0, 12]

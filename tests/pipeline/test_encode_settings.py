@@ -22,11 +22,13 @@ TINY = {"hidden": 16, "blocks": 1, "heads": 1, "max_len": 10, "epochs": 2, "thre
 
 
 def _config(cache_dir: Path) -> LongtailConfig:
-    return LongtailConfig.model_validate({
-        "encode": {"encoder": "minilm-int8", "cache_dir": str(cache_dir)},
-        "recommend": {"bootstrap_samples": 50, "sequential": TINY},
-        "incremental": {"epochs": 1, "tolerance": 1.0},
-    })
+    return LongtailConfig.model_validate(
+        {
+            "encode": {"encoder": "minilm-int8", "cache_dir": str(cache_dir)},
+            "recommend": {"bootstrap_samples": 50, "sequential": TINY},
+            "incremental": {"epochs": 1, "tolerance": 1.0},
+        }
+    )
 
 
 def _cached_texts(cache_dir: Path) -> int:

@@ -16,8 +16,9 @@ def test_intent_command_beats_the_baselines_on_held_out_users(tmp_path, datasets
     config = tmp_path / "config.yaml"
     config.write_text("intent:\n  threads: 1\n  bootstrap_samples: 200\n")
     out = tmp_path / "intent"
-    result = CliRunner().invoke(app, ["intent", "--dataset", "scientific", "--max-users", "2500", "--out", str(out),
-                                      "--config", str(config), "--datasets-root", str(datasets_root)])
+    result = CliRunner().invoke(
+        app, ["intent", "--dataset", "scientific", "--max-users", "2500", "--out", str(out), "--config", str(config), "--datasets-root", str(datasets_root)]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "intent.json").read_text())
     intent = report["heads"]["intent"]

@@ -66,11 +66,14 @@ def test_cold_fallback_is_the_folder_popularity(folder) -> None:
     assert excluded_counts.tolist() == sorted(rest.tolist(), reverse=True)[:5]
 
 
-@pytest.mark.parametrize(("name", "payload"), [
-    ("weights.pkl", pickle.dumps({"a": 1})),
-    ("innocent.json", pickle.dumps([1, 2, 3])),
-    ("model.safetensors.bak", b"not a model"),
-])
+@pytest.mark.parametrize(
+    ("name", "payload"),
+    [
+        ("weights.pkl", pickle.dumps({"a": 1})),
+        ("innocent.json", pickle.dumps([1, 2, 3])),
+        ("model.safetensors.bak", b"not a model"),
+    ],
+)
 def test_a_folder_with_a_pickle_or_an_unexpected_file_is_refused(folder, tmp_path, name, payload) -> None:
     copy = tmp_path / "model"
     shutil.copytree(folder, copy)
@@ -117,8 +120,9 @@ def test_simulate_command_compares_a_folders_popularity_with_its_recommender(fol
     from longtail.core.artifacts import load_json
 
     out = tmp_path / "simulation"
-    result = CliRunner().invoke(app, ["simulate", "--model", f"{folder}#popularity", "--model", str(folder), "--users", "100", "--out", str(out)],
-                                terminal_width=200)
+    result = CliRunner().invoke(
+        app, ["simulate", "--model", f"{folder}#popularity", "--model", str(folder), "--users", "100", "--out", str(out)], terminal_width=200
+    )
     assert result.exit_code == 0, result.output
     report = load_json(out / "simulation.json")
     assert report["users"] == 100 and [arm["recommender"] for arm in report["arms"].values()] == ["popularity", "fusion"]

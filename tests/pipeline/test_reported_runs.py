@@ -35,8 +35,7 @@ def test_every_run_carries_its_seed_and_its_folder(runs) -> None:
         assert record["stopped"] in {"patience", "epochs"}
     assert records[0]["metrics"]["NDCG@10"] != records[1]["metrics"]["NDCG@10"]  # the seed reaches the training
     summary = summarise_seeds(records, evaluations, samples=50)[0]
-    assert summary["seeds"] == [1, 2] and summary["mean"]["NDCG@10"] == pytest.approx(
-        (records[0]["metrics"]["NDCG@10"] + records[1]["metrics"]["NDCG@10"]) / 2)
+    assert summary["seeds"] == [1, 2] and summary["mean"]["NDCG@10"] == pytest.approx((records[0]["metrics"]["NDCG@10"] + records[1]["metrics"]["NDCG@10"]) / 2)
 
 
 def test_the_evaluate_command_rescores_a_saved_folder_to_its_saved_metrics_exactly(runs, tmp_path) -> None:

@@ -55,8 +55,14 @@ def dirty_files(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     items = pl.read_csv(demo_data / "items.csv", infer_schema=False)
     events = pl.read_parquet(demo_data / "events.parquet").with_columns(pl.col(c).cast(pl.String) for c in ("timestamp", "rating"))
     sample = events.head(20)
-    bot = pl.DataFrame({"user_id": ["BOT"] * 400, "item_id": items["item_id"][:400], "event_type": ["view"] * 400,
-                        "timestamp": [f"2015-01-01T00:{i // 60:02d}:{i % 60:02d}Z" for i in range(400)]})
+    bot = pl.DataFrame(
+        {
+            "user_id": ["BOT"] * 400,
+            "item_id": items["item_id"][:400],
+            "event_type": ["view"] * 400,
+            "timestamp": [f"2015-01-01T00:{i // 60:02d}:{i % 60:02d}Z" for i in range(400)],
+        }
+    )
     planted = pl.concat(
         [
             events,

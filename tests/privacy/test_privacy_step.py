@@ -19,9 +19,7 @@ KEY = "0123456789abcdef0123456789abcdef"
 @pytest.fixture(scope="module")
 def slice_(datasets_root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     data = load_dataset("scientific", datasets_root)
-    events = data.events.head(300).with_columns(
-        pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("usb hub, call 415-555-0132")).otherwise(None).alias("query")
-    )
+    events = data.events.head(300).with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("usb hub, call 415-555-0132")).otherwise(None).alias("query"))
     items = data.items.join(events.select("item_id").unique(), on="item_id", how="semi")
     return items, events
 

@@ -63,9 +63,7 @@ def test_a_key_in_the_config_is_never_saved_next_to_artifacts(tmp_path: Path) ->
 
 
 def test_apply_privacy_pseudonymises_every_table_and_scrubs_configured_text(events: pl.DataFrame) -> None:
-    sample = events.head(3).with_columns(
-        pl.Series("query", ["call me 13812345678", None, "usb hub"]), pl.Series("text", ["mail a@b.com", "ok", None])
-    )
+    sample = events.head(3).with_columns(pl.Series("query", ["call me 13812345678", None, "usb hub"]), pl.Series("text", ["mail a@b.com", "ok", None]))
     users = pl.DataFrame({"user_id": sample.get_column("user_id").unique().to_list()})
     config = PrivacyConfig(enabled=True)
     out = apply_privacy({"events": sample, "users": users}, config, environ={"LONGTAIL_PSEUDONYM_KEY": "k" * 32})

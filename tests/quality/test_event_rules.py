@@ -25,9 +25,16 @@ ROWS = [  # (item_id, event_type, query, rating)
 
 def test_audit_and_api_refuse_the_same_events() -> None:
     events = pl.DataFrame(
-        {"source_row": list(range(len(ROWS))), "user_id": ["u"] * len(ROWS), "item_id": [r[0] for r in ROWS],
-         "event_type": [r[1] for r in ROWS], "timestamp": [datetime(2024, 1, 1, tzinfo=UTC)] * len(ROWS),
-         "query": [r[2] for r in ROWS], "rating": [r[3] for r in ROWS], INVALID_FIELDS: [""] * len(ROWS)},
+        {
+            "source_row": list(range(len(ROWS))),
+            "user_id": ["u"] * len(ROWS),
+            "item_id": [r[0] for r in ROWS],
+            "event_type": [r[1] for r in ROWS],
+            "timestamp": [datetime(2024, 1, 1, tzinfo=UTC)] * len(ROWS),
+            "query": [r[2] for r in ROWS],
+            "rating": [r[3] for r in ROWS],
+            INVALID_FIELDS: [""] * len(ROWS),
+        },
         schema_overrides={"rating": pl.Float64},
     )
     findings = event_validity(events, QualityConfig(), NOW, None)

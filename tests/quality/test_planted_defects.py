@@ -56,7 +56,7 @@ def planted(datasets_root: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     sample = long_titles[picks[: 8 * PER_KIND]]
     # `origin` remembers which real item a planted copy was made from.
     chunks = [sample[i * PER_KIND : (i + 1) * PER_KIND].with_columns(pl.col("item_id").alias("origin")) for i in range(8)]
-    new_id = (pl.lit("NEW-") + pl.int_range(pl.len()).cast(pl.String))
+    new_id = pl.lit("NEW-") + pl.int_range(pl.len()).cast(pl.String)
 
     added_items = {
         "invalid_price": chunks[0].with_columns((new_id + "p").alias("item_id"), pl.Series("price", ["0", "-5"] * (PER_KIND // 2))),
@@ -85,8 +85,10 @@ def planted(datasets_root: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         .alias("title")
     )
     all_items = pl.concat(
-        [items.with_columns(pl.lit(None, pl.String).alias("planted"), pl.lit(None, pl.String).alias("origin")),
-         *[f.with_columns(pl.lit(k).alias("planted")).select(*items.columns, "planted", "origin") for k, f in added_items.items()]]
+        [
+            items.with_columns(pl.lit(None, pl.String).alias("planted"), pl.lit(None, pl.String).alias("origin")),
+            *[f.with_columns(pl.lit(k).alias("planted")).select(*items.columns, "planted", "origin") for k, f in added_items.items()],
+        ]
     )
 
     real_events = events.sample(5 * PER_KIND, seed=5)
@@ -103,12 +105,21 @@ def planted(datasets_root: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     bot_rows = []
     for bot in range(PER_KIND):
         for step in range(1000):
-            bot_rows.append({"user_id": f"BOT-{bot}", "item_id": item_pool[(bot * 1000 + step) % len(item_pool)], "event_type": "view",
-                             "timestamp": (start + timedelta(seconds=0.3 * step + bot * 3600)).isoformat()})
+            bot_rows.append(
+                {
+                    "user_id": f"BOT-{bot}",
+                    "item_id": item_pool[(bot * 1000 + step) % len(item_pool)],
+                    "event_type": "view",
+                    "timestamp": (start + timedelta(seconds=0.3 * step + bot * 3600)).isoformat(),
+                }
+            )
     bots = _as_text(pl.DataFrame(bot_rows).with_columns(pl.lit(None).alias(c) for c in ("session_id", "query", "rating", "text", "attributes")))
     all_events = pl.concat(
-        [events.with_columns(pl.lit(None, pl.String).alias("planted")), *[f.with_columns(pl.lit(k).alias("planted")) for k, f in added_events.items()],
-         bots.select(events.columns).with_columns(pl.lit("bot_user").alias("planted"))],
+        [
+            events.with_columns(pl.lit(None, pl.String).alias("planted")),
+            *[f.with_columns(pl.lit(k).alias("planted")) for k, f in added_events.items()],
+            bots.select(events.columns).with_columns(pl.lit("bot_user").alias("planted")),
+        ],
     )
     # Shuffle so planted rows are not all at the end.
     all_items = all_items.sample(fraction=1.0, shuffle=True, seed=11).with_row_index("source_row", offset=1)
@@ -209,4 +220,3 @@ def test_report_counts_reconcile(planted: dict) -> None:
         assert sum(summary["by_reason"].values()) == summary["quarantined_rows"]
     assert report["tables"]["events"]["by_reason"]["bot_user"] >= 11_400
     assert report["outliers"]["events"]["bot_user"] == 12_000
-

@@ -13,8 +13,20 @@ from longtail.reporting.writers import write_report_pair
 
 
 def test_the_writer_writes_json_and_html(tmp_path: Path) -> None:
-    heads = {"category": {"classes": ["a"], "models": {"m": {"per_class": {"a": {"precision": 1.0, "recall": 0.5, "f1": 0.667, "auc": 0.75, "support": 2}},
-                                                             "macro_f1": 0.667, "accuracy": 0.5, "macro_auc": 0.75}}, "comparisons": {}}}
+    heads = {
+        "category": {
+            "classes": ["a"],
+            "models": {
+                "m": {
+                    "per_class": {"a": {"precision": 1.0, "recall": 0.5, "f1": 0.667, "auc": 0.75, "support": 2}},
+                    "macro_f1": 0.667,
+                    "accuracy": 0.5,
+                    "macro_auc": 0.75,
+                }
+            },
+            "comparisons": {},
+        }
+    }
     json_path, html_path = write_report_pair(
         tmp_path / "deep" / "r.json",
         tmp_path / "deep" / "r.html",

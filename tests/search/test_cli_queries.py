@@ -42,8 +42,9 @@ def test_a_queries_file_is_searched_with_one_loaded_index(index_dir, tmp_path, o
 
 
 def test_queries_typed_at_the_prompt_share_one_index_until_an_empty_line(index_dir, opened) -> None:
-    result = CliRunner().invoke(app, ["search", "--index", str(index_dir), "--k", "1"], input="measuring tape\nnitrile gloves\n\nnever asked\n",
-                                terminal_width=200)
+    result = CliRunner().invoke(
+        app, ["search", "--index", str(index_dir), "--k", "1"], input="measuring tape\nnitrile gloves\n\nnever asked\n", terminal_width=200
+    )
     assert result.exit_code == 0, result.output
     assert len(opened) == 1
     assert "Results for 'measuring tape'" in result.output and "Results for 'nitrile gloves'" in result.output

@@ -111,8 +111,20 @@ def test_search_names_a_filter_the_catalogue_cannot_answer_and_an_unknown_user(t
     (tmp_path / "config.yaml").write_text(CONFIG, encoding="utf-8")
     runner = CliRunner()
     index_dir = tmp_path / "index"
-    built = runner.invoke(app, ["index", "--items", str(tmp_path / "items.csv"), "--events", str(tmp_path / "events.csv"), "--out", str(index_dir),
-                                "--config", str(tmp_path / "config.yaml")])
+    built = runner.invoke(
+        app,
+        [
+            "index",
+            "--items",
+            str(tmp_path / "items.csv"),
+            "--events",
+            str(tmp_path / "events.csv"),
+            "--out",
+            str(index_dir),
+            "--config",
+            str(tmp_path / "config.yaml"),
+        ],
+    )
     assert built.exit_code == 0, built.output
     no_category = runner.invoke(app, ["search", "mug", "--index", str(index_dir), "--filter", "category=Kitchen"])
     assert no_category.exit_code == 2 and "has no category values" in no_category.output

@@ -113,8 +113,9 @@ def test_posted_items_are_stored_and_searchable_at_once(client: httpx.Client, ap
 
 def test_posted_event_attributes_are_stored_and_a_return_is_an_event_type(client: httpx.Client, api: Api) -> None:
     line = {"invoice": "C536379", "quantity": -1, "price": 27.5}
-    response = client.post("/events", json={"events": [{"user_id": "api-u3", "item_id": ITEM, "event_type": "return", "attributes": line}]},
-                           headers=api.headers("write"))
+    response = client.post(
+        "/events", json={"events": [{"user_id": "api-u3", "item_id": ITEM, "event_type": "return", "attributes": line}]}, headers=api.headers("write")
+    )
     assert response.status_code == 201
     [stored] = api.store.user_events("api-u3")
     assert (stored.event_type, stored.attributes) == ("return", line)
@@ -130,8 +131,7 @@ def test_metrics_count_requests_per_route_and_events_written(client: httpx.Clien
 
 
 def test_every_answer_says_how_long_the_server_spent_on_it(client: httpx.Client, api: Api) -> None:
-    for response in (client.get("/health"), client.get("/users/api-nobody/recommendations", headers=api.headers("read")),
-                     client.get("/metrics")):  # a 401 too
+    for response in (client.get("/health"), client.get("/users/api-nobody/recommendations", headers=api.headers("read")), client.get("/metrics")):  # a 401 too
         name, _, duration = response.headers["server-timing"].partition(";dur=")
         assert name == "app" and 0 < float(duration) < 60_000
 

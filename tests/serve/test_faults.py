@@ -92,7 +92,11 @@ def test_a_full_disk_refuses_writes_with_503_and_loses_no_acknowledged_event(ser
 def test_writes_wait_for_a_lock_held_by_another_process_and_then_commit(served: tuple[Served, str, str]) -> None:
     opened, url, key = served
     path = opened.store.path  # type: ignore[attr-defined]
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sqlite3, sys, time
         connection = sqlite3.connect({str(path)!r}, isolation_level=None)
         connection.execute("BEGIN IMMEDIATE")
@@ -100,7 +104,11 @@ def test_writes_wait_for_a_lock_held_by_another_process_and_then_commit(served: 
         print("locked", flush=True)
         time.sleep(2.0)
         connection.execute("ROLLBACK")
-    """)], stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         start = time.monotonic()

@@ -29,8 +29,14 @@ timestamps = st.one_of(
     st.datetimes(min_value=datetime.min, max_value=datetime.max, timezones=st.none() | offsets).map(datetime.isoformat),
     st.sampled_from(
         [
-            "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+01:00",
-            "", "now", "1e10", "2024-02-30T00:00:00Z",
+            "9999-12-31T23:59:59-23:59",
+            "0001-01-01T00:00:00+23:59",
+            "9999-12-31T23:00:00-05:00",
+            "0001-01-01T00:00:00+01:00",
+            "",
+            "now",
+            "1e10",
+            "2024-02-30T00:00:00Z",
         ]
     ),
     st.integers(-(2**70), 2**70),
@@ -49,6 +55,8 @@ def deep(depth: int) -> Any:
 
 
 attributes = st.one_of(st.none(), st.dictionaries(texts, json_values, max_size=4), st.integers(1, 1500).map(lambda depth: {"deep": deep(depth)}))
+
+
 def one_hostile(valid: dict[str, Any], hostile: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[dict[str, Any]]:
     """A valid request with one field replaced by a hostile value, so the value reaches the checks behind validation."""
     return st.sampled_from(sorted(hostile)).flatmap(lambda name: hostile[name].map(lambda value: {**valid, name: value}))
@@ -58,8 +66,14 @@ VALID_EVENT = {"user_id": "fuzz-user", "item_id": ITEM, "event_type": "view", "t
 VALID_ITEM = {"item_id": "fuzz-item", "title": "Fuzzed sanding roll"}
 random_events = st.fixed_dictionaries(
     {"user_id": ids, "event_type": st.sampled_from(["view", "click", "purchase", "rating", "search", "review", "add_to_cart", "teleport"])},
-    optional={"item_id": st.one_of(st.just(ITEM), ids, st.none()), "timestamp": timestamps, "rating": numbers, "query": texts, "text": texts,
-              "session_id": ids},
+    optional={
+        "item_id": st.one_of(st.just(ITEM), ids, st.none()),
+        "timestamp": timestamps,
+        "rating": numbers,
+        "query": texts,
+        "text": texts,
+        "session_id": ids,
+    },
 )
 events = st.one_of(
     one_hostile(VALID_EVENT, {"user_id": ids, "item_id": ids, "timestamp": timestamps, "session_id": ids, "text": texts}),
@@ -68,13 +82,26 @@ events = st.one_of(
     random_events,
 )
 items = st.one_of(
-    one_hostile(VALID_ITEM, {"item_id": ids, "title": texts, "price": numbers, "attributes": attributes, "currency": texts,
-                             "created_at": timestamps, "language": texts, "category": texts, "description": texts}),
+    one_hostile(
+        VALID_ITEM,
+        {
+            "item_id": ids,
+            "title": texts,
+            "price": numbers,
+            "attributes": attributes,
+            "currency": texts,
+            "created_at": timestamps,
+            "language": texts,
+            "category": texts,
+            "description": texts,
+        },
+    ),
     st.fixed_dictionaries({"item_id": ids, "title": texts}, optional={"price": numbers, "attributes": attributes, "created_at": timestamps}),
 )
 searches = st.one_of(
-    one_hostile({"query": "sanding roll"}, {"query": texts, "k": numbers, "user_id": ids, "category": texts, "brand": texts,
-                                            "price_min": numbers, "price_max": numbers}),
+    one_hostile(
+        {"query": "sanding roll"}, {"query": texts, "k": numbers, "user_id": ids, "category": texts, "brand": texts, "price_min": numbers, "price_max": numbers}
+    ),
     st.fixed_dictionaries({"query": texts}, optional={"k": numbers, "user_id": ids, "price_min": numbers}),
 )
 

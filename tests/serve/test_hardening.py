@@ -157,11 +157,14 @@ def foreign_sqlite(path: Path) -> None:
 
 
 # D4: a zero-byte longtail.db started as a new store and re-seeded: every key and posted event silently gone.
-@pytest.mark.parametrize(("damage", "message"), [
-    (lambda path: path.write_bytes(b""), "the event store file is empty (0 bytes)"),
-    (foreign_sqlite, "not a Longtail event store"),
-    (lambda path: path.write_bytes(b"not a database at all" * 50), "not an SQLite database"),
-])
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda path: path.write_bytes(b""), "the event store file is empty (0 bytes)"),
+        (foreign_sqlite, "not a Longtail event store"),
+        (lambda path: path.write_bytes(b"not a database at all" * 50), "not an SQLite database"),
+    ],
+)
 def test_serve_refuses_an_empty_or_foreign_store_with_exit_2(served_dir: Path, tmp_path: Path, damage: Callable[[Path], None], message: str) -> None:
     data = copy_served(served_dir, tmp_path)
     damage(data / "longtail.db")

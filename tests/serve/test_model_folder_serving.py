@@ -80,8 +80,9 @@ def _rewrite(folder_dir: Path, folder: ModelFolder, history_from: Path | None = 
     """Write `folder`'s model into `folder_dir` again (a new version, as `longtail train` would), with the history table
     of `history_from` (default: the folder itself); the version written."""
     history = pl.read_parquet((history_from or folder_dir) / HISTORY_FILE)
-    return write_model_folder(folder_dir, folder.sequential, folder.item_ids, history, folder.config, folder.popularity,
-                              folder.recommender, None, folder.evaluation, index=index)  # type: ignore[arg-type]
+    return write_model_folder(
+        folder_dir, folder.sequential, folder.item_ids, history, folder.config, folder.popularity, folder.recommender, None, folder.evaluation, index=index
+    )  # type: ignore[arg-type]
 
 
 def _swap_under_load(folder_dir: Path, folder: ModelFolder, clients: list[httpx.Client], user: str) -> tuple[list[tuple[int, str | None]], str]:
@@ -128,8 +129,10 @@ def test_served_recommendations_are_the_offline_models_scores_for_the_same_seque
     history = pl.read_parquet(folder_dir / HISTORY_FILE)
     for user in sample_test_users(split, 3, 7).tolist():
         sequence = split.histories("test")[user]
-        events = [{"user_id": "u", "item_id": folder.item_ids[item], "event_type": "review",
-                   "timestamp": f"2020-01-01T00:00:{second:02d}+00:00"} for second, item in enumerate(sequence.tolist())]
+        events = [
+            {"user_id": "u", "item_id": folder.item_ids[item], "event_type": "review", "timestamp": f"2020-01-01T00:00:{second:02d}+00:00"}
+            for second, item in enumerate(sequence.tolist())
+        ]
         served_id = f"same-{user}"
         assert client.post("/events", json={"events": [{**e, "user_id": served_id} for e in events]}).status_code == 201
         answer = client.get(f"/users/{served_id}/recommendations", params={"k": 10}).json()
@@ -174,8 +177,9 @@ def test_the_profile_shows_the_intent_models_prediction_for_the_next_event(serve
     assert folder.intent is not None
     items = pl.read_parquet(model_dir.parent / "items.parquet")
     picks = folder.item_ids[:3]
-    events = [{"user_id": "shopper", "item_id": item, "event_type": "view", "timestamp": f"2021-03-0{day + 1}T10:00:00+00:00"}
-              for day, item in enumerate(picks)]
+    events = [
+        {"user_id": "shopper", "item_id": item, "event_type": "view", "timestamp": f"2021-03-0{day + 1}T10:00:00+00:00"} for day, item in enumerate(picks)
+    ]
     assert client.post("/events", json={"events": events}).status_code == 201
     prediction = client.get("/users/shopper/profile").json()["intent_prediction"]
     assert set(prediction) == set(INTENTS) and sum(prediction.values()) == pytest.approx(1.0, abs=1e-3)
@@ -208,8 +212,10 @@ def folder_services(model_dir, tmp_path):
 
 
 def _post_history(served, user: str, item_ids: list[str]) -> None:
-    events = [StoredEvent(user_id=user, item_id=item, event_type="review", timestamp=datetime(2020, 1, 1, 0, 0, second, tzinfo=UTC))
-              for second, item in enumerate(item_ids)]
+    events = [
+        StoredEvent(user_id=user, item_id=item, event_type="review", timestamp=datetime(2020, 1, 1, 0, 0, second, tzinfo=UTC))
+        for second, item in enumerate(item_ids)
+    ]
     ids = served.store.append(events)
     served.services.observe([replace(event, id=event_id) for event, event_id in zip(events, ids, strict=True)])
 
@@ -347,11 +353,36 @@ def test_two_worker_processes_answer_from_one_store_and_both_take_a_swap_without
     with SqliteEventStore(data / "longtail.db") as store:
         key = create_key(store, ["admin"])
     settings = tmp_path / "serve.yaml"
-    settings.write_text(json.dumps({"serve": {"model_reload_seconds": 0.2, "rate_limit_per_second": 10_000, "rate_limit_burst": 10_000,
-                                               "invalid_key_rate_per_second": 0.01, "invalid_key_burst": 6}}))
+    settings.write_text(
+        json.dumps(
+            {
+                "serve": {
+                    "model_reload_seconds": 0.2,
+                    "rate_limit_per_second": 10_000,
+                    "rate_limit_burst": 10_000,
+                    "invalid_key_rate_per_second": 0.01,
+                    "invalid_key_burst": 6,
+                }
+            }
+        )
+    )
     port, log = free_port(), tmp_path / "server.log"
-    command = [sys.executable, "-m", "longtail.cli", "serve", "--data", str(data), "--model", str(served_model), "--port", str(port),
-               "--config", str(settings), "--workers", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "longtail.cli",
+        "serve",
+        "--data",
+        str(data),
+        "--model",
+        str(served_model),
+        "--port",
+        str(port),
+        "--config",
+        str(settings),
+        "--workers",
+        "2",
+    ]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
@@ -380,8 +411,10 @@ def test_two_worker_processes_answer_from_one_store_and_both_take_a_swap_without
         folder = load_model_folder(served_model)
         sequence = folder_split(served_model).histories("test")[int(sample_test_users(folder_split(served_model), 1, 3)[0])]
         assert other.get("/users/both-u/recommendations", params={"k": 10}).json()["source"] == COLD_SOURCE
-        events = [{"user_id": "both-u", "item_id": folder.item_ids[item], "event_type": "review", "timestamp": f"2020-01-01T00:00:{second:02d}+00:00"}
-                  for second, item in enumerate(sequence.tolist())]
+        events = [
+            {"user_id": "both-u", "item_id": folder.item_ids[item], "event_type": "review", "timestamp": f"2020-01-01T00:00:{second:02d}+00:00"}
+            for second, item in enumerate(sequence.tolist())
+        ]
         assert one.post("/events", json={"events": events}).status_code == 201
         answer = other.get("/users/both-u/recommendations", params={"k": 10}).json()
         top, _ = folder.recommend([sequence], 10)

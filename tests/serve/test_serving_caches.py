@@ -91,9 +91,10 @@ def test_metrics_report_cache_hits_and_misses(slice_dir: Path, tmp_path: Path) -
     served = open_copy(slice_dir, tmp_path / "served", FAST)
     key = make_keys(served.store)["read"]
     try:
-        with LiveServer(create_app(served.config, served.services, served.store)) as server, httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
-        ) as http:
+        with (
+            LiveServer(create_app(served.config, served.services, served.store)) as server,
+            httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http,
+        ):
             for _ in range(3):
                 assert http.post("/search", json={"query": "nitrile gloves", "k": 5}).status_code == 200
             text = http.get("/metrics").text

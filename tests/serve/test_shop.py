@@ -25,14 +25,24 @@ from longtail.serve.store import EventStore
 
 from conftest import LiveServer, PostgresServer, fresh_postgres_dsn, make_keys
 
-ITEMS = pl.DataFrame({
-    "item_id": ["drill", "driver", "bits", "gloves", "goggles", "cutgloves", "beaker", "flask"],
-    "title": ["Cordless power drill 18V", "Cordless impact driver 18V", "Power drill bit set", "Nitrile examination gloves, large",
-              "Safety goggles with anti-fog lens", "Safety gloves cut resistant", "Borosilicate glass beaker 500 ml", "Erlenmeyer flask, glass, 250 ml"],
-    "category": ["Tools > Power", "Tools > Power", "Tools > Accessories", "Lab > Safety", "Lab > Safety", "Lab > Safety", "Lab > Glass", "Lab > Glass"],
-    "brand": ["Makita", "Makita", "Bosch", "Ansell", "3M", "Ansell", "Pyrex", "Pyrex"],
-    "price": [120.0, 99.0, 15.0, 9.0, 15.0, 12.0, 12.0, 8.0],
-})
+ITEMS = pl.DataFrame(
+    {
+        "item_id": ["drill", "driver", "bits", "gloves", "goggles", "cutgloves", "beaker", "flask"],
+        "title": [
+            "Cordless power drill 18V",
+            "Cordless impact driver 18V",
+            "Power drill bit set",
+            "Nitrile examination gloves, large",
+            "Safety goggles with anti-fog lens",
+            "Safety gloves cut resistant",
+            "Borosilicate glass beaker 500 ml",
+            "Erlenmeyer flask, glass, 250 ml",
+        ],
+        "category": ["Tools > Power", "Tools > Power", "Tools > Accessories", "Lab > Safety", "Lab > Safety", "Lab > Safety", "Lab > Glass", "Lab > Glass"],
+        "brand": ["Makita", "Makita", "Bosch", "Ansell", "3M", "Ansell", "Pyrex", "Pyrex"],
+        "price": [120.0, 99.0, 15.0, 9.0, 15.0, 12.0, 12.0, 8.0],
+    }
+)
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -49,8 +59,10 @@ class Shop:
 
 def search_events() -> list[dict[str, object]]:
     """Searches and what followed them, by three shoppers over two days."""
+
     def at(minutes: int) -> str:
         return (NOW - timedelta(days=1) + timedelta(minutes=minutes)).isoformat()
+
     return [
         {"user_id": "u1", "event_type": "search", "query": "cordless drill", "timestamp": at(0)},
         {"user_id": "u1", "event_type": "click", "item_id": "drill", "timestamp": at(1)},

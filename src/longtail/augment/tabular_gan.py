@@ -26,7 +26,6 @@ def discrete_columns(table: pl.DataFrame, columns: Sequence[str]) -> list[str]:
     return [c for c in columns if table.schema[c] in (pl.String, pl.Boolean, pl.Categorical) or isinstance(table.schema[c], pl.Enum)]
 
 
-
 def _observed_range(column: pl.Series) -> tuple[int | None, int | None]:
     """The smallest and largest value of an integer column (None where it holds no values)."""
     low, high = column.min(), column.max()
@@ -48,9 +47,19 @@ class CtganSynthesis(WholeTableComponent):
 
     name = "ctgan"
 
-    def __init__(self, label: str = "label", classes: Sequence[object] | None = None, rows_per_class: int | None = None,
-                 columns: Sequence[str] | None = None, epochs: int = 300, batch_size: int = 500, embedding_dim: int = 128,
-                 layer_width: int = 256, pac: int = 10, cuda: bool = False) -> None:
+    def __init__(
+        self,
+        label: str = "label",
+        classes: Sequence[object] | None = None,
+        rows_per_class: int | None = None,
+        columns: Sequence[str] | None = None,
+        epochs: int = 300,
+        batch_size: int = 500,
+        embedding_dim: int = 128,
+        layer_width: int = 256,
+        pac: int = 10,
+        cuda: bool = False,
+    ) -> None:
         if batch_size % pac:
             raise ConfigError(f"ctgan: batch_size ({batch_size}) must be a multiple of pac ({pac})")
         self.label, self.classes, self.rows_per_class, self.columns = label, classes, rows_per_class, columns
@@ -90,16 +99,23 @@ class CtganSynthesis(WholeTableComponent):
             scarce = scarce.with_columns(pl.col(self.label).cast(pl.String))
             categorical.append(self.label)
         width = (self.layer_width, self.layer_width)
-        model = CTGAN(embedding_dim=self.embedding_dim, generator_dim=width, discriminator_dim=width, batch_size=self.batch_size,
-                      epochs=self.epochs, pac=self.pac, enable_gpu=self.cuda)
+        model = CTGAN(
+            embedding_dim=self.embedding_dim,
+            generator_dim=width,
+            discriminator_dim=width,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            pac=self.pac,
+            enable_gpu=self.cuda,
+        )
         model.set_random_state(int(rng.integers(2**31 - 1)))
         # Integers are modelled as floats (RDT cannot cast its float output back to unsigned types), then rounded into the observed range.
         integers = [c for c in columns if c not in categorical and table.schema[c].is_integer()]
         model.fit(scarce.with_columns(pl.col(integers).cast(pl.Float64)).to_pandas(), discrete_columns=categorical)
         samples = [self._sample_class(model, str(c), n) for c, n in wanted.items()]
-        generated = pl.concat(samples).with_columns(
-            pl.col(c).round().clip(*_observed_range(scarce[c])) for c in integers
-        ).cast({c: table.schema[c] for c in columns})
+        generated = (
+            pl.concat(samples).with_columns(pl.col(c).round().clip(*_observed_range(scarce[c])) for c in integers).cast({c: table.schema[c] for c in columns})
+        )
         generated = generated.join(table.select(columns), on=columns, how="anti", nulls_equal=True)
         generated = generated.with_columns(pl.lit(True).alias(SYNTHETIC), pl.lit(1.0).alias(WEIGHT))
         return pl.concat([table, generated], how="diagonal_relaxed").select(table.columns).cast(table.schema)

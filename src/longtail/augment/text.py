@@ -33,8 +33,9 @@ class Synonyms:
     neighbours: dict[str, list[str]]
 
     @classmethod
-    def from_texts(cls, texts: Sequence[str], per_word: int = 5, dimensions: int = 64, min_count: int = 3, min_similarity: float = 0.5,
-                   max_text_share: float = 0.05) -> Synonyms:
+    def from_texts(
+        cls, texts: Sequence[str], per_word: int = 5, dimensions: int = 64, min_count: int = 3, min_similarity: float = 0.5, max_text_share: float = 0.05
+    ) -> Synonyms:
         """Fit on texts: words seen in at least `min_count` texts, up to `per_word` neighbours above `min_similarity`.
 
         Words in more than `max_text_share` of the texts (function words like "the", 的, 是) get no neighbours
@@ -125,8 +126,16 @@ class TextAugmentation(Component):
 
     name = "text-eda"
 
-    def __init__(self, column: str = "text", operations: Sequence[str] = OPERATIONS, rate: float = 0.1, copies: int = 1,
-                 neighbours: int = 5, min_similarity: float = 0.5, fit_texts: int = 200_000) -> None:
+    def __init__(
+        self,
+        column: str = "text",
+        operations: Sequence[str] = OPERATIONS,
+        rate: float = 0.1,
+        copies: int = 1,
+        neighbours: int = 5,
+        min_similarity: float = 0.5,
+        fit_texts: int = 200_000,
+    ) -> None:
         unknown = set(operations) - set(OPERATIONS)
         if unknown or not operations or not 0 < rate < 1 or copies < 1:
             raise LongtailError(f"text-eda: operations must be among {OPERATIONS} (got {sorted(unknown)}), 0 < rate < 1, copies >= 1")

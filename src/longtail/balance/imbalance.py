@@ -103,9 +103,7 @@ def user_activity_skew(events: pl.DataFrame) -> dict[str, Any]:
     }
 
 
-def imbalance_report(
-    items: pl.DataFrame | None, events: pl.DataFrame, head_item_share: float = 0.2, tail_interaction_share: float = 0.2
-) -> dict[str, Any]:
+def imbalance_report(items: pl.DataFrame | None, events: pl.DataFrame, head_item_share: float = 0.2, tail_interaction_share: float = 0.2) -> dict[str, Any]:
     """Every imbalance statistic of a catalogue and its events, as one JSON-ready mapping."""
     counts = item_interaction_counts(items, events)["interactions"].to_numpy()
     # Without interactions (a catalogue alone) popularity buckets would be arbitrary: the section is left empty.
@@ -137,35 +135,63 @@ def imbalance_charts(report: dict[str, Any], top_categories: int = 25) -> list[t
     popularity = report["popularity"]
     if popularity is not None:
         lorenz = popularity["lorenz"]
-        figures.append((
-            f"item popularity: Lorenz curve (Gini {popularity['gini']:.3f})",
-            charts.curve_chart(lorenz["item_share"], {"interactions": lorenz["interaction_share"], "equality": lorenz["item_share"]},
-                               "share of interactions held by the least popular items", "share of items", "share of interactions"),
-        ))
+        figures.append(
+            (
+                f"item popularity: Lorenz curve (Gini {popularity['gini']:.3f})",
+                charts.curve_chart(
+                    lorenz["item_share"],
+                    {"interactions": lorenz["interaction_share"], "equality": lorenz["item_share"]},
+                    "share of interactions held by the least popular items",
+                    "share of items",
+                    "share of interactions",
+                ),
+            )
+        )
         segments = popularity["segments"]
-        figures.append(("interactions by item segment (head / torso / tail)", charts.bar_chart(
-            [f"{name} ({s['items']:,} items)" for name, s in segments.items()], [s["interaction_share"] for s in segments.values()],
-            "share of interactions", "share")))
+        figures.append(
+            (
+                "interactions by item segment (head / torso / tail)",
+                charts.bar_chart(
+                    [f"{name} ({s['items']:,} items)" for name, s in segments.items()],
+                    [s["interaction_share"] for s in segments.values()],
+                    "share of interactions",
+                    "share",
+                ),
+            )
+        )
     categories = report["categories"]
     if categories["labels"]:
         shown = dict(list(categories["rows"].items())[:top_categories])
         ratio = categories["imbalance_ratio"]
-        figures.append((f"items per category (top {len(shown)} of {categories['labels']}; imbalance {ratio}x)",
-                        charts.bar_chart([label[-40:] for label in shown], list(shown.values()), "items per category", "items", log=True)))
+        figures.append(
+            (
+                f"items per category (top {len(shown)} of {categories['labels']}; imbalance {ratio}x)",
+                charts.bar_chart([label[-40:] for label in shown], list(shown.values()), "items per category", "items", log=True),
+            )
+        )
     events = report["event_types"]
     if events["labels"]:
         figures.append(("events per event type", charts.bar_chart(list(events["rows"]), list(events["rows"].values()), "events per type", "events", log=True)))
     per_user = report["users"].get("events_per_user")
     if per_user:
-        figures.append((f"events per user (Gini {report['users']['gini']:.3f}; log scale)",
-                        charts.histogram([math.log10(v) for v in per_user], "events per user", "log10(events)")))
+        figures.append(
+            (
+                f"events per user (Gini {report['users']['gini']:.3f}; log scale)",
+                charts.histogram([math.log10(v) for v in per_user], "events per user", "log10(events)"),
+            )
+        )
     return figures
 
 
 def write_imbalance(report: dict[str, Any], out_dir: str | Path, source: str, config: LongtailConfig) -> Path:
     """Write imbalance.json, imbalance.html and the config that made them into out_dir."""
     out_dir = Path(out_dir)
-    write_report_pair(out_dir / "imbalance.json", out_dir / "imbalance.html", {"source": source, **for_json(report)}, "imbalance.html",
-                      {"report": for_json(report), "charts": imbalance_charts(report), "source": source})
+    write_report_pair(
+        out_dir / "imbalance.json",
+        out_dir / "imbalance.html",
+        {"source": source, **for_json(report)},
+        "imbalance.html",
+        {"report": for_json(report), "charts": imbalance_charts(report), "source": source},
+    )
     save_config(config, out_dir)
     return out_dir

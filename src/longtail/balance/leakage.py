@@ -25,5 +25,7 @@ def check_disjoint(train: pl.DataFrame, evaluation: pl.DataFrame, keys: Sequence
     shared = overlapping_keys(train, evaluation, keys)
     if shared.height:
         examples = ", ".join(str(row) for row in shared.head(SHOWN_KEYS).rows())
-        raise LeakageError(f"{shared.height:,} evaluation keys {list(keys)} also appear in training data (e.g. {examples}); "
-                           "split before balancing and balance only the training split")
+        raise LeakageError(
+            f"{shared.height:,} evaluation keys {list(keys)} also appear in training data (e.g. {examples}); "
+            "split before balancing and balance only the training split"
+        )

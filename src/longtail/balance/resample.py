@@ -35,8 +35,7 @@ class ImbalancedLearnResampler(WholeTableComponent):
 
     needs_whole_table = "imbalanced-learn re-samples the whole table at once (class counts, nearest neighbours across all rows)"
 
-    def __init__(self, label: str = "label", features: Sequence[str] | None = None, sampling_strategy: SamplingStrategy = "auto",
-                 k_neighbors: int = 5) -> None:
+    def __init__(self, label: str = "label", features: Sequence[str] | None = None, sampling_strategy: SamplingStrategy = "auto", k_neighbors: int = 5) -> None:
         self.label, self.features, self.sampling_strategy, self.k_neighbors = label, features, sampling_strategy, k_neighbors
 
     @abstractmethod
@@ -68,9 +67,7 @@ class ImbalancedLearnResampler(WholeTableComponent):
         if not generated.any():
             return originals
         new_rows = pl.DataFrame({name: resampled[generated, position] for position, name in enumerate(columns)})
-        new_rows = new_rows.with_columns(
-            pl.Series(self.label, resampled_labels[generated]), pl.lit(True).alias(SYNTHETIC), pl.lit(1.0).alias(WEIGHT)
-        )
+        new_rows = new_rows.with_columns(pl.Series(self.label, resampled_labels[generated]), pl.lit(True).alias(SYNTHETIC), pl.lit(1.0).alias(WEIGHT))
         return pl.concat([originals, new_rows.cast({name: table.schema[name] for name in new_rows.columns})], how="diagonal_relaxed").select(table.columns)
 
 

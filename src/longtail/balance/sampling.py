@@ -64,8 +64,9 @@ class RandomSample(Component):
 
     name = "random-sample"
 
-    def __init__(self, fraction: float | None = None, size: int | None = None, per_class: int | None = None,
-                 label: str = "label", replace: bool = False) -> None:
+    def __init__(
+        self, fraction: float | None = None, size: int | None = None, per_class: int | None = None, label: str = "label", replace: bool = False
+    ) -> None:
         self.fraction, self.size, self.per_class, self.label, self.replace = fraction, size, per_class, label, replace
 
     def apply_mapped(self, table: RowsT, rng: np.random.Generator, map_table: TableMapper) -> RowsT:
@@ -109,8 +110,15 @@ class WeightedSampling(Component):
 
     name = "weighted-sampling"
 
-    def __init__(self, by: Literal["class", "last-item", "column"] = "class", exponent: float = 1.0, label: str = "label",
-                 weight_column: str | None = None, size: int | None = None, fraction: float | None = None) -> None:
+    def __init__(
+        self,
+        by: Literal["class", "last-item", "column"] = "class",
+        exponent: float = 1.0,
+        label: str = "label",
+        weight_column: str | None = None,
+        size: int | None = None,
+        fraction: float | None = None,
+    ) -> None:
         if by not in ("class", "last-item", "column") or (by == "column") != (weight_column is not None):
             raise ConfigError(f"weighted-sampling: by must be class, last-item or column (got {by!r}), with weight_column exactly when by is column")
         if exponent < 0 or (size is not None and size <= 0) or (fraction is not None and fraction <= 0):

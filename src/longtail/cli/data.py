@@ -21,8 +21,16 @@ from longtail.quality.audit import AuditResult
 commands = typer.Typer()
 
 
-def audit_with_progress(items: Path, events: Path, out: Path, config: Path | None, users: Path | None = None,
-                        judgments: Path | None = None, executor: str | None = None, master: str | None = None) -> AuditResult:
+def audit_with_progress(
+    items: Path,
+    events: Path,
+    out: Path,
+    config: Path | None,
+    users: Path | None = None,
+    judgments: Path | None = None,
+    executor: str | None = None,
+    master: str | None = None,
+) -> AuditResult:
     """Run the audit with a progress bar over its steps; `executor`/`master` override pipeline.executor/spark_master."""
     settings = load_config(config)
     overrides = {key: value for key, value in (("executor", executor), ("spark_master", master)) if value is not None}
@@ -46,9 +54,7 @@ def print_audit_summary(result: AuditResult, out_dir: Path) -> None:
     for name, summary in result.report["tables"].items():
         reasons = {**summary["by_reason"], **summary["flags_by_reason"]}
         top = ", ".join(f"{reason} {count:,}" for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1])[:4]) or "-"
-        table.add_row(
-            name, f"{summary['input_rows']:,}", f"{summary['kept_rows']:,}", f"{summary['quarantined_rows']:,}", f"{summary['flagged_rows']:,}", top
-        )
+        table.add_row(name, f"{summary['input_rows']:,}", f"{summary['kept_rows']:,}", f"{summary['quarantined_rows']:,}", f"{summary['flagged_rows']:,}", top)
     console.print(table)
     console.print(f"Report: [bold]{out_dir / 'report.html'}[/]  JSON: {out_dir / 'report.json'}")
 
@@ -77,8 +83,9 @@ class WrittenTable:
     path: Path
 
 
-def convert_dataset(dataset: str | None, out: Path, fmt: str, datasets_root: Path | None, transactions: Path | None = None,
-                    config: Path | None = None) -> tuple[list[WrittenTable], str]:
+def convert_dataset(
+    dataset: str | None, out: Path, fmt: str, datasets_root: Path | None, transactions: Path | None = None, config: Path | None = None
+) -> tuple[list[WrittenTable], str]:
     """Write a bundled dataset's, or a transaction log's, items and events as canonical files; the tables written and the data's provenance.
 
     A transaction log also gets `conversion.json`: what the converter found (column roles, returns, guests) and kept.
@@ -129,8 +136,9 @@ def convert(
     console.print(f"source: {provenance}", highlight=False)
 
 
-def measure_imbalance(out: Path, items: Path | None, events: Path | None, dataset: str | None, config: Path | None,
-                      datasets_root: Path | None) -> tuple[dict[str, Any], str]:
+def measure_imbalance(
+    out: Path, items: Path | None, events: Path | None, dataset: str | None, config: Path | None, datasets_root: Path | None
+) -> tuple[dict[str, Any], str]:
     """Compute and write the imbalance report of a catalogue and its events; the report and what it was measured on."""
     from longtail.balance.imbalance import imbalance_report, write_imbalance
     from longtail.data.schema import EVENTS, empty_table
@@ -138,8 +146,9 @@ def measure_imbalance(out: Path, items: Path | None, events: Path | None, datase
     settings = load_config(config)
     item_table, event_table = load_catalogue(items, events, dataset, datasets_root, settings)
     buckets = settings.recommend
-    report = imbalance_report(item_table, event_table if event_table is not None else empty_table(EVENTS),
-                              buckets.head_item_share, buckets.tail_interaction_share)
+    report = imbalance_report(
+        item_table, event_table if event_table is not None else empty_table(EVENTS), buckets.head_item_share, buckets.tail_interaction_share
+    )
     source = dataset or str(items)
     write_imbalance(report, out, source, settings)
     return report, source

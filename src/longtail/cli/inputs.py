@@ -58,8 +58,9 @@ def read_canonical(path: Path, spec: TableSpec, settings: LongtailConfig) -> pl.
     return load_table(path, spec, mapping, settings.data.csv_separator).select(spec.column_names)
 
 
-def load_catalogue(items: Path | None, events: Path | None, dataset: str | None, datasets_root: Path | None,
-                   settings: LongtailConfig) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+def load_catalogue(
+    items: Path | None, events: Path | None, dataset: str | None, datasets_root: Path | None, settings: LongtailConfig
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """Items (and optional events) from files in the canonical schema or from a bundled dataset."""
     if (items is None) == (dataset is None):
         raise LongtailError("give either --items FILE or --dataset NAME")

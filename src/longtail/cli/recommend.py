@@ -21,9 +21,18 @@ commands = typer.Typer()
 DEFAULT_MODELS = ["popularity", "ease"]
 
 
-def evaluate_recommenders(out: Path, models: list[str], dataset: str | None, items: Path | None, events: Path | None, protocol: str,
-                          max_users: int | None, config: Path | None, datasets_root: Path | None,
-                          repeats: bool | None = None) -> list[dict[str, Any]]:
+def evaluate_recommenders(
+    out: Path,
+    models: list[str],
+    dataset: str | None,
+    items: Path | None,
+    events: Path | None,
+    protocol: str,
+    max_users: int | None,
+    config: Path | None,
+    datasets_root: Path | None,
+    repeats: bool | None = None,
+) -> list[dict[str, Any]]:
     """Fit and evaluate recommenders on a dataset or on items+events files; one run record per model, written to out.
 
     `repeats` overrides `recommend.repeats`: history stays rankable, so re-buying an item counts as a hit.
@@ -40,8 +49,9 @@ def evaluate_recommenders(out: Path, models: list[str], dataset: str | None, ite
         raise LongtailError(f"dataset {dataset!r} has no events to evaluate on")
     with progress() as bar:
         task = bar.add_task("evaluate", total=2 * len(models))
-        return evaluate_models(item_table, event_table, models, settings, out, protocol, max_users,
-                               advance=lambda step: bar.update(task, advance=1, description=step))
+        return evaluate_models(
+            item_table, event_table, models, settings, out, protocol, max_users, advance=lambda step: bar.update(task, advance=1, description=step)
+        )
 
 
 def evaluate_model_folder(directory: Path, users: int | None, out: Path) -> dict[str, Any]:
@@ -54,8 +64,7 @@ def evaluate_model_folder(directory: Path, users: int | None, out: Path) -> dict
     split = folder_split(directory)
     chosen = sample_test_users(split, users, folder.config.seed)
     with console.status(f"scoring {len(chosen):,} users with {folder.name} ({folder.version})"):
-        record = {**evaluation_record(evaluate_folder(folder, split, chosen), folder.name, len(chosen)), "version": folder.version,
-                  "folder": str(directory)}
+        record = {**evaluation_record(evaluate_folder(folder, split, chosen), folder.name, len(chosen)), "version": folder.version, "folder": str(directory)}
     out.mkdir(parents=True, exist_ok=True)
     save_json(out / "evaluation.json", record)
     return record
@@ -69,9 +78,16 @@ def evaluation_table(runs: list[dict[str, Any]]) -> Table:
     for run in runs:
         tail = run["segments"]["tail"]
         metrics = run["metrics"]
-        table.add_row(run["model"], f"{metrics['HR@10']:.4f}", f"{metrics['NDCG@10']:.4f}", f"{metrics['MRR']:.4f}",
-                      f"{tail['HR@10']:.4f}", f"{tail['NDCG@10']:.4f}", f"{metrics['coverage@10']:.3f}",
-                      f"{run['train_seconds']:.1f}" if "train_seconds" in run else "-")
+        table.add_row(
+            run["model"],
+            f"{metrics['HR@10']:.4f}",
+            f"{metrics['NDCG@10']:.4f}",
+            f"{metrics['MRR']:.4f}",
+            f"{tail['HR@10']:.4f}",
+            f"{tail['NDCG@10']:.4f}",
+            f"{metrics['coverage@10']:.3f}",
+            f"{run['train_seconds']:.1f}" if "train_seconds" in run else "-",
+        )
     return table
 
 
@@ -115,8 +131,9 @@ def evaluate(
     print_evaluation(evaluate_recommenders(out, model, dataset, items, events, protocol, max_users, config, datasets_root, repeats), out)
 
 
-def train_intent(out: Path, dataset: str | None, items: Path | None, events: Path | None, max_users: int | None, config: Path | None,
-                 datasets_root: Path | None) -> dict[str, Any]:
+def train_intent(
+    out: Path, dataset: str | None, items: Path | None, events: Path | None, max_users: int | None, config: Path | None, datasets_root: Path | None
+) -> dict[str, Any]:
     """Train and evaluate the behaviour-intent model; its result record (also written to out)."""
     from longtail.pipeline.intent_step import run_intent
 
@@ -126,8 +143,9 @@ def train_intent(out: Path, dataset: str | None, items: Path | None, events: Pat
         raise LongtailError("the intent model learns from events: give --events with --items")
     with progress() as bar:
         task = bar.add_task("intent", total=3)
-        return run_intent(item_table, event_table, settings, out, dataset or str(events), max_users,
-                          advance=lambda step: bar.update(task, advance=1, description=step))
+        return run_intent(
+            item_table, event_table, settings, out, dataset or str(events), max_users, advance=lambda step: bar.update(task, advance=1, description=step)
+        )
 
 
 def print_intent(result: dict[str, Any], out: Path) -> None:
@@ -175,9 +193,20 @@ class TrainSummary:
     held_back_events: int
 
 
-def train_folder(out: Path, dataset: str | None, items: Path | None, events: Path | None, hold_back: int, held_back_out: Path | None,
-                 fusion: bool, config: Path | None, datasets_root: Path | None, evaluation_users: int | None = None,
-                 index: Path | None = None, intent: Path | None = None) -> TrainSummary:
+def train_folder(
+    out: Path,
+    dataset: str | None,
+    items: Path | None,
+    events: Path | None,
+    hold_back: int,
+    held_back_out: Path | None,
+    fusion: bool,
+    config: Path | None,
+    datasets_root: Path | None,
+    evaluation_users: int | None = None,
+    index: Path | None = None,
+    intent: Path | None = None,
+) -> TrainSummary:
     """Train the sequential model (and the fusion ranker) into a model folder, first holding back each user's newest events;
     the folder also holds the evaluation of what it serves (and a copy of `index`, for search)."""
     from longtail.pipeline.incremental import hold_back as split_newest
@@ -197,8 +226,7 @@ def train_folder(out: Path, dataset: str | None, items: Path | None, events: Pat
         held_rows = held.height
         console.print(f"held back {held_rows:,} events -> {held_back_out}")
     with console.status("training the sequential model" + (" and the fusion ranker" if fusion else "")):
-        model = train_model_folder(item_table, event_table, settings, out, fusion=fusion, evaluation_users=evaluation_users, index=index,
-                                   intent=intent)
+        model = train_model_folder(item_table, event_table, settings, out, fusion=fusion, evaluation_users=evaluation_users, index=index, intent=intent)
     return TrainSummary(out, model.n_items_, len(model.history_), model.best_valid_, fusion, held_rows)
 
 
@@ -221,10 +249,11 @@ def train(
 ) -> None:
     """Train the sequential (SASRec) model, and with --fusion the fusion ranker, into the folder `longtail serve --model` serves
     and `longtail update` warm-starts; what it serves is evaluated on each user's last item and the result kept with it."""
-    summary = train_folder(out, dataset, items, events, hold_back, held_back_out, fusion, config, datasets_root, evaluation_users, index,
-                           intent_model)
-    console.print(f"model folder: [bold]{summary.out}[/]  ({summary.items:,} items, {summary.epochs} epochs, validation NDCG@10 {summary.best_valid_ndcg:.4f}"
-                  + (", with the fusion ranker)" if summary.fusion else ")"))
+    summary = train_folder(out, dataset, items, events, hold_back, held_back_out, fusion, config, datasets_root, evaluation_users, index, intent_model)
+    console.print(
+        f"model folder: [bold]{summary.out}[/]  ({summary.items:,} items, {summary.epochs} epochs, validation NDCG@10 {summary.best_valid_ndcg:.4f}"
+        + (", with the fusion ranker)" if summary.fusion else ")")
+    )
 
 
 def update_folder(model: Path, events: Path, dataset: str | None, items: Path | None, config: Path | None, datasets_root: Path | None) -> dict[str, Any]:
@@ -248,8 +277,15 @@ def print_update(decision: dict[str, Any], model: Path) -> None:
     for name, part in (("sequential", decision), ("fusion ranker", decision.get("ranker"))):
         if part is not None:
             ci = part["new_minus_old_ci"]
-            table.add_row(name, part["metric"], f"{part['old']:.4f}", f"{part['new']:.4f}", f"{part['difference']:+.4f} [{ci['low']:+.4f}, {ci['high']:+.4f}]",
-                          f"{part['tolerance']:.4f}", "[green]yes[/]" if part["passed"] else "[yellow]no[/]")
+            table.add_row(
+                name,
+                part["metric"],
+                f"{part['old']:.4f}",
+                f"{part['new']:.4f}",
+                f"{part['difference']:+.4f} [{ci['low']:+.4f}, {ci['high']:+.4f}]",
+                f"{part['tolerance']:.4f}",
+                "[green]yes[/]" if part["passed"] else "[yellow]no[/]",
+            )
     console.print(table)
     colour = "green" if decision["decision"] == "replaced" else "yellow"
     console.print(f"decision: [{colour}]{decision['decision']}[/]")
@@ -303,8 +339,10 @@ def balance_files(
         raise LongtailError(f"arm {arm!r} is not among the config's ablation.variants ({', '.join(variants) or 'none'})")
     pipeline = settings.pipeline.model_copy(update={"spark_master": master}) if master else settings.pipeline
     figures = run_on_files(build_chain(variants[arm].sequences).components, input_path, out, settings.seed, pipeline)
-    console.print(f"{figures['input_rows']:,} rows in, {figures['output_rows']:,} out ({figures['synthetic_rows']:,} synthetic) -> {out / 'rows'}; "
-                  f"input order: sort by {', '.join(figures['order_columns'])}")
+    console.print(
+        f"{figures['input_rows']:,} rows in, {figures['output_rows']:,} out ({figures['synthetic_rows']:,} synthetic) -> {out / 'rows'}; "
+        f"input order: sort by {', '.join(figures['order_columns'])}"
+    )
 
 
 def print_recommendation_ablation(result: dict[str, Any], out: Path) -> None:
@@ -352,8 +390,13 @@ def print_classification_ablation(experiment: dict[str, Any], out: Path) -> None
         table.add_column(column, justify="left" if column == "strategy" else "right")
     for row in rows:
         compared = row.get("vs_baseline", {})
-        table.add_row(row["strategy"], f"{row['train_rows']:,}", _with_change(row["macro_f1"], compared.get("macro_f1")),
-                      _with_change(row["minority_recall"], compared.get("minority_recall")), f"{row['per_class'][minority]['f1']:.3f}")
+        table.add_row(
+            row["strategy"],
+            f"{row['train_rows']:,}",
+            _with_change(row["macro_f1"], compared.get("macro_f1")),
+            _with_change(row["minority_recall"], compared.get("minority_recall")),
+            f"{row['per_class'][minority]['f1']:.3f}",
+        )
     console.print(table)
     console.print(f"Report: [bold]{out / 'ablation.html'}[/]  JSON: {out / 'ablation.json'}")
 

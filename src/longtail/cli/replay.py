@@ -30,13 +30,20 @@ def replay_and_compare(model: Path, dataset: str, users: int | None, url: str, k
     with httpx.Client(base_url=url, timeout=120, headers={"Authorization": f"Bearer {key}"}) as client:
         health = client.get("/health").json()
         if health.get("model") != folder.version:
-            raise LongtailError(f"{url} serves model {health.get('model')!r}, not {folder.version!r} from {model}; "
-                                f"start it with `longtail serve --model {model}`")
+            raise LongtailError(
+                f"{url} serves model {health.get('model')!r}, not {folder.version!r} from {model}; start it with `longtail serve --model {model}`"
+            )
         with progress() as bar:
             task = bar.add_task("replay", total=len(chosen))
             online = replay(client, model, users, folder.config.seed, advance=lambda: bar.update(task, advance=1))
-    return {"dataset": dataset, "model": f"{folder.name} ({folder.version})", "users": online["users"],
-            "offline": {name: offline[name] for name in ("NDCG@10", "HR@10")}, "replay": online["metrics"], "sources": online["sources"]}
+    return {
+        "dataset": dataset,
+        "model": f"{folder.name} ({folder.version})",
+        "users": online["users"],
+        "offline": {name: offline[name] for name in ("NDCG@10", "HR@10")},
+        "replay": online["metrics"],
+        "sources": online["sources"],
+    }
 
 
 @commands.command()
@@ -59,5 +66,7 @@ def replay(
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         save_json(out, result)
-    console.print(f"{result['users']:,} users, {result['model']}: offline NDCG@10 {result['offline']['NDCG@10']:.4f} HR@10 "
-                  f"{result['offline']['HR@10']:.4f}; through the API NDCG@10 {result['replay']['NDCG@10']:.4f} HR@10 {result['replay']['HR@10']:.4f}")
+    console.print(
+        f"{result['users']:,} users, {result['model']}: offline NDCG@10 {result['offline']['NDCG@10']:.4f} HR@10 "
+        f"{result['offline']['HR@10']:.4f}; through the API NDCG@10 {result['replay']['NDCG@10']:.4f} HR@10 {result['replay']['HR@10']:.4f}"
+    )

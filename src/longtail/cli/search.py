@@ -37,8 +37,7 @@ class IndexSummary:
     users_with_history: int
 
 
-def build_index(out: Path, items: Path | None, events: Path | None, dataset: str | None, config: Path | None,
-                datasets_root: Path | None) -> IndexSummary:
+def build_index(out: Path, items: Path | None, events: Path | None, dataset: str | None, config: Path | None, datasets_root: Path | None) -> IndexSummary:
     """Build and write a search index folder from a catalogue (and events, for personalisation)."""
     from longtail.search.engine import SearchEngine
 
@@ -65,8 +64,9 @@ def index(
     console.print(f"index: [bold]{summary.out}[/]  ({summary.documents:,} documents, ANN: {summary.ann}, users with history: {summary.users_with_history:,})")
 
 
-def run_searches(index_dir: Path, queries: Iterable[str], k: int, filters: list[str], user: str | None,
-                 mode: str) -> Iterator[tuple[SearchEngine, str, SearchResults]]:
+def run_searches(
+    index_dir: Path, queries: Iterable[str], k: int, filters: list[str], user: str | None, mode: str
+) -> Iterator[tuple[SearchEngine, str, SearchResults]]:
     """Open an index once (the encoder loads once) and search it for each query as it comes; the engine comes back too,
     for the items' details."""
     from longtail.search.engine import SearchEngine
@@ -129,8 +129,15 @@ def print_search_results(engine: SearchEngine, query: str, results: SearchResult
     for position, hit in enumerate(results.hits, start=1):
         category, brand, price = details.row(hit.row)
         table.add_row(
-            str(position), hit.item_id, hit.title[:80], shorten_label((category or "-").split(" > ")[-1], 28), brand or "-",
-            "-" if price is None else f"{price:,.2f}", f"{hit.score:.4f}", str(hit.lexical_rank or "-"), str(hit.dense_rank or "-"),
+            str(position),
+            hit.item_id,
+            hit.title[:80],
+            shorten_label((category or "-").split(" > ")[-1], 28),
+            brand or "-",
+            "-" if price is None else f"{price:,.2f}",
+            f"{hit.score:.4f}",
+            str(hit.lexical_rank or "-"),
+            str(hit.dense_rank or "-"),
         )
     console.print(table)
     if results.query_terms:
@@ -159,8 +166,9 @@ def search(
         print_search_results(engine, asked, results, user)
 
 
-def finetune_from_files(out: Path, judgments: Path | None, events: Path | None, items: Path | None, dataset: str | None,
-                        config: Path | None, datasets_root: Path | None) -> FinetuneReport:
+def finetune_from_files(
+    out: Path, judgments: Path | None, events: Path | None, items: Path | None, dataset: str | None, config: Path | None, datasets_root: Path | None
+) -> FinetuneReport:
     """Gather (query, item text) pairs from judgments and/or search events and fine-tune the encoder on them."""
     from longtail.encode.finetune import finetune_encoder, pairs_from_judgments, pairs_from_search_events
     from longtail.encode.item_text import item_texts

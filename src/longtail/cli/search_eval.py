@@ -59,13 +59,24 @@ def train_index_ranker(index_dir: Path, judgments: Path, seed: int) -> RankerSum
 
     trained = train_ranker_step(SearchEngine.open(index_dir), judgments, seed)
     return RankerSummary(
-        index_dir, trained["train_queries"], trained["validation_queries"], trained["best_iteration"], trained["validation_ndcg10"],
+        index_dir,
+        trained["train_queries"],
+        trained["validation_queries"],
+        trained["best_iteration"],
+        trained["validation_ndcg10"],
         trained["validation_rmse"],
     )
 
 
 def evaluate_judged_search(
-    judgments: Path, out: Path, index_dir: Path | None, items: Path | None, config: Path | None, part: str, seed: int, full: bool,
+    judgments: Path,
+    out: Path,
+    index_dir: Path | None,
+    items: Path | None,
+    config: Path | None,
+    part: str,
+    seed: int,
+    full: bool,
     limit: int | None,
 ) -> SearchEvaluation:
     """Score an index (or a new index of `items`) on one part of the judgment split; writes the JSON and HTML report into `out`."""
@@ -77,8 +88,7 @@ def evaluate_judged_search(
     engine = open_engine(index_dir, item_table, settings, out / "index")
     report = evaluate_search_step(engine, judgments, out, part, seed, full, limit)
     runs = {
-        name: {f"{view} {metric}": run[view]["metrics"][metric] for view, metric in EVALUATION_COLUMNS if view in run}
-        for name, run in report["runs"].items()
+        name: {f"{view} {metric}": run[view]["metrics"][metric] for view, metric in EVALUATION_COLUMNS if view in run} for name, run in report["runs"].items()
     }
     return SearchEvaluation(part, report["queries"], runs, out / f"{REPORT_NAME}.html")
 

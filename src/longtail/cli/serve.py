@@ -36,8 +36,7 @@ def serve(
         Path | None,
         typer.Option(
             "--index",
-            help="a search index from `longtail index` (default: the model folder's, else DATA/index when built there): "
-            "model-backed search and live profiles",
+            help="a search index from `longtail index` (default: the model folder's, else DATA/index when built there): model-backed search and live profiles",
         ),
     ] = None,
     model: Annotated[
@@ -110,8 +109,9 @@ def keys_revoke(
     console.print(f"revoked {key_id_of(key_id)}")
 
 
-def build_profile_summary(user: str, items: Path | None, events: Path | None, dataset: str | None, config: Path | None,
-                          datasets_root: Path | None, dp_epsilon: float | None) -> tuple[ProfileSummary, dict[str, str]]:
+def build_profile_summary(
+    user: str, items: Path | None, events: Path | None, dataset: str | None, config: Path | None, datasets_root: Path | None, dp_epsilon: float | None
+) -> tuple[ProfileSummary, dict[str, str]]:
     """One user's profile summary from an events file, and the titles of the items it touched."""
     from longtail.encode.factory import build_encoder
     from longtail.encode.item_text import item_texts
@@ -141,6 +141,7 @@ def build_profile_summary(user: str, items: Path | None, events: Path | None, da
 
 def print_profile(summary: ProfileSummary, titles: dict[str, str]) -> None:
     """A profile for people: the headline figures, then each part with the items or events behind it."""
+
     def title(item_id: str | None) -> str:
         return "-" if item_id is None else titles.get(item_id, item_id)[:70]
 

@@ -26,10 +26,14 @@ def simulate(
     with console.status("simulating"):
         result = simulate_folders(model, users, seed or [1, 3], out)
     arms = result["arms"]
-    console.print(f"A = {arms['A']['recommender']} (offline NDCG@10 {arms['A']['offline']['NDCG@10']:.4f}), "
-                  f"B = {arms['B']['recommender']} (offline NDCG@10 {arms['B']['offline']['NDCG@10']:.4f}); {result['users']:,} users")
+    console.print(
+        f"A = {arms['A']['recommender']} (offline NDCG@10 {arms['A']['offline']['NDCG@10']:.4f}), "
+        f"B = {arms['B']['recommender']} (offline NDCG@10 {arms['B']['offline']['NDCG@10']:.4f}); {result['users']:,} users"
+    )
     for run in result["runs"]:
         ctr, preference = run["ab"]["CTR"]["B_minus_A"], run["interleaving"]["preference_for_B"]
-        console.print(f"seed {run['seed']}: A/B CTR B−A {ctr['difference']:+.4f} [{ctr['low']:+.4f}, {ctr['high']:+.4f}]; "
-                      f"interleaving preference for B {preference['difference']:+.4f} [{preference['low']:+.4f}, {preference['high']:+.4f}]")
+        console.print(
+            f"seed {run['seed']}: A/B CTR B−A {ctr['difference']:+.4f} [{ctr['low']:+.4f}, {ctr['high']:+.4f}]; "
+            f"interleaving preference for B {preference['difference']:+.4f} [{preference['low']:+.4f}, {preference['high']:+.4f}]"
+        )
     console.print(f"Report: [bold]{out / REPORT_FILE}[/]")

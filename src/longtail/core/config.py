@@ -129,9 +129,7 @@ class PrivacyConfig(_Section):
     pseudonym_prefix: str = "u_"
     pseudonym_hex_chars: int = Field(16, ge=8, le=64, description="hex digits of HMAC-SHA256 kept (16 = 64 bits)")
     scrub_pii: bool = True
-    scrub_columns: dict[str, list[str]] = Field(
-        default_factory=lambda: {"events": ["query", "text"]}, description="table -> free-text columns to scrub"
-    )
+    scrub_columns: dict[str, list[str]] = Field(default_factory=lambda: {"events": ["query", "text"]}, description="table -> free-text columns to scrub")
     differential_privacy: DifferentialPrivacyConfig = Field(default_factory=DifferentialPrivacyConfig)
 
 
@@ -252,8 +250,21 @@ class SearchConfig(_Section):
 # sample. "old" is the field defaults, kept so earlier figures can be reproduced.
 SEQUENTIAL_RECIPES: dict[str, dict[str, Any]] = {
     "old": {},
-    "new": {"loss": "sampled", "negatives": 2048, "batch_size": 256, "lr": 3e-3, "schedule": "cosine", "warmup_steps": 100,
-            "min_lr": 1e-4, "bucket": True, "autocast": "bf16", "valid_users": 4000, "epochs": 60, "patience": 8, "dropout": 0.3},
+    "new": {
+        "loss": "sampled",
+        "negatives": 2048,
+        "batch_size": 256,
+        "lr": 3e-3,
+        "schedule": "cosine",
+        "warmup_steps": 100,
+        "min_lr": 1e-4,
+        "bucket": True,
+        "autocast": "bf16",
+        "valid_users": 4000,
+        "epochs": 60,
+        "patience": 8,
+        "dropout": 0.3,
+    },
 }
 
 
@@ -282,14 +293,20 @@ class SequentialConfig(_Section):
         "frozen text vectors; finetune: learned map plus a per-item correction (zero for items unseen in training)",
     )
     threads: int = Field(2, gt=0)
-    max_train_seconds: float | None = Field(None, gt=0, description="stop after this much training time (validation not counted); "
-                                            "a budget for the demo and time-to-quality runs, reported runs train to convergence")
-    recipe: Literal["old", "new"] = Field(
-        "old", description="old: full softmax, batch 128, constant lr; new: the fast CPU recipe (see SEQUENTIAL_RECIPES), "
-        "whose settings fill every key not set explicitly"
+    max_train_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="stop after this much training time (validation not counted); "
+        "a budget for the demo and time-to-quality runs, reported runs train to convergence",
     )
-    schedule: Literal["constant", "cosine"] = Field("constant", description="learning rate after warm-up: constant, or cosine "
-                                                    "decay to min_lr over `epochs` (or over max_train_seconds when it ends first)")
+    recipe: Literal["old", "new"] = Field(
+        "old",
+        description="old: full softmax, batch 128, constant lr; new: the fast CPU recipe (see SEQUENTIAL_RECIPES), "
+        "whose settings fill every key not set explicitly",
+    )
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="learning rate after warm-up: constant, or cosine decay to min_lr over `epochs` (or over max_train_seconds when it ends first)"
+    )
     warmup_steps: int = Field(0, ge=0, description="optimiser steps of linear learning-rate warm-up")
     min_lr: float = Field(0.0, ge=0.0, description="where the cosine schedule ends")
     bucket: bool = Field(False, description="batch histories of similar length together, so short histories are not padded to 50")
@@ -324,9 +341,7 @@ class RecommendConfig(_Section):
 
     model: str = Field("sasrec", description="a registered recommender: popularity, itemknn, als, ease, content, sasrec")
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
-    repeats: bool = Field(
-        False, description="repeat consumption: a user's history is not masked from the ranking, so re-buying an item counts as a hit"
-    )
+    repeats: bool = Field(False, description="repeat consumption: a user's history is not masked from the ranking, so re-buying an item counts as a hit")
     head_item_share: float = Field(0.2, gt=0.0, lt=1.0, description="head = this share of items, the most interacted with in training")
     tail_interaction_share: float = Field(
         0.2, gt=0.0, lt=1.0, description="tail = the least popular items that together hold at most this share of training interactions"
@@ -352,8 +367,10 @@ class RecommendConfig(_Section):
 class ComponentSpec(_Section):
     """One balancing or augmentation component by registered name, with the parameters its constructor takes."""
 
-    name: str = Field(description="a registered component: random-sample, stratified-sample, weighted-sampling, random-under, "
-                                  "random-over, smote, smote-enn, smote-tomek, class-weights, embedding-noise, ctgan, ...")
+    name: str = Field(
+        description="a registered component: random-sample, stratified-sample, weighted-sampling, random-under, "
+        "random-over, smote, smote-enn, smote-tomek, class-weights, embedding-noise, ctgan, ..."
+    )
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -435,6 +452,8 @@ class ProfileConfig(_Section):
         if any(weight < 0 for weight in weights.values()):
             raise ValueError("event weights must be >= 0")
         return weights
+
+
 class IntentConfig(_Section):
     """The behaviour-intent model: its window, the user-level split it is evaluated on, and its LightGBM heads."""
 
@@ -456,9 +475,7 @@ class IncrementalConfig(_Section):
 
     epochs: int = Field(5, gt=0, description="passes over the new events (no early stopping: the recent slice is never seen)")
     lr: float = Field(1e-3, gt=0.0, description="learning rate of the warm-start passes")
-    holdout: Literal["last", "time"] = Field(
-        "last", description="recent slice: last = each user's newest new event; time = new events after a global time cut"
-    )
+    holdout: Literal["last", "time"] = Field("last", description="recent slice: last = each user's newest new event; time = new events after a global time cut")
     holdout_share: float = Field(0.2, gt=0.0, lt=1.0, description="share of new events after the cut (holdout: time)")
     metric: str = Field("NDCG@10", description="full-ranking metric the guard compares")
     tolerance: float = Field(0.002, ge=0.0, description="keep the new model unless its metric is lower than the old one's by more than this")
@@ -487,8 +504,10 @@ class AblationConfig(_Section):
     max_users: int | None = Field(None, gt=0, description="only the first N users (quick runs); None: everybody")
     variants: list[AblationVariant] = Field(default_factory=list)
     combine_best: int = Field(
-        0, ge=0, description="then also train one arm combining this many variants with the best validation tail NDCG@10 "
-        "among those within overall_loss of the baseline's validation NDCG@10 (0: no combination)"
+        0,
+        ge=0,
+        description="then also train one arm combining this many variants with the best validation tail NDCG@10 "
+        "among those within overall_loss of the baseline's validation NDCG@10 (0: no combination)",
     )
     tail_gain: float = Field(0.10, description="goal: relative gain in tail-item NDCG@10 over the baseline")
     overall_loss: float = Field(0.05, ge=0.0, description="goal: at most this relative loss in overall NDCG@10")

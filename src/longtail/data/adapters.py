@@ -37,10 +37,7 @@ class Dataset:
 def _conform(frame: pl.DataFrame, spec: TableSpec) -> pl.DataFrame:
     """Add missing canonical columns as nulls and order them canonically."""
     return frame.select(
-        [
-            (pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype=dtype)).alias(name)
-            for name, dtype in spec.columns.items()
-        ]
+        [(pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype=dtype)).alias(name) for name, dtype in spec.columns.items()]
     )
 
 
@@ -153,12 +150,8 @@ def load_scientific(root: str | Path) -> Dataset:
     """Amazon 2018 Industrial & Scientific (UniSRec) with real title/category/brand text."""
     root = Path(root)
     texts = _read_atomic(root / "Scientific.text")
-    index_to_item = dict(
-        line.split("\t") [::-1] for line in (root / "Scientific.item2index").read_text(encoding="utf-8").splitlines() if line
-    )
-    index_to_user = dict(
-        line.split("\t")[::-1] for line in (root / "Scientific.user2index").read_text(encoding="utf-8").splitlines() if line
-    )
+    index_to_item = dict(line.split("\t")[::-1] for line in (root / "Scientific.item2index").read_text(encoding="utf-8").splitlines() if line)
+    index_to_user = dict(line.split("\t")[::-1] for line in (root / "Scientific.user2index").read_text(encoding="utf-8").splitlines() if line)
     split_text = [_split_scientific_text(t) for t in texts["text"].to_list()]
     items = pl.DataFrame(
         {

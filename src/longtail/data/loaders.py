@@ -192,9 +192,7 @@ def normalise_float_ids(frame: pl.DataFrame, path: str | Path) -> pl.DataFrame:
     return frame
 
 
-def to_canonical(
-    frame: pl.DataFrame, spec: TableSpec, path: str | Path, mapping: dict[str, str] | None = None, data: DataConfig | None = None
-) -> pl.DataFrame:
+def to_canonical(frame: pl.DataFrame, spec: TableSpec, path: str | Path, mapping: dict[str, str] | None = None, data: DataConfig | None = None) -> pl.DataFrame:
     """Compute configured columns, rename, check required columns, normalise float ids, cast to canonical types.
 
     Unparseable cells become null and are named in `_invalid_fields` (`;`-joined column names; flat text
@@ -209,9 +207,7 @@ def to_canonical(
     frame = normalise_float_ids(frame.rename(mapping), path)
     for column in spec.required:
         if column not in frame.columns:
-            raise InputDataError(
-                path, f"missing required column '{column}' for the {spec.name} table (found: {frame.columns})", column=column
-            )
+            raise InputDataError(path, f"missing required column '{column}' for the {spec.name} table (found: {frame.columns})", column=column)
     if SOURCE_ROW not in frame.columns:
         frame = frame.with_row_index(SOURCE_ROW, offset=1).with_columns(pl.col(SOURCE_ROW).cast(pl.Int64))
     frame = _fold_extra_columns(frame, spec)
@@ -279,9 +275,7 @@ def load_part(
     return to_canonical(numbered, spec, path, mapping, data)
 
 
-def load_table(
-    path: str | Path, spec: TableSpec, mapping: dict[str, str] | None = None, separator: str = ",", data: DataConfig | None = None
-) -> pl.DataFrame:
+def load_table(path: str | Path, spec: TableSpec, mapping: dict[str, str] | None = None, separator: str = ",", data: DataConfig | None = None) -> pl.DataFrame:
     """Read a file (or a folder of part files) and return its canonical table with `source_row` and `_invalid_fields` columns."""
     parts = part_files(path)
     if len(parts) == 1 and parts[0] == Path(path):

@@ -22,8 +22,9 @@ NON_EMPTY_TEXT = {"min_length": 1, "max_length": 1_000}
 LONG_TEXT = {"max_length": 20_000}
 
 
-def column(*, default: bool = False, limits: dict[str, Any] | None = None, description: str = "", choices: tuple[str, ...] = (),
-           omittable: bool = False) -> Any:
+def column(
+    *, default: bool = False, limits: dict[str, Any] | None = None, description: str = "", choices: tuple[str, ...] = (), omittable: bool = False
+) -> Any:
     """One field of a spec: `default` makes it an optional column (None when absent); the rest is its API contract.
 
     `limits` are pydantic constraints (min_length, max_length, pattern, ge, allow_inf_nan), `choices` the allowed
@@ -126,10 +127,15 @@ def spec_fields(spec: type) -> list[FieldSpec]:
         hint = hints[spec_field.name]
         members = get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,)
         kept = [member for member in members if member is not type(None)]
-        resolved.append(FieldSpec(
-            name=spec_field.name, python_type=get_origin(kept[0]) or kept[0], nullable=len(kept) < len(members),
-            required=spec_field.default is MISSING, **spec_field.metadata,
-        ))
+        resolved.append(
+            FieldSpec(
+                name=spec_field.name,
+                python_type=get_origin(kept[0]) or kept[0],
+                nullable=len(kept) < len(members),
+                required=spec_field.default is MISSING,
+                **spec_field.metadata,
+            )
+        )
     return resolved
 
 
@@ -152,8 +158,13 @@ class TableSpec:
 def table_spec(name: str, spec: type, key: tuple[str, ...]) -> TableSpec:
     """The canonical table a spec dataclass declares."""
     resolved = spec_fields(spec)
-    return TableSpec(name, {f.name: f.dtype for f in resolved}, tuple(f.name for f in resolved if f.required), key,
-                     not_null=tuple(f.name for f in resolved if not f.nullable))
+    return TableSpec(
+        name,
+        {f.name: f.dtype for f in resolved},
+        tuple(f.name for f in resolved if f.required),
+        key,
+        not_null=tuple(f.name for f in resolved if not f.nullable),
+    )
 
 
 ITEMS = table_spec("items", Item, key=("item_id",))
@@ -185,10 +196,7 @@ def empty_table(spec: TableSpec) -> pl.DataFrame:
 def _contract(spec: TableSpec, checks: dict[str, list[pa.Check]], not_null: set[str], unique: set[str]) -> pa.DataFrameSchema:
     """A pandera schema for a cleaned table: canonical types plus the rules cleaning guarantees."""
     return pa.DataFrameSchema(
-        {
-            name: pa.Column(dtype, checks=checks.get(name, []), nullable=name not in not_null, unique=name in unique)
-            for name, dtype in spec.columns.items()
-        },
+        {name: pa.Column(dtype, checks=checks.get(name, []), nullable=name not in not_null, unique=name in unique) for name, dtype in spec.columns.items()},
         strict=True,
         name=f"clean {spec.name}",
     )

@@ -49,8 +49,15 @@ class Split:
 
     def subset(self, users: np.ndarray) -> Split:
         """The same catalogue with only the given users (by index), e.g. a quick look at a large set."""
-        return Split(self.item_ids, _pick(self.user_ids, users), _pick(self.train, users), _pick(self.valid, users), _pick(self.test, users),
-                     self.protocol, self.new_items)
+        return Split(
+            self.item_ids,
+            _pick(self.user_ids, users),
+            _pick(self.train, users),
+            _pick(self.valid, users),
+            _pick(self.test, users),
+            self.protocol,
+            self.new_items,
+        )
 
     def train_counts(self) -> np.ndarray:
         """Training interactions per item (the popularity every segment and baseline uses)."""
@@ -156,9 +163,7 @@ def hold_out_new_items(split: Split, share: float = 0.1, seed: int = 42) -> Spli
     return Split(split.item_ids, split.user_ids, train, valid, split.test, f"{split.protocol} + {share:.0%} new items", new)
 
 
-def split_events(
-    items: pl.DataFrame, events: pl.DataFrame, protocol: Literal["loo", "temporal"] = "loo", map_table: TableMapper = map_in_process
-) -> Split:
+def split_events(items: pl.DataFrame, events: pl.DataFrame, protocol: Literal["loo", "temporal"] = "loo", map_table: TableMapper = map_in_process) -> Split:
     """Split by protocol name, the per-user sequences built through `map_table`."""
     if protocol == "loo":
         return leave_one_out(items, events, map_table)

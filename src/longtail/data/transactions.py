@@ -28,10 +28,25 @@ ROLE_NAMES: dict[str, tuple[str, ...]] = {
 REQUIRED_ROLES = ("item_id", "quantity", "timestamp")
 # Day-first and month-first forms of spreadsheet exports; ISO forms are tried by the loaders anyway.
 TIMESTAMP_CANDIDATES = (
-    "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d",
-    "%m/%d/%Y %H:%M", "%m/%d/%y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%y %H:%M:%S", "%m/%d/%Y",
-    "%d/%m/%Y %H:%M", "%d/%m/%y %H:%M", "%d/%m/%Y %H:%M:%S", "%d/%m/%y %H:%M:%S", "%d/%m/%Y",
-    "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y", "%d-%m-%Y %H:%M", "%d-%m-%Y",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%y %H:%M:%S",
+    "%m/%d/%Y",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%y %H:%M:%S",
+    "%d/%m/%Y",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y",
+    "%d-%m-%Y %H:%M",
+    "%d-%m-%Y",
 )
 RETURN = "return"
 PURCHASE = "purchase"
@@ -97,9 +112,7 @@ def detect_return_prefix(lines: pl.DataFrame) -> str | None:
     )
     shares = prefixed.group_by("prefix").agg(pl.col("negative").sum().alias("negative"), (~pl.col("negative")).sum().alias("positive"))
     negatives, positives = max(int(prefixed["negative"].sum()), 1), max(int((~prefixed["negative"]).sum()), 1)
-    marking = shares.filter(
-        pl.col("prefix").is_not_null(), pl.col("negative") / negatives >= 0.5, pl.col("positive") / positives <= 0.01
-    )
+    marking = shares.filter(pl.col("prefix").is_not_null(), pl.col("negative") / negatives >= 0.5, pl.col("positive") / positives <= 0.01)
     return marking["prefix"][0] if marking.height else None
 
 
@@ -177,9 +190,7 @@ def catalogue(lines: pl.DataFrame) -> pl.DataFrame:
         )
         .join(titles, on="item_id", how="left")
     )
-    attributes = pl.struct(
-        pl.col("last_seen").dt.strftime("%Y-%m-%dT%H:%M:%S"), pl.col("lines"), pl.col("title_variants").fill_null(0)
-    ).struct.json_encode()
+    attributes = pl.struct(pl.col("last_seen").dt.strftime("%Y-%m-%dT%H:%M:%S"), pl.col("lines"), pl.col("title_variants").fill_null(0)).struct.json_encode()
     return items.select(
         "item_id",
         "title",
@@ -194,9 +205,7 @@ def events_from_lines(lines: pl.DataFrame, roles: dict[str, str]) -> pl.DataFram
     canonical = {"user_id", "item_id", "event_type", "timestamp", SOURCE_ROW}
     kept = [c for c in lines.columns if c not in canonical]
     attributes = pl.struct([pl.col(c) if lines.schema[c].is_numeric() else pl.col(c).cast(pl.String) for c in kept]).struct.json_encode()
-    return lines.select(
-        "user_id", "item_id", "event_type", "timestamp", pl.col("invoice").alias("session_id"), attributes.alias("attributes")
-    )
+    return lines.select("user_id", "item_id", "event_type", "timestamp", pl.col("invoice").alias("session_id"), attributes.alias("attributes"))
 
 
 def convert_transactions(raw: pl.DataFrame, data: DataConfig, path: str | Path) -> TransactionTables:

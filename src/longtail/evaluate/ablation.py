@@ -124,15 +124,19 @@ def goal_check(compared: dict[str, dict[str, dict]], tail_gain: float, overall_l
     for name, rows in compared.items():
         tail, overall = rows["tail/NDCG@10"], rows["all/NDCG@10"]
         verdicts[name] = {
-            "tail_ndcg10_relative": tail["relative"], "tail_ci": [tail["low"], tail["high"]], "tail_significant": tail["significant"],
-            "overall_ndcg10_relative": overall["relative"], "overall_ci": [overall["low"], overall["high"]],
+            "tail_ndcg10_relative": tail["relative"],
+            "tail_ci": [tail["low"], tail["high"]],
+            "tail_significant": tail["significant"],
+            "overall_ndcg10_relative": overall["relative"],
+            "overall_ci": [overall["low"], overall["high"]],
             "meets_goal": bool(tail["low"] > 0 and tail["relative"] >= tail_gain and overall["relative"] >= -overall_loss),
         }
     return verdicts
 
 
-def train_arm(arm: AblationVariant, split: Split, items: pl.DataFrame, settings: LongtailConfig,
-              encoder: TextEncoder | None, map_table: TableMapper = map_in_process) -> tuple[dict, Evaluation]:
+def train_arm(
+    arm: AblationVariant, split: Split, items: pl.DataFrame, settings: LongtailConfig, encoder: TextEncoder | None, map_table: TableMapper = map_in_process
+) -> tuple[dict, Evaluation]:
     """Build the arm's training data (through `map_table`), train its model under the shared budget, and evaluate it on validation and test."""
     config = variant_settings(settings.recommend, arm)
     table = training_table(split, arm, settings.seed, map_table)
@@ -145,19 +149,29 @@ def train_arm(arm: AblationVariant, split: Split, items: pl.DataFrame, settings:
     valid = evaluate_split(model.score, split, "valid", config)
     test = evaluate_split(model.score, split, "test", config)
     record = {
-        "model": arm.name, **test.summary(), "train_seconds": round(seconds, 1),
+        "model": arm.name,
+        **test.summary(),
+        "train_seconds": round(seconds, 1),
         "valid": {"NDCG@10": valid.metrics["NDCG@10"], "tail/NDCG@10": valid.segments["tail"]["NDCG@10"]},
-        "epochs": len(getattr(model, "history_", [])), "best_valid_ndcg10": getattr(model, "best_valid_", None),
-        "sequences": [spec.model_dump() for spec in arm.sequences], "item_text": [spec.model_dump() for spec in arm.item_text],
-        "sequential": arm.sequential, "training_rows": len(table), "synthetic_rows": int(table[SYNTHETIC].sum()),
+        "epochs": len(getattr(model, "history_", [])),
+        "best_valid_ndcg10": getattr(model, "best_valid_", None),
+        "sequences": [spec.model_dump() for spec in arm.sequences],
+        "item_text": [spec.model_dump() for spec in arm.item_text],
+        "sequential": arm.sequential,
+        "training_rows": len(table),
+        "synthetic_rows": int(table[SYNTHETIC].sum()),
         "weighted": weights is not None,
     }
     return record, test
 
 
-def run_ablation(settings: LongtailConfig, datasets_root: Path, on_step: Step | None = None,
-                 on_arm: Callable[[dict, dict[str, Evaluation]], None] | None = None,
-                 map_table: TableMapper = map_in_process) -> tuple[dict, dict[str, Evaluation]]:
+def run_ablation(
+    settings: LongtailConfig,
+    datasets_root: Path,
+    on_step: Step | None = None,
+    on_arm: Callable[[dict, dict[str, Evaluation]], None] | None = None,
+    map_table: TableMapper = map_in_process,
+) -> tuple[dict, dict[str, Evaluation]]:
     """Train and test the baseline and every variant with the same seed, split and budget: the results and per-arm evaluations.
 
     The per-user sequences and every arm's balancing/augmentation components run through `map_table` (in-process or
@@ -197,11 +211,20 @@ def summarise(settings: LongtailConfig, split: Split, runs: list[dict], evaluati
     ablation = settings.ablation
     compared = against_baseline(evaluations, settings.recommend)
     return {
-        "dataset": ablation.dataset, "protocol": f"{split.protocol}-full", "users": len(split.user_ids), "items": split.n_items,
-        "seed": settings.seed, "model": settings.recommend.model, "max_train_seconds": settings.recommend.sequential.max_train_seconds,
-        "runs": runs, "vs_baseline": compared,
-        "goal": {"tail_gain": ablation.tail_gain, "overall_loss": ablation.overall_loss,
-                 "variants": goal_check(compared, ablation.tail_gain, ablation.overall_loss)},
+        "dataset": ablation.dataset,
+        "protocol": f"{split.protocol}-full",
+        "users": len(split.user_ids),
+        "items": split.n_items,
+        "seed": settings.seed,
+        "model": settings.recommend.model,
+        "max_train_seconds": settings.recommend.sequential.max_train_seconds,
+        "runs": runs,
+        "vs_baseline": compared,
+        "goal": {
+            "tail_gain": ablation.tail_gain,
+            "overall_loss": ablation.overall_loss,
+            "variants": goal_check(compared, ablation.tail_gain, ablation.overall_loss),
+        },
     }
 
 
@@ -214,8 +237,12 @@ def write_results(result: dict, evaluations: dict[str, Evaluation], settings: Lo
         f"Goal: tail-item NDCG@10 up by at least {result['goal']['tail_gain']:.0%} with overall NDCG@10 down by at most "
         f"{result['goal']['overall_loss']:.0%}. Met by: {', '.join(n for n, v in result['goal']['variants'].items() if v['meets_goal']) or 'none'}.",
     ]
-    compared = {"heading": "Paired bootstrap: each variant minus the baseline (95% CI over users; relative change in brackets)",
-                "rows": result["vs_baseline"], "metrics": [f"{s}/{m}" for s in SEGMENTS for m in METRICS], "relative": True}
+    compared = {
+        "heading": "Paired bootstrap: each variant minus the baseline (95% CI over users; relative change in brackets)",
+        "rows": result["vs_baseline"],
+        "metrics": [f"{s}/{m}" for s in SEGMENTS for m in METRICS],
+        "relative": True,
+    }
     context = report_context(
         f"ablation on {result['dataset']}", result["runs"], evaluations, settings.recommend, result["protocol"], compared=compared, notes=notes
     )

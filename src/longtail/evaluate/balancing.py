@@ -138,16 +138,18 @@ def compare_strategies(
         else:
             assert baseline_correct is not None  # set together with baseline_codes
             row["vs_baseline"] = {
-                "macro_f1": paired_bootstrap_statistic(partial(macro_f1, classes=codes), truth_codes, predicted_codes, baseline_codes,
-                                                       np.arange(len(truth_codes)), bootstrap_samples, seed),
+                "macro_f1": paired_bootstrap_statistic(
+                    partial(macro_f1, classes=codes), truth_codes, predicted_codes, baseline_codes, np.arange(len(truth_codes)), bootstrap_samples, seed
+                ),
                 "minority_recall": paired_bootstrap(correct[in_minority], baseline_correct[in_minority], bootstrap_samples, seed),
             }
         rows.append(row)
     return rows
 
 
-def run_category_experiment(datasets_root: str | Path, config: TabularBalanceConfig, strategies: Mapping[str, Component], seed: int = 42,
-                            on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_category_experiment(
+    datasets_root: str | Path, config: TabularBalanceConfig, strategies: Mapping[str, Component], seed: int = 42, on_step: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """The zh-reviews category experiment with the configured data and classifier: data summary and one result row per strategy."""
     table = zh_category_table(datasets_root, config.sample_fraction, seed)
     train, test = stratified_split(table, config.test_fraction, seed)
@@ -168,11 +170,13 @@ def report_heads(experiment: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The experiment in the shape `classification_context` takes: every strategy's per-class scores, and each
     strategy's macro-F1 difference to the unbalanced baseline."""
     rows = experiment["rows"]
-    return {"category": {
-        "classes": sorted(rows[0]["per_class"]),
-        "models": {row["strategy"]: row for row in rows},
-        "comparisons": {row["strategy"]: row["vs_baseline"]["macro_f1"] for row in rows if "vs_baseline" in row},
-        "comparison_title": "Macro-F1 difference, strategy minus the unbalanced baseline (95% paired bootstrap over test rows)",
-        "compared_label": "strategy",
-        "sample_label": "test rows",
-    }}
+    return {
+        "category": {
+            "classes": sorted(rows[0]["per_class"]),
+            "models": {row["strategy"]: row for row in rows},
+            "comparisons": {row["strategy"]: row["vs_baseline"]["macro_f1"] for row in rows if "vs_baseline" in row},
+            "comparison_title": "Macro-F1 difference, strategy minus the unbalanced baseline (95% paired bootstrap over test rows)",
+            "compared_label": "strategy",
+            "sample_label": "test rows",
+        }
+    }

@@ -40,8 +40,13 @@ def classification_metrics(
     for column, name in enumerate(classes):
         positive = np.asarray(labels == name)
         auc = float(roc_auc_score(positive, probabilities[:, column])) if 0 < positive.sum() < len(labels) else float("nan")
-        per_class[name] = {"precision": float(precision[column]), "recall": float(recall[column]), "f1": float(f1[column]),
-                           "support": int(support[column]), "auc": auc}
+        per_class[name] = {
+            "precision": float(precision[column]),
+            "recall": float(recall[column]),
+            "f1": float(f1[column]),
+            "support": int(support[column]),
+            "auc": auc,
+        }
     aucs = [c["auc"] for c in per_class.values() if not math.isnan(c["auc"])]
     return {
         "accuracy": float(np.mean(labels == chosen)) if len(labels) else float("nan"),

@@ -111,8 +111,9 @@ def make_validator(split: Split, config: RecommendConfig, metric: str = "NDCG@10
     """
     users = config.sequential.valid_users
     candidates = np.array([u for u, target in enumerate(split.valid) if len(target)], dtype=np.int64)
-    sample = split if users is None or users >= len(candidates) else split.subset(
-        np.sort(np.random.default_rng(seed).choice(candidates, size=users, replace=False)))
+    sample = (
+        split if users is None or users >= len(candidates) else split.subset(np.sort(np.random.default_rng(seed).choice(candidates, size=users, replace=False)))
+    )
 
     def validate(model: object) -> float:
         return evaluate_split(model.score, sample, "valid", config, segments=False).metrics[metric]  # type: ignore[attr-defined]

@@ -28,8 +28,9 @@ BASELINE_GRIDS: dict[str, list[dict[str, Any]]] = {
 SUMMARY_METRICS = ("HR@10", "NDCG@10", "HR@20", "NDCG@20", "MRR")
 
 
-def tune_on_validation(name: str, grid: Sequence[dict[str, Any]], data: TrainData, split: Split, config: RecommendConfig,
-                       metric: str = "NDCG@10") -> tuple[Recommender, dict[str, Any], list[dict[str, Any]]]:
+def tune_on_validation(
+    name: str, grid: Sequence[dict[str, Any]], data: TrainData, split: Split, config: RecommendConfig, metric: str = "NDCG@10"
+) -> tuple[Recommender, dict[str, Any], list[dict[str, Any]]]:
     """Fit `name` at every grid point on the training part and keep the best by validation `metric`.
 
     Returns the fitted best model, its settings, and the grid with each point's validation score (to record).
@@ -70,21 +71,22 @@ def seed_summary(runs: Sequence[dict[str, Any]], evaluations: Sequence[Evaluatio
     names = [name for name in SUMMARY_METRICS if name in runs[0]["metrics"]]
     values = {name: np.array([run["metrics"][name] for run in runs], dtype=np.float64) for name in names}
     return {
-        "dataset": runs[0]["dataset"], "model": runs[0]["model"], "protocol": runs[0]["protocol"], "seeds": seeds,
+        "dataset": runs[0]["dataset"],
+        "model": runs[0]["model"],
+        "protocol": runs[0]["protocol"],
+        "seeds": seeds,
         "mean": {name: float(v.mean()) for name, v in values.items()},
         "sd": {name: float(v.std(ddof=1)) if len(v) > 1 else 0.0 for name, v in values.items()},
         "ci95_users": {name: bootstrap_ci(per_user_over_seeds(evaluations, name), samples) for name in names},
     }
 
 
-def compare_over_seeds(candidate: Sequence[Evaluation], baseline: Sequence[Evaluation], metric: str = "NDCG@10",
-                       samples: int = 1000) -> dict[str, float]:
+def compare_over_seeds(candidate: Sequence[Evaluation], baseline: Sequence[Evaluation], metric: str = "NDCG@10", samples: int = 1000) -> dict[str, float]:
     """Paired bootstrap of candidate minus baseline over users, each user's value averaged over the seeds first."""
     return paired_bootstrap(per_user_over_seeds(candidate, metric), per_user_over_seeds(baseline, metric), samples)
 
 
-def summarise_seeds(runs: Sequence[dict[str, Any]], evaluations: dict[tuple[str, int], Evaluation],
-                    samples: int = 1000) -> list[dict[str, Any]]:
+def summarise_seeds(runs: Sequence[dict[str, Any]], evaluations: dict[tuple[str, int], Evaluation], samples: int = 1000) -> list[dict[str, Any]]:
     """One seed summary per model in `runs` (runs carry "model" and "seed"; `evaluations` is keyed the same way)."""
     models: dict[str, list[dict[str, Any]]] = {}
     for run in runs:

@@ -12,8 +12,33 @@ _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
 # Words that say nothing about which item is meant; a query made of them would be unanswerable.
 _STOPWORDS = frozenset(
     [
-        "and", "the", "for", "with", "from", "pack", "set", "inch", "inches", "each", "per", "pcs", "piece", "pieces",
-        "count", "size", "small", "large", "mini", "new", "our", "you", "your", "this", "that", "are", "not",
+        "and",
+        "the",
+        "for",
+        "with",
+        "from",
+        "pack",
+        "set",
+        "inch",
+        "inches",
+        "each",
+        "per",
+        "pcs",
+        "piece",
+        "pieces",
+        "count",
+        "size",
+        "small",
+        "large",
+        "mini",
+        "new",
+        "our",
+        "you",
+        "your",
+        "this",
+        "that",
+        "are",
+        "not",
     ]
 )
 

@@ -55,8 +55,15 @@ def _charts(runs: list[dict]) -> list[tuple[str, str]]:
     return figures
 
 
-def report_context(title: str, runs: list[dict], evaluations: dict[str, Evaluation], config: RecommendConfig, protocol: str = "leave-one-out",
-                   compared: dict | None = None, notes: list[str] | None = None) -> dict[str, Any]:
+def report_context(
+    title: str,
+    runs: list[dict],
+    evaluations: dict[str, Evaluation],
+    config: RecommendConfig,
+    protocol: str = "leave-one-out",
+    compared: dict | None = None,
+    notes: list[str] | None = None,
+) -> dict[str, Any]:
     """What `evaluation.html` shows: metric and segment tables, bootstrap intervals and comparisons, charts.
 
     `compared` replaces the default comparison (the run carrying `compared_with` minus every other) with
@@ -67,13 +74,29 @@ def report_context(title: str, runs: list[dict], evaluations: dict[str, Evaluati
         ci = bootstrap_ci(evaluation.per_user["all"]["NDCG@10"], config.bootstrap_samples)
         intervals[name] = f"[{ci['low']:.4f}, {ci['high']:.4f}]"
     compared = compared or next(
-        ({"heading": f"Paired bootstrap: {r['model']} minus each other model (95% CI over users)", "rows": r["compared_with"],
-          "metrics": [f"{s}/{m}" for s, m in COMPARED]} for r in runs if r.get("compared_with")),
+        (
+            {
+                "heading": f"Paired bootstrap: {r['model']} minus each other model (95% CI over users)",
+                "rows": r["compared_with"],
+                "metrics": [f"{s}/{m}" for s, m in COMPARED],
+            }
+            for r in runs
+            if r.get("compared_with")
+        ),
         None,
     )
     return dict(
-        title=title, runs=runs, config=config, protocol=protocol, metric_names=METRIC_NAMES, segment_names=SEGMENT_NAMES,
-        intervals=intervals, compared=compared, charts=_charts(runs), nan=math.nan, notes=notes or [],
+        title=title,
+        runs=runs,
+        config=config,
+        protocol=protocol,
+        metric_names=METRIC_NAMES,
+        segment_names=SEGMENT_NAMES,
+        intervals=intervals,
+        compared=compared,
+        charts=_charts(runs),
+        nan=math.nan,
+        notes=notes or [],
     )
 
 

@@ -103,7 +103,6 @@ def query_segments(
     return segments
 
 
-
 def _mean(column: pl.Series) -> float:
     """The mean of a numeric metric column with at least one value."""
     value = column.mean()

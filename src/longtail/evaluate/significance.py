@@ -31,8 +31,13 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, samples: int = 1000, seed: in
         raise ValueError("paired bootstrap needs per-user values of the same users in the same order")
     both = ~(np.isnan(a) | np.isnan(b))
     result = bootstrap_ci(a[both] - b[both], samples, seed)
-    return {"difference": result["mean"], "low": result["low"], "high": result["high"], "users": result["users"],
-            "significant": bool(result["users"] and (result["low"] > 0 or result["high"] < 0))}
+    return {
+        "difference": result["mean"],
+        "low": result["low"],
+        "high": result["high"],
+        "users": result["users"],
+        "significant": bool(result["users"] and (result["low"] > 0 or result["high"] < 0)),
+    }
 
 
 def paired_comparison(baseline: np.ndarray, candidate: np.ndarray, resamples: int = 2000, confidence: float = 0.95, seed: int = 42) -> dict[str, float]:
@@ -81,5 +86,10 @@ def paired_bootstrap_statistic(
         rows = np.concatenate([rows_of_group[g] for g in generator.integers(0, len(labels), size=len(labels))])
         differences[sample] = statistic(truth[rows], a[rows]) - statistic(truth[rows], b[rows])
     low, high = np.percentile(differences, [2.5, 97.5])
-    return {"difference": float(statistic(truth, a) - statistic(truth, b)), "low": float(low), "high": float(high),
-            "users": int(len(labels)), "significant": bool(low > 0 or high < 0)}
+    return {
+        "difference": float(statistic(truth, a) - statistic(truth, b)),
+        "low": float(low),
+        "high": float(high),
+        "users": int(len(labels)),
+        "significant": bool(low > 0 or high < 0),
+    }

@@ -51,8 +51,11 @@ def ab_test(lists_a: np.ndarray, lists_b: np.ndarray, targets: np.ndarray, model
     result: dict[str, Any] = {"users": {"A": int((~to_b).sum()), "B": int(to_b.sum())}}
     outcomes = {"CTR": np.asarray(clicked.any(axis=1), dtype=np.float64), "CVR": np.asarray(bought, dtype=np.float64)}
     for metric, values in outcomes.items():
-        result[metric] = {"A": bootstrap_ci(values[~to_b], samples, seed), "B": bootstrap_ci(values[to_b], samples, seed),
-                          "B_minus_A": _independent_difference(values[~to_b], values[to_b], samples, seed)}
+        result[metric] = {
+            "A": bootstrap_ci(values[~to_b], samples, seed),
+            "B": bootstrap_ci(values[to_b], samples, seed),
+            "B_minus_A": _independent_difference(values[~to_b], values[to_b], samples, seed),
+        }
     return result
 
 
@@ -82,8 +85,7 @@ def team_draft(first: np.ndarray, second: np.ndarray, k: int, rng: np.random.Gen
     return np.array(chosen, dtype=np.int64), np.array(teams, dtype=np.int64)
 
 
-def interleaving_test(lists_a: np.ndarray, lists_b: np.ndarray, targets: np.ndarray, model: ClickModel, seed: int,
-                      samples: int = 1000) -> dict[str, Any]:
+def interleaving_test(lists_a: np.ndarray, lists_b: np.ndarray, targets: np.ndarray, model: ClickModel, seed: int, samples: int = 1000) -> dict[str, Any]:
     """Every user sees the team-draft interleaving of both lists; per user B wins (+1) with more clicks on its items,
     A (-1) with more on its, else 0. The mean over users with a click, with a 95% interval; > 0 prefers B."""
     rng = np.random.default_rng(seed)
@@ -96,11 +98,21 @@ def interleaving_test(lists_a: np.ndarray, lists_b: np.ndarray, targets: np.ndar
     outcome = np.sign(for_b - for_a).astype(np.float64)
     engaged = clicked.any(axis=1)
     interval = paired_bootstrap(outcome[engaged], np.zeros(int(engaged.sum())), samples, seed)
-    return {"users_with_clicks": int(engaged.sum()), "B_wins": int((outcome > 0).sum()), "A_wins": int((outcome < 0).sum()),
-            "ties": int((engaged & (outcome == 0)).sum()), "preference_for_B": interval}
+    return {
+        "users_with_clicks": int(engaged.sum()),
+        "B_wins": int((outcome > 0).sum()),
+        "A_wins": int((outcome < 0).sum()),
+        "ties": int((engaged & (outcome == 0)).sum()),
+        "preference_for_B": interval,
+    }
 
 
 def simulate(lists_a: np.ndarray, lists_b: np.ndarray, targets: np.ndarray, model: ClickModel, seeds: list[int]) -> dict[str, Any]:
     """Both experiments for each seed (the coin flips and clicks), with the click model that produced them."""
-    return {"click_model": asdict(model), "runs": [{"seed": seed, "ab": ab_test(lists_a, lists_b, targets, model, seed),
-                                                     "interleaving": interleaving_test(lists_a, lists_b, targets, model, seed)} for seed in seeds]}
+    return {
+        "click_model": asdict(model),
+        "runs": [
+            {"seed": seed, "ab": ab_test(lists_a, lists_b, targets, model, seed), "interleaving": interleaving_test(lists_a, lists_b, targets, model, seed)}
+            for seed in seeds
+        ],
+    }

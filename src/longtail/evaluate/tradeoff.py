@@ -30,15 +30,17 @@ def tradeoff_curve(scorer: Scorer, split: Split, config: RecommendConfig, weight
         reranker = LongTailReranker(precomputed, counts, weight, config.longtail_candidates)
         evaluation = evaluate_scorer(reranker.score, histories, targets, counts, config)
         metrics = evaluation.metrics
-        points.append({
-            "weight": weight,
-            "metrics": metrics,
-            "NDCG@10": metrics["NDCG@10"],
-            "HR@10": metrics["HR@10"],
-            "tail_NDCG@10": evaluation.segments["tail"]["NDCG@10"],
-            "tail_HR@10": evaluation.segments["tail"]["HR@10"],
-            "head_NDCG@10": evaluation.segments["head"]["NDCG@10"],
-            "tail_exposure@10": metrics["tail_exposure@10"],
-            "coverage@10": metrics["coverage@10"],
-        })
+        points.append(
+            {
+                "weight": weight,
+                "metrics": metrics,
+                "NDCG@10": metrics["NDCG@10"],
+                "HR@10": metrics["HR@10"],
+                "tail_NDCG@10": evaluation.segments["tail"]["NDCG@10"],
+                "tail_HR@10": evaluation.segments["tail"]["HR@10"],
+                "head_NDCG@10": evaluation.segments["head"]["NDCG@10"],
+                "tail_exposure@10": metrics["tail_exposure@10"],
+                "coverage@10": metrics["coverage@10"],
+            }
+        )
     return points

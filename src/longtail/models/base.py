@@ -128,8 +128,7 @@ class Recommender(ABC):
                 continue
             if sp.issparse(value):
                 csr = sp.csr_matrix(value)
-                arrays |= {f"{key}@data": csr.data, f"{key}@indices": csr.indices, f"{key}@indptr": csr.indptr,
-                           f"{key}@shape": np.asarray(csr.shape)}
+                arrays |= {f"{key}@data": csr.data, f"{key}@indices": csr.indices, f"{key}@indptr": csr.indptr, f"{key}@shape": np.asarray(csr.shape)}
             elif isinstance(value, np.ndarray):
                 arrays[key] = np.ascontiguousarray(value)
         save_file(arrays, directory / ARRAYS_FILE)

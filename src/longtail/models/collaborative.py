@@ -84,8 +84,9 @@ class ALS(Recommender):
         """implicit's ALS with this model's parameters (it also re-solves users at scoring time)."""
         from implicit.cpu.als import AlternatingLeastSquares
 
-        return AlternatingLeastSquares(factors=self.factors, regularization=self.regularization, alpha=self.alpha,
-                                       iterations=self.iterations, random_state=seed, num_threads=2)
+        return AlternatingLeastSquares(
+            factors=self.factors, regularization=self.regularization, alpha=self.alpha, iterations=self.iterations, random_state=seed, num_threads=2
+        )
 
     @classmethod
     def _load_state(cls, directory: Path, params: dict[str, Any]) -> Self:

@@ -88,8 +88,15 @@ class FusionRanker(Recommender):
     # The booster compiled to native code (`compile_booster`), used in place of LightGBM's `predict` when set.
     compiled_: TreePredictor | None = None
 
-    def __init__(self, sources: dict[str, Recommender], config: RecommendConfig, items: pl.DataFrame | None = None,
-                 item_ids: list[str] | None = None, seed: int = 42, sources_fitted: bool = False) -> None:
+    def __init__(
+        self,
+        sources: dict[str, Recommender],
+        config: RecommendConfig,
+        items: pl.DataFrame | None = None,
+        item_ids: list[str] | None = None,
+        seed: int = 42,
+        sources_fitted: bool = False,
+    ) -> None:
         self.sources = sources
         self.config = config
         self.items = items
@@ -103,8 +110,7 @@ class FusionRanker(Recommender):
         return cls.with_default_sources(config)
 
     @classmethod
-    def with_default_sources(cls, config: RecommendConfig, items: pl.DataFrame | None = None, item_ids: list[str] | None = None,
-                             seed: int = 42) -> Self:
+    def with_default_sources(cls, config: RecommendConfig, items: pl.DataFrame | None = None, item_ids: list[str] | None = None, seed: int = 42) -> Self:
         """Unfitted default sources (sequential, EASE, item kNN, content, popularity), fitted by `fit`."""
         return cls({name: make_recommender(name, config) for name in DEFAULT_SOURCES}, config, items, item_ids, seed)
 
@@ -187,8 +193,17 @@ class FusionRanker(Recommender):
 
         features, labels, groups = self._lists(data)
         ranker = lightgbm.LGBMRanker(
-            objective="lambdarank", n_estimators=trees, learning_rate=0.05, num_leaves=31,
-            min_child_samples=50, subsample=0.8, subsample_freq=1, colsample_bytree=0.8, random_state=self.seed, n_jobs=2, verbose=-1,
+            objective="lambdarank",
+            n_estimators=trees,
+            learning_rate=0.05,
+            num_leaves=31,
+            min_child_samples=50,
+            subsample=0.8,
+            subsample_freq=1,
+            colsample_bytree=0.8,
+            random_state=self.seed,
+            n_jobs=2,
+            verbose=-1,
             lambdarank_truncation_level=20,
         )
         ranker.fit(features, labels, group=groups, feature_name=self.feature_names(), init_model=start)
@@ -214,13 +229,19 @@ class FusionRanker(Recommender):
         without the sources: a served model folder refits its closed-form sources on its own history."""
         directory = Path(directory)
         self.booster_.save_model(directory / BOOSTER_FILE)
-        state = {"sources": list(self.sources), "seed": self.seed, "trees": self.booster_.num_trees(),
-                 "training_groups": self.training_groups_, "candidate_recall": self.candidate_recall_}
+        state = {
+            "sources": list(self.sources),
+            "seed": self.seed,
+            "trees": self.booster_.num_trees(),
+            "training_groups": self.training_groups_,
+            "candidate_recall": self.candidate_recall_,
+        }
         (directory / STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
 
     @classmethod
-    def restore(cls, directory: str | Path, data: TrainData, config: RecommendConfig, items: pl.DataFrame, item_ids: list[str],
-                fitted: dict[str, Recommender]) -> Self:
+    def restore(
+        cls, directory: str | Path, data: TrainData, config: RecommendConfig, items: pl.DataFrame, item_ids: list[str], fitted: dict[str, Recommender]
+    ) -> Self:
         """The ranker `save_booster` wrote, over the catalogue `item_ids`. Sources in `fitted` are used as given (the
         sequential model is saved on its own); every other source is closed-form and is refit on `data`, which
         also gives the popularity feature, and `data.item_vectors` the text features."""

@@ -68,11 +68,7 @@ def step_intents(items: pl.DataFrame, events: pl.DataFrame, window: int) -> pl.D
     Events without an item (searches) have no intent.
     """
     side = items.select("item_id", "category", "brand").unique("item_id", keep="first")
-    ordered = (
-        events.with_row_index("order")
-        .join(side, on="item_id", how="left")
-        .sort(["user_id", "timestamp", "order"])
-    )
+    ordered = events.with_row_index("order").join(side, on="item_id", how="left").sort(["user_id", "timestamp", "order"])
     has_item = pl.col("item_id").is_not_null()
 
     def earlier(column: str) -> pl.Expr:
@@ -87,9 +83,12 @@ def step_intents(items: pl.DataFrame, events: pl.DataFrame, window: int) -> pl.D
         earlier("brand").alias("known_brand"),
         pl.col("event_type").replace_strict(ACTION_OF_EVENT, default=None).alias("action"),
     ).with_columns(
-        pl.when(~has_item).then(None)
-        .when(pl.col("repeat_item") | pl.col("known_brand")).then(pl.lit("buy"))
-        .when(recent_category).then(pl.lit("compare"))
+        pl.when(~has_item)
+        .then(None)
+        .when(pl.col("repeat_item") | pl.col("known_brand"))
+        .then(pl.lit("buy"))
+        .when(recent_category)
+        .then(pl.lit("compare"))
         .otherwise(pl.lit("browse"))
         .alias("intent")
     )
@@ -126,24 +125,35 @@ def _user_rows(steps: dict[str, np.ndarray], config: IntentConfig, groups: dict[
         known_category, known_brand = category[category != MISSING], brand[brand != MISSING]
         gaps = np.diff(steps["time"][start:t])
         past_intents, past_brands = steps["intent"][1:t], steps["brand"][:t]
-        rows.append([
-            t, t - start,
-            len(np.unique(known_category)) / len(category), len(np.unique(known_brand)) / len(brand),
-            _run_length(category), _run_length(brand), _share(category, category[-1]), _share(brand, brand[-1]),
-            float(steps["repeat"][start:t].mean()), float(steps["known_brand"][start:t].mean()),
-            float(np.mean(past_intents == INTENTS.index("buy"))) if len(past_intents) else 0.0,
-            *(float(np.mean(intent == code)) for code in range(len(INTENTS))),
-            float(steps["popularity"][t - 1]), float(steps["popularity"][start:t].mean()),
-            float(groups["category_size"][category[-1]]) if category[-1] != MISSING else 0.0,
-            float(groups["brand_size"][brand[-1]]) if brand[-1] != MISSING else 0.0,
-            # how much of all interest lies in the recent categories / the brands already bought: priors for compare / buy
-            float(groups["category_mass"][np.unique(known_category)].sum()),
-            float(groups["brand_mass"][np.unique(past_brands[past_brands != MISSING])].sum()),
-            float(math.log1p(gaps[-1])) if len(gaps) else 0.0, float(np.log1p(gaps).mean()) if len(gaps) else 0.0,
-            float(np.mean(steps["item"][start:t] != MISSING)),
-            *(float(np.mean(action == code)) for code in range(len(ACTIONS))),
-            float(intent[-1]), float(action[-1]),
-        ])
+        rows.append(
+            [
+                t,
+                t - start,
+                len(np.unique(known_category)) / len(category),
+                len(np.unique(known_brand)) / len(brand),
+                _run_length(category),
+                _run_length(brand),
+                _share(category, category[-1]),
+                _share(brand, brand[-1]),
+                float(steps["repeat"][start:t].mean()),
+                float(steps["known_brand"][start:t].mean()),
+                float(np.mean(past_intents == INTENTS.index("buy"))) if len(past_intents) else 0.0,
+                *(float(np.mean(intent == code)) for code in range(len(INTENTS))),
+                float(steps["popularity"][t - 1]),
+                float(steps["popularity"][start:t].mean()),
+                float(groups["category_size"][category[-1]]) if category[-1] != MISSING else 0.0,
+                float(groups["brand_size"][brand[-1]]) if brand[-1] != MISSING else 0.0,
+                # how much of all interest lies in the recent categories / the brands already bought: priors for compare / buy
+                float(groups["category_mass"][np.unique(known_category)].sum()),
+                float(groups["brand_mass"][np.unique(past_brands[past_brands != MISSING])].sum()),
+                float(math.log1p(gaps[-1])) if len(gaps) else 0.0,
+                float(np.log1p(gaps).mean()) if len(gaps) else 0.0,
+                float(np.mean(steps["item"][start:t] != MISSING)),
+                *(float(np.mean(action == code)) for code in range(len(ACTIONS))),
+                float(intent[-1]),
+                float(action[-1]),
+            ]
+        )
     return rows
 
 
@@ -163,11 +173,14 @@ def intent_table(items: pl.DataFrame, events: pl.DataFrame, config: IntentConfig
     groups = {**_group_statistics(categories, "category", catalogue, counts), **_group_statistics(brands, "brand", catalogue, counts)}
     arrays = {
         "item": np.where(steps["item_id"].is_null().to_numpy(), MISSING, 0),
-        "category": category, "brand": brand,
+        "category": category,
+        "brand": brand,
         "intent": steps["intent"].replace_strict({name: code for code, name in enumerate(INTENTS)}, default=MISSING, return_dtype=pl.Int64).to_numpy(),
         "action": steps["action"].replace_strict({name: code for code, name in enumerate(ACTIONS)}, default=MISSING, return_dtype=pl.Int64).to_numpy(),
-        "repeat": steps["repeat_item"].to_numpy().astype(np.float64), "known_brand": steps["known_brand"].to_numpy().astype(np.float64),
-        "popularity": log_popularity.to_numpy(), "time": steps["timestamp"].dt.epoch("s").to_numpy().astype(np.float64),
+        "repeat": steps["repeat_item"].to_numpy().astype(np.float64),
+        "known_brand": steps["known_brand"].to_numpy().astype(np.float64),
+        "popularity": log_popularity.to_numpy(),
+        "time": steps["timestamp"].dt.epoch("s").to_numpy().astype(np.float64),
     }
     bounds = np.flatnonzero(np.r_[True, steps["user_id"].to_numpy()[1:] != steps["user_id"].to_numpy()[:-1], True])
     features: list[list[float]] = []
@@ -244,9 +257,17 @@ class IntentModel:
     def _params(self, n_classes: int) -> dict[str, object]:
         config = self.config
         return {
-            "objective": "multiclass", "num_class": n_classes, "learning_rate": config.learning_rate, "num_leaves": config.num_leaves,
-            "min_child_samples": config.min_child_samples, "feature_fraction": 0.9, "bagging_fraction": 0.8, "bagging_freq": 1,
-            "seed": self.seed, "num_threads": config.threads, "verbose": -1,
+            "objective": "multiclass",
+            "num_class": n_classes,
+            "learning_rate": config.learning_rate,
+            "num_leaves": config.num_leaves,
+            "min_child_samples": config.min_child_samples,
+            "feature_fraction": 0.9,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "seed": self.seed,
+            "num_threads": config.threads,
+            "verbose": -1,
         }
 
     def fit(self, table: pl.DataFrame, valid: pl.DataFrame | None = None) -> Self:
@@ -267,8 +288,9 @@ class IntentModel:
                 continue
             classes = self.classes_[head]
             weights = rows[WEIGHT].to_numpy() if WEIGHT in rows.columns else None
-            train_set = lightgbm.Dataset(feature_matrix(rows), _class_codes(rows, head, classes), weight=weights, feature_name=list(FEATURES),
-                                         categorical_feature=list(CATEGORICAL))
+            train_set = lightgbm.Dataset(
+                feature_matrix(rows), _class_codes(rows, head, classes), weight=weights, feature_name=list(FEATURES), categorical_feature=list(CATEGORICAL)
+            )
             valid_sets: list[lightgbm.Dataset] = []
             callbacks: list[Callable[..., Any]] = []
             if valid is not None and _labelled(valid, head, classes).height:
@@ -305,8 +327,10 @@ class IntentModel:
     def predict_next(self, items: pl.DataFrame, events: pl.DataFrame, popularity: dict[str, int], at: datetime) -> dict[str, float]:
         """One user's intent probabilities for their next event, at time `at`, from their `events` (and the catalogue
         `items`, for category and brand statistics): the row an event at `at` would get, its label unknown."""
-        upcoming = pl.DataFrame({"user_id": [events["user_id"][0]], "item_id": [None], "event_type": ["view"], "timestamp": [at]},
-                                schema={name: events.schema[name] for name in ("user_id", "item_id", "event_type", "timestamp")})
+        upcoming = pl.DataFrame(
+            {"user_id": [events["user_id"][0]], "item_id": [None], "event_type": ["view"], "timestamp": [at]},
+            schema={name: events.schema[name] for name in ("user_id", "item_id", "event_type", "timestamp")},
+        )
         table = intent_table(items, pl.concat([events.select(upcoming.columns), upcoming]), self.config, popularity)
         if table.is_empty():
             return {}
@@ -328,8 +352,13 @@ class IntentModel:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         boosters = {head: booster.model_to_string() for head, booster in self.boosters_.items()}
-        payload = {"config": self.config.model_dump(), "seed": self.seed, "classes": self.classes_, "boosters": boosters,
-                   "decision_weights": self.decision_weights_}
+        payload = {
+            "config": self.config.model_dump(),
+            "seed": self.seed,
+            "classes": self.classes_,
+            "boosters": boosters,
+            "decision_weights": self.decision_weights_,
+        }
         path.write_text(json.dumps(payload), encoding="utf-8")
         return path
 

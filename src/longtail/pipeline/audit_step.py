@@ -70,9 +70,7 @@ def run_audit(
     on_cluster = config.pipeline.executor == "spark"
     if not on_cluster:
         check_fits_in_memory(events_path, config)
-    loaded = _load_inputs(
-        [(ITEMS, items_path), (EVENTS, None if on_cluster else events_path), (USERS, users_path), (JUDGMENTS, judgments_path)], config, step
-    )
+    loaded = _load_inputs([(ITEMS, items_path), (EVENTS, None if on_cluster else events_path), (USERS, users_path), (JUDGMENTS, judgments_path)], config, step)
     items, users, judgments = loaded["items"], loaded.get("users"), loaded.get("judgments")
     if on_cluster:
         from longtail.pipeline.spark_audit import audit_on_cluster

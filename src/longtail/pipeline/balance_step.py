@@ -33,15 +33,23 @@ def balance_training_table(
     return balanced
 
 
-def run_classification_ablation(settings: LongtailConfig, datasets_root: str | Path, out_dir: Path,
-                                on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_classification_ablation(
+    settings: LongtailConfig, datasets_root: str | Path, out_dir: Path, on_step: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """`longtail ablate` for a classifier: every configured balancing strategy on the imbalanced zh-reviews category
     task, written as ablation.json, an HTML table of per-class precision/recall/F1 (ablation.html) and config.yaml."""
     experiment = run_category_experiment(datasets_root, settings.balance.tabular, build_strategies(settings.balance.tabular), settings.seed, on_step)
-    notes = [f"{experiment['task']}; {experiment['features']}; classifier {experiment['classifier']}; "
-             f"{experiment['train_rows']:,} training and {experiment['test_rows']:,} untouched test rows.",
-             "Comparisons: each strategy's macro-F1 minus the unbalanced baseline's, paired bootstrap over test rows."]
-    write_report_pair(out_dir / "ablation.json", out_dir / "ablation.html", experiment, "classification.html",
-                      classification_context("balancing ablation: per-class scores", report_heads(experiment), notes))
+    notes = [
+        f"{experiment['task']}; {experiment['features']}; classifier {experiment['classifier']}; "
+        f"{experiment['train_rows']:,} training and {experiment['test_rows']:,} untouched test rows.",
+        "Comparisons: each strategy's macro-F1 minus the unbalanced baseline's, paired bootstrap over test rows.",
+    ]
+    write_report_pair(
+        out_dir / "ablation.json",
+        out_dir / "ablation.html",
+        experiment,
+        "classification.html",
+        classification_context("balancing ablation: per-class scores", report_heads(experiment), notes),
+    )
     save_config(settings, out_dir)
     return experiment

@@ -57,8 +57,17 @@ def evaluate_models(
         for label, scorer in scorers.items():
             evaluations[label] = evaluate_split(scorer, split, "test", settings)
             summary = evaluations[label].summary()
-            runs.append({"model": label, "protocol": split.protocol, "repeats": settings.repeats, **summary, "train_seconds": round(seconds, 2),
-                         "users": len(split.user_ids), "items": split.n_items})
+            runs.append(
+                {
+                    "model": label,
+                    "protocol": split.protocol,
+                    "repeats": settings.repeats,
+                    **summary,
+                    "train_seconds": round(seconds, 2),
+                    "users": len(split.user_ids),
+                    "items": split.n_items,
+                }
+            )
     best = max(evaluations, key=lambda label: evaluations[label].metrics["NDCG@10"])
     if len(evaluations) > 1:
         next(run for run in runs if run["model"] == best)["compared_with"] = comparisons(evaluations, best, settings)

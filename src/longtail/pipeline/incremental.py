@@ -63,7 +63,9 @@ def _part(aged: pl.DataFrame, keep: pl.Expr) -> pl.DataFrame:
 def _with_age(events: pl.DataFrame) -> pl.DataFrame:
     """Interactions with `order` (input row) and `age` (1 = the user's newest; equal times: the later row is newer)."""
     return (
-        _interactions(events).with_row_index("order").sort(["user_id", "timestamp", "order"])
+        _interactions(events)
+        .with_row_index("order")
+        .sort(["user_id", "timestamp", "order"])
         .with_columns((pl.len().over("user_id") - pl.int_range(pl.len()).over("user_id")).alias("age"))
     )
 
@@ -93,9 +95,17 @@ def _vectors(encode: ItemEncoder, item_ids: list[str], text_init: bool, fusion: 
     return encode(item_ids) if text_init or fusion else None
 
 
-def train_model_folder(items: pl.DataFrame, events: pl.DataFrame, config: LongtailConfig, out_dir: str | Path,
-                       encode: ItemEncoder | None = None, fusion: bool = False, evaluation_users: int | None = None,
-                       index: str | Path | None = None, intent: str | Path | None = None) -> SASRec:
+def train_model_folder(
+    items: pl.DataFrame,
+    events: pl.DataFrame,
+    config: LongtailConfig,
+    out_dir: str | Path,
+    encode: ItemEncoder | None = None,
+    fusion: bool = False,
+    evaluation_users: int | None = None,
+    index: str | Path | None = None,
+    intent: str | Path | None = None,
+) -> SASRec:
     """Fit SASRec on the events (each user's last two interactions pick the epoch), evaluate it, and write a model folder.
 
     Item text vectors come from `encode`, else from the encoder `config.encode` selects.
@@ -129,8 +139,9 @@ def _sources(model: SASRec, data: TrainData, config: LongtailConfig) -> dict[str
     return {name: model if name == "sasrec" else make_recommender(name, config.recommend).fit(data) for name in DEFAULT_SOURCES}
 
 
-def _folder_ranker(directory: Path, model: SASRec, item_ids: list[str], events: pl.DataFrame, items: pl.DataFrame,
-                   vectors: np.ndarray, config: LongtailConfig) -> FusionRanker:
+def _folder_ranker(
+    directory: Path, model: SASRec, item_ids: list[str], events: pl.DataFrame, items: pl.DataFrame, vectors: np.ndarray, config: LongtailConfig
+) -> FusionRanker:
     """The folder's booster around `model`, its closed-form sources refit on `events` over the catalogue `item_ids`."""
     data = TrainData(len(item_ids), user_sequences(item_ids, events)[1], None, vectors, config.seed)
     return FusionRanker.restore(directory, data, config.recommend, items, item_ids, {"sasrec": model})
@@ -157,8 +168,7 @@ def _old_model_scorer(model: SASRec | FusionRanker, known: int, n_items: int) ->
     return score
 
 
-def _judge(scorer: Callable[[Sequence[np.ndarray]], np.ndarray], histories: list[np.ndarray], targets: list[np.ndarray],
-           config: LongtailConfig) -> Evaluation:
+def _judge(scorer: Callable[[Sequence[np.ndarray]], np.ndarray], histories: list[np.ndarray], targets: list[np.ndarray], config: LongtailConfig) -> Evaluation:
     """Full-ranking metrics of one scorer on the held-out newest events (no segments: only the guard metric matters)."""
     counts = np.bincount(np.concatenate(histories), minlength=1) if histories else np.zeros(1, np.int64)
     return evaluate_scorer(scorer, histories, targets, counts, config.recommend, segments=False)
@@ -169,16 +179,32 @@ def _verdict(before: Evaluation, after: Evaluation, config: LongtailConfig) -> d
     settings = config.incremental
     old_value, new_value = before.metrics[settings.metric], after.metrics[settings.metric]
     return {
-        "metric": settings.metric, "old": old_value, "new": new_value, "difference": new_value - old_value, "tolerance": settings.tolerance,
-        "new_minus_old_ci": paired_bootstrap(after.per_user["all"][settings.metric], before.per_user["all"][settings.metric],
-                                             config.recommend.bootstrap_samples, config.seed),
+        "metric": settings.metric,
+        "old": old_value,
+        "new": new_value,
+        "difference": new_value - old_value,
+        "tolerance": settings.tolerance,
+        "new_minus_old_ci": paired_bootstrap(
+            after.per_user["all"][settings.metric], before.per_user["all"][settings.metric], config.recommend.bootstrap_samples, config.seed
+        ),
         "passed": bool(new_value >= old_value - settings.tolerance),
     }
 
 
-def _update_ranker(directory: Path, old: SASRec, candidate: SASRec, item_ids: list[str], history: pl.DataFrame, context: pl.DataFrame,
-                   lists: list[np.ndarray], histories: list[np.ndarray], targets: list[np.ndarray], items: pl.DataFrame,
-                   vectors: np.ndarray, config: LongtailConfig) -> tuple[FusionRanker, dict]:
+def _update_ranker(
+    directory: Path,
+    old: SASRec,
+    candidate: SASRec,
+    item_ids: list[str],
+    history: pl.DataFrame,
+    context: pl.DataFrame,
+    lists: list[np.ndarray],
+    histories: list[np.ndarray],
+    targets: list[np.ndarray],
+    items: pl.DataFrame,
+    vectors: np.ndarray,
+    config: LongtailConfig,
+) -> tuple[FusionRanker, dict]:
     """Warm-start the folder's fusion ranker and judge it against the old one on the same held-out events.
 
     Old: the saved booster over the old SASRec, its closed-form sources fit on the folder's history. New: the same
@@ -190,16 +216,21 @@ def _update_ranker(directory: Path, old: SASRec, candidate: SASRec, item_ids: li
     previous = _folder_ranker(directory, old, item_ids[:known], history, items, vectors[:known], config)
     before = _judge(_old_model_scorer(previous, known, len(item_ids)), histories, targets, config)
     ranker = _folder_ranker(directory, candidate, item_ids, context, items, vectors, config)
-    ranker.warm_start(TrainData(len(item_ids), [s[:-1] for s in lists], [s[-1:] for s in lists], vectors, config.seed),
-                      config.incremental.ranker_trees)
+    ranker.warm_start(TrainData(len(item_ids), [s[:-1] for s in lists], [s[-1:] for s in lists], vectors, config.seed), config.incremental.ranker_trees)
     after = _judge(ranker.score, histories, targets, config)
-    part = {**_verdict(before, after, config), "trees": ranker.booster_.num_trees(), "training_lists": ranker.training_groups_,
-            "candidate_recall": round(ranker.candidate_recall_, 4), "seconds": round(time.perf_counter() - started, 2)}
+    part = {
+        **_verdict(before, after, config),
+        "trees": ranker.booster_.num_trees(),
+        "training_lists": ranker.training_groups_,
+        "candidate_recall": round(ranker.candidate_recall_, 4),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
     return ranker, part
 
 
-def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: pl.DataFrame, config: LongtailConfig,
-                        encode: ItemEncoder | None = None) -> dict:
+def update_model_folder(
+    directory: str | Path, new_events: pl.DataFrame, items: pl.DataFrame, config: LongtailConfig, encode: ItemEncoder | None = None
+) -> dict:
     """Warm-start the folder's model (and fusion ranker) on `new_events`; replace them only if not worse on the newest events.
 
     The newest new events (see `recent_slice`) are held out; the rest train a copy of the model, starting from its
@@ -250,29 +281,43 @@ def update_model_folder(directory: str | Path, new_events: pl.DataFrame, items: 
     sequential = _verdict(before, after, config)
     ranker, ranker_part = None, None
     if fusion:
-        ranker, ranker_part = _update_ranker(directory, old, candidate, item_ids, history, context, training, histories, targets,
-                                             items, vectors, config)  # type: ignore[arg-type]
+        ranker, ranker_part = _update_ranker(directory, old, candidate, item_ids, history, context, training, histories, targets, items, vectors, config)  # type: ignore[arg-type]
 
     keep = sequential["passed"] and (ranker_part is None or ranker_part["passed"])
     decision = {
-        "decision": "replaced" if keep else "rolled_back", **sequential,
-        "evaluated_users": len(recent_users), "new_events": new_events.height, "trained_events": to_train.height,
-        "held_out_events": recent.height, "trained_users": len(training), "items_before": len(old_ids), "items_added": len(added),
-        "seconds": round(time.perf_counter() - started, 2), "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "decision": "replaced" if keep else "rolled_back",
+        **sequential,
+        "evaluated_users": len(recent_users),
+        "new_events": new_events.height,
+        "trained_events": to_train.height,
+        "held_out_events": recent.height,
+        "trained_users": len(training),
+        "items_before": len(old_ids),
+        "items_added": len(added),
+        "seconds": round(time.perf_counter() - started, 2),
+        "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {"incremental": settings.model_dump(), "sequential": candidate.config.model_dump(), "seed": config.seed},
     }
     if ranker_part is not None:
         decision["ranker"] = ranker_part
-    log.info("incremental update %s: %s old %.4f new %.4f (tolerance %.4f)%s", decision["decision"], settings.metric, sequential["old"],
-             sequential["new"], settings.tolerance, "" if ranker_part is None else f"; ranker old {ranker_part['old']:.4f} new {ranker_part['new']:.4f}")
+    log.info(
+        "incremental update %s: %s old %.4f new %.4f (tolerance %.4f)%s",
+        decision["decision"],
+        settings.metric,
+        sequential["old"],
+        sequential["new"],
+        settings.tolerance,
+        "" if ranker_part is None else f"; ranker old {ranker_part['old']:.4f} new {ranker_part['new']:.4f}",
+    )
     if keep:
         seen = pl.concat([history, _interactions(new_events)])
         popularity = fit_popularity(TrainData(len(item_ids), user_sequences(item_ids, seen)[1]))
         index = directory / INDEX_DIR if (directory / INDEX_DIR).is_dir() else None
         intent = directory / INTENT_FILE if (directory / INTENT_FILE).is_file() else None
         # The guard's decision is the evaluation the updated models were accepted with.
-        write_model_folder(directory, candidate, item_ids, seen, config, popularity, ranker, vectors, decision, index, intent,
-                           carry=(DECISION_FILE, DECISION_LOG))
+        write_model_folder(
+            directory, candidate, item_ids, seen, config, popularity, ranker, vectors, decision, index, intent, carry=(DECISION_FILE, DECISION_LOG)
+        )
     save_json(directory / DECISION_FILE, decision)
     with (directory / DECISION_LOG).open("a", encoding="utf-8") as journal:
         journal.write(json.dumps(decision) + "\n")

@@ -54,11 +54,18 @@ def _evaluate_head(model: IntentModel, head: Head, train: pl.DataFrame, test: pl
         return macro_f1(t, p, range(len(classes)))
 
     users = rows["user_id"].to_numpy()
-    comparisons = {name: paired_bootstrap_statistic(score, codes["truth"], codes["model"], codes[name], users, samples, seed)
-                   for name in ("majority", "latest step")}
+    comparisons = {
+        name: paired_bootstrap_statistic(score, codes["truth"], codes["model"], codes[name], users, samples, seed) for name in ("majority", "latest step")
+    }
     label_shares = {name: round(float(np.mean(truth == name)), 4) for name in classes}
-    return {"classes": classes, "models": metrics, "comparisons": comparisons, "test_label_shares": label_shares,
-            "decision_weights": dict(zip(classes, model.decision_weights_[head], strict=True)), "importance": model.importance(head)}
+    return {
+        "classes": classes,
+        "models": metrics,
+        "comparisons": comparisons,
+        "test_label_shares": label_shares,
+        "decision_weights": dict(zip(classes, model.decision_weights_[head], strict=True)),
+        "importance": model.importance(head),
+    }
 
 
 def run_intent(
@@ -90,25 +97,39 @@ def run_intent(
     model = IntentModel(settings, config.seed).fit(part["train"], part["valid"])
     fit_seconds = time.perf_counter() - started
     advance("evaluate on held-out users")
-    heads: dict[str, dict] = {head: _evaluate_head(model, head, part["train"], part["test"], settings.bootstrap_samples, config.seed)
-             for head in HEAD_CLASSES if model.evaluable(head)}
+    heads: dict[str, dict] = {
+        head: _evaluate_head(model, head, part["train"], part["test"], settings.bootstrap_samples, config.seed)
+        for head in HEAD_CLASSES
+        if model.evaluable(head)
+    }
     action_types = sorted(set(events["event_type"].drop_nulls().to_list()))
-    notes = [f"Dataset: {dataset}; {events.height:,} events; event types: {', '.join(action_types)}.",
-             f"User-level split: {part['train']['user_id'].n_unique():,} training users, {part['valid']['user_id'].n_unique():,} "
-             f"early-stopping users, {part['test']['user_id'].n_unique():,} test users (rows: {part['test'].height:,}); "
-             f"features from the {settings.window} events before each position, labels from the event at it."]
+    notes = [
+        f"Dataset: {dataset}; {events.height:,} events; event types: {', '.join(action_types)}.",
+        f"User-level split: {part['train']['user_id'].n_unique():,} training users, {part['valid']['user_id'].n_unique():,} "
+        f"early-stopping users, {part['test']['user_id'].n_unique():,} test users (rows: {part['test'].height:,}); "
+        f"features from the {settings.window} events before each position, labels from the event at it.",
+    ]
     if not model.evaluable("next_action"):
-        notes.append("next_action is not evaluated: every event in this log has the same action type "
-                     f"({', '.join(model.classes_['next_action'])}), so there is nothing to predict.")
+        notes.append(
+            "next_action is not evaluated: every event in this log has the same action type "
+            f"({', '.join(model.classes_['next_action'])}), so there is nothing to predict."
+        )
     result = {
-        "dataset": dataset, "events": events.height, "event_types": action_types, "window": settings.window,
-        "users": {role: part[role]["user_id"].n_unique() for role in part}, "rows": {role: part[role].height for role in part},
+        "dataset": dataset,
+        "events": events.height,
+        "event_types": action_types,
+        "window": settings.window,
+        "users": {role: part[role]["user_id"].n_unique() for role in part},
+        "rows": {role: part[role].height for role in part},
         "boosting_rounds": {head: booster.best_iteration or booster.current_iteration() for head, booster in model.boosters_.items()},
-        "seconds": round(fit_seconds, 1), "heads": heads, "notes": notes,
+        "seconds": round(fit_seconds, 1),
+        "heads": heads,
+        "notes": notes,
     }
     out_dir = Path(out_dir)
-    write_report_pair(out_dir / RESULT_FILE, out_dir / REPORT_FILE, result, "classification.html",
-                      classification_context(f"behaviour intent on {dataset}", heads, notes))
+    write_report_pair(
+        out_dir / RESULT_FILE, out_dir / REPORT_FILE, result, "classification.html", classification_context(f"behaviour intent on {dataset}", heads, notes)
+    )
     model.save(out_dir / MODEL_FILE)
     save_config(config, out_dir)
     return result

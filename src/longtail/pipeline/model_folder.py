@@ -45,8 +45,26 @@ POPULARITY_DIR = "popularity"
 INDEX_DIR = "index"
 # Metadata, tensors, tables, LightGBM's text booster; and in a search index, tantivy segments, numpy arrays (read
 # without pickle) and the faiss index. Anything else (.pt, .pkl, .joblib, .bin ...) is refused.
-ALLOWED_SUFFIXES = frozenset({".json", ".jsonl", ".yaml", ".safetensors", ".parquet", ".txt", ".npy", ".faiss",
-                              ".idx", ".pos", ".term", ".store", ".fast", ".fieldnorm", ".del", ".lock"})
+ALLOWED_SUFFIXES = frozenset(
+    {
+        ".json",
+        ".jsonl",
+        ".yaml",
+        ".safetensors",
+        ".parquet",
+        ".txt",
+        ".npy",
+        ".faiss",
+        ".idx",
+        ".pos",
+        ".term",
+        ".store",
+        ".fast",
+        ".fieldnorm",
+        ".del",
+        ".lock",
+    }
+)
 _PICKLE_PROTOCOLS = {bytes([0x80, protocol]) for protocol in range(2, 6)}
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip of pickles
 
@@ -68,17 +86,30 @@ def verify_folder(directory: str | Path) -> None:
         with path.open("rb") as handle:
             head = handle.read(4)
         if head[:2] in _PICKLE_PROTOCOLS or head == _ZIP_MAGIC:
-            raise ModelFolderError(f"{path}: a pickle or zip archive (e.g. torch.save) could run code when loaded; "
-                                   "models are saved as safetensors + JSON; retrain or re-save the folder")
+            raise ModelFolderError(
+                f"{path}: a pickle or zip archive (e.g. torch.save) could run code when loaded; "
+                "models are saved as safetensors + JSON; retrain or re-save the folder"
+            )
         if path.suffix.lower() not in ALLOWED_SUFFIXES and not path.name.startswith("."):
-            raise ModelFolderError(f"{path}: unexpected file type '{path.suffix or path.name}' in a model folder; "
-                                   f"allowed: {', '.join(sorted(ALLOWED_SUFFIXES))}")
+            raise ModelFolderError(
+                f"{path}: unexpected file type '{path.suffix or path.name}' in a model folder; allowed: {', '.join(sorted(ALLOWED_SUFFIXES))}"
+            )
 
 
-def write_model_folder(directory: str | Path, sequential: SASRec, item_ids: list[str], history: pl.DataFrame, config: LongtailConfig,
-                       popularity: Popularity, ranker: FusionRanker | None = None, vectors: np.ndarray | None = None,
-                       evaluation: dict[str, Any] | None = None, index: str | Path | None = None,
-                       intent: str | Path | None = None, carry: Sequence[str] = ()) -> str:
+def write_model_folder(
+    directory: str | Path,
+    sequential: SASRec,
+    item_ids: list[str],
+    history: pl.DataFrame,
+    config: LongtailConfig,
+    popularity: Popularity,
+    ranker: FusionRanker | None = None,
+    vectors: np.ndarray | None = None,
+    evaluation: dict[str, Any] | None = None,
+    index: str | Path | None = None,
+    intent: str | Path | None = None,
+    carry: Sequence[str] = (),
+) -> str:
     """Write every part into a staging folder and swap it in whole (a reader never sees half); the new version id."""
     from safetensors.numpy import save_file
 
@@ -100,8 +131,15 @@ def write_model_folder(directory: str | Path, sequential: SASRec, item_ids: list
         save_config(config, staging)
         if evaluation is not None:
             save_json(staging / EVALUATION_FILE, evaluation)
-        save_json(staging / FOLDER_FILE, {"version": version, "recommender": "fusion" if ranker is not None else "sasrec",
-                                          "items": len(item_ids), "written_at": datetime.now(UTC).isoformat(timespec="seconds")})
+        save_json(
+            staging / FOLDER_FILE,
+            {
+                "version": version,
+                "recommender": "fusion" if ranker is not None else "sasrec",
+                "items": len(item_ids),
+                "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
     return version
 
 
@@ -171,8 +209,17 @@ def load_model_folder(directory: str | Path) -> ModelFolder:
         raise ModelFolderError(f"{directory / POPULARITY_DIR}: holds a '{popularity.name}' model, not popularity")
     evaluation = load_json(directory / EVALUATION_FILE) if (directory / EVALUATION_FILE).is_file() else None
     intent = IntentModel.load(directory / INTENT_FILE) if (directory / INTENT_FILE).is_file() else None
-    return ModelFolder(directory, manifest["version"], load_config(directory / CONFIG_FILENAME), load_json(directory / ITEMS_FILE),
-                       recommender, sequential, popularity, evaluation, intent)
+    return ModelFolder(
+        directory,
+        manifest["version"],
+        load_config(directory / CONFIG_FILENAME),
+        load_json(directory / ITEMS_FILE),
+        recommender,
+        sequential,
+        popularity,
+        evaluation,
+        intent,
+    )
 
 
 def folder_split(directory: str | Path) -> Split:

@@ -34,21 +34,33 @@ def rescore_folder(directory: str | Path) -> Evaluation:
     saved = load_json(directory / EVALUATION_FILE)["metrics"]
     differing = sorted(name for name, value in evaluation.metrics.items() if not _same(value, saved.get(name, math.nan)))
     if differing:
-        raise ModelFolderError(f"{directory}: re-scoring differs from the saved evaluation in {', '.join(differing)} "
-                               f"(e.g. {differing[0]}: {evaluation.metrics[differing[0]]} vs {saved.get(differing[0])})")
+        raise ModelFolderError(
+            f"{directory}: re-scoring differs from the saved evaluation in {', '.join(differing)} "
+            f"(e.g. {differing[0]}: {evaluation.metrics[differing[0]]} vs {saved.get(differing[0])})"
+        )
     return evaluation
 
 
-def reported_runs(items: pl.DataFrame, events: pl.DataFrame, config: LongtailConfig, dataset: str, seeds: Sequence[int], out_dir: str | Path,
-                  encode: ItemEncoder, fusion: bool = False) -> tuple[list[dict[str, Any]], dict[tuple[str, int], Evaluation]]:
+def reported_runs(
+    items: pl.DataFrame,
+    events: pl.DataFrame,
+    config: LongtailConfig,
+    dataset: str,
+    seeds: Sequence[int],
+    out_dir: str | Path,
+    encode: ItemEncoder,
+    fusion: bool = False,
+) -> tuple[list[dict[str, Any]], dict[tuple[str, int], Evaluation]]:
     """Per seed: train SASRec (and with `fusion` the ranker over it) into `out_dir/seed-<seed>`, re-score the folder.
 
     Returns one run record per model and seed ("sasrec", and "fusion" with `fusion`), each carrying dataset, model,
     seed, protocol, metrics, segments, how training stopped and its folder; and their evaluations keyed (model, seed).
     """
     if config.recommend.sequential.max_train_seconds is not None:
-        raise ModelFolderError("reported runs train to convergence on validation: unset recommend.sequential.max_train_seconds "
-                               "(time caps are for the demo and the time-to-quality benchmark)")
+        raise ModelFolderError(
+            "reported runs train to convergence on validation: unset recommend.sequential.max_train_seconds "
+            "(time caps are for the demo and the time-to-quality benchmark)"
+        )
     runs: list[dict[str, Any]] = []
     evaluations: dict[tuple[str, int], Evaluation] = {}
     for seed in seeds:
@@ -59,8 +71,13 @@ def reported_runs(items: pl.DataFrame, events: pl.DataFrame, config: LongtailCon
         if fusion:
             sequential = load_model_folder(directory).sequential
             scored = {"sasrec": evaluate_split(sequential.score, folder_split(directory), "test", config.recommend), "fusion": served}
-        training = {"epochs": len(model.history_), "stopped": model.stopped_, "best_valid_NDCG@10": model.best_valid_,
-                    "train_seconds": round(model.history_[-1]["seconds"], 2), "model_folder": str(directory)}
+        training = {
+            "epochs": len(model.history_),
+            "stopped": model.stopped_,
+            "best_valid_NDCG@10": model.best_valid_,
+            "train_seconds": round(model.history_[-1]["seconds"], 2),
+            "model_folder": str(directory),
+        }
         for name, evaluation in scored.items():
             evaluations[(name, seed)] = evaluation
             runs.append({"dataset": dataset, "model": name, "seed": seed, "protocol": "loo-full", **evaluation.summary(), **training})

@@ -34,8 +34,9 @@ def _checked(response: httpx.Response) -> Any:
     return response.json()
 
 
-def replay(client: httpx.Client, model_dir: str | Path, users: int | None, seed: int, k: int = 10,
-           advance: Callable[[], None] = lambda: None) -> dict[str, Any]:
+def replay(
+    client: httpx.Client, model_dir: str | Path, users: int | None, seed: int, k: int = 10, advance: Callable[[], None] = lambda: None
+) -> dict[str, Any]:
     """Post the sampled test users' histories (all but their last item) under fresh ids, ask for k recommendations
     each and score them: per-user ranks of the held-out item through `ranking_metrics`, the offline metrics code."""
     directory = Path(model_dir)
@@ -48,8 +49,10 @@ def replay(client: httpx.Client, model_dir: str | Path, users: int | None, seed:
     for user in chosen.tolist():
         user_id = split.user_ids[user]
         served_id = f"{REPLAY_PREFIX}{user_id}"
-        events = [{"user_id": served_id, "item_id": row["item_id"], "event_type": row["event_type"], "timestamp": row["timestamp"].isoformat()}
-                  for row in by_user[user_id][:-1]]
+        events = [
+            {"user_id": served_id, "item_id": row["item_id"], "event_type": row["event_type"], "timestamp": row["timestamp"].isoformat()}
+            for row in by_user[user_id][:-1]
+        ]
         for start in range(0, len(events), BATCH):
             _checked(client.post("/events", json={"events": events[start : start + BATCH]}))
         answer = _checked(client.get(f"/users/{served_id}/recommendations", params={"k": k}))
@@ -59,5 +62,4 @@ def replay(client: httpx.Client, model_dir: str | Path, users: int | None, seed:
         sources[answer["source"]] = sources.get(answer["source"], 0) + 1
         advance()
     per_user = ranking_metrics(ranks, [k])
-    return {"users": len(chosen), "metrics": {name: float(np.nanmean(per_user[name])) for name in (f"NDCG@{k}", f"HR@{k}")},
-            "sources": sources}
+    return {"users": len(chosen), "metrics": {name: float(np.nanmean(per_user[name])) for name in (f"NDCG@{k}", f"HR@{k}")}, "sources": sources}

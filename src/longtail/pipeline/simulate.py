@@ -25,8 +25,7 @@ def load_arm(spec: str) -> ModelFolder:
     return dataclasses.replace(folder, recommender=folder.popularity) if popularity else folder
 
 
-def simulate_folders(specs: list[str], users: int | None, seeds: list[int], out: Path, k: int = 10,
-                     model: ClickModel | None = None) -> dict[str, Any]:
+def simulate_folders(specs: list[str], users: int | None, seeds: list[int], out: Path, k: int = 10, model: ClickModel | None = None) -> dict[str, Any]:
     """Serve arm A and arm B (`specs`) to the same sampled test users of A's folder; write and return the report."""
     if len(specs) != 2:
         raise LongtailError(f"simulate compares two arms: give --model twice (got {len(specs)})")
@@ -39,9 +38,14 @@ def simulate_folders(specs: list[str], users: int | None, seeds: list[int], out:
     targets = np.array([split.test[user][0] for user in chosen.tolist()], dtype=np.int64)
     lists = [arm.recommend(histories, k)[0] for arm in arms]
     offline = [evaluate_folder(arm, split, chosen).metrics for arm in arms]
-    result = {"arms": {label: {"model": spec, "recommender": arm.name, "version": arm.version,
-                               "offline": {name: metrics[name] for name in ("NDCG@10", "HR@10")}}
-                       for label, spec, arm, metrics in zip("AB", specs, arms, offline, strict=True)},
-              "users": len(chosen), "k": k, **simulate(lists[0], lists[1], targets, model or ClickModel(), seeds)}
+    result = {
+        "arms": {
+            label: {"model": spec, "recommender": arm.name, "version": arm.version, "offline": {name: metrics[name] for name in ("NDCG@10", "HR@10")}}
+            for label, spec, arm, metrics in zip("AB", specs, arms, offline, strict=True)
+        },
+        "users": len(chosen),
+        "k": k,
+        **simulate(lists[0], lists[1], targets, model or ClickModel(), seeds),
+    }
     write_report_pair(out / RESULT_FILE, out / REPORT_FILE, result, "simulation.html", {"result": result})
     return result

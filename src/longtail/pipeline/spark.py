@@ -28,7 +28,13 @@ if TYPE_CHECKING:
 
 LOOPBACK = "127.0.0.1"
 _SPARK_TYPES: dict[PolarsDataType, str] = {
-    pl.String: "string", pl.Int64: "bigint", pl.Int32: "int", pl.Float64: "double", pl.Float32: "float", pl.Boolean: "boolean", pl.Binary: "binary",
+    pl.String: "string",
+    pl.Int64: "bigint",
+    pl.Int32: "int",
+    pl.Float64: "double",
+    pl.Float32: "float",
+    pl.Boolean: "boolean",
+    pl.Binary: "binary",
 }
 
 
@@ -69,9 +75,7 @@ def conform(frame: pl.DataFrame, schema: OutputSchema) -> pl.DataFrame:
     return frame.select(columns)
 
 
-def run_partition(
-    batches: Iterator[pd.DataFrame], function: BatchFunction, input_schema: OutputSchema, output_schema: OutputSchema
-) -> Iterator[pd.DataFrame]:
+def run_partition(batches: Iterator[pd.DataFrame], function: BatchFunction, input_schema: OutputSchema, output_schema: OutputSchema) -> Iterator[pd.DataFrame]:
     """Worker side: gather the partition's batches (so grouped rows meet), run the pure function, return pandas."""
     import pandas as pd
 
@@ -125,9 +129,7 @@ def check_master_reachable(master: str, timeout: float) -> None:
         with socket.create_connection(address, timeout=timeout):
             pass
     except OSError as error:
-        raise ExecutorError(
-            f"Spark master {master} is not reachable ({error}); start the cluster or set pipeline.executor: local"
-        ) from None
+        raise ExecutorError(f"Spark master {master} is not reachable ({error}); start the cluster or set pipeline.executor: local") from None
 
 
 def start_session(config: PipelineConfig, app_name: str = "longtail") -> SparkSession:
@@ -221,8 +223,16 @@ class StandaloneCluster:
                     raise ExecutorError(f"the Spark master did not start within {self.start_timeout:.0f}s; see {self._work_dir}") from None
                 time.sleep(0.5)
         self._launch(
-            "org.apache.spark.deploy.worker.Worker", "--host", LOOPBACK, "--cores", str(self.worker_cores), "--memory", self.worker_memory,
-            "--webui-port", str(_free_port()), self.master_url,
+            "org.apache.spark.deploy.worker.Worker",
+            "--host",
+            LOOPBACK,
+            "--cores",
+            str(self.worker_cores),
+            "--memory",
+            self.worker_memory,
+            "--webui-port",
+            str(_free_port()),
+            self.master_url,
         )
         return self
 

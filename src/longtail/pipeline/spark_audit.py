@@ -181,8 +181,11 @@ def audit_on_cluster(
                 raise ExecutorError(f"events: kept + quarantined != input rows in the cluster's figures {event_figures.summary}")
             step("statistics")
             figures = {"items": statistics.table_figures(items, item_audit.outcome, item_audit.findings), "events": event_figures}
-            figures |= {name: statistics.table_figures(table, side_outcomes[name], side_findings[name])
-                        for name, table in (("users", users), ("judgments", judgments)) if table is not None}
+            figures |= {
+                name: statistics.table_figures(table, side_outcomes[name], side_findings[name])
+                for name, table in (("users", users), ("judgments", judgments))
+                if table is not None
+            }
             report = statistics.assemble_report(in_table_order(figures), items, activity, daily, clock.wall_clock, config)
             report["item_merges"] = dict(merges.iter_rows())
             result = AuditResult(in_table_order({"items": item_audit.outcome, **side_outcomes}), report)

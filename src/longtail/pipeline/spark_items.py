@@ -48,8 +48,13 @@ def _verify_pairs(batches: Iterator[pd.DataFrame], shingle_size: int, threshold:
     for batch in batches:
         later, earlier = batch["later"].to_numpy(), batch["earlier"].to_numpy()
         similarity = np.array(
-            [len(a & b) / len(a | b) for a, b in ((duplicates.shingles(x, shingle_size), duplicates.shingles(y, shingle_size))
-                                                  for x, y in zip(batch["later_text"], batch["earlier_text"], strict=True))],
+            [
+                len(a & b) / len(a | b)
+                for a, b in (
+                    (duplicates.shingles(x, shingle_size), duplicates.shingles(y, shingle_size))
+                    for x, y in zip(batch["later_text"], batch["earlier_text"], strict=True)
+                )
+            ],
             dtype=np.float64,
         )
         keep = similarity >= threshold
@@ -74,9 +79,8 @@ def near_duplicates_on_spark(
         .distinct()
     )
     texts_frame = frame.select("position", "compact")
-    with_text = (
-        pairs.join(texts_frame.withColumnRenamed("position", "later").withColumnRenamed("compact", "later_text"), "later")
-        .join(texts_frame.withColumnRenamed("position", "earlier").withColumnRenamed("compact", "earlier_text"), "earlier")
+    with_text = pairs.join(texts_frame.withColumnRenamed("position", "later").withColumnRenamed("compact", "later_text"), "later").join(
+        texts_frame.withColumnRenamed("position", "earlier").withColumnRenamed("compact", "earlier_text"), "earlier"
     )
     matches = with_text.mapInPandas(partial(_verify_pairs, shingle_size=shingle_size, threshold=threshold), spark_ddl(MATCHES_SCHEMA))
     # Per later item the most similar earlier one, ties to the earliest: the in-process rule.

@@ -42,16 +42,10 @@ def category_domain(items: pl.DataFrame) -> list[str]:
 
 def _events_with_category(events: pl.DataFrame, items: pl.DataFrame, domain: list[str]) -> pl.DataFrame:
     categories = items.select("item_id", "category").unique("item_id", keep="first", maintain_order=True)
-    return (
-        events.select("user_id", "item_id")
-        .join(categories, on="item_id", how="inner")
-        .filter(pl.col("category").is_in(domain))
-    )
+    return events.select("user_id", "item_id").join(categories, on="item_id", how="inner").filter(pl.col("category").is_in(domain))
 
 
-def bounded_category_contributions(
-    events: pl.DataFrame, items: pl.DataFrame, bounds: DifferentialPrivacyConfig, seed: int, domain: list[str]
-) -> pl.DataFrame:
+def bounded_category_contributions(events: pl.DataFrame, items: pl.DataFrame, bounds: DifferentialPrivacyConfig, seed: int, domain: list[str]) -> pl.DataFrame:
     """Each user's (user_id, category, contribution) after capping: at most `max_count_per_category` per category
     and at most `max_categories_per_user` categories (a seeded pseudo-random choice among the user's own), so removing
     one user changes the category histogram by at most their product in L1."""
@@ -83,9 +77,7 @@ def bounded_category_counts(
     )
 
 
-def dp_category_counts(
-    events: pl.DataFrame, items: pl.DataFrame, bounds: DifferentialPrivacyConfig, seed: int, domain: list[str] | None = None
-) -> Release:
+def dp_category_counts(events: pl.DataFrame, items: pl.DataFrame, bounds: DifferentialPrivacyConfig, seed: int, domain: list[str] | None = None) -> Release:
     """Category popularity with user-level ε-DP: bounded counts plus Laplace noise with Δ = categories × per-category cap."""
     exact = bounded_category_counts(events, items, bounds, seed, domain)
     sensitivity = float(bounds.max_categories_per_user * bounds.max_count_per_category)
@@ -96,9 +88,7 @@ def dp_category_counts(
     return Release(table, bounds.epsilon, sensitivity, laplace_scale(sensitivity, bounds.epsilon), "user", tuple(exact.get_column("category")))
 
 
-def affinity_counts(
-    events: pl.DataFrame, items: pl.DataFrame, domain: list[str], users: list[str] | None = None
-) -> tuple[list[str], np.ndarray]:
+def affinity_counts(events: pl.DataFrame, items: pl.DataFrame, domain: list[str], users: list[str] | None = None) -> tuple[list[str], np.ndarray]:
     """Users and their event counts per domain category, as a dense users × categories matrix.
     By default the users are every user in `events`, so a row exists even without any event in the domain."""
     # The user list must not depend on which categories a user touched, or a row's presence would leak it.

@@ -29,9 +29,7 @@ class Erasure:
         return sum(self.removed.values())
 
 
-def erase_user(
-    tables: Mapping[str, pl.DataFrame], user_id: str, pseudonymiser: Pseudonymiser | None = None, column: str = "user_id"
-) -> Erasure:
+def erase_user(tables: Mapping[str, pl.DataFrame], user_id: str, pseudonymiser: Pseudonymiser | None = None, column: str = "user_id") -> Erasure:
     """Every table with the user's rows removed; with a pseudonymiser the raw id also matches its pseudonym."""
     # Tables may hold raw ids (before ingestion) or pseudonyms (after), so both spellings are erased.
     ids = [user_id] if pseudonymiser is None else [user_id, pseudonymiser.pseudonym(user_id)]

@@ -25,9 +25,7 @@ def scrub_tables(tables: Mapping[str, pl.DataFrame], columns: Mapping[str, list[
     return scrubbed, totals
 
 
-def apply_privacy(
-    tables: Mapping[str, pl.DataFrame], config: PrivacyConfig, environ: Mapping[str, str] | None = None
-) -> dict[str, pl.DataFrame]:
+def apply_privacy(tables: Mapping[str, pl.DataFrame], config: PrivacyConfig, environ: Mapping[str, str] | None = None) -> dict[str, pl.DataFrame]:
     """Tables ready for the audit: user ids pseudonymised in every table that has them and PII scrubbed, as configured."""
     result = dict(tables)
     if not config.enabled:

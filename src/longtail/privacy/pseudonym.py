@@ -45,9 +45,7 @@ class Pseudonymiser:
         distinct = table.get_column(column).drop_nulls().unique()
         # polars has no keyed hash, so HMAC runs in Python, but only over distinct ids (users << events).
         mapping = pl.Series([self.pseudonym(str(value)) for value in distinct], dtype=pl.String)
-        return table.with_columns(
-            pl.col(column).cast(pl.String).replace_strict(distinct.cast(pl.String), mapping, default=None, return_dtype=pl.String)
-        )
+        return table.with_columns(pl.col(column).cast(pl.String).replace_strict(distinct.cast(pl.String), mapping, default=None, return_dtype=pl.String))
 
 
 def pseudonymiser_from_config(config: PrivacyConfig, environ: Mapping[str, str] | None = None) -> Pseudonymiser:

@@ -160,9 +160,7 @@ def _outcome(
 def reconcile(outcome: TableOutcome) -> None:
     """Raise unless every input row is either kept or quarantined, exactly once."""
     if outcome.kept.height + outcome.quarantine.height != outcome.input_rows:
-        raise ReconciliationError(
-            f"{outcome.name}: kept {outcome.kept.height} + quarantined {outcome.quarantine.height} != input {outcome.input_rows}"
-        )
+        raise ReconciliationError(f"{outcome.name}: kept {outcome.kept.height} + quarantined {outcome.quarantine.height} != input {outcome.input_rows}")
     if outcome.quarantine[SOURCE_ROW].n_unique() != outcome.quarantine.height:
         raise ReconciliationError(f"{outcome.name}: a row was quarantined twice")
 

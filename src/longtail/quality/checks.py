@@ -85,11 +85,7 @@ def findings_where(table: pl.DataFrame, mask: pl.Expr, reason: str, action: str,
 
 def unparseable_fields(table: pl.DataFrame) -> pl.DataFrame:
     """Cells whose text could not be read as the column's type (e.g. price 'abc')."""
-    exploded = (
-        table.select(SOURCE_ROW, pl.col(INVALID_FIELDS).str.split(";"), INVALID_VALUES)
-        .explode(INVALID_FIELDS)
-        .filter(pl.col(INVALID_FIELDS) != "")
-    )
+    exploded = table.select(SOURCE_ROW, pl.col(INVALID_FIELDS).str.split(";"), INVALID_VALUES).explode(INVALID_FIELDS).filter(pl.col(INVALID_FIELDS) != "")
     return exploded.select(
         pl.col(SOURCE_ROW),
         describe("unparseable_", pl.col(INVALID_FIELDS)).alias("reason"),
@@ -108,7 +104,6 @@ def _parsed_ok(table: pl.DataFrame, column: str) -> pl.Expr:
     return ~pl.col(INVALID_FIELDS).str.split(";").list.contains(column)
 
 
-
 def _timestamp_window(frame: pl.DataFrame, column: str, now: datetime, catalogue_start: datetime | None) -> list[pl.DataFrame]:
     """Rows whose `column` lies in the future, or before the catalogue opened when that date is known."""
     stamp = pl.col(column)
@@ -116,6 +111,7 @@ def _timestamp_window(frame: pl.DataFrame, column: str, now: datetime, catalogue
     if catalogue_start is not None:
         parts.append(findings_where(frame, stamp < pl.lit(catalogue_start), "timestamp_before_catalogue", QUARANTINE, describe(f"{column} ", stamp)))
     return parts
+
 
 def item_validity(items: pl.DataFrame, config: QualityConfig, now: datetime, catalogue_start: datetime | None) -> pl.DataFrame:
     """Missing ids and titles, repeated ids, non-positive prices, impossible creation times."""
@@ -170,8 +166,10 @@ def price_outlier_findings(joined: pl.DataFrame, config: QualityConfig) -> pl.Da
 
 def category_consistency(items: pl.DataFrame) -> pl.DataFrame:
     """Category paths with empty levels, or a leaf name that sits under different parents."""
-    paths = items.select(SOURCE_ROW, "category").drop_nulls("category").with_columns(
-        pl.col("category").str.split(">").list.eval(pl.element().str.strip_chars()).alias("levels")
+    paths = (
+        items.select(SOURCE_ROW, "category")
+        .drop_nulls("category")
+        .with_columns(pl.col("category").str.split(">").list.eval(pl.element().str.strip_chars()).alias("levels"))
     )
     empty_level = pl.col("levels").list.eval(pl.element() == "").list.any()
     leaves = paths.with_columns(pl.col("levels").list.last().alias("leaf"), pl.col("levels").list.len().alias("depth"))
@@ -213,9 +211,7 @@ def item_duplicates(
     ids, texts = candidates["item_id"].to_list(), candidates["text"].to_list()
     exact = duplicates.exact_duplicates(ids, texts)
     remaining = [(i, t) for i, t in zip(ids, texts, strict=True) if i not in exact]
-    near = find_near(
-        [i for i, _ in remaining], [t for _, t in remaining], config.near_duplicate_threshold, config.near_duplicate_shingle, seed
-    )
+    near = find_near([i for i, _ in remaining], [t for _, t in remaining], config.near_duplicate_threshold, config.near_duplicate_shingle, seed)
     exact_frame = pl.DataFrame(
         {"item_id": list(exact), "detail": [f"same text as item {v}" for v in exact.values()]}, schema={"item_id": pl.String, "detail": pl.String}
     )

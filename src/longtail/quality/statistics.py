@@ -17,9 +17,23 @@ if TYPE_CHECKING:
     from longtail.quality.audit import TableOutcome
 
 VALIDITY_REASONS = {
-    "unparseable_price", "unparseable_created_at", "unparseable_timestamp", "unparseable_rating", "missing_item_id",
-    "missing_title", "missing_user_id", "missing_timestamp", "missing_query", "invalid_price", "invalid_event_type",
-    "rating_out_of_range", "future_timestamp", "timestamp_before_catalogue", "unparseable_grade", "missing_grade", "invalid_grade",
+    "unparseable_price",
+    "unparseable_created_at",
+    "unparseable_timestamp",
+    "unparseable_rating",
+    "missing_item_id",
+    "missing_title",
+    "missing_user_id",
+    "missing_timestamp",
+    "missing_query",
+    "invalid_price",
+    "invalid_event_type",
+    "rating_out_of_range",
+    "future_timestamp",
+    "timestamp_before_catalogue",
+    "unparseable_grade",
+    "missing_grade",
+    "invalid_grade",
 }
 CONSISTENCY_REASONS = {
     "unknown_user",
@@ -245,14 +259,18 @@ def merge_figure_rows(rows: pl.DataFrame, columns: list[str]) -> tuple[TableFigu
         "flags_by_reason": ranked("flags_by_reason"),
     }
     parts = [
-        rows.filter(pl.col("section") == section).group_by("key").agg(getattr(pl.col("value"), how)().alias(section))
-        for section, how in _DAY_SECTIONS.items()
+        rows.filter(pl.col("section") == section).group_by("key").agg(getattr(pl.col("value"), how)().alias(section)) for section, how in _DAY_SECTIONS.items()
     ]
-    daily = parts[0].join(parts[1], on="key").join(parts[2], on="key").select(
-        pl.col("key").str.to_date().alias("day"),
-        pl.col("day_events").alias("events"),
-        pl.from_epoch("day_first", "us").dt.replace_time_zone("UTC").alias("first"),
-        pl.from_epoch("day_last", "us").dt.replace_time_zone("UTC").alias("last"),
+    daily = (
+        parts[0]
+        .join(parts[1], on="key")
+        .join(parts[2], on="key")
+        .select(
+            pl.col("key").str.to_date().alias("day"),
+            pl.col("day_events").alias("events"),
+            pl.from_epoch("day_first", "us").dt.replace_time_zone("UTC").alias("first"),
+            pl.from_epoch("day_last", "us").dt.replace_time_zone("UTC").alias("last"),
+        )
     )
     missing = {column: by_section.get("missing", {}).get(column, 0) for column in columns}
     return TableFigures(summary, dict(sorted(by_section.get("reasons", {}).items())), missing), daily

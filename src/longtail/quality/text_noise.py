@@ -71,7 +71,5 @@ def repair_column(table: pl.DataFrame, column: str, key: str, fix_html: bool, fi
     candidates = table.filter(noisy).select(key, column)
     if candidates.height == 0:
         return table
-    fixed = candidates.with_columns(
-        pl.col(column).map_elements(lambda text: repair_text(text, fix_html, fix_encoding), return_dtype=pl.String)
-    )
+    fixed = candidates.with_columns(pl.col(column).map_elements(lambda text: repair_text(text, fix_html, fix_encoding), return_dtype=pl.String))
     return table.update(fixed, on=key)

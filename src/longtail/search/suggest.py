@@ -19,8 +19,16 @@ _END = "\U0010ffff"  # sorts after every character, so [prefix, prefix + _END) i
 _TYPO_PENALTY = 0.5
 TYPO_MAX_LENGTH = 40
 # What is known of a candidate phrase; the weights that combine these into one score are learnt from the log.
-FEATURES = ("log1p catalogue count", "log1p query weight", "log P(first word starts a query)", "log P(last word ends a query)",
-            "1 word", "2 words", "3 words", "4+ words")
+FEATURES = (
+    "log1p catalogue count",
+    "log1p query weight",
+    "log P(first word starts a query)",
+    "log P(last word ends a query)",
+    "1 word",
+    "2 words",
+    "3 words",
+    "4+ words",
+)
 # For a log too small to learn from: catalogue and query evidence add up, as do the boundary log-probabilities.
 DEFAULT_WEIGHTS = np.array([1.0, 0.5, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
 MIN_POSITIVES = 20
@@ -142,8 +150,7 @@ def phrase_features(phrases: Sequence[str], catalogue: dict[str, float], log: Qu
     rows = np.zeros((len(phrases), len(FEATURES)), dtype=np.float64)
     for row, phrase in enumerate(phrases):
         tokens = _title_words(phrase) or [phrase]
-        rows[row, :4] = (math.log1p(catalogue.get(phrase, 0.0)), math.log1p(log.phrases.get(phrase, 0.0)),
-                         log.start_rate(tokens[0]), log.end_rate(tokens[-1]))
+        rows[row, :4] = (math.log1p(catalogue.get(phrase, 0.0)), math.log1p(log.phrases.get(phrase, 0.0)), log.start_rate(tokens[0]), log.end_rate(tokens[-1]))
         rows[row, 3 + min(len(tokens), 4)] = 1.0
     return rows
 
@@ -207,8 +214,13 @@ class Suggester:
 
     @classmethod
     def build(
-        cls, titles: Iterable[str], brands: Sequence[str | None] = (), log: Iterable[LoggedQuery] = (), half_life_days: float = 30.0,
-        min_items: int = 2, l2: float = L2,
+        cls,
+        titles: Iterable[str],
+        brands: Sequence[str | None] = (),
+        log: Iterable[LoggedQuery] = (),
+        half_life_days: float = 30.0,
+        min_items: int = 2,
+        l2: float = L2,
     ) -> Suggester:
         """A suggester over catalogue titles and brands and, when given, a log of past searches whose own queries
         teach how to weigh the evidence (`learn_phrase_weights`)."""

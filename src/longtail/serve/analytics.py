@@ -109,10 +109,16 @@ def search_analytics(
     stats = []
     for query, (n, engaged) in counts.items():
         shown = outcomes[query].item_ids
-        stats.append(QueryStats(
-            query=query, searches=n, clicked=engaged, ctr=round(engaged / n, 4), zero_result=_failed(outcomes[query]),
-            tail_share=round(sum(item in tail_items for item in shown) / len(shown), 4) if shown else 0.0,
-        ))
+        stats.append(
+            QueryStats(
+                query=query,
+                searches=n,
+                clicked=engaged,
+                ctr=round(engaged / n, 4),
+                zero_result=_failed(outcomes[query]),
+                tail_share=round(sum(item in tail_items for item in shown) / len(shown), 4) if shown else 0.0,
+            )
+        )
     stats.sort(key=lambda s: (-s.searches, s.query))
     days: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for event, clicked in searches:

@@ -67,15 +67,19 @@ ItemId = Annotated[Identifier, Path(description="item id; percent-encode '/', '%
 # The page builds its DOM with textContent only, loads its script and style from this server and talks only to this
 # API, so a strict policy costs nothing: no inline code runs, even if markup were ever injected.
 PAGE_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self';"
-    " base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 PAGE_ASSETS = {"page.js": "text/javascript; charset=utf-8", "page.css": "text/css; charset=utf-8"}
 REPLAYED_HEADER = "Idempotent-Replayed"  # set on an answer repeated for a retried Idempotency-Key
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
-           description="any unique string per request (e.g. a UUID); a retry with the same key and body gets the first answer and writes nothing"),
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="any unique string per request (e.g. a UUID); a retry with the same key and body gets the first answer and writes nothing",
+    ),
 ]
 DOCS_ASSETS = "/docs-assets"  # Swagger UI and ReDoc files, shipped by fastapi-offline
 SCOPE_EXTENSION = "x-required-scope"  # each route's scope, in its OpenAPI operation for clients to read
@@ -154,7 +158,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(503, "store_unavailable", "the event store is unavailable; nothing was written; retry later")
 
 
-
 class ErrorBoundary:
     """Turns an unhandled error into one logged traceback and a JSON 500. (An exception handler for `Exception`
     runs in Starlette's outermost middleware, which re-raises after answering, so uvicorn logged every error again.)"""
@@ -189,13 +192,23 @@ def _install_local_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=spec, title=f"{app.title} API", swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
-                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css", swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
+        return get_swagger_ui_html(
+            openapi_url=spec,
+            title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url=spec, title=f"{app.title} API", redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
-                              redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
+        return get_redoc_html(
+            openapi_url=spec,
+            title=f"{app.title} API",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def _scoped_route_class(authorize: Callable[[Request, str], Awaitable[None]]) -> type[APIRoute]:
@@ -248,8 +261,9 @@ def _ingest(privacy: PrivacyConfig, stored_id: Callable[[str], str]) -> Callable
     return ingest
 
 
-def create_app(config: LongtailConfig, services: Services, store: EventStore, reports_dir: FilePath | None = None,
-               limit_tables: LimitTables | None = None) -> FastAPI:
+def create_app(
+    config: LongtailConfig, services: Services, store: EventStore, reports_dir: FilePath | None = None, limit_tables: LimitTables | None = None
+) -> FastAPI:
     """Build the API over a services object (search, recommendations, profiles) and an open event store; the operator
     console shows the reports found in `reports_dir` (the served folder), and an erasure also scrubs them. Rate limits
     spend buckets in `limit_tables` (shared by a server's processes; this process's own by default)."""

@@ -1,4 +1,4 @@
-""""Because you viewed …": the item of a user's history that a recommendation most plainly follows from."""
+""" "Because you viewed …": the item of a user's history that a recommendation most plainly follows from."""
 
 from __future__ import annotations
 

@@ -81,5 +81,6 @@ def console_snapshot(reports_dir: Path | None, services: object, rules: list[Rul
     # Model-backed services keep their search engine, which knows the index folder it was opened from.
     index_dir = getattr(getattr(services, "engine", None), "directory", None)
     built = datetime.fromtimestamp(index_dir.stat().st_mtime, UTC) if index_dir is not None and index_dir.exists() else None
-    return ConsoleSnapshot(services=type(services).__name__, index=None if index_dir is None else str(index_dir), index_built=built,
-                           reports=find_reports(reports_dir), rules=rules)
+    return ConsoleSnapshot(
+        services=type(services).__name__, index=None if index_dir is None else str(index_dir), index_built=built, reports=find_reports(reports_dir), rules=rules
+    )

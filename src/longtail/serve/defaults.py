@@ -132,8 +132,9 @@ class DefaultServices:
             snapshot = self.catalogue.snapshot()
             rows, scores = self._matches(self._sync_lexical(snapshot), snapshot, request)
             row_items = self._row_items
-        matches = [(float(score), popularity.get(row_items[row], 0), snapshot[row_items[row]])
-                   for row, score in zip(rows.tolist(), scores.tolist(), strict=True)]
+        matches = [
+            (float(score), popularity.get(row_items[row], 0), snapshot[row_items[row]]) for row, score in zip(rows.tolist(), scores.tolist(), strict=True)
+        ]
         matches.sort(key=lambda match: (-match[0], -match[1], match[2].item_id))
         facets = {
             "category": dict(Counter(m[2].category for m in matches if m[2].category).most_common(FACET_VALUES)),

@@ -27,9 +27,16 @@ def _fields_of_its_type(event: Any) -> Any:
 if TYPE_CHECKING:
     EventIn: TypeAlias = Any  # a class spec_model builds at import time, opaque to mypy
 else:
-    EventIn = spec_model("EventIn", Event, "One behaviour event as a client posts it; fields are those of the canonical events table.", posted=True,
-                         validators={"_fields_of_its_type": model_validator(mode="after")(_fields_of_its_type),
-                                     "_attributes_storable": field_validator("attributes")(attributes_storable)})
+    EventIn = spec_model(
+        "EventIn",
+        Event,
+        "One behaviour event as a client posts it; fields are those of the canonical events table.",
+        posted=True,
+        validators={
+            "_fields_of_its_type": model_validator(mode="after")(_fields_of_its_type),
+            "_attributes_storable": field_validator("attributes")(attributes_storable),
+        },
+    )
 
 
 class EventBatch(BaseModel):

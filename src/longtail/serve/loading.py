@@ -147,8 +147,11 @@ def open_served(data_dir: str | Path, config: LongtailConfig, index_dir: str | P
         raise InputDataError(data_dir, "no items table found; expected one of " + ", ".join(p.format(name="items") for p in _CANDIDATES))
     catalogue = Catalogue.from_table(load_table(items_path, ITEMS, config.data.columns.items, config.data.csv_separator))
     # The model is loaded (and verified) before the store is opened: a refused folder leaves nothing to close.
-    model = (ServedModel(model_dir, config.serve.model_reload_seconds, config.serve.compute_threads, config.serve.compiled_ranker_dir)
-             if model_dir is not None else None)
+    model = (
+        ServedModel(model_dir, config.serve.model_reload_seconds, config.serve.compute_threads, config.serve.compiled_ranker_dir)
+        if model_dir is not None
+        else None
+    )
     store = open_store(config.serve, data_dir)
     catalogue.upsert(store.items())
     events_path = find_table(data_dir, "events")

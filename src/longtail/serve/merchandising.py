@@ -87,9 +87,19 @@ class AuditEntry(BaseModel):
 def _rule(row: tuple) -> Rule:
     (rule_id, action, query, category, item_id, position, factor, starts, ends, note, by, created, deleted) = row
     return Rule(
-        id=rule_id, action=action, query=query, category=category, item_id=item_id, position=position or 1, factor=factor or 2.0,
-        starts_at=None if starts is None else from_micros(starts), ends_at=None if ends is None else from_micros(ends), note=note,
-        created_by=by, created_at=from_micros(created), deleted_at=None if deleted is None else from_micros(deleted),
+        id=rule_id,
+        action=action,
+        query=query,
+        category=category,
+        item_id=item_id,
+        position=position or 1,
+        factor=factor or 2.0,
+        starts_at=None if starts is None else from_micros(starts),
+        ends_at=None if ends is None else from_micros(ends),
+        note=note,
+        created_by=by,
+        created_at=from_micros(created),
+        deleted_at=None if deleted is None else from_micros(deleted),
     )
 
 
@@ -122,14 +132,28 @@ class RuleBook:
 
     def create(self, rule: RuleIn, actor: str) -> Rule:
         """Store a rule and its audit entry; the rule applies from its start time."""
-        values = (rule.action, rule.query, rule.category, rule.item_id, rule.position, rule.factor,
-                  None if rule.starts_at is None else to_micros(rule.starts_at), None if rule.ends_at is None else to_micros(rule.ends_at),
-                  rule.note, actor, to_micros(datetime.now(UTC)))
+        values = (
+            rule.action,
+            rule.query,
+            rule.category,
+            rule.item_id,
+            rule.position,
+            rule.factor,
+            None if rule.starts_at is None else to_micros(rule.starts_at),
+            None if rule.ends_at is None else to_micros(rule.ends_at),
+            rule.note,
+            actor,
+            to_micros(datetime.now(UTC)),
+        )
         try:
             with self._transaction() as cursor:
-                cursor.execute(self.store._sql(
-                    "INSERT INTO merch_rules (action, query, category, item_id, position, factor, starts_us, ends_us, note, created_by, created_us)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"), values)
+                cursor.execute(
+                    self.store._sql(
+                        "INSERT INTO merch_rules (action, query, category, item_id, position, factor, starts_us, ends_us, note, created_by, created_us)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+                    ),
+                    values,
+                )
                 rule_id = cursor.fetchone()[0]
                 self._changed(rule_id, "create", actor, cursor)
                 stored = self._load(rule_id, cursor)
@@ -197,7 +221,6 @@ def apply_rules(response: SearchResponse, rules: list[Rule], k: int, lookup: Cal
     positions = {hit.item_id: place for place, hit in enumerate(shown, start=1)}
     applied = [AppliedRule(rule_id=rule.id, action=rule.action, item_id=rule.item_id, position=positions.get(rule.item_id)) for rule in rules]
     return response.model_copy(update={"items": shown, "rules": applied, "total": max(response.total - removed, len(shown))})
-
 
 
 def merchandised_search(rulebook: RuleBook, services: Services, request: SearchRequest) -> SearchResponse:

@@ -179,8 +179,12 @@ class FolderServices:
         rows = folder.similar_items(index, k)
         ids = [folder.item_ids[row] for row in rows.tolist()]
         # Rank-based scores: the item vectors' cosine is not comparable across models, the order is what counts.
-        return SimilarItems(item_id=item_id, items=self._hits(ids, [1.0 / (rank + 1) for rank in range(len(ids))], k),
-                            source=f"model:{folder.sequential.name}-item-vectors", model=folder.version)
+        return SimilarItems(
+            item_id=item_id,
+            items=self._hits(ids, [1.0 / (rank + 1) for rank in range(len(ids))], k),
+            source=f"model:{folder.sequential.name}-item-vectors",
+            model=folder.version,
+        )
 
     def search(self, request: SearchRequest) -> SearchResponse:
         """Search as the base services do (the search index, when the folder or the server has one)."""
@@ -193,16 +197,20 @@ class FolderServices:
         if folder.intent is None:
             return profile
         recent = list(reversed(self.store.user_events(user_id, folder.intent.config.window + folder.intent.config.min_history + 1)))
-        events = pl.DataFrame([{"user_id": e.user_id, "item_id": e.item_id, "event_type": e.event_type, "timestamp": e.timestamp} for e in recent],
-                              schema={"user_id": pl.String, "item_id": pl.String, "event_type": pl.String, "timestamp": pl.Datetime("us", "UTC")})
+        events = pl.DataFrame(
+            [{"user_id": e.user_id, "item_id": e.item_id, "event_type": e.event_type, "timestamp": e.timestamp} for e in recent],
+            schema={"user_id": pl.String, "item_id": pl.String, "event_type": pl.String, "timestamp": pl.Datetime("us", "UTC")},
+        )
         prediction = folder.intent.predict_next(self._side_table(), events, folder.counts_by_id, datetime.now(UTC))
         return profile.model_copy(update={"intent_prediction": prediction or None})
 
     def _side_table(self) -> pl.DataFrame:
         """The catalogue's ids, categories and brands: what the intent features count over."""
         items = self.catalogue.snapshot().values()
-        return pl.DataFrame({"item_id": [i.item_id for i in items], "category": [i.category for i in items], "brand": [i.brand for i in items]},
-                            schema={"item_id": pl.String, "category": pl.String, "brand": pl.String})
+        return pl.DataFrame(
+            {"item_id": [i.item_id for i in items], "category": [i.category for i in items], "brand": [i.brand for i in items]},
+            schema={"item_id": pl.String, "category": pl.String, "brand": pl.String},
+        )
 
     def unknown_items(self, item_ids: Iterable[str]) -> list[str]:
         """Ids not in the catalogue."""

@@ -37,9 +37,17 @@ def _returned(spec: FieldSpec) -> tuple[Any, Any]:
     return annotation | None if spec.nullable else annotation, ... if spec.required else None
 
 
-def spec_model(name: str, spec: type, doc: str, *, posted: bool, include: Collection[str] | None = None,
-               before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
-               validators: dict[str, Any] | None = None) -> type[BaseModel]:
+def spec_model(
+    name: str,
+    spec: type,
+    doc: str,
+    *,
+    posted: bool,
+    include: Collection[str] | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    validators: dict[str, Any] | None = None,
+) -> type[BaseModel]:
     """An API model whose fields come from a data spec (`Item`, `Event`): `include` picks and orders them,
     `before`/`after` add API-only fields (name -> annotation or (annotation, default)) around them."""
     chosen = {field.name: field for field in spec_fields(spec)}
@@ -67,8 +75,14 @@ class SearchRequest(_Model):
 if TYPE_CHECKING:
     ItemHit: TypeAlias = Any  # a class spec_model builds at import time, opaque to mypy
 else:
-    ItemHit = spec_model("ItemHit", Item, "One item in a result list, with the score that ranked it.", posted=False,
-                         include=("item_id", "title", "category", "brand", "price"), after={"score": float})
+    ItemHit = spec_model(
+        "ItemHit",
+        Item,
+        "One item in a result list, with the score that ranked it.",
+        posted=False,
+        include=("item_id", "title", "category", "brand", "price"),
+        after={"score": float},
+    )
 
 
 class DidYouMean(_Model):
@@ -131,8 +145,14 @@ class SimilarItems(_Model):
 if TYPE_CHECKING:
     EventOut: TypeAlias = Any  # a class spec_model builds at import time, opaque to mypy
 else:
-    EventOut = spec_model("EventOut", Event, "A stored event as the API returns it.", posted=False,
-                          include=("item_id", "event_type", "timestamp", "session_id", "query", "rating"), before={"id": int})
+    EventOut = spec_model(
+        "EventOut",
+        Event,
+        "A stored event as the API returns it.",
+        posted=False,
+        include=("item_id", "event_type", "timestamp", "session_id", "query", "rating"),
+        before={"id": int},
+    )
 
 
 class Share(_Model):
@@ -252,8 +272,13 @@ def attributes_storable(value: dict[str, Any] | None) -> dict[str, Any] | None:
 if TYPE_CHECKING:
     ItemIn: TypeAlias = Any  # a class spec_model builds at import time, opaque to mypy
 else:
-    ItemIn = spec_model("ItemIn", Item, "An item to add or update; the fields of the canonical items table.", posted=True,
-                        validators={"_attributes_storable": field_validator("attributes")(attributes_storable)})
+    ItemIn = spec_model(
+        "ItemIn",
+        Item,
+        "An item to add or update; the fields of the canonical items table.",
+        posted=True,
+        validators={"_attributes_storable": field_validator("attributes")(attributes_storable)},
+    )
 
 
 class ItemBatch(_Model):

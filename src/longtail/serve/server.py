@@ -47,8 +47,13 @@ def uvicorn_config(app: FastAPI, host: str, port: int, log_level: str = "info") 
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, http=JsonErrorHttpToolsProtocol, loop="uvloop")
 
 
-def build_app(data_dir: str | Path, config: LongtailConfig, index_dir: str | Path | None = None,
-              model_dir: str | Path | None = None, limit_tables: LimitTables | None = None) -> tuple[FastAPI, Served]:
+def build_app(
+    data_dir: str | Path,
+    config: LongtailConfig,
+    index_dir: str | Path | None = None,
+    model_dir: str | Path | None = None,
+    limit_tables: LimitTables | None = None,
+) -> tuple[FastAPI, Served]:
     """The app over a data directory (model-backed search with an index, recommendations from a model folder), and what it
     opened (to close afterwards); `limit_tables` are the rate-limit buckets it shares with other processes, if any."""
     served = open_served(data_dir, config, index_dir, model_dir)
@@ -118,8 +123,17 @@ def _run(app: FastAPI, served: Served, config: LongtailConfig, host: str, port: 
         served.close()
 
 
-def _worker(data_dir: Path, config: LongtailConfig, host: str, port: int, index_dir: Path | None, model_dir: Path | None,
-            sock: socket.socket, ready: ProcessEvent, limit_tables: LimitTables) -> None:
+def _worker(
+    data_dir: Path,
+    config: LongtailConfig,
+    host: str,
+    port: int,
+    index_dir: Path | None,
+    model_dir: Path | None,
+    sock: socket.socket,
+    ready: ProcessEvent,
+    limit_tables: LimitTables,
+) -> None:
     """One more server process: load everything, say so, then listen on its own SO_REUSEPORT socket."""
     _die_with_parent()
     app, served = build_app(data_dir, config, index_dir, model_dir, limit_tables)
@@ -127,8 +141,15 @@ def _worker(data_dir: Path, config: LongtailConfig, host: str, port: int, index_
     _run(app, served, config, host, port, [sock])
 
 
-def serve(data_dir: str | Path, config: LongtailConfig, host: str | None = None, port: int | None = None, index_dir: str | Path | None = None,
-          model_dir: str | Path | None = None, workers: int | None = None) -> None:
+def serve(
+    data_dir: str | Path,
+    config: LongtailConfig,
+    host: str | None = None,
+    port: int | None = None,
+    index_dir: str | Path | None = None,
+    model_dir: str | Path | None = None,
+    workers: int | None = None,
+) -> None:
     """Serve until interrupted, with `workers` processes (default serve.workers); the store is closed on the way out.
 
     Several processes each load the whole app and share the event store, the one source of truth: each reads a user's
@@ -151,9 +172,11 @@ def serve(data_dir: str | Path, config: LongtailConfig, host: str | None = None,
     try:
         for sock in others:
             ready = context.Event()
-            child = context.Process(target=_worker, args=(Path(data_dir), config, host, port, index_dir and Path(index_dir),
-                                                          model_dir and Path(model_dir), sock, ready, limit_tables),
-                                    name="longtail-serve-worker")
+            child = context.Process(
+                target=_worker,
+                args=(Path(data_dir), config, host, port, index_dir and Path(index_dir), model_dir and Path(model_dir), sock, ready, limit_tables),
+                name="longtail-serve-worker",
+            )
             child.start()
             children.append((child, ready))
         # This process listens last: once /health answers, every worker takes connections.

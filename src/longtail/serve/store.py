@@ -217,9 +217,7 @@ class EventStore(ABC):
             raise StoreError(f"write failed and was rolled back: {error}") from error
 
     def _recalled(self, cursor: Any, once: Idempotency) -> dict[str, Any] | None:
-        cursor.execute(
-            self._sql("SELECT route, fingerprint, response FROM idempotency WHERE key_id = ? AND idempotency_key = ?"), (once.key_id, once.key)
-        )
+        cursor.execute(self._sql("SELECT route, fingerprint, response FROM idempotency WHERE key_id = ? AND idempotency_key = ?"), (once.key_id, once.key))
         row = cursor.fetchone()
         if row is None:
             return None
@@ -300,9 +298,7 @@ class EventStore(ABC):
 
     def user_events(self, user_id: str, limit: int = 100) -> list[StoredEvent]:
         """A user's events, most recent first."""
-        rows = self._read(
-            f"SELECT {_EVENT_COLUMNS}, id FROM events WHERE user_id = ? ORDER BY ts_us DESC, id DESC LIMIT ?", (user_id, limit)
-        )
+        rows = self._read(f"SELECT {_EVENT_COLUMNS}, id FROM events WHERE user_id = ? ORDER BY ts_us DESC, id DESC LIMIT ?", (user_id, limit))
         return [_stored_event(r) for r in rows]
 
     def user_events_after(self, user_id: str, after_id: int) -> list[StoredEvent]:
@@ -333,8 +329,10 @@ class EventStore(ABC):
         deleted = sum(int(count) for count in self._write("DELETE FROM events WHERE user_id = ?", [(user_id,) for user_id in user_ids]))
         if deleted:
             # Other server processes compare this count at each request and drop what they derived from erased events.
-            self._write("INSERT INTO meta (name, value) VALUES (?, '1') ON CONFLICT (name) DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)",
-                        [(ERASURES_META,)])
+            self._write(
+                "INSERT INTO meta (name, value) VALUES (?, '1') ON CONFLICT (name) DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)",
+                [(ERASURES_META,)],
+            )
             self._after_erasure()
         return deleted
 
@@ -403,9 +401,7 @@ class EventStore(ABC):
 
     def get_key(self, key_id: str) -> KeyRecord | None:
         """The stored key with this id, revoked or not."""
-        rows = self._read(
-            "SELECT key_id, salt, digest, scopes, label, created_us, revoked_us FROM api_keys WHERE key_id = ?", (key_id,)
-        )
+        rows = self._read("SELECT key_id, salt, digest, scopes, label, created_us, revoked_us FROM api_keys WHERE key_id = ?", (key_id,))
         return _key_record(rows[0]) if rows else None
 
     def keys(self) -> list[KeyRecord]:
@@ -436,9 +432,7 @@ class EventStore(ABC):
 
 
 def _key_record(row: Sequence[Any]) -> KeyRecord:
-    return KeyRecord(
-        row[0], row[1], row[2], tuple(row[3].split()), row[4], from_micros(row[5]), None if row[6] is None else from_micros(row[6])
-    )
+    return KeyRecord(row[0], row[1], row[2], tuple(row[3].split()), row[4], from_micros(row[5]), None if row[6] is None else from_micros(row[6]))
 
 
 def open_store(config: ServeConfig, data_dir: str | Path | None = None) -> EventStore:
@@ -461,4 +455,3 @@ def sqlite_path(config: ServeConfig, data_dir: str | Path | None = None) -> Path
     if data_dir is not None:
         return Path(data_dir) / DEFAULT_SQLITE_NAME
     raise StoreError("no SQLite path: set serve.sqlite_path or serve a data directory")
-

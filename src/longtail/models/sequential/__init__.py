@@ -7,5 +7,16 @@ from longtail.models.sequential.text_model import DualViewSASRec, TailBlendSASRe
 from longtail.models.sequential.text_network import AdaptedItemEmbedding, DualViewNetwork, MoEAdaptor
 from longtail.models.sequential.trainer import Trainer, sampling_log_probabilities
 
-__all__ = ["AdaptedItemEmbedding", "DualViewNetwork", "DualViewSASRec", "ItemEmbedding", "MoEAdaptor", "SASRec", "SASRecNetwork",
-           "TailBlendSASRec", "TextAdaptorSASRec", "Trainer", "sampling_log_probabilities"]
+__all__ = [
+    "AdaptedItemEmbedding",
+    "DualViewNetwork",
+    "DualViewSASRec",
+    "ItemEmbedding",
+    "MoEAdaptor",
+    "SASRec",
+    "SASRecNetwork",
+    "TailBlendSASRec",
+    "TextAdaptorSASRec",
+    "Trainer",
+    "sampling_log_probabilities",
+]

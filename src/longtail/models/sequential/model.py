@@ -91,8 +91,14 @@ class SASRec(Recommender):
         from safetensors.torch import save_file
 
         text_shape = self.network_.text_shape
-        meta = {**self._saved_params(), "n_items": self.n_items_, "text_shape": None if text_shape is None else list(text_shape),
-                "history": self.history_, "best_valid": self.best_valid_, "stopped": self.stopped_}
+        meta = {
+            **self._saved_params(),
+            "n_items": self.n_items_,
+            "text_shape": None if text_shape is None else list(text_shape),
+            "history": self.history_,
+            "best_valid": self.best_valid_,
+            "stopped": self.stopped_,
+        }
         save_file({name: tensor.contiguous() for name, tensor in self.network_.state_dict().items()}, directory / WEIGHTS_FILE)
         save_json(directory / META_FILE, meta)
 

@@ -50,8 +50,11 @@ class TextAdaptorSASRec(SASRec):
         self.n_items_ = data.n_items
         self.network_ = self._network(data.n_items, data.item_vectors, data.counts() > 0)
         own = self.network_.state_dict()
-        moved = {name: tensor for name, tensor in pretrained.network_.state_dict().items()
-                 if name not in CATALOGUE_WEIGHTS and name in own and own[name].shape == tensor.shape}
+        moved = {
+            name: tensor
+            for name, tensor in pretrained.network_.state_dict().items()
+            if name not in CATALOGUE_WEIGHTS and name in own and own[name].shape == tensor.shape
+        }
         if not moved:
             raise LongtailError("fit_from: the pre-trained model shares no weights with this one (different hidden size or text encoder?)")
         self.network_.load_state_dict(moved, strict=False)

@@ -81,8 +81,7 @@ class Trainer:
         negative = negative.masked_fill(negatives[None, :] == (labels - 1)[:, None], float("-inf"))
         return torch.cat([positive[:, None], negative], dim=1), torch.zeros(len(labels), dtype=torch.long)
 
-    def loss(self, hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, log_q: torch.Tensor,
-             weights: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, log_q: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """Softmax cross-entropy on non-padded positions only, full or sampled with logQ correction.
 
         With per-sequence `weights` every position of a sequence carries its weight: a weighted mean.
@@ -120,8 +119,9 @@ class Trainer:
             return config.lr
         return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
-    def train(self, network: SequenceNetwork, data: TrainData, validate: Callable[[], float] | None = None,
-              learn_from: Sequence[int] | None = None) -> TrainingRun:
+    def train(
+        self, network: SequenceNetwork, data: TrainData, validate: Callable[[], float] | None = None, learn_from: Sequence[int] | None = None
+    ) -> TrainingRun:
         """Train `network` in place with a fresh optimiser; stop early on `validate()` (higher is better) and keep the best epoch.
 
         Each epoch's record holds `seconds`, the training time so far without validation (what `max_train_seconds`

@@ -82,15 +82,22 @@ def _actor(request: Request) -> str:
     return "key:" + key_id_of(request.headers.get("authorization", "").partition(" ")[2])
 
 
-def shop_router(services: Services, store: EventStore, rulebook: RuleBook, needs: Callable[[str], dict[str, Any]], route_class: type[APIRoute],
-                stored_id: Callable[[str], str], reports_dir: Path | None = None, suggest_refresh_seconds: float = 60.0) -> APIRouter:
+def shop_router(
+    services: Services,
+    store: EventStore,
+    rulebook: RuleBook,
+    needs: Callable[[str], dict[str, Any]],
+    route_class: type[APIRoute],
+    stored_id: Callable[[str], str],
+    reports_dir: Path | None = None,
+    suggest_refresh_seconds: float = 60.0,
+) -> APIRouter:
     """The routes, checked by the app's scoped route class."""
     router = APIRouter(route_class=route_class)
     suggester = LiveSuggester(store, lambda: services.catalogue, suggest_refresh_seconds)
 
     @router.get("/suggest", tags=["search"], **needs("read"))
-    def suggest(q: Annotated[ShortText, Query(description="what the shopper typed so far")],
-                k: Annotated[int, Query(ge=1, le=20)] = 8) -> Suggestions:
+    def suggest(q: Annotated[ShortText, Query(description="what the shopper typed so far")], k: Annotated[int, Query(ge=1, le=20)] = 8) -> Suggestions:
         """Completions from past queries (frequency and recency weighted, zero-result ones left out), catalogue phrases
         and brands; a one-letter typo in a prefix of 4+ letters is tolerated; Chinese prefixes work."""
         found = suggester.suggest(q, k)
@@ -129,8 +136,9 @@ def shop_router(services: Services, store: EventStore, rulebook: RuleBook, needs
         return {item_id for item_id, label in zip(ids, labels, strict=True) if label == TAIL}
 
     @router.get("/analytics/search", tags=["analytics"], response_model=SearchAnalytics, responses={200: {"content": {"text/csv": {}}}}, **needs("admin"))
-    def analytics(days: Annotated[int, Query(ge=1, le=3650)] = 30, top: Annotated[int, Query(ge=1, le=500)] = 20,
-                  format: Literal["json", "csv"] = "json") -> Any:
+    def analytics(
+        days: Annotated[int, Query(ge=1, le=3650)] = 30, top: Annotated[int, Query(ge=1, le=500)] = 20, format: Literal["json", "csv"] = "json"
+    ) -> Any:
         """Top, zero-result, low-CTR and mostly-tail queries and the daily trend over the last `days` days of events;
         `format=csv` gives the per-query rows as CSV."""
         since = datetime.now(UTC) - timedelta(days=days)
@@ -141,15 +149,18 @@ def shop_router(services: Services, store: EventStore, rulebook: RuleBook, needs
         return result
 
     @router.get("/users/{user_id}/recommendations/explained", tags=["users"], **needs("read"))
-    def explained(user_id: Annotated[Identifier, PathParameter(description="user id")],
-                  k: Annotated[int, Query(ge=1, le=100)] = 10) -> ExplainedRecommendations:
+    def explained(
+        user_id: Annotated[Identifier, PathParameter(description="user id")], k: Annotated[int, Query(ge=1, le=100)] = 10
+    ) -> ExplainedRecommendations:
         """The user's recommendations, each with the most recent item they touched of its category (else brand)."""
         stored = stored_id(user_id)
         recommended = services.recommend(stored, k)
         touched = [item for event in store.user_events(stored, RECENT_EVENTS) if event.item_id and (item := services.catalogue.get(event.item_id))]
         reasons = because_you_viewed(recommended.items, touched)
-        items = [ExplainedHit(item=hit, because=None if reason is None else Reason(item_id=reason.item_id, title=reason.title))
-                 for hit, reason in zip(recommended.items, reasons, strict=True)]
+        items = [
+            ExplainedHit(item=hit, because=None if reason is None else Reason(item_id=reason.item_id, title=reason.title))
+            for hit, reason in zip(recommended.items, reasons, strict=True)
+        ]
         return ExplainedRecommendations(user_id=user_id, items=items, source=recommended.source)
 
     @router.get("/console", tags=["operations"], **needs("admin"))
