@@ -7,7 +7,6 @@ import pickle
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +20,7 @@ from longtail.serve.server import build_app
 from longtail.serve.sqlite_store import SqliteEventStore
 
 from conftest import LiveServer
+from spawned import spend_tokens
 
 
 @pytest.fixture
@@ -76,18 +76,10 @@ def test_token_bucket_allows_a_burst_then_refills_at_its_rate() -> None:
     assert [limiter.acquire("k") for _ in range(4)][-1] > 0  # refills only up to the burst
 
 
-def _spend(table: BucketTable, tries: int, allowed: Any) -> None:
-    """Spend `tries` tokens of key "k" from another process, counting the ones allowed."""
-    limiter = RateLimiter(rate_per_second=1e-6, burst=10, table=table)
-    granted = sum(limiter.acquire("k") == 0.0 for _ in range(tries))
-    with allowed.get_lock():
-        allowed.value += granted
-
-
 def test_processes_sharing_a_table_spend_one_bucket_per_key() -> None:
     context = multiprocessing.get_context("spawn")
     table, allowed = BucketTable.shared(context, slots=64), context.Value("i", 0)
-    workers = [context.Process(target=_spend, args=(table, 8, allowed)) for _ in range(3)]
+    workers = [context.Process(target=spend_tokens, args=(table, 8, allowed)) for _ in range(3)]
     for worker in workers:
         worker.start()
     for worker in workers:
