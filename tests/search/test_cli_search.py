@@ -28,27 +28,21 @@ def wide_console(monkeypatch):
     monkeypatch.setattr(terminal.error_console, "width", 200)
 
 
+def _index(runner: CliRunner, folder, index_dir):
+    """`longtail index` over folder's items.csv, events.csv and config.yaml into index_dir; the finished run."""
+    files = {name: str(folder / f"{name}.{ext}") for name, ext in (("items", "csv"), ("events", "csv"), ("config", "yaml"))}
+    built = runner.invoke(app, ["index", "--items", files["items"], "--events", files["events"], "--out", str(index_dir), "--config", files["config"]])
+    assert built.exit_code == 0, built.output
+    return built
+
+
 def test_index_then_search_prints_results_with_ranks_and_facets(tmp_path):
     (tmp_path / "items.csv").write_text(ITEMS, encoding="utf-8")
     (tmp_path / "events.csv").write_text(EVENTS, encoding="utf-8")
     (tmp_path / "config.yaml").write_text(CONFIG, encoding="utf-8")
     runner = CliRunner()
     index_dir = tmp_path / "index"
-    built = runner.invoke(
-        app,
-        [
-            "index",
-            "--items",
-            str(tmp_path / "items.csv"),
-            "--events",
-            str(tmp_path / "events.csv"),
-            "--out",
-            str(index_dir),
-            "--config",
-            str(tmp_path / "config.yaml"),
-        ],
-    )
-    assert built.exit_code == 0, built.output
+    built = _index(runner, tmp_path, index_dir)
     assert "5 documents" in built.output and "users with history: 1" in built.output
 
     found = runner.invoke(app, ["search", "glas beakr", "--index", str(index_dir), "--filter", "category=Lab", "--k", "2"])
@@ -111,21 +105,7 @@ def test_search_names_a_filter_the_catalogue_cannot_answer_and_an_unknown_user(t
     (tmp_path / "config.yaml").write_text(CONFIG, encoding="utf-8")
     runner = CliRunner()
     index_dir = tmp_path / "index"
-    built = runner.invoke(
-        app,
-        [
-            "index",
-            "--items",
-            str(tmp_path / "items.csv"),
-            "--events",
-            str(tmp_path / "events.csv"),
-            "--out",
-            str(index_dir),
-            "--config",
-            str(tmp_path / "config.yaml"),
-        ],
-    )
-    assert built.exit_code == 0, built.output
+    _index(runner, tmp_path, index_dir)
     no_category = runner.invoke(app, ["search", "mug", "--index", str(index_dir), "--filter", "category=Kitchen"])
     assert no_category.exit_code == 2 and "has no category values" in no_category.output
     stranger = runner.invoke(app, ["search", "mug", "--index", str(index_dir), "--user", "u404"])

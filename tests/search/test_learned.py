@@ -9,7 +9,7 @@ import pytest
 from longtail.evaluate.search_eval import condensed_ndcg10, tune_ranker
 from longtail.search.engine import SearchEngine
 from longtail.search.learned import LearnedRanker, RankerSettings, ranking_labels
-from longtail.search.ranker_training import judged_pairs, query_vectors, train_ranker
+from longtail.search.ranker_training import fit_ranker, judged_pairs, query_vectors, train_ranker
 
 
 @pytest.fixture(scope="module")
@@ -129,14 +129,7 @@ def test_the_regression_objective_orders_by_predicted_relevance(engine, hand_jud
     train = judged_pairs(engine, hand_judgments.filter(pl.col("query_id") != "q13"), vectors)
     validation = judged_pairs(engine, hand_judgments.filter(pl.col("query_id").is_in(["q12", "q13"])), vectors)
     settings = RankerSettings(min_data_in_leaf=1, num_leaves=4, rounds=50, early_stopping=20, objective="regression")
-    ranker = LearnedRanker.fit(
-        train.names,
-        (train.features, train.grades, train.query_ids),
-        (validation.features, validation.grades, validation.query_ids),
-        settings,
-        train.relevance,
-        validation.relevance,
-    )
+    ranker = fit_ranker(train, validation, settings)
     np.testing.assert_allclose(ranker.score(validation.features), ranker.predict_relevance(validation.features))
     held_out = validation.query_ids == "q13"
     items = [item for item, keep in zip(validation.item_ids, held_out, strict=True) if keep]
